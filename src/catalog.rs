@@ -1,0 +1,462 @@
+//! The catalog: which databases, tables, columns, views, triggers, routines, events and
+//! sequences exist, and their definitions as the server prints them.
+//!
+//! Not for: writing output (see `dump`) or choosing what to dump (see `plan`). Every query
+//! here is a small control query on the dump's session, so it sees the same snapshot.
+
+use crate::conn::{Session, cell_by_name, cell_string};
+use crate::error::{Error, Result};
+use crate::quote::{ident, qualified, string_literal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Base,
+    View,
+    Sequence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub kind: TableKind,
+    pub engine: Option<String>,
+}
+
+impl TableInfo {
+    /// Tables whose rows live elsewhere, so mysqldump writes their structure only.
+    pub fn data_lives_elsewhere(&self) -> bool {
+        matches!(
+            self.engine
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref(),
+            Some("MRG_MYISAM" | "MRG_ISAM" | "FEDERATED" | "CONNECT" | "SPIDER")
+        )
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        matches!(
+            self.engine
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref(),
+            Some("INNODB" | "ROCKSDB" | "TOKUDB")
+        )
+    }
+}
+
+/// How a column's text-protocol value must be written to restore the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Integers, DECIMAL, DOUBLE, YEAR: the text is a valid SQL number.
+    Number,
+    /// FLOAT: read widened to DOUBLE (see `Dialect::exact_float_expr`), written as a number.
+    Float,
+    /// BIT(n): the raw big-endian bytes, written as b'...'.
+    Bit,
+    /// Binary strings, BLOBs and spatial values: arbitrary bytes.
+    Binary,
+    /// Character strings, temporal values, ENUM, SET, JSON: a quoted string.
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// Generated (VIRTUAL or STORED) columns are never selected nor inserted.
+    pub generated: bool,
+    /// INVISIBLE columns are missing from `SELECT *` and must be named explicitly.
+    pub invisible: bool,
+}
+
+impl ColumnKind {
+    fn from_data_type(data_type: &str) -> ColumnKind {
+        match data_type.to_ascii_lowercase().as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "numeric" | "double" | "real" | "year" => ColumnKind::Number,
+            "float" => ColumnKind::Float,
+            "bit" => ColumnKind::Bit,
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                ColumnKind::Binary
+            }
+            _ => ColumnKind::Text,
+        }
+    }
+}
+
+/// A definition together with the session settings it was created under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub name: String,
+    pub create: String,
+    pub sql_mode: String,
+    pub character_set_client: String,
+    pub collation_connection: String,
+    /// Events only: the time zone the schedule is expressed in.
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutineType {
+    Function,
+    Procedure,
+}
+
+impl RoutineType {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RoutineType::Function => "FUNCTION",
+            RoutineType::Procedure => "PROCEDURE",
+        }
+    }
+}
+
+fn missing(session: &Session, what: String) -> Error {
+    Error::Server {
+        server: session.server.clone(),
+        context: what,
+        message: "the server returned no definition (missing privilege?)".into(),
+    }
+}
+
+pub async fn list_databases(session: &mut Session) -> Result<Vec<String>> {
+    let rows = session.rows("SHOW DATABASES", "listing databases").await?;
+    Ok(rows.iter().filter_map(|r| cell_string(r, 0)).collect())
+}
+
+pub async fn database_exists(session: &mut Session, db: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
+        string_literal(db)
+    );
+    Ok(!session
+        .rows(&sql, &format!("looking up database {}", ident(db)))
+        .await?
+        .is_empty())
+}
+
+/// Tables, views and sequences of `db`, sorted by name bytes (mysqldump's SHOW TABLES order).
+pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInfo>> {
+    let sql = format!(
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = {}",
+        string_literal(db)
+    );
+    let rows = session
+        .rows(&sql, &format!("listing tables of {}", ident(db)))
+        .await?;
+    let mut tables: Vec<TableInfo> = rows
+        .iter()
+        .filter_map(|r| {
+            let name = cell_string(r, 0)?;
+            let kind = match cell_string(r, 1).as_deref() {
+                Some("VIEW") => TableKind::View,
+                Some("SEQUENCE") => TableKind::Sequence,
+                _ => TableKind::Base,
+            };
+            Some(TableInfo {
+                name,
+                kind,
+                engine: cell_string(r, 2),
+            })
+        })
+        .collect();
+    tables.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(tables)
+}
+
+pub async fn columns(session: &mut Session, db: &str, table: &str) -> Result<Vec<Column>> {
+    let sql = format!(
+        "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+        string_literal(db),
+        string_literal(table)
+    );
+    let rows = session
+        .rows(
+            &sql,
+            &format!("reading columns of {}", qualified(db, table)),
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let name = cell_string(r, 0)?;
+            let data_type = cell_string(r, 1).unwrap_or_default();
+            let extra = cell_string(r, 2).unwrap_or_default().to_ascii_uppercase();
+            Some(Column {
+                name,
+                kind: ColumnKind::from_data_type(&data_type),
+                generated: extra.contains("VIRTUAL GENERATED")
+                    || extra.contains("STORED GENERATED")
+                    || extra.contains("PERSISTENT GENERATED"),
+                invisible: extra.contains("INVISIBLE"),
+            })
+        })
+        .collect())
+}
+
+/// Primary key columns in key order (empty without a primary key).
+pub async fn primary_key(session: &mut Session, db: &str, table: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = {} \
+         AND TABLE_NAME = {} AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+        string_literal(db),
+        string_literal(table)
+    );
+    let rows = session
+        .rows(
+            &sql,
+            &format!("reading primary key of {}", qualified(db, table)),
+        )
+        .await?;
+    Ok(rows.iter().filter_map(|r| cell_string(r, 0)).collect())
+}
+
+pub async fn show_create_database(session: &mut Session, db: &str) -> Result<String> {
+    let what = format!("reading definition of database {}", ident(db));
+    let rows = session
+        .rows(&format!("SHOW CREATE DATABASE {}", ident(db)), &what)
+        .await?;
+    rows.first()
+        .and_then(|r| cell_string(r, 1))
+        .ok_or_else(|| missing(session, what))
+}
+
+/// `SHOW CREATE TABLE` (or `SHOW CREATE SEQUENCE`) text.
+pub async fn show_create_table(
+    session: &mut Session,
+    db: &str,
+    table: &TableInfo,
+) -> Result<String> {
+    let (keyword, what) = match table.kind {
+        TableKind::Sequence => ("SEQUENCE", "sequence"),
+        _ => ("TABLE", "table"),
+    };
+    let what = format!(
+        "reading definition of {what} {}",
+        qualified(db, &table.name)
+    );
+    let rows = session
+        .rows(
+            &format!("SHOW CREATE {keyword} {}", qualified(db, &table.name)),
+            &what,
+        )
+        .await?;
+    rows.first()
+        .and_then(|r| cell_string(r, 1))
+        .ok_or_else(|| missing(session, what))
+}
+
+/// The view's definition with the charset settings it was created under.
+pub async fn show_create_view(session: &mut Session, db: &str, view: &str) -> Result<Definition> {
+    let what = format!("reading definition of view {}", qualified(db, view));
+    let rows = session
+        .rows(&format!("SHOW CREATE VIEW {}", qualified(db, view)), &what)
+        .await?;
+    let r = rows.first().ok_or_else(|| missing(session, what.clone()))?;
+    Ok(Definition {
+        name: view.to_string(),
+        create: cell_string(r, 1).ok_or_else(|| missing(session, what))?,
+        sql_mode: String::new(),
+        character_set_client: cell_by_name(r, "character_set_client").unwrap_or_default(),
+        collation_connection: cell_by_name(r, "collation_connection").unwrap_or_default(),
+        time_zone: None,
+    })
+}
+
+/// The view's column names, for the placeholder that stands in until all tables exist.
+pub async fn view_columns(session: &mut Session, db: &str, view: &str) -> Result<Vec<String>> {
+    Ok(columns(session, db, view)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect())
+}
+
+/// Reads `SHOW CREATE <kind> db.name` into a `Definition`; `create_column` names the
+/// column holding the statement ("SQL Original Statement", "Create Procedure", ...).
+async fn show_create_object(
+    session: &mut Session,
+    kind: &str,
+    db: &str,
+    name: &str,
+    create_column: &str,
+) -> Result<Definition> {
+    let what = format!(
+        "reading definition of {} {}",
+        kind.to_ascii_lowercase(),
+        qualified(db, name)
+    );
+    let rows = session
+        .rows(
+            &format!("SHOW CREATE {kind} {}", qualified(db, name)),
+            &what,
+        )
+        .await?;
+    let r = rows.first().ok_or_else(|| missing(session, what.clone()))?;
+    Ok(Definition {
+        name: name.to_string(),
+        create: cell_by_name(r, create_column).ok_or_else(|| missing(session, what))?,
+        sql_mode: cell_by_name(r, "sql_mode").unwrap_or_default(),
+        character_set_client: cell_by_name(r, "character_set_client").unwrap_or_default(),
+        collation_connection: cell_by_name(r, "collation_connection").unwrap_or_default(),
+        time_zone: cell_by_name(r, "time_zone"),
+    })
+}
+
+/// Names from an information_schema query with one name column, in the query's order.
+async fn names(session: &mut Session, sql: &str, context: &str) -> Result<Vec<String>> {
+    Ok(session
+        .rows(sql, context)
+        .await?
+        .iter()
+        .filter_map(|r| cell_string(r, 0))
+        .collect())
+}
+
+/// Triggers of one table in the order they fire, so recreating them keeps that order.
+pub async fn triggers(session: &mut Session, db: &str, table: &str) -> Result<Vec<Definition>> {
+    let sql = format!(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {} \
+         AND EVENT_OBJECT_TABLE = {} ORDER BY EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+        string_literal(db),
+        string_literal(table)
+    );
+    let list = names(
+        session,
+        &sql,
+        &format!("listing triggers of {}", qualified(db, table)),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(list.len());
+    for name in list {
+        out.push(
+            show_create_object(session, "TRIGGER", db, &name, "SQL Original Statement").await?,
+        );
+    }
+    Ok(out)
+}
+
+pub async fn routines(session: &mut Session, db: &str) -> Result<Vec<(RoutineType, Definition)>> {
+    let mut out = Vec::new();
+    for rt in [RoutineType::Function, RoutineType::Procedure] {
+        let sql = format!(
+            "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {} \
+             AND ROUTINE_TYPE = '{}' ORDER BY ROUTINE_NAME",
+            string_literal(db),
+            rt.keyword()
+        );
+        let list = names(session, &sql, &format!("listing routines of {}", ident(db))).await?;
+        let column = match rt {
+            RoutineType::Function => "Create Function",
+            RoutineType::Procedure => "Create Procedure",
+        };
+        for name in list {
+            out.push((
+                rt,
+                show_create_object(session, rt.keyword(), db, &name, column).await?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn events(session: &mut Session, db: &str) -> Result<Vec<Definition>> {
+    let sql = format!(
+        "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {} \
+         ORDER BY EVENT_NAME",
+        string_literal(db)
+    );
+    let list = names(session, &sql, &format!("listing events of {}", ident(db))).await?;
+    let mut out = Vec::with_capacity(list.len());
+    for name in list {
+        out.push(show_create_object(session, "EVENT", db, &name, "Create Event").await?);
+    }
+    Ok(out)
+}
+
+/// The value a restored sequence must continue from.
+pub async fn sequence_next_value(session: &mut Session, db: &str, seq: &str) -> Result<String> {
+    let what = format!("reading state of sequence {}", qualified(db, seq));
+    session
+        .first_value(
+            &format!("SELECT next_not_cached_value FROM {}", qualified(db, seq)),
+            &what,
+        )
+        .await?
+        .ok_or_else(|| missing(session, what))
+}
+
+/// Accounts as (user, host), excluding the server's internal ones.
+pub async fn accounts(session: &mut Session) -> Result<Vec<(String, String)>> {
+    let rows = session
+        .rows(
+            "SELECT User, Host FROM mysql.user WHERE User <> '' \
+             AND NOT (User IN ('mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema')) \
+             ORDER BY User, Host",
+            "listing accounts",
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((cell_string(r, 0)?, cell_string(r, 1)?)))
+        .collect())
+}
+
+/// `CREATE USER` and `GRANT` statements of one account, as the server prints them.
+pub async fn account_statements(
+    session: &mut Session,
+    user: &str,
+    host: &str,
+) -> Result<Vec<String>> {
+    let account = format!("{}@{}", string_literal(user), string_literal(host));
+    let what = format!("reading account {account}");
+    let mut out = Vec::new();
+    for sql in [
+        format!("SHOW CREATE USER {account}"),
+        format!("SHOW GRANTS FOR {account}"),
+    ] {
+        for r in session.rows(&sql, &what).await? {
+            if let Some(s) = cell_string(&r, 0) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_kinds_follow_the_data_type() {
+        assert_eq!(ColumnKind::from_data_type("bigint"), ColumnKind::Number);
+        assert_eq!(ColumnKind::from_data_type("DECIMAL"), ColumnKind::Number);
+        assert_eq!(ColumnKind::from_data_type("float"), ColumnKind::Float);
+        assert_eq!(ColumnKind::from_data_type("bit"), ColumnKind::Bit);
+        assert_eq!(ColumnKind::from_data_type("longblob"), ColumnKind::Binary);
+        assert_eq!(ColumnKind::from_data_type("point"), ColumnKind::Binary);
+        assert_eq!(ColumnKind::from_data_type("datetime"), ColumnKind::Text);
+        assert_eq!(ColumnKind::from_data_type("json"), ColumnKind::Text);
+        assert_eq!(ColumnKind::from_data_type("enum"), ColumnKind::Text);
+    }
+
+    #[test]
+    fn merge_and_federated_tables_have_no_data_of_their_own() {
+        let t = |engine: &str| TableInfo {
+            name: "t".into(),
+            kind: TableKind::Base,
+            engine: Some(engine.into()),
+        };
+        assert!(t("MRG_MyISAM").data_lives_elsewhere());
+        assert!(t("FEDERATED").data_lives_elsewhere());
+        assert!(!t("InnoDB").data_lives_elsewhere());
+        assert!(t("InnoDB").is_transactional());
+        assert!(!t("Aria").is_transactional());
+    }
+}

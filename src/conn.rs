@@ -1,0 +1,314 @@
+//! Connections to the server: opening them from `ConnectionOptions` (socket or TCP, TLS,
+//! compression, character set, init command) and running statements with errors that name
+//! the server and the object.
+//!
+//! Not for: deciding what to run (see `dump`, `snapshot`, `catalog`) or encoding rows.
+//! Passwords go into the driver's options and nowhere else; `Session::server` is the
+//! address only.
+
+use std::path::Path;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts};
+
+use crate::dialect::Dialect;
+use crate::error::{Error, Result, describe};
+use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
+
+/// Where the default unix socket lives: MariaDB/Debian first, then MySQL's compiled default.
+const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
+const DEFAULT_PORT: u16 = 3306;
+
+/// One open connection and what we know about its server.
+pub struct Session {
+    conn: Conn,
+    /// "localhost via /run/mysqld/mysqld.sock" or "db1:3306": for messages.
+    pub server: String,
+    pub dialect: Dialect,
+}
+
+/// Where to connect, resolved from the options.
+enum Address {
+    Socket(String),
+    Tcp(String, u16),
+}
+
+fn address(opts: &ConnectionOptions) -> Address {
+    let host = opts.host.as_deref().unwrap_or("localhost");
+    let use_socket = match opts.protocol {
+        Some(Protocol::Socket) => true,
+        Some(Protocol::Tcp) => false,
+        // As MariaDB's clients: localhost means the socket, unless only a port was given.
+        None => {
+            host == "localhost" && !(opts.port != 0 && opts.host.is_none() && opts.socket.is_none())
+        }
+    };
+    if use_socket {
+        let path = opts
+            .socket
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| {
+                DEFAULT_SOCKETS
+                    .iter()
+                    .find(|p| Path::new(p).exists())
+                    .unwrap_or(&DEFAULT_SOCKETS[0])
+                    .to_string()
+            });
+        Address::Socket(path)
+    } else {
+        let host = if host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        let port = if opts.port == 0 {
+            DEFAULT_PORT
+        } else {
+            opts.port
+        };
+        Address::Tcp(host.to_string(), port)
+    }
+}
+
+/// The server's address as shown in messages and the dump header.
+pub fn server_label(opts: &ConnectionOptions) -> String {
+    match address(opts) {
+        Address::Socket(path) => format!("localhost via {path}"),
+        Address::Tcp(host, port) => format!("{host}:{port}"),
+    }
+}
+
+fn ssl_opts(opts: &ConnectionOptions, verify: bool) -> SslOpts {
+    let mut ssl = SslOpts::default();
+    if let Some(ca) = &opts.ssl.ca {
+        ssl = ssl
+            .with_root_certs(vec![ca.clone().into()])
+            .with_disable_built_in_roots(true);
+    }
+    if let (Some(cert), Some(key)) = (&opts.ssl.cert, &opts.ssl.key) {
+        ssl = ssl.with_client_identity(Some(ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    match (opts.ssl.mode, verify) {
+        (SslMode::VerifyIdentity, _) => ssl,
+        (SslMode::VerifyCa, _) => ssl.with_danger_skip_domain_validation(true),
+        // REQUIRED and PREFERRED encrypt without verifying, as the mysql clients do.
+        _ => ssl
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true),
+    }
+}
+
+fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
+    let password = match &opts.password {
+        Password::Given(s) => Some(s.expose().to_string()),
+        // `main` turns Prompt into Given before connecting.
+        Password::None | Password::Prompt => None,
+    };
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into());
+    let mut init = vec![format!("SET NAMES {}", opts.character_set)];
+    if let Some(cmd) = &opts.init_command {
+        init.push(cmd.clone());
+    }
+    let mut b = OptsBuilder::default()
+        .user(Some(user))
+        .pass(password)
+        .init(init)
+        .stmt_cache_size(0)
+        .prefer_socket(false);
+    b = match address(opts) {
+        Address::Socket(path) => b.socket(Some(path)),
+        Address::Tcp(host, port) => b.ip_or_hostname(host).tcp_port(port),
+    };
+    if opts.compress {
+        b = b.compression(mysql_async::Compression::default());
+    }
+    if tls {
+        b = b.ssl_opts(Some(ssl_opts(opts, true)));
+    }
+    b
+}
+
+impl Session {
+    /// Opens one connection, with TLS as `--ssl-mode` asks, and learns the server's dialect.
+    pub async fn connect(opts: &ConnectionOptions) -> Result<Session> {
+        let server = server_label(opts);
+        let on_socket = matches!(address(opts), Address::Socket(_));
+        let conn = match opts.ssl.mode {
+            SslMode::Disabled => Conn::new(builder(opts, false)).await,
+            SslMode::Preferred if on_socket => Conn::new(builder(opts, false)).await,
+            SslMode::Preferred => match Conn::new(builder(opts, true)).await {
+                Err(mysql_async::Error::Driver(
+                    mysql_async::DriverError::NoClientSslFlagFromServer,
+                )) => Conn::new(builder(opts, false)).await,
+                other => other,
+            },
+            _ => Conn::new(builder(opts, true)).await,
+        };
+        let conn = conn.map_err(|e| Error::Connect {
+            server: server.clone(),
+            message: describe(&e),
+        })?;
+        let mut session = Session {
+            conn,
+            server,
+            dialect: Dialect::from_version_string(""),
+        };
+        let version: String = session
+            .first_value("SELECT VERSION()", "reading the server version")
+            .await?
+            .unwrap_or_default();
+        session.dialect = Dialect::from_version_string(&version);
+        Ok(session)
+    }
+
+    fn error(&self, context: &str, e: &mysql_async::Error) -> Error {
+        Error::Server {
+            server: self.server.clone(),
+            context: context.to_string(),
+            message: describe(e),
+        }
+    }
+
+    /// Runs a statement that returns no rows worth reading.
+    pub async fn exec(&mut self, sql: &str, context: &str) -> Result<()> {
+        match self.conn.query_drop(sql).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.error(context, &e)),
+        }
+    }
+
+    /// Runs a small control query and returns all its rows.
+    pub async fn rows(&mut self, sql: &str, context: &str) -> Result<Vec<Row>> {
+        match self.conn.query::<Row, _>(sql).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => Err(self.error(context, &e)),
+        }
+    }
+
+    /// The first column of the first row as text, `None` for no row or NULL.
+    pub async fn first_value(&mut self, sql: &str, context: &str) -> Result<Option<String>> {
+        let rows = self.rows(sql, context).await?;
+        Ok(rows.first().and_then(|r| cell_string(r, 0)))
+    }
+
+    /// Streams the rows of `sql` to `on_row` one at a time, never holding the result.
+    /// `on_row` gets the cells as raw bytes (`None` for NULL), in the text protocol's form.
+    pub async fn stream<F>(&mut self, sql: &str, context: &str, mut on_row: F) -> Result<u64>
+    where
+        F: FnMut(&[Option<&[u8]>]) -> Result<()>,
+    {
+        let mut result = match self.conn.query_iter(sql).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.error(context, &e)),
+        };
+        let mut count = 0u64;
+        let mut failure = None;
+        loop {
+            let row = match result.next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let cells: Vec<Option<&[u8]>> = (0..row.len())
+                .map(|i| match row.as_ref(i) {
+                    Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            on_row(&cells)?;
+            count += 1;
+        }
+        drop(result);
+        match failure {
+            Some(e) => Err(self.error(context, &e)),
+            None => Ok(count),
+        }
+    }
+
+    /// Closes the connection politely; errors are irrelevant at that point.
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// A cell as text (lossy for non-UTF-8 bytes), `None` for NULL or a missing column.
+pub fn cell_string(row: &Row, i: usize) -> Option<String> {
+    match row.as_ref(i)? {
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        mysql_async::Value::NULL => None,
+        other => Some(other.as_sql(true)),
+    }
+}
+
+/// A cell by column name, for SHOW statements whose column order varies by version.
+pub fn cell_by_name(row: &Row, name: &str) -> Option<String> {
+    let idx = row
+        .columns_ref()
+        .iter()
+        .position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+    cell_string(row, idx)
+}
+
+/// A cell as raw bytes, for definitions that may not be valid UTF-8.
+pub fn cell_bytes(row: &Row, i: usize) -> Option<Vec<u8>> {
+    match row.as_ref(i)? {
+        mysql_async::Value::Bytes(b) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Secret;
+
+    #[test]
+    fn localhost_without_port_uses_the_socket() {
+        let opts = ConnectionOptions {
+            socket: Some("/tmp/x.sock".into()),
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "localhost via /tmp/x.sock");
+    }
+
+    #[test]
+    fn protocol_tcp_uses_loopback_for_localhost() {
+        let opts = ConnectionOptions {
+            protocol: Some(Protocol::Tcp),
+            port: 3307,
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "127.0.0.1:3307");
+    }
+
+    #[test]
+    fn a_remote_host_uses_tcp_with_the_default_port() {
+        let opts = ConnectionOptions {
+            host: Some("db1".into()),
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "db1:3306");
+    }
+
+    #[test]
+    fn server_label_never_contains_the_password() {
+        let opts = ConnectionOptions {
+            host: Some("db1".into()),
+            password: Password::Given(Secret::new("hunter2")),
+            ..Default::default()
+        };
+        assert!(!server_label(&opts).contains("hunter2"));
+        assert!(!format!("{opts:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,350 @@
+//! Server dialects: the one place that knows how MariaDB and MySQL (5.7, 8.0, 8.4) differ.
+//!
+//! It answers questions ("how do I read binlog coordinates?", "how do I write a CHANGE
+//! MASTER for this server?") with SQL text, so no version check is scattered elsewhere.
+//! Not for: running SQL (callers run what it returns) or parsing results beyond naming the
+//! columns to read. MySQL 8 cannot be run here, so its answers are unit-tested on their text.
+
+use crate::quote::string_literal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+/// A server version as (major, minor, patch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialect {
+    pub flavor: Flavor,
+    pub version: Version,
+    /// The full `SELECT VERSION()` text, for the dump header.
+    pub version_string: String,
+}
+
+/// Column names of `SHOW SLAVE STATUS`/`SHOW REPLICA STATUS` that locate the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStatusColumns {
+    pub exec_file: &'static str,
+    pub exec_pos: &'static str,
+    pub host: &'static str,
+    pub port: &'static str,
+}
+
+impl Dialect {
+    /// Recognises the server from `SELECT VERSION()`: "10.11.6-MariaDB-log", "8.0.36".
+    pub fn from_version_string(v: &str) -> Dialect {
+        let flavor = if v.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        // MariaDB 10.x behind old replication-compatible prefixes: "5.5.5-10.11.6-MariaDB".
+        let core = v.strip_prefix("5.5.5-").unwrap_or(v);
+        let mut nums = core
+            .split(|c: char| !c.is_ascii_digit())
+            .take(3)
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let version = Version(
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+        );
+        Dialect {
+            flavor,
+            version,
+            version_string: v.to_string(),
+        }
+    }
+
+    fn mysql_at_least(&self, major: u32, minor: u32, patch: u32) -> bool {
+        self.flavor == Flavor::MySql && self.version >= Version(major, minor, patch)
+    }
+
+    fn mariadb_at_least(&self, major: u32, minor: u32, patch: u32) -> bool {
+        self.flavor == Flavor::MariaDb && self.version >= Version(major, minor, patch)
+    }
+
+    pub fn is_mariadb(&self) -> bool {
+        self.flavor == Flavor::MariaDb
+    }
+
+    /// Statement returning the binlog File and Position of the primary.
+    pub fn binlog_status_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 2, 0) {
+            "SHOW BINARY LOG STATUS"
+        } else {
+            "SHOW MASTER STATUS"
+        }
+    }
+
+    /// Statement describing this server's replication from its source.
+    pub fn replica_status_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 0, 22) || self.mariadb_at_least(10, 5, 1) {
+            "SHOW REPLICA STATUS"
+        } else {
+            "SHOW SLAVE STATUS"
+        }
+    }
+
+    pub fn replica_status_columns(&self) -> ReplicaStatusColumns {
+        if self.mysql_at_least(8, 0, 22) {
+            ReplicaStatusColumns {
+                exec_file: "Relay_Source_Log_File",
+                exec_pos: "Exec_Source_Log_Pos",
+                host: "Source_Host",
+                port: "Source_Port",
+            }
+        } else {
+            ReplicaStatusColumns {
+                exec_file: "Relay_Master_Log_File",
+                exec_pos: "Exec_Master_Log_Pos",
+                host: "Master_Host",
+                port: "Master_Port",
+            }
+        }
+    }
+
+    pub fn stop_replica_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 0, 22) || self.mariadb_at_least(10, 5, 1) {
+            "STOP REPLICA SQL_THREAD"
+        } else {
+            "STOP SLAVE SQL_THREAD"
+        }
+    }
+
+    pub fn start_replica_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 0, 22) || self.mariadb_at_least(10, 5, 1) {
+            "START REPLICA"
+        } else {
+            "START SLAVE"
+        }
+    }
+
+    /// The statement that points a replica at `file`/`pos` (without trailing `;`).
+    /// MySQL 8.0.23 renamed CHANGE MASTER TO and its MASTER_ options.
+    pub fn change_source_sql(
+        &self,
+        file: &str,
+        pos: u64,
+        host_port: Option<(&str, u16)>,
+    ) -> String {
+        let (stmt, pfx) = if self.mysql_at_least(8, 0, 23) {
+            ("CHANGE REPLICATION SOURCE TO", "SOURCE")
+        } else {
+            ("CHANGE MASTER TO", "MASTER")
+        };
+        let mut s = format!("{stmt} ");
+        if let Some((host, port)) = host_port {
+            s.push_str(&format!(
+                "{pfx}_HOST={}, {pfx}_PORT={port}, ",
+                string_literal(host)
+            ));
+        }
+        s.push_str(&format!(
+            "{pfx}_LOG_FILE={}, {pfx}_LOG_POS={pos}",
+            string_literal(file)
+        ));
+        s
+    }
+
+    /// The global variable that holds the GTID set of everything in the binlog.
+    pub fn gtid_executed_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
+            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+        }
+    }
+
+    /// MariaDB: the GTID position of a binlog file/position (exact for a snapshot).
+    pub fn gtid_at_binlog_pos_sql(&self, file: &str, pos: u64) -> Option<String> {
+        self.is_mariadb()
+            .then(|| format!("SELECT BINLOG_GTID_POS({}, {pos})", string_literal(file)))
+    }
+
+    /// Statements that make a restored server continue replication from `gtid`.
+    pub fn gtid_restore_sql(&self, gtid: &str) -> Vec<String> {
+        match self.flavor {
+            Flavor::MariaDb => vec![
+                format!("SET GLOBAL gtid_slave_pos={}", string_literal(gtid)),
+                "CHANGE MASTER TO MASTER_USE_GTID=slave_pos".to_string(),
+            ],
+            Flavor::MySql => vec![format!(
+                "SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ {}",
+                string_literal(gtid)
+            )],
+        }
+    }
+
+    /// MariaDB can report the binlog position of a consistent snapshot without a global lock.
+    pub fn snapshot_binlog_status_sql(&self) -> Option<&'static str> {
+        self.is_mariadb()
+            .then_some("SHOW STATUS LIKE 'binlog_snapshot_%'")
+    }
+
+    /// The lightest lock that stops commits while coordinates are read, with its release.
+    pub fn backup_lock_sql(&self) -> Option<(Vec<&'static str>, &'static str)> {
+        if self.mariadb_at_least(10, 4, 1) {
+            Some((
+                vec!["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"],
+                "BACKUP STAGE END",
+            ))
+        } else if self.mysql_at_least(8, 0, 0) {
+            Some((vec!["LOCK INSTANCE FOR BACKUP"], "UNLOCK INSTANCE"))
+        } else {
+            None
+        }
+    }
+
+    /// A SELECT expression that returns a FLOAT column's stored value exactly. The text
+    /// protocol prints FLOAT with 6 significant digits (1.2345678 comes back as 1.23457);
+    /// widened to DOUBLE it prints the exact value, which restores to the same float bits.
+    pub fn exact_float_expr(&self, quoted_column: &str) -> String {
+        if self.mariadb_at_least(10, 4, 5) || self.mysql_at_least(8, 0, 17) {
+            format!("CAST({quoted_column} AS DOUBLE)")
+        } else {
+            format!("({quoted_column} + 0e0)")
+        }
+    }
+
+    /// The first line of a MariaDB dump: makes a MariaDB client refuse `\!` shell commands
+    /// hidden in names while restoring. Other clients read it as a comment.
+    pub fn sandbox_line(&self) -> Option<&'static str> {
+        self.is_mariadb()
+            .then_some("/*M!999999\\- enable the sandbox mode */ ")
+    }
+
+    pub fn supports_sequences(&self) -> bool {
+        self.mariadb_at_least(10, 3, 0)
+    }
+
+    /// `information_schema.COLUMNS.EXTRA` marks invisible columns on both flavors.
+    pub fn supports_invisible_columns(&self) -> bool {
+        self.mariadb_at_least(10, 3, 3) || self.mysql_at_least(8, 0, 23)
+    }
+
+    /// Databases `-A` never dumps.
+    pub fn is_skipped_by_all_databases(name: &str) -> bool {
+        name.eq_ignore_ascii_case("information_schema")
+            || name.eq_ignore_ascii_case("performance_schema")
+            || name.eq_ignore_ascii_case("sys")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mysql(v: &str) -> Dialect {
+        Dialect::from_version_string(v)
+    }
+    fn mariadb() -> Dialect {
+        Dialect::from_version_string("10.11.19-MariaDB-0+deb12u1-log")
+    }
+
+    #[test]
+    fn recognises_flavor_and_version() {
+        let d = mariadb();
+        assert_eq!(d.flavor, Flavor::MariaDb);
+        assert_eq!(d.version, Version(10, 11, 19));
+        let d = mysql("8.0.36-0ubuntu0.22.04.1");
+        assert_eq!(d.flavor, Flavor::MySql);
+        assert_eq!(d.version, Version(8, 0, 36));
+        let d = Dialect::from_version_string("5.5.5-10.6.16-MariaDB");
+        assert_eq!((d.flavor, d.version), (Flavor::MariaDb, Version(10, 6, 16)));
+    }
+
+    #[test]
+    fn binlog_status_uses_the_new_name_from_mysql_8_2() {
+        assert_eq!(mysql("8.4.0").binlog_status_sql(), "SHOW BINARY LOG STATUS");
+        assert_eq!(mysql("8.0.36").binlog_status_sql(), "SHOW MASTER STATUS");
+        assert_eq!(mariadb().binlog_status_sql(), "SHOW MASTER STATUS");
+    }
+
+    #[test]
+    fn change_source_uses_replication_source_from_mysql_8_0_23() {
+        assert_eq!(
+            mysql("8.0.23").change_source_sql("binlog.000007", 1234, None),
+            "CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='binlog.000007', SOURCE_LOG_POS=1234"
+        );
+        assert_eq!(
+            mysql("5.7.44").change_source_sql("b.1", 4, Some(("h'x", 3307))),
+            "CHANGE MASTER TO MASTER_HOST='h\\'x', MASTER_PORT=3307, MASTER_LOG_FILE='b.1', MASTER_LOG_POS=4"
+        );
+        assert_eq!(
+            mariadb().change_source_sql("bin.000001", 734, None),
+            "CHANGE MASTER TO MASTER_LOG_FILE='bin.000001', MASTER_LOG_POS=734"
+        );
+    }
+
+    #[test]
+    fn replica_status_columns_follow_the_rename() {
+        assert_eq!(mysql("8.0.22").replica_status_sql(), "SHOW REPLICA STATUS");
+        assert_eq!(
+            mysql("8.0.22").replica_status_columns().exec_pos,
+            "Exec_Source_Log_Pos"
+        );
+        assert_eq!(mysql("5.7.44").replica_status_sql(), "SHOW SLAVE STATUS");
+        assert_eq!(
+            mariadb().replica_status_columns().exec_file,
+            "Relay_Master_Log_File"
+        );
+    }
+
+    #[test]
+    fn gtid_state_is_gtid_executed_on_mysql_and_binlog_pos_on_mariadb() {
+        assert_eq!(
+            mysql("8.0.36").gtid_executed_sql(),
+            "SELECT @@GLOBAL.gtid_executed"
+        );
+        assert_eq!(
+            mariadb().gtid_executed_sql(),
+            "SELECT @@GLOBAL.gtid_binlog_pos"
+        );
+        assert_eq!(
+            mysql("8.0.36").gtid_restore_sql("uuid:1-5"),
+            vec!["SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'uuid:1-5'"]
+        );
+        assert_eq!(
+            mariadb().gtid_restore_sql("0-1-2"),
+            vec![
+                "SET GLOBAL gtid_slave_pos='0-1-2'",
+                "CHANGE MASTER TO MASTER_USE_GTID=slave_pos"
+            ]
+        );
+        assert_eq!(
+            mariadb().gtid_at_binlog_pos_sql("bin.000001", 734).unwrap(),
+            "SELECT BINLOG_GTID_POS('bin.000001', 734)"
+        );
+        assert!(mysql("8.0.36").gtid_at_binlog_pos_sql("b", 1).is_none());
+    }
+
+    #[test]
+    fn backup_lock_is_lock_instance_on_mysql_8_and_backup_stage_on_mariadb() {
+        let (lock, unlock) = mysql("8.0.36").backup_lock_sql().unwrap();
+        assert_eq!(lock, vec!["LOCK INSTANCE FOR BACKUP"]);
+        assert_eq!(unlock, "UNLOCK INSTANCE");
+        let (lock, unlock) = mariadb().backup_lock_sql().unwrap();
+        assert_eq!(
+            lock,
+            vec!["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"]
+        );
+        assert_eq!(unlock, "BACKUP STAGE END");
+        assert!(mysql("5.7.44").backup_lock_sql().is_none());
+    }
+
+    #[test]
+    fn exact_float_expr_widens_to_double() {
+        assert_eq!(mariadb().exact_float_expr("`f`"), "CAST(`f` AS DOUBLE)");
+        assert_eq!(mysql("5.7.44").exact_float_expr("`f`"), "(`f` + 0e0)");
+    }
+
+    #[test]
+    fn sandbox_line_only_for_mariadb() {
+        assert!(mariadb().sandbox_line().is_some());
+        assert!(mysql("8.0.36").sandbox_line().is_none());
+    }
+}

@@ -1,0 +1,433 @@
+//! The single-stream dump: one script, shaped like mysqldump's, in the order a `mysql`
+//! client can restore it.
+//!
+//! It only orchestrates: `catalog` says what exists, `snapshot` keeps it consistent,
+//! `read` plans each table's SELECT, `encode` turns rows into bytes, `script` writes every
+//! other line, and `sink` stores them. Not for: flag handling (done in `options`/`plan`).
+
+use std::path::Path;
+
+use crate::catalog::{self, TableInfo, TableKind};
+use crate::conn::Session;
+use crate::encode::sql::{InsertStyle, SqlEncoder};
+use crate::encode::tab::TabEncoder;
+use crate::error::{Error, Result};
+use crate::plan::{Output, Plan, Scope};
+use crate::quote::qualified;
+use crate::read::TableRead;
+use crate::script;
+use crate::sink::Sink;
+use crate::snapshot::{self, Coordinates};
+
+/// Encoded rows are handed to the sink in pieces of about this size.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// What a finished dump reports.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub databases: usize,
+    pub tables: usize,
+    pub rows: u64,
+    /// Errors skipped under `--force`; the dump is then not complete.
+    pub errors: Vec<String>,
+}
+
+/// The databases to dump and, for each, the tables (empty = all).
+async fn resolve_selection(s: &mut Session, plan: &Plan) -> Result<Vec<(String, Vec<String>)>> {
+    let wanted: Vec<(String, Vec<String>)> = match &plan.selection.scope {
+        Scope::AllDatabases => catalog::list_databases(s)
+            .await?
+            .into_iter()
+            .filter(|d| !crate::dialect::Dialect::is_skipped_by_all_databases(d))
+            .filter(|d| !plan.selection.ignore_databases.contains(d))
+            .map(|d| (d, Vec::new()))
+            .collect(),
+        Scope::Databases(dbs) => dbs.iter().map(|d| (d.clone(), Vec::new())).collect(),
+        Scope::Database { db, tables } => vec![(db.clone(), tables.clone())],
+    };
+    for (db, _) in &wanted {
+        if !catalog::database_exists(s, db).await? {
+            return Err(Error::NotFound {
+                server: s.server.clone(),
+                message: format!(
+                    "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
+                ),
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+/// The tables of `db` to dump, honouring the named tables and `--ignore-table`.
+async fn tables_of(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    named: &[String],
+) -> Result<Vec<TableInfo>> {
+    let all = catalog::list_tables(s, db).await?;
+    let ignored = |t: &TableInfo| {
+        plan.selection
+            .ignore_tables
+            .iter()
+            .any(|(d, n)| d == db && *n == t.name)
+    };
+    if named.is_empty() {
+        return Ok(all.into_iter().filter(|t| !ignored(t)).collect());
+    }
+    let mut out = Vec::with_capacity(named.len());
+    for name in named {
+        match all.iter().find(|t| &t.name == name) {
+            Some(t) if !ignored(t) => out.push(t.clone()),
+            Some(_) => {}
+            None => {
+                return Err(Error::IllegalTable {
+                    server: s.server.clone(),
+                    message: format!("Couldn't find table: \"{name}\" in database `{db}`"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Session settings under which definitions and rows are read as mysqldump reads them.
+async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
+    let mut sql = vec![
+        "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
+        "/*!40100 SET @@SQL_MODE='' */".to_string(),
+        "SET SESSION net_read_timeout=86400, SESSION net_write_timeout=86400".to_string(),
+    ];
+    if plan.shape.tz_utc {
+        sql.push("/*!40103 SET TIME_ZONE='+00:00' */".to_string());
+    }
+    if s.dialect.is_mariadb() {
+        sql.push("SET SESSION max_statement_time=0".to_string());
+    }
+    for q in sql {
+        s.exec(&q, "preparing the session").await?;
+    }
+    Ok(())
+}
+
+fn now_local() -> String {
+    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Runs a whole dump as the plan says.
+pub async fn run(plan: &Plan) -> Result<Summary> {
+    let mut s = Session::connect(&plan.connection).await?;
+    prepare_session(&mut s, plan).await?;
+    let selection = resolve_selection(&mut s, plan).await?;
+
+    let mut out = match &plan.output {
+        Output::ResultFile(path) => Sink::file(path)?,
+        Output::Stdout | Output::Tab { .. } => Sink::stdout(),
+    };
+
+    let mut strategy = snapshot::strategy_for(&plan.consistency, &s.dialect);
+    let coords = strategy.setup(&mut s).await?;
+    if plan.verbose {
+        eprintln!("-- Consistency: {}", strategy.describe());
+    }
+
+    let header_db = match &plan.selection.scope {
+        Scope::Database { db, .. } => Some(db.as_str()),
+        Scope::Databases(d) if d.len() == 1 => Some(d[0].as_str()),
+        _ => None,
+    };
+    out.write_all(script::header(&plan.shape, &s.dialect, &s.server, header_db).as_bytes())?;
+    write_coordinates(&mut out, plan, &s, &coords)?;
+    if plan.selection.system_users {
+        let mut statements = Vec::new();
+        for (user, host) in catalog::accounts(&mut s).await? {
+            statements.extend(catalog::account_statements(&mut s, &user, &host).await?);
+        }
+        out.write_all(script::accounts(&plan.shape, &statements).as_bytes())?;
+    }
+
+    let mut summary = Summary::default();
+    for (db, named) in &selection {
+        let tables = tables_of(&mut s, plan, db, named).await?;
+        strategy.before_database(&mut s, db, &tables).await?;
+        dump_database(&mut s, plan, db, &tables, &mut out, &mut summary).await?;
+        strategy.after_database(&mut s).await?;
+        summary.databases += 1;
+    }
+
+    if let (Some(style), Some(gtid)) = (plan.consistency.master_data, &coords.gtid) {
+        if plan.consistency.gtid || !s.dialect.is_mariadb() {
+            out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
+        }
+    }
+    strategy.teardown(&mut s).await?;
+    s.close().await;
+
+    let completed = summary.errors.is_empty().then(now_local);
+    out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
+    out.commit()?;
+    Ok(summary)
+}
+
+fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordinates) -> Result<()> {
+    let c = &plan.consistency;
+    if let Some(style) = c.master_data {
+        out.write_all(
+            script::master_data(&plan.shape, &s.dialect, style, coords, c.gtid).as_bytes(),
+        )?;
+    }
+    if let (Some(style), Some(source)) = (c.dump_slave, &coords.source) {
+        let text = script::dump_slave(
+            &plan.shape,
+            &s.dialect,
+            style,
+            source,
+            c.include_master_host_port,
+            c.gtid,
+        );
+        out.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Runs `step`; under `--force` a server error is recorded and the dump goes on.
+fn tolerate(plan: &Plan, summary: &mut Summary, r: Result<()>) -> Result<()> {
+    match r {
+        Err(e @ Error::Server { .. }) if plan.force => {
+            eprintln!("rdump: {e}");
+            summary.errors.push(e.to_string());
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn dump_database(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    tables: &[TableInfo],
+    out: &mut Sink,
+    summary: &mut Summary,
+) -> Result<()> {
+    let shape = &plan.shape;
+    let sel = &plan.selection;
+    if !matches!(sel.scope, Scope::Database { .. }) {
+        let create = if sel.no_create_db {
+            None
+        } else {
+            Some(catalog::show_create_database(s, db).await?)
+        };
+        out.write_all(
+            script::database(shape, db, create.as_deref(), shape.add_drop_database).as_bytes(),
+        )?;
+    }
+    for t in tables {
+        let r = match t.kind {
+            TableKind::Base => dump_table(s, plan, db, t, out, summary).await,
+            TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
+            TableKind::View => {
+                if sel.no_create_info {
+                    Ok(())
+                } else {
+                    let cols = catalog::view_columns(s, db, &t.name).await?;
+                    out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
+                }
+            }
+        };
+        tolerate(plan, summary, r)?;
+    }
+    if sel.events {
+        out.write_all(script::events_heading(shape, db).as_bytes())?;
+        for e in catalog::events(s, db).await? {
+            out.write_all(script::event(&e).as_bytes())?;
+        }
+    }
+    if sel.routines {
+        out.write_all(script::routines_heading(shape, db).as_bytes())?;
+        for (rt, d) in catalog::routines(s, db).await? {
+            out.write_all(script::routine(rt, &d).as_bytes())?;
+        }
+    }
+    if !sel.no_create_info {
+        for v in tables.iter().filter(|t| t.kind == TableKind::View) {
+            let d = catalog::show_create_view(s, db, &v.name).await?;
+            out.write_all(script::view_final(shape, &d).as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+async fn dump_sequence(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    t: &TableInfo,
+    out: &mut Sink,
+) -> Result<()> {
+    if plan.selection.no_create_info {
+        return Ok(());
+    }
+    let create = catalog::show_create_table(s, db, t).await?;
+    let next = if plan.selection.no_data {
+        None
+    } else {
+        Some(catalog::sequence_next_value(s, db, &t.name).await?)
+    };
+    out.write_all(
+        script::sequence_structure(&plan.shape, &t.name, &create, next.as_deref()).as_bytes(),
+    )
+}
+
+/// A table's structure, rows and triggers; with `--tab` the structure and triggers go to
+/// `DIR/t.sql` and the rows to `DIR/t.txt`.
+async fn dump_table(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    t: &TableInfo,
+    main: &mut Sink,
+    summary: &mut Summary,
+) -> Result<()> {
+    let shape = &plan.shape;
+    let sel = &plan.selection;
+    let tab = match &plan.output {
+        Output::Tab { dir, format } => Some((dir, format)),
+        _ => None,
+    };
+    if plan.verbose {
+        eprintln!("-- Dumping table {}", qualified(db, &t.name));
+    }
+    let mut schema_file = match tab {
+        Some((dir, _)) => Some(Sink::file(
+            &dir.join(format!("{}.sql", file_name(&t.name))),
+        )?),
+        None => None,
+    };
+    let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
+    if !sel.no_create_info {
+        let create = catalog::show_create_table(s, db, t).await?;
+        schema_out.write_all(script::table_structure(shape, &t.name, &create).as_bytes())?;
+    }
+
+    if !sel.no_data && !t.data_lives_elsewhere() {
+        let columns = catalog::columns(s, db, &t.name).await?;
+        let pk = if shape.order_by_primary {
+            catalog::primary_key(s, db, &t.name).await?
+        } else {
+            Vec::new()
+        };
+        let read = TableRead::plan(
+            &s.dialect,
+            db,
+            &t.name,
+            &columns,
+            sel.where_clause.as_deref(),
+            &pk,
+            shape.complete_insert,
+        );
+        let sql = read.select_sql(None);
+        let context = format!("dumping table {}", qualified(db, &t.name));
+        let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
+        match tab {
+            Some((dir, format)) => {
+                let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))))?;
+                let enc = TabEncoder::new(format.clone(), read.kinds.clone());
+                summary.rows += s
+                    .stream(&sql, &context, |cells| {
+                        enc.push_row(cells, &mut buf);
+                        flush_if_full(&mut data, &mut buf)
+                    })
+                    .await?;
+                data.write_all(&buf)?;
+                data.commit()?;
+            }
+            None => {
+                let out: &mut Sink = main;
+                out.write_all(
+                    script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
+                )?;
+                let style = InsertStyle {
+                    mode: shape.insert_mode,
+                    extended: shape.extended_insert,
+                    hex_blob: shape.hex_blob,
+                    net_buffer_length: shape.net_buffer_length,
+                };
+                let mut enc = SqlEncoder::new(
+                    &crate::quote::ident(&t.name),
+                    read.insert_columns.as_deref(),
+                    read.kinds.clone(),
+                    style,
+                );
+                summary.rows += s
+                    .stream(&sql, &context, |cells| {
+                        enc.push_row(cells, &mut buf);
+                        flush_if_full(out, &mut buf)
+                    })
+                    .await?;
+                enc.finish(&mut buf);
+                out.write_all(&buf)?;
+                out.write_all(script::data_end(shape, &t.name).as_bytes())?;
+            }
+        }
+    }
+
+    if sel.triggers && !sel.no_create_info {
+        let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
+        for trig in catalog::triggers(s, db, &t.name).await? {
+            schema_out.write_all(script::trigger(shape, &trig).as_bytes())?;
+        }
+    }
+    if let Some(f) = schema_file {
+        f.commit()?;
+    }
+    summary.tables += 1;
+    Ok(())
+}
+
+fn flush_if_full(out: &mut Sink, buf: &mut Vec<u8>) -> Result<()> {
+    if buf.len() >= FLUSH_AT {
+        out.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// A table name as a file name: letters, digits and `_-$` and non-ASCII characters stay,
+/// anything else (`/`, `.`, spaces, quotes) becomes `@xxxx` as the server encodes it.
+pub fn file_name(table: &str) -> String {
+    let mut out = String::with_capacity(table.len());
+    for c in table.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$') || !c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("@{:04x}", c as u32));
+        }
+    }
+    out
+}
+
+/// Whether a path is a directory we can write into, for `--tab`.
+pub fn check_tab_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--tab directory {} does not exist",
+            dir.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_encode_separators_and_quotes() {
+        assert_eq!(file_name("plain_t1"), "plain_t1");
+        assert_eq!(file_name("a/b.c"), "a@002fb@002ec");
+        assert_eq!(file_name("größe"), "größe");
+        assert_eq!(file_name("x y`'"), "x@0020y@0060@0027");
+    }
+}

@@ -1,0 +1,121 @@
+//! The `--tab` encoder: rows as delimited text in the format of SELECT ... INTO OUTFILE,
+//! so `LOAD DATA INFILE` (or mysqlimport) with the same FIELDS/LINES options reads it back.
+//!
+//! Not for: the `.sql` schema file written beside it (see `dump`).
+
+use crate::catalog::ColumnKind;
+use crate::plan::TabFormat;
+
+pub struct TabEncoder {
+    format: TabFormat,
+    kinds: Vec<ColumnKind>,
+}
+
+impl TabEncoder {
+    pub fn new(format: TabFormat, kinds: Vec<ColumnKind>) -> TabEncoder {
+        TabEncoder { format, kinds }
+    }
+
+    pub fn push_row(&self, cells: &[Option<&[u8]>], out: &mut Vec<u8>) {
+        let f = &self.format;
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(&f.fields_terminated_by);
+            }
+            let Some(bytes) = cell else {
+                if f.fields_escaped_by.is_empty() {
+                    out.extend_from_slice(b"NULL");
+                } else {
+                    out.extend_from_slice(&f.fields_escaped_by);
+                    out.push(b'N');
+                }
+                continue;
+            };
+            let is_string = matches!(self.kinds[i], ColumnKind::Text | ColumnKind::Binary);
+            let enclose = !f.fields_enclosed_by.is_empty() && (is_string || !f.optionally_enclosed);
+            if enclose {
+                out.extend_from_slice(&f.fields_enclosed_by);
+            }
+            self.escape(bytes, enclose, out);
+            if enclose {
+                out.extend_from_slice(&f.fields_enclosed_by);
+            }
+        }
+        out.extend_from_slice(&f.lines_terminated_by);
+    }
+
+    /// Escapes as INTO OUTFILE does: the escape character itself, NUL as `\0`, and the
+    /// enclosure character; without enclosure also the first byte of the field and line
+    /// terminators, so LOAD DATA cannot mistake data for a separator.
+    fn escape(&self, bytes: &[u8], enclosed: bool, out: &mut Vec<u8>) {
+        let f = &self.format;
+        let Some(&esc) = f.fields_escaped_by.first() else {
+            out.extend_from_slice(bytes);
+            return;
+        };
+        let enc = f.fields_enclosed_by.first().copied();
+        let term = f.fields_terminated_by.first().copied();
+        let line = f.lines_terminated_by.first().copied();
+        for &b in bytes {
+            if b == 0 {
+                out.push(esc);
+                out.push(b'0');
+                continue;
+            }
+            let special = b == esc
+                || (enclosed && Some(b) == enc)
+                || (!enclosed && (Some(b) == term || Some(b) == line));
+            if special {
+                out.push(esc);
+            }
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(format: TabFormat, kinds: Vec<ColumnKind>, cells: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        TabEncoder::new(format, kinds).push_row(cells, &mut out);
+        out
+    }
+
+    #[test]
+    fn default_format_is_tab_separated_with_backslash_escapes() {
+        let out = row(
+            TabFormat::default(),
+            vec![ColumnKind::Number, ColumnKind::Text, ColumnKind::Text],
+            &[Some(b"1"), Some(b"a\tb\nc\\d\0"), None],
+        );
+        assert_eq!(out, b"1\ta\\\tb\\\nc\\\\d\\0\t\\N\n");
+    }
+
+    #[test]
+    fn optionally_enclosed_quotes_only_strings() {
+        let format = TabFormat {
+            fields_terminated_by: b",".to_vec(),
+            fields_enclosed_by: b"\"".to_vec(),
+            optionally_enclosed: true,
+            ..TabFormat::default()
+        };
+        let out = row(
+            format,
+            vec![ColumnKind::Number, ColumnKind::Text],
+            &[Some(b"7"), Some(b"say \"hi\", ok")],
+        );
+        assert_eq!(out, b"7,\"say \\\"hi\\\", ok\"\n");
+    }
+
+    #[test]
+    fn without_escape_character_null_is_the_word_null() {
+        let format = TabFormat {
+            fields_escaped_by: Vec::new(),
+            ..TabFormat::default()
+        };
+        let out = row(format, vec![ColumnKind::Text], &[None]);
+        assert_eq!(out, b"NULL\n");
+    }
+}

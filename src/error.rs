@@ -1,0 +1,100 @@
+//! Errors of a dump, each carrying its context (server, object, what the server said) and
+//! the exit code mysqldump uses for that kind of failure.
+//!
+//! Not for: printing. `main` prints `rdump: <error>` once and exits with `exit_code()`.
+//! No variant ever holds a password: connection errors carry the address, never the options.
+
+use std::io;
+use std::path::PathBuf;
+
+/// mysqldump's exit codes (client/mysqldump.c): scripts test for these.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const USAGE: i32 = 1;
+    pub const MYSQL_ERROR: i32 = 2;
+    pub const CONSISTENCY: i32 = 3;
+    pub const OUT_OF_MEMORY: i32 = 4;
+    pub const WRITE_ERROR: i32 = 5;
+    pub const ILLEGAL_TABLE: i32 = 6;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    /// Connecting failed: wrong password, unreachable server, TLS refused.
+    #[error("Got error: {message} when trying to connect to {server}")]
+    Connect { server: String, message: String },
+
+    /// The server answered an SQL statement with an error.
+    #[error("{server}: {context}: {message}")]
+    Server {
+        server: String,
+        /// What we were doing, naming the object: "dumping table `db`.`t`".
+        context: String,
+        /// The server's error, with its code: "Error 1146 (42S02): Table 'db.t' doesn't exist".
+        message: String,
+    },
+
+    /// A database or table named on the command line does not exist.
+    #[error("{server}: {message}")]
+    NotFound { server: String, message: String },
+
+    /// A table named on the command line does not exist (mysqldump's exit code 6).
+    #[error("{server}: {message}")]
+    IllegalTable { server: String, message: String },
+
+    /// The dump could not be kept consistent (e.g. coordinates could not be read).
+    #[error("{server}: {message}")]
+    Consistency { server: String, message: String },
+
+    /// Writing the output failed (disk full, permission, closed pipe).
+    #[error("error writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Connect { .. } | Error::Server { .. } => exit::MYSQL_ERROR,
+            Error::NotFound { .. } => exit::MYSQL_ERROR,
+            Error::IllegalTable { .. } => exit::ILLEGAL_TABLE,
+            Error::Consistency { .. } => exit::CONSISTENCY,
+            Error::Write { .. } => exit::WRITE_ERROR,
+        }
+    }
+
+    pub fn write(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Write {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Formats a mysql_async error the way an operator expects to read it: the server's code,
+/// SQL state and message, or the I/O or driver problem.
+pub fn describe(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("Error {} ({}): {}", s.code, s.state, s.message),
+        mysql_async::Error::Io(io) => format!("connection error: {io}"),
+        mysql_async::Error::Driver(d) => format!("client error: {d}"),
+        other => other.to_string(),
+    }
+}
+
+/// The server error code, when the error came from the server.
+pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}

@@ -1,0 +1,18 @@
+//! rdump: a drop-in, faster `mysqldump` for MySQL and MariaDB.
+//!
+//! Data flows one way: options -> plan -> snapshot -> read -> encode -> sink.
+//! See ARCHITECTURE.md for the map of modules and the invariants they keep.
+
+pub mod catalog;
+pub mod conn;
+pub mod dialect;
+pub mod dump;
+pub mod encode;
+pub mod error;
+pub mod options;
+pub mod plan;
+pub mod quote;
+pub mod read;
+pub mod script;
+pub mod sink;
+pub mod snapshot;

@@ -1,0 +1,69 @@
+//! The `rdump` command: parse mysqldump's command line, run the dump, exit with
+//! mysqldump's exit codes. Everything else lives in the library.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use rdump::error::{Error, exit};
+use rdump::options::{self, Env};
+use rdump::plan::{Command, Output, Password, Plan, Secret};
+
+const GROUPS: &[&str] = &["client", "mysqldump", "rdump"];
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let code = match options::parse(&args, &Env::from_process(), GROUPS) {
+        Err(e) => {
+            eprintln!("rdump: {e}");
+            eprintln!("Use --help for the list of options.");
+            exit::USAGE
+        }
+        Ok(Command::Help) => {
+            print!("{}", options::help_text("rdump"));
+            exit::OK
+        }
+        Ok(Command::Version) => {
+            println!("rdump {} (mysqldump-compatible)", env!("CARGO_PKG_VERSION"));
+            exit::OK
+        }
+        Ok(Command::Dump(plan)) => match run(*plan) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("rdump: {e}");
+                e.exit_code()
+            }
+        },
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run(mut plan: Plan) -> Result<(), Error> {
+    if plan.connection.password == Password::Prompt {
+        let pw = rpassword::prompt_password("Enter password: ")
+            .map_err(|e| Error::Usage(format!("could not read the password: {e}")))?;
+        plan.connection.password = Password::Given(Secret::new(pw));
+    }
+    if let Output::Tab { dir, .. } = &plan.output {
+        rdump::dump::check_tab_dir(dir)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("could not start the runtime: {e}")))?;
+    runtime.block_on(async {
+        tokio::select! {
+            r = rdump::dump::run(&plan) => match r {
+                Ok(summary) if summary.errors.is_empty() => Ok(()),
+                Ok(summary) => Err(Error::Server {
+                    server: rdump::conn::server_label(&plan.connection),
+                    context: format!("dump incomplete: {} error(s) skipped under --force", summary.errors.len()),
+                    message: summary.errors.join("; "),
+                }),
+                Err(e) => Err(e),
+            },
+            // Dropping the dump future removes any uncommitted result file.
+            _ = tokio::signal::ctrl_c() => Err(Error::Usage("interrupted; no complete dump was written".into())),
+        }
+    })
+}

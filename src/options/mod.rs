@@ -1,0 +1,579 @@
+//! mysqldump-compatible options: command line, option files and environment, resolved into a
+//! [`Command`](crate::plan::Command) before any connection opens.
+//!
+//! The parser is hand-written rather than built on clap on purpose: mysqldump (my_getopt)
+//! semantics do not fit a declarative parser. Group flags are order-dependent (`--opt`,
+//! `--skip-opt`, `--compact` set several options at their position and later flags override
+//! them); any boolean takes `--skip-`/`--disable-`/`--enable-` prefixes and `=0/1/ON/OFF`;
+//! `--loose-` turns an unknown option into a warning; long names may be abbreviated to a
+//! unique prefix; `_` and `-` are the same in names; `-pSECRET` takes an attached value only;
+//! and option files feed the very same option table, before the command line.
+//!
+//! Layout: `table` (the one option table and the name rules), `args` (argv), `optfile`
+//! (`my.cnf` files), `resolve` (what options mean, and mysqldump's cross-option rules).
+//!
+//! It is not for: prompting for a password (a bare `-p` yields
+//! [`Password::Prompt`](crate::plan::Password::Prompt)), connecting, or printing anything
+//! except the warnings [`parse`] writes to stderr.
+
+pub mod args;
+pub mod optfile;
+pub mod resolve;
+pub mod table;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::plan::Command;
+
+/// The process environment the options depend on; passed explicitly so tests never read the
+/// real `/etc` or `$HOME`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// `$HOME`: `~/.my.cnf` is read from here.
+    pub home: Option<PathBuf>,
+    /// `$MYSQL_PWD`: the password when none is given on the command line or in option files.
+    pub mysql_pwd: Option<String>,
+    /// Global option files, read first, in order; missing ones are skipped.
+    pub system_option_files: Vec<PathBuf>,
+}
+
+/// Never shows `MYSQL_PWD`.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("home", &self.home)
+            .field("mysql_pwd", &self.mysql_pwd.as_ref().map(|_| "***"))
+            .field("system_option_files", &self.system_option_files)
+            .finish()
+    }
+}
+
+impl Env {
+    /// `HOME`, `MYSQL_PWD`, and MariaDB's global files `/etc/my.cnf`, `/etc/mysql/my.cnf`
+    /// (then `~/.my.cnf` is read last).
+    pub fn from_process() -> Env {
+        Env {
+            home: std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
+            mysql_pwd: std::env::var("MYSQL_PWD").ok(),
+            system_option_files: vec!["/etc/my.cnf".into(), "/etc/mysql/my.cnf".into()],
+        }
+    }
+}
+
+/// A command line or option file that cannot be used. Messages name the option or the
+/// file and line, and never contain a password.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsageError {
+    #[error("unknown option '{0}'")]
+    UnknownOption(String),
+    #[error("ambiguous option '{option}' ({candidates})")]
+    AmbiguousOption { option: String, candidates: String },
+    #[error("option '{0}' requires a value")]
+    MissingValue(String),
+    #[error("invalid value '{value}' for option '{option}': {reason}")]
+    InvalidValue {
+        option: String,
+        value: String,
+        reason: String,
+    },
+    #[error("option '{option}' is not supported: {reason}")]
+    Unsupported { option: String, reason: String },
+    #[error("option '{0}' must be given before any other option (first on the command line)")]
+    DefaultsNotFirst(String),
+    #[error("{}:{line}: {message}", path.display())]
+    OptionFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}:{line}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        line: usize,
+        source: Box<UsageError>,
+    },
+    #[error("cannot read option file '{}': {message}", path.display())]
+    Io { path: PathBuf, message: String },
+    #[error("command-line argument {0} is not valid UTF-8")]
+    NotUtf8(usize),
+    #[error(
+        "no database given\nUsage: rdump [OPTIONS] database [tables]\nOR     rdump [OPTIONS] --databases DB1 [DB2 DB3...]\nOR     rdump [OPTIONS] --all-databases"
+    )]
+    NoDatabase,
+    /// A rule between options, e.g. `--single-transaction` with `--lock-all-tables`.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses `args` (without argv[0]) after the option files, into what to do. Warnings (unknown
+/// `loose-` options, abbreviated names, adjusted values) go to stderr.
+pub fn parse(args: &[OsString], env: &Env, program_groups: &[&str]) -> Result<Command, UsageError> {
+    let (command, warnings) = parse_with_warnings(args, env, program_groups)?;
+    for w in warnings {
+        eprintln!("Warning: {w}");
+    }
+    Ok(command)
+}
+
+/// [`parse`], returning the warnings instead of printing them.
+pub fn parse_with_warnings(
+    args: &[OsString],
+    env: &Env,
+    program_groups: &[&str],
+) -> Result<(Command, Vec<String>), UsageError> {
+    let args: Vec<String> = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.to_str()
+                .map(String::from)
+                .ok_or(UsageError::NotUtf8(i + 1))
+        })
+        .collect::<Result<_, _>>()?;
+    let tables = table::DUMP_TABLES;
+    let (defaults, rest) = args::split_defaults_args(&args)?;
+
+    let mut warnings = Vec::new();
+    let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
+    let from_files = optfile::occurrences(tables, entries, &mut warnings)?;
+
+    let mut builder = resolve::DumpBuilder::new();
+    let mut parser = args::Parser::new(tables, rest);
+    let from_command_line = std::iter::from_fn(|| parser.next());
+    let items = from_files
+        .into_iter()
+        .map(|o| Ok(args::Item::Option(o)))
+        .chain(from_command_line);
+    let mut stop = None;
+    for item in items {
+        match item? {
+            args::Item::Option(occ) => match builder.apply(&occ)? {
+                resolve::Flow::Continue => {}
+                resolve::Flow::Help => stop = Some(Command::Help),
+                resolve::Flow::Version => stop = Some(Command::Version),
+            },
+            args::Item::Positional(p) => builder.positional(p),
+        }
+        if stop.is_some() {
+            break;
+        }
+    }
+    warnings.append(&mut parser.warnings);
+    warnings.append(&mut builder.warnings);
+    let command = match stop {
+        Some(command) => command,
+        None => Command::Dump(Box::new(builder.finish(env, &mut warnings)?)),
+    };
+    Ok((command, warnings))
+}
+
+/// `--help` output for a mysqldump-compatible program, generated from the option table.
+pub fn help_text(program: &str) -> String {
+    const COLUMN: usize = 22;
+    const WIDTH: usize = 80;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{program} {}: dump MariaDB/MySQL databases as SQL, compatible with mysqldump.\n\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!(
+        "Usage: {program} [OPTIONS] database [tables]\n\
+         OR     {program} [OPTIONS] --databases DB1 [DB2 DB3...]\n\
+         OR     {program} [OPTIONS] --all-databases\n\n\
+         Default options are read from the following files in the given order:\n\
+         /etc/my.cnf /etc/mysql/my.cnf ~/.my.cnf\n\
+         The following groups are read: client client-server client-mariadb mysqldump {program}\n\
+         The following options may be given as the first argument:\n\
+         --no-defaults             Don't read default options from any option file.\n\
+         --defaults-file=#         Only read default options from the given file #.\n\
+         --defaults-extra-file=#   Read this file after the global files are read.\n\
+         --defaults-group-suffix=# Additionally read default groups with # appended as a suffix.\n\n"
+    ));
+    let mut defs: Vec<&table::OptDef> = table::DUMP_TABLES.iter().flat_map(|t| t.iter()).collect();
+    defs.sort_by_key(|d| d.long);
+    for d in defs {
+        let mut left = match d.short {
+            Some(c) => format!("  -{c}, --{}", d.long),
+            None => format!("  --{}", d.long),
+        };
+        match d.kind {
+            table::Kind::Bool => {}
+            table::Kind::RequiredValue => left.push_str(&format!("={}", d.arg)),
+            table::Kind::OptionalValue => left.push_str(&format!("[={}]", d.arg)),
+        }
+        let lines = wrap(d.help, WIDTH - COLUMN);
+        if left.len() + 1 > COLUMN {
+            out.push_str(&left);
+            out.push('\n');
+            left = String::new();
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let lead = if i == 0 { left.as_str() } else { "" };
+            out.push_str(&format!("{lead:<COLUMN$}{line}\n"));
+        }
+    }
+    out
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("never empty");
+        if !last.is_empty() && last.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Password, Plan, Secret};
+    use std::fs;
+    use std::path::Path;
+    use tempfile::TempDir;
+
+    const SECRET: &str = "s3cr3t-PW";
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn run(args: &[&str], env: &Env) -> Result<Plan, UsageError> {
+        match parse_with_warnings(&os(args), env, &["client", "mysqldump", "rdump"])?.0 {
+            Command::Dump(plan) => Ok(*plan),
+            other => panic!("expected a dump, got {other:?}"),
+        }
+    }
+
+    fn password(args: &[&str]) -> Password {
+        run(args, &Env::default()).unwrap().connection.password
+    }
+
+    fn given(s: &str) -> Password {
+        Password::Given(Secret::new(s))
+    }
+
+    /// An Env whose only option file is `$HOME/.my.cnf` with `text`.
+    fn home_with(text: &str) -> (TempDir, Env) {
+        let d = TempDir::new().unwrap();
+        fs::write(d.path().join(".my.cnf"), text).unwrap();
+        let env = Env {
+            home: Some(d.path().to_path_buf()),
+            ..Env::default()
+        };
+        (d, env)
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn bare_p_and_bare_password_prompt() {
+        assert_eq!(password(&["-p", "db"]), Password::Prompt);
+        assert_eq!(password(&["--password", "db"]), Password::Prompt);
+    }
+
+    #[test]
+    fn attached_p_and_password_equals_give_the_password() {
+        assert_eq!(password(&["-pSECRET", "db"]), given("SECRET"));
+        assert_eq!(password(&["--password=SECRET", "db"]), given("SECRET"));
+    }
+
+    #[test]
+    fn empty_password_equals_is_an_empty_password() {
+        assert_eq!(password(&["--password=", "db"]), given(""));
+    }
+
+    #[test]
+    fn skip_password_is_an_empty_password_as_in_my_getopt() {
+        assert_eq!(password(&["-pX", "--skip-password", "db"]), given(""));
+    }
+
+    #[test]
+    fn p_space_value_prompts_and_the_value_is_the_database() {
+        let plan = run(&["-p", "SECRET"], &Env::default()).unwrap();
+        assert_eq!(plan.connection.password, Password::Prompt);
+        assert_eq!(
+            plan.selection.scope,
+            crate::plan::Scope::Database {
+                db: "SECRET".into(),
+                tables: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn no_password_anywhere_is_none() {
+        assert_eq!(password(&["db"]), Password::None);
+    }
+
+    #[test]
+    fn mysql_pwd_is_used_when_nothing_else_gives_a_password() {
+        let env = Env {
+            mysql_pwd: Some("fromenv".into()),
+            ..Env::default()
+        };
+        assert_eq!(
+            run(&["db"], &env).unwrap().connection.password,
+            given("fromenv")
+        );
+    }
+
+    #[test]
+    fn option_file_password_beats_mysql_pwd() {
+        let (_d, mut env) = home_with("[client]\npassword=fromfile\n");
+        env.mysql_pwd = Some("fromenv".into());
+        assert_eq!(
+            run(&["db"], &env).unwrap().connection.password,
+            given("fromfile")
+        );
+    }
+
+    #[test]
+    fn command_line_password_beats_option_file_and_mysql_pwd() {
+        let (_d, mut env) = home_with("[client]\npassword=fromfile\n");
+        env.mysql_pwd = Some("fromenv".into());
+        assert_eq!(
+            run(&["-pcli", "db"], &env).unwrap().connection.password,
+            given("cli")
+        );
+        assert_eq!(
+            run(&["-p", "db"], &env).unwrap().connection.password,
+            Password::Prompt
+        );
+    }
+
+    #[test]
+    fn bare_password_in_an_option_file_prompts() {
+        let (_d, env) = home_with("[client]\npassword\n");
+        assert_eq!(
+            run(&["db"], &env).unwrap().connection.password,
+            Password::Prompt
+        );
+    }
+
+    #[test]
+    fn debug_of_a_plan_never_shows_the_password() {
+        for args in [
+            vec![format!("-p{SECRET}"), "db".into()],
+            vec![format!("--password={SECRET}"), "db".into()],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let plan = run(&args, &Env::default()).unwrap();
+            assert!(!format!("{plan:?}").contains(SECRET));
+            assert!(!format!("{:?}", Command::Dump(Box::new(plan))).contains(SECRET));
+        }
+        let env = Env {
+            mysql_pwd: Some(SECRET.into()),
+            ..Env::default()
+        };
+        assert!(!format!("{:?}", run(&["db"], &env).unwrap()).contains(SECRET));
+        assert!(!format!("{env:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn usage_errors_never_show_the_password() {
+        let p = format!("-p{SECRET}");
+        let pw = format!("--password={SECRET}");
+        let cases: Vec<Vec<String>> = vec![
+            vec![p.clone(), "--frobnicate".into(), "db".into()],
+            vec![p.clone(), "-A".into(), "db".into()],
+            vec![
+                pw.clone(),
+                "--single-transaction".into(),
+                "-x".into(),
+                "db".into(),
+            ],
+            vec![pw.clone()],
+            vec![format!("--passwrd={SECRET}"), "db".into()],
+            vec![format!("--p={SECRET}"), "db".into()],
+            vec![
+                format!("--loose-passwrd={SECRET}"),
+                "--port=x".into(),
+                "db".into(),
+            ],
+            vec!["-p".into(), SECRET.into(), "-A".into()],
+            vec![
+                format!("--skip-password={SECRET}"),
+                "--tab=/d".into(),
+                "-A".into(),
+            ],
+            vec![pw.clone(), "--no-defaults".into()],
+            vec![],
+        ];
+        let mut errors = 0;
+        for case in cases {
+            let args: Vec<&str> = case.iter().map(String::as_str).collect();
+            if let Err(e) = run(&args, &Env::default()) {
+                errors += 1;
+                let msg = e.to_string();
+                assert!(!msg.contains(SECRET), "{msg}");
+                assert!(!format!("{e:?}").contains(SECRET), "{e:?}");
+            }
+        }
+        assert_eq!(errors, 11);
+        // From an option file, too.
+        let (_d, env) = home_with(&format!("[client]\npassword={SECRET}\nfrob=1\n"));
+        let e = run(&["db"], &env).unwrap_err();
+        assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn option_files_come_before_the_command_line_and_later_wins() {
+        let d = TempDir::new().unwrap();
+        let sys = write(
+            d.path(),
+            "sys.cnf",
+            "[client]\nuser=sys\nhost=syshost\n[mysqldump]\nskip-opt\n",
+        );
+        fs::write(d.path().join(".my.cnf"), "[client]\nuser=home\n").unwrap();
+        let env = Env {
+            home: Some(d.path().to_path_buf()),
+            mysql_pwd: None,
+            system_option_files: vec![sys.into()],
+        };
+        let plan = run(&["--add-locks", "db"], &env).unwrap();
+        assert_eq!(plan.connection.user.as_deref(), Some("home"));
+        assert_eq!(plan.connection.host.as_deref(), Some("syshost"));
+        assert!(!plan.shape.add_drop_table && plan.shape.add_locks);
+        let plan = run(&["-ucli", "db"], &env).unwrap();
+        assert_eq!(plan.connection.user.as_deref(), Some("cli"));
+    }
+
+    #[test]
+    fn missing_system_and_home_files_are_skipped() {
+        let env = Env {
+            home: Some("/nonexistent/home".into()),
+            mysql_pwd: None,
+            system_option_files: vec!["/nonexistent/my.cnf".into()],
+        };
+        assert!(run(&["db"], &env).is_ok());
+    }
+
+    #[test]
+    fn missing_defaults_file_is_an_error_naming_it() {
+        let e = run(
+            &["--defaults-file=/nonexistent/x.cnf", "db"],
+            &Env::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.cnf"), "{e}");
+    }
+
+    #[test]
+    fn defaults_file_is_the_only_file_read() {
+        let d = TempDir::new().unwrap();
+        let only = write(d.path(), "only.cnf", "[client]\nuser=only\n");
+        let sys = write(d.path(), "sys.cnf", "[client]\nhost=sys\n");
+        fs::write(d.path().join(".my.cnf"), "[client]\nport=9\n").unwrap();
+        let env = Env {
+            home: Some(d.path().to_path_buf()),
+            mysql_pwd: None,
+            system_option_files: vec![sys.into()],
+        };
+        let plan = run(&[&format!("--defaults-file={only}"), "db"], &env).unwrap();
+        assert_eq!(plan.connection.user.as_deref(), Some("only"));
+        assert_eq!((plan.connection.host, plan.connection.port), (None, 0));
+    }
+
+    #[test]
+    fn defaults_extra_file_is_read_after_system_files_and_before_home() {
+        let d = TempDir::new().unwrap();
+        let sys = write(
+            d.path(),
+            "sys.cnf",
+            "[client]\nuser=sys\nhost=sys\nport=1\n",
+        );
+        let extra = write(d.path(), "extra.cnf", "[client]\nuser=extra\nhost=extra\n");
+        fs::write(d.path().join(".my.cnf"), "[client]\nuser=home\n").unwrap();
+        let env = Env {
+            home: Some(d.path().to_path_buf()),
+            mysql_pwd: None,
+            system_option_files: vec![sys.into()],
+        };
+        let plan = run(&[&format!("--defaults-extra-file={extra}"), "db"], &env).unwrap();
+        let c = plan.connection;
+        assert_eq!(
+            (c.user.as_deref(), c.host.as_deref(), c.port),
+            (Some("home"), Some("extra"), 1)
+        );
+    }
+
+    #[test]
+    fn no_defaults_ignores_every_file() {
+        let (_d, env) = home_with("[client]\nuser=home\n");
+        assert_eq!(
+            run(&["--no-defaults", "db"], &env).unwrap().connection.user,
+            None
+        );
+    }
+
+    #[test]
+    fn defaults_options_after_other_arguments_are_an_error() {
+        let e = run(&["db", "--defaults-file=/x.cnf"], &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--defaults-file") && e.contains("first"), "{e}");
+    }
+
+    #[test]
+    fn errors_applying_option_file_values_name_file_and_line() {
+        let (d, env) = home_with("[client]\nuser=x\nport=notanumber\n");
+        let e = run(&["db"], &env).unwrap_err().to_string();
+        let file = d.path().join(".my.cnf");
+        assert!(
+            e.starts_with(&format!("{}:3: ", file.display())) && e.contains("--port"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_programs_groups_in_option_files_are_ignored() {
+        let (_d, env) = home_with("[mysqld]\nfrobnicate=1\n[mysql]\nuser=mysql\n");
+        assert_eq!(run(&["db"], &env).unwrap().connection.user, None);
+    }
+
+    #[test]
+    fn non_utf8_argument_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![OsString::from("db"), OsString::from_vec(vec![0xff])];
+        let e = parse_with_warnings(&args, &Env::default(), &["client"]).unwrap_err();
+        assert_eq!(e, UsageError::NotUtf8(2));
+    }
+
+    #[test]
+    fn warnings_are_returned_for_prefixes_and_loose_options() {
+        let (_c, w) = parse_with_warnings(
+            &os(&["--single-trans", "--loose-frob", "db"]),
+            &Env::default(),
+            &["client"],
+        )
+        .unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    #[test]
+    fn help_text_lists_every_option_from_the_table() {
+        let h = help_text("rdump");
+        assert!(h.contains("Usage: rdump [OPTIONS] database [tables]"));
+        for d in table::DUMP_TABLES.iter().flat_map(|t| t.iter()) {
+            assert!(h.contains(&format!("--{}", d.long)), "missing --{}", d.long);
+        }
+        assert!(h.contains("  -h, --host=name     Connect to host."), "{h}");
+        assert!(h.contains("  -p, --password[=name]"));
+        assert!(h.lines().all(|l| l.len() <= 100), "overlong help line");
+    }
+}

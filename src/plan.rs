@@ -1,0 +1,335 @@
+//! The resolved plan of one dump: what to connect to, what to dump, how to keep it consistent,
+//! which statements to write and where to.
+//!
+//! A `Plan` is produced by `options` (from the command line, option files and environment)
+//! before any connection opens; everything downstream reads it and never looks at raw flags.
+//! It is not for: parsing flags (see `options`), or anything that needs a server.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help,
+    Version,
+    Dump(Box<Plan>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub connection: ConnectionOptions,
+    pub selection: Selection,
+    pub shape: Shape,
+    pub consistency: ConsistencyPlan,
+    pub output: Output,
+    /// `-f/--force`: continue after an SQL error on one object; the exit code still says so.
+    pub force: bool,
+    /// `-v/--verbose`: progress messages on stderr.
+    pub verbose: bool,
+}
+
+/// A password that never prints itself, not even in `Debug`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Password {
+    /// No password given anywhere.
+    #[default]
+    None,
+    /// From `-pSECRET`, `--password=SECRET`, an option file or `MYSQL_PWD`.
+    Given(Secret),
+    /// A bare `-p`/`--password`: ask on the terminal before connecting.
+    Prompt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Socket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    Disabled,
+    /// Use TLS when the server offers it (mysqldump's default).
+    #[default]
+    Preferred,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SslOptions {
+    pub mode: SslMode,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionOptions {
+    /// `-h/--host`; `None` or `localhost` means the unix socket unless `--protocol=tcp`.
+    pub host: Option<String>,
+    /// `-P/--port`; 0 means the default 3306.
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Password,
+    pub socket: Option<PathBuf>,
+    pub protocol: Option<Protocol>,
+    pub ssl: SslOptions,
+    /// `-C/--compress`: protocol compression.
+    pub compress: bool,
+    /// `--default-character-set`, `utf8mb4` unless given.
+    pub character_set: String,
+    /// `--init-command`: run on every connection after connecting.
+    pub init_command: Option<String>,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            host: None,
+            port: 0,
+            user: None,
+            password: Password::None,
+            socket: None,
+            protocol: None,
+            ssl: SslOptions::default(),
+            compress: false,
+            character_set: "utf8mb4".into(),
+            init_command: None,
+        }
+    }
+}
+
+/// Which databases and tables, from the positional arguments and `-B`/`-A`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `db [tables...]`: one database, all of its tables when `tables` is empty. No
+    /// `CREATE DATABASE`/`USE` is written, as mysqldump does.
+    Database { db: String, tables: Vec<String> },
+    /// `-B db1 db2 ...`, or `--tables`-less `-B`: whole databases with `CREATE DATABASE` and `USE`.
+    Databases(Vec<String>),
+    /// `-A`: every database but information_schema, performance_schema and sys.
+    AllDatabases,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub scope: Scope,
+    /// `--ignore-table=db.t`, repeatable: (db, table).
+    pub ignore_tables: Vec<(String, String)>,
+    /// `--ignore-database=db`, repeatable: databases skipped by `-A`; ignored without it, as in
+    /// mariadb-dump.
+    pub ignore_databases: Vec<String>,
+    /// `-w/--where`: applied to every table's SELECT.
+    pub where_clause: Option<String>,
+    /// `-d/--no-data`.
+    pub no_data: bool,
+    /// `-t/--no-create-info`.
+    pub no_create_info: bool,
+    /// `-n/--no-create-db`.
+    pub no_create_db: bool,
+    /// `-R/--routines`.
+    pub routines: bool,
+    /// `-E/--events`.
+    pub events: bool,
+    /// `--triggers` (on by default) / `--skip-triggers`.
+    pub triggers: bool,
+    /// `--system=users`: accounts and grants as CREATE USER and GRANT.
+    pub system_users: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            scope: Scope::AllDatabases,
+            ignore_tables: Vec::new(),
+            ignore_databases: Vec::new(),
+            where_clause: None,
+            no_data: false,
+            no_create_info: false,
+            no_create_db: false,
+            routines: false,
+            events: false,
+            triggers: true,
+            system_users: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsertMode {
+    #[default]
+    Insert,
+    /// `--insert-ignore`.
+    InsertIgnore,
+    /// `--replace`.
+    Replace,
+}
+
+/// The shape of the statements written. Defaults are mysqldump's with `--opt` (its default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub add_drop_database: bool,
+    pub add_drop_table: bool,
+    pub add_drop_trigger: bool,
+    pub add_locks: bool,
+    pub disable_keys: bool,
+    pub extended_insert: bool,
+    pub complete_insert: bool,
+    pub insert_mode: InsertMode,
+    pub hex_blob: bool,
+    /// `--create-options`: keep table options (ENGINE, AUTO_INCREMENT, ...) in CREATE TABLE.
+    pub create_options: bool,
+    /// `--set-charset`: write the SET NAMES / character_set_client save and restore lines.
+    pub set_charset: bool,
+    /// `--comments` (off with `--skip-comments` or `--compact`): the header and per-table comments.
+    pub comments: bool,
+    /// `--dump-date`: the date in the footer.
+    pub dump_date: bool,
+    /// `--tz-utc`: dump and restore TIMESTAMP columns in UTC.
+    pub tz_utc: bool,
+    /// `--compact`: no header, footer, or session save/restore lines.
+    pub compact: bool,
+    /// `--net-buffer-length`: the largest extended INSERT, in bytes (mariadb-dump's default
+    /// 1046528, a multiple of 1024).
+    pub net_buffer_length: usize,
+    /// `--max-allowed-packet`.
+    pub max_allowed_packet: usize,
+    pub order_by_primary: bool,
+    /// `-q/--quick`: stream rows (rdump always streams; kept for compatibility).
+    pub quick: bool,
+    /// `--no-autocommit`: wrap each table's data in SET autocommit=0 ... COMMIT.
+    pub no_autocommit: bool,
+    /// `--flush-privileges`: FLUSH PRIVILEGES after dumping the mysql database.
+    pub flush_privileges: bool,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            add_drop_database: false,
+            add_drop_table: true,
+            add_drop_trigger: false,
+            add_locks: true,
+            disable_keys: true,
+            extended_insert: true,
+            complete_insert: false,
+            insert_mode: InsertMode::Insert,
+            hex_blob: false,
+            create_options: true,
+            set_charset: true,
+            comments: true,
+            dump_date: true,
+            tz_utc: true,
+            compact: false,
+            net_buffer_length: 1046528,
+            max_allowed_packet: 24 * 1024 * 1024,
+            order_by_primary: false,
+            quick: true,
+            no_autocommit: false,
+            flush_privileges: false,
+        }
+    }
+}
+
+/// How the dump keeps one consistent view of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// `--single-transaction`: one REPEATABLE READ snapshot, no table locks kept.
+    SingleTransaction,
+    /// `-x/--lock-all-tables`: FLUSH TABLES WITH READ LOCK for the whole dump.
+    LockAllTables,
+    /// `-l/--lock-tables` (on with `--opt`): LOCK TABLES ... READ per database.
+    #[default]
+    LockTables,
+    /// Neither: no locks, no snapshot.
+    None,
+}
+
+/// How coordinates are written: `=1` as a statement, `=2` as a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinateStyle {
+    Statement,
+    Commented,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GtidPurged {
+    Off,
+    On,
+    #[default]
+    Auto,
+    Commented,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsistencyPlan {
+    pub mode: Consistency,
+    /// `-F/--flush-logs`.
+    pub flush_logs: bool,
+    /// `--master-data`/`--source-data`.
+    pub master_data: Option<CoordinateStyle>,
+    /// `--dump-slave`/`--dump-replica`.
+    pub dump_slave: Option<CoordinateStyle>,
+    /// `--gtid` (MariaDB): write GTID positions with the coordinates.
+    pub gtid: bool,
+    /// `--set-gtid-purged` (MySQL).
+    pub set_gtid_purged: GtidPurged,
+    /// `--include-master-host-port`: add MASTER_HOST/MASTER_PORT to --dump-slave output.
+    pub include_master_host_port: bool,
+    /// `--apply-slave-statements`: STOP SLAVE before and START SLAVE after, with --dump-slave.
+    pub apply_slave_statements: bool,
+}
+
+/// Byte strings for `--tab` field and line formatting, after escape processing (`\t` -> TAB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabFormat {
+    pub fields_terminated_by: Vec<u8>,
+    pub fields_enclosed_by: Vec<u8>,
+    /// `--fields-optionally-enclosed-by`: enclose only string columns.
+    pub optionally_enclosed: bool,
+    pub fields_escaped_by: Vec<u8>,
+    pub lines_terminated_by: Vec<u8>,
+}
+
+impl Default for TabFormat {
+    fn default() -> Self {
+        TabFormat {
+            fields_terminated_by: b"\t".to_vec(),
+            fields_enclosed_by: Vec::new(),
+            optionally_enclosed: false,
+            fields_escaped_by: b"\\".to_vec(),
+            lines_terminated_by: b"\n".to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    Stdout,
+    /// `-r/--result-file`: written under a temporary name, renamed when complete.
+    ResultFile(PathBuf),
+    /// `-T/--tab=DIR`: `t.sql` (schema) and `t.txt` (data) per table, written by the client.
+    Tab { dir: PathBuf, format: TabFormat },
+}

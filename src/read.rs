@@ -1,0 +1,176 @@
+//! Reading a table's rows: the SELECT that returns every stored value exactly, and the
+//! INSERT column list that puts them back.
+//!
+//! A `TableRead` is planned once per table from its columns; running it streams rows from
+//! the server to an encoder (see `dump`). A later parallel reader runs the same SELECT with
+//! a key range per chunk: `select_sql` takes the extra condition for that.
+//! Not for: encoding or writing.
+
+use crate::catalog::{Column, ColumnKind};
+use crate::dialect::Dialect;
+use crate::quote::{ident, qualified};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRead {
+    /// `SELECT <cols> FROM `db`.`t``, without WHERE or ORDER BY.
+    select: String,
+    /// The user's `--where`, if any.
+    where_clause: Option<String>,
+    /// `ORDER BY ...` for `--order-by-primary`.
+    order_by: Option<String>,
+    /// Kind of each selected column, for the encoders.
+    pub kinds: Vec<ColumnKind>,
+    /// `(`a`,`b`)` when the INSERT must name its columns.
+    pub insert_columns: Option<String>,
+}
+
+impl TableRead {
+    /// Plans the read of one table. Generated columns are left out (the server computes
+    /// them); invisible columns are named, since `SELECT *` would skip them.
+    pub fn plan(
+        dialect: &Dialect,
+        db: &str,
+        table: &str,
+        columns: &[Column],
+        where_clause: Option<&str>,
+        primary_key: &[String],
+        complete_insert: bool,
+    ) -> TableRead {
+        let stored: Vec<&Column> = columns.iter().filter(|c| !c.generated).collect();
+        let exprs: Vec<String> = stored
+            .iter()
+            .map(|c| match c.kind {
+                ColumnKind::Float => dialect.exact_float_expr(&ident(&c.name)),
+                _ => ident(&c.name),
+            })
+            .collect();
+        let hint = if dialect.is_mariadb() {
+            "/*!40001 SQL_NO_CACHE */ "
+        } else {
+            ""
+        };
+        let select = format!(
+            "SELECT {hint}{} FROM {}",
+            exprs.join(", "),
+            qualified(db, table)
+        );
+        let names_needed =
+            complete_insert || stored.len() != columns.len() || columns.iter().any(|c| c.invisible);
+        let insert_columns = names_needed.then(|| {
+            let names: Vec<String> = stored.iter().map(|c| ident(&c.name)).collect();
+            format!("({})", names.join(", "))
+        });
+        let order_by = (!primary_key.is_empty()).then(|| {
+            let cols: Vec<String> = primary_key.iter().map(|c| ident(c)).collect();
+            format!("ORDER BY {}", cols.join(","))
+        });
+        TableRead {
+            select,
+            where_clause: where_clause.map(str::to_string),
+            order_by,
+            kinds: stored.iter().map(|c| c.kind).collect(),
+            insert_columns,
+        }
+    }
+
+    /// The statement to run, optionally restricted further by `range` (a chunk's key range).
+    pub fn select_sql(&self, range: Option<&str>) -> String {
+        let mut sql = self.select.clone();
+        let conds: Vec<String> = self
+            .where_clause
+            .iter()
+            .map(|w| format!("({w})"))
+            .chain(range.map(|r| format!("({r})")))
+            .collect();
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        if let Some(o) = &self.order_by {
+            sql.push(' ');
+            sql.push_str(o);
+        }
+        sql
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, kind: ColumnKind, generated: bool, invisible: bool) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+            generated,
+            invisible,
+        }
+    }
+
+    fn mariadb() -> Dialect {
+        Dialect::from_version_string("10.11.6-MariaDB")
+    }
+
+    #[test]
+    fn plain_table_selects_its_columns_and_needs_no_insert_list() {
+        let cols = [
+            col("id", ColumnKind::Number, false, false),
+            col("n`m", ColumnKind::Text, false, false),
+        ];
+        let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
+        assert_eq!(
+            r.select_sql(None),
+            "SELECT /*!40001 SQL_NO_CACHE */ `id`, `n``m` FROM `d`.`t`"
+        );
+        assert_eq!(r.insert_columns, None);
+        assert_eq!(r.kinds, vec![ColumnKind::Number, ColumnKind::Text]);
+    }
+
+    #[test]
+    fn generated_columns_are_neither_selected_nor_inserted() {
+        let cols = [
+            col("a", ColumnKind::Number, false, false),
+            col("g", ColumnKind::Number, true, false),
+        ];
+        let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
+        assert!(!r.select_sql(None).contains("`g`"));
+        assert_eq!(r.insert_columns.as_deref(), Some("(`a`)"));
+    }
+
+    #[test]
+    fn invisible_columns_are_named_explicitly() {
+        let cols = [
+            col("a", ColumnKind::Number, false, false),
+            col("h", ColumnKind::Text, false, true),
+        ];
+        let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
+        assert!(r.select_sql(None).contains("`a`, `h`"));
+        assert_eq!(r.insert_columns.as_deref(), Some("(`a`, `h`)"));
+    }
+
+    #[test]
+    fn float_columns_are_widened_to_double() {
+        let cols = [col("f", ColumnKind::Float, false, false)];
+        let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
+        assert!(r.select_sql(None).contains("CAST(`f` AS DOUBLE)"));
+    }
+
+    #[test]
+    fn where_and_range_and_order_combine() {
+        let cols = [col("id", ColumnKind::Number, false, false)];
+        let r = TableRead::plan(
+            &mariadb(),
+            "d",
+            "t",
+            &cols,
+            Some("id > 1 OR id < 0"),
+            &["id".into()],
+            true,
+        );
+        assert_eq!(
+            r.select_sql(Some("`id` < 100")),
+            "SELECT /*!40001 SQL_NO_CACHE */ `id` FROM `d`.`t` WHERE (id > 1 OR id < 0) AND (`id` < 100) ORDER BY `id`"
+        );
+        assert_eq!(r.insert_columns.as_deref(), Some("(`id`)"));
+    }
+}

@@ -1,0 +1,705 @@
+//! The text of a mysqldump-shaped script, apart from row data: header and footer with the
+//! session settings they save and restore, database, table, view, trigger, routine, event,
+//! sequence and account blocks, and the replication coordinates.
+//!
+//! Pure functions from definitions to text, so the shape is tested without a server.
+//! Not for: reading definitions (see `catalog`) or rows (see `encode`).
+
+use crate::catalog::{Definition, RoutineType};
+use crate::dialect::Dialect;
+use crate::plan::{CoordinateStyle, Shape};
+use crate::quote::{comment_safe, ident, string_literal};
+use crate::snapshot::{Coordinates, SourceCoordinates};
+
+/// A `--` comment block as mysqldump writes it: blank line, `--`, text lines, `--`, blank.
+pub fn comment_block(shape: &Shape, lines: &[&str]) -> String {
+    if !shape.comments {
+        return String::new();
+    }
+    let mut s = String::from("\n--\n");
+    for l in lines {
+        s.push_str("-- ");
+        s.push_str(&comment_safe(l));
+        s.push('\n');
+    }
+    s.push_str("--\n\n");
+    s
+}
+
+pub fn header(shape: &Shape, dialect: &Dialect, host: &str, database: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(line) = dialect.sandbox_line() {
+        s.push_str(line);
+        s.push('\n');
+    }
+    if shape.comments {
+        s.push_str(&format!(
+            "-- rdump {}, a mysqldump-compatible dump\n--\n-- Host: {}    Database: {}\n\
+             -- ------------------------------------------------------\n\
+             -- Server version\t{}\n\n",
+            env!("CARGO_PKG_VERSION"),
+            comment_safe(host),
+            comment_safe(database.unwrap_or("")),
+            comment_safe(&dialect.version_string),
+        ));
+    }
+    if shape.compact {
+        return s;
+    }
+    if shape.set_charset {
+        s.push_str(
+            "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n\
+             /*!40101 SET @OLD_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS */;\n\
+             /*!40101 SET @OLD_COLLATION_CONNECTION=@@COLLATION_CONNECTION */;\n\
+             /*!40101 SET NAMES utf8mb4 */;\n",
+        );
+    }
+    if shape.tz_utc {
+        s.push_str(
+            "/*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;\n/*!40103 SET TIME_ZONE='+00:00' */;\n",
+        );
+    }
+    s.push_str(
+        "/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\
+         /*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n\
+         /*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n\
+         /*!40111 SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0 */;\n",
+    );
+    s
+}
+
+/// The session restore lines; `completed_on` adds the `-- Dump completed` line, which
+/// is written only when every object was dumped.
+pub fn footer(shape: &Shape, completed_on: Option<&str>) -> String {
+    let mut s = String::new();
+    if !shape.compact {
+        if shape.tz_utc {
+            s.push_str("/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n");
+        }
+        s.push_str(
+            "\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n\
+             /*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n\
+             /*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n",
+        );
+        if shape.set_charset {
+            s.push_str(
+                "/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;\n\
+                 /*!40101 SET CHARACTER_SET_RESULTS=@OLD_CHARACTER_SET_RESULTS */;\n\
+                 /*!40101 SET COLLATION_CONNECTION=@OLD_COLLATION_CONNECTION */;\n",
+            );
+        }
+        s.push_str("/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n");
+    }
+    if shape.comments {
+        if let Some(date) = completed_on {
+            if shape.dump_date {
+                s.push_str(&format!("\n-- Dump completed on {date}\n"));
+            } else {
+                s.push_str("\n-- Dump completed\n");
+            }
+        }
+    }
+    s
+}
+
+fn statement(style: CoordinateStyle, sql: &str) -> String {
+    match style {
+        CoordinateStyle::Statement => format!("{sql};\n"),
+        CoordinateStyle::Commented => format!("-- {sql};\n"),
+    }
+}
+
+/// `--master-data`: where a replica of this server starts, written near the top.
+pub fn master_data(
+    shape: &Shape,
+    dialect: &Dialect,
+    style: CoordinateStyle,
+    coords: &Coordinates,
+    gtid: bool,
+) -> String {
+    let mut s = comment_block(
+        shape,
+        &[
+            "Position to start replication or point-in-time recovery from",
+            "(the binlog coordinates of the dumped data)",
+        ],
+    );
+    if let Some((file, pos)) = &coords.binlog {
+        if gtid && dialect.is_mariadb() && coords.gtid.is_some() {
+            // MariaDB: replicate by GTID; the position below is for reference.
+            s.push_str(&statement(
+                style,
+                "CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
+            ));
+            s.push_str(&format!(
+                "-- {};\n",
+                dialect.change_source_sql(file, *pos, None)
+            ));
+        } else {
+            s.push_str(&statement(
+                style,
+                &dialect.change_source_sql(file, *pos, None),
+            ));
+        }
+    }
+    s
+}
+
+/// `--dump-slave`: where this replica's source must be read from.
+pub fn dump_slave(
+    shape: &Shape,
+    dialect: &Dialect,
+    style: CoordinateStyle,
+    source: &SourceCoordinates,
+    include_host_port: bool,
+    gtid: bool,
+) -> String {
+    let mut s = comment_block(
+        shape,
+        &["Position to start replication from, in this replica's source"],
+    );
+    if gtid && dialect.is_mariadb() {
+        if let Some(g) = &source.gtid {
+            s.push_str(&statement(
+                style,
+                &format!("SET GLOBAL gtid_slave_pos={}", string_literal(g)),
+            ));
+            s.push_str(&statement(
+                style,
+                "CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
+            ));
+            return s;
+        }
+    }
+    let host_port = include_host_port.then_some((source.host.as_str(), source.port));
+    s.push_str(&statement(
+        style,
+        &dialect.change_source_sql(&source.file, source.pos, host_port),
+    ));
+    s
+}
+
+/// GTID state written at the end (after a restored mysql.gtid_slave_pos table, if any).
+pub fn gtid_state(shape: &Shape, dialect: &Dialect, style: CoordinateStyle, gtid: &str) -> String {
+    let mut s = comment_block(shape, &["GTID state of the dumped data"]);
+    for sql in dialect.gtid_restore_sql(gtid) {
+        if sql.starts_with("CHANGE MASTER") {
+            continue; // already written with the coordinates
+        }
+        s.push_str(&statement(style, &sql));
+    }
+    s
+}
+
+/// `CREATE DATABASE` and `USE` for `-B`/`-A` dumps.
+pub fn database(shape: &Shape, db: &str, create: Option<&str>, drop: bool) -> String {
+    let mut s = comment_block(shape, &[&format!("Current Database: {}", ident(db))]);
+    if drop {
+        s.push_str(&format!(
+            "/*!40000 DROP DATABASE IF EXISTS {}*/;\n\n",
+            ident(db)
+        ));
+    }
+    if let Some(create) = create {
+        let rest = create
+            .strip_prefix("CREATE DATABASE ")
+            .unwrap_or(create)
+            .trim_start_matches("IF NOT EXISTS ");
+        s.push_str(&format!(
+            "CREATE DATABASE /*!32312 IF NOT EXISTS*/ {rest};\n\n"
+        ));
+    }
+    s.push_str(&format!("USE {};\n", ident(db)));
+    s
+}
+
+pub fn table_structure(shape: &Shape, table: &str, create: &str) -> String {
+    let mut s = comment_block(
+        shape,
+        &[&format!("Table structure for table {}", ident(table))],
+    );
+    if shape.add_drop_table {
+        s.push_str(&format!("DROP TABLE IF EXISTS {};\n", ident(table)));
+    }
+    if shape.set_charset {
+        s.push_str(
+            "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n\
+             /*!40101 SET character_set_client = utf8mb4 */;\n",
+        );
+    }
+    s.push_str(create);
+    s.push_str(";\n");
+    if shape.set_charset {
+        s.push_str("/*!40101 SET character_set_client = @saved_cs_client */;\n");
+    }
+    s
+}
+
+pub fn sequence_structure(shape: &Shape, seq: &str, create: &str, next: Option<&str>) -> String {
+    let mut s = comment_block(shape, &[&format!("Sequence structure for {}", ident(seq))]);
+    if shape.add_drop_table {
+        s.push_str(&format!("DROP SEQUENCE IF EXISTS {};\n", ident(seq)));
+    }
+    s.push_str(create);
+    s.push_str(";\n");
+    if let Some(next) = next {
+        s.push_str(&format!("DO SETVAL({}, {next}, 0);\n", ident(seq)));
+    }
+    s
+}
+
+/// The lines before a table's rows.
+pub fn data_start(shape: &Shape, table: &str, where_clause: Option<&str>) -> String {
+    let mut s = comment_block(
+        shape,
+        &[&format!("Dumping data for table {}", ident(table))],
+    );
+    if let (Some(w), true) = (where_clause, shape.comments) {
+        s.push_str(&format!("-- WHERE:  {}\n\n", comment_safe(w)));
+    }
+    if shape.add_locks {
+        s.push_str(&format!("LOCK TABLES {} WRITE;\n", ident(table)));
+    }
+    if shape.disable_keys {
+        s.push_str(&format!(
+            "/*!40000 ALTER TABLE {} DISABLE KEYS */;\n",
+            ident(table)
+        ));
+    }
+    if shape.no_autocommit {
+        s.push_str("set autocommit=0;\n");
+    }
+    s
+}
+
+/// The lines after a table's rows.
+pub fn data_end(shape: &Shape, table: &str) -> String {
+    let mut s = String::new();
+    if shape.disable_keys {
+        s.push_str(&format!(
+            "/*!40000 ALTER TABLE {} ENABLE KEYS */;\n",
+            ident(table)
+        ));
+    }
+    if shape.add_locks {
+        s.push_str("UNLOCK TABLES;\n");
+    }
+    if shape.no_autocommit {
+        s.push_str("commit;\n");
+    }
+    s
+}
+
+/// Saves the session's charset settings and sets those an object was created under.
+fn set_object_charset(d: &Definition, version_tag: &str, terminator: &str) -> String {
+    format!(
+        "/*!{v} SET @saved_cs_client      = @@character_set_client */ {t}\n\
+         /*!{v} SET @saved_cs_results     = @@character_set_results */ {t}\n\
+         /*!{v} SET @saved_col_connection = @@collation_connection */ {t}\n\
+         /*!{v} SET character_set_client  = {cs} */ {t}\n\
+         /*!{v} SET character_set_results = {cs} */ {t}\n\
+         /*!{v} SET collation_connection  = {co} */ {t}\n",
+        v = version_tag,
+        t = terminator,
+        cs = d.character_set_client,
+        co = d.collation_connection,
+    )
+}
+
+fn restore_object_charset(version_tag: &str, terminator: &str) -> String {
+    format!(
+        "/*!{v} SET character_set_client  = @saved_cs_client */ {t}\n\
+         /*!{v} SET character_set_results = @saved_cs_results */ {t}\n\
+         /*!{v} SET collation_connection  = @saved_col_connection */ {t}\n",
+        v = version_tag,
+        t = terminator,
+    )
+}
+
+fn set_sql_mode(sql_mode: &str, terminator: &str) -> String {
+    format!(
+        "/*!50003 SET @saved_sql_mode       = @@sql_mode */ {t}\n\
+         /*!50003 SET sql_mode              = {m} */ {t}\n",
+        m = string_literal(sql_mode),
+        t = terminator,
+    )
+}
+
+fn restore_sql_mode(terminator: &str) -> String {
+    format!("/*!50003 SET sql_mode              = @saved_sql_mode */ {terminator}\n")
+}
+
+/// A stored program's CREATE statement between `DELIMITER ;;` lines, under the sql_mode
+/// and character set it was created with.
+fn program(d: &Definition, drop: Option<String>) -> String {
+    let mut s = String::new();
+    if let Some(drop) = drop {
+        s.push_str(&drop);
+    }
+    s.push_str(&set_object_charset(d, "50003", ";"));
+    s.push_str(&set_sql_mode(&d.sql_mode, ";"));
+    s.push_str("DELIMITER ;;\n");
+    s.push_str(&d.create);
+    s.push_str(" ;;\nDELIMITER ;\n");
+    s.push_str(&restore_sql_mode(";"));
+    s.push_str(&restore_object_charset("50003", ";"));
+    s
+}
+
+pub fn trigger(shape: &Shape, d: &Definition) -> String {
+    let drop = shape
+        .add_drop_trigger
+        .then(|| format!("/*!50032 DROP TRIGGER IF EXISTS {} */;\n", ident(&d.name)));
+    program(d, drop)
+}
+
+pub fn routines_heading(shape: &Shape, db: &str) -> String {
+    comment_block(
+        shape,
+        &[&format!(
+            "Dumping routines for database {}",
+            string_literal(db)
+        )],
+    )
+}
+
+pub fn routine(rt: RoutineType, d: &Definition) -> String {
+    program(
+        d,
+        Some(format!(
+            "/*!50003 DROP {} IF EXISTS {} */;\n",
+            rt.keyword(),
+            ident(&d.name)
+        )),
+    )
+}
+
+pub fn events_heading(shape: &Shape, db: &str) -> String {
+    comment_block(
+        shape,
+        &[&format!(
+            "Dumping events for database {}",
+            string_literal(db)
+        )],
+    )
+}
+
+pub fn event(d: &Definition) -> String {
+    let tz = d.time_zone.as_deref().unwrap_or("SYSTEM");
+    let mut s = String::from("/*!50106 SET @save_time_zone= @@TIME_ZONE */ ;\n");
+    s.push_str(&format!(
+        "/*!50106 DROP EVENT IF EXISTS {} */;\n",
+        ident(&d.name)
+    ));
+    s.push_str("DELIMITER ;;\n");
+    s.push_str(&set_object_charset(d, "50003", ";;"));
+    s.push_str(&set_sql_mode(&d.sql_mode, ";;"));
+    s.push_str(&format!(
+        "/*!50003 SET @saved_time_zone      = @@time_zone */ ;;\n\
+         /*!50003 SET time_zone             = {} */ ;;\n",
+        string_literal(tz)
+    ));
+    s.push_str(&d.create);
+    s.push_str(" ;;\n");
+    s.push_str("/*!50003 SET time_zone             = @saved_time_zone */ ;;\n");
+    s.push_str(&restore_sql_mode(";;"));
+    s.push_str(&restore_object_charset("50003", ";;"));
+    s.push_str("DELIMITER ;\n/*!50106 SET TIME_ZONE= @save_time_zone */ ;\n");
+    s
+}
+
+/// A stand-in view with the right columns, so views may refer to views dumped later.
+pub fn view_placeholder(shape: &Shape, view: &str, columns: &[String]) -> String {
+    let mut s = comment_block(
+        shape,
+        &[&format!(
+            "Temporary table structure for view {}",
+            ident(view)
+        )],
+    );
+    s.push_str(&format!(
+        "DROP TABLE IF EXISTS {v};\n/*!50001 DROP VIEW IF EXISTS {v}*/;\n",
+        v = ident(view)
+    ));
+    let cols: Vec<String> = if columns.is_empty() {
+        vec!["1 AS `1`".into()]
+    } else {
+        columns
+            .iter()
+            .map(|c| format!("\n 1 AS {}", ident(c)))
+            .collect()
+    };
+    s.push_str(&format!(
+        "/*!50001 CREATE VIEW {} AS SELECT{} */;\n",
+        ident(view),
+        cols.join(",")
+    ));
+    s
+}
+
+pub fn view_final(shape: &Shape, d: &Definition) -> String {
+    let mut s = comment_block(
+        shape,
+        &[&format!("Final view structure for view {}", ident(&d.name))],
+    );
+    s.push_str(&format!(
+        "/*!50001 DROP VIEW IF EXISTS {}*/;\n",
+        ident(&d.name)
+    ));
+    s.push_str(&set_object_charset(d, "50001", ";"));
+    s.push_str(&d.create);
+    s.push_str(";\n");
+    s.push_str(&restore_object_charset("50001", ";"));
+    s
+}
+
+/// Accounts and grants for `--system=users`. CREATE USER gets IF NOT EXISTS so an account
+/// that exists on the target (root) does not stop the restore.
+pub fn accounts(shape: &Shape, statements: &[String]) -> String {
+    let mut s = comment_block(shape, &["Accounts and grants"]);
+    for st in statements {
+        let st = match st.strip_prefix("CREATE USER ") {
+            Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
+                format!("CREATE USER IF NOT EXISTS {rest}")
+            }
+            _ => st.clone(),
+        };
+        s.push_str(&st);
+        s.push_str(";\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mariadb() -> Dialect {
+        Dialect::from_version_string("10.11.6-MariaDB")
+    }
+
+    fn def(create: &str) -> Definition {
+        Definition {
+            name: "o`x".into(),
+            create: create.into(),
+            sql_mode: "STRICT_ALL_TABLES".into(),
+            character_set_client: "utf8mb4".into(),
+            collation_connection: "utf8mb4_general_ci".into(),
+            time_zone: Some("+02:00".into()),
+        }
+    }
+
+    #[test]
+    fn header_starts_with_sandbox_line_and_sets_restore_session() {
+        let h = header(&Shape::default(), &mariadb(), "localhost", Some("db"));
+        assert!(h.starts_with("/*M!999999\\- enable the sandbox mode */"));
+        assert!(h.contains("SQL_MODE='NO_AUTO_VALUE_ON_ZERO'"));
+        assert!(h.contains("FOREIGN_KEY_CHECKS=0"));
+        assert!(h.contains("SET TIME_ZONE='+00:00'"));
+    }
+
+    #[test]
+    fn compact_header_has_no_session_lines() {
+        let shape = Shape {
+            compact: true,
+            comments: false,
+            ..Shape::default()
+        };
+        let h = header(&shape, &mariadb(), "h", None);
+        assert!(!h.contains("SET"));
+    }
+
+    #[test]
+    fn footer_says_completed_only_when_asked() {
+        let shape = Shape::default();
+        assert!(
+            footer(&shape, Some("2026-01-01 00:00:00")).contains("-- Dump completed on 2026-01-01")
+        );
+        assert!(!footer(&shape, None).contains("Dump completed"));
+        let no_date = Shape {
+            dump_date: false,
+            ..Shape::default()
+        };
+        assert!(footer(&no_date, Some("x")).ends_with("-- Dump completed\n"));
+    }
+
+    #[test]
+    fn master_data_statement_and_comment_forms() {
+        let coords = Coordinates {
+            binlog: Some(("bin.000002".into(), 42)),
+            ..Default::default()
+        };
+        let shape = Shape::default();
+        let s = master_data(
+            &shape,
+            &mariadb(),
+            CoordinateStyle::Statement,
+            &coords,
+            false,
+        );
+        assert!(
+            s.contains("\nCHANGE MASTER TO MASTER_LOG_FILE='bin.000002', MASTER_LOG_POS=42;\n")
+        );
+        let s = master_data(
+            &shape,
+            &mariadb(),
+            CoordinateStyle::Commented,
+            &coords,
+            false,
+        );
+        assert!(
+            s.contains("\n-- CHANGE MASTER TO MASTER_LOG_FILE='bin.000002', MASTER_LOG_POS=42;\n")
+        );
+    }
+
+    #[test]
+    fn master_data_with_gtid_uses_slave_pos_on_mariadb() {
+        let coords = Coordinates {
+            binlog: Some(("bin.000002".into(), 42)),
+            gtid: Some("0-1-7".into()),
+            ..Default::default()
+        };
+        let s = master_data(
+            &Shape::default(),
+            &mariadb(),
+            CoordinateStyle::Statement,
+            &coords,
+            true,
+        );
+        assert!(s.contains("\nCHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n"));
+        let g = gtid_state(
+            &Shape::default(),
+            &mariadb(),
+            CoordinateStyle::Statement,
+            "0-1-7",
+        );
+        assert!(g.contains("\nSET GLOBAL gtid_slave_pos='0-1-7';\n"));
+        assert!(!g.contains("CHANGE MASTER"));
+    }
+
+    #[test]
+    fn mysql_gtid_state_sets_gtid_purged() {
+        let d = Dialect::from_version_string("8.0.36");
+        let g = gtid_state(&Shape::default(), &d, CoordinateStyle::Commented, "u:1-9");
+        assert!(g.contains("-- SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'u:1-9';"));
+    }
+
+    #[test]
+    fn dump_slave_can_name_the_source() {
+        let src = SourceCoordinates {
+            file: "src.000001".into(),
+            pos: 9,
+            host: "primary".into(),
+            port: 3307,
+            gtid: None,
+        };
+        let s = dump_slave(
+            &Shape::default(),
+            &mariadb(),
+            CoordinateStyle::Statement,
+            &src,
+            true,
+            false,
+        );
+        assert!(s.contains(
+            "CHANGE MASTER TO MASTER_HOST='primary', MASTER_PORT=3307, MASTER_LOG_FILE='src.000001', MASTER_LOG_POS=9;"
+        ));
+    }
+
+    #[test]
+    fn database_block_quotes_names_and_adds_if_not_exists() {
+        let s = database(
+            &Shape::default(),
+            "we`ird",
+            Some("CREATE DATABASE `we``ird` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"),
+            true,
+        );
+        assert!(s.contains("/*!40000 DROP DATABASE IF EXISTS `we``ird`*/;"));
+        assert!(s.contains("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `we``ird` /*!40100"));
+        assert!(s.ends_with("USE `we``ird`;\n"));
+    }
+
+    #[test]
+    fn table_structure_drops_first_when_asked() {
+        let s = table_structure(&Shape::default(), "t", "CREATE TABLE `t` (a int)");
+        assert!(s.contains("DROP TABLE IF EXISTS `t`;\n"));
+        assert!(s.contains("CREATE TABLE `t` (a int);\n"));
+        let shape = Shape {
+            add_drop_table: false,
+            ..Shape::default()
+        };
+        assert!(!table_structure(&shape, "t", "CREATE TABLE `t` (a int)").contains("DROP"));
+    }
+
+    #[test]
+    fn data_block_locks_and_disables_keys() {
+        let shape = Shape::default();
+        let s = data_start(&shape, "t", Some("id > 5"));
+        assert!(s.contains("-- WHERE:  id > 5"));
+        assert!(s.contains("LOCK TABLES `t` WRITE;\n/*!40000 ALTER TABLE `t` DISABLE KEYS */;\n"));
+        assert_eq!(
+            data_end(&shape, "t"),
+            "/*!40000 ALTER TABLE `t` ENABLE KEYS */;\nUNLOCK TABLES;\n"
+        );
+    }
+
+    #[test]
+    fn routines_use_delimiter_and_their_sql_mode() {
+        let s = routine(
+            RoutineType::Procedure,
+            &def("CREATE PROCEDURE p() BEGIN SELECT 1; END"),
+        );
+        assert!(s.contains("DROP PROCEDURE IF EXISTS `o``x`"));
+        assert!(s.contains("SET sql_mode              = 'STRICT_ALL_TABLES'"));
+        assert!(
+            s.contains("DELIMITER ;;\nCREATE PROCEDURE p() BEGIN SELECT 1; END ;;\nDELIMITER ;\n")
+        );
+    }
+
+    #[test]
+    fn events_restore_their_time_zone() {
+        let s = event(&def("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1"));
+        assert!(s.contains("SET time_zone             = '+02:00' */ ;;"));
+        assert!(s.ends_with("/*!50106 SET TIME_ZONE= @save_time_zone */ ;\n"));
+    }
+
+    #[test]
+    fn view_placeholder_has_the_view_columns() {
+        let s = view_placeholder(&Shape::default(), "v", &["a".into(), "b`c".into()]);
+        assert!(s.contains("/*!50001 CREATE VIEW `v` AS SELECT\n 1 AS `a`,\n 1 AS `b``c` */;"));
+    }
+
+    #[test]
+    fn sequences_are_restored_with_their_next_value() {
+        let s = sequence_structure(
+            &Shape::default(),
+            "s",
+            "CREATE SEQUENCE `s` start with 1",
+            Some("5010"),
+        );
+        assert!(s.contains("DROP SEQUENCE IF EXISTS `s`;\nCREATE SEQUENCE `s` start with 1;\nDO SETVAL(`s`, 5010, 0);\n"));
+    }
+
+    #[test]
+    fn accounts_are_created_if_not_existing() {
+        let s = accounts(
+            &Shape::default(),
+            &[
+                "CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '*AB'".into(),
+                "GRANT USAGE ON *.* TO `a`@`%`".into(),
+            ],
+        );
+        assert!(s.contains("CREATE USER IF NOT EXISTS `a`@`%` IDENTIFIED BY PASSWORD '*AB';\n"));
+        assert!(s.contains("GRANT USAGE ON *.* TO `a`@`%`;\n"));
+    }
+
+    #[test]
+    fn comments_never_break_out_of_their_line() {
+        let s = table_structure(
+            &Shape::default(),
+            "t\nDROP DATABASE x",
+            "CREATE TABLE x (a int)",
+        );
+        assert!(s.contains("\n-- Table structure for table `t DROP DATABASE x`\n"));
+    }
+}

@@ -1,0 +1,469 @@
+//! Consistency: how the dump sees one consistent state of the server, and the binlog
+//! coordinates of exactly that state.
+//!
+//! Each strategy is a small type behind `ConsistencyStrategy` (set up, per-database hooks,
+//! tear down); `strategy_for` picks one from the plan and the server's dialect. The dumper
+//! never branches on the mode itself. Not for: writing coordinates into the output (see
+//! `dump`), which only reads the `Coordinates` returned here.
+
+use futures::future::BoxFuture;
+
+use crate::catalog::TableInfo;
+use crate::conn::{Session, cell_by_name, cell_string};
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::plan::{Consistency, ConsistencyPlan};
+use crate::quote::{ident, qualified};
+
+/// Binlog coordinates of the dumped state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coordinates {
+    /// This server's binlog file and position (`--master-data`).
+    pub binlog: Option<(String, u64)>,
+    /// The GTID set/position of the dumped state (MariaDB gtid_binlog_pos, MySQL gtid_executed).
+    pub gtid: Option<String>,
+    /// Where this replica's SQL thread stood in its source's binlog (`--dump-slave`).
+    pub source: Option<SourceCoordinates>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceCoordinates {
+    pub file: String,
+    pub pos: u64,
+    pub host: String,
+    pub port: u16,
+    /// MariaDB: gtid_slave_pos of the replica.
+    pub gtid: Option<String>,
+}
+
+/// What the dump needs to know besides the data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wants {
+    pub binlog: bool,
+    pub gtid: bool,
+    pub source: bool,
+    pub flush_logs: bool,
+}
+
+impl Wants {
+    pub fn from_plan(c: &ConsistencyPlan) -> Wants {
+        Wants {
+            binlog: c.master_data.is_some(),
+            gtid: c.gtid || c.master_data.is_some(),
+            source: c.dump_slave.is_some(),
+            flush_logs: c.flush_logs,
+        }
+    }
+}
+
+/// One consistency policy.
+pub trait ConsistencyStrategy: Send {
+    /// Runs before anything is read; returns the coordinates of the state the dump will see.
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>>;
+    /// Runs before the tables of one database are read.
+    fn before_database<'a>(
+        &'a mut self,
+        _s: &'a mut Session,
+        _db: &'a str,
+        _tables: &'a [TableInfo],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Runs after the tables of one database were read.
+    fn after_database<'a>(&'a mut self, _s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Releases locks and the snapshot; runs after everything was read.
+    fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>>;
+    /// For the dump's header comment and the verbose log.
+    fn describe(&self) -> &'static str;
+}
+
+/// Picks the strategy the plan asks for on this server.
+pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn ConsistencyStrategy> {
+    let wants = Wants::from_plan(plan);
+    let needs_coordinates = wants.binlog || wants.gtid || wants.source;
+    match plan.mode {
+        Consistency::SingleTransaction => {
+            // MariaDB reports the snapshot's own binlog position, so no global lock is
+            // needed, unless logs must be flushed at exactly that point.
+            let lockless = !needs_coordinates
+                || (dialect.snapshot_binlog_status_sql().is_some()
+                    && !wants.flush_logs
+                    && !wants.source);
+            if lockless {
+                Box::new(Snapshot {
+                    wants,
+                    locked: false,
+                })
+            } else {
+                Box::new(Snapshot {
+                    wants,
+                    locked: true,
+                })
+            }
+        }
+        Consistency::LockAllTables => Box::new(GlobalReadLock { wants }),
+        Consistency::LockTables => Box::new(TableLocks { wants }),
+        Consistency::None => Box::new(NoLocks { wants }),
+    }
+}
+
+fn consistency_error(s: &Session, message: impl Into<String>) -> Error {
+    Error::Consistency {
+        server: s.server.clone(),
+        message: message.into(),
+    }
+}
+
+/// Reads the binlog coordinates and GTID state as of now (call under a lock).
+async fn read_current_coordinates(s: &mut Session, wants: Wants) -> Result<Coordinates> {
+    let mut c = Coordinates::default();
+    if wants.binlog {
+        let sql = s.dialect.binlog_status_sql();
+        let rows = s.rows(sql, "reading binlog coordinates").await?;
+        let row = rows.first().ok_or_else(|| {
+            consistency_error(
+                s,
+                "binary logging is not enabled: --master-data needs log_bin",
+            )
+        })?;
+        c.binlog = Some(binlog_from_row(s, row, "File", "Position")?);
+    }
+    if wants.gtid {
+        c.gtid = s
+            .first_value(s.dialect.gtid_executed_sql(), "reading the GTID state")
+            .await?
+            .filter(|g| !g.is_empty());
+    }
+    if wants.source {
+        c.source = Some(read_source_coordinates(s).await?);
+    }
+    Ok(c)
+}
+
+fn binlog_from_row(
+    s: &Session,
+    row: &mysql_async::Row,
+    file: &str,
+    pos: &str,
+) -> Result<(String, u64)> {
+    let f = cell_by_name(row, file);
+    let p = cell_by_name(row, pos).and_then(|p| p.parse::<u64>().ok());
+    match (f, p) {
+        (Some(f), Some(p)) if !f.is_empty() => Ok((f, p)),
+        _ => Err(consistency_error(
+            s,
+            "the server returned no binlog coordinates",
+        )),
+    }
+}
+
+async fn read_source_coordinates(s: &mut Session) -> Result<SourceCoordinates> {
+    let sql = s.dialect.replica_status_sql();
+    let rows = s.rows(sql, "reading replica status").await?;
+    let row = rows.first().ok_or_else(|| {
+        consistency_error(
+            s,
+            "this server is not a replica: --dump-slave needs replication",
+        )
+    })?;
+    let cols = s.dialect.replica_status_columns();
+    let (file, pos) = binlog_from_row(s, row, cols.exec_file, cols.exec_pos)?;
+    let host = cell_by_name(row, cols.host).unwrap_or_default();
+    let port = cell_by_name(row, cols.port)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3306);
+    let gtid = if s.dialect.is_mariadb() {
+        s.first_value("SELECT @@GLOBAL.gtid_slave_pos", "reading gtid_slave_pos")
+            .await?
+            .filter(|g| !g.is_empty())
+    } else {
+        None
+    };
+    Ok(SourceCoordinates {
+        file,
+        pos,
+        host,
+        port,
+        gtid,
+    })
+}
+
+async fn global_read_lock(s: &mut Session, flush_logs: bool) -> Result<()> {
+    // A plain FLUSH TABLES first lets FTWRL wait less behind long queries.
+    s.exec("FLUSH /*!40101 LOCAL */ TABLES", "flushing tables")
+        .await?;
+    s.exec("FLUSH TABLES WITH READ LOCK", "taking the global read lock")
+        .await?;
+    if flush_logs {
+        s.exec("FLUSH LOGS", "flushing logs").await?;
+    }
+    Ok(())
+}
+
+async fn start_snapshot(s: &mut Session) -> Result<()> {
+    s.exec(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "setting the isolation level",
+    )
+    .await?;
+    s.exec(
+        "START TRANSACTION /*!40100 WITH CONSISTENT SNAPSHOT */",
+        "starting the consistent snapshot",
+    )
+    .await
+}
+
+async fn stop_replica_sql_thread(s: &mut Session) -> Result<()> {
+    let sql = s.dialect.stop_replica_sql();
+    s.exec(sql, "stopping the replica SQL thread").await
+}
+
+async fn start_replica(s: &mut Session) -> Result<()> {
+    let sql = s.dialect.start_replica_sql();
+    s.exec(sql, "restarting replication").await
+}
+
+/// `--single-transaction`: one REPEATABLE READ snapshot; `locked` takes FTWRL just long
+/// enough to start it and read coordinates.
+struct Snapshot {
+    wants: Wants,
+    locked: bool,
+}
+
+impl ConsistencyStrategy for Snapshot {
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move {
+            if self.wants.source {
+                stop_replica_sql_thread(s).await?;
+            }
+            if self.locked {
+                global_read_lock(s, self.wants.flush_logs).await?;
+                start_snapshot(s).await?;
+                let c = read_current_coordinates(s, self.wants).await?;
+                s.exec("UNLOCK TABLES", "releasing the global read lock")
+                    .await?;
+                return Ok(c);
+            }
+            start_snapshot(s).await?;
+            let mut c = Coordinates::default();
+            if self.wants.binlog || self.wants.gtid {
+                // MariaDB: binlog_snapshot_* report the position of this very snapshot.
+                let sql = s.dialect.snapshot_binlog_status_sql().unwrap_or_default();
+                let rows = s
+                    .rows(sql, "reading the snapshot's binlog position")
+                    .await?;
+                let mut file = None;
+                let mut pos = None;
+                for r in &rows {
+                    match cell_string(r, 0).as_deref() {
+                        Some("Binlog_snapshot_file") => file = cell_string(r, 1),
+                        Some("Binlog_snapshot_position") => {
+                            pos = cell_string(r, 1).and_then(|p| p.parse::<u64>().ok())
+                        }
+                        _ => {}
+                    }
+                }
+                match (file, pos) {
+                    (Some(f), Some(p)) if !f.is_empty() => {
+                        if self.wants.gtid {
+                            if let Some(sql) = s.dialect.gtid_at_binlog_pos_sql(&f, p) {
+                                c.gtid = s
+                                    .first_value(&sql, "reading the snapshot's GTID position")
+                                    .await?
+                                    .filter(|g| !g.is_empty());
+                            }
+                        }
+                        if self.wants.binlog {
+                            c.binlog = Some((f, p));
+                        }
+                    }
+                    _ if self.wants.binlog => {
+                        return Err(consistency_error(
+                            s,
+                            "binary logging is not enabled: --master-data needs log_bin",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(c)
+        })
+    }
+
+    fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            s.exec("COMMIT", "ending the snapshot").await?;
+            if self.wants.source {
+                start_replica(s).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.locked {
+            "single transaction (global read lock while starting)"
+        } else {
+            "single transaction"
+        }
+    }
+}
+
+/// `--lock-all-tables`: FLUSH TABLES WITH READ LOCK for the whole dump.
+struct GlobalReadLock {
+    wants: Wants,
+}
+
+impl ConsistencyStrategy for GlobalReadLock {
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move {
+            if self.wants.source {
+                stop_replica_sql_thread(s).await?;
+            }
+            global_read_lock(s, self.wants.flush_logs).await?;
+            read_current_coordinates(s, self.wants).await
+        })
+    }
+
+    fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            s.exec("UNLOCK TABLES", "releasing the global read lock")
+                .await?;
+            if self.wants.source {
+                start_replica(s).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> &'static str {
+        "global read lock"
+    }
+}
+
+/// `--lock-tables`: LOCK TABLES ... READ LOCAL for one database at a time. Consistent within
+/// a database only, as in mysqldump.
+struct TableLocks {
+    wants: Wants,
+}
+
+impl ConsistencyStrategy for TableLocks {
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move {
+            if self.wants.flush_logs {
+                s.exec("FLUSH LOGS", "flushing logs").await?;
+            }
+            read_current_coordinates(s, self.wants).await
+        })
+    }
+
+    fn before_database<'a>(
+        &'a mut self,
+        s: &'a mut Session,
+        db: &'a str,
+        tables: &'a [TableInfo],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if tables.is_empty() {
+                return Ok(());
+            }
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| format!("{} READ /*!32311 LOCAL */", qualified(db, &t.name)))
+                .collect();
+            s.exec(
+                &format!("LOCK TABLES {}", list.join(",")),
+                &format!("locking the tables of {}", ident(db)),
+            )
+            .await
+        })
+    }
+
+    fn after_database<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { s.exec("UNLOCK TABLES", "releasing table locks").await })
+    }
+
+    fn teardown<'a>(&'a mut self, _s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn describe(&self) -> &'static str {
+        "table locks per database"
+    }
+}
+
+/// No locks and no snapshot: only for data nobody writes during the dump.
+struct NoLocks {
+    wants: Wants,
+}
+
+impl ConsistencyStrategy for NoLocks {
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move {
+            if self.wants.flush_logs {
+                s.exec("FLUSH LOGS", "flushing logs").await?;
+            }
+            read_current_coordinates(s, self.wants).await
+        })
+    }
+
+    fn teardown<'a>(&'a mut self, _s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn describe(&self) -> &'static str {
+        "no locks"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::CoordinateStyle;
+
+    fn plan(mode: Consistency, master_data: bool) -> ConsistencyPlan {
+        ConsistencyPlan {
+            mode,
+            master_data: master_data.then_some(CoordinateStyle::Statement),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mariadb_single_transaction_reads_coordinates_without_a_global_lock() {
+        let d = Dialect::from_version_string("10.11.6-MariaDB");
+        let s = strategy_for(&plan(Consistency::SingleTransaction, true), &d);
+        assert_eq!(s.describe(), "single transaction");
+    }
+
+    #[test]
+    fn mysql_single_transaction_with_coordinates_locks_briefly() {
+        let d = Dialect::from_version_string("8.0.36");
+        let s = strategy_for(&plan(Consistency::SingleTransaction, true), &d);
+        assert_eq!(
+            s.describe(),
+            "single transaction (global read lock while starting)"
+        );
+        let s = strategy_for(&plan(Consistency::SingleTransaction, false), &d);
+        assert_eq!(s.describe(), "single transaction");
+    }
+
+    #[test]
+    fn each_mode_has_its_strategy() {
+        let d = Dialect::from_version_string("10.11.6-MariaDB");
+        assert_eq!(
+            strategy_for(&plan(Consistency::LockAllTables, false), &d).describe(),
+            "global read lock"
+        );
+        assert_eq!(
+            strategy_for(&plan(Consistency::LockTables, false), &d).describe(),
+            "table locks per database"
+        );
+        assert_eq!(
+            strategy_for(&plan(Consistency::None, false), &d).describe(),
+            "no locks"
+        );
+    }
+}
