@@ -56,9 +56,16 @@ pub enum ColumnKind {
     Bit,
     /// Binary strings, BLOBs and spatial values: arbitrary bytes.
     Binary,
-    /// Character strings, temporal values, ENUM, SET, JSON: a quoted string.
+    /// Character strings, temporal values, SET, JSON: a quoted string.
     Text,
+    /// ENUM: a quoted member, except the error value (index 0, shown as '') which is read
+    /// as `ENUM_ERROR_VALUE` (see `read`) and written as the number 0, since writing ''
+    /// would restore a declared '' member instead.
+    Enum,
 }
+
+/// What the SELECT returns for an ENUM's error value (index 0): no member can be this.
+pub const ENUM_ERROR_VALUE: &str = "\u{1}rdump:enum-index-0\u{1}";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -68,6 +75,9 @@ pub struct Column {
     pub generated: bool,
     /// INVISIBLE columns are missing from `SELECT *` and must be named explicitly.
     pub invisible: bool,
+    /// The DEFAULT calls NEXTVAL/NEXT VALUE FOR a sequence (MariaDB): inserting into the
+    /// table then opens the sequence, which `LOCK TABLES t WRITE` alone does not allow.
+    pub default_uses_sequence: bool,
 }
 
 impl ColumnKind {
@@ -76,6 +86,7 @@ impl ColumnKind {
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
             | "numeric" | "double" | "real" | "year" => ColumnKind::Number,
             "float" => ColumnKind::Float,
+            "enum" => ColumnKind::Enum,
             "bit" => ColumnKind::Bit,
             "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
             | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
@@ -170,7 +181,7 @@ pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInf
 
 pub async fn columns(session: &mut Session, db: &str, table: &str) -> Result<Vec<Column>> {
     let sql = format!(
-        "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
+        "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, COLUMN_DEFAULT FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
         string_literal(db),
         string_literal(table)
@@ -187,6 +198,7 @@ pub async fn columns(session: &mut Session, db: &str, table: &str) -> Result<Vec
             let name = cell_string(r, 0)?;
             let data_type = cell_string(r, 1).unwrap_or_default();
             let extra = cell_string(r, 2).unwrap_or_default().to_ascii_uppercase();
+            let default = cell_string(r, 3).unwrap_or_default().to_ascii_lowercase();
             Some(Column {
                 name,
                 kind: ColumnKind::from_data_type(&data_type),
@@ -194,6 +206,8 @@ pub async fn columns(session: &mut Session, db: &str, table: &str) -> Result<Vec
                     || extra.contains("STORED GENERATED")
                     || extra.contains("PERSISTENT GENERATED"),
                 invisible: extra.contains("INVISIBLE"),
+                default_uses_sequence: default.contains("nextval(")
+                    || default.contains("next value for"),
             })
         })
         .collect())
@@ -443,7 +457,8 @@ mod tests {
         assert_eq!(ColumnKind::from_data_type("point"), ColumnKind::Binary);
         assert_eq!(ColumnKind::from_data_type("datetime"), ColumnKind::Text);
         assert_eq!(ColumnKind::from_data_type("json"), ColumnKind::Text);
-        assert_eq!(ColumnKind::from_data_type("enum"), ColumnKind::Text);
+        assert_eq!(ColumnKind::from_data_type("enum"), ColumnKind::Enum);
+        assert_eq!(ColumnKind::from_data_type("set"), ColumnKind::Text);
     }
 
     #[test]

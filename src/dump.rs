@@ -160,6 +160,12 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
             out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
         }
     }
+    if plan.consistency.dump_slave.is_some() && plan.consistency.apply_slave_statements {
+        out.write_all(script::start_replica(&s.dialect).as_bytes())?;
+    }
+    if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
+        out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
+    }
     strategy.teardown(&mut s).await?;
     s.close().await;
 
@@ -177,6 +183,9 @@ fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordina
         )?;
     }
     if let (Some(style), Some(source)) = (c.dump_slave, &coords.source) {
+        if c.apply_slave_statements {
+            out.write_all(script::stop_replica(&s.dialect).as_bytes())?;
+        }
         let text = script::dump_slave(
             &plan.shape,
             &s.dialect,
@@ -222,7 +231,12 @@ async fn dump_database(
             script::database(shape, db, create.as_deref(), shape.add_drop_database).as_bytes(),
         )?;
     }
-    for t in tables {
+    // Sequences first: a table's DEFAULT may call NEXTVAL on one.
+    let sequences_first = tables
+        .iter()
+        .filter(|t| t.kind == TableKind::Sequence)
+        .chain(tables.iter().filter(|t| t.kind != TableKind::Sequence));
+    for t in sequences_first {
         let r = match t.kind {
             TableKind::Base => dump_table(s, plan, db, t, out, summary).await,
             TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
@@ -344,6 +358,9 @@ async fn dump_table(
             }
             None => {
                 let out: &mut Sink = main;
+                let mut shape = shape.clone();
+                shape.add_locks &= !columns.iter().any(|c| c.default_uses_sequence);
+                let shape = &shape;
                 out.write_all(
                     script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
                 )?;

@@ -6,9 +6,9 @@
 //! a key range per chunk: `select_sql` takes the extra condition for that.
 //! Not for: encoding or writing.
 
-use crate::catalog::{Column, ColumnKind};
+use crate::catalog::{Column, ColumnKind, ENUM_ERROR_VALUE};
 use crate::dialect::Dialect;
-use crate::quote::{ident, qualified};
+use crate::quote::{ident, qualified, string_literal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRead {
@@ -41,6 +41,10 @@ impl TableRead {
             .iter()
             .map(|c| match c.kind {
                 ColumnKind::Float => dialect.exact_float_expr(&ident(&c.name)),
+                ColumnKind::Enum => {
+                    let q = ident(&c.name);
+                    format!("IF({q}+0 = 0, {}, {q})", string_literal(ENUM_ERROR_VALUE))
+                }
                 _ => ident(&c.name),
             })
             .collect();
@@ -153,6 +157,16 @@ mod tests {
         let cols = [col("f", ColumnKind::Float, false, false)];
         let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
         assert!(r.select_sql(None).contains("CAST(`f` AS DOUBLE)"));
+    }
+
+    #[test]
+    fn enum_error_value_is_read_as_a_marker() {
+        let cols = [col("e", ColumnKind::Enum, false, false)];
+        let r = TableRead::plan(&mariadb(), "d", "t", &cols, None, &[], false);
+        assert!(
+            r.select_sql(None)
+                .contains("IF(`e`+0 = 0, '\u{1}rdump:enum-index-0\u{1}', `e`)")
+        );
     }
 
     #[test]

@@ -179,6 +179,19 @@ pub fn dump_slave(
     s
 }
 
+/// `--apply-slave-statements`: stop replication before the CHANGE MASTER of `--dump-slave`
+/// and start it again at the end of the dump.
+pub fn stop_replica(dialect: &Dialect) -> String {
+    format!(
+        "{};\n",
+        dialect.stop_replica_sql().trim_end_matches(" SQL_THREAD")
+    )
+}
+
+pub fn start_replica(dialect: &Dialect) -> String {
+    format!("{};\n", dialect.start_replica_sql())
+}
+
 /// GTID state written at the end (after a restored mysql.gtid_slave_pos table, if any).
 pub fn gtid_state(shape: &Shape, dialect: &Dialect, style: CoordinateStyle, gtid: &str) -> String {
     let mut s = comment_block(shape, &["GTID state of the dumped data"]);

@@ -4,7 +4,7 @@
 //! row larger than that gets a statement of its own, as mysqldump does). Not for: table
 //! structure or session statements (see `dump`).
 
-use crate::catalog::ColumnKind;
+use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::encode::{push_bit_literal, push_hex};
 use crate::plan::InsertMode;
 use crate::quote::escape_into;
@@ -113,11 +113,12 @@ pub fn encode_value(cell: Option<&[u8]>, kind: ColumnKind, hex_blob: bool, out: 
     match kind {
         ColumnKind::Number | ColumnKind::Float => out.extend_from_slice(bytes),
         ColumnKind::Bit => push_bit_literal(bytes, out),
+        ColumnKind::Enum if bytes == ENUM_ERROR_VALUE.as_bytes() => out.push(b'0'),
         ColumnKind::Binary if hex_blob && !bytes.is_empty() => {
             out.extend_from_slice(b"0x");
             push_hex(bytes, out);
         }
-        ColumnKind::Binary | ColumnKind::Text => {
+        ColumnKind::Binary | ColumnKind::Text | ColumnKind::Enum => {
             out.push(b'\'');
             escape_into(bytes, out);
             out.push(b'\'');
@@ -233,6 +234,18 @@ mod tests {
         encode_value(Some(b""), ColumnKind::Binary, true, &mut out);
         out.push(b' ');
         encode_value(None, ColumnKind::Text, false, &mut out);
-        assert_eq!(out, b"-1.5e-7 b'100000000' 0x00FF27 '\\0\xff\\'' '' NULL");
+        out.push(b' ');
+        encode_value(
+            Some(ENUM_ERROR_VALUE.as_bytes()),
+            ColumnKind::Enum,
+            false,
+            &mut out,
+        );
+        out.push(b' ');
+        encode_value(Some(b"a"), ColumnKind::Enum, false, &mut out);
+        assert_eq!(
+            out,
+            b"-1.5e-7 b'100000000' 0x00FF27 '\\0\xff\\'' '' NULL 0 'a'"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Not for: the `.sql` schema file written beside it (see `dump`).
 
-use crate::catalog::ColumnKind;
+use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::plan::TabFormat;
 
 pub struct TabEncoder {
@@ -31,7 +31,15 @@ impl TabEncoder {
                 }
                 continue;
             };
-            let is_string = matches!(self.kinds[i], ColumnKind::Text | ColumnKind::Binary);
+            // INTO OUTFILE writes an ENUM's error value as the empty string.
+            let bytes = match self.kinds[i] {
+                ColumnKind::Enum if bytes == &ENUM_ERROR_VALUE.as_bytes() => &b""[..],
+                _ => bytes,
+            };
+            let is_string = matches!(
+                self.kinds[i],
+                ColumnKind::Text | ColumnKind::Binary | ColumnKind::Enum
+            );
             let enclose = !f.fields_enclosed_by.is_empty() && (is_string || !f.optionally_enclosed);
             if enclose {
                 out.extend_from_slice(&f.fields_enclosed_by);
