@@ -12,7 +12,7 @@ use crate::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::encode::tab::TabEncoder;
 use crate::error::{Error, Result};
-use crate::plan::{Output, Plan, Scope};
+use crate::plan::{GtidPurged, Output, Plan, Scope};
 use crate::quote::qualified;
 use crate::read::TableRead;
 use crate::script;
@@ -138,6 +138,7 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
     out.write_all(script::header(&plan.shape, &s.dialect, &s.server, header_db).as_bytes())?;
     write_coordinates(&mut out, plan, &s, &coords)?;
+    let log_bin_off = write_mysql_gtid_purged(&mut out, plan, &s, &coords)?;
     if plan.selection.system_users {
         let mut statements = Vec::new();
         for (user, host) in catalog::accounts(&mut s).await? {
@@ -155,10 +156,16 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         summary.databases += 1;
     }
 
-    if let (Some(style), Some(gtid)) = (plan.consistency.master_data, &coords.gtid) {
-        if plan.consistency.gtid || !s.dialect.is_mariadb() {
-            out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
-        }
+    // MariaDB: after a restored mysql.gtid_slave_pos table, so it is not overwritten.
+    if let (Some(style), Some(gtid), true) = (
+        plan.consistency.master_data,
+        &coords.gtid,
+        plan.consistency.gtid && s.dialect.is_mariadb(),
+    ) {
+        out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
+    }
+    if log_bin_off {
+        out.write_all(script::mysql_restore_log_bin().as_bytes())?;
     }
     if plan.consistency.dump_slave.is_some() && plan.consistency.apply_slave_statements {
         out.write_all(script::start_replica(&s.dialect).as_bytes())?;
@@ -197,6 +204,33 @@ fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordina
         out.write_all(text.as_bytes())?;
     }
     Ok(())
+}
+
+/// MySQL `--set-gtid-purged`; returns whether the restore session's binlog was turned off.
+fn write_mysql_gtid_purged(
+    out: &mut Sink,
+    plan: &Plan,
+    s: &Session,
+    coords: &Coordinates,
+) -> Result<bool> {
+    let purged = plan.consistency.set_gtid_purged;
+    if s.dialect.is_mariadb() {
+        return Ok(false);
+    }
+    match (&coords.gtid, purged) {
+        (None, GtidPurged::On) => Err(Error::Consistency {
+            server: s.server.clone(),
+            message: "--set-gtid-purged=ON, but the server has GTIDs disabled".into(),
+        }),
+        (Some(gtid), _) => match script::mysql_gtid_purged(&plan.shape, purged, gtid) {
+            Some(text) => {
+                out.write_all(text.as_bytes())?;
+                Ok(matches!(purged, GtidPurged::On | GtidPurged::Auto))
+            }
+            None => Ok(false),
+        },
+        (None, _) => Ok(false),
+    }
 }
 
 /// Runs `step`; under `--force` a server error is recorded and the dump goes on.

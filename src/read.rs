@@ -108,6 +108,7 @@ mod tests {
             kind,
             generated,
             invisible,
+            default_uses_sequence: false,
         }
     }
 

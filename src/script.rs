@@ -7,7 +7,7 @@
 
 use crate::catalog::{Definition, RoutineType};
 use crate::dialect::Dialect;
-use crate::plan::{CoordinateStyle, Shape};
+use crate::plan::{CoordinateStyle, GtidPurged, Shape};
 use crate::quote::{comment_safe, ident, string_literal};
 use crate::snapshot::{Coordinates, SourceCoordinates};
 
@@ -202,6 +202,39 @@ pub fn gtid_state(shape: &Shape, dialect: &Dialect, style: CoordinateStyle, gtid
         s.push_str(&statement(style, &sql));
     }
     s
+}
+
+/// MySQL `--set-gtid-purged`: the GTID set of the dumped data, applied with the binlog off
+/// for the restore session so the restored transactions are not logged again.
+/// `None` when nothing is to be written.
+pub fn mysql_gtid_purged(shape: &Shape, purged: GtidPurged, gtid: &str) -> Option<String> {
+    let style = match purged {
+        GtidPurged::Off => return None,
+        GtidPurged::On | GtidPurged::Auto => CoordinateStyle::Statement,
+        GtidPurged::Commented => CoordinateStyle::Commented,
+    };
+    let mut s = String::new();
+    if style == CoordinateStyle::Statement {
+        s.push_str(
+            "SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;\nSET @@SESSION.SQL_LOG_BIN= 0;\n",
+        );
+    }
+    s.push_str(&comment_block(
+        shape,
+        &["GTID state at the beginning of the backup"],
+    ));
+    s.push_str(&statement(
+        style,
+        &format!(
+            "SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ {}",
+            string_literal(gtid)
+        ),
+    ));
+    Some(s)
+}
+
+pub fn mysql_restore_log_bin() -> &'static str {
+    "SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;\n"
 }
 
 /// `CREATE DATABASE` and `USE` for `-B`/`-A` dumps.
@@ -595,6 +628,19 @@ mod tests {
         let d = Dialect::from_version_string("8.0.36");
         let g = gtid_state(&Shape::default(), &d, CoordinateStyle::Commented, "u:1-9");
         assert!(g.contains("-- SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'u:1-9';"));
+    }
+
+    #[test]
+    fn mysql_set_gtid_purged_turns_the_binlog_off_for_the_restore() {
+        let s = mysql_gtid_purged(&Shape::default(), GtidPurged::Auto, "u:1-5").unwrap();
+        assert!(s.starts_with(
+            "SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;\nSET @@SESSION.SQL_LOG_BIN= 0;\n"
+        ));
+        assert!(s.contains("\nSET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'u:1-5';\n"));
+        let c = mysql_gtid_purged(&Shape::default(), GtidPurged::Commented, "u:1-5").unwrap();
+        assert!(!c.contains("SQL_LOG_BIN"));
+        assert!(c.contains("\n-- SET @@GLOBAL.GTID_PURGED="));
+        assert!(mysql_gtid_purged(&Shape::default(), GtidPurged::Off, "u:1-5").is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::catalog::TableInfo;
 use crate::conn::{Session, cell_by_name, cell_string};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::plan::{Consistency, ConsistencyPlan};
+use crate::plan::{Consistency, ConsistencyPlan, GtidPurged};
 use crate::quote::{ident, qualified};
 
 /// Binlog coordinates of the dumped state.
@@ -46,10 +46,12 @@ pub struct Wants {
 }
 
 impl Wants {
-    pub fn from_plan(c: &ConsistencyPlan) -> Wants {
+    pub fn from_plan(c: &ConsistencyPlan, dialect: &Dialect) -> Wants {
+        // MySQL's --set-gtid-purged (AUTO by default) writes gtid_executed into every dump.
+        let mysql_gtid_purged = !dialect.is_mariadb() && c.set_gtid_purged != GtidPurged::Off;
         Wants {
             binlog: c.master_data.is_some(),
-            gtid: c.gtid || c.master_data.is_some(),
+            gtid: c.gtid || c.master_data.is_some() || mysql_gtid_purged,
             source: c.dump_slave.is_some(),
             flush_logs: c.flush_logs,
         }
@@ -81,7 +83,7 @@ pub trait ConsistencyStrategy: Send {
 
 /// Picks the strategy the plan asks for on this server.
 pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn ConsistencyStrategy> {
-    let wants = Wants::from_plan(plan);
+    let wants = Wants::from_plan(plan, dialect);
     let needs_coordinates = wants.binlog || wants.gtid || wants.source;
     match plan.mode {
         Consistency::SingleTransaction => {
