@@ -448,6 +448,21 @@ mod tests {
             s.describe(),
             "single transaction (global read lock while starting)"
         );
+        // --set-gtid-purged=AUTO (the default) reads gtid_executed: also under the lock.
+        let s = strategy_for(&plan(Consistency::SingleTransaction, false), &d);
+        assert_eq!(
+            s.describe(),
+            "single transaction (global read lock while starting)"
+        );
+        let mut no_gtid = plan(Consistency::SingleTransaction, false);
+        no_gtid.set_gtid_purged = GtidPurged::Off;
+        let s = strategy_for(&no_gtid, &d);
+        assert_eq!(s.describe(), "single transaction");
+    }
+
+    #[test]
+    fn mariadb_without_coordinates_takes_no_lock() {
+        let d = Dialect::from_version_string("10.11.6-MariaDB");
         let s = strategy_for(&plan(Consistency::SingleTransaction, false), &d);
         assert_eq!(s.describe(), "single transaction");
     }
