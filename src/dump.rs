@@ -136,7 +136,16 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         Scope::Databases(d) if d.len() == 1 => Some(d[0].as_str()),
         _ => None,
     };
-    out.write_all(script::header(&plan.shape, &s.dialect, &s.server, header_db).as_bytes())?;
+    out.write_all(
+        script::header(
+            &plan.shape,
+            &s.dialect,
+            &s.server,
+            header_db,
+            &plan.connection.character_set,
+        )
+        .as_bytes(),
+    )?;
     write_coordinates(&mut out, plan, &s, &coords)?;
     let log_bin_off = write_mysql_gtid_purged(&mut out, plan, &s, &coords)?;
     if plan.selection.system_users {
@@ -355,7 +364,10 @@ async fn dump_table(
     let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
     if !sel.no_create_info {
         let create = catalog::show_create_table(s, db, t).await?;
-        schema_out.write_all(script::table_structure(shape, &t.name, &create).as_bytes())?;
+        schema_out.write_all(
+            script::table_structure(shape, &t.name, &create, &plan.connection.character_set)
+                .as_bytes(),
+        )?;
     }
 
     if !sel.no_data && !t.data_lives_elsewhere() {

@@ -26,7 +26,14 @@ pub fn comment_block(shape: &Shape, lines: &[&str]) -> String {
     s
 }
 
-pub fn header(shape: &Shape, dialect: &Dialect, host: &str, database: Option<&str>) -> String {
+/// `charset` is the connection's character set: the rows in the dump are in it.
+pub fn header(
+    shape: &Shape,
+    dialect: &Dialect,
+    host: &str,
+    database: Option<&str>,
+    charset: &str,
+) -> String {
     let mut s = String::new();
     if let Some(line) = dialect.sandbox_line() {
         s.push_str(line);
@@ -51,8 +58,9 @@ pub fn header(shape: &Shape, dialect: &Dialect, host: &str, database: Option<&st
             "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n\
              /*!40101 SET @OLD_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS */;\n\
              /*!40101 SET @OLD_COLLATION_CONNECTION=@@COLLATION_CONNECTION */;\n\
-             /*!40101 SET NAMES utf8mb4 */;\n",
+             ",
         );
+        s.push_str(&format!("/*!40101 SET NAMES {charset} */;\n"));
     }
     if shape.tz_utc {
         s.push_str(
@@ -259,7 +267,8 @@ pub fn database(shape: &Shape, db: &str, create: Option<&str>, drop: bool) -> St
     s
 }
 
-pub fn table_structure(shape: &Shape, table: &str, create: &str) -> String {
+/// `charset`: the connection's character set, which the CREATE text is in.
+pub fn table_structure(shape: &Shape, table: &str, create: &str, charset: &str) -> String {
     let mut s = comment_block(
         shape,
         &[&format!("Table structure for table {}", ident(table))],
@@ -270,8 +279,11 @@ pub fn table_structure(shape: &Shape, table: &str, create: &str) -> String {
     if shape.set_charset {
         s.push_str(
             "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n\
-             /*!40101 SET character_set_client = utf8mb4 */;\n",
+             ",
         );
+        s.push_str(&format!(
+            "/*!40101 SET character_set_client = {charset} */;\n"
+        ));
     }
     s.push_str(create);
     s.push_str(";\n");
@@ -537,7 +549,16 @@ mod tests {
 
     #[test]
     fn header_starts_with_sandbox_line_and_sets_restore_session() {
-        let h = header(&Shape::default(), &mariadb(), "localhost", Some("db"));
+        let h = header(
+            &Shape::default(),
+            &mariadb(),
+            "localhost",
+            Some("db"),
+            "utf8mb4",
+        );
+        assert!(h.contains("/*!40101 SET NAMES utf8mb4 */;"));
+        let latin1 = header(&Shape::default(), &mariadb(), "localhost", None, "latin1");
+        assert!(latin1.contains("/*!40101 SET NAMES latin1 */;"));
         assert!(h.starts_with("/*M!999999\\- enable the sandbox mode */"));
         assert!(h.contains("SQL_MODE='NO_AUTO_VALUE_ON_ZERO'"));
         assert!(h.contains("FOREIGN_KEY_CHECKS=0"));
@@ -551,7 +572,7 @@ mod tests {
             comments: false,
             ..Shape::default()
         };
-        let h = header(&shape, &mariadb(), "h", None);
+        let h = header(&shape, &mariadb(), "h", None, "utf8mb4");
         assert!(!h.contains("SET"));
     }
 
@@ -680,14 +701,21 @@ mod tests {
 
     #[test]
     fn table_structure_drops_first_when_asked() {
-        let s = table_structure(&Shape::default(), "t", "CREATE TABLE `t` (a int)");
+        let s = table_structure(
+            &Shape::default(),
+            "t",
+            "CREATE TABLE `t` (a int)",
+            "utf8mb4",
+        );
         assert!(s.contains("DROP TABLE IF EXISTS `t`;\n"));
         assert!(s.contains("CREATE TABLE `t` (a int);\n"));
         let shape = Shape {
             add_drop_table: false,
             ..Shape::default()
         };
-        assert!(!table_structure(&shape, "t", "CREATE TABLE `t` (a int)").contains("DROP"));
+        assert!(
+            !table_structure(&shape, "t", "CREATE TABLE `t` (a int)", "utf8mb4").contains("DROP")
+        );
     }
 
     #[test]
@@ -758,6 +786,7 @@ mod tests {
             &Shape::default(),
             "t\nDROP DATABASE x",
             "CREATE TABLE x (a int)",
+            "utf8mb4",
         );
         assert!(s.contains("\n-- Table structure for table `t DROP DATABASE x`\n"));
     }
