@@ -126,42 +126,76 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
 
     let mut strategy = snapshot::strategy_for(&plan.consistency, &s.dialect);
-    let coords = strategy.setup(&mut s).await?;
-    if plan.verbose {
-        eprintln!("-- Consistency: {}", strategy.describe());
-    }
+    let written = match strategy.setup(&mut s).await {
+        Ok(coords) => {
+            if plan.verbose {
+                eprintln!("-- Consistency: {}", strategy.describe());
+            }
+            write_dump(
+                &mut s,
+                plan,
+                &selection,
+                &coords,
+                strategy.as_mut(),
+                &mut out,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let summary = match written {
+        Ok(summary) => {
+            strategy.teardown(&mut s).await?;
+            summary
+        }
+        Err(e) => {
+            // Best effort: release locks and restart a replica's SQL thread we stopped.
+            let _ = strategy.teardown(&mut s).await;
+            return Err(e);
+        }
+    };
+    s.close().await;
 
+    let completed = summary.errors.is_empty().then(now_local);
+    out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
+    out.commit()?;
+    Ok(summary)
+}
+
+/// Everything between the header and the footer, inside the consistent view.
+async fn write_dump(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+    coords: &Coordinates,
+    strategy: &mut dyn snapshot::ConsistencyStrategy,
+    out: &mut Sink,
+) -> Result<Summary> {
     let header_db = match &plan.selection.scope {
         Scope::Database { db, .. } => Some(db.as_str()),
         Scope::Databases(d) if d.len() == 1 => Some(d[0].as_str()),
         _ => None,
     };
+    let charset = &plan.connection.character_set;
     out.write_all(
-        script::header(
-            &plan.shape,
-            &s.dialect,
-            &s.server,
-            header_db,
-            &plan.connection.character_set,
-        )
-        .as_bytes(),
+        script::header(&plan.shape, &s.dialect, &s.server, header_db, charset).as_bytes(),
     )?;
-    write_coordinates(&mut out, plan, &s, &coords)?;
-    let log_bin_off = write_mysql_gtid_purged(&mut out, plan, &s, &coords)?;
+    write_coordinates(out, plan, s, coords)?;
+    let log_bin_off = write_mysql_gtid_purged(out, plan, s, coords)?;
     if plan.selection.system_users {
         let mut statements = Vec::new();
-        for (user, host) in catalog::accounts(&mut s).await? {
-            statements.extend(catalog::account_statements(&mut s, &user, &host).await?);
+        for (user, host) in catalog::accounts(s).await? {
+            statements.extend(catalog::account_statements(s, &user, &host).await?);
         }
         out.write_all(script::accounts(&plan.shape, &statements).as_bytes())?;
     }
 
     let mut summary = Summary::default();
-    for (db, named) in &selection {
-        let tables = tables_of(&mut s, plan, db, named).await?;
-        strategy.before_database(&mut s, db, &tables).await?;
-        dump_database(&mut s, plan, db, &tables, &mut out, &mut summary).await?;
-        strategy.after_database(&mut s).await?;
+    for (db, named) in selection {
+        let tables = tables_of(s, plan, db, named).await?;
+        strategy.before_database(s, db, &tables).await?;
+        dump_database(s, plan, db, &tables, out, &mut summary).await?;
+        strategy.after_database(s).await?;
         summary.databases += 1;
     }
 
@@ -182,12 +216,6 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
     }
-    strategy.teardown(&mut s).await?;
-    s.close().await;
-
-    let completed = summary.errors.is_empty().then(now_local);
-    out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
-    out.commit()?;
     Ok(summary)
 }
 
