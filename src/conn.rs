@@ -231,7 +231,12 @@ impl Session {
         }
         drop(result);
         match failure {
-            Some(e) => Err(self.error(context, &e)),
+            Some(e) => Err(Error::Rows {
+                server: self.server.clone(),
+                context: context.to_string(),
+                message: describe(&e),
+                row: count,
+            }),
             None => Ok(count),
         }
     }

@@ -37,6 +37,23 @@ pub enum Error {
         message: String,
     },
 
+    /// Reading rows failed after the SELECT started (lost connection, KILL): mysqldump
+    /// reports these as consistency failures (exit 3), with the row reached.
+    #[error("{server}: {message} when {context} at row: {row}")]
+    Rows {
+        server: String,
+        context: String,
+        message: String,
+        row: u64,
+    },
+
+    /// Binary logging is off but coordinates were asked for (mysqldump exits 2).
+    #[error("{server}: Error: Binlogging on server not active ({option} needs log_bin)")]
+    BinlogOff {
+        server: String,
+        option: &'static str,
+    },
+
     /// A database or table named on the command line does not exist.
     #[error("{server}: {message}")]
     NotFound { server: String, message: String },
@@ -48,6 +65,11 @@ pub enum Error {
     /// The dump could not be kept consistent (e.g. coordinates could not be read).
     #[error("{server}: {message}")]
     Consistency { server: String, message: String },
+
+    /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the dump; exits 128 + the signal number,
+    /// as a shell reports a killed command.
+    #[error("interrupted by {name}; no complete dump was written")]
+    Interrupted { name: &'static str, signal: i32 },
 
     /// Writing the output failed (disk full, permission, closed pipe).
     #[error("error writing {}: {source}", .path.display())]
@@ -65,8 +87,10 @@ impl Error {
             Error::Connect { .. } | Error::Server { .. } => exit::MYSQL_ERROR,
             Error::NotFound { .. } => exit::MYSQL_ERROR,
             Error::IllegalTable { .. } => exit::ILLEGAL_TABLE,
-            Error::Consistency { .. } => exit::CONSISTENCY,
+            Error::Consistency { .. } | Error::Rows { .. } => exit::CONSISTENCY,
+            Error::BinlogOff { .. } => exit::MYSQL_ERROR,
             Error::Write { .. } => exit::WRITE_ERROR,
+            Error::Interrupted { signal, .. } => 128 + signal,
         }
     }
 
@@ -85,7 +109,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn describe(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("Error {} ({}): {}", s.code, s.state, s.message),
-        mysql_async::Error::Io(io) => format!("connection error: {io}"),
+        mysql_async::Error::Io(io) => format!("Lost connection to server ({io})"),
         mysql_async::Error::Driver(d) => format!("client error: {d}"),
         other => other.to_string(),
     }

@@ -63,7 +63,25 @@ fn run(mut plan: Plan) -> Result<(), Error> {
                 Err(e) => Err(e),
             },
             // Dropping the dump future removes any uncommitted result file.
-            _ = tokio::signal::ctrl_c() => Err(Error::Usage("interrupted; no complete dump was written".into())),
+            e = interrupted() => Err(e),
         }
     })
+}
+
+/// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
+async fn interrupted() -> Error {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    let (name, signal) = tokio::select! {
+        _ = int.recv() => ("SIGINT", 2),
+        _ = term.recv() => ("SIGTERM", 15),
+        _ = hup.recv() => ("SIGHUP", 1),
+    };
+    Error::Interrupted { name, signal }
 }

@@ -16,7 +16,10 @@ const BUFFER: usize = 256 * 1024;
 enum Target {
     Stdout(BufWriter<io::Stdout>),
     File {
-        writer: BufWriter<tempfile::NamedTempFile>,
+        /// Writes go through a plain handle on the temporary file, so errors read as the
+        /// OS's ("No space left on device"), without the temporary name.
+        writer: BufWriter<fs::File>,
+        tmp: tempfile::NamedTempFile,
         path: PathBuf,
     },
 }
@@ -50,10 +53,15 @@ impl Sink {
             .prefix(&format!(".{file_name}."))
             .suffix(".rdump-partial")
             .tempfile_in(&dir)
+            .map_err(|e| Error::write(path, io::Error::new(e.kind(), strip_path(&e))))?;
+        let handle = tmp
+            .as_file()
+            .try_clone()
             .map_err(|e| Error::write(path, e))?;
         Ok(Sink {
             target: Target::File {
-                writer: BufWriter::with_capacity(BUFFER, tmp),
+                writer: BufWriter::with_capacity(BUFFER, handle),
+                tmp,
                 path: path.to_path_buf(),
             },
             name: path.to_path_buf(),
@@ -77,13 +85,11 @@ impl Sink {
         let name = self.name;
         match self.target {
             Target::Stdout(mut w) => w.flush().map_err(|e| Error::write(&name, e)),
-            Target::File { writer, path } => {
-                let tmp = writer
+            Target::File { writer, tmp, path } => {
+                let file = writer
                     .into_inner()
                     .map_err(|e| Error::write(&name, e.into_error()))?;
-                tmp.as_file()
-                    .sync_all()
-                    .map_err(|e| Error::write(&name, e))?;
+                file.sync_all().map_err(|e| Error::write(&name, e))?;
                 tmp.persist(&path)
                     .map_err(|e| Error::write(&name, e.error))?;
                 // Make the rename itself durable.
@@ -95,6 +101,15 @@ impl Sink {
                 Ok(())
             }
         }
+    }
+}
+
+/// tempfile's errors append `at path "<temp name>"`; the user knows the final path only.
+fn strip_path(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at path ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 

@@ -118,18 +118,20 @@ fn consistency_error(s: &Session, message: impl Into<String>) -> Error {
     }
 }
 
+fn binlog_off(s: &Session) -> Error {
+    Error::BinlogOff {
+        server: s.server.clone(),
+        option: "--master-data",
+    }
+}
+
 /// Reads the binlog coordinates and GTID state as of now (call under a lock).
 async fn read_current_coordinates(s: &mut Session, wants: Wants) -> Result<Coordinates> {
     let mut c = Coordinates::default();
     if wants.binlog {
         let sql = s.dialect.binlog_status_sql();
         let rows = s.rows(sql, "reading binlog coordinates").await?;
-        let row = rows.first().ok_or_else(|| {
-            consistency_error(
-                s,
-                "binary logging is not enabled: --master-data needs log_bin",
-            )
-        })?;
+        let row = rows.first().ok_or_else(|| binlog_off(s))?;
         c.binlog = Some(binlog_from_row(s, row, "File", "Position")?);
     }
     if wants.gtid {
@@ -281,12 +283,7 @@ impl ConsistencyStrategy for Snapshot {
                             c.binlog = Some((f, p));
                         }
                     }
-                    _ if self.wants.binlog => {
-                        return Err(consistency_error(
-                            s,
-                            "binary logging is not enabled: --master-data needs log_bin",
-                        ));
-                    }
+                    _ if self.wants.binlog => return Err(binlog_off(s)),
                     _ => {}
                 }
             }

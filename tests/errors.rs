@@ -1,0 +1,957 @@
+//! Failure modes: a failed or interrupted dump never looks complete. Wrong passwords,
+//! unreachable servers, unknown databases and tables, usage errors, SQL errors, a
+//! connection or query killed mid-dump, Ctrl-C and SIGTERM mid-dump, a full disk and a
+//! missing output directory each end with mysqldump's exit code, one `rdump: ...` message
+//! on stderr that names the server and the object (with the server's own error text), no
+//! `-- Dump completed` line, no file at the `-r` path (an older file there stays as it was)
+//! and no leftover `.rdump-partial` temp file. Passwords never reach stdout, stderr or the
+//! dump. Successful result files are created with mode 0600.
+//!
+//! One server serves every test of this file (started on first use, stopped at process
+//! exit); the tests that interrupt a dump stream the one-million-row table `big`.`t`
+//! (~67 MB of SQL, ~2.7 s for a debug build) and each connect as their own account, so a
+//! `KILL` finds exactly the connection of its own test.
+
+mod common;
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Server, ServerOptions};
+
+const RDUMP: &str = env!("CARGO_BIN_EXE_rdump");
+
+/// Rows of `big`.`t`: a debug build needs ~2.7 s to dump them, a hundred times what the
+/// interrupting tests need to catch the dump while it streams.
+const BIG_ROWS: u32 = 1_000_000;
+/// Password of the per-test accounts made by [`own_account`].
+const OWN_PASSWORD: &str = "own-account-pw";
+/// How long an interrupted rdump may take to exit before the test gives up.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a test waits for a dump to start streaming rows.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// The shared server.
+
+struct Fixture {
+    server: Server,
+    /// Set once `big`.`t` exists (made by the first test that needs it).
+    big: OnceLock<()>,
+}
+
+static SHARED: Mutex<Option<Arc<Fixture>>> = Mutex::new(None);
+
+/// The server of this test binary, with `errs`.`t` (1000 rows, ~100 KB of SQL: smaller
+/// than rdump's 256 KiB write buffer). Started by the first test that asks; stopped by an
+/// `atexit` hook (a `static` is never dropped) so its directory does not outlive the run.
+fn fixture() -> Arc<Fixture> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = shared.as_ref() {
+        return Arc::clone(f);
+    }
+    let server = Server::start(ServerOptions::default());
+    server.sql(
+        "CREATE DATABASE errs;
+         CREATE TABLE errs.t (id INT PRIMARY KEY, v VARCHAR(100));
+         USE errs;
+         INSERT INTO t SELECT seq, REPEAT('x', 90) FROM seq_1_to_1000;",
+    );
+    // SAFETY: registers a plain `extern "C" fn` that never unwinds.
+    unsafe {
+        libc::atexit(stop_shared_server);
+    }
+    let f = Arc::new(Fixture {
+        server,
+        big: OnceLock::new(),
+    });
+    *shared = Some(Arc::clone(&f));
+    f
+}
+
+extern "C" fn stop_shared_server() {
+    let taken = match SHARED.lock() {
+        Ok(mut g) => g.take(),
+        Err(e) => e.into_inner().take(),
+    };
+    // Every test has finished by now: this is the last reference, and Server's Drop
+    // stops mariadbd and removes its directory.
+    drop(taken);
+}
+
+/// Makes `big`.`t` (once): `BIG_ROWS` rows of ~60 bytes, from MariaDB's SEQUENCE engine.
+fn big_table(f: &Fixture) {
+    f.big.get_or_init(|| {
+        let t = Instant::now();
+        f.server.sql(&format!(
+            "CREATE DATABASE big;
+             CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB;
+             USE big;
+             INSERT INTO t SELECT seq, REPEAT(CONCAT('row-', seq, '-'), 5)
+               FROM seq_1_to_{BIG_ROWS};"
+        ));
+        eprintln!("made big.t ({BIG_ROWS} rows) in {:.2?}", t.elapsed());
+    });
+}
+
+/// An account of its own (`ALL PRIVILEGES`, password [`OWN_PASSWORD`]) for a test that
+/// must find its rdump's connection in the process list.
+fn own_account(server: &Server, user: &str) {
+    server.sql(&format!(
+        "CREATE USER IF NOT EXISTS '{user}'@'localhost' IDENTIFIED BY '{OWN_PASSWORD}';
+         GRANT ALL PRIVILEGES ON *.* TO '{user}'@'localhost';"
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Running rdump.
+
+/// `--socket=<socket> -urdump -p<password>`.
+fn over_socket(server: &Server) -> Vec<String> {
+    vec![
+        format!("--socket={}", server.socket().display()),
+        format!("-u{}", server.user()),
+        format!("-p{}", server.password()),
+    ]
+}
+
+/// `--socket=<socket> -u<user> -p<OWN_PASSWORD>`.
+fn as_account(server: &Server, user: &str) -> Vec<String> {
+    vec![
+        format!("--socket={}", server.socket().display()),
+        format!("-u{user}"),
+        format!("-p{OWN_PASSWORD}"),
+    ]
+}
+
+/// `--protocol=tcp -h127.0.0.1 -P<port> -urdump -p<password>`.
+fn over_tcp(server: &Server, password: &str) -> Vec<String> {
+    vec![
+        "--protocol=tcp".into(),
+        "-h127.0.0.1".into(),
+        format!("-P{}", server.port()),
+        format!("-u{}", server.user()),
+        format!("-p{password}"),
+    ]
+}
+
+/// `rdump --no-defaults <conn...> <args...>` with stdin closed.
+fn rdump(conn: &[String], args: &[&str]) -> Command {
+    let mut cmd = Command::new(RDUMP);
+    cmd.arg("--no-defaults")
+        .args(conn)
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// How an rdump run ended.
+struct Outcome {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Outcome {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn describe(&self) -> String {
+        let out = self.stdout_text();
+        let tail: String = out
+            .chars()
+            .rev()
+            .take(400)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(
+            "exit code {:?}\n--- stderr ---\n{}\n--- stdout ({} bytes), tail ---\n{tail}",
+            self.code,
+            self.stderr,
+            self.stdout.len()
+        )
+    }
+
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}; {}",
+            self.describe()
+        );
+    }
+
+    /// The one `rdump: ...` line on stderr: a failure is one message, not a cascade.
+    fn message(&self) -> &str {
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("rdump: "),
+            "expected exactly one `rdump: ...` line on stderr; {}",
+            self.describe()
+        );
+        lines[0]
+    }
+
+    /// The first stderr line of a usage error (a `Use --help` hint may follow).
+    fn usage_message(&self) -> &str {
+        let first = self.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("rdump: "),
+            "expected a `rdump: ...` line on stderr; {}",
+            self.describe()
+        );
+        first
+    }
+
+    fn assert_not_completed(&self) {
+        assert!(
+            !self.stdout_text().contains("Dump completed"),
+            "a failed dump printed `Dump completed`; {}",
+            self.describe()
+        );
+    }
+
+    fn assert_nowhere(&self, secret: &str) {
+        assert!(
+            !self.stderr.contains(secret),
+            "stderr contains the password {secret:?}; {}",
+            self.describe()
+        );
+        assert!(
+            !self.stdout_text().contains(secret),
+            "stdout contains the password {secret:?}; {}",
+            self.describe()
+        );
+    }
+}
+
+fn run(mut cmd: Command) -> Outcome {
+    let out = cmd.output().expect("run rdump");
+    Outcome {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_contains(message: &str, part: &str) {
+    assert!(
+        message.contains(part),
+        "message does not contain {part:?}:\n{message}"
+    );
+}
+
+/// An rdump running in the background; its stdout and stderr are drained by threads.
+/// Killed (SIGKILL) on drop if still running, e.g. when the test panics.
+struct Running {
+    child: Child,
+    stdout_len: Arc<AtomicUsize>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rdump");
+        let stdout_len = Arc::new(AtomicUsize::new(0));
+        let mut out = child.stdout.take().unwrap();
+        let len = Arc::clone(&stdout_len);
+        let stdout = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                match out.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        all.extend_from_slice(&chunk[..n]);
+                        len.store(all.len(), Ordering::Relaxed);
+                    }
+                }
+            }
+            all
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = err.read_to_end(&mut all);
+            all
+        });
+        Running {
+            child,
+            stdout_len,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    fn stdout_len(&self) -> usize {
+        self.stdout_len.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `ready()`; panics if rdump exits first (the dump was too quick, or
+    /// failed) or after [`STREAM_TIMEOUT`].
+    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Running) -> bool) {
+        let deadline = Instant::now() + STREAM_TIMEOUT;
+        loop {
+            if ready(self) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let outcome = self.collect(status.code());
+                panic!(
+                    "rdump exited before {what} (make big.t bigger if it finished); {}",
+                    outcome.describe()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rdump did not reach {what} within {STREAM_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn assert_running(&mut self, before: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let outcome = self.collect(status.code());
+            panic!(
+                "rdump exited before {before} (make big.t bigger if it finished); {}",
+                outcome.describe()
+            );
+        }
+    }
+
+    fn signal(&mut self, signal: libc::c_int) {
+        self.assert_running("the signal");
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits (up to [`EXIT_TIMEOUT`]) for rdump to exit on its own.
+    fn finish(mut self) -> Outcome {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return self.collect(status.code()),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    let outcome = self.collect(None);
+                    panic!(
+                        "rdump did not exit within {EXIT_TIMEOUT:?}; {}",
+                        outcome.describe()
+                    );
+                }
+            }
+        }
+    }
+
+    fn collect(&mut self, code: Option<i32>) -> Outcome {
+        let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default());
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+        Outcome {
+            code,
+            stdout: stdout.unwrap_or_default(),
+            stderr: String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Files.
+
+/// Names in `dir` (hidden ones too), sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Total size of the `.rdump-partial` temp files in `dir` (0 when there are none).
+fn partial_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".rdump-partial"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn assert_no_partial(dir: &Path) {
+    let left: Vec<String> = entries(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".rdump-partial"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "temp files left in {}: {left:?}",
+        dir.display()
+    );
+}
+
+const OLDER_DUMP: &str = "-- an older, complete dump\n-- Dump completed on 2001-01-01\n";
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("rdump-tmpfs")
+            .tempdir()
+            .map_err(|e| format!("cannot make a mount point: {e}"))?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let path = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: umount2 with a valid NUL-terminated path; then TempDir removes the
+        // (now empty) mount point.
+        unsafe {
+            libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+/// A 1 MiB tmpfs, or `None` (with the reason printed) where mounting is not allowed.
+fn tiny_disk() -> Option<Tmpfs> {
+    match Tmpfs::mount("1m") {
+        Ok(t) => Some(t),
+        Err(reason) => {
+            eprintln!("SKIPPED: needs a tmpfs (root, CAP_SYS_ADMIN): {reason}");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Passwords and connecting.
+
+#[test]
+fn wrong_password_over_tcp_is_access_denied_exit_2_without_echoing_the_password() {
+    let f = fixture();
+    let s = &f.server;
+    let out = run(rdump(&over_tcp(s, "WRONGPASS"), &["errs"]));
+    out.assert_code(2);
+    let msg = out.message();
+    assert_contains(msg, "Access denied");
+    assert_contains(msg, &format!("127.0.0.1:{}", s.port()));
+    out.assert_nowhere("WRONGPASS");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn the_right_password_never_appears_in_messages_of_a_failed_dump() {
+    let f = fixture();
+    let s = &f.server;
+    // Over TCP, failing on an unknown database.
+    let out = run(rdump(&over_tcp(s, s.password()), &["nosuchdb"]));
+    out.assert_code(2);
+    out.message();
+    out.assert_nowhere(s.password());
+    // Over the socket, verbose, failing on an unknown table.
+    let out = run(rdump(
+        &over_socket(s),
+        &["--verbose", "errs", "nosuchtable"],
+    ));
+    out.assert_code(6);
+    out.assert_nowhere(s.password());
+}
+
+#[test]
+fn the_password_never_appears_in_a_successful_dump_or_its_messages() {
+    let f = fixture();
+    let s = &f.server;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(
+        &over_tcp(s, s.password()),
+        &["--verbose", &r, "errs"],
+    ));
+    out.assert_code(0);
+    out.assert_nowhere(s.password());
+    let dump = fs::read_to_string(&path).unwrap();
+    assert_contains(&dump, "-- Dump completed");
+    assert!(
+        !dump.contains(s.password()),
+        "the dump file contains the password"
+    );
+}
+
+#[test]
+fn unreachable_tcp_port_is_exit_2_naming_the_address() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conn = vec![
+        "--protocol=tcp".into(),
+        "-h127.0.0.1".into(),
+        format!("-P{port}"),
+        "-urdump".into(),
+        "-psome-password".into(),
+    ];
+    let out = run(rdump(&conn, &["errs"]));
+    out.assert_code(2);
+    let msg = out.message();
+    assert_contains(msg, &format!("127.0.0.1:{port}"));
+    assert_contains(msg, "Connection refused");
+    out.assert_nowhere("some-password");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn missing_socket_is_exit_2_naming_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("no-server-here.sock");
+    let conn = vec![
+        format!("--socket={}", socket.display()),
+        "-urdump".into(),
+        "-psome-password".into(),
+    ];
+    let out = run(rdump(&conn, &["errs"]));
+    out.assert_code(2);
+    let msg = out.message();
+    assert_contains(msg, &socket.display().to_string());
+    assert_contains(msg, "No such file or directory");
+    out.assert_nowhere("some-password");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------
+// Unknown objects and usage errors.
+
+#[test]
+fn unknown_database_is_exit_2_naming_the_database() {
+    let f = fixture();
+    let s = &f.server;
+    let label = format!("localhost via {}", s.socket().display());
+    for args in [
+        &["nosuchdb"][..],
+        &["-B", "nosuchdb"],
+        &["-B", "errs", "nosuchdb"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = format!("-r{}", dir.path().join("dump.sql").display());
+        let mut all = args.to_vec();
+        all.push(&r);
+        let out = run(rdump(&over_socket(s), &all));
+        out.assert_code(2);
+        let msg = out.message();
+        assert_contains(msg, "Unknown database 'nosuchdb'");
+        assert_contains(msg, &label);
+        assert_eq!(entries(dir.path()), Vec::<String>::new(), "{args:?}");
+    }
+}
+
+#[test]
+fn unknown_table_is_exit_6_naming_the_table() {
+    let f = fixture();
+    let s = &f.server;
+    // To stdout: mysqldump prints its header before it looks for the table; rdump may
+    // too, but never a `Dump completed` line.
+    let out = run(rdump(&over_socket(s), &["errs", "t", "nosuchtable"]));
+    out.assert_code(6);
+    let msg = out.message();
+    assert_contains(msg, "nosuchtable");
+    assert_contains(msg, &format!("localhost via {}", s.socket().display()));
+    out.assert_not_completed();
+    // To a result file: nothing appears.
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("-r{}", dir.path().join("dump.sql").display());
+    let out = run(rdump(&over_socket(s), &[&r, "errs", "nosuchtable"]));
+    out.assert_code(6);
+    assert_contains(out.message(), "nosuchtable");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn unknown_option_is_usage_error_exit_1_with_nothing_on_stdout() {
+    let out = run(rdump(&[], &["--no-such-option", "errs"]));
+    out.assert_code(1);
+    assert_contains(out.usage_message(), "--no-such-option");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn single_transaction_with_lock_all_tables_is_usage_error_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("-r{}", dir.path().join("dump.sql").display());
+    let out = run(rdump(
+        &[],
+        &["--single-transaction", "--lock-all-tables", &r, "errs"],
+    ));
+    out.assert_code(1);
+    let msg = out.usage_message();
+    assert_contains(msg, "--single-transaction");
+    assert_contains(msg, "--lock-all-tables");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn sql_error_while_dumping_a_table_names_the_table_and_quotes_the_server() {
+    let f = fixture();
+    let s = &f.server;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    fs::write(&path, OLDER_DUMP).unwrap();
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(&over_socket(s), &["--where=id = = 1", &r, "errs"]));
+    out.assert_code(2);
+    let msg = out.message();
+    assert_contains(msg, "dumping table `errs`.`t`");
+    assert_contains(msg, "You have an error in your SQL syntax");
+    assert_contains(msg, &format!("localhost via {}", s.socket().display()));
+    assert_eq!(entries(dir.path()), vec!["dump.sql"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), OLDER_DUMP);
+}
+
+/// mysqldump exits 2 (EX_MYSQLERR) with "Error: Binlogging on server not active".
+#[test]
+fn master_data_without_binary_log_exits_2_like_mysqldump() {
+    let f = fixture();
+    let s = &f.server;
+    let out = run(rdump(&over_socket(s), &["--master-data=2", "errs"]));
+    out.assert_code(2);
+    out.message();
+    out.assert_not_completed();
+}
+
+// ---------------------------------------------------------------------------
+// Interrupted dumps.
+
+/// The id of the one connection of `user` that runs a SELECT on `big`.`t`.
+fn select_of(server: &Server, user: &str) -> String {
+    let ids = server.sql_rows(&format!(
+        "SELECT ID FROM information_schema.PROCESSLIST
+          WHERE USER = '{user}' AND INFO LIKE 'SELECT%FROM `big`.`t`%'"
+    ));
+    assert_eq!(ids.len(), 1, "connections of {user} reading big.t: {ids:?}");
+    ids[0][0].clone()
+}
+
+#[test]
+fn killed_connection_mid_dump_to_file_leaves_no_result_and_keeps_the_older_file() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "kill_file");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    fs::write(&path, OLDER_DUMP).unwrap();
+    let r = format!("-r{}", path.display());
+    let mut dump = Running::spawn(rdump(&as_account(s, "kill_file"), &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    let id = select_of(s, "kill_file");
+    dump.assert_running("the KILL");
+    s.sql(&format!("KILL {id}"));
+    let out = dump.finish();
+    // mysqldump: an error while reading rows is a consistency failure (3).
+    out.assert_code(3);
+    assert_contains(out.message(), " at row: ");
+    let msg = out.message();
+    assert_contains(msg, "dumping table `big`.`t`");
+    assert_contains(msg, &format!("localhost via {}", s.socket().display()));
+    assert_eq!(entries(dir.path()), vec!["dump.sql"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), OLDER_DUMP);
+}
+
+#[test]
+fn killed_connection_mid_dump_to_stdout_never_prints_dump_completed() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "kill_stdout");
+    let mut dump = Running::spawn(rdump(&as_account(s, "kill_stdout"), &["big"]));
+    dump.wait_until("1 MB of rows on stdout", |d| d.stdout_len() > 1 << 20);
+    let id = select_of(s, "kill_stdout");
+    dump.assert_running("the KILL");
+    s.sql(&format!("KILL {id}"));
+    let out = dump.finish();
+    // mysqldump: an error while reading rows is a consistency failure (3).
+    out.assert_code(3);
+    assert_contains(out.message(), " at row: ");
+    assert_contains(out.message(), "dumping table `big`.`t`");
+    assert_contains(&out.stdout_text(), "INSERT INTO `t` VALUES");
+    out.assert_not_completed();
+}
+
+#[test]
+fn killed_query_mid_dump_reports_the_server_error() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "kill_query");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let mut dump = Running::spawn(rdump(&as_account(s, "kill_query"), &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    let id = select_of(s, "kill_query");
+    dump.assert_running("the KILL QUERY");
+    s.sql(&format!("KILL QUERY {id}"));
+    let out = dump.finish();
+    // mysqldump: an error while reading rows is a consistency failure (3).
+    out.assert_code(3);
+    assert_contains(out.message(), " at row: ");
+    let msg = out.message();
+    assert_contains(msg, "dumping table `big`.`t`");
+    assert_contains(msg, "Query execution was interrupted");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn killed_connection_mid_tab_dump_leaves_no_table_files() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "kill_tab");
+    let dir = tempfile::tempdir().unwrap();
+    let tab = format!("--tab={}", dir.path().display());
+    let mut dump = Running::spawn(rdump(&as_account(s, "kill_tab"), &[&tab, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    let id = select_of(s, "kill_tab");
+    dump.assert_running("the KILL");
+    s.sql(&format!("KILL {id}"));
+    let out = dump.finish();
+    // mysqldump: an error while reading rows is a consistency failure (3).
+    out.assert_code(3);
+    assert_contains(out.message(), " at row: ");
+    assert_contains(out.message(), "dumping table `big`.`t`");
+    out.assert_not_completed();
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_mid_dump_to_file_leaves_no_result_and_no_temp_file() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("-r{}", dir.path().join("dump.sql").display());
+    let mut dump = Running::spawn(rdump(&over_socket(s), &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    dump.signal(libc::SIGINT);
+    let out = dump.finish();
+    assert!(
+        out.code.is_some_and(|c| c != 0),
+        "expected a non-zero exit; {}",
+        out.describe()
+    );
+    out.message();
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_mid_dump_to_stdout_never_prints_dump_completed() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let mut dump = Running::spawn(rdump(&over_socket(s), &["big"]));
+    dump.wait_until("1 MB of rows on stdout", |d| d.stdout_len() > 1 << 20);
+    dump.signal(libc::SIGINT);
+    let out = dump.finish();
+    assert!(
+        out.code.is_some_and(|c| c != 0),
+        "expected a non-zero exit; {}",
+        out.describe()
+    );
+    out.assert_not_completed();
+}
+
+#[test]
+fn sigterm_mid_dump_leaves_no_result_file_and_keeps_the_older_file() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    fs::write(&path, OLDER_DUMP).unwrap();
+    let r = format!("-r{}", path.display());
+    let mut dump = Running::spawn(rdump(&over_socket(s), &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    dump.signal(libc::SIGTERM);
+    let out = dump.finish();
+    assert!(out.code != Some(0), "{}", out.describe());
+    assert_eq!(fs::read_to_string(&path).unwrap(), OLDER_DUMP);
+    out.assert_not_completed();
+}
+
+#[test]
+fn sigterm_mid_dump_removes_its_temp_file() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("-r{}", dir.path().join("dump.sql").display());
+    let mut dump = Running::spawn(rdump(&over_socket(s), &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    dump.signal(libc::SIGTERM);
+    let out = dump.finish();
+    assert!(out.code != Some(0), "{}", out.describe());
+    assert_no_partial(dir.path());
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------
+// Write errors and result files.
+
+#[test]
+fn full_disk_is_write_error_exit_5_naming_the_path() {
+    let Some(disk) = tiny_disk() else { return };
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let path = disk.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(&over_socket(s), &[&r, "big"]));
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "No space left on device");
+    assert_eq!(entries(disk.path()), Vec::<String>::new());
+}
+
+/// `errs` (~100 KB) sits in rdump's write buffer until the commit flushes it.
+#[test]
+fn full_disk_at_the_final_flush_is_write_error_exit_5() {
+    let Some(disk) = tiny_disk() else { return };
+    let f = fixture();
+    let s = &f.server;
+    // Leave 16 KiB free.
+    fs::write(disk.path().join("filler"), vec![0u8; (1024 - 16) * 1024]).unwrap();
+    let path = disk.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(&over_socket(s), &[&r, "errs"]));
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "No space left on device");
+    assert_eq!(entries(disk.path()), vec!["filler"]);
+}
+
+#[test]
+fn full_stdout_device_is_write_error_exit_5() {
+    let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED: no /dev/full");
+        return;
+    };
+    let f = fixture();
+    let s = &f.server;
+    let mut cmd = rdump(&over_socket(s), &["errs"]);
+    cmd.stdout(full);
+    let out = run(cmd);
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, "stdout");
+    assert_contains(msg, "No space left on device");
+}
+
+#[test]
+fn result_file_in_a_missing_directory_is_write_error_exit_5_naming_the_path() {
+    let f = fixture();
+    let s = &f.server;
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("missing/dir/x.sql");
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(&over_socket(s), &[&r, "errs"]));
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "No such file or directory");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn result_file_is_created_with_mode_0600() {
+    let f = fixture();
+    let s = &f.server;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let out = run(rdump(&over_socket(s), &[&r, "errs"]));
+    out.assert_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode of {} is {mode:o}", path.display());
+    assert_contains(&fs::read_to_string(&path).unwrap(), "-- Dump completed");
+    assert_eq!(entries(dir.path()), vec!["dump.sql"]);
+}
