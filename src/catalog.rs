@@ -20,18 +20,23 @@ pub struct TableInfo {
     pub name: String,
     pub kind: TableKind,
     pub engine: Option<String>,
+    /// mysql.general_log, slow_log and (MariaDB) transaction_registry: the server refuses
+    /// LOCK TABLES on them and owns their rows, so they are dumped as structure only,
+    /// created IF NOT EXISTS, as mysqldump does.
+    pub is_log_table: bool,
 }
 
 impl TableInfo {
     /// Tables whose rows live elsewhere, so mysqldump writes their structure only.
     pub fn data_lives_elsewhere(&self) -> bool {
-        matches!(
-            self.engine
-                .as_deref()
-                .map(str::to_ascii_uppercase)
-                .as_deref(),
-            Some("MRG_MYISAM" | "MRG_ISAM" | "FEDERATED" | "CONNECT" | "SPIDER")
-        )
+        self.is_log_table
+            || matches!(
+                self.engine
+                    .as_deref()
+                    .map(str::to_ascii_uppercase)
+                    .as_deref(),
+                Some("MRG_MYISAM" | "MRG_ISAM" | "FEDERATED" | "CONNECT" | "SPIDER")
+            )
     }
 
     pub fn is_transactional(&self) -> bool {
@@ -169,6 +174,11 @@ pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInf
                 _ => TableKind::Base,
             };
             Some(TableInfo {
+                is_log_table: db == "mysql"
+                    && matches!(
+                        name.as_str(),
+                        "general_log" | "slow_log" | "transaction_registry"
+                    ),
                 name,
                 kind,
                 engine: cell_string(r, 2),
@@ -467,6 +477,7 @@ mod tests {
             name: "t".into(),
             kind: TableKind::Base,
             engine: Some(engine.into()),
+            is_log_table: false,
         };
         assert!(t("MRG_MyISAM").data_lives_elsewhere());
         assert!(t("FEDERATED").data_lives_elsewhere());

@@ -192,10 +192,20 @@ async fn write_dump(
 
     let mut summary = Summary::default();
     for (db, named) in selection {
-        let tables = tables_of(s, plan, db, named).await?;
+        let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) = tables_of(s, plan, db, named)
+            .await?
+            .into_iter()
+            .partition(|t| t.is_log_table);
         strategy.before_database(s, db, &tables).await?;
         dump_database(s, plan, db, &tables, out, &mut summary).await?;
         strategy.after_database(s).await?;
+        // The server refuses to lock log tables, and to read them while others are locked.
+        if !plan.selection.no_create_info {
+            for t in &log_tables {
+                let r = dump_table(s, plan, db, t, out, &mut summary).await;
+                tolerate(plan, &mut summary, r)?;
+            }
+        }
         summary.databases += 1;
     }
 
@@ -391,7 +401,17 @@ async fn dump_table(
     };
     let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
     if !sel.no_create_info {
-        let create = catalog::show_create_table(s, db, t).await?;
+        let mut create = catalog::show_create_table(s, db, t).await?;
+        let mut log_shape;
+        let shape = if t.is_log_table {
+            // A log table may be in use on the target: keep it, create it if missing.
+            create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+            log_shape = shape.clone();
+            log_shape.add_drop_table = false;
+            &log_shape
+        } else {
+            shape
+        };
         schema_out.write_all(
             script::table_structure(shape, &t.name, &create, &plan.connection.character_set)
                 .as_bytes(),

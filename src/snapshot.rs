@@ -365,13 +365,13 @@ impl ConsistencyStrategy for TableLocks {
         tables: &'a [TableInfo],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if tables.is_empty() {
-                return Ok(());
-            }
             let list: Vec<String> = tables
                 .iter()
                 .map(|t| format!("{} READ /*!32311 LOCAL */", qualified(db, &t.name)))
                 .collect();
+            if list.is_empty() {
+                return Ok(());
+            }
             s.exec(
                 &format!("LOCK TABLES {}", list.join(",")),
                 &format!("locking the tables of {}", ident(db)),

@@ -52,9 +52,10 @@ impl TabEncoder {
         out.extend_from_slice(&f.lines_terminated_by);
     }
 
-    /// Escapes as INTO OUTFILE does: the escape character itself, NUL as `\0`, and the
-    /// enclosure character; without enclosure also the first byte of the field and line
-    /// terminators, so LOAD DATA cannot mistake data for a separator.
+    /// Escapes as INTO OUTFILE does: the escape character itself, NUL as `\0`, the first
+    /// byte of the line terminator, and the enclosure character inside an enclosed field or
+    /// the first byte of the field terminator in a bare one, so LOAD DATA cannot mistake
+    /// data for a separator.
     fn escape(&self, bytes: &[u8], enclosed: bool, out: &mut Vec<u8>) {
         let f = &self.format;
         let Some(&esc) = f.fields_escaped_by.first() else {
@@ -71,8 +72,12 @@ impl TabEncoder {
                 continue;
             }
             let special = b == esc
-                || (enclosed && Some(b) == enc)
-                || (!enclosed && (Some(b) == term || Some(b) == line));
+                || Some(b) == line
+                || if enclosed {
+                    Some(b) == enc
+                } else {
+                    Some(b) == term
+                };
             if special {
                 out.push(esc);
             }
@@ -115,6 +120,19 @@ mod tests {
             &[Some(b"7"), Some(b"say \"hi\", ok")],
         );
         assert_eq!(out, b"7,\"say \\\"hi\\\", ok\"\n");
+    }
+
+    #[test]
+    fn line_terminator_is_escaped_inside_enclosed_fields_too() {
+        let format = TabFormat {
+            fields_terminated_by: b",".to_vec(),
+            fields_enclosed_by: b"\"".to_vec(),
+            optionally_enclosed: true,
+            lines_terminated_by: b"\r\n".to_vec(),
+            ..TabFormat::default()
+        };
+        let out = row(format, vec![ColumnKind::Binary], &[Some(b"\t\n\r,")]);
+        assert_eq!(out, b"\"\t\n\\\r,\"\r\n");
     }
 
     #[test]

@@ -1,0 +1,1291 @@
+//! The `rdump` command line, end to end against real MariaDB servers: option files and
+//! passwords (`--defaults-file`, `!include`, `loose-`, `MYSQL_PWD`, `-pSECRET`), `--tab`
+//! (files load back with `LOAD DATA` / `mariadb-import` to the same CHECKSUM TABLE),
+//! selection (`--where`, `--ignore-table`, named tables, `-B`, `-A`, `--no-data` ...),
+//! replication coordinates (`--master-data`, `--gtid`) and the key consistency property
+//! (dump + binlog replay from the recorded position reproduces the source), `--system=users`,
+//! the output-shape switches (`--compact`, `--skip-comments`, `--skip-dump-date`), and
+//! `--help` / `--version`.
+//!
+//! Servers are few and shared (each starts on first use, in a `OnceLock`):
+//! * [`src`]: binlog on, server id 1, loaded once with [`src_setup`]. Tests only *read* it,
+//!   so its binlog stays still and coordinate tests can compare with `SHOW MASTER STATUS`.
+//! * [`dst`]: no binlog, server id 2. The restore target (every test restores into its own
+//!   database or account) and the server without binlog for the `--master-data` error.
+//! * The binlog-replay test starts its own writable binlog server (id 3).
+//!
+//! Every `rdump` child runs with `HOME` set to an empty directory and without `MYSQL_PWD`,
+//! and passes `--no-defaults` unless the test is about option files (those use
+//! `--defaults-file`, which reads only that file; the one `--defaults-extra-file` test
+//! overrides everything the global `/etc` files could set).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{Server, ServerOptions, check_same, row_diff, run_with_stdin, snapshot_of};
+
+// ---------------------------------------------------------------------------
+// Shared servers.
+
+/// Password of the account created on the source for `--system=users`.
+const APP_PASSWORD: &str = "app-pw-7Qx!";
+
+/// What the shared source holds. `seldb`: tables for selection tests (t2 has a trigger);
+/// `otherdb`: a second database; `tabdb`: two identical tables of hard `--tab` values;
+/// `cli_app@%`: an account with a password and a grant.
+fn src_setup() -> String {
+    let all_bytes: String = (0..=255u8).map(|b| format!("{b:02X}")).collect();
+    format!(
+        r#"
+CREATE DATABASE seldb;
+USE seldb;
+CREATE TABLE seldb.t1 (id INT PRIMARY KEY, v VARCHAR(20));
+INSERT INTO seldb.t1 SELECT seq, CONCAT('v', seq) FROM seq_1_to_30;
+CREATE TABLE seldb.t2 (id INT PRIMARY KEY, w INT);
+INSERT INTO seldb.t2 VALUES (1, 10), (2, 20), (3, 30);
+CREATE TABLE seldb.t3 (id INT PRIMARY KEY);
+INSERT INTO seldb.t3 VALUES (1);
+CREATE TRIGGER t2_bi BEFORE INSERT ON t2 FOR EACH ROW SET NEW.w = NEW.w + 1;
+CREATE DATABASE otherdb;
+CREATE TABLE otherdb.o1 (id INT PRIMARY KEY);
+INSERT INTO otherdb.o1 VALUES (7);
+CREATE DATABASE tabdb;
+CREATE TABLE tabdb.plain (
+  id INT NOT NULL PRIMARY KEY,
+  s TEXT NULL,
+  b BLOB NULL,
+  n INT NULL,
+  d DECIMAL(12,3) NULL,
+  dt DATETIME NULL
+) DEFAULT CHARSET=utf8mb4;
+INSERT INTO tabdb.plain VALUES
+  (1, 'plain text', x'00', 42, 1.5, '2024-01-02 03:04:05'),
+  (2, NULL, NULL, NULL, NULL, NULL),
+  (3, 'tab\there\tand\nnewline', x'090A0D', -7, -0.001, '1999-12-31 23:59:59'),
+  (4, 'back\\slash \\N and \\\\ two', x'5C4E', 0, 0, '2000-01-01 00:00:00'),
+  (5, 'nul\0byte', x'00FF00', NULL, 12345.678, NULL),
+  (6, '', x'', 0, NULL, NULL),
+  (7, 'crlf\r\nend, comma "double" ''single''', x'22272C0D0A', 1, 2, NULL),
+  (8, 'ünïcødé 😀 中文', x'{all_bytes}', 8, 8, '2038-01-19 03:14:08'),
+  (9, 'trailing backslash\\', x'5C', 9, NULL, NULL),
+  (10, '\\N', x'5C4E', 10, NULL, NULL),
+  (11, 'NULL', NULL, 11, NULL, NULL),
+  (12, '"', x'22', 12, NULL, NULL),
+  (13, ',', x'2C', 13, NULL, NULL);
+CREATE TABLE tabdb.csv LIKE tabdb.plain;
+INSERT INTO tabdb.csv SELECT * FROM tabdb.plain;
+CREATE USER 'cli_app'@'%' IDENTIFIED BY '{APP_PASSWORD}';
+GRANT SELECT, INSERT ON seldb.* TO 'cli_app'@'%';
+-- mariadb-install-db made root@<hostname>, which a --skip-name-resolve server ignores, so
+-- SHOW CREATE USER fails for it (in mariadb-dump --system=users too): drop it.
+DELETE FROM mysql.global_priv WHERE Host = @@hostname;
+DELETE FROM mysql.proxies_priv WHERE Host = @@hostname;
+FLUSH PRIVILEGES;
+"#
+    )
+}
+
+static SRC: OnceLock<Server> = OnceLock::new();
+static DST: OnceLock<Server> = OnceLock::new();
+
+/// The shared source: binlog on, loaded once, never written by tests.
+fn src() -> &'static Server {
+    SRC.get_or_init(|| {
+        register_cleanup();
+        let s = Server::start(ServerOptions {
+            binlog: true,
+            server_id: 1,
+            ..Default::default()
+        });
+        s.sql(&src_setup());
+        s
+    })
+}
+
+/// The shared restore target: no binlog; holds `nobin` for the `--master-data` error.
+fn dst() -> &'static Server {
+    DST.get_or_init(|| {
+        register_cleanup();
+        let s = Server::start(ServerOptions {
+            server_id: 2,
+            ..Default::default()
+        });
+        s.sql("CREATE DATABASE nobin; CREATE TABLE nobin.t (id INT PRIMARY KEY); INSERT INTO nobin.t VALUES (1);");
+        s
+    })
+}
+
+/// Statics are never dropped: stop the shared servers and remove their directories at exit
+/// (PDEATHSIG would kill them anyway, but leave the directories for the next sweep).
+fn register_cleanup() {
+    static ONCE: Once = Once::new();
+    extern "C" fn cleanup() {
+        for cell in [&SRC, &DST] {
+            if let Some(server) = cell.get() {
+                if let Some(pid) = server.pid() {
+                    // SAFETY: kill/waitpid on the pid of a mariadbd child this process spawned.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                        libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                    }
+                }
+                let _ = fs::remove_dir_all(server.dir());
+            }
+        }
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registering a plain extern "C" function.
+        unsafe {
+            libc::atexit(cleanup);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Running rdump and the MariaDB tools.
+
+/// What a child process did.
+struct Run {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+    what: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Panics with stderr unless the exit code is 0; returns stdout as text.
+    #[track_caller]
+    fn ok(&self) -> String {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{} failed\nstderr:\n{}",
+            self.what,
+            self.stderr
+        );
+        self.text()
+    }
+}
+
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` with stdin closed, collecting its output; kills it after [`CHILD_TIMEOUT`].
+fn run(mut cmd: Command) -> Run {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {CHILD_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: t_out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        what,
+    }
+}
+
+/// An empty directory used as `HOME` of every rdump child, so `~/.my.cnf` is never read.
+fn empty_home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp HOME"))
+        .path()
+}
+
+/// `rdump` with a clean environment (empty HOME, no MYSQL_PWD / MYSQL_HOST / ports).
+fn rdump_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+    cmd.env("HOME", empty_home());
+    for var in [
+        "MYSQL_PWD",
+        "MYSQL_HOST",
+        "MYSQL_TCP_PORT",
+        "MYSQL_UNIX_PORT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `rdump <args>` exactly as given.
+fn rdump<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    let mut cmd = rdump_command();
+    cmd.args(args);
+    run(cmd)
+}
+
+/// `rdump --no-defaults -uroot --socket=<server> <args>`.
+fn dump(server: &Server, args: &[&str]) -> Run {
+    let mut cmd = rdump_command();
+    cmd.arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", server.socket().display()))
+        .args(args);
+    run(cmd)
+}
+
+/// [`dump`] that must succeed; returns the dump as text.
+#[track_caller]
+fn dump_ok(server: &Server, args: &[&str]) -> String {
+    dump(server, args).ok()
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+fn lines_starting<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(&p, text).unwrap();
+    p
+}
+
+/// `CHECKSUM TABLE db.t EXTENDED` on `server`.
+fn checksum(server: &Server, db: &str, table: &str) -> String {
+    let rows = server.sql_rows(&format!("CHECKSUM TABLE `{db}`.`{table}` EXTENDED"));
+    rows[0][1].clone()
+}
+
+/// Asserts that `db.table` has the same CHECKSUM TABLE on both servers, showing the
+/// differing rows if not.
+#[track_caller]
+fn assert_same_checksum(a: &Server, b: &Server, db: &str, table: &str) {
+    let (ca, cb) = (checksum(a, db, table), checksum(b, db, table));
+    if ca != cb {
+        panic!(
+            "CHECKSUM TABLE {db}.{table} differs: source {ca}, restored {cb}\n{}",
+            row_diff(a, b, db, table, 10)
+        );
+    }
+}
+
+/// Runs SQL on `server` as root through the client with extra client arguments.
+#[track_caller]
+fn client_sql(server: &Server, client_args: &[&str], sql: &str) {
+    let mut cmd = server.client_command();
+    cmd.args(client_args);
+    let out = run_with_stdin(cmd, sql.as_bytes()).expect("run mariadb");
+    assert!(
+        out.status.success(),
+        "mariadb {client_args:?} failed on {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `(File, Position)` of `SHOW MASTER STATUS`.
+fn master_status(server: &Server) -> (String, u64) {
+    let rows = server.sql_rows("SHOW MASTER STATUS");
+    let row = rows.first().expect("SHOW MASTER STATUS returned no row");
+    (row[0].clone(), row[1].parse().expect("binlog position"))
+}
+
+/// The `CHANGE MASTER TO MASTER_LOG_FILE='f', MASTER_LOG_POS=n;` line of a dump (possibly
+/// behind `-- `): `(commented, file, pos)`.
+fn change_master_line(dump: &str) -> Option<(bool, String, u64)> {
+    dump.lines().find_map(|l| {
+        let (commented, rest) = match l.strip_prefix("-- ") {
+            Some(r) => (true, r),
+            None => (false, l),
+        };
+        let rest = rest.strip_prefix("CHANGE MASTER TO MASTER_LOG_FILE='")?;
+        let (file, rest) = rest.split_once("', MASTER_LOG_POS=")?;
+        let pos = rest.strip_suffix(';')?.parse().ok()?;
+        Some((commented, file.to_string(), pos))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 1. Option files and MYSQL_PWD.
+
+/// The `[client]` lines that log in as the password user over `server`'s socket.
+fn client_group(server: &Server) -> String {
+    format!(
+        "[client]\nuser={}\npassword={}\nsocket={}\n",
+        server.user(),
+        server.password(),
+        server.socket().display()
+    )
+}
+
+/// The INSERT lines of a dump of `seldb t2` with one row per INSERT and column names.
+const T2_SINGLE_ROW_COMPLETE_INSERTS: [&str; 3] = [
+    "INSERT INTO `t2` (`id`, `w`) VALUES (1,10);",
+    "INSERT INTO `t2` (`id`, `w`) VALUES (2,20);",
+    "INSERT INTO `t2` (`id`, `w`) VALUES (3,30);",
+];
+
+#[test]
+fn defaults_file_client_group_connects_and_tool_groups_shape_the_output() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    // [client] alone logs in (user + password + socket: any one missing fails); the
+    // [mysqldump] and [rdump] groups set output options; other programs' groups are skipped.
+    let cnf = write_file(
+        dir.path(),
+        "my.cnf",
+        &format!(
+            "# test option file\n{}\n[mysqld]\nnot-an-rdump-option=1\n\n[mysqldump]\nskip-extended-insert\n\n[rdump]\ncomplete-insert\n",
+            client_group(s)
+        ),
+    );
+    let out = rdump(&[&format!("--defaults-file={}", cnf.display()), "seldb", "t2"]).ok();
+    let inserts = lines_starting(&out, "INSERT INTO");
+    assert_eq!(inserts, T2_SINGLE_ROW_COMPLETE_INSERTS, "dump:\n{out}");
+}
+
+#[test]
+fn include_directive_reads_a_second_option_file() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    // The password lives only in the included file (relative to the including one).
+    write_file(
+        dir.path(),
+        "private/secret.cnf",
+        &format!("[client]\npassword={}\n", s.password()),
+    );
+    let cnf = write_file(
+        dir.path(),
+        "my.cnf",
+        &format!(
+            "[client]\nuser={}\nsocket={}\n!include private/secret.cnf\n[mysqldump]\nskip-extended-insert\ncomplete-insert\n",
+            s.user(),
+            s.socket().display()
+        ),
+    );
+    let out = rdump(&[&format!("--defaults-file={}", cnf.display()), "seldb", "t2"]).ok();
+    assert_eq!(
+        lines_starting(&out, "INSERT INTO"),
+        T2_SINGLE_ROW_COMPLETE_INSERTS
+    );
+}
+
+#[test]
+fn includedir_directive_reads_the_cnf_files_of_a_directory() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "conf.d/10-client.cnf",
+        &format!("[client]\npassword={}\n", s.password()),
+    );
+    write_file(
+        dir.path(),
+        "conf.d/20-dump.cnf",
+        "[mysqldump]\nskip-extended-insert\n[rdump]\ncomplete-insert\n",
+    );
+    // Not a .cnf file: must be skipped (it would break the dump).
+    write_file(
+        dir.path(),
+        "conf.d/ignored.txt",
+        "[client]\nport=1\nprotocol=tcp\n",
+    );
+    let cnf = write_file(
+        dir.path(),
+        "my.cnf",
+        &format!(
+            "[client]\nuser={}\nsocket={}\n!includedir conf.d\n",
+            s.user(),
+            s.socket().display()
+        ),
+    );
+    let out = rdump(&[&format!("--defaults-file={}", cnf.display()), "seldb", "t2"]).ok();
+    assert_eq!(
+        lines_starting(&out, "INSERT INTO"),
+        T2_SINGLE_ROW_COMPLETE_INSERTS
+    );
+}
+
+#[test]
+fn loose_unknown_option_in_an_option_file_is_tolerated_but_a_plain_one_is_not() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    let loose = write_file(
+        dir.path(),
+        "loose.cnf",
+        &format!(
+            "{}[mysqldump]\nloose-frobnicate-widgets=1\nloose_no_such_flag\n",
+            client_group(s)
+        ),
+    );
+    let r = rdump(&[
+        &format!("--defaults-file={}", loose.display()),
+        "seldb",
+        "t2",
+    ]);
+    let out = r.ok();
+    assert!(out.contains("INSERT INTO `t2`"), "dump:\n{out}");
+
+    let strict = write_file(
+        dir.path(),
+        "strict.cnf",
+        &format!("{}[mysqldump]\nfrobnicate-widgets=1\n", client_group(s)),
+    );
+    let r = rdump(&[
+        &format!("--defaults-file={}", strict.display()),
+        "seldb",
+        "t2",
+    ]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "an unknown option is a usage error: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("frobnicate-widgets") && r.stderr.contains("strict.cnf"),
+        "the error names the option and the file: {}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn mysql_pwd_supplies_the_password_when_no_other_is_given() {
+    let s = src();
+    let port = s.port().to_string();
+    let args = [
+        "--no-defaults",
+        "-h127.0.0.1",
+        "-P",
+        port.as_str(),
+        "-u",
+        s.user(),
+        "seldb",
+        "t2",
+    ];
+    let mut cmd = rdump_command();
+    cmd.args(args).env("MYSQL_PWD", s.password());
+    let out = run(cmd).ok();
+    assert!(out.contains("INSERT INTO `t2` VALUES (1,10)"), "{out}");
+
+    // Control: the same command without MYSQL_PWD is refused by the server.
+    let r = rdump(&args);
+    assert_eq!(r.code, Some(2), "without MYSQL_PWD: {}", r.stderr);
+}
+
+#[test]
+fn command_line_password_beats_the_option_file() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong_in_file = write_file(
+        dir.path(),
+        "wrong.cnf",
+        &format!(
+            "[client]\nuser={}\npassword=not-the-password-in-file\nsocket={}\n",
+            s.user(),
+            s.socket().display()
+        ),
+    );
+    let r = rdump(&[
+        format!("--defaults-file={}", wrong_in_file.display()),
+        format!("--password={}", s.password()),
+        "seldb".into(),
+        "t2".into(),
+    ]);
+    r.ok();
+
+    // And the other way round: a wrong command-line password is used, not the file's.
+    let right_in_file = write_file(dir.path(), "right.cnf", &client_group(s));
+    let r = rdump(&[
+        &format!("--defaults-file={}", right_in_file.display()),
+        "--password=not-the-password-on-cli",
+        "seldb",
+        "t2",
+    ]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+#[test]
+fn defaults_extra_file_is_read_after_the_global_option_files() {
+    // The global files (/etc/my.cnf, /etc/mysql/my.cnf) are read first and may set a
+    // socket, host or protocol; the extra file comes later and overrides them all.
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    let cnf = write_file(
+        dir.path(),
+        "extra.cnf",
+        &format!(
+            "{}host=localhost\nprotocol=socket\n[mysqldump]\nskip-extended-insert\ncomplete-insert\n",
+            client_group(s)
+        ),
+    );
+    let out = rdump(&[
+        &format!("--defaults-extra-file={}", cnf.display()),
+        "seldb",
+        "t2",
+    ])
+    .ok();
+    assert_eq!(
+        lines_starting(&out, "INSERT INTO"),
+        T2_SINGLE_ROW_COMPLETE_INSERTS
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Passwords on the command line.
+
+#[test]
+fn attached_p_password_connects_and_never_appears_in_output_or_stderr() {
+    let s = src();
+    let port = s.port().to_string();
+    let r = rdump(&[
+        "--no-defaults",
+        "-h127.0.0.1",
+        "-P",
+        &port,
+        "-u",
+        s.user(),
+        &format!("-p{}", s.password()),
+        "-v",
+        "seldb",
+    ]);
+    let out = r.ok();
+    assert!(out.contains("INSERT INTO `t1` VALUES"), "{out}");
+    assert!(!r.stderr.is_empty(), "-v should log progress to stderr");
+    assert!(!out.contains(s.password()), "password in the dump");
+    assert!(
+        !r.stderr.contains(s.password()),
+        "password in stderr: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn wrong_password_fails_with_exit_2_without_echoing_it() {
+    let s = src();
+    let port = s.port().to_string();
+    let secret = "Wr0ng-Secret-4711";
+    let r = rdump(&[
+        "--no-defaults",
+        "-h127.0.0.1",
+        "-P",
+        &port,
+        "-u",
+        s.user(),
+        &format!("-p{secret}"),
+        "-v",
+        "seldb",
+    ]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Access denied"),
+        "the server's refusal is shown: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(secret),
+        "password in stderr: {}",
+        r.stderr
+    );
+    assert!(!r.text().contains(secret), "password on stdout");
+    assert!(!r.text().contains("Dump completed"));
+}
+
+// ---------------------------------------------------------------------------
+// 3. --tab.
+
+/// Restores `dir/<table>.sql` into `tabdb` on the target (created if needed).
+fn restore_tab_schema(target: &Server, dir: &Path, table: &str) {
+    target.sql("CREATE DATABASE IF NOT EXISTS tabdb");
+    let sql = fs::read(dir.join(format!("{table}.sql"))).expect("the .sql file of --tab");
+    target
+        .restore_with_args(&["tabdb"], &sql)
+        .unwrap_or_else(|e| panic!("restoring {table}.sql: {e}"));
+    assert_eq!(
+        target.sql_value(&format!("SELECT COUNT(*) FROM tabdb.`{table}`")),
+        "0"
+    );
+}
+
+#[test]
+fn tab_writes_sql_and_txt_that_restore_and_load_to_the_same_checksum() {
+    let (s, d) = (src(), dst());
+    let dir = tempfile::tempdir().unwrap();
+    let tab = format!("--tab={}", dir.path().display());
+    dump_ok(s, &[&tab, "tabdb", "plain"]);
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["plain.sql", "plain.txt"]);
+    let schema = fs::read_to_string(dir.path().join("plain.sql")).unwrap();
+    assert!(schema.contains("CREATE TABLE `plain`"), "{schema}");
+    assert!(!schema.contains("INSERT INTO"), "rows go to plain.txt only");
+
+    restore_tab_schema(d, dir.path(), "plain");
+    // mariadb-import --local: LOAD DATA LOCAL INFILE with the default field options into the
+    // table named like the file.
+    let mut cmd = Command::new("mariadb-import");
+    cmd.arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", d.socket().display()))
+        .arg("--local")
+        .arg("tabdb")
+        .arg(dir.path().join("plain.txt"));
+    let r = run(cmd);
+    r.ok();
+    assert!(
+        r.text().contains("Records: 13") && r.text().contains("Warnings: 0"),
+        "mariadb-import: {}",
+        r.text()
+    );
+    assert_same_checksum(s, d, "tabdb", "plain");
+}
+
+#[test]
+fn tab_with_csv_field_and_line_options_loads_back_with_matching_load_data() {
+    let (s, d) = (src(), dst());
+    let dir = tempfile::tempdir().unwrap();
+    let tab = format!("--tab={}", dir.path().display());
+    dump_ok(
+        s,
+        &[
+            &tab,
+            "--fields-terminated-by=,",
+            "--fields-optionally-enclosed-by=\"",
+            r"--lines-terminated-by=\r\n",
+            "tabdb",
+            "csv",
+        ],
+    );
+    let txt = fs::read(dir.path().join("csv.txt")).unwrap();
+    // Shape: strings enclosed, numbers not, NULL as \N, CRLF line ends.
+    let first_line_end = txt.windows(2).position(|w| w == b"\r\n").expect("a CRLF");
+    assert_eq!(
+        String::from_utf8_lossy(&txt[..first_line_end]),
+        r#"1,"plain text","\0",42,1.500,"2024-01-02 03:04:05""#
+    );
+    let text = String::from_utf8_lossy(&txt);
+    assert!(
+        text.contains("\r\n2,\\N,\\N,\\N,\\N,\\N\r\n"),
+        "row 2 of NULLs as \\N: {text:?}"
+    );
+
+    restore_tab_schema(d, dir.path(), "csv");
+    let path = dir.path().join("csv.txt");
+    client_sql(
+        d,
+        &["--local-infile=1"],
+        &format!(
+            r#"LOAD DATA LOCAL INFILE '{}' INTO TABLE tabdb.csv FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' LINES TERMINATED BY '\r\n'"#,
+            path.display()
+        ),
+    );
+    assert_eq!(d.sql_value("SELECT COUNT(*) FROM tabdb.csv"), "13");
+    assert_same_checksum(s, d, "tabdb", "csv");
+}
+
+/// Dumps `tabdb.plain` with `--tab` and `opts` by rdump and by mariadb-dump (whose server
+/// writes the .txt with SELECT ... INTO OUTFILE); panics where the .txt files differ.
+fn assert_tab_txt_same_as_mariadb_dump(opts: &[&str]) {
+    let s = src();
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    for (dir, by_rdump) in [(&ours, true), (&theirs, false)] {
+        let mut args = vec![format!("--tab={}", dir.path().display())];
+        args.extend(opts.iter().map(|s| s.to_string()));
+        args.extend(["tabdb".to_string(), "plain".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if by_rdump {
+            dump_ok(s, &args);
+        } else {
+            s.system_dump(&args)
+                .unwrap_or_else(|e| panic!("mariadb-dump --tab: {e}"));
+        }
+    }
+    let a = fs::read(ours.path().join("plain.txt")).unwrap();
+    let b = fs::read(theirs.path().join("plain.txt")).unwrap();
+    if a != b {
+        let first = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        let from = first.saturating_sub(40);
+        panic!(
+            "{opts:?}: rdump's plain.txt differs from mariadb-dump's at byte {first}:\n rdump: {:?}\n mdump: {:?}",
+            String::from_utf8_lossy(&a[from..(first + 40).min(a.len())]),
+            String::from_utf8_lossy(&b[from..(first + 40).min(b.len())]),
+        );
+    }
+}
+
+#[test]
+fn tab_txt_is_byte_identical_to_mariadb_dump_tab() {
+    assert_tab_txt_same_as_mariadb_dump(&[]);
+}
+
+#[test]
+fn tab_csv_txt_is_byte_identical_to_mariadb_dump_tab() {
+    // INTO OUTFILE escapes the first byte of LINES TERMINATED BY (here \r) everywhere,
+    // also inside enclosed fields; rdump writes it bare there (LOAD DATA reads both).
+    assert_tab_txt_same_as_mariadb_dump(&[
+        "--fields-terminated-by=,",
+        "--fields-optionally-enclosed-by=\"",
+        r"--lines-terminated-by=\r\n",
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Selection and structure switches.
+
+#[test]
+fn where_dumps_only_matching_rows() {
+    let (s, d) = (src(), dst());
+    let out = dump_ok(s, &["--where=id > 10", "seldb", "t1"]);
+    d.sql("CREATE DATABASE where_target");
+    d.restore_with_args(&["where_target"], out.as_bytes())
+        .unwrap();
+    assert_eq!(
+        d.sql_value("SELECT CONCAT(COUNT(*), ' ', MIN(id), ' ', MAX(id)) FROM where_target.t1"),
+        "20 11 30"
+    );
+}
+
+#[test]
+fn ignore_table_omits_its_create_table_and_inserts() {
+    let out = dump_ok(src(), &["--ignore-table=seldb.t3", "seldb"]);
+    assert!(!out.contains("CREATE TABLE `t3`"), "{out}");
+    assert!(!out.contains("INSERT INTO `t3`"), "{out}");
+    for t in ["t1", "t2"] {
+        assert!(out.contains(&format!("CREATE TABLE `{t}`")), "{t} missing");
+        assert!(
+            out.contains(&format!("INSERT INTO `{t}`")),
+            "{t} rows missing"
+        );
+    }
+}
+
+#[test]
+fn named_tables_dump_only_those_without_create_database_or_use() {
+    let out = dump_ok(src(), &["seldb", "t1", "t2"]);
+    assert!(out.contains("CREATE TABLE `t1`") && out.contains("CREATE TABLE `t2`"));
+    assert!(out.contains("INSERT INTO `t1`") && out.contains("INSERT INTO `t2`"));
+    assert!(!out.contains("`t3`"), "t3 was not asked for:\n{out}");
+    assert!(!out.contains("CREATE DATABASE"), "{out}");
+    assert!(lines_starting(&out, "USE ").is_empty(), "{out}");
+}
+
+#[test]
+fn databases_option_writes_create_database_and_use_for_each() {
+    let (s, d) = (src(), dst());
+    let out = dump_ok(s, &["-B", "seldb", "otherdb"]);
+    for db in ["seldb", "otherdb"] {
+        let create = out
+            .find(&format!("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `{db}` "))
+            .unwrap_or_else(|| panic!("no CREATE DATABASE for {db}:\n{out}"));
+        let use_ = out
+            .find(&format!("\nUSE `{db}`;\n"))
+            .unwrap_or_else(|| panic!("no USE for {db}"));
+        assert!(create < use_, "CREATE DATABASE {db} comes before USE");
+    }
+    // And it restores to the same databases.
+    d.restore(out.as_bytes()).unwrap();
+    check_same(
+        &snapshot_of(s, &["seldb", "otherdb"]),
+        &snapshot_of(d, &["seldb", "otherdb"]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn all_databases_includes_user_databases_and_mysql_but_not_system_schemas() {
+    let out = dump_ok(src(), &["-A", "--single-transaction"]);
+    for db in ["mysql", "seldb", "otherdb", "tabdb"] {
+        assert!(has_line(&out, &format!("USE `{db}`;")), "no USE `{db}`");
+    }
+    // (mysql.proc rows mention performance_schema and sys: look at the statements only.)
+    for db in ["information_schema", "performance_schema", "sys"] {
+        assert!(
+            !has_line(&out, &format!("USE `{db}`;"))
+                && !out.contains(&format!("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `{db}`")),
+            "{db} must not be dumped by -A"
+        );
+    }
+    assert!(out.contains("-- Dump completed"));
+}
+
+#[test]
+fn all_databases_with_default_locking_succeeds() {
+    let r = dump(src(), &["-A"]);
+    r.ok();
+    assert!(r.text().contains("-- Dump completed"));
+}
+
+#[test]
+fn all_databases_dump_restores_with_the_plain_client() {
+    let run = dump(src(), &["-A", "--single-transaction"]);
+    run.ok();
+    // Restore the bytes as written: the dump holds binary data that is not UTF-8.
+    let bytes = run.stdout.clone();
+    // A private server: the restore replaces its `mysql` database.
+    let target = Server::start(ServerOptions {
+        server_id: 4,
+        ..Default::default()
+    });
+    target
+        .restore(&bytes)
+        .unwrap_or_else(|e| panic!("restoring the -A dump: {e}"));
+    check_same(
+        &snapshot_of(src(), &["seldb", "otherdb", "tabdb"]),
+        &snapshot_of(&target, &["seldb", "otherdb", "tabdb"]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn no_data_writes_structure_without_rows() {
+    let out = dump_ok(src(), &["--no-data", "seldb"]);
+    assert!(out.contains("CREATE TABLE `t1`") && out.contains("CREATE TABLE `t3`"));
+    assert!(!out.contains("INSERT INTO"), "{out}");
+}
+
+#[test]
+fn no_create_info_writes_rows_without_create_table() {
+    let out = dump_ok(src(), &["--no-create-info", "seldb"]);
+    assert!(out.contains("INSERT INTO `t1`") && out.contains("INSERT INTO `t3`"));
+    assert!(!out.contains("CREATE TABLE"), "{out}");
+}
+
+#[test]
+fn no_create_db_omits_create_database_but_keeps_use() {
+    let out = dump_ok(src(), &["--no-create-db", "-B", "seldb"]);
+    assert!(!out.contains("CREATE DATABASE"), "{out}");
+    assert!(has_line(&out, "USE `seldb`;"));
+    assert!(out.contains("CREATE TABLE `t1`"));
+}
+
+#[test]
+fn add_drop_database_drops_each_database_before_creating_it() {
+    let out = dump_ok(src(), &["--add-drop-database", "-B", "seldb", "otherdb"]);
+    for db in ["seldb", "otherdb"] {
+        let drop = out
+            .find(&format!("/*!40000 DROP DATABASE IF EXISTS `{db}`*/;"))
+            .unwrap_or_else(|| panic!("no DROP DATABASE for {db}:\n{out}"));
+        let create = out
+            .find(&format!("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `{db}`"))
+            .unwrap();
+        assert!(drop < create);
+    }
+    let plain = dump_ok(src(), &["-B", "seldb"]);
+    assert!(!plain.contains("DROP DATABASE"), "not without the option");
+}
+
+#[test]
+fn skip_triggers_omits_triggers() {
+    let with = dump_ok(src(), &["seldb"]);
+    assert!(
+        with.contains("TRIGGER t2_bi "),
+        "triggers are dumped by default"
+    );
+    let without = dump_ok(src(), &["--skip-triggers", "seldb"]);
+    assert!(!without.contains("TRIGGER"), "{without}");
+    assert!(without.contains("INSERT INTO `t2`"));
+}
+
+// ---------------------------------------------------------------------------
+// 5-6. Replication coordinates.
+
+/// Dumps the quiescent source with `args`, asserting SHOW MASTER STATUS did not move
+/// around it; returns the dump and that status.
+fn dump_quiescent(s: &Server, args: &[&str]) -> (String, (String, u64)) {
+    let before = master_status(s);
+    let out = dump_ok(s, args);
+    let after = master_status(s);
+    assert_eq!(before, after, "the source was written during the dump");
+    (out, before)
+}
+
+#[test]
+fn master_data_1_writes_change_master_at_show_master_status() {
+    let s = src();
+    let (out, (file, pos)) = dump_quiescent(s, &["--master-data=1", "seldb"]);
+    let line = format!("CHANGE MASTER TO MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos};");
+    assert!(
+        has_line(&out, &line),
+        "expected the line {line:?} in:\n{out}"
+    );
+    assert_eq!(change_master_line(&out), Some((false, file, pos)));
+}
+
+#[test]
+fn master_data_2_writes_change_master_commented() {
+    let s = src();
+    let (out, (file, pos)) = dump_quiescent(s, &["--master-data=2", "seldb"]);
+    let line = format!("-- CHANGE MASTER TO MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos};");
+    assert!(
+        has_line(&out, &line),
+        "expected the line {line:?} in:\n{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("CHANGE MASTER")),
+        "no executable CHANGE MASTER with --master-data=2"
+    );
+}
+
+#[test]
+fn master_data_with_gtid_writes_use_gtid_and_gtid_slave_pos() {
+    let s = src();
+    for mode in ["--lock-all-tables", "--single-transaction"] {
+        let gtid = s.sql_value("SELECT @@gtid_binlog_pos");
+        assert!(!gtid.is_empty(), "the source has GTIDs");
+        let (out, _) = dump_quiescent(s, &[mode, "--master-data=1", "--gtid", "seldb"]);
+        assert!(
+            has_line(&out, "CHANGE MASTER TO MASTER_USE_GTID=slave_pos;"),
+            "[{mode}] no MASTER_USE_GTID line:\n{out}"
+        );
+        let set = format!("SET GLOBAL gtid_slave_pos='{gtid}';");
+        assert!(has_line(&out, &set), "[{mode}] expected {set:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn single_transaction_and_lock_all_tables_give_the_same_coordinates() {
+    let s = src();
+    let (a, status) = dump_quiescent(s, &["--single-transaction", "--master-data=2", "seldb"]);
+    let (b, _) = dump_quiescent(s, &["--lock-all-tables", "--master-data=2", "seldb"]);
+    let (ca, cb) = (change_master_line(&a), change_master_line(&b));
+    assert_eq!(ca, cb);
+    assert_eq!(ca, Some((true, status.0, status.1)));
+}
+
+/// `mariadb-dump --no-defaults -uroot --socket=.. <args>`: the reference's exit code.
+fn system_dump_code(server: &Server, args: &[&str]) -> Option<i32> {
+    let mut cmd = Command::new(common::system_dump_bin());
+    cmd.arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", server.socket().display()))
+        .args(args);
+    run(cmd).code
+}
+
+#[test]
+fn master_data_without_binlog_fails_like_mysqldump_with_a_clear_message_and_no_footer() {
+    // mysqldump prints "Error: Binlogging on server not active" and exits with
+    // EX_MYSQLERR (2); mariadb-dump 10.11 does so in both modes (checked below).
+    let d = dst();
+    for mode in [None, Some("--single-transaction")] {
+        let dir = tempfile::tempdir().unwrap();
+        let result = dir.path().join("dump.sql");
+        let result_arg = format!("--result-file={}", result.display());
+        let mut reference_args = vec!["--master-data=1"];
+        reference_args.extend(mode);
+        reference_args.push("nobin");
+        let reference = system_dump_code(d, &reference_args);
+        assert_ne!(reference, Some(0), "mariadb-dump {reference_args:?}");
+        for to_file in [false, true] {
+            let mut args = vec!["--master-data=1"];
+            args.extend(mode);
+            if to_file {
+                args.push(&result_arg);
+            }
+            args.push("nobin");
+            let r = dump(d, &args);
+            assert_eq!(
+                r.code, reference,
+                "{args:?}: rdump's exit code differs from mariadb-dump's; stderr {}",
+                r.stderr
+            );
+            assert_eq!(r.code, Some(2), "{args:?}: stderr {}", r.stderr);
+            assert!(
+                r.stderr.contains("Binlogging on server not active")
+                    && r.stderr.contains("--master-data"),
+                "{args:?}: the message should say binary logging is off: {}",
+                r.stderr
+            );
+            assert!(!r.text().contains("Dump completed"), "{args:?}");
+            assert!(
+                !result.exists(),
+                "{args:?}: no result file for a failed dump"
+            );
+        }
+    }
+}
+
+/// Binlog files of `server` from `first` on, in order.
+fn binlog_files_from(server: &Server, first: &str) -> Vec<PathBuf> {
+    let base = server.binlog_basename().expect("binlog enabled");
+    let prefix = format!("{}.", base.file_name().unwrap().to_string_lossy());
+    let mut files: Vec<PathBuf> = fs::read_dir(base.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && name.as_str() >= first
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files
+            .first()
+            .is_some_and(|f| f.file_name().unwrap() == first),
+        "binlog {first} not found among {files:?}"
+    );
+    files
+}
+
+/// One writer transaction touching both tables (insert, update, delete, a counter).
+fn pitr_write(server: &Server, i: u64) {
+    server.sql(&format!(
+        "START TRANSACTION;
+         INSERT INTO pitr.t VALUES ({id}, {i}, 'written');
+         UPDATE pitr.t SET v = v + 1 WHERE id = {upd};
+         UPDATE pitr.counter SET n = n + 1, last = {i} WHERE id = 1;
+         COMMIT;
+         DELETE FROM pitr.t WHERE id = {del};",
+        id = 1_000_000 + i,
+        upd = i * 13 % 20_000 + 1,
+        del = i * 7 % 20_000 + 1,
+    ));
+}
+
+#[test]
+fn dump_coordinates_match_the_data_so_binlog_replay_reproduces_the_source() {
+    let d = dst();
+    let p = Server::start(ServerOptions {
+        binlog: true,
+        server_id: 3,
+        ..Default::default()
+    });
+    p.sql(
+        "CREATE DATABASE pitr;
+         USE pitr;
+         CREATE TABLE pitr.t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40));
+         INSERT INTO pitr.t SELECT seq, seq, REPEAT('x', seq % 40) FROM seq_1_to_20000;
+         CREATE TABLE pitr.counter (id INT PRIMARY KEY, n INT NOT NULL, last INT);
+         INSERT INTO pitr.counter VALUES (1, 0, NULL);",
+    );
+    let next = AtomicU64::new(1);
+    for mode in ["--single-transaction", "--lock-all-tables"] {
+        // Some writes before the dump.
+        for _ in 0..5 {
+            pitr_write(&p, next.fetch_add(1, Ordering::SeqCst));
+        }
+        let counter_before: u64 = p.sql_value("SELECT n FROM pitr.counter").parse().unwrap();
+        // Writes during the dump, from another connection: the dump starts once the writer
+        // is under way, and the writer goes on until the dump has finished.
+        let stop = AtomicBool::new(false);
+        let done = AtomicU64::new(0);
+        let out = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    pitr_write(&p, next.fetch_add(1, Ordering::SeqCst));
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            while done.load(Ordering::SeqCst) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let at_start = done.load(Ordering::SeqCst);
+            let out = dump(&p, &[mode, "--master-data=2", "-B", "pitr"]);
+            let at_end = done.load(Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
+            writer.join().unwrap();
+            eprintln!(
+                "[{mode}] {} writer transactions committed while the dump ran",
+                at_end - at_start
+            );
+            out.ok()
+        });
+        // More writes after it.
+        for _ in 0..5 {
+            pitr_write(&p, next.fetch_add(1, Ordering::SeqCst));
+        }
+        let (commented, file, pos) = change_master_line(&out)
+            .unwrap_or_else(|| panic!("[{mode}] no CHANGE MASTER line in the dump"));
+        assert!(commented, "--master-data=2 comments it");
+
+        d.sql("DROP DATABASE IF EXISTS pitr");
+        d.restore(out.as_bytes())
+            .unwrap_or_else(|e| panic!("[{mode}] restoring the dump: {e}"));
+        // The dump saw some of the concurrent writes and missed the later ones, so the
+        // replay must start exactly at the recorded position to add up.
+        let dumped: u64 = d.sql_value("SELECT n FROM pitr.counter").parse().unwrap();
+        let fin: u64 = p.sql_value("SELECT n FROM pitr.counter").parse().unwrap();
+        assert!(
+            counter_before < dumped && dumped < fin,
+            "[{mode}] the dump should land amid the writes: {counter_before} < {dumped} < {fin}"
+        );
+        let mut cmd = Command::new("mariadb-binlog");
+        cmd.arg("--no-defaults")
+            .arg(format!("--start-position={pos}"))
+            .args(binlog_files_from(&p, &file));
+        let binlog = run(cmd);
+        binlog.ok();
+        d.restore(&binlog.stdout)
+            .unwrap_or_else(|e| panic!("[{mode}] replaying the binlog from {file}:{pos}: {e}"));
+        if let Err(diff) = check_same(&snapshot_of(&p, &["pitr"]), &snapshot_of(d, &["pitr"])) {
+            panic!(
+                "[{mode}] dump + binlog from {file}:{pos} differs from the source:\n{diff}\n{}",
+                row_diff(&p, d, "pitr", "t", 10)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. --system=users.
+
+#[test]
+fn system_users_restores_accounts_with_password_and_grants() {
+    let (s, d) = (src(), dst());
+    let out = dump_ok(s, &["--system=users"]);
+    assert!(out.contains("`cli_app`@`%`"), "{out}");
+    assert!(
+        !out.contains(APP_PASSWORD),
+        "the password is stored hashed only"
+    );
+    d.restore(out.as_bytes()).unwrap();
+
+    let login = |password: &str| {
+        let mut cmd = Command::new(common::client_bin());
+        cmd.args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            &format!("-P{}", d.port()),
+            "-ucli_app",
+            &format!("-p{password}"),
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            "SHOW GRANTS",
+        ]);
+        run(cmd)
+    };
+    let grants = login(APP_PASSWORD).ok();
+    assert!(
+        grants.contains("GRANT SELECT, INSERT ON `seldb`.* TO `cli_app`@`%`"),
+        "grants on the target: {grants}"
+    );
+    let wrong = login("not-the-app-password");
+    assert_ne!(wrong.code, Some(0), "a wrong password must be refused");
+    assert_eq!(
+        s.sql("SHOW GRANTS FOR 'cli_app'@'%'"),
+        d.sql("SHOW GRANTS FOR 'cli_app'@'%'")
+    );
+}
+
+#[test]
+fn system_users_with_a_database_dumps_accounts_before_the_database() {
+    let out = dump_ok(src(), &["--system=users", "seldb", "t3"]);
+    let account = out
+        .find("CREATE USER IF NOT EXISTS `cli_app`@`%`")
+        .unwrap_or_else(|| panic!("no account in:\n{out}"));
+    let table = out.find("CREATE TABLE `t3`").expect("the table");
+    assert!(account < table, "accounts come first");
+    assert!(out.contains("INSERT INTO `t3`"));
+}
+
+// ---------------------------------------------------------------------------
+// 8. Output shape switches.
+
+#[test]
+fn compact_has_no_session_set_lines_and_no_comments() {
+    let out = dump_ok(src(), &["--compact", "seldb"]);
+    assert!(out.contains("CREATE TABLE `t1`") && out.contains("INSERT INTO `t1`"));
+    assert!(lines_starting(&out, "/*!40101 SET").is_empty(), "{out}");
+    assert!(lines_starting(&out, "/*!40103 SET").is_empty(), "{out}");
+    assert!(lines_starting(&out, "/*!40014 SET").is_empty(), "{out}");
+    assert!(lines_starting(&out, "--").is_empty(), "{out}");
+}
+
+#[test]
+fn skip_comments_has_no_comment_lines() {
+    let with = dump_ok(src(), &["seldb"]);
+    assert!(
+        !lines_starting(&with, "--").is_empty(),
+        "comments by default"
+    );
+    let out = dump_ok(src(), &["--skip-comments", "seldb"]);
+    assert!(lines_starting(&out, "--").is_empty(), "{out}");
+    assert!(out.contains("INSERT INTO `t1`"));
+}
+
+#[test]
+fn skip_dump_date_footer_reads_dump_completed_without_a_date() {
+    let dated = dump_ok(src(), &["seldb", "t3"]);
+    let last = dated.lines().rev().find(|l| !l.is_empty()).unwrap();
+    assert!(last.starts_with("-- Dump completed on 20"), "{last:?}");
+    let out = dump_ok(src(), &["--skip-dump-date", "seldb", "t3"]);
+    let last = out.lines().rev().find(|l| !l.is_empty()).unwrap();
+    assert_eq!(last, "-- Dump completed");
+}
+
+// ---------------------------------------------------------------------------
+// 9. --help and --version.
+
+#[test]
+fn help_exits_zero_and_lists_the_options() {
+    let r = rdump(&["--help"]);
+    let out = r.ok();
+    for opt in [
+        "Usage:",
+        "--single-transaction",
+        "--master-data",
+        "--tab",
+        "--where",
+        "--defaults-file",
+        "--all-databases",
+    ] {
+        assert!(out.contains(opt), "--help lacks {opt}:\n{out}");
+    }
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    for flag in ["-V", "--version"] {
+        let out = rdump(&[flag]).ok();
+        assert!(
+            out.starts_with("rdump ") && out.contains(env!("CARGO_PKG_VERSION")),
+            "{flag}: {out:?}"
+        );
+    }
+}
