@@ -3,6 +3,7 @@
 //! Data flows one way: options -> plan -> snapshot -> read -> encode -> sink.
 //! See ARCHITECTURE.md for the map of modules and the invariants they keep.
 
+pub mod argv;
 pub mod catalog;
 pub mod conn;
 pub mod dialect;

@@ -12,7 +12,9 @@ const GROUPS: &[&str] = &["client", "mysqldump", "rdump"];
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let code = match options::parse(&args, &Env::from_process(), GROUPS) {
+    let parsed = options::parse(&args, &Env::from_process(), GROUPS);
+    rdump::argv::mask(options::secret_span);
+    let code = match parsed {
         Err(e) => {
             eprintln!("rdump: {e}");
             eprintln!("Use --help for the list of options.");

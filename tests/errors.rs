@@ -541,6 +541,36 @@ fn the_password_never_appears_in_a_successful_dump_or_its_messages() {
     );
 }
 
+/// mysqldump overwrites the password in its argv so `ps` cannot show it; rdump does too.
+#[test]
+fn the_password_is_masked_in_the_process_command_line() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("-r{}", dir.path().join("dump.sql").display());
+    let mut conn = over_tcp(s, s.password());
+    conn.push(format!("--password={}", s.password()));
+    let mut dump = Running::spawn(rdump(&conn, &[&r, "big"]));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    let cmdline = fs::read(format!("/proc/{}/cmdline", dump.pid())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    dump.signal(libc::SIGINT);
+    let _ = dump.finish();
+    assert!(
+        !cmdline.contains(s.password()),
+        "password visible: {cmdline}"
+    );
+    let masked = "x".repeat(s.password().len());
+    assert!(cmdline.contains(&format!(" -p{masked} ")), "{cmdline}");
+    assert!(
+        cmdline.contains(&format!(" --password={masked} ")),
+        "{cmdline}"
+    );
+}
+
 #[test]
 fn unreachable_tcp_port_is_exit_2_naming_the_address() {
     // A port nothing listens on: bound, then released.

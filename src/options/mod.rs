@@ -234,8 +234,69 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Where a password starts inside one command-line argument (`-pSECRET`, `-vpSECRET`,
+/// `--password=SECRET`, `--pass=SECRET`), as the parser reads it; `None` for any other
+/// argument. `main` overwrites that span in the process's argv, as mysqldump does, so
+/// `ps` does not show it.
+pub fn secret_span(arg: &str) -> Option<usize> {
+    let tables = table::DUMP_TABLES;
+    if let Some(body) = arg.strip_prefix("--") {
+        let (name, _) = body.split_once('=')?;
+        let eq = 2 + name.len();
+        let found = table::long_occurrence(
+            tables,
+            name,
+            Some(String::new()),
+            &mut || None,
+            &mut Vec::new(),
+        );
+        return match found {
+            Ok(Some((def, _))) if def.id == table::Opt::Password => Some(eq + 1),
+            _ => None,
+        };
+    }
+    let cluster = arg.strip_prefix('-')?;
+    for (i, c) in cluster.char_indices() {
+        let def = table::find_short(tables, c)?;
+        match def.kind {
+            table::Kind::Bool => continue,
+            _ if def.id == table::Opt::Password => {
+                let start = 1 + i + c.len_utf8();
+                return (start < arg.len()).then_some(start);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    use super::secret_span;
+
+    #[test]
+    fn secret_span_finds_every_spelling_of_a_password_argument() {
+        assert_eq!(secret_span("-pSECRET"), Some(2));
+        assert_eq!(secret_span("-BpSECRET"), Some(3));
+        assert_eq!(secret_span("--password=SECRET"), Some(11));
+        assert_eq!(secret_span("--pass=SECRET"), Some(7));
+        assert_eq!(secret_span("--loose-password=SECRET"), Some(17));
+    }
+
+    #[test]
+    fn secret_span_leaves_other_arguments_alone() {
+        assert_eq!(secret_span("-p"), None);
+        assert_eq!(secret_span("--password"), None);
+        assert_eq!(secret_span("-uroot"), None);
+        assert_eq!(secret_span("-upass"), None);
+        assert_eq!(secret_span("--port=3306"), None);
+        assert_eq!(secret_span("-P3306"), None);
+        assert_eq!(secret_span("mydb"), None);
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
     use super::*;
     use crate::plan::{Password, Plan, Secret};
     use std::fs;
