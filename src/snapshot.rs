@@ -89,10 +89,10 @@ pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn Consis
         Consistency::SingleTransaction => {
             // MariaDB reports the snapshot's own binlog position, so no global lock is
             // needed, unless logs must be flushed at exactly that point.
-            let lockless = !needs_coordinates
-                || (dialect.snapshot_binlog_status_sql().is_some()
-                    && !wants.flush_logs
-                    && !wants.source);
+            // --flush-logs always takes FTWRL, so the new binlog starts exactly there.
+            let lockless = !wants.flush_logs
+                && (!needs_coordinates
+                    || (dialect.snapshot_binlog_status_sql().is_some() && !wants.source));
             if lockless {
                 Box::new(Snapshot {
                     wants,
@@ -126,7 +126,7 @@ fn binlog_off(s: &Session) -> Error {
 }
 
 /// Reads the binlog coordinates and GTID state as of now (call under a lock).
-async fn read_current_coordinates(s: &mut Session, wants: Wants) -> Result<Coordinates> {
+pub async fn read_current_coordinates(s: &mut Session, wants: Wants) -> Result<Coordinates> {
     let mut c = Coordinates::default();
     if wants.binlog {
         let sql = s.dialect.binlog_status_sql();
@@ -350,12 +350,7 @@ struct TableLocks {
 
 impl ConsistencyStrategy for TableLocks {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
-        Box::pin(async move {
-            if self.wants.flush_logs {
-                s.exec("FLUSH LOGS", "flushing logs").await?;
-            }
-            read_current_coordinates(s, self.wants).await
-        })
+        Box::pin(async move { read_current_coordinates(s, self.wants).await })
     }
 
     fn before_database<'a>(
@@ -365,6 +360,10 @@ impl ConsistencyStrategy for TableLocks {
         tables: &'a [TableInfo],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            // As mysqldump: without a global lock, the logs are flushed per database.
+            if self.wants.flush_logs {
+                s.exec("FLUSH LOGS", "flushing logs").await?;
+            }
             let list: Vec<String> = tables
                 .iter()
                 .map(|t| format!("{} READ /*!32311 LOCAL */", qualified(db, &t.name)))
@@ -400,11 +399,20 @@ struct NoLocks {
 
 impl ConsistencyStrategy for NoLocks {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move { read_current_coordinates(s, self.wants).await })
+    }
+
+    fn before_database<'a>(
+        &'a mut self,
+        s: &'a mut Session,
+        _db: &'a str,
+        _tables: &'a [TableInfo],
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if self.wants.flush_logs {
                 s.exec("FLUSH LOGS", "flushing logs").await?;
             }
-            read_current_coordinates(s, self.wants).await
+            Ok(())
         })
     }
 

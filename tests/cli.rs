@@ -13,6 +13,8 @@
 //! * [`dst`]: no binlog, server id 2. The restore target (every test restores into its own
 //!   database or account) and the server without binlog for the `--master-data` error.
 //! * The binlog-replay test starts its own writable binlog server (id 3).
+//! * [`flush_server`]: binlog on, server id 5, for the `--flush-logs` tests, which rotate its
+//!   binlog; they take its lock, so one runs at a time and each sees it quiescent.
 //!
 //! Every `rdump` child runs with `HOME` set to an empty directory and without `MYSQL_PWD`,
 //! and passes `--no-defaults` unless the test is about option files (those use
@@ -27,7 +29,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{Server, ServerOptions, check_same, row_diff, run_with_stdin, snapshot_of};
@@ -40,6 +42,8 @@ const APP_PASSWORD: &str = "app-pw-7Qx!";
 
 /// What the shared source holds. `seldb`: tables for selection tests (t2 has a trigger);
 /// `otherdb`: a second database; `tabdb`: two identical tables of hard `--tab` values;
+/// `charsetdb`: a latin1 table with high bytes and a utf8mb4 table with latin1-representable
+/// text; `orderdb.m`: a MyISAM table whose rows are stored out of primary-key order;
 /// `cli_app@%`: an account with a password and a grant.
 fn src_setup() -> String {
     let all_bytes: String = (0..=255u8).map(|b| format!("{b:02X}")).collect();
@@ -82,6 +86,14 @@ INSERT INTO tabdb.plain VALUES
   (13, ',', x'2C', 13, NULL, NULL);
 CREATE TABLE tabdb.csv LIKE tabdb.plain;
 INSERT INTO tabdb.csv SELECT * FROM tabdb.plain;
+CREATE DATABASE charsetdb;
+CREATE TABLE charsetdb.l1 (id INT PRIMARY KEY, s VARCHAR(40)) DEFAULT CHARSET=latin1;
+INSERT INTO charsetdb.l1 VALUES (1, 'café'), (2, 'ÿ and é, ß £ ½ ©'), (3, 'ascii'), (4, NULL);
+CREATE TABLE charsetdb.u1 (id INT PRIMARY KEY, s VARCHAR(40)) DEFAULT CHARSET=utf8mb4;
+INSERT INTO charsetdb.u1 VALUES (1, 'naïve'), (2, 'ÿ and é, ß £ ½ ©'), (3, 'ascii');
+CREATE DATABASE orderdb;
+CREATE TABLE orderdb.m (id INT PRIMARY KEY, v CHAR(1)) ENGINE=MyISAM;
+INSERT INTO orderdb.m VALUES (3, 'c'), (1, 'a'), (4, 'd'), (2, 'b');
 CREATE USER 'cli_app'@'%' IDENTIFIED BY '{APP_PASSWORD}';
 GRANT SELECT, INSERT ON seldb.* TO 'cli_app'@'%';
 -- mariadb-install-db made root@<hostname>, which a --skip-name-resolve server ignores, so
@@ -95,6 +107,8 @@ FLUSH PRIVILEGES;
 
 static SRC: OnceLock<Server> = OnceLock::new();
 static DST: OnceLock<Server> = OnceLock::new();
+static FLUSH: OnceLock<Server> = OnceLock::new();
+static FLUSH_LOCK: Mutex<()> = Mutex::new(());
 
 /// The shared source: binlog on, loaded once, never written by tests.
 fn src() -> &'static Server {
@@ -123,12 +137,36 @@ fn dst() -> &'static Server {
     })
 }
 
+/// The `--flush-logs` server (binlog on, server id 5) with `flushdb` and `flushdb2`, and the
+/// guard that keeps the other `--flush-logs` tests off it while the caller rotates its logs.
+fn flush_server() -> (MutexGuard<'static, ()>, &'static Server) {
+    let guard = FLUSH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let server = FLUSH.get_or_init(|| {
+        register_cleanup();
+        let s = Server::start(ServerOptions {
+            binlog: true,
+            server_id: 5,
+            ..Default::default()
+        });
+        s.sql(
+            "CREATE DATABASE flushdb;
+             CREATE TABLE flushdb.t (id INT PRIMARY KEY);
+             INSERT INTO flushdb.t VALUES (1), (2);
+             CREATE DATABASE flushdb2;
+             CREATE TABLE flushdb2.t (id INT PRIMARY KEY);
+             INSERT INTO flushdb2.t VALUES (3);",
+        );
+        s
+    });
+    (guard, server)
+}
+
 /// Statics are never dropped: stop the shared servers and remove their directories at exit
 /// (PDEATHSIG would kill them anyway, but leave the directories for the next sweep).
 fn register_cleanup() {
     static ONCE: Once = Once::new();
     extern "C" fn cleanup() {
-        for cell in [&SRC, &DST] {
+        for cell in [&SRC, &DST, &FLUSH] {
             if let Some(server) = cell.get() {
                 if let Some(pid) = server.pid() {
                     // SAFETY: kill/waitpid on the pid of a mariadbd child this process spawned.
@@ -1288,4 +1326,394 @@ fn version_flag_prints_the_version() {
             "{flag}: {out:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 10. Connection options: character set, init command, protocol.
+
+#[test]
+fn default_character_set_is_utf8mb4() {
+    let out = dump_ok(src(), &["charsetdb", "l1"]);
+    assert!(has_line(&out, "/*!40101 SET NAMES utf8mb4 */;"), "{out}");
+    assert!(
+        out.contains("(1,'café')"),
+        "latin1 text is sent as UTF-8: {out}"
+    );
+}
+
+#[test]
+fn default_character_set_latin1_writes_latin1_bytes_that_restore_to_the_same_checksum() {
+    let (s, d) = (src(), dst());
+    let run = dump(s, &["--default-character-set=latin1", "-B", "charsetdb"]);
+    run.ok();
+    let bytes = &run.stdout;
+    let text = String::from_utf8_lossy(bytes);
+    assert!(has_line(&text, "/*!40101 SET NAMES latin1 */;"), "{text}");
+    assert!(!text.contains("SET NAMES utf8mb4"), "{text}");
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // é, ÿ and ï as single latin1 bytes, from the latin1 and from the utf8mb4 table.
+    for needle in [
+        &b"(1,'caf\xe9')"[..],
+        b"(2,'\xff and \xe9,",
+        b"(1,'na\xefve')",
+    ] {
+        assert!(
+            contains(needle),
+            "no latin1 bytes {:?} in the dump:\n{text}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    assert!(!contains("é".as_bytes()), "UTF-8 in a latin1 dump:\n{text}");
+    // The plain client takes the character set from the dump's SET NAMES.
+    d.restore(bytes)
+        .unwrap_or_else(|e| panic!("restoring the latin1 dump: {e}"));
+    for table in ["l1", "u1"] {
+        assert_same_checksum(s, d, "charsetdb", table);
+    }
+}
+
+#[test]
+fn init_command_runs_on_the_dump_connection() {
+    // rdump sets neither group_concat_max_len nor any other variable this test reads, so
+    // the --where sees the session value only if the init command ran on the same
+    // connection as the SELECT.
+    let s = src();
+    let args = |init: bool| {
+        let mut a = vec![
+            "--skip-extended-insert",
+            "--where=id <= @@SESSION.group_concat_max_len",
+        ];
+        if init {
+            a.push("--init-command=SET SESSION group_concat_max_len = 7");
+        }
+        a.extend(["seldb", "t1"]);
+        a
+    };
+    let control = dump_ok(s, &args(false));
+    assert_eq!(lines_starting(&control, "INSERT INTO `t1`").len(), 30);
+    let out = dump_ok(s, &args(true));
+    let inserts = lines_starting(&out, "INSERT INTO `t1`");
+    assert_eq!(inserts.len(), 7, "{out}");
+    assert_eq!(inserts[6], "INSERT INTO `t1` VALUES (7,'v7');");
+}
+
+/// A `--where` that holds only on a connection from `host` (`'localhost'`: the unix socket;
+/// `'127.0.0.1:%'`: TCP), as the server itself sees the connection.
+fn where_connected_from(host: &str) -> String {
+    format!(
+        "--where=(SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()) LIKE '{host}'"
+    )
+}
+
+#[test]
+fn protocol_socket_without_host_connects_through_the_socket() {
+    let s = src();
+    // A bogus port changes nothing: the socket is used.
+    let out = dump_ok(
+        s,
+        &[
+            "--protocol=socket",
+            "-P1",
+            &where_connected_from("localhost"),
+            "--skip-extended-insert",
+            "seldb",
+            "t2",
+        ],
+    );
+    assert_eq!(
+        lines_starting(&out, "INSERT INTO `t2`").len(),
+        3,
+        "not connected through the socket:\n{out}"
+    );
+}
+
+#[test]
+fn protocol_tcp_with_localhost_connects_over_tcp_and_ignores_the_socket() {
+    let s = src();
+    let port = format!("-P{}", s.port());
+    let password = format!("-p{}", s.password());
+    let where_tcp = where_connected_from("127.0.0.1:%");
+    let args = |protocol: Option<&'static str>| {
+        let mut a: Vec<&str> = vec!["--no-defaults"];
+        a.extend(protocol);
+        a.extend([
+            "-hlocalhost",
+            &port,
+            "--socket=/nonexistent/mysql.sock",
+            "-u",
+            s.user(),
+            &password,
+            &where_tcp,
+            "--skip-extended-insert",
+            "seldb",
+            "t2",
+        ]);
+        a
+    };
+    let out = rdump(&args(Some("--protocol=tcp"))).ok();
+    assert_eq!(
+        lines_starting(&out, "INSERT INTO `t2`").len(),
+        3,
+        "not connected over TCP:\n{out}"
+    );
+    // Control: without --protocol=tcp, localhost means the (missing) socket.
+    let r = rdump(&args(None));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// 11. --flush-logs.
+
+/// `SHOW BINARY LOGS`: the file names, oldest first.
+fn binary_logs(server: &Server) -> Vec<String> {
+    server
+        .sql_rows("SHOW BINARY LOGS")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+/// How many binlog files `rdump <args>` adds on the `--flush-logs` server.
+fn new_binlogs_after_dump(server: &Server, args: &[&str]) -> usize {
+    let before = binary_logs(server).len();
+    dump_ok(server, args);
+    binary_logs(server).len() - before
+}
+
+#[test]
+fn flush_logs_starts_one_new_binlog_file() {
+    let (_guard, f) = flush_server();
+    for flag in ["-F", "--flush-logs"] {
+        assert_eq!(new_binlogs_after_dump(f, &[flag, "flushdb"]), 1, "{flag}");
+    }
+    assert_eq!(new_binlogs_after_dump(f, &["flushdb"]), 0, "not without it");
+}
+
+#[test]
+fn flush_logs_with_master_data_and_lock_all_tables_records_the_start_of_the_new_binlog() {
+    let (_guard, f) = flush_server();
+    let before = binary_logs(f);
+    let out = dump_ok(
+        f,
+        &[
+            "--master-data=2",
+            "--flush-logs",
+            "--lock-all-tables",
+            "flushdb",
+        ],
+    );
+    let after = binary_logs(f);
+    assert_eq!(after.len(), before.len() + 1, "{before:?} -> {after:?}");
+    let newest = after.last().unwrap().clone();
+    assert!(!before.contains(&newest));
+    // The quiescent server's current position is the new file's first event.
+    let (file, pos) = master_status(f);
+    assert_eq!(file, newest);
+    assert_eq!(change_master_line(&out), Some((true, newest, pos)), "{out}");
+}
+
+#[test]
+fn flush_logs_with_single_transaction_starts_one_new_binlog_file() {
+    // mariadb-dump takes FLUSH TABLES WITH READ LOCK, flushes the logs once and starts the
+    // transaction under the lock.
+    let (_guard, f) = flush_server();
+    assert_eq!(
+        new_binlogs_after_dump(f, &["--single-transaction", "--flush-logs", "flushdb"]),
+        1
+    );
+}
+
+#[test]
+fn flush_logs_with_per_database_locks_flushes_once_per_database_like_mysqldump() {
+    // mysqldump's manual: "the logs are flushed for each database dumped. The exception is
+    // when using --lock-all-tables, --master-data, or --single-transaction"; mariadb-dump
+    // 10.11 does so (checked here), with --lock-tables (the default) and without locks.
+    let (_guard, f) = flush_server();
+    for mode in ["--lock-tables", "--skip-lock-tables"] {
+        let args = [mode, "--flush-logs", "-B", "flushdb", "flushdb2"];
+        let before = binary_logs(f).len();
+        f.system_dump(&args)
+            .unwrap_or_else(|e| panic!("mariadb-dump {args:?}: {e}"));
+        let reference = binary_logs(f).len() - before;
+        assert_eq!(reference, 2, "mariadb-dump {args:?}");
+        assert_eq!(new_binlogs_after_dump(f, &args), reference, "{args:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 12. Row order and statement shape switches.
+
+#[test]
+fn order_by_primary_writes_rows_in_primary_key_order() {
+    let s = src();
+    let values = |out: &str| -> Vec<String> {
+        lines_starting(out, "INSERT INTO `m` VALUES ")
+            .iter()
+            .map(|l| l["INSERT INTO `m` VALUES ".len()..].to_string())
+            .collect()
+    };
+    // Control: a plain scan returns the MyISAM rows in insertion order.
+    let plain = dump_ok(s, &["--skip-extended-insert", "orderdb", "m"]);
+    assert_eq!(
+        values(&plain),
+        ["(3,'c');", "(1,'a');", "(4,'d');", "(2,'b');"]
+    );
+    let out = dump_ok(
+        s,
+        &[
+            "--skip-extended-insert",
+            "--order-by-primary",
+            "orderdb",
+            "m",
+        ],
+    );
+    assert_eq!(
+        values(&out),
+        ["(1,'a');", "(2,'b');", "(3,'c');", "(4,'d');"]
+    );
+}
+
+/// Restores `seldb.t1`'s rows, dumped with `verb_args` and `--no-create-info`, into a fresh
+/// copy of t1 on the target that already holds `(1,'old')` and `(31,'extra')`.
+fn restore_t1_rows_over_existing(db: &str, verb_args: &[&str]) -> (String, Result<(), String>) {
+    let d = dst();
+    d.sql(&format!(
+        "CREATE DATABASE {db};
+         CREATE TABLE {db}.t1 (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO {db}.t1 VALUES (1, 'old'), (31, 'extra');"
+    ));
+    let mut args = vec!["--no-create-info"];
+    args.extend(verb_args);
+    args.extend(["seldb", "t1"]);
+    let out = dump_ok(src(), &args);
+    let restored = d.restore_with_args(&[db], out.as_bytes());
+    (out, restored)
+}
+
+#[test]
+fn replace_writes_replace_statements_that_overwrite_existing_rows() {
+    let d = dst();
+    let (out, restored) = restore_t1_rows_over_existing("verb_replace", &["--replace"]);
+    assert!(
+        out.contains("\nREPLACE INTO `t1` VALUES (1,'v1'),"),
+        "{out}"
+    );
+    assert!(!out.contains("INSERT"), "{out}");
+    restored.unwrap();
+    assert_eq!(
+        d.sql_value("SELECT CONCAT(COUNT(*), ' ', (SELECT v FROM verb_replace.t1 WHERE id = 1)) FROM verb_replace.t1"),
+        "31 v1"
+    );
+}
+
+#[test]
+fn insert_ignore_writes_insert_ignore_statements_that_keep_existing_rows() {
+    let d = dst();
+    let (out, restored) = restore_t1_rows_over_existing("verb_ignore", &["--insert-ignore"]);
+    assert!(
+        out.contains("\nINSERT IGNORE INTO `t1` VALUES (1,'v1'),"),
+        "{out}"
+    );
+    assert!(!out.contains("INSERT INTO"), "{out}");
+    restored.unwrap();
+    assert_eq!(
+        d.sql_value("SELECT CONCAT(COUNT(*), ' ', (SELECT v FROM verb_ignore.t1 WHERE id = 1)) FROM verb_ignore.t1"),
+        "31 old"
+    );
+    // Control: plain INSERTs stop at the duplicate key.
+    let (_, plain) = restore_t1_rows_over_existing("verb_plain", &[]);
+    let err = plain.expect_err("plain INSERT over an existing key");
+    assert!(err.contains("Duplicate entry"), "{err}");
+}
+
+#[test]
+fn skip_add_drop_table_omits_drop_table() {
+    let with = dump_ok(src(), &["seldb", "t3"]);
+    assert!(has_line(&with, "DROP TABLE IF EXISTS `t3`;"), "{with}");
+    let out = dump_ok(src(), &["--skip-add-drop-table", "seldb", "t3"]);
+    assert!(!out.contains("DROP TABLE"), "{out}");
+    assert!(out.contains("CREATE TABLE `t3`"), "{out}");
+}
+
+#[test]
+fn add_drop_trigger_drops_each_trigger_before_creating_it() {
+    let plain = dump_ok(src(), &["seldb", "t2"]);
+    assert!(!plain.contains("DROP TRIGGER"), "not by default:\n{plain}");
+    let out = dump_ok(src(), &["--add-drop-trigger", "seldb", "t2"]);
+    let drop = out
+        .find("\n/*!50032 DROP TRIGGER IF EXISTS `t2_bi` */;\n")
+        .unwrap_or_else(|| panic!("no DROP TRIGGER:\n{out}"));
+    let create = out.find("TRIGGER t2_bi ").expect("the trigger");
+    assert!(drop < create, "{out}");
+}
+
+#[test]
+fn no_autocommit_wraps_each_tables_rows_in_one_transaction() {
+    let plain = dump_ok(src(), &["seldb", "t1", "t3"]);
+    assert!(!plain.to_lowercase().contains("autocommit"), "{plain}");
+    let out = dump_ok(src(), &["--no-autocommit", "seldb", "t1", "t3"]);
+    let lines: Vec<&str> = out.lines().collect();
+    for t in ["t1", "t3"] {
+        let insert = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("INSERT INTO `{t}`")))
+            .unwrap_or_else(|| panic!("no rows of {t}:\n{out}"));
+        let off = lines[..insert]
+            .iter()
+            .rposition(|l| l.eq_ignore_ascii_case("set autocommit=0;"))
+            .unwrap_or_else(|| panic!("no autocommit=0 before {t}'s rows:\n{out}"));
+        let commit = insert
+            + lines[insert..]
+                .iter()
+                .position(|l| l.eq_ignore_ascii_case("commit;"))
+                .unwrap_or_else(|| panic!("no commit after {t}'s rows:\n{out}"));
+        // Nothing but the table's own lock/keys statements between them and its rows.
+        assert!(
+            lines[off + 1..commit]
+                .iter()
+                .all(|l| l.starts_with(&format!("INSERT INTO `{t}`"))
+                    || l.starts_with('(')
+                    || l.contains(&format!("`{t}`"))
+                    || *l == "UNLOCK TABLES;"),
+            "{t}: unexpected lines in its transaction:\n{}",
+            lines[off..=commit].join("\n")
+        );
+    }
+    dst().sql("CREATE DATABASE no_autocommit_target");
+    dst()
+        .restore_with_args(&["no_autocommit_target"], out.as_bytes())
+        .unwrap();
+    assert_eq!(
+        dst().sql_value("SELECT COUNT(*) FROM no_autocommit_target.t1"),
+        "30"
+    );
+}
+
+#[test]
+fn hex_blob_writes_blobs_as_hex_literals_that_restore_to_the_same_checksum() {
+    let (s, d) = (src(), dst());
+    let plain = dump_ok(s, &["--skip-extended-insert", "tabdb", "plain"]);
+    assert!(
+        plain.contains("VALUES (1,'plain text','\\0',42,"),
+        "{plain}"
+    );
+    let out = dump_ok(
+        s,
+        &["--skip-extended-insert", "--hex-blob", "tabdb", "plain"],
+    );
+    for line in [
+        "INSERT INTO `plain` VALUES (1,'plain text',0x00,42,1.500,'2024-01-02 03:04:05');",
+        "INSERT INTO `plain` VALUES (5,'nul\\0byte',0x00FF00,NULL,12345.678,NULL);",
+        // An empty BLOB has no hex digits: '' as in mysqldump.
+        "INSERT INTO `plain` VALUES (6,'','',0,NULL,NULL);",
+    ] {
+        assert!(has_line(&out, line), "no line {line:?} in:\n{out}");
+    }
+    d.sql("CREATE DATABASE hex_blob_target");
+    d.restore_with_args(&["hex_blob_target"], out.as_bytes())
+        .unwrap();
+    assert_eq!(
+        checksum(s, "tabdb", "plain"),
+        checksum(d, "hex_blob_target", "plain")
+    );
 }

@@ -1,9 +1,14 @@
 //! `--dump-slave`: dumping a replica records where its source stands, and replication runs
 //! again afterwards. A real primary and a real replica on loopback.
+//!
+//! The pair is shared ([`pair`]: started on first use, `app.t` replicated) and used by one test
+//! at a time, each starting from a running replica that has applied everything.
 
 mod common;
 
+use std::fs;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{Server, ServerOptions};
@@ -26,6 +31,82 @@ fn start_pair() -> (Server, Server) {
         });
         (p.join().unwrap(), r.join().unwrap())
     })
+}
+
+static PAIR: OnceLock<(Server, Server)> = OnceLock::new();
+static PAIR_LOCK: Mutex<()> = Mutex::new(());
+
+/// The shared primary and replica, replicating `app` (`app.t` starts with 2 rows), with the
+/// guard that keeps the other tests off them. The replica runs and has applied everything.
+fn pair() -> (MutexGuard<'static, ()>, &'static Server, &'static Server) {
+    let guard = PAIR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (primary, replica) = PAIR.get_or_init(|| {
+        register_cleanup();
+        let (primary, replica) = start_pair();
+        primary.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO app.t VALUES (1,'a'),(2,'b');");
+        replica.sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{}', \
+             MASTER_PASSWORD='{}', MASTER_USE_GTID=no; START SLAVE;",
+            primary.port(),
+            primary.user(),
+            primary.password()
+        ));
+        (primary, replica)
+    });
+    wait_for("the replica to run and catch up", || {
+        let (file, pos) = {
+            let rows = primary.sql_rows("SHOW MASTER STATUS");
+            (rows[0][0].clone(), rows[0][1].clone())
+        };
+        replica_status(replica, "Slave_IO_Running") == "Yes"
+            && replica_status(replica, "Slave_SQL_Running") == "Yes"
+            && replica_status(replica, "Relay_Master_Log_File") == file
+            && replica_status(replica, "Exec_Master_Log_Pos") == pos
+    });
+    (guard, primary, replica)
+}
+
+/// Statics are never dropped: stop the pair and remove its directories at exit.
+fn register_cleanup() {
+    static ONCE: Once = Once::new();
+    extern "C" fn cleanup() {
+        if let Some((primary, replica)) = PAIR.get() {
+            for server in [primary, replica] {
+                if let Some(pid) = server.pid() {
+                    // SAFETY: kill/waitpid on the pid of a mariadbd child this process spawned.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                        libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                    }
+                }
+                let _ = fs::remove_dir_all(server.dir());
+            }
+        }
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registering a plain extern "C" function.
+        unsafe {
+            libc::atexit(cleanup);
+        }
+    });
+}
+
+/// `rdump --no-defaults -uroot --socket=<server> <args>`, which must succeed; the dump as text.
+#[track_caller]
+fn dump_ok(server: &Server, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", server.socket().display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rdump {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn replica_status(replica: &Server, column: &str) -> String {
@@ -56,23 +137,9 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn dump_slave_records_the_sources_position_and_restarts_replication() {
-    let (primary, replica) = start_pair();
-    primary.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO app.t VALUES (1,'a'),(2,'b');");
-    replica.sql(&format!(
-        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{}', \
-         MASTER_PASSWORD='{}', MASTER_USE_GTID=no; START SLAVE;",
-        primary.port(),
-        primary.user(),
-        primary.password()
-    ));
-    wait_for("the replica to catch up", || {
-        replica
-            .sql_result("SELECT COUNT(*) FROM app.t")
-            .map(|s| s.trim() == "2")
-            .unwrap_or(false)
-    });
-    let exec_pos = replica_status(&replica, "Exec_Master_Log_Pos");
-    let exec_file = replica_status(&replica, "Relay_Master_Log_File");
+    let (_guard, primary, replica) = pair();
+    let exec_pos = replica_status(replica, "Exec_Master_Log_Pos");
+    let exec_file = replica_status(replica, "Relay_Master_Log_File");
 
     let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
         .arg("--no-defaults")
@@ -103,7 +170,7 @@ fn dump_slave_records_the_sources_position_and_restarts_replication() {
 
     // The SQL thread was stopped for the dump and must run again.
     wait_for("replication to run again", || {
-        replica_status(&replica, "Slave_SQL_Running") == "Yes"
+        replica_status(replica, "Slave_SQL_Running") == "Yes"
     });
 
     // Also when the dump fails after stopping it (here: an unknown table, exit code 6).
@@ -126,14 +193,57 @@ fn dump_slave_records_the_sources_position_and_restarts_replication() {
         String::from_utf8_lossy(&failed.stderr)
     );
     wait_for("replication to run again after a failed dump", || {
-        replica_status(&replica, "Slave_SQL_Running") == "Yes"
+        replica_status(replica, "Slave_SQL_Running") == "Yes"
     });
     primary.sql("INSERT INTO app.t VALUES (3,'c')");
     wait_for("the replica to apply a new write", || {
         replica
-            .sql_result("SELECT COUNT(*) FROM app.t")
-            .map(|s| s.trim() == "3")
+            .sql_result("SELECT v FROM app.t WHERE id = 3")
+            .map(|s| s.trim() == "c")
             .unwrap_or(false)
+    });
+}
+
+#[test]
+fn apply_slave_statements_stops_replication_before_change_master_and_starts_it_after_the_data() {
+    let (_guard, _primary, replica) = pair();
+    let is_stop = |l: &str| {
+        matches!(
+            l,
+            "STOP SLAVE;" | "STOP REPLICA;" | "STOP ALL SLAVES;" | "STOP ALL REPLICAS;"
+        )
+    };
+    let is_start = |l: &str| {
+        matches!(
+            l,
+            "START SLAVE;" | "START REPLICA;" | "START ALL SLAVES;" | "START ALL REPLICAS;"
+        )
+    };
+    // Control: --dump-slave alone writes neither.
+    let plain = dump_ok(replica, &["--dump-slave=1", "app"]);
+    assert!(!plain.lines().any(|l| is_stop(l) || is_start(l)), "{plain}");
+
+    let out = dump_ok(
+        replica,
+        &["--dump-slave=1", "--apply-slave-statements", "app"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let only = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        let found: Vec<usize> = (0..lines.len()).filter(|&i| pred(lines[i])).collect();
+        assert_eq!(found.len(), 1, "expected one {what} line in:\n{out}");
+        found[0]
+    };
+    let stop = only("STOP SLAVE", &is_stop);
+    let change = only("CHANGE MASTER", &|l| l.starts_with("CHANGE MASTER TO "));
+    let last_row = only("INSERT", &|l| l.starts_with("INSERT INTO `t`"));
+    let start = only("START SLAVE", &is_start);
+    assert!(
+        stop < change && change < last_row && last_row < start,
+        "expected STOP < CHANGE MASTER < rows < START in:\n{out}"
+    );
+    // The dump itself still restarts the SQL thread it stopped.
+    wait_for("replication to run again", || {
+        replica_status(replica, "Slave_SQL_Running") == "Yes"
     });
 }
 
