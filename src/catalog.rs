@@ -24,6 +24,8 @@ pub struct TableInfo {
     /// LOCK TABLES on them and owns their rows, so they are dumped as structure only,
     /// created IF NOT EXISTS, as mysqldump does.
     pub is_log_table: bool,
+    /// The server's row estimate (information_schema.TABLES.TABLE_ROWS), for ordering work.
+    pub estimated_rows: u64,
 }
 
 impl TableInfo {
@@ -157,7 +159,7 @@ pub async fn database_exists(session: &mut Session, db: &str) -> Result<bool> {
 /// Tables, views and sequences of `db`, sorted by name bytes (mysqldump's SHOW TABLES order).
 pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInfo>> {
     let sql = format!(
-        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES \
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = {}",
         string_literal(db)
     );
@@ -182,6 +184,7 @@ pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInf
                 name,
                 kind,
                 engine: cell_string(r, 2),
+                estimated_rows: cell_string(r, 3).and_then(|n| n.parse().ok()).unwrap_or(0),
             })
         })
         .collect();
@@ -478,6 +481,7 @@ mod tests {
             kind: TableKind::Base,
             engine: Some(engine.into()),
             is_log_table: false,
+            estimated_rows: 0,
         };
         assert!(t("MRG_MyISAM").data_lives_elsewhere());
         assert!(t("FEDERATED").data_lives_elsewhere());

@@ -33,7 +33,10 @@ pub struct Summary {
 }
 
 /// The databases to dump and, for each, the tables (empty = all).
-async fn resolve_selection(s: &mut Session, plan: &Plan) -> Result<Vec<(String, Vec<String>)>> {
+pub(crate) async fn resolve_selection(
+    s: &mut Session,
+    plan: &Plan,
+) -> Result<Vec<(String, Vec<String>)>> {
     let wanted: Vec<(String, Vec<String>)> = match &plan.selection.scope {
         Scope::AllDatabases => catalog::list_databases(s)
             .await?
@@ -59,7 +62,7 @@ async fn resolve_selection(s: &mut Session, plan: &Plan) -> Result<Vec<(String, 
 }
 
 /// The tables of `db` to dump, honouring the named tables and `--ignore-table`.
-async fn tables_of(
+pub(crate) async fn tables_of(
     s: &mut Session,
     plan: &Plan,
     db: &str,
@@ -92,7 +95,7 @@ async fn tables_of(
 }
 
 /// Session settings under which definitions and rows are read as mysqldump reads them.
-async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
+pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
     let mut sql = vec![
         "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
         "/*!40100 SET @@SQL_MODE='' */".to_string(),
@@ -110,7 +113,7 @@ async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn now_local() -> String {
+pub(crate) fn now_local() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
@@ -121,8 +124,9 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     let selection = resolve_selection(&mut s, plan).await?;
 
     let mut out = match &plan.output {
-        Output::ResultFile(path) => Sink::file(path)?,
-        Output::Stdout | Output::Tab { .. } => Sink::stdout(),
+        Output::ResultFile(path) => Sink::file(path, plan.zstd)?,
+        Output::Stdout | Output::Tab { .. } => Sink::stdout(plan.zstd)?,
+        Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };
 
     let mut strategy = snapshot::strategy_for(&plan.consistency, &s.dialect);
@@ -396,6 +400,7 @@ async fn dump_table(
     let mut schema_file = match tab {
         Some((dir, _)) => Some(Sink::file(
             &dir.join(format!("{}.sql", file_name(&t.name))),
+            None,
         )?),
         None => None,
     };
@@ -439,7 +444,7 @@ async fn dump_table(
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
         match tab {
             Some((dir, format)) => {
-                let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))))?;
+                let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))), None)?;
                 let enc = TabEncoder::new(format.clone(), read.kinds.clone());
                 summary.rows += s
                     .stream(&sql, &context, |cells| {

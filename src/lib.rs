@@ -5,11 +5,15 @@
 
 pub mod argv;
 pub mod catalog;
+pub mod chunk;
 pub mod conn;
 pub mod dialect;
+pub mod dir;
 pub mod dump;
 pub mod encode;
 pub mod error;
+pub mod group;
+pub mod manifest;
 pub mod options;
 pub mod plan;
 pub mod quote;

@@ -54,6 +54,12 @@ fn run(mut plan: Plan) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Usage(format!("could not start the runtime: {e}")))?;
     runtime.block_on(async {
+        if let Output::Dir(opts) = &plan.output {
+            return tokio::select! {
+                r = rdump::dir::run(&plan, opts) => r.map(|_| ()),
+                e = interrupted() => Err(e),
+            };
+        }
         tokio::select! {
             r = rdump::dump::run(&plan) => match r {
                 Ok(summary) if summary.errors.is_empty() => Ok(()),

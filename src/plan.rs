@@ -27,6 +27,59 @@ pub struct Plan {
     pub force: bool,
     /// `-v/--verbose`: progress messages on stderr.
     pub verbose: bool,
+    /// `--zstd[=LEVEL]`: compress every output file in-process.
+    pub zstd: Option<i32>,
+    /// `--progress`: bars on stderr (directory mode).
+    pub progress: Progress,
+    /// `--quiet`: no summary line.
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Progress {
+    /// Only when stderr is a terminal.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Data file format of a directory dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirFormat {
+    #[default]
+    Sql,
+    Csv,
+}
+
+/// How the threads of a directory dump get one consistent view (`--consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirConsistency {
+    /// The lightest global lock the server has: MariaDB BACKUP STAGE, else FTWRL.
+    #[default]
+    Auto,
+    /// FLUSH TABLES WITH READ LOCK while the snapshots start.
+    Flush,
+    /// MariaDB BACKUP STAGE BLOCK_COMMIT / MySQL LOCK INSTANCE FOR BACKUP.
+    BackupLock,
+    /// LOCK TABLES ... READ on the dumped tables while the snapshots start.
+    Lock,
+    /// Snapshots without a lock: consistent per thread only.
+    SnapshotOnly,
+    /// No snapshot, no lock.
+    None,
+}
+
+/// `--dir`: a directory of files per table chunk, written by several threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirOptions {
+    pub dir: PathBuf,
+    /// `--threads`: worker connections (default 4).
+    pub threads: usize,
+    /// `--chunk-size`: rows per chunk.
+    pub chunk_rows: u64,
+    pub format: DirFormat,
+    pub consistency: DirConsistency,
 }
 
 /// A password that never prints itself, not even in `Debug`.
@@ -332,4 +385,6 @@ pub enum Output {
     ResultFile(PathBuf),
     /// `-T/--tab=DIR`: `t.sql` (schema) and `t.txt` (data) per table, written by the client.
     Tab { dir: PathBuf, format: TabFormat },
+    /// `--dir=DIR`: a parallel, chunked directory dump with a manifest.
+    Dir(DirOptions),
 }

@@ -76,6 +76,23 @@ pub fn header(
     s
 }
 
+/// The first lines of a directory dump's SQL data file: the session a `mysql` client needs
+/// to load it alone (`mysql db < t.00000.sql`) after the table's schema file.
+pub fn chunk_preamble(charset: &str) -> String {
+    format!(
+        "/*!40101 SET NAMES {charset} */;\n\
+         /*!40103 SET TIME_ZONE='+00:00' */;\n\
+         /*!40014 SET UNIQUE_CHECKS=0, FOREIGN_KEY_CHECKS=0 */;\n\
+         /*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n\
+         /*!40111 SET SQL_NOTES=0 */;\n"
+    )
+}
+
+/// The first lines of a directory dump's schema file.
+pub fn schema_preamble(charset: &str) -> String {
+    chunk_preamble(charset)
+}
+
 /// The session restore lines; `completed_on` adds the `-- Dump completed` line, which
 /// is written only when every object was dumped.
 pub fn footer(shape: &Shape, completed_on: Option<&str>) -> String {

@@ -1,45 +1,129 @@
 //! Sinks: where encoded bytes go. A result file is written under a temporary name in its
 //! target directory (mode 0600) and renamed into place only by `commit`, so an interrupted
 //! or failed dump never leaves a file that looks complete; dropping an uncommitted sink
-//! deletes the temporary file.
+//! deletes the temporary file. With `--zstd` the bytes are compressed on the way; the byte
+//! count and an XXH3-128 checksum of what reached the file are returned by `commit`, for
+//! the manifest.
 //!
-//! Not for: formatting (see `encode`) or deciding what is written (see `dump`).
+//! Not for: formatting (see `encode`) or deciding what is written (see `dump`, `dir`).
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use xxhash_rust::xxh3::Xxh3;
+
 use crate::error::{Error, Result};
 
 const BUFFER: usize = 256 * 1024;
 
-enum Target {
-    Stdout(BufWriter<io::Stdout>),
-    File {
-        /// Writes go through a plain handle on the temporary file, so errors read as the
-        /// OS's ("No space left on device"), without the temporary name.
-        writer: BufWriter<fs::File>,
-        tmp: tempfile::NamedTempFile,
-        path: PathBuf,
-    },
+/// What a committed sink wrote: the stored bytes (after compression) and their checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub bytes: u64,
+    /// XXH3-128 of the stored bytes, as 32 lower-case hex digits via `checksum_hex`.
+    pub checksum: u128,
+}
+
+impl Written {
+    pub fn checksum_hex(&self) -> String {
+        format!("{:032x}", self.checksum)
+    }
+}
+
+/// The device under the sink, counting and hashing what it stores.
+struct Counted {
+    base: Base,
+    hasher: Xxh3,
+    bytes: u64,
+}
+
+enum Base {
+    Stdout(io::Stdout),
+    /// A second handle on the temporary file: its errors read as the OS's ("No space left
+    /// on device"), without the temporary name.
+    File(fs::File),
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.base {
+            Base::Stdout(w) => w.write(buf)?,
+            Base::File(w) => w.write(buf)?,
+        };
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.base {
+            Base::Stdout(w) => w.flush(),
+            Base::File(w) => w.flush(),
+        }
+    }
+}
+
+enum Chain {
+    Plain(BufWriter<Counted>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<Counted>>),
+}
+
+impl Chain {
+    fn new(base: Base, zstd_level: Option<i32>) -> io::Result<Chain> {
+        let counted = Counted {
+            base,
+            hasher: Xxh3::new(),
+            bytes: 0,
+        };
+        let buffered = BufWriter::with_capacity(BUFFER, counted);
+        Ok(match zstd_level {
+            None => Chain::Plain(buffered),
+            Some(level) => Chain::Zstd(zstd::stream::write::Encoder::new(buffered, level)?),
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Chain::Plain(w) => w.write_all(bytes),
+            Chain::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Ends the zstd frame, flushes everything, and returns the device.
+    fn finish(self) -> io::Result<Counted> {
+        let buffered = match self {
+            Chain::Plain(w) => w,
+            Chain::Zstd(w) => w.finish()?,
+        };
+        let mut counted = buffered.into_inner().map_err(|e| e.into_error())?;
+        counted.flush()?;
+        Ok(counted)
+    }
 }
 
 pub struct Sink {
-    target: Target,
+    chain: Chain,
+    /// For a file: the temporary file and the final path.
+    file: Option<(tempfile::NamedTempFile, PathBuf)>,
     /// For messages: the final path, or "stdout".
     name: PathBuf,
 }
 
 impl Sink {
-    pub fn stdout() -> Sink {
-        Sink {
-            target: Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
-            name: PathBuf::from("stdout"),
-        }
+    pub fn stdout(zstd_level: Option<i32>) -> Result<Sink> {
+        let name = PathBuf::from("stdout");
+        let chain = Chain::new(Base::Stdout(io::stdout()), zstd_level)
+            .map_err(|e| Error::write(&name, e))?;
+        Ok(Sink {
+            chain,
+            file: None,
+            name,
+        })
     }
 
     /// A file that appears at `path` only when `commit` succeeds.
-    pub fn file(path: &Path) -> Result<Sink> {
+    pub fn file(path: &Path, zstd_level: Option<i32>) -> Result<Sink> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -58,12 +142,11 @@ impl Sink {
             .as_file()
             .try_clone()
             .map_err(|e| Error::write(path, e))?;
+        let chain =
+            Chain::new(Base::File(handle), zstd_level).map_err(|e| Error::write(path, e))?;
         Ok(Sink {
-            target: Target::File {
-                writer: BufWriter::with_capacity(BUFFER, handle),
-                tmp,
-                path: path.to_path_buf(),
-            },
+            chain,
+            file: Some((tmp, path.to_path_buf())),
             name: path.to_path_buf(),
         })
     }
@@ -73,35 +156,47 @@ impl Sink {
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let r = match &mut self.target {
-            Target::Stdout(w) => w.write_all(bytes),
-            Target::File { writer, .. } => writer.write_all(bytes),
-        };
-        r.map_err(|e| Error::write(&self.name, e))
+        self.chain
+            .write_all(bytes)
+            .map_err(|e| Error::write(&self.name, e))
     }
 
     /// Flushes, syncs and (for a file) renames the temporary file into place.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(self) -> Result<Written> {
         let name = self.name;
-        match self.target {
-            Target::Stdout(mut w) => w.flush().map_err(|e| Error::write(&name, e)),
-            Target::File { writer, tmp, path } => {
-                let file = writer
-                    .into_inner()
-                    .map_err(|e| Error::write(&name, e.into_error()))?;
-                file.sync_all().map_err(|e| Error::write(&name, e))?;
-                tmp.persist(&path)
-                    .map_err(|e| Error::write(&name, e.error))?;
-                // Make the rename itself durable.
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    if let Ok(d) = fs::File::open(dir) {
-                        let _ = d.sync_all();
-                    }
+        let counted = self.chain.finish().map_err(|e| Error::write(&name, e))?;
+        let written = Written {
+            bytes: counted.bytes,
+            checksum: counted.hasher.digest128(),
+        };
+        if let (Base::File(file), Some((tmp, path))) = (counted.base, self.file) {
+            file.sync_all().map_err(|e| Error::write(&name, e))?;
+            tmp.persist(&path)
+                .map_err(|e| Error::write(&name, e.error))?;
+            // Make the rename itself durable.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Ok(d) = fs::File::open(dir) {
+                    let _ = d.sync_all();
                 }
-                Ok(())
             }
         }
+        Ok(written)
     }
+}
+
+/// XXH3-128 of a whole file, as `Written::checksum_hex` prints it (for verifying a dump).
+pub fn checksum_file(path: &Path) -> io::Result<String> {
+    let mut hasher = Xxh3::new();
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
 }
 
 /// tempfile's errors append `at path "<temp name>"`; the user knows the final path only.
@@ -122,21 +217,38 @@ mod tests {
     fn a_file_appears_only_on_commit_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dump.sql");
-        let mut sink = Sink::file(&path).unwrap();
+        let mut sink = Sink::file(&path, None).unwrap();
         sink.write_all(b"hello").unwrap();
         assert!(!path.exists());
-        sink.commit().unwrap();
+        let written = sink.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"hello");
+        assert_eq!(written.bytes, 5);
+        assert_eq!(written.checksum_hex(), checksum_file(&path).unwrap());
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
+    fn zstd_files_decompress_to_what_was_written_and_are_checksummed_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.sql.zst");
+        let mut sink = Sink::file(&path, Some(3)).unwrap();
+        let text = b"INSERT INTO t VALUES (1);\n".repeat(1000);
+        sink.write_all(&text).unwrap();
+        let written = sink.commit().unwrap();
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(written.bytes, stored.len() as u64);
+        assert!(stored.len() < text.len() / 10);
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), text);
+        assert_eq!(written.checksum_hex(), checksum_file(&path).unwrap());
+    }
+
+    #[test]
     fn an_uncommitted_file_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dump.sql");
-        let mut sink = Sink::file(&path).unwrap();
+        let mut sink = Sink::file(&path, Some(1)).unwrap();
         sink.write_all(b"partial").unwrap();
         drop(sink);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -147,7 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dump.sql");
         fs::write(&path, b"old complete dump").unwrap();
-        let mut sink = Sink::file(&path).unwrap();
+        let mut sink = Sink::file(&path, None).unwrap();
         sink.write_all(b"new partial").unwrap();
         drop(sink);
         assert_eq!(fs::read(&path).unwrap(), b"old complete dump");
@@ -155,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_a_write_error_naming_the_path() {
-        let err = Sink::file(Path::new("/nonexistent-dir/x/dump.sql"))
+        let err = Sink::file(Path::new("/nonexistent-dir/x/dump.sql"), None)
             .err()
             .unwrap();
         assert!(err.to_string().contains("/nonexistent-dir/x/dump.sql"));

@@ -5,6 +5,7 @@
 //! connections or files: they append to a caller's buffer, and the caller decides when
 //! the buffer goes to a sink. Not for: reading rows or deciding what to dump.
 
+pub mod csv;
 pub mod sql;
 pub mod tab;
 

@@ -17,8 +17,9 @@ use super::args::Occurrence;
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
 use crate::plan::{
-    ConnectionOptions, Consistency, ConsistencyPlan, CoordinateStyle, GtidPurged, InsertMode,
-    Output, Password, Plan, Protocol, Scope, Secret, Selection, Shape, SslMode, TabFormat,
+    ConnectionOptions, Consistency, ConsistencyPlan, CoordinateStyle, DirConsistency, DirFormat,
+    DirOptions, GtidPurged, InsertMode, Output, Password, Plan, Progress, Protocol, Scope, Secret,
+    Selection, Shape, SslMode, TabFormat,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as
@@ -294,6 +295,14 @@ pub struct DumpBuilder {
     insert_ignore: bool,
     tab: Option<PathBuf>,
     result_file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    threads: Option<usize>,
+    chunk_rows: Option<u64>,
+    format: Option<DirFormat>,
+    dir_consistency: Option<DirConsistency>,
+    zstd: Option<i32>,
+    progress: Progress,
+    quiet: bool,
     fields_terminated_by: Option<Vec<u8>>,
     fields_enclosed_by: Option<Vec<u8>>,
     fields_optionally_enclosed_by: Option<Vec<u8>>,
@@ -338,6 +347,14 @@ impl DumpBuilder {
             insert_ignore: false,
             tab: None,
             result_file: None,
+            dir: None,
+            threads: None,
+            chunk_rows: None,
+            format: None,
+            dir_consistency: None,
+            zstd: None,
+            progress: Progress::Auto,
+            quiet: false,
             fields_terminated_by: None,
             fields_enclosed_by: None,
             fields_optionally_enclosed_by: None,
@@ -536,6 +553,77 @@ impl DumpBuilder {
             // Output.
             Opt::ResultFile => self.result_file = text(value).map(PathBuf::from),
             Opt::Tab => self.tab = text(value).map(PathBuf::from),
+            Opt::Dir => self.dir = text(value).map(PathBuf::from),
+            Opt::Threads => {
+                self.threads = match text(value) {
+                    None => None,
+                    Some(v) => Some(
+                        limit(def, parse_number(def, v)?, 1, 256, 1, &mut self.warnings) as usize,
+                    ),
+                }
+            }
+            Opt::ChunkSize => {
+                self.chunk_rows = match text(value) {
+                    None => None,
+                    Some(v) => Some(limit(
+                        def,
+                        parse_number(def, v)?,
+                        1,
+                        u64::MAX / 2,
+                        1,
+                        &mut self.warnings,
+                    )),
+                }
+            }
+            Opt::Format => {
+                self.format = match text(value).map(str::to_ascii_lowercase).as_deref() {
+                    None => None,
+                    Some("sql") => Some(DirFormat::Sql),
+                    Some("csv") => Some(DirFormat::Csv),
+                    Some(v) => return Err(invalid(def, v, "expected sql or csv")),
+                }
+            }
+            Opt::DirConsistency => {
+                self.dir_consistency = match text(value).map(str::to_ascii_lowercase).as_deref() {
+                    None => None,
+                    Some("auto") => Some(DirConsistency::Auto),
+                    Some("flush") => Some(DirConsistency::Flush),
+                    Some("backup-lock") => Some(DirConsistency::BackupLock),
+                    Some("lock") => Some(DirConsistency::Lock),
+                    Some("snapshot-only") => Some(DirConsistency::SnapshotOnly),
+                    Some("none") => Some(DirConsistency::None),
+                    Some(v) => {
+                        return Err(invalid(
+                            def,
+                            v,
+                            "expected auto, flush, backup-lock, lock, snapshot-only or none",
+                        ));
+                    }
+                }
+            }
+            Opt::Zstd => {
+                self.zstd = match value {
+                    Value::Off => None,
+                    _ => match text(value) {
+                        None => Some(3),
+                        Some(v) => {
+                            Some(
+                                limit(def, parse_number(def, v)?, 1, 22, 1, &mut self.warnings)
+                                    as i32,
+                            )
+                        }
+                    },
+                }
+            }
+            Opt::Progress => {
+                self.progress = match text(value).map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("auto") => Progress::Auto,
+                    Some("always") => Progress::Always,
+                    Some("never") => Progress::Never,
+                    Some(v) => return Err(invalid(def, v, "expected auto, always or never")),
+                }
+            }
+            Opt::Quiet => self.quiet = b,
             Opt::FieldsTerminatedBy => self.fields_terminated_by = bytes(value),
             Opt::FieldsEnclosedBy => self.fields_enclosed_by = bytes(value),
             Opt::FieldsOptionallyEnclosedBy => self.fields_optionally_enclosed_by = bytes(value),
@@ -621,6 +709,9 @@ impl DumpBuilder {
             output,
             force: self.force,
             verbose: self.verbose,
+            zstd: self.zstd,
+            progress: self.progress,
+            quiet: self.quiet,
         })
     }
 
@@ -632,6 +723,34 @@ impl DumpBuilder {
             &self.fields_escaped_by,
             &self.lines_terminated_by,
         ];
+        let dir_only = [
+            (self.threads.is_some(), "--threads"),
+            (self.chunk_rows.is_some(), "--chunk-size"),
+            (self.format.is_some(), "--format"),
+            (self.dir_consistency.is_some(), "--consistency"),
+        ];
+        if let Some(dir) = &self.dir {
+            if self.tab.is_some() || self.result_file.is_some() {
+                return Err(UsageError::Invalid(
+                    "--dir can't be used with --tab or --result-file".into(),
+                ));
+            }
+            if fields.iter().any(|f| f.is_some()) {
+                return Err(UsageError::Invalid(
+                    "--fields-... and --lines-terminated-by need --tab".into(),
+                ));
+            }
+            return Ok(Output::Dir(DirOptions {
+                dir: dir.clone(),
+                threads: self.threads.unwrap_or(4),
+                chunk_rows: self.chunk_rows.unwrap_or(100_000),
+                format: self.format.unwrap_or_default(),
+                consistency: self.dir_consistency.unwrap_or_default(),
+            }));
+        }
+        if let Some((_, name)) = dir_only.iter().find(|(given, _)| *given) {
+            return Err(UsageError::Invalid(format!("{name} needs --dir")));
+        }
         let Some(dir) = &self.tab else {
             if fields.iter().any(|f| f.is_some()) {
                 return Err(UsageError::Invalid(

@@ -40,6 +40,7 @@
 //! databases on two servers, for dump-and-restore fidelity tests.
 #![allow(dead_code)]
 
+pub mod dirdump;
 pub mod snapshot;
 
 #[allow(unused_imports)]

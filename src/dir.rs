@@ -1,0 +1,580 @@
+//! The directory dump (`rdump --dir DIR --threads N`): several connections read tables in
+//! key-range chunks inside one consistent view and write one file per chunk, plus schema
+//! files, then a manifest (`rdump.json`) written last.
+//!
+//! It orchestrates only: `group` gives the workers one snapshot and its coordinates,
+//! `chunk` plans key ranges, `read` builds each chunk's SELECT, `encode` turns rows into
+//! SQL or CSV, `sink` writes each file atomically, `manifest` describes the result.
+//! Not for: the mysqldump-compatible single stream (see `dump`).
+//!
+//! Layout, with every name passed through `dump::file_name`:
+//! `DIR/rdump.json`, `DIR/<db>/database.sql`, `DIR/<db>/<t>.schema.sql`,
+//! `DIR/<db>/<t>.<NNNNN>.sql|csv[.zst]`, `DIR/<db>/<t>.triggers.sql`, `DIR/<db>/views.sql`,
+//! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
+//! suffixes, so they never collide with the per-database ones.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::try_join_all;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::catalog::{self, TableInfo, TableKind};
+use crate::chunk;
+use crate::conn::Session;
+use crate::dump::{self, file_name};
+use crate::encode::csv::CsvEncoder;
+use crate::encode::sql::{InsertStyle, SqlEncoder};
+use crate::error::{Error, Result};
+use crate::group;
+use crate::manifest::{self, ChunkEntry, DatabaseEntry, FileEntry, Manifest, TableEntry};
+use crate::plan::{DirFormat, DirOptions, Plan, Progress};
+use crate::quote::{ident, qualified};
+use crate::read::TableRead;
+use crate::script;
+use crate::sink::Sink;
+use crate::snapshot::Wants;
+
+/// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// One chunk to read and write.
+struct Job {
+    db: String,
+    table: String,
+    /// Index of the table in the manifest's list, to file the result under it.
+    slot: usize,
+    chunk: chunk::Chunk,
+    read: Arc<TableRead>,
+    path: PathBuf,
+    /// Path relative to the dump directory, for the manifest.
+    relative: String,
+}
+
+/// What the dump reports at the end.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DirSummary {
+    pub databases: usize,
+    pub tables: usize,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub lock_ms: u64,
+    pub method: &'static str,
+}
+
+pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
+    let started = Instant::now();
+    let started_at = chrono::Local::now().to_rfc3339();
+    prepare_directory(&opts.dir)?;
+
+    let mut control = Session::connect(&plan.connection).await?;
+    dump::prepare_session(&mut control, plan).await?;
+    let selection = dump::resolve_selection(&mut control, plan).await?;
+    let mut tables: Vec<(String, TableInfo)> = Vec::new();
+    for (db, named) in &selection {
+        for t in dump::tables_of(&mut control, plan, db, named).await? {
+            tables.push((db.clone(), t));
+        }
+    }
+
+    let mut workers = try_join_all((0..opts.threads.max(1)).map(|_| async {
+        let mut w = Session::connect(&plan.connection).await?;
+        dump::prepare_session(&mut w, plan).await?;
+        Ok::<Session, Error>(w)
+    }))
+    .await?;
+
+    // The consistent view: lock, snapshots, coordinates; DDL held off; then release.
+    let wants = Wants::from_plan(&plan.consistency, &control.dialect);
+    // A directory dump always records the coordinates of its data when there is a binlog.
+    let has_binlog = control_has_binlog(&mut control).await?;
+    let wants = Wants {
+        binlog: wants.binlog || has_binlog,
+        gtid: wants.gtid || has_binlog,
+        ..wants
+    };
+    let mut strategy = group::group_strategy(opts.consistency, &control.dialect, wants)?;
+    let lock_started = Instant::now();
+    let start = strategy.lock(&mut control, &mut workers, &tables).await?;
+    hold_off_ddl(&mut workers[0], &tables).await?;
+    let mut manifest = Manifest::new(plan, opts, &control, &started_at, strategy.name(), &start);
+    let mut entries = table_entries(&tables);
+    let non_transactional: Vec<usize> = tables
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, t))| {
+            t.kind == TableKind::Base && !t.is_transactional() && !t.data_lives_elsewhere()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if start.blocks_writes {
+        // Non-transactional tables have no snapshot: read them while writes are stopped.
+        for &i in &non_transactional {
+            let (db, t) = &tables[i];
+            let jobs = plan_table(&mut control, plan, opts, db, t, i, u64::MAX).await?;
+            for job in jobs {
+                let chunk = write_chunk(&mut control, plan, opts, &job, None).await?;
+                entries[job.slot].rows += chunk.rows;
+                entries[job.slot].chunks.push(chunk);
+            }
+        }
+    }
+    strategy.release(&mut control).await?;
+    let lock_ms = group::millis_since(lock_started);
+    manifest.consistency.lock_ms = lock_ms;
+    if !start.blocks_writes {
+        manifest.consistency.non_transactional_consistent = non_transactional.is_empty();
+    }
+
+    // Schema files, then the chunk queue, biggest tables first.
+    let mut databases = Vec::new();
+    for (db, _) in &selection {
+        databases
+            .push(write_database_files(&mut control, plan, opts, db, &tables, &mut entries).await?);
+    }
+    let mut order: Vec<usize> = (0..tables.len())
+        .filter(|i| {
+            let (_, t) = &tables[*i];
+            t.kind == TableKind::Base
+                && !t.data_lives_elsewhere()
+                && !plan.selection.no_data
+                && !(start.blocks_writes && non_transactional.contains(i))
+        })
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].estimated_rows));
+    let mut queue = VecDeque::new();
+    for i in order {
+        let (db, t) = &tables[i];
+        queue.extend(plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?);
+    }
+
+    let progress = Progress_::new(plan, &queue);
+    let queue = Arc::new(Mutex::new(queue));
+    let mut set = tokio::task::JoinSet::new();
+    for (n, mut w) in workers.into_iter().enumerate() {
+        let queue = Arc::clone(&queue);
+        let plan = plan.clone();
+        let opts = opts.clone();
+        let bar = progress.worker(n);
+        set.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let job = queue.lock().expect("queue lock").pop_front();
+                let Some(job) = job else { break };
+                bar.set_message(format!(
+                    "{} chunk {}",
+                    qualified(&job.db, &job.table),
+                    job.chunk.index
+                ));
+                let entry = write_chunk(&mut w, &plan, &opts, &job, Some(&bar)).await?;
+                done.push((job.slot, entry));
+            }
+            bar.finish();
+            let _ = w.exec("COMMIT", "ending the snapshot").await;
+            w.close().await;
+            Ok::<_, Error>(done)
+        });
+    }
+    // JoinSet aborts the other workers when dropped on the first error.
+    while let Some(joined) = set.join_next().await {
+        let done = joined.map_err(|e| Error::Usage(format!("a worker failed: {e}")))??;
+        for (slot, entry) in done {
+            entries[slot].rows += entry.rows;
+            entries[slot].chunks.push(entry);
+        }
+    }
+    progress.finish();
+
+    for e in &mut entries {
+        e.chunks.sort_by_key(|c| c.index);
+    }
+    let summary = manifest.finish(databases, entries, lock_ms);
+    control.close().await;
+    let written = manifest::write(&opts.dir, &manifest)?;
+    let summary = DirSummary {
+        method: strategy.name(),
+        files: summary.files + 1,
+        bytes: summary.bytes + written.bytes,
+        ..summary
+    };
+    if !plan.quiet {
+        eprintln!(
+            "rdump: {} databases, {} tables, {} rows, {} files, {:.1} MB in {:.1} s; consistency {} (lock held {} ms)",
+            summary.databases,
+            summary.tables,
+            summary.rows,
+            summary.files,
+            summary.bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64(),
+            summary.method,
+            summary.lock_ms
+        );
+    }
+    Ok(summary)
+}
+
+/// The directory must be absent, empty, or hold no dump; it is created mode 0700.
+fn prepare_directory(dir: &Path) -> Result<()> {
+    if dir.join(manifest::FILE_NAME).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a dump ({}); choose another directory",
+            dir.display(),
+            manifest::FILE_NAME
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
+/// Coordinates are always recorded in a directory dump when the server has a binlog.
+async fn control_has_binlog(control: &mut Session) -> Result<bool> {
+    let v = control
+        .first_value("SELECT @@GLOBAL.log_bin", "checking for a binary log")
+        .await?;
+    Ok(matches!(v.as_deref(), Some("1") | Some("ON")))
+}
+
+/// Opens every dumped table in a worker's snapshot transaction: its metadata lock then
+/// holds DDL on those tables off until the dump ends, so definitions match the data.
+async fn hold_off_ddl(worker: &mut Session, tables: &[(String, TableInfo)]) -> Result<()> {
+    for (db, t) in tables
+        .iter()
+        .filter(|(_, t)| t.kind == TableKind::Base && !t.is_log_table)
+    {
+        worker
+            .exec(
+                &format!("SELECT 1 FROM {} LIMIT 0", qualified(db, &t.name)),
+                &format!("opening {} in the snapshot", qualified(db, &t.name)),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn table_entries(tables: &[(String, TableInfo)]) -> Vec<TableEntry> {
+    tables
+        .iter()
+        .map(|(db, t)| TableEntry::new(db, t))
+        .collect()
+}
+
+fn db_dir(opts: &DirOptions, db: &str) -> Result<PathBuf> {
+    let p = opts.dir.join(file_name(db));
+    std::fs::create_dir_all(&p).map_err(|e| Error::write(&p, e))?;
+    Ok(p)
+}
+
+fn relative(db: &str, name: &str) -> String {
+    format!("{}/{}", file_name(db), name)
+}
+
+/// Chunks of one table as jobs.
+async fn plan_table(
+    control: &mut Session,
+    plan: &Plan,
+    opts: &DirOptions,
+    db: &str,
+    t: &TableInfo,
+    slot: usize,
+    chunk_rows: u64,
+) -> Result<Vec<Job>> {
+    let columns = catalog::columns(control, db, &t.name).await?;
+    let read = Arc::new(TableRead::plan(
+        &control.dialect,
+        db,
+        &t.name,
+        &columns,
+        plan.selection.where_clause.as_deref(),
+        &[],
+        plan.shape.complete_insert,
+    ));
+    let (_, chunks) = if chunk_rows == u64::MAX {
+        (
+            None,
+            vec![chunk::Chunk {
+                index: 0,
+                range: None,
+                estimated_rows: 0,
+            }],
+        )
+    } else {
+        chunk::plan_chunks(control, db, &t.name, chunk_rows).await?
+    };
+    let dir = db_dir(opts, db)?;
+    let ext = match (opts.format, plan.zstd.is_some()) {
+        (DirFormat::Sql, false) => "sql",
+        (DirFormat::Sql, true) => "sql.zst",
+        (DirFormat::Csv, false) => "csv",
+        (DirFormat::Csv, true) => "csv.zst",
+    };
+    Ok(chunks
+        .into_iter()
+        .map(|chunk| {
+            let name = format!("{}.{:05}.{ext}", file_name(&t.name), chunk.index);
+            Job {
+                db: db.to_string(),
+                table: t.name.clone(),
+                slot,
+                path: dir.join(&name),
+                relative: relative(db, &name),
+                read: Arc::clone(&read),
+                chunk,
+            }
+        })
+        .collect())
+}
+
+enum Encoder {
+    Sql(SqlEncoder),
+    Csv(CsvEncoder),
+}
+
+/// Reads one chunk and writes its file; returns its manifest entry.
+async fn write_chunk(
+    s: &mut Session,
+    plan: &Plan,
+    opts: &DirOptions,
+    job: &Job,
+    bar: Option<&WorkerProgress>,
+) -> Result<ChunkEntry> {
+    let sql = job.read.select_sql(job.chunk.range.as_deref());
+    let context = format!(
+        "dumping table {} chunk {}",
+        qualified(&job.db, &job.table),
+        job.chunk.index
+    );
+    let mut sink = Sink::file(&job.path, plan.zstd)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
+    let mut encoder = match opts.format {
+        DirFormat::Sql => {
+            buf.extend_from_slice(
+                script::chunk_preamble(&plan.connection.character_set).as_bytes(),
+            );
+            Encoder::Sql(SqlEncoder::new(
+                &ident(&job.table),
+                job.read.insert_columns.as_deref(),
+                job.read.kinds.clone(),
+                InsertStyle {
+                    mode: plan.shape.insert_mode,
+                    extended: plan.shape.extended_insert,
+                    hex_blob: plan.shape.hex_blob,
+                    net_buffer_length: plan.shape.net_buffer_length,
+                },
+            ))
+        }
+        DirFormat::Csv => Encoder::Csv(CsvEncoder::new(job.read.kinds.clone())),
+    };
+    let mut unreported = 0u64;
+    let rows = s
+        .stream(&sql, &context, |cells| {
+            match &mut encoder {
+                Encoder::Sql(e) => e.push_row(cells, &mut buf),
+                Encoder::Csv(e) => e.push_row(cells, &mut buf),
+            }
+            unreported += 1;
+            if buf.len() >= FLUSH_AT {
+                sink.write_all(&buf)?;
+                buf.clear();
+                if let Some(bar) = bar {
+                    bar.inc(unreported);
+                }
+                unreported = 0;
+            }
+            Ok(())
+        })
+        .await?;
+    if let Encoder::Sql(e) = &mut encoder {
+        e.finish(&mut buf);
+    }
+    sink.write_all(&buf)?;
+    if let Some(bar) = bar {
+        bar.inc(unreported);
+    }
+    let written = sink.commit()?;
+    Ok(ChunkEntry {
+        index: job.chunk.index,
+        file: job.relative.clone(),
+        rows,
+        bytes: written.bytes,
+        checksum: written.checksum_hex(),
+        range: job.chunk.range.clone(),
+    })
+}
+
+/// Writes one schema file and returns its manifest entry.
+fn schema_file(plan: &Plan, dir: &Path, db: &str, name: &str, text: &str) -> Result<FileEntry> {
+    let mut sink = Sink::file(&dir.join(name), None)?;
+    sink.write_all(script::schema_preamble(&plan.connection.character_set).as_bytes())?;
+    sink.write_all(text.as_bytes())?;
+    let w = sink.commit()?;
+    Ok(FileEntry {
+        file: relative(db, name),
+        bytes: w.bytes,
+        checksum: w.checksum_hex(),
+    })
+}
+
+/// database.sql, per-table schema and trigger files, views.sql, routines.sql, events.sql.
+async fn write_database_files(
+    s: &mut Session,
+    plan: &Plan,
+    opts: &DirOptions,
+    db: &str,
+    tables: &[(String, TableInfo)],
+    entries: &mut [TableEntry],
+) -> Result<DatabaseEntry> {
+    let dir = db_dir(opts, db)?;
+    let shape = &plan.shape;
+    let sel = &plan.selection;
+    let charset = &plan.connection.character_set;
+    let mut entry = DatabaseEntry::new(db);
+    let create = catalog::show_create_database(s, db).await?;
+    entry.database_file = Some(schema_file(
+        plan,
+        &dir,
+        db,
+        "database.sql",
+        &script::database(shape, db, Some(&create), false),
+    )?);
+    let mut views = String::new();
+    let mut final_views = String::new();
+    for (i, (tdb, t)) in tables.iter().enumerate().filter(|(_, (d, _))| d == db) {
+        let base = file_name(&t.name);
+        match t.kind {
+            TableKind::Base => {
+                let mut create = catalog::show_create_table(s, tdb, t).await?;
+                if t.is_log_table {
+                    create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+                }
+                let text = script::table_structure(shape, &t.name, &create, charset);
+                entries[i].schema_file = Some(schema_file(
+                    plan,
+                    &dir,
+                    db,
+                    &format!("{base}.schema.sql"),
+                    &text,
+                )?);
+                if sel.triggers {
+                    let triggers = catalog::triggers(s, tdb, &t.name).await?;
+                    if !triggers.is_empty() {
+                        let text: String =
+                            triggers.iter().map(|d| script::trigger(shape, d)).collect();
+                        entries[i].triggers_file = Some(schema_file(
+                            plan,
+                            &dir,
+                            db,
+                            &format!("{base}.triggers.sql"),
+                            &text,
+                        )?);
+                    }
+                }
+            }
+            TableKind::Sequence => {
+                let create = catalog::show_create_table(s, tdb, t).await?;
+                let next = catalog::sequence_next_value(s, tdb, &t.name).await?;
+                let text = script::sequence_structure(shape, &t.name, &create, Some(&next));
+                entries[i].schema_file = Some(schema_file(
+                    plan,
+                    &dir,
+                    db,
+                    &format!("{base}.schema.sql"),
+                    &text,
+                )?);
+            }
+            TableKind::View => {
+                let cols = catalog::view_columns(s, tdb, &t.name).await?;
+                views.push_str(&script::view_placeholder(shape, &t.name, &cols));
+                let d = catalog::show_create_view(s, tdb, &t.name).await?;
+                final_views.push_str(&script::view_final(shape, &d));
+            }
+        }
+    }
+    if !views.is_empty() {
+        views.push_str(&final_views);
+        entry.views_file = Some(schema_file(plan, &dir, db, "views.sql", &views)?);
+    }
+    if sel.routines {
+        let text: String = catalog::routines(s, db)
+            .await?
+            .iter()
+            .map(|(rt, d)| script::routine(*rt, d))
+            .collect();
+        entry.routines_file = Some(schema_file(plan, &dir, db, "routines.sql", &text)?);
+    }
+    if sel.events {
+        let text: String = catalog::events(s, db)
+            .await?
+            .iter()
+            .map(script::event)
+            .collect();
+        entry.events_file = Some(schema_file(plan, &dir, db, "events.sql", &text)?);
+    }
+    Ok(entry)
+}
+
+/// Progress bars on stderr: one for the whole dump, one line per worker; hidden when
+/// stderr is not a terminal or with `--progress=never`.
+struct Progress_ {
+    multi: MultiProgress,
+    total: ProgressBar,
+}
+
+/// A worker's line; rows it reports also advance the whole dump's bar.
+pub struct WorkerProgress {
+    line: ProgressBar,
+    total: ProgressBar,
+}
+
+impl WorkerProgress {
+    fn set_message(&self, msg: String) {
+        self.line.set_message(msg);
+    }
+    fn inc(&self, rows: u64) {
+        self.total.inc(rows);
+    }
+    fn finish(&self) {
+        self.line.finish_and_clear();
+    }
+}
+
+impl Progress_ {
+    fn new(plan: &Plan, queue: &VecDeque<Job>) -> Progress_ {
+        let target = match plan.progress {
+            Progress::Never => ProgressDrawTarget::hidden(),
+            Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let rows: u64 = queue.iter().map(|j| j.chunk.estimated_rows).sum();
+        let total = multi.add(ProgressBar::new(rows.max(1)));
+        total.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, ETA {eta})",
+            )
+            .expect("progress template")
+            .progress_chars("=> "),
+        );
+        Progress_ { multi, total }
+    }
+
+    fn worker(&self, n: usize) -> WorkerProgress {
+        let line = self.multi.add(ProgressBar::new_spinner());
+        line.set_style(
+            ProgressStyle::with_template(&format!("  thread {n}: {{msg}}"))
+                .expect("progress template"),
+        );
+        WorkerProgress {
+            line,
+            total: self.total.clone(),
+        }
+    }
+
+    fn finish(&self) {
+        self.total.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}

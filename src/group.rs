@@ -1,0 +1,331 @@
+//! One consistent view shared by several connections, for directory dumps.
+//!
+//! A control connection takes a lock that stops commits (FTWRL, MariaDB BACKUP STAGE
+//! BLOCK_COMMIT, LOCK TABLES), every worker starts `START TRANSACTION WITH CONSISTENT
+//! SNAPSHOT` while it is held, the binlog coordinates are read under it, and then it is
+//! released: all workers see exactly the state those coordinates describe. Each
+//! `--consistency` policy is a small type behind `GroupStrategy`; `group_strategy` picks
+//! one. Not for: the single-connection strategies of the mysqldump-compatible stream (see
+//! `snapshot`), or reading data.
+
+use std::time::Instant;
+
+use futures::future::{BoxFuture, try_join_all};
+
+use crate::catalog::TableInfo;
+use crate::conn::Session;
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::plan::DirConsistency;
+use crate::quote::qualified;
+use crate::snapshot::{Coordinates, Wants, read_current_coordinates};
+
+/// What `lock` established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStart {
+    pub coordinates: Coordinates,
+    /// All workers see one state (false for snapshot-only with several threads, and none).
+    pub consistent: bool,
+    /// Writes to every table are stopped until `release`: non-transactional tables are
+    /// consistent only if read before it.
+    pub blocks_writes: bool,
+}
+
+/// One `--consistency` policy.
+pub trait GroupStrategy: Send {
+    /// Takes the lock (if any), starts a snapshot on every worker, reads the coordinates.
+    fn lock<'a>(
+        &'a mut self,
+        control: &'a mut Session,
+        workers: &'a mut [Session],
+        tables: &'a [(String, TableInfo)],
+    ) -> BoxFuture<'a, Result<GroupStart>>;
+    /// Releases what `lock` took; the workers' snapshots stay.
+    fn release<'a>(&'a mut self, control: &'a mut Session) -> BoxFuture<'a, Result<()>>;
+    /// The method's name for the manifest.
+    fn name(&self) -> &'static str;
+}
+
+/// Resolves `auto` and picks the policy's type. Errors when the server lacks the lock.
+pub fn group_strategy(
+    requested: DirConsistency,
+    dialect: &Dialect,
+    wants: Wants,
+) -> Result<Box<dyn GroupStrategy>> {
+    let backup_lock = dialect.backup_lock_sql();
+    Ok(match requested {
+        DirConsistency::Auto if backup_lock.is_some() && dialect.is_mariadb() => {
+            Box::new(GlobalLock::backup_stage(dialect, wants))
+        }
+        DirConsistency::Auto | DirConsistency::Flush => Box::new(GlobalLock::flush(wants)),
+        DirConsistency::BackupLock => match backup_lock {
+            Some(_) if dialect.is_mariadb() => Box::new(GlobalLock::backup_stage(dialect, wants)),
+            // MySQL: LOCK INSTANCE FOR BACKUP blocks DDL but not commits, so the snapshots
+            // still start under a brief FTWRL; the instance lock is kept for the dump.
+            Some((lock, _)) => Box::new(GlobalLock {
+                lock: lock.into_iter().chain(FTWRL.iter().copied()).collect(),
+                unlock: vec!["UNLOCK TABLES"],
+                keep: vec!["UNLOCK INSTANCE"],
+                name: "backup-lock",
+                wants,
+            }),
+            None => {
+                return Err(Error::Usage(format!(
+                    "--consistency=backup-lock needs MariaDB 10.4 or MySQL 8.0; the server is {}",
+                    dialect.version_string
+                )));
+            }
+        },
+        DirConsistency::Lock => Box::new(TableLock { wants }),
+        DirConsistency::SnapshotOnly => Box::new(Unlocked {
+            wants,
+            snapshot: true,
+        }),
+        DirConsistency::None => Box::new(Unlocked {
+            wants,
+            snapshot: false,
+        }),
+    })
+}
+
+const FTWRL: &[&str] = &[
+    "FLUSH /*!40101 LOCAL */ TABLES",
+    "FLUSH TABLES WITH READ LOCK",
+];
+
+async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
+    try_join_all(workers.iter_mut().map(|w| async move {
+        w.exec(
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "setting the isolation level",
+        )
+        .await?;
+        w.exec(
+            "START TRANSACTION /*!40100 WITH CONSISTENT SNAPSHOT */",
+            "starting the consistent snapshot",
+        )
+        .await
+    }))
+    .await?;
+    Ok(())
+}
+
+async fn run_all(s: &mut Session, statements: &[&str], context: &str) -> Result<()> {
+    for sql in statements {
+        s.exec(sql, context).await?;
+    }
+    Ok(())
+}
+
+/// A global lock that stops every commit: FTWRL, or MariaDB's BACKUP STAGE up to
+/// BLOCK_COMMIT (lighter: no table flush waits behind long queries).
+struct GlobalLock {
+    lock: Vec<&'static str>,
+    unlock: Vec<&'static str>,
+    /// Statements run at the very end (MySQL: UNLOCK INSTANCE).
+    keep: Vec<&'static str>,
+    name: &'static str,
+    wants: Wants,
+}
+
+impl GlobalLock {
+    fn flush(wants: Wants) -> GlobalLock {
+        GlobalLock {
+            lock: FTWRL.to_vec(),
+            unlock: vec!["UNLOCK TABLES"],
+            keep: Vec::new(),
+            name: "flush",
+            wants,
+        }
+    }
+
+    fn backup_stage(_dialect: &Dialect, wants: Wants) -> GlobalLock {
+        GlobalLock {
+            // FLUSH closes unused non-transactional tables, BLOCK_DDL stops DDL, and
+            // BLOCK_COMMIT stops commits and non-transactional writes.
+            lock: vec![
+                "BACKUP STAGE START",
+                "BACKUP STAGE FLUSH",
+                "BACKUP STAGE BLOCK_DDL",
+                "BACKUP STAGE BLOCK_COMMIT",
+            ],
+            unlock: vec!["BACKUP STAGE END"],
+            keep: Vec::new(),
+            name: "backup-lock",
+            wants,
+        }
+    }
+}
+
+impl GroupStrategy for GlobalLock {
+    fn lock<'a>(
+        &'a mut self,
+        control: &'a mut Session,
+        workers: &'a mut [Session],
+        _tables: &'a [(String, TableInfo)],
+    ) -> BoxFuture<'a, Result<GroupStart>> {
+        Box::pin(async move {
+            run_all(control, &self.lock, "taking the global lock").await?;
+            if self.wants.flush_logs {
+                control.exec("FLUSH LOGS", "flushing logs").await?;
+            }
+            start_snapshots(workers).await?;
+            let coordinates = read_current_coordinates(control, self.wants).await?;
+            Ok(GroupStart {
+                coordinates,
+                consistent: true,
+                blocks_writes: true,
+            })
+        })
+    }
+
+    fn release<'a>(&'a mut self, control: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            run_all(control, &self.unlock, "releasing the global lock").await?;
+            run_all(control, &self.keep, "releasing the instance lock").await
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// LOCK TABLES ... READ on the dumped tables: commits to other tables go on, so the
+/// coordinates are exact for the dumped tables only.
+struct TableLock {
+    wants: Wants,
+}
+
+impl GroupStrategy for TableLock {
+    fn lock<'a>(
+        &'a mut self,
+        control: &'a mut Session,
+        workers: &'a mut [Session],
+        tables: &'a [(String, TableInfo)],
+    ) -> BoxFuture<'a, Result<GroupStart>> {
+        Box::pin(async move {
+            let list: Vec<String> = tables
+                .iter()
+                .filter(|(_, t)| !t.is_log_table)
+                .map(|(db, t)| format!("{} READ", qualified(db, &t.name)))
+                .collect();
+            if !list.is_empty() {
+                control
+                    .exec(
+                        &format!("LOCK TABLES {}", list.join(", ")),
+                        "locking the dumped tables",
+                    )
+                    .await?;
+            }
+            start_snapshots(workers).await?;
+            let coordinates = read_current_coordinates(control, self.wants).await?;
+            Ok(GroupStart {
+                coordinates,
+                consistent: true,
+                blocks_writes: true,
+            })
+        })
+    }
+
+    fn release<'a>(&'a mut self, control: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { control.exec("UNLOCK TABLES", "releasing table locks").await })
+    }
+
+    fn name(&self) -> &'static str {
+        "lock"
+    }
+}
+
+/// No lock: snapshots (each worker sees its own moment) or nothing at all.
+struct Unlocked {
+    wants: Wants,
+    snapshot: bool,
+}
+
+impl GroupStrategy for Unlocked {
+    fn lock<'a>(
+        &'a mut self,
+        control: &'a mut Session,
+        workers: &'a mut [Session],
+        _tables: &'a [(String, TableInfo)],
+    ) -> BoxFuture<'a, Result<GroupStart>> {
+        Box::pin(async move {
+            if self.snapshot {
+                start_snapshots(workers).await?;
+            }
+            let coordinates = read_current_coordinates(control, self.wants).await?;
+            Ok(GroupStart {
+                coordinates,
+                consistent: self.snapshot && workers.len() == 1,
+                blocks_writes: false,
+            })
+        })
+    }
+
+    fn release<'a>(&'a mut self, _control: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn name(&self) -> &'static str {
+        if self.snapshot {
+            "snapshot-only"
+        } else {
+            "none"
+        }
+    }
+}
+
+/// Milliseconds since `since`, for the manifest's lock time.
+pub fn millis_since(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wants() -> Wants {
+        Wants::default()
+    }
+
+    #[test]
+    fn auto_is_backup_stage_on_mariadb_and_ftwrl_on_mysql() {
+        let maria = Dialect::from_version_string("10.11.6-MariaDB");
+        let mysql = Dialect::from_version_string("8.0.36");
+        let m = group_strategy(DirConsistency::Auto, &maria, wants()).unwrap();
+        assert_eq!(m.name(), "backup-lock");
+        let m = group_strategy(DirConsistency::Auto, &mysql, wants()).unwrap();
+        assert_eq!(m.name(), "flush");
+    }
+
+    #[test]
+    fn mariadb_backup_lock_goes_through_the_stages_to_block_commit() {
+        let maria = Dialect::from_version_string("10.11.6-MariaDB");
+        let g = GlobalLock::backup_stage(&maria, wants());
+        assert_eq!(g.lock.last(), Some(&"BACKUP STAGE BLOCK_COMMIT"));
+        assert_eq!(g.unlock, vec!["BACKUP STAGE END"]);
+    }
+
+    #[test]
+    fn mysql_backup_lock_is_lock_instance_plus_a_brief_ftwrl() {
+        let mysql = Dialect::from_version_string("8.0.36");
+        let s = group_strategy(DirConsistency::BackupLock, &mysql, wants()).unwrap();
+        assert_eq!(s.name(), "backup-lock");
+        let old = Dialect::from_version_string("5.7.44");
+        assert!(group_strategy(DirConsistency::BackupLock, &old, wants()).is_err());
+    }
+
+    #[test]
+    fn every_policy_has_its_type() {
+        let d = Dialect::from_version_string("10.11.6-MariaDB");
+        for (c, name) in [
+            (DirConsistency::Flush, "flush"),
+            (DirConsistency::Lock, "lock"),
+            (DirConsistency::SnapshotOnly, "snapshot-only"),
+            (DirConsistency::None, "none"),
+        ] {
+            assert_eq!(group_strategy(c, &d, wants()).unwrap().name(), name);
+        }
+    }
+}
