@@ -88,6 +88,31 @@ pub struct Column {
 }
 
 impl ColumnKind {
+    /// The kind's name in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnKind::Number => "number",
+            ColumnKind::Float => "float",
+            ColumnKind::Bit => "bit",
+            ColumnKind::Binary => "binary",
+            ColumnKind::Text => "text",
+            ColumnKind::Enum => "enum",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ColumnKind> {
+        [
+            ColumnKind::Number,
+            ColumnKind::Float,
+            ColumnKind::Bit,
+            ColumnKind::Binary,
+            ColumnKind::Text,
+            ColumnKind::Enum,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
     fn from_data_type(data_type: &str) -> ColumnKind {
         match data_type.to_ascii_lowercase().as_str() {
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
@@ -472,6 +497,14 @@ mod tests {
         assert_eq!(ColumnKind::from_data_type("json"), ColumnKind::Text);
         assert_eq!(ColumnKind::from_data_type("enum"), ColumnKind::Enum);
         assert_eq!(ColumnKind::from_data_type("set"), ColumnKind::Text);
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in [ColumnKind::Number, ColumnKind::Enum, ColumnKind::Binary] {
+            assert_eq!(ColumnKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(ColumnKind::from_name("nope"), None);
     }
 
     #[test]

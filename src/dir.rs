@@ -115,6 +115,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         for &i in &non_transactional {
             let (db, t) = &tables[i];
             let jobs = plan_table(&mut control, plan, opts, db, t, i, u64::MAX).await?;
+            record_columns(&mut entries[i], &jobs);
             for job in jobs {
                 let chunk = write_chunk(&mut control, plan, opts, &job, None).await?;
                 entries[job.slot].rows += chunk.rows;
@@ -148,7 +149,9 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     let mut queue = VecDeque::new();
     for i in order {
         let (db, t) = &tables[i];
-        queue.extend(plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?);
+        let jobs = plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?;
+        record_columns(&mut entries[i], &jobs);
+        queue.extend(jobs);
     }
 
     let progress = Progress_::new(plan, &queue);
@@ -261,6 +264,22 @@ fn table_entries(tables: &[(String, TableInfo)]) -> Vec<TableEntry> {
         .iter()
         .map(|(db, t)| TableEntry::new(db, t))
         .collect()
+}
+
+/// The data files' columns and their kinds, for the manifest.
+fn record_columns(entry: &mut TableEntry, jobs: &[Job]) {
+    if let Some(job) = jobs.first() {
+        entry.columns = job
+            .read
+            .columns
+            .iter()
+            .zip(&job.read.kinds)
+            .map(|(name, kind)| manifest::ColumnEntry {
+                name: name.clone(),
+                kind: kind.name().to_string(),
+            })
+            .collect();
+    }
 }
 
 fn db_dir(opts: &DirOptions, db: &str) -> Result<PathBuf> {

@@ -80,6 +80,18 @@ pub struct CoordinatesEntry {
     pub binlog_position: Option<u64>,
     /// MariaDB gtid_binlog_pos / MySQL gtid_executed of the dumped state.
     pub gtid: Option<String>,
+    /// `--dump-slave`: where this replica's source stood, for seeding a sibling replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceEntry {
+    pub host: String,
+    pub port: u16,
+    pub binlog_file: String,
+    pub binlog_position: u64,
+    pub gtid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +122,9 @@ pub struct TableEntry {
     pub engine: Option<String>,
     pub schema_file: Option<FileEntry>,
     pub triggers_file: Option<FileEntry>,
+    /// The columns of the data files, in file order (generated columns are not stored).
+    #[serde(default)]
+    pub columns: Vec<ColumnEntry>,
     pub rows: u64,
     pub chunks: Vec<ChunkEntry>,
     #[serde(skip)]
@@ -131,6 +146,7 @@ impl TableEntry {
             engine: t.engine.clone(),
             schema_file: None,
             triggers_file: None,
+            columns: Vec::new(),
             rows: 0,
             chunks: Vec::new(),
             db: db.to_string(),
@@ -145,6 +161,14 @@ impl TableEntry {
             .map(|f| (f.bytes, f.file.as_str()))
             .chain(self.chunks.iter().map(|c| (c.bytes, c.file.as_str())))
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnEntry {
+    pub name: String,
+    /// number, float, bit, binary, text or enum (`catalog::ColumnKind::name`): how the
+    /// values are written, and so how a loader reads them back.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +251,13 @@ impl Manifest {
                 binlog_file: c.binlog.as_ref().map(|(f, _)| f.clone()),
                 binlog_position: c.binlog.as_ref().map(|(_, p)| *p),
                 gtid: c.gtid.clone(),
+                source: c.source.as_ref().map(|s| SourceEntry {
+                    host: s.host.clone(),
+                    port: s.port,
+                    binlog_file: s.file.clone(),
+                    binlog_position: s.pos,
+                    gtid: s.gtid.clone(),
+                }),
             },
             csv: (opts.format == DirFormat::Csv).then(|| {
                 crate::encode::csv::dialect_description()

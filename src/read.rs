@@ -20,6 +20,8 @@ pub struct TableRead {
     order_by: Option<String>,
     /// Kind of each selected column, for the encoders.
     pub kinds: Vec<ColumnKind>,
+    /// Names of the selected (stored) columns, in the order of `kinds`.
+    pub columns: Vec<String>,
     /// `(`a`,`b`)` when the INSERT must name its columns.
     pub insert_columns: Option<String>,
 }
@@ -73,6 +75,7 @@ impl TableRead {
             where_clause: where_clause.map(str::to_string),
             order_by,
             kinds: stored.iter().map(|c| c.kind).collect(),
+            columns: stored.iter().map(|c| c.name.clone()).collect(),
             insert_columns,
         }
     }

@@ -116,6 +116,19 @@ fn fidelity_fixture_round_trips_through_a_directory_dump() {
             "sql + zstd",
             vec!["--threads=2", "--chunk-size=1000", "--zstd"],
         ),
+        (
+            "csv",
+            vec!["--threads=4", "--chunk-size=700", "--format=csv"],
+        ),
+        (
+            "csv + zstd",
+            vec![
+                "--threads=2",
+                "--chunk-size=2000",
+                "--format=csv",
+                "--zstd=5",
+            ],
+        ),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("dump");

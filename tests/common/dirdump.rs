@@ -40,7 +40,11 @@ pub fn restore_dir(target: &Server, dir: &Path, m: &Manifest) {
         }
         for t in &tables {
             for c in &t.chunks {
-                run(Some(&d.name), &c.file);
+                if c.file.ends_with(".csv") || c.file.ends_with(".csv.zst") {
+                    load_csv(target, dir, &d.name, t, &c.file);
+                } else {
+                    run(Some(&d.name), &c.file);
+                }
             }
         }
     }
@@ -57,4 +61,35 @@ pub fn restore_dir(target: &Server, dir: &Path, m: &Manifest) {
             run(Some(&d.name), &f.file);
         }
     }
+}
+
+/// Loads one CSV chunk with LOAD DATA LOCAL INFILE in the session the CSV dialect needs.
+fn load_csv(target: &Server, dir: &Path, db: &str, t: &rdump::manifest::TableEntry, file: &str) {
+    let data = read_dump_file(dir, file);
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &data).unwrap();
+    let columns: Vec<(String, rdump::catalog::ColumnKind)> = t
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                rdump::catalog::ColumnKind::from_name(&c.kind).unwrap(),
+            )
+        })
+        .collect();
+    let load = rdump::encode::csv::load_data_sql(
+        &tmp.path().display().to_string(),
+        db,
+        &t.name,
+        &columns,
+        true,
+    );
+    let sql = format!(
+        "SET NAMES utf8mb4; SET time_zone='+00:00'; SET sql_mode='NO_AUTO_VALUE_ON_ZERO'; \
+         SET foreign_key_checks=0; SET unique_checks=0; {load};"
+    );
+    target
+        .restore_with_args(&["--local-infile=1"], sql.as_bytes())
+        .unwrap_or_else(|e| panic!("loading {file}: {e}"));
 }
