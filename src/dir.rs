@@ -577,6 +577,9 @@ impl Progress_ {
             .expect("progress template")
             .progress_chars("=> "),
         );
+        if plan.progress != Progress::Never {
+            total.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
         Progress_ { multi, total }
     }
 

@@ -1,0 +1,282 @@
+//! Directory dumps under stress: a killed worker connection or SIGINT leaves no manifest
+//! and no half-written chunk file and exits non-zero; DDL on a dumped table waits until
+//! the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
+//! with 8 threads.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{Server, ServerOptions};
+
+/// One server with `big.t`: 1,000,000 rows (~70 MB as SQL), shared by the tests.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let s = Server::start(ServerOptions {
+            binlog: true,
+            server_id: 61,
+            ..Default::default()
+        });
+        s.sql(
+            "CREATE DATABASE big; \
+             CREATE TABLE big.t (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME) ENGINE=InnoDB; \
+             INSERT INTO big.t SELECT seq, MD5(seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND \
+               FROM big.seq_1_to_1000000;",
+        );
+        s
+    })
+}
+
+fn rdump_dir(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+    cmd.arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--progress=never"])
+        .arg(format!("--dir={}", dir.display()))
+        .args(extra)
+        .arg("big");
+    cmd
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("big")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the dump has committed at least one chunk and is still running.
+fn wait_mid_dump(child: &mut Child, dir: &Path) {
+    wait_for("a first committed chunk", || {
+        files_in(dir)
+            .iter()
+            .any(|f| f.ends_with(".sql") && f.contains(".000"))
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the dump ended before it could be interrupted"
+    );
+}
+
+fn assert_not_a_dump(dir: &Path) {
+    assert!(
+        !dir.join("rdump.json").exists(),
+        "an interrupted dump wrote a manifest"
+    );
+    let partial: Vec<String> = files_in(dir)
+        .into_iter()
+        .filter(|f| f.contains("rdump-partial"))
+        .collect();
+    assert!(partial.is_empty(), "half-written files left: {partial:?}");
+}
+
+#[test]
+fn a_killed_worker_connection_fails_the_dump_without_a_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut child = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mid_dump(&mut child, &dir);
+    let ids = server().sql_rows(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT%FROM `big`.`t`%' \
+         AND INFO NOT LIKE '%PROCESSLIST%'",
+    );
+    assert!(!ids.is_empty(), "no worker was reading");
+    server().sql(&format!("KILL {}", ids[0][0]));
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dumping table `big`.`t` chunk"), "{stderr}");
+    assert_not_a_dump(&dir);
+}
+
+#[test]
+fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut child = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mid_dump(&mut child, &dir);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_not_a_dump(&dir);
+}
+
+#[test]
+fn ddl_on_a_dumped_table_waits_until_the_dump_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut child = rdump_dir(&dir, &["--threads=1", "--chunk-size=20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mid_dump(&mut child, &dir);
+    let ddl =
+        server().sql_result("SET SESSION lock_wait_timeout=1; ALTER TABLE big.t ADD COLUMN z INT");
+    let running = child.try_wait().unwrap().is_none();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if running {
+        let err = ddl.expect_err("ALTER TABLE went through while the dump was reading the table");
+        assert!(err.contains("Lock wait timeout"), "{err}");
+    }
+    assert!(dir.join("rdump.json").exists());
+}
+
+fn run_in_pty(cmd: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qefc", cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tty_dir = tmp.path().join("tty");
+    let cmd = format!(
+        "{} --no-defaults --socket={} -uroot --threads=2 --chunk-size=50000 --dir={} big",
+        env!("CARGO_BIN_EXE_rdump"),
+        server().socket().display(),
+        tty_dir.display()
+    );
+    let screen = run_in_pty(&cmd);
+    assert!(
+        screen.contains(" rows ("),
+        "no progress bar on the terminal:\n{screen}"
+    );
+    assert!(
+        screen.contains("thread 0:"),
+        "no per-thread line on the terminal"
+    );
+    assert!(
+        screen.contains("rdump: 1 databases, 1 tables, 1000000 rows"),
+        "no summary:\n{screen}"
+    );
+
+    let pipe_dir = tmp.path().join("pipe");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--threads=2", "--chunk-size=50000"])
+        .arg(format!("--dir={}", pipe_dir.display()))
+        .arg("big")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains(" rows ("),
+        "a progress bar on a pipe: {stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "only the summary on a pipe: {stderr}"
+    );
+
+    let quiet_dir = tmp.path().join("quiet");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--quiet"])
+        .arg(format!("--dir={}", quiet_dir.display()))
+        .arg("big")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet printed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Peak RSS of a child, from wait4's rusage (kilobytes).
+fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    std::mem::forget(child);
+    use std::os::unix::process::ExitStatusExt;
+    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+#[test]
+fn memory_stays_bounded_with_eight_threads() {
+    for (label, extra) in [
+        ("sql", vec!["--threads=8", "--chunk-size=50000"]),
+        (
+            "csv+zstd",
+            vec![
+                "--threads=8",
+                "--chunk-size=50000",
+                "--format=csv",
+                "--zstd",
+            ],
+        ),
+        ("one chunk", vec!["--threads=8", "--chunk-size=100000000"]),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (status, rss_kb) = run_measuring_rss(rdump_dir(&tmp.path().join("d"), &extra));
+        assert!(status.success(), "[{label}] failed");
+        eprintln!("[{label}] peak RSS {} MB", rss_kb / 1024);
+        assert!(
+            rss_kb < 64 * 1024,
+            "[{label}] peak RSS {rss_kb} kB is over 64 MB"
+        );
+    }
+}
