@@ -266,3 +266,36 @@ fn dump_slave_on_a_server_that_is_not_a_replica_fails_with_a_consistency_error()
     assert!(stderr.contains("not a replica"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("Dump completed"));
 }
+
+#[test]
+fn directory_dump_of_a_replica_records_its_source_position_in_the_manifest() {
+    let (_guard, primary, replica) = pair();
+    let rows = primary.sql_rows("SHOW MASTER STATUS");
+    let (file, pos) = (rows[0][0].clone(), rows[0][1].parse::<u64>().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", replica.socket().display()))
+        .args(["-uroot", "--dump-slave", "--progress=never"])
+        .arg(format!("--dir={}", dir.display()))
+        .arg("app")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = rdump::manifest::read(&dir).unwrap();
+    let source = m
+        .coordinates
+        .source
+        .expect("no source coordinates in the manifest");
+    assert_eq!(
+        (source.binlog_file.as_str(), source.binlog_position),
+        (file.as_str(), pos)
+    );
+    assert_eq!(source.port, primary.port());
+    assert_eq!(replica_status(replica, "Slave_SQL_Running"), "Yes");
+}
