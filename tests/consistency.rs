@@ -24,6 +24,8 @@ fn setup(server: &Server) {
          CREATE TABLE bank.a (id INT PRIMARY KEY, amount BIGINT NOT NULL) ENGINE=InnoDB;
          CREATE TABLE bank.b (id INT PRIMARY KEY, amount BIGINT NOT NULL) ENGINE=InnoDB;
          CREATE TABLE bank.ctl (id INT PRIMARY KEY, go INT NOT NULL) ENGINE=InnoDB;
+         CREATE TABLE bank.m (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=MyISAM;
+         INSERT INTO bank.m VALUES (1, 0), (2, 0);
          INSERT INTO bank.ctl VALUES (1, 1);
          INSERT INTO bank.a SELECT seq, {START_AMOUNT} FROM bank.seq_1_to_{ROWS};
          INSERT INTO bank.b SELECT seq, {START_AMOUNT} FROM bank.seq_1_to_{ROWS};"
@@ -47,6 +49,8 @@ fn setup(server: &Server) {
              UPDATE bank.b SET amount = amount - x WHERE id = k;
              UPDATE bank.a SET amount = amount + x WHERE id = l;
              COMMIT;
+             -- A non-transactional table: consistent only if read while writes are stopped.
+             UPDATE bank.m SET n = n + 1 WHERE id = 1 + (n MOD 2);
              SET n = n + 1;
            END WHILE;
          END;;
@@ -90,7 +94,7 @@ fn total(server: &Server) -> u64 {
 }
 
 fn checksums(server: &Server) -> String {
-    server.sql("CHECKSUM TABLE bank.a, bank.b EXTENDED")
+    server.sql("CHECKSUM TABLE bank.a, bank.b, bank.m EXTENDED")
 }
 
 /// Replays the source's binlog from the manifest's coordinates into `target`.
@@ -183,6 +187,10 @@ fn every_locking_method_captures_one_state_and_its_coordinates() {
         assert!(
             m.consistency.consistent,
             "[{method}] manifest says not consistent"
+        );
+        assert!(
+            m.consistency.non_transactional_consistent,
+            "[{method}] the MyISAM table was not read under the lock"
         );
         assert_eq!(
             total(&target),
