@@ -199,52 +199,79 @@ impl Session {
         Ok(rows.first().and_then(|r| cell_string(r, 0)))
     }
 
+    /// Starts `sql` and returns a cursor over its rows, read from the socket one at a time.
+    pub async fn cursor<'a>(&'a mut self, sql: &str, context: &str) -> Result<RowCursor<'a>> {
+        let server = self.server.clone();
+        match self.conn.query_iter(sql.to_string()).await {
+            Ok(result) => Ok(RowCursor {
+                result,
+                server,
+                context: context.to_string(),
+                count: 0,
+            }),
+            Err(e) => Err(Error::Server {
+                server,
+                context: context.to_string(),
+                message: describe(&e),
+            }),
+        }
+    }
+
     /// Streams the rows of `sql` to `on_row` one at a time, never holding the result.
     /// `on_row` gets the cells as raw bytes (`None` for NULL), in the text protocol's form.
     pub async fn stream<F>(&mut self, sql: &str, context: &str, mut on_row: F) -> Result<u64>
     where
         F: FnMut(&[Option<&[u8]>]) -> Result<()>,
     {
-        let mut result = match self.conn.query_iter(sql).await {
-            Ok(r) => r,
-            Err(e) => return Err(self.error(context, &e)),
-        };
-        let mut count = 0u64;
-        let mut failure = None;
-        loop {
-            let row = match result.next().await {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            let cells: Vec<Option<&[u8]>> = (0..row.len())
-                .map(|i| match row.as_ref(i) {
-                    Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                    _ => None,
-                })
-                .collect();
-            on_row(&cells)?;
-            count += 1;
+        let mut cursor = self.cursor(sql, context).await?;
+        while let Some(row) = cursor.next().await? {
+            on_row(&cells(&row))?;
         }
-        drop(result);
-        match failure {
-            Some(e) => Err(Error::Rows {
-                server: self.server.clone(),
-                context: context.to_string(),
-                message: describe(&e),
-                row: count,
-            }),
-            None => Ok(count),
-        }
+        Ok(cursor.count)
     }
 
     /// Closes the connection politely; errors are irrelevant at that point.
     pub async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
+}
+
+/// The rows of one query, read as they arrive. Errors while reading are `Error::Rows`,
+/// naming the row reached (mysqldump reports these as consistency failures).
+pub struct RowCursor<'a> {
+    result: mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>,
+    server: String,
+    context: String,
+    /// Rows returned so far.
+    pub count: u64,
+}
+
+impl RowCursor<'_> {
+    pub async fn next(&mut self) -> Result<Option<Row>> {
+        match self.result.next().await {
+            Ok(Some(row)) => {
+                self.count += 1;
+                Ok(Some(row))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::Rows {
+                server: self.server.clone(),
+                context: self.context.clone(),
+                message: describe(&e),
+                row: self.count,
+            }),
+        }
+    }
+}
+
+/// A text-protocol row's cells as raw bytes, `None` for NULL.
+pub fn cells(row: &Row) -> Vec<Option<&[u8]>> {
+    (0..row.len())
+        .map(|i| match row.as_ref(i) {
+            Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A cell as text (lossy for non-UTF-8 bytes), `None` for NULL or a missing column.

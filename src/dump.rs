@@ -7,17 +7,25 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use futures::future::try_join_all;
+
 use crate::catalog::{self, TableInfo, TableKind};
+use crate::chunk;
 use crate::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::encode::tab::TabEncoder;
 use crate::error::{Error, Result};
+use crate::plan::Consistency;
 use crate::plan::{GtidPurged, Output, Plan, Scope};
+use crate::pool::{ChunkRead, ReaderPool};
 use crate::quote::qualified;
 use crate::read::TableRead;
 use crate::script;
 use crate::sink::Sink;
 use crate::snapshot::{self, Coordinates};
+use crate::snapshot::{GlobalReadLock, SharedSnapshot};
 
 /// Encoded rows are handed to the sink in pieces of about this size.
 const FLUSH_AT: usize = 256 * 1024;
@@ -129,12 +137,13 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };
 
-    let mut strategy = snapshot::strategy_for(&plan.consistency, &s.dialect);
+    let (mut strategy, mut pool) = choose_strategy(&s, plan).await?;
     let written = match strategy.setup(&mut s).await {
         Ok(coords) => {
             if plan.verbose {
                 eprintln!("-- Consistency: {}", strategy.describe());
             }
+            pool = pool.or_else(|| strategy.readers());
             write_dump(
                 &mut s,
                 plan,
@@ -142,11 +151,15 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
                 &coords,
                 strategy.as_mut(),
                 &mut out,
+                &mut pool,
             )
             .await
         }
         Err(e) => Err(e),
     };
+    if let Some(p) = pool {
+        p.close().await;
+    }
     let summary = match written {
         Ok(summary) => {
             strategy.teardown(&mut s).await?;
@@ -166,6 +179,43 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     Ok(summary)
 }
 
+/// The consistency strategy, with reader connections when the stream is read by several
+/// (`plan.stream.threads`): they share the dump's snapshot (single transaction), start one
+/// under its global lock (lock-all-tables), or read under its table locks. `--tab` and
+/// `--dump-slave` read on one connection.
+async fn choose_strategy(
+    s: &Session,
+    plan: &Plan,
+) -> Result<(Box<dyn snapshot::ConsistencyStrategy>, Option<ReaderPool>)> {
+    let c = &plan.consistency;
+    let parallel = plan.stream.threads > 1
+        && !matches!(plan.output, Output::Tab { .. })
+        && c.dump_slave.is_none()
+        && !plan.selection.no_data;
+    if !parallel {
+        return Ok((snapshot::strategy_for(c, &s.dialect), None));
+    }
+    let readers = try_join_all((0..plan.stream.threads).map(|_| async {
+        let mut r = Session::connect(&plan.connection).await?;
+        prepare_session(&mut r, plan).await?;
+        Ok::<Session, Error>(r)
+    }))
+    .await?;
+    Ok(match c.mode {
+        Consistency::SingleTransaction => {
+            (Box::new(SharedSnapshot::new(c, &s.dialect, readers)?), None)
+        }
+        Consistency::LockAllTables => (
+            Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers)),
+            None,
+        ),
+        Consistency::LockTables | Consistency::None => (
+            snapshot::strategy_for(c, &s.dialect),
+            Some(ReaderPool::new(readers)),
+        ),
+    })
+}
+
 /// Everything between the header and the footer, inside the consistent view.
 async fn write_dump(
     s: &mut Session,
@@ -174,6 +224,7 @@ async fn write_dump(
     coords: &Coordinates,
     strategy: &mut dyn snapshot::ConsistencyStrategy,
     out: &mut Sink,
+    pool: &mut Option<ReaderPool>,
 ) -> Result<Summary> {
     let header_db = match &plan.selection.scope {
         Scope::Database { db, .. } => Some(db.as_str()),
@@ -201,12 +252,12 @@ async fn write_dump(
             .into_iter()
             .partition(|t| t.is_log_table);
         strategy.before_database(s, db, &tables).await?;
-        dump_database(s, plan, db, &tables, out, &mut summary).await?;
+        dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
         strategy.after_database(s).await?;
         // The server refuses to lock log tables, and to read them while others are locked.
         if !plan.selection.no_create_info {
             for t in &log_tables {
-                let r = dump_table(s, plan, db, t, out, &mut summary).await;
+                let r = dump_table(s, plan, db, t, out, &mut summary, &mut None).await;
                 tolerate(plan, &mut summary, r)?;
             }
         }
@@ -303,6 +354,7 @@ async fn dump_database(
     tables: &[TableInfo],
     out: &mut Sink,
     summary: &mut Summary,
+    pool: &mut Option<ReaderPool>,
 ) -> Result<()> {
     let shape = &plan.shape;
     let sel = &plan.selection;
@@ -323,7 +375,7 @@ async fn dump_database(
         .chain(tables.iter().filter(|t| t.kind != TableKind::Sequence));
     for t in sequences_first {
         let r = match t.kind {
-            TableKind::Base => dump_table(s, plan, db, t, out, summary).await,
+            TableKind::Base => dump_table(s, plan, db, t, out, summary, pool).await,
             TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
             TableKind::View => {
                 if sel.no_create_info {
@@ -387,6 +439,7 @@ async fn dump_table(
     t: &TableInfo,
     main: &mut Sink,
     summary: &mut Summary,
+    pool: &mut Option<ReaderPool>,
 ) -> Result<()> {
     let shape = &plan.shape;
     let sel = &plan.selection;
@@ -469,20 +522,40 @@ async fn dump_table(
                     hex_blob: shape.hex_blob,
                     net_buffer_length: shape.net_buffer_length,
                 };
-                let mut enc = SqlEncoder::new(
-                    &crate::quote::ident(&t.name),
-                    read.insert_columns.as_deref(),
-                    read.kinds.clone(),
-                    style,
-                );
-                summary.rows += s
-                    .stream(&sql, &context, |cells| {
-                        enc.push_row(cells, &mut buf);
-                        flush_if_full(out, &mut buf)
-                    })
-                    .await?;
-                enc.finish(&mut buf);
-                out.write_all(&buf)?;
+                if let Some(pool) = pool.as_mut() {
+                    // Key-range chunks read by the pool's connections, written in order.
+                    let (_, chunks) =
+                        chunk::plan_chunks(s, db, &t.name, plan.stream.chunk_rows).await?;
+                    let read = Arc::new(read);
+                    let chunks = chunks
+                        .into_iter()
+                        .map(|c| ChunkRead {
+                            read: Arc::clone(&read),
+                            context: format!("{context} chunk {}", c.index),
+                            range: c.range,
+                            quoted_table: crate::quote::ident(&t.name),
+                            style,
+                        })
+                        .collect();
+                    summary.rows += pool
+                        .read_ordered(chunks, |bytes| out.write_all(bytes))
+                        .await?;
+                } else {
+                    let mut enc = SqlEncoder::new(
+                        &crate::quote::ident(&t.name),
+                        read.insert_columns.as_deref(),
+                        read.kinds.clone(),
+                        style,
+                    );
+                    summary.rows += s
+                        .stream(&sql, &context, |cells| {
+                            enc.push_row(cells, &mut buf);
+                            flush_if_full(out, &mut buf)
+                        })
+                        .await?;
+                    enc.finish(&mut buf);
+                    out.write_all(&buf)?;
+                }
                 out.write_all(script::data_end(shape, &t.name).as_bytes())?;
             }
         }

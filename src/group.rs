@@ -93,7 +93,7 @@ const FTWRL: &[&str] = &[
     "FLUSH TABLES WITH READ LOCK",
 ];
 
-async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
+pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
     try_join_all(workers.iter_mut().map(|w| async move {
         w.exec(
             "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",

@@ -16,6 +16,7 @@ pub mod group;
 pub mod manifest;
 pub mod options;
 pub mod plan;
+pub mod pool;
 pub mod quote;
 pub mod read;
 pub mod script;

@@ -33,6 +33,28 @@ pub struct Plan {
     pub progress: Progress,
     /// `--quiet`: no summary line.
     pub quiet: bool,
+    /// The single stream's readers (`--threads`, `--chunk-size` without `--dir`).
+    pub stream: StreamOptions,
+}
+
+/// Several connections feeding the one ordered stream of a mysqldump-compatible dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Reader connections: `--threads`, else 2 with `--single-transaction` or
+    /// `--lock-all-tables` (the only modes where several connections can share one view),
+    /// else 1. `--threads=1` reads exactly as mysqldump does.
+    pub threads: usize,
+    /// Rows per chunk a reader takes at a time.
+    pub chunk_rows: u64,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            threads: 1,
+            chunk_rows: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,7 +12,9 @@ use crate::catalog::TableInfo;
 use crate::conn::{Session, cell_by_name, cell_string};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::plan::{Consistency, ConsistencyPlan, GtidPurged};
+use crate::group::{GroupStrategy, group_strategy, start_snapshots};
+use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
+use crate::pool::ReaderPool;
 use crate::quote::{ident, qualified};
 
 /// Binlog coordinates of the dumped state.
@@ -79,6 +81,84 @@ pub trait ConsistencyStrategy: Send {
     fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>>;
     /// For the dump's header comment and the verbose log.
     fn describe(&self) -> &'static str;
+    /// Reader connections that see the same state as the dump (after `setup`), if any.
+    fn readers(&mut self) -> Option<ReaderPool> {
+        None
+    }
+}
+
+/// `--single-transaction` read by several connections: a brief commit-blocking lock (MariaDB
+/// BACKUP STAGE or FTWRL, see `group`) while every reader starts its snapshot and the
+/// coordinates are read. Without the RELOAD privilege that lock needs, it falls back to one
+/// connection, as mysqldump reads (with a warning).
+pub struct SharedSnapshot {
+    group: Box<dyn GroupStrategy>,
+    readers: Vec<Session>,
+    fallback: Option<Snapshot>,
+    wants: Wants,
+}
+
+impl SharedSnapshot {
+    pub fn new(
+        plan: &ConsistencyPlan,
+        dialect: &Dialect,
+        readers: Vec<Session>,
+    ) -> Result<SharedSnapshot> {
+        let wants = Wants::from_plan(plan, dialect);
+        Ok(SharedSnapshot {
+            group: group_strategy(DirConsistency::Auto, dialect, wants)?,
+            readers,
+            fallback: None,
+            wants,
+        })
+    }
+}
+
+impl ConsistencyStrategy for SharedSnapshot {
+    fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
+        Box::pin(async move {
+            match self.group.lock(s, &mut self.readers, &[]).await {
+                Ok(start) => {
+                    self.group.release(s).await?;
+                    Ok(start.coordinates)
+                }
+                Err(Error::Server { message, .. }) if message.contains("RELOAD") => {
+                    eprintln!(
+                        "rdump: warning: {}: no RELOAD privilege for a snapshot shared by {} connections; reading with one",
+                        s.server,
+                        self.readers.len()
+                    );
+                    for r in self.readers.drain(..) {
+                        r.close().await;
+                    }
+                    let locked = self.wants.flush_logs;
+                    let fallback = self.fallback.insert(Snapshot {
+                        wants: self.wants,
+                        locked,
+                    });
+                    fallback.setup(s).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            match &mut self.fallback {
+                Some(f) => f.teardown(s).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn describe(&self) -> &'static str {
+        "single transaction shared by several connections"
+    }
+
+    fn readers(&mut self) -> Option<ReaderPool> {
+        (!self.readers.is_empty()).then(|| ReaderPool::new(std::mem::take(&mut self.readers)))
+    }
 }
 
 /// Picks the strategy the plan asks for on this server.
@@ -105,7 +185,10 @@ pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn Consis
                 })
             }
         }
-        Consistency::LockAllTables => Box::new(GlobalReadLock { wants }),
+        Consistency::LockAllTables => Box::new(GlobalReadLock {
+            wants,
+            readers: Vec::new(),
+        }),
         Consistency::LockTables => Box::new(TableLocks { wants }),
         Consistency::None => Box::new(NoLocks { wants }),
     }
@@ -231,7 +314,7 @@ async fn start_replica(s: &mut Session) -> Result<()> {
 
 /// `--single-transaction`: one REPEATABLE READ snapshot; `locked` takes FTWRL just long
 /// enough to start it and read coordinates.
-struct Snapshot {
+pub struct Snapshot {
     wants: Wants,
     locked: bool,
 }
@@ -311,8 +394,19 @@ impl ConsistencyStrategy for Snapshot {
 }
 
 /// `--lock-all-tables`: FLUSH TABLES WITH READ LOCK for the whole dump.
-struct GlobalReadLock {
+pub struct GlobalReadLock {
     wants: Wants,
+    /// Reader connections that start snapshots while the lock is held.
+    readers: Vec<Session>,
+}
+
+impl GlobalReadLock {
+    pub fn with_readers(plan: &ConsistencyPlan, dialect: &Dialect, readers: Vec<Session>) -> Self {
+        GlobalReadLock {
+            wants: Wants::from_plan(plan, dialect),
+            readers,
+        }
+    }
 }
 
 impl ConsistencyStrategy for GlobalReadLock {
@@ -322,8 +416,13 @@ impl ConsistencyStrategy for GlobalReadLock {
                 stop_replica_sql_thread(s).await?;
             }
             global_read_lock(s, self.wants.flush_logs).await?;
+            start_snapshots(&mut self.readers).await?;
             read_current_coordinates(s, self.wants).await
         })
+    }
+
+    fn readers(&mut self) -> Option<ReaderPool> {
+        (!self.readers.is_empty()).then(|| ReaderPool::new(std::mem::take(&mut self.readers)))
     }
 
     fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {

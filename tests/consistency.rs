@@ -254,3 +254,77 @@ fn lockless_methods_say_they_are_not_consistent_across_threads() {
         assert_eq!(m.consistency.lock_ms < 1000, true);
     }
 }
+
+/// The mysqldump-compatible stream read by several connections (`--threads`) shares one
+/// snapshot: exact totals, and its `--master-data` coordinates are those of its data.
+#[test]
+fn the_single_stream_read_by_several_connections_captures_one_state() {
+    let (source, target) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            Server::start(ServerOptions {
+                binlog: true,
+                server_id: 54,
+                ..Default::default()
+            })
+        });
+        let b = s.spawn(|| {
+            Server::start(ServerOptions {
+                server_id: 55,
+                ..Default::default()
+            })
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    setup(&source);
+    for mode in ["--single-transaction", "--lock-all-tables"] {
+        let writers = start_writers(&source);
+        std::thread::sleep(Duration::from_millis(300));
+        let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", source.socket().display()))
+            .args([
+                "-uroot",
+                "--threads=4",
+                "--chunk-size=200",
+                "--master-data=2",
+                mode,
+            ])
+            .args(["-B", "bank"])
+            .output()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        stop_writers(&source, writers);
+        assert!(
+            out.status.success(),
+            "[{mode}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dump = String::from_utf8(out.stdout).unwrap();
+        let line = dump
+            .lines()
+            .find(|l| l.starts_with("-- CHANGE MASTER TO MASTER_LOG_FILE="))
+            .expect("no coordinates in the dump");
+        let file = line.split('\'').nth(1).unwrap().to_string();
+        let pos: u64 = line
+            .rsplit("MASTER_LOG_POS=")
+            .next()
+            .unwrap()
+            .trim_end_matches(';')
+            .parse()
+            .unwrap();
+        target.sql("DROP DATABASE IF EXISTS bank");
+        target.restore(dump.as_bytes()).unwrap();
+        assert_eq!(
+            total(&target),
+            2 * u64::from(ROWS) * START_AMOUNT,
+            "[{mode}] the readers saw different states"
+        );
+        replay_binlog(&source, &target, &file, pos);
+        assert_eq!(
+            checksums(&target),
+            checksums(&source),
+            "[{mode}] coordinates do not match the data"
+        );
+        eprintln!("[{mode}] 4 readers: total exact, binlog replay from {file}:{pos} matches");
+    }
+}

@@ -104,6 +104,29 @@ fn fixture_round_trips_through_rdump_sql() {
     round_trip(
         &a,
         &b,
+        "one stream fed by 3 connections in small chunks",
+        &[
+            "--routines",
+            "--events",
+            "--single-transaction",
+            "--threads=3",
+            "--chunk-size=700",
+        ],
+    );
+    round_trip(
+        &a,
+        &b,
+        "one connection, exactly as mysqldump reads",
+        &[
+            "--routines",
+            "--events",
+            "--single-transaction",
+            "--threads=1",
+        ],
+    );
+    round_trip(
+        &a,
+        &b,
         "hex-blob, one row per INSERT, column names",
         &[
             "--routines",

@@ -19,7 +19,7 @@ use super::{Env, UsageError};
 use crate::plan::{
     ConnectionOptions, Consistency, ConsistencyPlan, CoordinateStyle, DirConsistency, DirFormat,
     DirOptions, GtidPurged, InsertMode, Output, Password, Plan, Progress, Protocol, Scope, Secret,
-    Selection, Shape, SslMode, TabFormat,
+    Selection, Shape, SslMode, StreamOptions, TabFormat,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as
@@ -657,6 +657,10 @@ impl DumpBuilder {
     pub fn finish(self, env: &Env, warnings: &mut Vec<String>) -> Result<Plan, UsageError> {
         let output = self.output(warnings)?;
         let consistency = self.consistency_plan()?;
+        let shared_view = matches!(
+            consistency.mode,
+            Consistency::SingleTransaction | Consistency::LockAllTables
+        );
 
         if self.tab.is_some() && (self.databases || self.all_databases) {
             return Err(UsageError::Invalid(
@@ -712,6 +716,10 @@ impl DumpBuilder {
             zstd: self.zstd,
             progress: self.progress,
             quiet: self.quiet,
+            stream: StreamOptions {
+                threads: self.threads.unwrap_or(if shared_view { 2 } else { 1 }),
+                chunk_rows: self.chunk_rows.unwrap_or(100_000),
+            },
         })
     }
 
@@ -724,8 +732,6 @@ impl DumpBuilder {
             &self.lines_terminated_by,
         ];
         let dir_only = [
-            (self.threads.is_some(), "--threads"),
-            (self.chunk_rows.is_some(), "--chunk-size"),
             (self.format.is_some(), "--format"),
             (self.dir_consistency.is_some(), "--consistency"),
         ];

@@ -1,0 +1,152 @@
+//! Several connections feeding one ordered stream: the chunks of a table are read in
+//! parallel by the pool's sessions (all inside one snapshot, see `group`), encoded as they
+//! arrive, and handed to the writer strictly in chunk order.
+//!
+//! Memory is bounded: each chunk in flight passes its encoded bytes through a channel of
+//! `CHANNEL_BUFFERS` buffers of about `BUFFER_BYTES`; a reader whose turn has not come
+//! waits (and so does its server connection) until the writer drains it.
+//! Not for: deciding chunks (see `chunk`) or what the stream contains (see `dump`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::conn::{Session, cells};
+use crate::encode::sql::{InsertStyle, SqlEncoder};
+use crate::error::{Error, Result};
+use crate::read::TableRead;
+
+/// Encoded bytes are sent to the writer in pieces of about this size.
+const BUFFER_BYTES: usize = 256 * 1024;
+/// Pieces a chunk may have in flight before its reader waits for the writer.
+const CHANNEL_BUFFERS: usize = 4;
+
+/// One key range of a table to read and encode as INSERT statements.
+pub struct ChunkRead {
+    pub read: Arc<TableRead>,
+    pub range: Option<String>,
+    pub quoted_table: String,
+    pub style: InsertStyle,
+    /// Names the chunk in errors: "dumping table `db`.`t` chunk 3".
+    pub context: String,
+}
+
+/// Idle reader sessions, each inside the shared snapshot.
+pub struct ReaderPool {
+    idle: Vec<Session>,
+}
+
+type Reading = (JoinHandle<Result<(Session, u64)>>, mpsc::Receiver<Vec<u8>>);
+
+impl ReaderPool {
+    pub fn new(sessions: Vec<Session>) -> ReaderPool {
+        ReaderPool { idle: sessions }
+    }
+
+    pub fn len(&self) -> usize {
+        self.idle.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_empty()
+    }
+
+    /// Reads `chunks` with up to `len()` sessions at once and passes their encoded bytes to
+    /// `write` in chunk order. Returns the rows read.
+    pub async fn read_ordered(
+        &mut self,
+        chunks: Vec<ChunkRead>,
+        mut write: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let mut pending: VecDeque<Reading> = VecDeque::new();
+        let mut chunks = chunks.into_iter();
+        let mut rows = 0;
+        loop {
+            while !self.idle.is_empty() {
+                let Some(chunk) = chunks.next() else { break };
+                let session = self.idle.pop().expect("an idle session");
+                let (tx, rx) = mpsc::channel(CHANNEL_BUFFERS);
+                pending.push_back((tokio::spawn(read_chunk(session, chunk, tx)), rx));
+            }
+            let Some((handle, mut rx)) = pending.pop_front() else {
+                break;
+            };
+            while let Some(buf) = rx.recv().await {
+                if let Err(e) = write(&buf) {
+                    abort_all(handle, pending);
+                    return Err(e);
+                }
+            }
+            match handle.await {
+                Ok(Ok((session, n))) => {
+                    self.idle.push(session);
+                    rows += n;
+                }
+                Ok(Err(e)) => {
+                    abort_all_pending(pending);
+                    return Err(e);
+                }
+                Err(e) => {
+                    abort_all_pending(pending);
+                    return Err(Error::Usage(format!("a reader failed: {e}")));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Ends the readers' transactions and closes them.
+    pub async fn close(self) {
+        for mut s in self.idle {
+            let _ = s.exec("COMMIT", "ending the snapshot").await;
+            s.close().await;
+        }
+    }
+}
+
+fn abort_all(handle: JoinHandle<Result<(Session, u64)>>, pending: VecDeque<Reading>) {
+    handle.abort();
+    abort_all_pending(pending);
+}
+
+fn abort_all_pending(pending: VecDeque<Reading>) {
+    for (h, _) in pending {
+        h.abort();
+    }
+}
+
+/// One reader task: streams the chunk's rows, encodes them, sends the bytes in pieces,
+/// waiting for the writer whenever `CHANNEL_BUFFERS` pieces are unread.
+async fn read_chunk(
+    mut s: Session,
+    chunk: ChunkRead,
+    tx: mpsc::Sender<Vec<u8>>,
+) -> Result<(Session, u64)> {
+    let sql = chunk.read.select_sql(chunk.range.as_deref());
+    let mut enc = SqlEncoder::new(
+        &chunk.quoted_table,
+        chunk.read.insert_columns.as_deref(),
+        chunk.read.kinds.clone(),
+        chunk.style,
+    );
+    let mut buf = Vec::with_capacity(BUFFER_BYTES + 64 * 1024);
+    let rows = {
+        let mut cursor = s.cursor(&sql, &chunk.context).await?;
+        while let Some(row) = cursor.next().await? {
+            enc.push_row(&cells(&row), &mut buf);
+            if buf.len() >= BUFFER_BYTES {
+                let full =
+                    std::mem::replace(&mut buf, Vec::with_capacity(BUFFER_BYTES + 64 * 1024));
+                if tx.send(full).await.is_err() {
+                    break; // the writer gave up; its error is reported there
+                }
+            }
+        }
+        cursor.count
+    };
+    enc.finish(&mut buf);
+    let _ = tx.send(buf).await;
+    Ok((s, rows))
+}
