@@ -306,6 +306,9 @@ pub async fn show_create_table(
 /// The view's definition with the charset settings it was created under.
 pub async fn show_create_view(session: &mut Session, db: &str, view: &str) -> Result<Definition> {
     let what = format!("reading definition of view {}", qualified(db, view));
+    // From inside its database the server prints the view's name and same-database tables
+    // unqualified, so the dump restores into whatever database the user loads it into.
+    session.exec(&format!("USE {}", ident(db)), &what).await?;
     let rows = session
         .rows(&format!("SHOW CREATE VIEW {}", qualified(db, view)), &what)
         .await?;

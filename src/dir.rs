@@ -66,6 +66,21 @@ pub struct DirSummary {
 }
 
 pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
+    // The data files say TIME_ZONE='+00:00': TIMESTAMPs are always read in UTC here.
+    let mut utc = plan.clone();
+    utc.shape.tz_utc = true;
+    let plan = &utc;
+    if opts.format == DirFormat::Csv
+        && !plan
+            .connection
+            .character_set
+            .eq_ignore_ascii_case("utf8mb4")
+    {
+        return Err(Error::Usage(format!(
+            "--format=csv files are utf8mb4; --default-character-set={} is not supported with it",
+            plan.connection.character_set
+        )));
+    }
     let started = Instant::now();
     let started_at = chrono::Local::now().to_rfc3339();
     prepare_directory(&opts.dir)?;

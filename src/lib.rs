@@ -13,6 +13,7 @@ pub mod dump;
 pub mod encode;
 pub mod error;
 pub mod group;
+pub mod load;
 pub mod manifest;
 pub mod options;
 pub mod plan;

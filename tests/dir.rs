@@ -117,6 +117,10 @@ fn fidelity_fixture_round_trips_through_a_directory_dump() {
             vec!["--threads=2", "--chunk-size=1000", "--zstd"],
         ),
         (
+            "sql, --skip-tz-utc (a directory dump is always in UTC)",
+            vec!["--threads=2", "--chunk-size=3000", "--skip-tz-utc"],
+        ),
+        (
             "csv",
             vec!["--threads=4", "--chunk-size=700", "--format=csv"],
         ),
@@ -187,6 +191,15 @@ fn manifest_records_the_coordinates_of_the_dumped_state() {
     assert_eq!(m.coordinates.gtid.as_deref(), Some(gtid.as_str()));
     assert_eq!(m.consistency.method, "backup-lock");
     assert!(m.consistency.consistent);
+
+    // CSV files are utf8mb4: another connection character set is refused.
+    let latin1 = rdump_dir(
+        &server,
+        &tmp.path().join("latin1"),
+        &["--format=csv", "--default-character-set=latin1", "app"],
+    );
+    assert_eq!(latin1.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&latin1.stderr).contains("utf8mb4"));
 
     // The same directory again: refused, the existing dump untouched.
     let before = std::fs::read(dir.join("rdump.json")).unwrap();

@@ -19,6 +19,7 @@
 pub mod args;
 pub mod optfile;
 pub mod resolve;
+pub mod rload;
 pub mod table;
 
 use std::ffi::OsString;

@@ -1,0 +1,543 @@
+//! The data phase: every chunk file loaded over `--threads` connections from one queue,
+//! biggest tables first (by bytes), each table's deferred indexes added by the worker that
+//! finishes its last chunk.
+//!
+//! * SQL chunks: the file's statements (the splitter runs on a blocking thread, one
+//!   statement ahead of the server), each run on its own; the INSERTs' affected rows must
+//!   reach the manifest's row count.
+//! * CSV chunks: `LOAD DATA LOCAL INFILE` (`encode::csv::load_data_sql`) fed from the file,
+//!   decompressed on a blocking thread; the loaded row count must equal the manifest's (LOCAL
+//!   turns duplicate keys and bad values into warnings, so this is where they show).
+//!
+//! Any warning other than 1265 on an ENUM column (the ENUM error value, index 0, which a
+//! faithful dump carries) stops the load: the value did not load as dumped. On a
+//! transactional table a chunk is one transaction with its journal row; on others it is
+//! bracketed by `started`/`done` journal rows (see `journal`). A read or decompression error
+//! while loading (a file changed after verification) fails the chunk like a server error:
+//! rolled back, or left `started` for `--resume` to clean.
+//!
+//! Not for: creating tables (see `schema`).
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc;
+
+use super::conn::LoadConn;
+use super::error::{LoadError, Result};
+use super::journal::{self, Journal};
+use super::plan::LoadPlan;
+use super::schema::{self, TableTarget};
+use super::script::{self, Splitter};
+use super::{LoadOptions, prepare_session};
+use crate::catalog::ColumnKind;
+use crate::encode::csv::load_data_sql;
+use crate::manifest::ChunkEntry;
+use crate::plan::{ConnectionOptions, Progress};
+use crate::quote::{ident, qualified};
+
+const BLOCK: usize = 256 * 1024;
+
+/// What the data phase did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataSummary {
+    pub rows: u64,
+    pub chunks: usize,
+    /// Chunks the journal had as loaded (`--resume`).
+    pub skipped: usize,
+    pub bytes: u64,
+    /// Tables that got deferred indexes.
+    pub indexed_tables: usize,
+}
+
+enum Job {
+    Chunk { table: usize, chunk: ChunkEntry },
+    Indexes { table: usize },
+}
+
+struct Shared {
+    plan: Arc<LoadPlan>,
+    journal: Arc<Journal>,
+    tables: Vec<TableTarget>,
+    /// Chunks of each table still to load.
+    remaining: Vec<AtomicUsize>,
+    queue: Mutex<VecDeque<Job>>,
+    rows: AtomicU64,
+    chunks: AtomicUsize,
+    indexed: AtomicUsize,
+}
+
+/// Loads every chunk the journal does not have; adds deferred indexes.
+pub async fn load(
+    opts: &LoadOptions,
+    connection: &ConnectionOptions,
+    plan: &Arc<LoadPlan>,
+    journal: &Arc<Journal>,
+    tables: Vec<TableTarget>,
+) -> Result<DataSummary> {
+    let mut summary = DataSummary::default();
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    let size = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
+    let mut queue = VecDeque::new();
+    let mut remaining = Vec::new();
+    let mut index_jobs = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let pending = t
+            .entry
+            .chunks
+            .iter()
+            .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
+            .count();
+        summary.skipped += t.entry.chunks.len() - pending;
+        remaining.push(AtomicUsize::new(pending));
+        let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
+        if pending == 0 && !t.deferred.is_empty() && !indexes_done {
+            index_jobs.push(Job::Indexes { table: i });
+        }
+    }
+    queue.extend(index_jobs);
+    for i in order {
+        for c in &tables[i].entry.chunks {
+            if !journal.is_done(&journal::chunk_item(&c.file)) {
+                summary.bytes += c.bytes;
+                queue.push_back(Job::Chunk {
+                    table: i,
+                    chunk: c.clone(),
+                });
+            }
+        }
+    }
+    if queue.is_empty() {
+        return Ok(summary);
+    }
+    let threads = opts.threads.max(1).min(queue.len());
+    let bars = Bars::new(opts.progress, summary.bytes);
+    let shared = Arc::new(Shared {
+        plan: Arc::clone(plan),
+        journal: Arc::clone(journal),
+        tables,
+        remaining,
+        queue: Mutex::new(queue),
+        rows: AtomicU64::new(0),
+        chunks: AtomicUsize::new(0),
+        indexed: AtomicUsize::new(0),
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..threads {
+        let shared = Arc::clone(&shared);
+        let connection = connection.clone();
+        let opts = opts.clone();
+        let line = bars.worker(n);
+        let total = bars.total.clone();
+        set.spawn(async move {
+            let mut conn = LoadConn::connect(&connection).await?;
+            prepare_session(&mut conn, &opts).await?;
+            shared.journal.register(&mut conn).await?;
+            let result = worker(&mut conn, &shared, &line, &total).await;
+            line.finish_and_clear();
+            if result.is_ok() {
+                conn.close().await;
+            }
+            result
+        });
+    }
+    // The first error wins; dropping the set aborts the other workers (their connections
+    // close and the server rolls their open transactions back).
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
+    }
+    bars.finish();
+    summary.rows = shared.rows.load(Ordering::Relaxed);
+    summary.chunks = shared.chunks.load(Ordering::Relaxed);
+    summary.indexed_tables = shared.indexed.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+async fn worker(
+    conn: &mut LoadConn,
+    shared: &Shared,
+    line: &ProgressBar,
+    total: &ProgressBar,
+) -> Result<()> {
+    let mut current_db: Option<String> = None;
+    loop {
+        let job = shared.queue.lock().expect("queue lock").pop_front();
+        let Some(job) = job else { return Ok(()) };
+        let table = match job {
+            Job::Chunk { table, chunk } => {
+                let t = &shared.tables[table];
+                line.set_message(format!(
+                    "{} chunk {}",
+                    qualified(&t.db, &t.entry.name),
+                    chunk.index
+                ));
+                let rows = load_chunk(conn, shared, t, &chunk, &mut current_db, total).await?;
+                shared.rows.fetch_add(rows, Ordering::Relaxed);
+                shared.chunks.fetch_add(1, Ordering::Relaxed);
+                if shared.remaining[table].fetch_sub(1, Ordering::AcqRel) != 1 {
+                    continue;
+                }
+                table
+            }
+            Job::Indexes { table } => table,
+        };
+        let t = &shared.tables[table];
+        let item = journal::indexes_item(&t.db, &t.entry.name);
+        if t.deferred.is_empty() || shared.journal.is_done(&item) {
+            continue;
+        }
+        line.set_message(format!(
+            "{}: adding {} index(es)",
+            qualified(&t.db, &t.entry.name),
+            t.deferred.len()
+        ));
+        schema::add_indexes(conn, t).await?;
+        shared.journal.mark_done(conn, &item, 0).await?;
+        shared.indexed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Loads one chunk exactly once (see `journal`); returns its rows.
+async fn load_chunk(
+    conn: &mut LoadConn,
+    shared: &Shared,
+    t: &TableTarget,
+    chunk: &ChunkEntry,
+    current_db: &mut Option<String>,
+    total: &ProgressBar,
+) -> Result<u64> {
+    let journal = &shared.journal;
+    let item = journal::chunk_item(&chunk.file);
+    let path = shared.plan.path(&chunk.file);
+    let name = qualified(&t.db, &t.entry.name);
+    let context = format!("loading {name} chunk {} ({})", chunk.index, chunk.file);
+    if current_db.as_deref() != Some(t.db.as_str()) {
+        conn.exec(&format!("USE {}", ident(&t.db)), &context)
+            .await?;
+        *current_db = Some(t.db.clone());
+    }
+    if t.transactional {
+        conn.exec("START TRANSACTION", &context).await?;
+    } else {
+        if journal.was_started(&item) {
+            // An interrupted load of this chunk left some of its rows: remove them.
+            let filter = chunk
+                .range
+                .as_deref()
+                .map(|r| format!(" WHERE {r}"))
+                .unwrap_or_default();
+            conn.exec(
+                &format!("DELETE FROM {name}{filter}"),
+                &format!(
+                    "removing the rows an interrupted load left in {name} chunk {}",
+                    chunk.index
+                ),
+            )
+            .await?;
+        }
+        journal.mark_started(conn, &item).await?;
+    }
+    let loaded = if shared.plan.csv {
+        load_csv(conn, t, &path, chunk, &context, total).await
+    } else {
+        load_sql(conn, t, &path, &context, total).await
+    };
+    let checked = loaded.and_then(|rows| {
+        let short = if shared.plan.csv {
+            rows != chunk.rows
+        } else {
+            rows < chunk.rows
+        };
+        if short {
+            Err(LoadError::Data {
+                server: conn.server.clone(),
+                context,
+                message: format!(
+                    "{rows} rows loaded, the manifest says {} (duplicate keys or rejected rows?)",
+                    chunk.rows
+                ),
+            })
+        } else {
+            Ok(chunk.rows)
+        }
+    });
+    let rows = match checked {
+        Ok(rows) => rows,
+        Err(e) => {
+            if t.transactional {
+                let _ = conn.exec("ROLLBACK", "rolling back the chunk").await;
+            }
+            return Err(e);
+        }
+    };
+    conn.exec(
+        &journal.done_sql(&item, rows, !t.transactional),
+        "writing the load journal",
+    )
+    .await?;
+    if t.transactional {
+        conn.exec("COMMIT", "committing the chunk").await?;
+    }
+    Ok(rows)
+}
+
+/// Counts the stored bytes read, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Opens a chunk file for reading, decompressed, counting stored bytes on `bar`.
+fn open_counted(path: &Path, bar: ProgressBar) -> io::Result<Box<dyn io::BufRead + Send>> {
+    let file = Counting {
+        inner: std::fs::File::open(path)?,
+        bar,
+    };
+    Ok(if script::is_zstd(path) {
+        Box::new(io::BufReader::with_capacity(
+            BLOCK,
+            zstd::stream::read::Decoder::new(file)?,
+        ))
+    } else {
+        Box::new(io::BufReader::with_capacity(BLOCK, file))
+    })
+}
+
+fn read_error(path: &Path, e: &io::Error) -> String {
+    if script::is_zstd(path) {
+        format!("reading the file failed (damaged zstd data?): {e}")
+    } else {
+        format!("reading the file failed: {e}")
+    }
+}
+
+/// Runs a SQL chunk's statements; returns the rows they inserted.
+async fn load_sql(
+    conn: &mut LoadConn,
+    t: &TableTarget,
+    path: &Path,
+    context: &str,
+    total: &ProgressBar,
+) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<std::result::Result<Vec<u8>, String>>(2);
+    let file: PathBuf = path.to_path_buf();
+    let bar = total.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let reader = match open_counted(&file, bar) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(read_error(&file, &e)));
+                return;
+            }
+        };
+        let mut s = Splitter::new(reader);
+        loop {
+            let item = match s.next_statement() {
+                Ok(Some(stmt)) => Ok(stmt),
+                Ok(None) => break,
+                Err(e) => Err(read_error(&file, &e)),
+            };
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                break;
+            }
+        }
+    });
+    let mut rows = 0u64;
+    let mut result = Ok(());
+    while let Some(item) = rx.recv().await {
+        let stmt = match item {
+            Ok(s) => s,
+            Err(message) => {
+                result = Err(LoadError::dump(path, message));
+                break;
+            }
+        };
+        match conn.exec_bytes(&stmt, context).await {
+            Ok(o) => {
+                rows += o.affected;
+                if o.warnings > 0
+                    && let Err(e) = check_warnings(conn, t, context).await
+                {
+                    result = Err(e);
+                    break;
+                }
+            }
+            Err(e) => {
+                result = Err(e.into());
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    result.map(|()| rows)
+}
+
+/// Loads a CSV chunk with LOAD DATA LOCAL INFILE; returns the rows loaded.
+async fn load_csv(
+    conn: &mut LoadConn,
+    t: &TableTarget,
+    path: &Path,
+    chunk: &ChunkEntry,
+    context: &str,
+    total: &ProgressBar,
+) -> Result<u64> {
+    let mut columns = Vec::with_capacity(t.entry.columns.len());
+    for c in &t.entry.columns {
+        let kind = ColumnKind::from_name(&c.kind).ok_or_else(|| {
+            LoadError::dump(
+                path,
+                format!(
+                    "the manifest gives column {:?} the unknown kind {:?}",
+                    c.name, c.kind
+                ),
+            )
+        })?;
+        columns.push((c.name.clone(), kind));
+    }
+    let sql = load_data_sql(&chunk.file, &t.db, &t.entry.name, &columns, true);
+    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>(4);
+    let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let file: PathBuf = path.to_path_buf();
+    let bar = total.clone();
+    let failed = Arc::clone(&failure);
+    let reader = tokio::task::spawn_blocking(move || {
+        let fail = |e: io::Error| {
+            let msg = read_error(&file, &e);
+            *failed.lock().expect("failure lock") = Some(msg.clone());
+            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
+        };
+        let mut reader = match open_counted(&file, bar) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        loop {
+            let mut block = vec![0u8; BLOCK];
+            match read_full(&mut reader, &mut block) {
+                Ok(0) => break,
+                Ok(n) => {
+                    block.truncate(n);
+                    if tx.blocking_send(Ok(block)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => return fail(e),
+            }
+        }
+    });
+    let data = async move {
+        let stream: mysql_async::InfileData = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .map(|item: io::Result<Vec<u8>>| item.map(Into::into))
+        .boxed();
+        Ok(stream)
+    };
+    let outcome = conn.load_local(&sql, data, context).await;
+    let _ = reader.await;
+    if let Some(message) = failure.lock().expect("failure lock").take() {
+        return Err(LoadError::dump(path, message));
+    }
+    let outcome = outcome?;
+    if outcome.warnings > 0 {
+        check_warnings(conn, t, context).await?;
+    }
+    Ok(outcome.affected)
+}
+
+/// Reads until `buf` is full or the end.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Fails on any warning but the ENUM error value's "Data truncated" (1265) on an ENUM column.
+async fn check_warnings(conn: &mut LoadConn, t: &TableTarget, context: &str) -> Result<()> {
+    let warnings = conn.warnings().await?;
+    let bad: Vec<String> = warnings
+        .iter()
+        .filter(|(code, level, message)| {
+            let enum_error_value = *code == 1265
+                && t.enum_columns
+                    .iter()
+                    .any(|c| message.contains(&format!("column '{c}'")));
+            !(enum_error_value || level.eq_ignore_ascii_case("Note"))
+        })
+        .map(|(code, level, message)| format!("{level} {code}: {message}"))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Data {
+        server: conn.server.clone(),
+        context: context.to_string(),
+        message: format!(
+            "a value did not load as dumped: {}{}",
+            bad.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+            if bad.len() > 3 { "; ..." } else { "" }
+        ),
+    })
+}
+
+/// Progress bars on stderr: bytes of chunk files for the whole load, one line per thread;
+/// hidden when stderr is not a terminal or with `--progress=never`.
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+}
+
+impl Bars {
+    fn new(progress: Progress, bytes: u64) -> Bars {
+        let target = match progress {
+            Progress::Never => ProgressDrawTarget::hidden(),
+            Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let total = multi.add(ProgressBar::new(bytes.max(1)));
+        total.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})",
+            )
+            .expect("progress template")
+            .progress_chars("=> "),
+        );
+        Bars { multi, total }
+    }
+
+    fn worker(&self, n: usize) -> ProgressBar {
+        let line = self.multi.add(ProgressBar::new_spinner());
+        line.set_style(
+            ProgressStyle::with_template(&format!("  thread {n}: {{msg}}"))
+                .expect("progress template"),
+        );
+        line
+    }
+
+    fn finish(&self) {
+        self.total.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}

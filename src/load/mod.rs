@@ -1,0 +1,352 @@
+//! `rload`: loads an `rdump --dir` dump into a server, in parallel, resumably, and can make
+//! the target a replica of the dumped server's source.
+//!
+//! Data flows one way, as in rdump:
+//!
+//! ```text
+//! options (options::rload) ──► plan (manifest + filters) ──► verify (every file, before any change)
+//!   ──► journal (open / resume) ──► schema (databases, sequences, tables without deferred indexes)
+//!   ──► data (chunks over --threads connections; indexes added per table when its last chunk is in)
+//!   ──► post (routines, views, triggers, events) ──► replica (--seed-replica) ──► summary
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | `plan` | reading the manifest, filters and renaming, the load id |
+//! | `verify` | sizes, checksums and zstd frames of every file the plan reads |
+//! | `journal` | the `rdump_load` journal in the target: exactly-once chunks, resume |
+//! | `indexes` | which index definitions of a CREATE TABLE are deferred |
+//! | `schema` | existing objects, databases/tables/sequences, deferred ALTERs |
+//! | `data` | chunk loading (SQL statements, CSV through LOAD DATA LOCAL), progress |
+//! | `post` | routines, views, triggers, events |
+//! | `replica` | CHANGE MASTER / GTID position, waiting for replication |
+//! | `script`, `exec` | splitting and running the dump's SQL files |
+//! | `conn` | the loader's connections |
+//!
+//! Every session of the load runs with `foreign_key_checks=0`, `unique_checks=0`,
+//! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
+//! written for: see `script::chunk_preamble` and `encode::csv`), the dump's character set,
+//! and `sql_log_bin=0` unless `--enable-binlog`. Nothing on the target changes before the
+//! manifest and every file were checked and the target was found free of the dump's objects
+//! (or `--drop-existing`, or `--resume` of a journal for this very dump).
+//!
+//! Exit codes: see `error`.
+
+pub mod conn;
+pub mod data;
+pub mod error;
+pub mod exec;
+pub mod indexes;
+pub mod journal;
+pub mod plan;
+pub mod post;
+pub mod replica;
+pub mod schema;
+pub mod script;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use self::conn::LoadConn;
+use self::error::{LoadError, Result};
+use self::journal::Journal;
+use self::plan::LoadPlan;
+use crate::plan::{ConnectionOptions, Password, Progress};
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadCommand {
+    Help,
+    Version,
+    Load(Box<LoadOptions>),
+}
+
+/// rload's resolved options (see `options::rload` for their spelling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    pub connection: ConnectionOptions,
+    /// The dump directory (holds `rdump.json`).
+    pub dir: PathBuf,
+    /// `--threads`: connections loading chunks (default 4).
+    pub threads: usize,
+    /// `--defer-indexes` (default on).
+    pub defer_indexes: bool,
+    /// `--databases`: only these databases of the dump.
+    pub databases: Vec<String>,
+    /// `--tables`: only these tables (`db.t` or `t`).
+    pub tables: Vec<String>,
+    /// `--target-database`: the one selected database's name on the target.
+    pub target_database: Option<String>,
+    pub drop_existing: bool,
+    pub resume: bool,
+    pub enable_binlog: bool,
+    /// `--seed-replica` with its `--source-*` options.
+    pub replica: Option<SourceOptions>,
+    pub progress: Progress,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// `--seed-replica`: the source the target replicates from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOptions {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    /// Never printed (`Secret`).
+    pub password: Password,
+    pub ssl: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub databases: usize,
+    pub tables: usize,
+    pub files_verified: usize,
+    pub bytes_verified: u64,
+    pub data: data::DataSummary,
+    pub resumed: bool,
+    pub replica: Option<replica::ReplicaReport>,
+    pub seconds: f64,
+}
+
+impl Summary {
+    /// The line printed at the end (unless `--quiet`).
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "rload: {} databases, {} tables, {} rows in {} chunks, {:.1} MB checked in {} files, {:.1} s",
+            self.databases,
+            self.tables,
+            self.data.rows,
+            self.data.chunks,
+            self.bytes_verified as f64 / 1e6,
+            self.files_verified,
+            self.seconds
+        );
+        if self.data.indexed_tables > 0 {
+            s.push_str(&format!(
+                "; indexes added after the data on {} tables",
+                self.data.indexed_tables
+            ));
+        }
+        if self.resumed {
+            s.push_str(&format!(
+                "; resumed: {} chunks were already loaded",
+                self.data.skipped
+            ));
+        }
+        if let Some(r) = &self.replica {
+            s.push_str(&format!(
+                "\nrload: replicating from {} since {}; both threads running, {} behind the source",
+                r.source,
+                r.start,
+                r.lag
+                    .map(|l| format!("{l} s"))
+                    .unwrap_or_else(|| "unknown time".into())
+            ));
+        }
+        s
+    }
+}
+
+/// The session every connection of the load uses (see the module doc).
+pub async fn prepare_session(conn: &mut LoadConn, opts: &LoadOptions) -> Result<()> {
+    let mut sql = Vec::new();
+    if !opts.enable_binlog {
+        sql.push("SET SESSION sql_log_bin = 0");
+    }
+    sql.extend([
+        "SET SESSION foreign_key_checks = 0, unique_checks = 0",
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+        "SET SESSION time_zone = '+00:00'",
+        "SET SESSION net_read_timeout = 3600, net_write_timeout = 3600",
+    ]);
+    if conn.dialect.is_mariadb() {
+        sql.push("SET SESSION max_statement_time = 0");
+    }
+    for s in sql {
+        conn.exec(s, "preparing the load session").await?;
+    }
+    Ok(())
+}
+
+fn say(opts: &LoadOptions, what: impl FnOnce() -> String) {
+    if opts.verbose {
+        eprintln!("rload: {}", what());
+    }
+}
+
+/// Loads the dump as `opts` say. `changed` is set once the target has been changed (so a
+/// failure after it leaves an incomplete, resumable load).
+pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
+    let started = Instant::now();
+    let plan = Arc::new(plan::build(opts)?);
+    let m = &plan.manifest;
+    if !m.options.tz_utc {
+        eprintln!(
+            "rload: warning: the dump was made with --skip-tz-utc; its files set time_zone \
+             '+00:00', so TIMESTAMP values are read as UTC"
+        );
+    }
+    say(opts, || {
+        format!(
+            "dump of {} {} taken {} ({} data, {} databases selected)",
+            m.server.flavor,
+            m.server.version,
+            m.started_at,
+            m.options.format,
+            plan.databases.len()
+        )
+    });
+
+    let files = plan.files();
+    let (dir, threads) = (plan.dir.clone(), opts.threads);
+    let verified = tokio::task::spawn_blocking(move || verify::verify(&dir, &files, threads))
+        .await
+        .map_err(|e| LoadError::Refused(format!("verification failed: {e}")))??;
+    say(opts, || {
+        format!(
+            "{} files ({:.1} MB) match the manifest",
+            verified.files,
+            verified.bytes as f64 / 1e6
+        )
+    });
+
+    let connection = ConnectionOptions {
+        character_set: m.options.character_set.clone(),
+        ..opts.connection.clone()
+    };
+    let mut control = LoadConn::connect(&connection).await?;
+    prepare_session(&mut control, opts).await?;
+    preflight(&mut control, &plan).await?;
+
+    let (resuming, conflicts) = admit(&mut control, &plan, opts).await?;
+
+    // From here on the target changes.
+    changed.store(true, Ordering::Relaxed);
+    let journal = Arc::new(Journal::open(&mut control, &plan, resuming).await?);
+    journal.register(&mut control).await?;
+    if resuming {
+        say(opts, || {
+            format!(
+                "resuming: the journal has {} finished steps",
+                journal.done_count()
+            )
+        });
+    }
+    schema::drop_conflicts(&mut control, &conflicts).await?;
+    let tables = schema::create(
+        &mut control,
+        &plan,
+        &journal,
+        opts.defer_indexes,
+        opts.drop_existing,
+    )
+    .await?;
+    let table_count = tables.len();
+    say(opts, || {
+        let deferred = tables.iter().filter(|t| !t.deferred.is_empty()).count();
+        format!("{table_count} tables ready ({deferred} with deferred indexes); loading data")
+    });
+    // The control connection idles through the data phase: open a fresh one after it.
+    control.close().await;
+    let data = data::load(opts, &connection, &plan, &journal, tables).await?;
+    let mut control = LoadConn::connect(&connection).await?;
+    prepare_session(&mut control, opts).await?;
+    journal.register(&mut control).await?;
+    say(opts, || {
+        format!(
+            "{} rows in {} chunks loaded; creating routines, views, triggers, events",
+            data.rows, data.chunks
+        )
+    });
+    post::create(&mut control, &plan, &journal, opts.replica.is_some()).await?;
+    let replica = match &opts.replica {
+        Some(src) if !journal.is_done(journal::REPLICA_ITEM) => {
+            say(opts, || {
+                format!("starting replication from {}:{}", src.host, src.port)
+            });
+            let report = replica::seed(&mut control, &plan.manifest, src).await?;
+            journal
+                .mark_done(&mut control, journal::REPLICA_ITEM, 0)
+                .await?;
+            Some(report)
+        }
+        _ => None,
+    };
+    journal.finish(&mut control).await?;
+    control.close().await;
+    Ok(Summary {
+        databases: plan.databases.len(),
+        tables: table_count,
+        files_verified: verified.files,
+        bytes_verified: verified.bytes,
+        data,
+        resumed: resuming,
+        replica,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Whether the load may start on this target (reads only): `(resuming, objects to drop)`.
+/// Refused when an interrupted load of the dump exists without `--resume` or
+/// `--drop-existing`, or when objects of the dump exist without `--drop-existing`.
+async fn admit(
+    control: &mut LoadConn,
+    plan: &LoadPlan,
+    opts: &LoadOptions,
+) -> Result<(bool, Vec<schema::Conflict>)> {
+    let earlier = journal::earlier(control, &plan.load_id).await?;
+    let resuming = opts.resume && earlier.is_some();
+    if let (Some(e), false, false) = (&earlier, opts.resume, opts.drop_existing) {
+        return Err(LoadError::Refused(format!(
+            "an interrupted load of this dump into this server was begun at {} (journal in \
+             `{}`); run rload with --resume to finish it, or with --drop-existing to start over",
+            e.begun_at,
+            journal::SCHEMA
+        )));
+    }
+    if opts.resume && earlier.is_none() {
+        say(opts, || {
+            "no interrupted load of this dump on the target: loading from the start".into()
+        });
+    }
+    let conflicts = if resuming {
+        Vec::new()
+    } else {
+        schema::conflicts(control, plan).await?
+    };
+    if !conflicts.is_empty() && !opts.drop_existing {
+        let names: Vec<String> = conflicts.iter().take(8).map(|c| c.to_string()).collect();
+        return Err(LoadError::Refused(format!(
+            "{} object(s) of the dump already exist on the target: {}{}; nothing was changed \
+             (use --drop-existing to replace them)",
+            conflicts.len(),
+            names.join(", "),
+            if conflicts.len() > 8 { ", ..." } else { "" }
+        )));
+    }
+
+    Ok((resuming, conflicts))
+}
+
+/// What the target must allow before anything is changed.
+async fn preflight(control: &mut LoadConn, plan: &LoadPlan) -> Result<()> {
+    if plan.csv {
+        let on = control
+            .first_value("SELECT @@GLOBAL.local_infile", "reading local_infile")
+            .await?;
+        if !matches!(on.as_deref(), Some("1") | Some("ON")) {
+            return Err(LoadError::Refused(format!(
+                "{}: the dump's data files are CSV, loaded with LOAD DATA LOCAL INFILE, but the \
+                 server has local_infile=OFF (SET GLOBAL local_infile=ON, or dump with --format=sql)",
+                control.server
+            )));
+        }
+    }
+    Ok(())
+}

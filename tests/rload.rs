@@ -1,0 +1,719 @@
+//! `rload`: directory dumps made by `rdump --dir` loaded back with the real `rload` binary
+//! into real MariaDB servers.
+//!
+//! * the fidelity fixture round-trips through SQL and CSV chunks, with and without zstd,
+//!   with indexes deferred or not: every table, view, trigger, routine, event and sequence
+//!   identical (`snapshot_of`), and the journal gone afterwards;
+//! * a damaged dump (flipped byte, truncated zstd file, a truncated zstd file whose manifest
+//!   entry matches it, missing chunk, manifest of an unknown version, incomplete manifest, no
+//!   manifest) is refused with exit code 5, naming the file, before anything changes on the
+//!   target;
+//! * objects that exist are refused (exit 1) unless `--drop-existing`; `--target-database`
+//!   renames a database, its view's references included; a chunk damaged after the check
+//!   (SQL cut inside a string: exit 5; CSV cut in half: exit 3) is rolled back;
+//! * a load killed with SIGKILL in the middle is refused without `--resume` and finished
+//!   with it, identical to an uninterrupted one, including a MyISAM chunk left half-loaded;
+//!   the password is masked in the process's command line;
+//! * `--seed-replica` builds a replica from a dump taken while a primary takes writes
+//!   (InnoDB, MyISAM, a table without a key); a wrong replication password is reported with
+//!   the server's message (exit 2) and `--resume` then only sets up replication; the replica
+//!   catches up and every table's CHECKSUM TABLE matches; the load is not in the replica's
+//!   binary log.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{Server, ServerOptions, check_same, quote_ident, snapshot_of};
+
+const FIXTURE_DBS: &[&str] = &["fidelity", "fid elity-2"];
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fidelity.sql")
+}
+
+fn rdump_dir(server: &Server, dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server.socket().display()))
+        .arg("-uroot")
+        .arg(format!("--dir={}", dir.display()))
+        .args(["--routines", "--events", "--progress=never", "--quiet"])
+        .args(args)
+        .output()
+        .expect("run rdump");
+    assert!(
+        out.status.success(),
+        "rdump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn rload_command(target: &Server, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rload"));
+    cmd.arg("--no-defaults")
+        .arg(format!("--socket={}", target.socket().display()))
+        .arg(format!("-u{}", target.user()))
+        .arg(format!("-p{}", target.password()))
+        .arg("--progress=never")
+        .args(args)
+        .arg(dir);
+    cmd
+}
+
+fn rload(target: &Server, dir: &Path, args: &[&str]) -> Output {
+    rload_command(target, dir, args)
+        .output()
+        .expect("run rload")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output, label: &str) {
+    assert!(
+        out.status.success(),
+        "[{label}] rload failed ({}): {}",
+        out.status,
+        stderr(out)
+    );
+}
+
+fn drop_databases(server: &Server, dbs: &[&str]) {
+    let drops: Vec<String> = dbs
+        .iter()
+        .map(|db| format!("DROP DATABASE IF EXISTS {};", quote_ident(db)))
+        .collect();
+    server.sql(&format!("SET FOREIGN_KEY_CHECKS=0; {}", drops.join(" ")));
+}
+
+fn databases(server: &Server) -> Vec<Vec<String>> {
+    server.sql_rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
+}
+
+/// A source with the fidelity fixture and a target, shared by the tests that only read
+/// the source (each test uses its own target databases or its own target).
+fn fixture_source() -> &'static Server {
+    static SOURCE: OnceLock<Server> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let s = Server::start(ServerOptions {
+            binlog: true,
+            server_id: 51,
+            ..Default::default()
+        });
+        s.load_file(fixture());
+        s
+    })
+}
+
+fn start(id: u32, binlog: bool) -> Server {
+    Server::start(ServerOptions {
+        binlog,
+        server_id: id,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn fidelity_fixture_round_trips_through_rdump_dir_and_rload() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(fixture_source);
+        let b = s.spawn(|| start(52, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let expected = snapshot_of(a, FIXTURE_DBS);
+    for (label, dump_args, load_args) in [
+        (
+            "sql",
+            vec!["--threads=3", "--chunk-size=500"],
+            vec!["--threads=3"],
+        ),
+        (
+            "sql + zstd, indexes not deferred",
+            vec!["--threads=2", "--chunk-size=1000", "--zstd"],
+            vec!["--threads=2", "--defer-indexes=off"],
+        ),
+        (
+            "csv",
+            vec!["--threads=2", "--chunk-size=700", "--format=csv"],
+            vec!["--threads=4"],
+        ),
+        (
+            "csv + zstd",
+            vec![
+                "--threads=2",
+                "--chunk-size=2000",
+                "--format=csv",
+                "--zstd=5",
+            ],
+            vec!["--threads=2"],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("dump");
+        let mut args = vec!["--databases", "fidelity", "fid elity-2"];
+        args.extend(dump_args);
+        rdump_dir(a, &dir, &args);
+        drop_databases(&b, FIXTURE_DBS);
+        let started = Instant::now();
+        let out = rload(&b, &dir, &load_args);
+        assert_ok(&out, label);
+        let summary = stderr(&out);
+        assert!(
+            summary.contains("rload: 2 databases, 38 tables"),
+            "[{label}] {summary}"
+        );
+        check_same(&expected, &snapshot_of(&b, FIXTURE_DBS))
+            .unwrap_or_else(|e| panic!("[{label}] {e}"));
+        // The journal is gone once the load completed.
+        assert!(
+            !databases(&b).iter().any(|r| r[0] == "rdump_load"),
+            "[{label}]"
+        );
+        eprintln!(
+            "[{label}] identical after rload ({:.1?})",
+            started.elapsed()
+        );
+    }
+}
+
+/// Rewrites the manifest of `dir` through `edit`.
+fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("rdump.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// The manifest's entry (as JSON) of the data file `file`.
+fn chunk_entry<'a>(m: &'a mut serde_json::Value, file: &str) -> &'a mut serde_json::Value {
+    m["databases"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .flat_map(|d| d["tables"].as_array_mut().unwrap().iter_mut())
+        .flat_map(|t| t["chunks"].as_array_mut().unwrap().iter_mut())
+        .find(|c| c["file"] == file)
+        .unwrap_or_else(|| panic!("no chunk {file}"))
+}
+
+/// Copies a dump directory (to damage the copy).
+fn copy_dir(from: &Path, to: &Path) {
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_damaged_dump_is_refused_before_anything_changes_on_the_target() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(fixture_source);
+        let b = s.spawn(|| start(53, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let zst = tmp.path().join("zst");
+    rdump_dir(
+        a,
+        &plain,
+        &[
+            "--chunk-size=1000",
+            "fidelity",
+            "many_rows",
+            "ints",
+            "myisam_t",
+        ],
+    );
+    rdump_dir(
+        a,
+        &zst,
+        &[
+            "--chunk-size=1000",
+            "--zstd",
+            "fidelity",
+            "many_rows",
+            "ints",
+        ],
+    );
+    let before = databases(&b);
+    let chunk = "fidelity/many_rows.00007.sql";
+    let zchunk = "fidelity/many_rows.00007.sql.zst";
+
+    let mut cases: Vec<(&str, PathBuf, Vec<&str>)> = Vec::new();
+    // A flipped byte in the middle of a chunk: same size, other checksum.
+    let d = tmp.path().join("flipped");
+    copy_dir(&plain, &d);
+    let mut bytes = std::fs::read(d.join(chunk)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(d.join(chunk), &bytes).unwrap();
+    cases.push(("flipped byte", d, vec![chunk, "checksum", "does not match"]));
+    // A truncated zstd file.
+    let d = tmp.path().join("truncated");
+    copy_dir(&zst, &d);
+    let bytes = std::fs::read(d.join(zchunk)).unwrap();
+    std::fs::write(d.join(zchunk), &bytes[..bytes.len() - 9]).unwrap();
+    cases.push(("truncated zstd", d, vec![zchunk, "truncated"]));
+    // The same, with a manifest that matches the truncated file (written damaged).
+    let d = tmp.path().join("truncated-listed");
+    copy_dir(&zst, &d);
+    let cut = &bytes[..bytes.len() - 9];
+    std::fs::write(d.join(zchunk), cut).unwrap();
+    edit_manifest(&d, |m| {
+        let c = chunk_entry(m, zchunk);
+        c["bytes"] = cut.len().into();
+        c["checksum"] = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(cut)).into();
+    });
+    cases.push((
+        "truncated zstd, listed so",
+        d,
+        vec![zchunk, "damaged zstd data"],
+    ));
+    // A missing chunk file.
+    let d = tmp.path().join("missing");
+    copy_dir(&plain, &d);
+    std::fs::remove_file(d.join(chunk)).unwrap();
+    cases.push(("missing chunk", d, vec![chunk, "missing"]));
+    // A manifest from a future version, an incomplete one, none.
+    let d = tmp.path().join("version");
+    copy_dir(&plain, &d);
+    edit_manifest(&d, |m| m["format_version"] = 2.into());
+    cases.push((
+        "unknown version",
+        d,
+        vec!["rdump.json", "unknown format", "version 2"],
+    ));
+    let d = tmp.path().join("incomplete");
+    copy_dir(&plain, &d);
+    edit_manifest(&d, |m| m["complete"] = false.into());
+    cases.push(("incomplete", d, vec!["rdump.json", "incomplete"]));
+    let d = tmp.path().join("no-manifest");
+    copy_dir(&plain, &d);
+    std::fs::remove_file(d.join("rdump.json")).unwrap();
+    cases.push(("no manifest", d, vec!["rdump.json", "no manifest"]));
+
+    for (label, dir, expected) in cases {
+        let out = rload(&b, &dir, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "[{label}] {err}");
+        for e in expected {
+            assert!(err.contains(e), "[{label}] expected {e:?} in: {err}");
+        }
+        assert!(!err.contains("--resume"), "[{label}] {err}");
+        assert_eq!(databases(&b), before, "[{label}] the target changed");
+        eprintln!("[{label}] refused: {}", err.lines().next().unwrap_or(""));
+    }
+
+    // The undamaged dumps load.
+    for dir in [&plain, &zst] {
+        drop_databases(&b, &["fidelity"]);
+        assert_ok(&rload(&b, dir, &[]), "undamaged");
+    }
+    assert_eq!(
+        b.sql_value("SELECT COUNT(*) FROM fidelity.many_rows"),
+        "30000"
+    );
+}
+
+/// Cuts an SQL chunk inside its first string value and sets the manifest to the result, so
+/// that the check passes and the damage shows only while loading.
+fn damage_after_verification(dir: &Path, file: &str) {
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    let values = bytes.windows(8).position(|w| w == b"VALUES (").unwrap();
+    let quote = values + bytes[values..].iter().position(|&c| c == b'\'').unwrap();
+    let cut = &bytes[..quote + 2];
+    std::fs::write(dir.join(file), cut).unwrap();
+    edit_manifest(dir, |m| {
+        let c = chunk_entry(m, file);
+        c["bytes"] = cut.len().into();
+        c["checksum"] = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(cut)).into();
+    });
+}
+
+#[test]
+fn existing_objects_are_refused_unless_dropped_and_a_database_can_be_renamed() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(fixture_source);
+        let b = s.spawn(|| start(54, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(
+        a,
+        &dir,
+        &[
+            "--chunk-size=5000",
+            "--databases",
+            "fidelity",
+            "fid elity-2",
+        ],
+    );
+
+    // One existing table of the dump: refused, nothing changed.
+    b.sql("CREATE DATABASE fidelity; CREATE TABLE fidelity.ints (x INT); INSERT INTO fidelity.ints VALUES (7);");
+    let out = rload(&b, &dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table `fidelity`.`ints`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        b.sql_value(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'fidelity'"
+        ),
+        "1"
+    );
+    assert!(
+        !databases(&b)
+            .iter()
+            .any(|r| r[0] == "fid elity-2" || r[0] == "rdump_load")
+    );
+
+    // --drop-existing replaces it.
+    assert_ok(&rload(&b, &dir, &["--drop-existing"]), "drop-existing");
+    check_same(&snapshot_of(a, FIXTURE_DBS), &snapshot_of(&b, FIXTURE_DBS)).unwrap();
+
+    // --target-database: the second database under a new name; its view, which names its
+    // database, follows.
+    let out = rload(
+        &b,
+        &dir,
+        &["--databases=fid elity-2", "--target-database=renamed db"],
+    );
+    assert_ok(&out, "rename");
+    assert_eq!(
+        b.sql_value("SELECT COUNT(*) FROM `renamed db`.`v cross`"),
+        a.sql_value("SELECT COUNT(*) FROM `fid elity-2`.`v cross`")
+    );
+    let view = b.sql_value(
+        "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'renamed db'",
+    );
+    assert!(!view.contains("`fid elity-2`.`t-1`"), "{view}");
+    // More than one database cannot take one name.
+    let out = rload(&b, &dir, &["--target-database=x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // A chunk damaged after the check (same checksum in the manifest): the load stops with
+    // exit 5 naming it, the chunk's transaction rolled back.
+    let bad = tmp.path().join("bad");
+    copy_dir(&dir, &bad);
+    damage_after_verification(&bad, "fidelity/strings.00000.sql");
+    let out = rload(&b, &bad, &["--drop-existing", "--tables=fidelity.strings"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("strings.00000.sql"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(b.sql_value("SELECT COUNT(*) FROM fidelity.strings"), "0");
+
+    // A CSV chunk cut in half after the check: fewer rows than the manifest says, exit 3,
+    // nothing of it kept.
+    let csv = tmp.path().join("csv");
+    rdump_dir(
+        a,
+        &csv,
+        &[
+            "--format=csv",
+            "--chunk-size=100000",
+            "fidelity",
+            "many_rows",
+        ],
+    );
+    let file = "fidelity/many_rows.00000.csv";
+    let bytes = std::fs::read(csv.join(file)).unwrap();
+    let cut = &bytes[..bytes.len() / 2];
+    std::fs::write(csv.join(file), cut).unwrap();
+    edit_manifest(&csv, |m| {
+        let c = chunk_entry(m, file);
+        c["bytes"] = cut.len().into();
+        c["checksum"] = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(cut)).into();
+    });
+    let out = rload(&b, &csv, &["--drop-existing"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("many_rows"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+    assert_eq!(b.sql_value("SELECT COUNT(*) FROM fidelity.many_rows"), "0");
+}
+
+/// The fixture source with a database `big` added: an InnoDB table with a secondary index
+/// and a MyISAM table, enough rows for 60 + 1 chunks of 2000.
+fn big_source() -> &'static Server {
+    static BIG: OnceLock<()> = OnceLock::new();
+    let s = fixture_source();
+    BIG.get_or_init(|| {
+        s.sql(
+            "CREATE DATABASE big;
+             CREATE TABLE big.inno (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(100), KEY k (k)) ENGINE=InnoDB;
+             INSERT INTO big.inno SELECT seq, seq % 977, REPEAT(CHAR(65 + seq % 26), 40 + seq % 50) FROM big.seq_1_to_120000;
+             CREATE TABLE big.myi (id INT PRIMARY KEY, v VARCHAR(100), KEY kv (v(10))) ENGINE=MyISAM;
+             INSERT INTO big.myi SELECT seq, CONCAT('row ', seq, REPEAT('y', seq % 50)) FROM big.seq_1_to_60000;",
+        );
+    });
+    s
+}
+
+fn journal_value(target: &Server, sql: &str) -> Option<String> {
+    target
+        .sql_result(sql)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[test]
+fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| start(55, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let m = rdump::manifest::read(&dir).unwrap();
+    let chunks: usize = m
+        .databases
+        .iter()
+        .flat_map(|d| &d.tables)
+        .map(|t| t.chunks.len())
+        .sum();
+    // InnoDB in 60 chunks; the MyISAM table, read under the dump's lock, in one.
+    assert!(chunks >= 60, "{chunks} chunks");
+
+    // Kill -9 once some chunks are in.
+    let done_chunks = |b: &Server| {
+        journal_value(
+            b,
+            "SELECT COUNT(*) FROM rdump_load.rload_journal WHERE state = 'done' AND item LIKE 'chunk %'",
+        )
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+    };
+    let mut child: Child = rload_command(&b, &dir, &["--threads=2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done_chunks(&b) < 8 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "rload ended before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "rload made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The password is masked in the process's command line, as rdump does.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !cmdline.contains(b.password()),
+        "password visible: {cmdline}"
+    );
+    assert!(
+        cmdline.contains(&format!(" -p{} ", "x".repeat(b.password().len()))),
+        "{cmdline}"
+    );
+    let at_kill = done_chunks(&b);
+    assert!(
+        at_kill < chunks,
+        "the load was not interrupted ({at_kill} of {chunks})"
+    );
+
+    // Without --resume: refused, the journal kept.
+    let out = rload(&b, &dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+
+    // As if the killed run had been in the middle of a MyISAM chunk: some of its rows are
+    // in, its journal row says `started`. The resumed load must delete them first.
+    let load_id = journal_value(&b, "SELECT load_id FROM rdump_load.rload_loads").unwrap();
+    let untouched: Vec<_> = m.databases[0]
+        .tables
+        .iter()
+        .find(|t| t.name == "myi")
+        .unwrap()
+        .chunks
+        .iter()
+        .filter(|c| {
+            journal_value(
+                &b,
+                &format!(
+                    "SELECT COUNT(*) FROM rdump_load.rload_journal WHERE item = 'chunk {}'",
+                    c.file
+                ),
+            )
+            .as_deref()
+                == Some("0")
+        })
+        .collect();
+    let half = untouched
+        .first()
+        .expect("a MyISAM chunk the killed run did not reach");
+    let range = half.range.clone().unwrap_or_else(|| "TRUE".into());
+    b.sql(&format!(
+        "INSERT INTO rdump_load.rload_journal VALUES ('{load_id}', 'chunk {}', 'started', 0, NOW());
+         INSERT INTO big.myi SELECT id, 'half-loaded' FROM (SELECT seq AS id FROM big.seq_1_to_60000) x WHERE {range} LIMIT 40;",
+        half.file
+    ));
+
+    let out = rload(&b, &dir, &["--resume", "--threads=2"]);
+    assert_ok(&out, "resume");
+    assert!(stderr(&out).contains("resumed:"), "{}", stderr(&out));
+    check_same(&snapshot_of(a, &["big"]), &snapshot_of(&b, &["big"])).unwrap();
+    assert_eq!(
+        b.sql_value("SELECT COUNT(*) FROM big.myi WHERE v = 'half-loaded'"),
+        "0"
+    );
+    assert!(!databases(&b).iter().any(|r| r[0] == "rdump_load"));
+    eprintln!("killed after {at_kill} of {chunks} chunks; resumed to an identical copy");
+}
+
+fn replica_status(r: &Server, column: &str) -> String {
+    let out = r
+        .client_command()
+        .args(["--vertical", "-e", "SHOW SLAVE STATUS"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == column).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
+    let (p, r) = std::thread::scope(|s| {
+        let p = s.spawn(|| start(61, true));
+        let r = s.spawn(|| start(62, true));
+        (p.join().unwrap(), r.join().unwrap())
+    });
+    p.sql(
+        "CREATE DATABASE app;
+         CREATE TABLE app.inno (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, v VARCHAR(50), KEY kn (n)) ENGINE=InnoDB;
+         CREATE TABLE app.myi (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, v VARCHAR(50)) ENGINE=MyISAM;
+         CREATE TABLE app.nokey (a INT, b VARCHAR(50)) ENGINE=InnoDB;
+         CREATE TABLE app.ctl (id INT PRIMARY KEY, go INT NOT NULL) ENGINE=InnoDB;
+         INSERT INTO app.ctl VALUES (1, 1);
+         INSERT INTO app.inno (n, v) SELECT seq % 100, CONCAT('r', seq) FROM app.seq_1_to_20000;
+         INSERT INTO app.myi (n, v) SELECT seq % 100, CONCAT('m', seq) FROM app.seq_1_to_10000;
+         INSERT INTO app.nokey SELECT seq % 50, CONCAT('k', seq % 7) FROM app.seq_1_to_5000;
+         DELIMITER ;;
+         CREATE PROCEDURE app.churn()
+         BEGIN
+           DECLARE i INT DEFAULT 0;
+           DECLARE x INT;
+           WHILE (SELECT go FROM app.ctl WHERE id = 1) = 1 AND i < 1000000 DO
+             SET x = FLOOR(1 + RAND() * 20000);
+             START TRANSACTION;
+             INSERT INTO app.inno (n, v) VALUES (FLOOR(RAND() * 100), 'w');
+             UPDATE app.inno SET n = n + 1 WHERE id = x;
+             COMMIT;
+             INSERT INTO app.myi (n, v) VALUES (i, 'w');
+             INSERT INTO app.nokey VALUES (i % 50, 'w');
+             DELETE FROM app.nokey WHERE a = i % 50 AND b = 'k3' LIMIT 1;
+             SET i = i + 1;
+           END WHILE;
+         END;;
+         DELIMITER ;",
+    );
+    let writers: Vec<Child> = (0..2)
+        .map(|_| {
+            p.client_command()
+                .args(["-e", "CALL app.churn()"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(&p, &dir, &["--threads=2", "--chunk-size=3000", "app"]);
+    let m = rdump::manifest::read(&dir).unwrap();
+    assert!(m.consistency.consistent && m.consistency.non_transactional_consistent);
+
+    let port = p.port().to_string();
+    let seed = |password: &str, resume: bool| {
+        let pw = format!("--source-password={password}");
+        let mut args = vec![
+            "--seed-replica",
+            "--source-host=127.0.0.1",
+            "--source-port",
+            port.as_str(),
+            "--source-user",
+            p.user(),
+            pw.as_str(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        rload(&r, &dir, &args)
+    };
+    // A wrong replication password: the server's message, exit 2; the data stays loaded.
+    let out = seed("wrong-password", false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("wrong-password"), "{}", stderr(&out));
+    // Fixed and resumed: only replication is set up again.
+    let out = seed(p.password(), true);
+    assert_ok(&out, "seed");
+    assert!(
+        stderr(&out).contains("both threads running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("0 chunks"), "{}", stderr(&out));
+    // The load was not written to the replica's binary log.
+    assert_eq!(r.sql_value("SELECT @@GLOBAL.gtid_binlog_pos"), "");
+
+    std::thread::sleep(Duration::from_millis(300));
+    p.sql("UPDATE app.ctl SET go = 0");
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "writer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let target = p.sql_value("SELECT @@GLOBAL.gtid_binlog_pos");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.sql_value("SELECT @@GLOBAL.gtid_slave_pos") != target {
+        assert_eq!(
+            replica_status(&r, "Last_SQL_Errno"),
+            "0",
+            "{}",
+            replica_status(&r, "Last_SQL_Error")
+        );
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(replica_status(&r, "Slave_SQL_Running"), "Yes");
+    assert_eq!(replica_status(&r, "Slave_IO_Running"), "Yes");
+    let tables = "app.inno, app.myi, app.nokey, app.ctl";
+    let sum = |s: &Server| s.sql(&format!("CHECKSUM TABLE {tables} EXTENDED"));
+    assert_eq!(sum(&p), sum(&r));
+    let moved: u64 = p.sql_value("SELECT COUNT(*) FROM app.myi").parse().unwrap();
+    assert!(moved > 10000, "no writes happened; the test proves nothing");
+    eprintln!("replica caught up to {target}; checksums match");
+}
