@@ -136,37 +136,49 @@ fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
     b
 }
 
+/// Opens one driver connection as the options say (socket or TCP, TLS per `--ssl-mode`,
+/// falling back to plain for PREFERRED when the server has no TLS) and learns the server's
+/// dialect. Returns the connection, the server's label for messages, and the dialect.
+/// Every tool's connections are opened here (`Session`, and rload's `LoadConn`).
+pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
+    let server = server_label(opts);
+    let on_socket = matches!(address(opts), Address::Socket(_));
+    let conn = match opts.ssl.mode {
+        SslMode::Disabled => Conn::new(builder(opts, false)).await,
+        SslMode::Preferred if on_socket => Conn::new(builder(opts, false)).await,
+        SslMode::Preferred => match Conn::new(builder(opts, true)).await {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => Conn::new(builder(opts, false)).await,
+            other => other,
+        },
+        _ => Conn::new(builder(opts, true)).await,
+    };
+    let mut conn = conn.map_err(|e| Error::Connect {
+        server: server.clone(),
+        message: describe(&e),
+    })?;
+    let version: Option<String> =
+        conn.query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| Error::Server {
+                server: server.clone(),
+                context: "reading the server version".into(),
+                message: describe(&e),
+            })?;
+    let dialect = Dialect::from_version_string(&version.unwrap_or_default());
+    Ok((conn, server, dialect))
+}
+
 impl Session {
-    /// Opens one connection, with TLS as `--ssl-mode` asks, and learns the server's dialect.
+    /// Opens one connection (see `open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<Session> {
-        let server = server_label(opts);
-        let on_socket = matches!(address(opts), Address::Socket(_));
-        let conn = match opts.ssl.mode {
-            SslMode::Disabled => Conn::new(builder(opts, false)).await,
-            SslMode::Preferred if on_socket => Conn::new(builder(opts, false)).await,
-            SslMode::Preferred => match Conn::new(builder(opts, true)).await {
-                Err(mysql_async::Error::Driver(
-                    mysql_async::DriverError::NoClientSslFlagFromServer,
-                )) => Conn::new(builder(opts, false)).await,
-                other => other,
-            },
-            _ => Conn::new(builder(opts, true)).await,
-        };
-        let conn = conn.map_err(|e| Error::Connect {
-            server: server.clone(),
-            message: describe(&e),
-        })?;
-        let mut session = Session {
+        let (conn, server, dialect) = open(opts).await?;
+        Ok(Session {
             conn,
             server,
-            dialect: Dialect::from_version_string(""),
-        };
-        let version: String = session
-            .first_value("SELECT VERSION()", "reading the server version")
-            .await?
-            .unwrap_or_default();
-        session.dialect = Dialect::from_version_string(&version);
-        Ok(session)
+            dialect,
+        })
     }
 
     fn error(&self, context: &str, e: &mysql_async::Error) -> Error {

@@ -21,5 +21,6 @@ pub mod pool;
 pub mod quote;
 pub mod read;
 pub mod script;
+pub mod signals;
 pub mod sink;
 pub mod snapshot;

@@ -78,18 +78,6 @@ fn run(mut plan: Plan) -> Result<(), Error> {
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
 async fn interrupted() -> Error {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    let (name, signal) = tokio::select! {
-        _ = int.recv() => ("SIGINT", 2),
-        _ = term.recv() => ("SIGTERM", 15),
-        _ = hup.recv() => ("SIGHUP", 1),
-    };
+    let (name, signal) = rdump::signals::interrupted().await;
     Error::Interrupted { name, signal }
 }

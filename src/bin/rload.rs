@@ -104,18 +104,6 @@ fn run(mut opts: LoadOptions) -> i32 {
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
 async fn interrupted() -> LoadError {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    let (name, signal) = tokio::select! {
-        _ = int.recv() => ("SIGINT", 2),
-        _ = term.recv() => ("SIGTERM", 15),
-        _ = hup.recv() => ("SIGHUP", 1),
-    };
+    let (name, signal) = rdump::signals::interrupted().await;
     LoadError::Interrupted { name, signal }
 }

@@ -4,25 +4,19 @@
 //! (data files need not be UTF-8), the affected-row and warning counts of each statement,
 //! the connection id, and `LOAD DATA LOCAL INFILE` fed from a stream.
 //!
-//! The address and TLS rules are `crate::conn`'s, repeated here because `Session` keeps its
-//! driver connection private; keep the two in step (see `conn::Session::connect`).
+//! Connections are opened by `crate::conn::open`, so the address and TLS rules are rdump's.
 //!
 //! Errors are `crate::error::Error::Server`/`Connect`: they name the server and what was being
 //! done, never the statement (a CHANGE MASTER carries a password).
 
-use std::path::Path;
-
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{ClientIdentity, Conn, InfileData, OptsBuilder, Row, SslOpts};
+use mysql_async::{Conn, InfileData, Row};
 
-use crate::conn::{cell_string, server_label};
+use crate::conn::cell_string;
 use crate::dialect::Dialect;
 use crate::error::{Error, describe};
-use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
-
-const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
-const DEFAULT_PORT: u16 = 3306;
+use crate::plan::ConnectionOptions;
 
 /// What one statement did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,135 +33,15 @@ pub struct LoadConn {
     pub dialect: Dialect,
 }
 
-enum Address {
-    Socket(String),
-    Tcp(String, u16),
-}
-
-/// As `conn::address`: localhost means the socket, unless only a port was given.
-fn address(opts: &ConnectionOptions) -> Address {
-    let host = opts.host.as_deref().unwrap_or("localhost");
-    let use_socket = match opts.protocol {
-        Some(Protocol::Socket) => true,
-        Some(Protocol::Tcp) => false,
-        None => {
-            host == "localhost" && !(opts.port != 0 && opts.host.is_none() && opts.socket.is_none())
-        }
-    };
-    if use_socket {
-        let path = opts
-            .socket
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| {
-                DEFAULT_SOCKETS
-                    .iter()
-                    .find(|p| Path::new(p).exists())
-                    .unwrap_or(&DEFAULT_SOCKETS[0])
-                    .to_string()
-            });
-        Address::Socket(path)
-    } else {
-        let host = if host == "localhost" {
-            "127.0.0.1"
-        } else {
-            host
-        };
-        let port = if opts.port == 0 {
-            DEFAULT_PORT
-        } else {
-            opts.port
-        };
-        Address::Tcp(host.to_string(), port)
-    }
-}
-
-fn ssl_opts(opts: &ConnectionOptions) -> SslOpts {
-    let mut ssl = SslOpts::default();
-    if let Some(ca) = &opts.ssl.ca {
-        ssl = ssl
-            .with_root_certs(vec![ca.clone().into()])
-            .with_disable_built_in_roots(true);
-    }
-    if let (Some(cert), Some(key)) = (&opts.ssl.cert, &opts.ssl.key) {
-        ssl = ssl.with_client_identity(Some(ClientIdentity::new(
-            cert.clone().into(),
-            key.clone().into(),
-        )));
-    }
-    match opts.ssl.mode {
-        SslMode::VerifyIdentity => ssl,
-        SslMode::VerifyCa => ssl.with_danger_skip_domain_validation(true),
-        _ => ssl
-            .with_danger_accept_invalid_certs(true)
-            .with_danger_skip_domain_validation(true),
-    }
-}
-
-fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
-    let password = match &opts.password {
-        Password::Given(s) => Some(s.expose().to_string()),
-        Password::None | Password::Prompt => None,
-    };
-    let user = opts
-        .user
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "root".into());
-    let mut init = vec![format!("SET NAMES {}", opts.character_set)];
-    if let Some(cmd) = &opts.init_command {
-        init.push(cmd.clone());
-    }
-    let mut b = OptsBuilder::default()
-        .user(Some(user))
-        .pass(password)
-        .init(init)
-        .stmt_cache_size(0)
-        .prefer_socket(false);
-    b = match address(opts) {
-        Address::Socket(path) => b.socket(Some(path)),
-        Address::Tcp(host, port) => b.ip_or_hostname(host).tcp_port(port),
-    };
-    if opts.compress {
-        b = b.compression(mysql_async::Compression::default());
-    }
-    if tls {
-        b = b.ssl_opts(Some(ssl_opts(opts)));
-    }
-    b
-}
-
 impl LoadConn {
-    /// Opens one connection, with TLS as `--ssl-mode` asks, and learns the server's dialect.
+    /// Opens one connection, exactly as rdump's sessions are opened (`crate::conn::open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<LoadConn, Error> {
-        let server = server_label(opts);
-        let on_socket = matches!(address(opts), Address::Socket(_));
-        let conn = match opts.ssl.mode {
-            SslMode::Disabled => Conn::new(builder(opts, false)).await,
-            SslMode::Preferred if on_socket => Conn::new(builder(opts, false)).await,
-            SslMode::Preferred => match Conn::new(builder(opts, true)).await {
-                Err(mysql_async::Error::Driver(
-                    mysql_async::DriverError::NoClientSslFlagFromServer,
-                )) => Conn::new(builder(opts, false)).await,
-                other => other,
-            },
-            _ => Conn::new(builder(opts, true)).await,
-        };
-        let conn = conn.map_err(|e| Error::Connect {
-            server: server.clone(),
-            message: describe(&e),
-        })?;
-        let mut c = LoadConn {
+        let (conn, server, dialect) = crate::conn::open(opts).await?;
+        Ok(LoadConn {
             conn,
             server,
-            dialect: Dialect::from_version_string(""),
-        };
-        let version = c
-            .first_value("SELECT VERSION()", "reading the server version")
-            .await?
-            .unwrap_or_default();
-        c.dialect = Dialect::from_version_string(&version);
-        Ok(c)
+            dialect,
+        })
     }
 
     pub fn error(&self, context: &str, e: &mysql_async::Error) -> Error {
