@@ -985,3 +985,39 @@ fn result_file_is_created_with_mode_0600() {
     assert_contains(&fs::read_to_string(&path).unwrap(), "-- Dump completed");
     assert_eq!(entries(dir.path()), vec!["dump.sql"]);
 }
+
+/// `-f/--force`: an SQL error on one table is reported and the dump goes on with the
+/// others, but it still exits 2 and never claims `-- Dump completed`. Without it the
+/// dump stops at the first error.
+#[test]
+fn force_goes_on_after_an_sql_error_but_never_claims_completion() {
+    let f = fixture();
+    let s = &f.server;
+    s.sql(&format!(
+        "CREATE DATABASE IF NOT EXISTS forcedb;
+         CREATE TABLE IF NOT EXISTS forcedb.a_readable (id INT PRIMARY KEY);
+         CREATE TABLE IF NOT EXISTS forcedb.b_hidden (id INT PRIMARY KEY);
+         CREATE TABLE IF NOT EXISTS forcedb.c_readable (id INT PRIMARY KEY);
+         REPLACE INTO forcedb.a_readable VALUES (1);
+         REPLACE INTO forcedb.c_readable VALUES (3);
+         CREATE USER IF NOT EXISTS 'forcer'@'localhost' IDENTIFIED BY '{OWN_PASSWORD}';
+         GRANT SELECT ON forcedb.a_readable TO 'forcer'@'localhost';
+         GRANT SELECT ON forcedb.c_readable TO 'forcer'@'localhost';
+         GRANT INSERT ON forcedb.b_hidden TO 'forcer'@'localhost';"
+    ));
+    let conn = as_account(s, "forcer");
+
+    let stopped = run(rdump(&conn, &["--skip-lock-tables", "forcedb"]));
+    stopped.assert_code(2);
+    assert_contains(stopped.message(), "`forcedb`.`b_hidden`");
+    assert!(!stopped.stdout_text().contains("INSERT INTO `c_readable`"));
+    stopped.assert_not_completed();
+
+    let forced = run(rdump(&conn, &["--skip-lock-tables", "--force", "forcedb"]));
+    forced.assert_code(2);
+    let out = forced.stdout_text();
+    assert_contains(&out, "INSERT INTO `a_readable` VALUES (1)");
+    assert_contains(&out, "INSERT INTO `c_readable` VALUES (3)");
+    assert!(forced.stderr.contains("b_hidden"), "{}", forced.stderr);
+    forced.assert_not_completed();
+}
