@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -413,10 +414,10 @@ async fn write_chunk(
             unreported += 1;
             if buf.len() >= FLUSH_AT {
                 sink.write_all(&buf)?;
-                buf.clear();
                 if let Some(bar) = bar {
-                    bar.inc(unreported);
+                    bar.inc(unreported, buf.len() as u64);
                 }
+                buf.clear();
                 unreported = 0;
             }
             Ok(())
@@ -427,7 +428,7 @@ async fn write_chunk(
     }
     sink.write_all(&buf)?;
     if let Some(bar) = bar {
-        bar.inc(unreported);
+        bar.inc(unreported, buf.len() as u64);
     }
     let written = sink.commit()?;
     Ok(ChunkEntry {
@@ -556,20 +557,31 @@ async fn write_database_files(
 struct Progress_ {
     multi: MultiProgress,
     total: ProgressBar,
+    /// Encoded bytes written by all workers (before compression).
+    bytes: Arc<AtomicU64>,
 }
 
 /// A worker's line; rows it reports also advance the whole dump's bar.
 pub struct WorkerProgress {
     line: ProgressBar,
     total: ProgressBar,
+    bytes: Arc<AtomicU64>,
 }
 
 impl WorkerProgress {
     fn set_message(&self, msg: String) {
         self.line.set_message(msg);
     }
-    fn inc(&self, rows: u64) {
+    /// Rows and encoded bytes handed to the files since the last report.
+    fn inc(&self, rows: u64, bytes: u64) {
         self.total.inc(rows);
+        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let secs = self.total.elapsed().as_secs_f64().max(0.001);
+        self.total.set_message(format!(
+            "{:.1} MB, {:.1} MB/s",
+            total as f64 / 1e6,
+            total as f64 / 1e6 / secs
+        ));
     }
     fn finish(&self) {
         self.line.finish_and_clear();
@@ -587,7 +599,7 @@ impl Progress_ {
         let total = multi.add(ProgressBar::new(rows.max(1)));
         total.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, ETA {eta})",
+                "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, {msg}, ETA {eta})",
             )
             .expect("progress template")
             .progress_chars("=> "),
@@ -595,7 +607,11 @@ impl Progress_ {
         if plan.progress != Progress::Never {
             total.enable_steady_tick(std::time::Duration::from_millis(200));
         }
-        Progress_ { multi, total }
+        Progress_ {
+            multi,
+            total,
+            bytes: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     fn worker(&self, n: usize) -> WorkerProgress {
@@ -607,6 +623,7 @@ impl Progress_ {
         WorkerProgress {
             line,
             total: self.total.clone(),
+            bytes: Arc::clone(&self.bytes),
         }
     }
 

@@ -1758,3 +1758,17 @@ fn views_restore_into_the_database_the_dump_is_loaded_into() {
     d.sql("DROP DATABASE viewsrc");
     assert_eq!(d.sql_value("SELECT COUNT(*) FROM viewcopy.v"), "1");
 }
+
+/// `--zstd` compresses the single stream too: the frame decompresses to the same dump.
+#[test]
+fn zstd_single_stream_decompresses_to_the_plain_dump() {
+    let plain = dump(src(), &["--skip-dump-date", "--threads=1", "seldb"]);
+    plain.ok();
+    let packed = dump(
+        src(),
+        &["--skip-dump-date", "--threads=1", "--zstd=9", "seldb"],
+    );
+    packed.ok();
+    assert!(packed.stdout.len() < plain.stdout.len());
+    assert_eq!(zstd::decode_all(&packed.stdout[..]).unwrap(), plain.stdout);
+}

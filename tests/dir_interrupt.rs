@@ -192,6 +192,10 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         "no progress bar on the terminal:\n{screen}"
     );
     assert!(
+        screen.contains(" MB/s"),
+        "no throughput on the terminal:\n{screen}"
+    );
+    assert!(
         screen.contains("thread 0:"),
         "no per-thread line on the terminal"
     );
