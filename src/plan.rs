@@ -40,9 +40,8 @@ pub struct Plan {
 /// Several connections feeding the one ordered stream of a mysqldump-compatible dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
-    /// Reader connections: `--threads`, else 2 with `--single-transaction` or
-    /// `--lock-all-tables` (the only modes where several connections can share one view),
-    /// else 1. `--threads=1` reads exactly as mysqldump does.
+    /// Reader connections: `--threads`, else 1 (exactly as mysqldump reads). Several share
+    /// the dump's view with `--single-transaction` or `--lock-all-tables`.
     pub threads: usize,
     /// Rows per chunk a reader takes at a time.
     pub chunk_rows: u64,
