@@ -31,6 +31,13 @@ fn server() -> &'static Server {
     })
 }
 
+/// The tests of this file interrupt running dumps and find their connections in the
+/// process list: run them one at a time, so no test kills or slows another's dump.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rdump_dir(dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
     cmd.arg("--no-defaults")
@@ -92,6 +99,7 @@ fn assert_not_a_dump(dir: &Path) {
 
 #[test]
 fn a_killed_worker_connection_fails_the_dump_without_a_manifest() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let mut child = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
@@ -115,6 +123,7 @@ fn a_killed_worker_connection_fails_the_dump_without_a_manifest() {
 
 #[test]
 fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let mut child = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
@@ -138,6 +147,7 @@ fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
 
 #[test]
 fn ddl_on_a_dumped_table_waits_until_the_dump_ends() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let mut child = rdump_dir(&dir, &["--threads=1", "--chunk-size=20000"])
@@ -178,6 +188,7 @@ fn run_in_pty(cmd: &str) -> String {
 
 #[test]
 fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let tty_dir = tmp.path().join("tty");
     let cmd = format!(
@@ -261,6 +272,7 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
 
 #[test]
 fn memory_stays_bounded_with_eight_threads() {
+    let _serial = serial();
     for (label, extra) in [
         ("sql", vec!["--threads=8", "--chunk-size=50000"]),
         (
