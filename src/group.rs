@@ -18,7 +18,7 @@ use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
 use crate::quote::qualified;
-use crate::snapshot::{Coordinates, Wants, read_current_coordinates};
+use crate::snapshot::{Coordinates, Wants, read_current_coordinates, take_global_read_lock};
 
 /// What `lock` established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,8 @@ pub fn group_strategy(
             // MySQL: LOCK INSTANCE FOR BACKUP blocks DDL but not commits, so the snapshots
             // still start under a brief FTWRL; the instance lock is kept for the dump.
             Some((lock, _)) => Box::new(GlobalLock {
-                lock: lock.into_iter().chain(FTWRL.iter().copied()).collect(),
+                lock,
+                ftwrl: true,
                 unlock: vec!["UNLOCK TABLES"],
                 keep: vec!["UNLOCK INSTANCE"],
                 name: "backup-lock",
@@ -87,11 +88,6 @@ pub fn group_strategy(
         }),
     })
 }
-
-const FTWRL: &[&str] = &[
-    "FLUSH /*!40101 LOCAL */ TABLES",
-    "FLUSH TABLES WITH READ LOCK",
-];
 
 pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
     try_join_all(workers.iter_mut().map(|w| async move {
@@ -121,6 +117,8 @@ async fn run_all(s: &mut Session, statements: &[&str], context: &str) -> Result<
 /// BLOCK_COMMIT (lighter: no table flush waits behind long queries).
 struct GlobalLock {
     lock: Vec<&'static str>,
+    /// Then FLUSH TABLES WITH READ LOCK (see `snapshot::take_global_read_lock`).
+    ftwrl: bool,
     unlock: Vec<&'static str>,
     /// Statements run at the very end (MySQL: UNLOCK INSTANCE).
     keep: Vec<&'static str>,
@@ -131,7 +129,8 @@ struct GlobalLock {
 impl GlobalLock {
     fn flush(wants: Wants) -> GlobalLock {
         GlobalLock {
-            lock: FTWRL.to_vec(),
+            lock: Vec::new(),
+            ftwrl: true,
             unlock: vec!["UNLOCK TABLES"],
             keep: Vec::new(),
             name: "flush",
@@ -149,6 +148,7 @@ impl GlobalLock {
                 "BACKUP STAGE BLOCK_DDL",
                 "BACKUP STAGE BLOCK_COMMIT",
             ],
+            ftwrl: false,
             unlock: vec!["BACKUP STAGE END"],
             keep: Vec::new(),
             name: "backup-lock",
@@ -166,6 +166,9 @@ impl GroupStrategy for GlobalLock {
     ) -> BoxFuture<'a, Result<GroupStart>> {
         Box::pin(async move {
             run_all(control, &self.lock, "taking the global lock").await?;
+            if self.ftwrl {
+                take_global_read_lock(control).await?;
+            }
             if self.wants.flush_logs {
                 control.exec("FLUSH LOGS", "flushing logs").await?;
             }

@@ -277,12 +277,55 @@ async fn read_source_coordinates(s: &mut Session) -> Result<SourceCoordinates> {
     })
 }
 
-async fn global_read_lock(s: &mut Session, flush_logs: bool) -> Result<()> {
+/// FLUSH TABLES WITH READ LOCK, backing off instead of deadlocking.
+///
+/// While FTWRL waits for running write statements it already blocks new ones. When such a
+/// statement waits for a row lock held by a transaction whose next write FTWRL blocks,
+/// nothing moves until InnoDB's lock wait timeout (50 s by default) kills the statement: a
+/// writer fails and the dump waits. So FTWRL is asked with a 1 s lock_wait_timeout; on
+/// timeout the pending lock is withdrawn (the blocked transaction can commit and release
+/// its rows) and asked again, up to 60 times. Seen in the consistency test under load.
+pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
     // A plain FLUSH TABLES first lets FTWRL wait less behind long queries.
     s.exec("FLUSH /*!40101 LOCAL */ TABLES", "flushing tables")
         .await?;
-    s.exec("FLUSH TABLES WITH READ LOCK", "taking the global read lock")
-        .await?;
+    let old = s
+        .first_value(
+            "SELECT @@SESSION.lock_wait_timeout",
+            "reading lock_wait_timeout",
+        )
+        .await?
+        .unwrap_or_else(|| "31536000".into());
+    s.exec(
+        "SET SESSION lock_wait_timeout = 1",
+        "setting lock_wait_timeout",
+    )
+    .await?;
+    let mut attempt = 0u64;
+    let taken = loop {
+        attempt += 1;
+        match s
+            .exec("FLUSH TABLES WITH READ LOCK", "taking the global read lock")
+            .await
+        {
+            Err(Error::Server { message, .. })
+                if message.contains("Lock wait timeout") && attempt < 60 =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt.min(10))).await;
+            }
+            other => break other,
+        }
+    };
+    s.exec(
+        &format!("SET SESSION lock_wait_timeout = {}", old.trim()),
+        "restoring lock_wait_timeout",
+    )
+    .await?;
+    taken
+}
+
+async fn global_read_lock(s: &mut Session, flush_logs: bool) -> Result<()> {
+    take_global_read_lock(s).await?;
     if flush_logs {
         s.exec("FLUSH LOGS", "flushing logs").await?;
     }
