@@ -13,10 +13,9 @@
 //! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
 //! suffixes, so they never collide with the per-database ones.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::try_join_all;
@@ -162,26 +161,22 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         })
         .collect();
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].estimated_rows));
-    let mut queue = VecDeque::new();
-    for i in order {
-        let (db, t) = &tables[i];
-        let jobs = plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?;
-        record_columns(&mut entries[i], &jobs);
-        queue.extend(jobs);
-    }
+    let progress = Progress_::new(plan, order.iter().map(|&i| entries[i].estimated_rows).sum());
 
-    let progress = Progress_::new(plan, &queue);
-    let queue = Arc::new(Mutex::new(queue));
+    // The workers start on the first (biggest) table's chunks while the control connection
+    // plans the next tables: planning walks each key, which costs the server a read.
+    let (queue, jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
     let mut set = tokio::task::JoinSet::new();
     for (n, mut w) in workers.into_iter().enumerate() {
-        let queue = Arc::clone(&queue);
+        let jobs = Arc::clone(&jobs);
         let plan = plan.clone();
         let opts = opts.clone();
         let bar = progress.worker(n);
         set.spawn(async move {
             let mut done = Vec::new();
             loop {
-                let job = queue.lock().expect("queue lock").pop_front();
+                let job = jobs.lock().await.recv().await;
                 let Some(job) = job else { break };
                 bar.set_message(format!(
                     "{} chunk {}",
@@ -197,6 +192,15 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
             Ok::<_, Error>(done)
         });
     }
+    for i in order {
+        let (db, t) = &tables[i];
+        let planned = plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?;
+        record_columns(&mut entries[i], &planned);
+        if planned.into_iter().any(|job| queue.send(job).is_err()) {
+            break; // every worker has stopped; its error is reported below
+        }
+    }
+    drop(queue);
     // JoinSet aborts the other workers when dropped on the first error.
     while let Some(joined) = set.join_next().await {
         let done = joined.map_err(|e| Error::Usage(format!("a worker failed: {e}")))??;
@@ -589,13 +593,12 @@ impl WorkerProgress {
 }
 
 impl Progress_ {
-    fn new(plan: &Plan, queue: &VecDeque<Job>) -> Progress_ {
+    fn new(plan: &Plan, rows: u64) -> Progress_ {
         let target = match plan.progress {
             Progress::Never => ProgressDrawTarget::hidden(),
             Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
         };
         let multi = MultiProgress::with_draw_target(target);
-        let rows: u64 = queue.iter().map(|j| j.chunk.estimated_rows).sum();
         let total = multi.add(ProgressBar::new(rows.max(1)));
         total.set_style(
             ProgressStyle::with_template(
