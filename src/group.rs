@@ -106,6 +106,21 @@ pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
     Ok(())
 }
 
+/// With commits stopped: every worker starts its snapshot, then the coordinates are read.
+async fn snapshots_under_lock(
+    control: &mut Session,
+    workers: &mut [Session],
+    wants: Wants,
+) -> Result<GroupStart> {
+    start_snapshots(workers).await?;
+    let coordinates = read_current_coordinates(control, wants).await?;
+    Ok(GroupStart {
+        coordinates,
+        consistent: true,
+        blocks_writes: true,
+    })
+}
+
 async fn run_all(s: &mut Session, statements: &[&str], context: &str) -> Result<()> {
     for sql in statements {
         s.exec(sql, context).await?;
@@ -172,13 +187,7 @@ impl GroupStrategy for GlobalLock {
             if self.wants.flush_logs {
                 control.exec("FLUSH LOGS", "flushing logs").await?;
             }
-            start_snapshots(workers).await?;
-            let coordinates = read_current_coordinates(control, self.wants).await?;
-            Ok(GroupStart {
-                coordinates,
-                consistent: true,
-                blocks_writes: true,
-            })
+            snapshots_under_lock(control, workers, self.wants).await
         })
     }
 
@@ -221,13 +230,7 @@ impl GroupStrategy for TableLock {
                     )
                     .await?;
             }
-            start_snapshots(workers).await?;
-            let coordinates = read_current_coordinates(control, self.wants).await?;
-            Ok(GroupStart {
-                coordinates,
-                consistent: true,
-                blocks_writes: true,
-            })
+            snapshots_under_lock(control, workers, self.wants).await
         })
     }
 

@@ -113,10 +113,27 @@ pub enum UsageError {
 /// `loose-` options, abbreviated names, adjusted values) go to stderr.
 pub fn parse(args: &[OsString], env: &Env, program_groups: &[&str]) -> Result<Command, UsageError> {
     let (command, warnings) = parse_with_warnings(args, env, program_groups)?;
+    print_warnings(warnings);
+    Ok(command)
+}
+
+/// Warnings of a parse, as mysqldump prints them.
+pub(crate) fn print_warnings(warnings: Vec<String>) {
     for w in warnings {
         eprintln!("Warning: {w}");
     }
-    Ok(command)
+}
+
+/// The arguments as text; a non-UTF-8 argument is an error naming its position.
+pub(crate) fn utf8_args(args: &[OsString]) -> Result<Vec<String>, UsageError> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.to_str()
+                .map(String::from)
+                .ok_or(UsageError::NotUtf8(i + 1))
+        })
+        .collect()
 }
 
 /// [`parse`], returning the warnings instead of printing them.
@@ -125,15 +142,7 @@ pub fn parse_with_warnings(
     env: &Env,
     program_groups: &[&str],
 ) -> Result<(Command, Vec<String>), UsageError> {
-    let args: Vec<String> = args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.to_str()
-                .map(String::from)
-                .ok_or(UsageError::NotUtf8(i + 1))
-        })
-        .collect::<Result<_, _>>()?;
+    let args = utf8_args(args)?;
     let tables = table::DUMP_TABLES;
     let (defaults, rest) = args::split_defaults_args(&args)?;
 

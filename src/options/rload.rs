@@ -402,9 +402,7 @@ pub fn parse(
     program_groups: &[&str],
 ) -> Result<LoadCommand, UsageError> {
     let (command, warnings) = parse_with_warnings(args, env, program_groups)?;
-    for w in warnings {
-        eprintln!("Warning: {w}");
-    }
+    super::print_warnings(warnings);
     Ok(command)
 }
 
@@ -414,15 +412,7 @@ pub fn parse_with_warnings(
     env: &Env,
     program_groups: &[&str],
 ) -> Result<(LoadCommand, Vec<String>), UsageError> {
-    let args: Vec<String> = args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.to_str()
-                .map(String::from)
-                .ok_or(UsageError::NotUtf8(i + 1))
-        })
-        .collect::<Result<_, _>>()?;
+    let args = super::utf8_args(args)?;
     let (defaults, rest) = args::split_defaults_args(&args)?;
     let mut warnings = Vec::new();
     let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
