@@ -144,6 +144,7 @@ impl Server {
     /// Start a server; panics (with the tail of its error log) if it does not
     /// accept connections within 60 s. Retries (twice) if the chosen port was taken.
     pub fn start(options: ServerOptions) -> Server {
+        start_watchdog();
         let begin = Instant::now();
         let template = template_datadir();
         let mut last = String::new();
@@ -836,4 +837,26 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// Fails the whole test binary, loudly, if it runs longer than
+/// `RDUMP_TEST_WATCHDOG_SECS` (600 by default; every binary normally takes well under a
+/// minute): a hung test then shows up at once instead of at CI's time limit. The servers die
+/// with the process (PR_SET_PDEATHSIG).
+fn start_watchdog() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let secs = std::env::var("RDUMP_TEST_WATCHDOG_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600u64);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            eprintln!(
+                "watchdog: this test binary has run for {secs} s; a test is hung. \
+                 Server directories are kept under /tmp/rd*; aborting."
+            );
+            std::process::abort();
+        });
+    });
 }
