@@ -18,7 +18,9 @@ use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
 use crate::quote::qualified;
-use crate::snapshot::{Coordinates, Wants, read_current_coordinates, take_global_read_lock};
+use crate::snapshot::{
+    Coordinates, Wants, lock_with_backoff, read_current_coordinates, take_global_read_lock,
+};
 
 /// What `lock` established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,12 +225,12 @@ impl GroupStrategy for TableLock {
                 .map(|(db, t)| format!("{} READ", qualified(db, &t.name)))
                 .collect();
             if !list.is_empty() {
-                control
-                    .exec(
-                        &format!("LOCK TABLES {}", list.join(", ")),
-                        "locking the dumped tables",
-                    )
-                    .await?;
+                lock_with_backoff(
+                    control,
+                    &format!("LOCK TABLES {}", list.join(", ")),
+                    "locking the dumped tables",
+                )
+                .await?;
             }
             snapshots_under_lock(control, workers, self.wants).await
         })

@@ -277,18 +277,16 @@ async fn read_source_coordinates(s: &mut Session) -> Result<SourceCoordinates> {
     })
 }
 
-/// FLUSH TABLES WITH READ LOCK, backing off instead of deadlocking.
+/// Runs a lock statement (FTWRL, LOCK TABLES) backing off instead of deadlocking.
 ///
-/// While FTWRL waits for running write statements it already blocks new ones. When such a
-/// statement waits for a row lock held by a transaction whose next write FTWRL blocks,
-/// nothing moves until InnoDB's lock wait timeout (50 s by default) kills the statement: a
-/// writer fails and the dump waits. So FTWRL is asked with a 1 s lock_wait_timeout; on
-/// timeout the pending lock is withdrawn (the blocked transaction can commit and release
-/// its rows) and asked again, up to 60 times. Seen in the consistency test under load.
-pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
-    // A plain FLUSH TABLES first lets FTWRL wait less behind long queries.
-    s.exec("FLUSH /*!40101 LOCAL */ TABLES", "flushing tables")
-        .await?;
+/// While such a lock waits for running writes it already blocks new ones. When a running
+/// write waits for a row held by a transaction whose next write the pending lock blocks,
+/// nothing moves until InnoDB's lock wait timeout (50 s by default) kills the write: a
+/// writer fails and the dump waits (seen in the consistency test under load; the server's
+/// deadlock detector does not see row waits). So the lock is asked with a 1 s
+/// lock_wait_timeout; on timeout the pending request is withdrawn (the blocked transaction
+/// can commit and release its rows) and asked again, up to 60 times.
+pub async fn lock_with_backoff(s: &mut Session, sql: &str, context: &str) -> Result<()> {
     let old = s
         .first_value(
             "SELECT @@SESSION.lock_wait_timeout",
@@ -304,10 +302,7 @@ pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
     let mut attempt = 0u64;
     let taken = loop {
         attempt += 1;
-        match s
-            .exec("FLUSH TABLES WITH READ LOCK", "taking the global read lock")
-            .await
-        {
+        match s.exec(sql, context).await {
             Err(Error::Server { message, .. })
                 if message.contains("Lock wait timeout") && attempt < 60 =>
             {
@@ -322,6 +317,19 @@ pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
     )
     .await?;
     taken
+}
+
+/// FLUSH TABLES WITH READ LOCK, after a plain FLUSH TABLES, with `lock_with_backoff`.
+pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
+    // A plain FLUSH TABLES first lets FTWRL wait less behind long queries.
+    s.exec("FLUSH /*!40101 LOCAL */ TABLES", "flushing tables")
+        .await?;
+    lock_with_backoff(
+        s,
+        "FLUSH TABLES WITH READ LOCK",
+        "taking the global read lock",
+    )
+    .await
 }
 
 async fn global_read_lock(s: &mut Session, flush_logs: bool) -> Result<()> {
@@ -513,7 +521,8 @@ impl ConsistencyStrategy for TableLocks {
             if list.is_empty() {
                 return Ok(());
             }
-            s.exec(
+            lock_with_backoff(
+                s,
                 &format!("LOCK TABLES {}", list.join(",")),
                 &format!("locking the tables of {}", ident(db)),
             )
