@@ -17,9 +17,8 @@ use crate::conn::Session;
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
-use crate::quote::qualified;
 use crate::snapshot::{
-    Coordinates, Wants, lock_with_backoff, read_current_coordinates, take_global_read_lock,
+    Coordinates, Wants, lock_for_reading, read_current_coordinates, take_global_read_lock,
 };
 
 /// What `lock` established.
@@ -219,19 +218,13 @@ impl GroupStrategy for TableLock {
         tables: &'a [(String, TableInfo)],
     ) -> BoxFuture<'a, Result<GroupStart>> {
         Box::pin(async move {
-            let list: Vec<String> = tables
-                .iter()
-                .filter(|(_, t)| !t.is_log_table)
-                .map(|(db, t)| format!("{} READ", qualified(db, &t.name)))
-                .collect();
-            if !list.is_empty() {
-                lock_with_backoff(
-                    control,
-                    &format!("LOCK TABLES {}", list.join(", ")),
-                    "locking the dumped tables",
-                )
-                .await?;
-            }
+            lock_for_reading(
+                control,
+                tables.iter().map(|(db, t)| (db.as_str(), t)),
+                false,
+                "locking the dumped tables",
+            )
+            .await?;
             snapshots_under_lock(control, workers, self.wants).await
         })
     }

@@ -31,10 +31,11 @@ impl Written {
     }
 }
 
-/// The device under the sink, counting and hashing what it stores.
+/// The device under the sink, counting what it stores and hashing it when it is a file
+/// (only files get a checksum: the manifest's). No per-byte work for stdout.
 struct Counted {
     base: Base,
-    hasher: Xxh3,
+    hasher: Option<Xxh3>,
     bytes: u64,
 }
 
@@ -51,7 +52,9 @@ impl Write for Counted {
             Base::Stdout(w) => w.write(buf)?,
             Base::File(w) => w.write(buf)?,
         };
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }
@@ -71,9 +74,10 @@ enum Chain {
 
 impl Chain {
     fn new(base: Base, zstd_level: Option<i32>) -> io::Result<Chain> {
+        let hasher = matches!(base, Base::File(_)).then(Xxh3::new);
         let counted = Counted {
             base,
-            hasher: Xxh3::new(),
+            hasher,
             bytes: 0,
         };
         let buffered = BufWriter::with_capacity(BUFFER, counted);
@@ -167,7 +171,7 @@ impl Sink {
         let counted = self.chain.finish().map_err(|e| Error::write(&name, e))?;
         let written = Written {
             bytes: counted.bytes,
-            checksum: counted.hasher.digest128(),
+            checksum: counted.hasher.as_ref().map_or(0, Xxh3::digest128),
         };
         if let (Base::File(file), Some((tmp, path))) = (counted.base, self.file) {
             file.sync_all().map_err(|e| Error::write(&name, e))?;

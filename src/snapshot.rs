@@ -319,6 +319,30 @@ pub async fn lock_with_backoff(s: &mut Session, sql: &str, context: &str) -> Res
     taken
 }
 
+/// `LOCK TABLES ... READ` (`READ LOCAL` with `local`, as mysqldump's --lock-tables) on the
+/// given tables, log tables left out (the server refuses them), with `lock_with_backoff`.
+/// Nothing to lock is not an error.
+pub async fn lock_for_reading<'t>(
+    s: &mut Session,
+    tables: impl Iterator<Item = (&'t str, &'t TableInfo)>,
+    local: bool,
+    context: &str,
+) -> Result<()> {
+    let mode = if local {
+        "READ /*!32311 LOCAL */"
+    } else {
+        "READ"
+    };
+    let list: Vec<String> = tables
+        .filter(|(_, t)| !t.is_log_table)
+        .map(|(db, t)| format!("{} {mode}", qualified(db, &t.name)))
+        .collect();
+    if list.is_empty() {
+        return Ok(());
+    }
+    lock_with_backoff(s, &format!("LOCK TABLES {}", list.join(", ")), context).await
+}
+
 /// FLUSH TABLES WITH READ LOCK, after a plain FLUSH TABLES, with `lock_with_backoff`.
 pub async fn take_global_read_lock(s: &mut Session) -> Result<()> {
     // A plain FLUSH TABLES first lets FTWRL wait less behind long queries.
@@ -514,16 +538,10 @@ impl ConsistencyStrategy for TableLocks {
             if self.wants.flush_logs {
                 s.exec("FLUSH LOGS", "flushing logs").await?;
             }
-            let list: Vec<String> = tables
-                .iter()
-                .map(|t| format!("{} READ /*!32311 LOCAL */", qualified(db, &t.name)))
-                .collect();
-            if list.is_empty() {
-                return Ok(());
-            }
-            lock_with_backoff(
+            lock_for_reading(
                 s,
-                &format!("LOCK TABLES {}", list.join(",")),
+                tables.iter().map(|t| (db, t)),
+                true,
                 &format!("locking the tables of {}", ident(db)),
             )
             .await
