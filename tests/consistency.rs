@@ -162,22 +162,7 @@ fn dump_under_load(
 
 #[test]
 fn every_locking_method_captures_one_state_and_its_coordinates() {
-    let (source, target) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 51,
-                ..Default::default()
-            })
-        });
-        let b = s.spawn(|| {
-            Server::start(ServerOptions {
-                server_id: 52,
-                ..Default::default()
-            })
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (source, target) = common::start_two(common::options(51, true), common::options(52, false));
     setup(&source);
     let expected = 2 * u64::from(ROWS) * START_AMOUNT;
     for method in ["flush", "backup-lock", "lock", "auto"] {
@@ -259,22 +244,7 @@ fn lockless_methods_say_they_are_not_consistent_across_threads() {
 /// snapshot: exact totals, and its `--master-data` coordinates are those of its data.
 #[test]
 fn the_single_stream_read_by_several_connections_captures_one_state() {
-    let (source, target) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 54,
-                ..Default::default()
-            })
-        });
-        let b = s.spawn(|| {
-            Server::start(ServerOptions {
-                server_id: 55,
-                ..Default::default()
-            })
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (source, target) = common::start_two(common::options(54, true), common::options(55, false));
     setup(&source);
     for mode in ["--single-transaction", "--lock-all-tables"] {
         let writers = start_writers(&source);

@@ -19,22 +19,7 @@ fn fixture() -> std::path::PathBuf {
 }
 
 fn start_pair() -> (Server, Server) {
-    std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 41,
-                ..Default::default()
-            })
-        });
-        let b = s.spawn(|| {
-            Server::start(ServerOptions {
-                server_id: 42,
-                ..Default::default()
-            })
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    })
+    common::start_two(common::options(41, true), common::options(42, false))
 }
 
 fn rdump_dir(server: &Server, dir: &Path, args: &[&str]) -> std::process::Output {

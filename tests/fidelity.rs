@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{Server, ServerOptions, check_same, snapshot_of};
+use common::{Server, check_same, snapshot_of};
 
 const FIXTURE_DBS: &[&str] = &["fidelity", "fid elity-2"];
 
@@ -18,22 +18,7 @@ fn fixture() -> PathBuf {
 }
 
 fn start_pair() -> (Server, Server) {
-    std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 1,
-                ..Default::default()
-            })
-        });
-        let b = s.spawn(|| {
-            Server::start(ServerOptions {
-                server_id: 2,
-                ..Default::default()
-            })
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    })
+    common::start_two(common::options(1, true), common::options(2, false))
 }
 
 /// Runs rdump against `server` with `args`, writing to a result file; returns the dump.

@@ -14,23 +14,7 @@ use std::time::{Duration, Instant};
 use common::{Server, ServerOptions};
 
 fn start_pair() -> (Server, Server) {
-    std::thread::scope(|s| {
-        let p = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 11,
-                ..Default::default()
-            })
-        });
-        let r = s.spawn(|| {
-            Server::start(ServerOptions {
-                binlog: true,
-                server_id: 12,
-                ..Default::default()
-            })
-        });
-        (p.join().unwrap(), r.join().unwrap())
-    })
+    common::start_two(common::options(11, true), common::options(12, true))
 }
 
 static PAIR: OnceLock<(Server, Server)> = OnceLock::new();
