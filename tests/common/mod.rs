@@ -878,3 +878,58 @@ pub fn options(server_id: u32, binlog: bool) -> ServerOptions {
         ..Default::default()
     }
 }
+
+/// Lets `child` run in short slices, stopped (SIGSTOP) between them, until `ready()` holds
+/// while it is stopped; returns with the child still stopped, so the caller acts on a
+/// process that has made exactly the progress `ready` saw (plus any statement already on
+/// the server). Whether the child is fast or the machine slow, it cannot finish between
+/// the check and the caller's kill: the race a plain poll loop loses on a quick machine.
+/// The caller kills it, or signals it and then calls [`resume`]. Panics if the child
+/// exits first, or after a minute.
+pub fn stop_when(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        signal(child, libc::SIGSTOP);
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the process ended ({status}) before {what}");
+        }
+        wait_stopped(child);
+        if ready() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        resume(child);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the kernel reports `child` stopped (kill(2) returns before it is).
+fn wait_stopped(child: &Child) {
+    let stat = format!("/proc/{}/stat", child.id());
+    for _ in 0..1000 {
+        match fs::read_to_string(&stat) {
+            // "pid (comm) S ...": comm may hold anything, so read after its last ')'.
+            Ok(s)
+                if s.rsplit_once(')').is_some_and(|(_, rest)| {
+                    rest.trim_start().starts_with(['T', 't', 'Z', 'X'])
+                }) =>
+            {
+                return;
+            }
+            Err(_) => return,
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Continues a child stopped by [`stop_when`].
+pub fn resume(child: &Child) {
+    signal(child, libc::SIGCONT);
+}
+
+/// Sends `sig` to our own child.
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of our own child, which the caller has not reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+}
