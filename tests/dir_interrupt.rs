@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use common::{Server, ServerOptions};
 
@@ -61,28 +60,15 @@ fn files_in(dir: &Path) -> Vec<String> {
     v
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the dump has committed at least one chunk and is still running.
+/// Waits until the dump has committed at least one chunk, and leaves it stopped there
+/// (SIGSTOP, see [`common::stop_when`]) so it cannot end before the test interrupts it;
+/// the test then calls [`common::resume`].
 fn wait_mid_dump(child: &mut Child, dir: &Path) {
-    wait_for("a first committed chunk", || {
+    common::stop_when(child, "a first committed chunk", || {
         files_in(dir)
             .iter()
             .any(|f| f.ends_with(".sql") && f.contains(".000"))
     });
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the dump ended before it could be interrupted"
-    );
 }
 
 fn assert_not_a_dump(dir: &Path) {
@@ -114,6 +100,7 @@ fn a_killed_worker_connection_fails_the_dump_without_a_manifest() {
     );
     assert!(!ids.is_empty(), "no worker was reading");
     server().sql(&format!("KILL {}", ids[0][0]));
+    common::resume(&child);
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -132,9 +119,8 @@ fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
         .spawn()
         .unwrap();
     wait_mid_dump(&mut child, &dir);
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    common::signal(&child, libc::SIGINT);
+    common::resume(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -158,17 +144,15 @@ fn ddl_on_a_dumped_table_waits_until_the_dump_ends() {
     wait_mid_dump(&mut child, &dir);
     let ddl =
         server().sql_result("SET SESSION lock_wait_timeout=1; ALTER TABLE big.t ADD COLUMN z INT");
-    let running = child.try_wait().unwrap().is_none();
+    common::resume(&child);
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if running {
-        let err = ddl.expect_err("ALTER TABLE went through while the dump was reading the table");
-        assert!(err.contains("Lock wait timeout"), "{err}");
-    }
+    let err = ddl.expect_err("ALTER TABLE went through while the dump was reading the table");
+    assert!(err.contains("Lock wait timeout"), "{err}");
     assert!(dir.join("rdump.json").exists());
 }
 

@@ -37,8 +37,6 @@ const BIG_ROWS: u32 = 1_000_000;
 const OWN_PASSWORD: &str = "own-account-pw";
 /// How long an interrupted rdump may take to exit before the test gives up.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a test waits for a dump to start streaming rows.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------
 // The shared server.
@@ -264,6 +262,8 @@ struct Running {
     stdout_len: Arc<AtomicUsize>,
     stdout: Option<JoinHandle<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Stopped by [`Running::wait_until`], not yet resumed.
+    stopped: bool,
 }
 
 impl Running {
@@ -301,6 +301,7 @@ impl Running {
             stdout_len,
             stdout: Some(stdout),
             stderr: Some(stderr),
+            stopped: false,
         }
     }
 
@@ -308,30 +309,26 @@ impl Running {
         self.child.id() as libc::pid_t
     }
 
-    fn stdout_len(&self) -> usize {
-        self.stdout_len.load(Ordering::Relaxed)
-    }
-
-    /// Waits until `ready()`; panics if rdump exits first (the dump was too quick, or
-    /// failed) or after [`STREAM_TIMEOUT`].
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Running) -> bool) {
-        let deadline = Instant::now() + STREAM_TIMEOUT;
-        loop {
-            if ready(self) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let outcome = self.collect(status.code());
-                panic!(
-                    "rdump exited before {what} (make big.t bigger if it finished); {}",
-                    outcome.describe()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rdump did not reach {what} within {STREAM_TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
+    /// Waits until `ready()`, and leaves rdump stopped (SIGSTOP) there, so it cannot
+    /// finish before the test's KILL or signal (see [`common::stop_when`]); [`signal`]
+    /// and [`finish`] let it go on. Panics if rdump exits first.
+    /// `ready` is given the bytes rdump has written to stdout so far.
+    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(usize) -> bool) {
+        let len = Arc::clone(&self.stdout_len);
+        let child = &mut self.child;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            common::stop_when(child, what, || ready(len.load(Ordering::Relaxed)))
+        }));
+        self.stopped = outcome.is_ok();
+        if let Err(e) = outcome {
+            let status = self.child.try_wait().ok().flatten().and_then(|s| s.code());
+            let described = self.collect(status).describe();
+            let e = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{e} (make big.t bigger if it finished); {described}");
         }
     }
 
@@ -345,15 +342,22 @@ impl Running {
         }
     }
 
+    /// Sends `signal`, then lets a stopped rdump go on to receive it.
     fn signal(&mut self, signal: libc::c_int) {
         self.assert_running("the signal");
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        common::signal(&self.child, signal);
+        self.resume();
+    }
+
+    fn resume(&mut self) {
+        if std::mem::take(&mut self.stopped) {
+            common::resume(&self.child);
+        }
     }
 
     /// Waits (up to [`EXIT_TIMEOUT`]) for rdump to exit on its own.
     fn finish(mut self) -> Outcome {
+        self.resume();
         let deadline = Instant::now() + EXIT_TIMEOUT;
         loop {
             match self.child.try_wait() {
@@ -761,7 +765,7 @@ fn killed_connection_mid_dump_to_stdout_never_prints_dump_completed() {
     big_table(&f);
     own_account(s, "kill_stdout");
     let mut dump = Running::spawn(rdump(&as_account(s, "kill_stdout"), &["big"]));
-    dump.wait_until("1 MB of rows on stdout", |d| d.stdout_len() > 1 << 20);
+    dump.wait_until("1 MB of rows on stdout", |stdout| stdout > 1 << 20);
     let id = select_of(s, "kill_stdout");
     dump.assert_running("the KILL");
     s.sql(&format!("KILL {id}"));
@@ -852,7 +856,7 @@ fn sigint_mid_dump_to_stdout_never_prints_dump_completed() {
     let s = &f.server;
     big_table(&f);
     let mut dump = Running::spawn(rdump(&over_socket(s), &["big"]));
-    dump.wait_until("1 MB of rows on stdout", |d| d.stdout_len() > 1 << 20);
+    dump.wait_until("1 MB of rows on stdout", |stdout| stdout > 1 << 20);
     dump.signal(libc::SIGINT);
     let out = dump.finish();
     assert!(

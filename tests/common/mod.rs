@@ -897,7 +897,12 @@ pub fn stop_when(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool)
         if ready() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            // Not left stopped behind a failed test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out waiting for {what}");
+        }
         resume(child);
         std::thread::sleep(Duration::from_millis(10));
     }
