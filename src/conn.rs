@@ -7,13 +7,16 @@
 //! address only.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts};
+use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 
 use crate::dialect::Dialect;
 use crate::error::{Error, Result, describe};
 use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
+use crate::wire::{Login, Response, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
 
 /// Where the default unix socket lives: MariaDB/Debian first, then MySQL's compiled default.
 const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
@@ -21,10 +24,91 @@ const DEFAULT_PORT: u16 = 3306;
 
 /// One open connection and what we know about its server.
 pub struct Session {
-    conn: Conn,
+    link: Link,
     /// "localhost via /run/mysqld/mysqld.sock" or "db1:3306": for messages.
     pub server: String,
     pub dialect: Dialect,
+}
+
+/// The client under a session: our lean one (`wire`) where it can serve the options,
+/// mysql_async where it cannot (TLS, compression, other authentication plugins).
+enum Link {
+    Wire(WireConn),
+    Driver(Conn),
+}
+
+/// Set once the lean client has met something it does not do (TLS offered on PREFERRED,
+/// an authentication plugin): later sessions of the process go straight to the driver,
+/// instead of each trying first.
+static WIRE_DECLINED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process may use the lean client: not with `RDUMP_WIRE=driver` (kept for
+/// comparing the two paths), not when a session already found it cannot serve these options.
+fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
+    if WIRE_DECLINED.load(Ordering::Relaxed)
+        || opts.compress
+        || std::env::var_os("RDUMP_WIRE").is_some_and(|v| v == "driver")
+    {
+        return None;
+    }
+    let on_socket = matches!(address(opts), Address::Socket(_));
+    match opts.ssl.mode {
+        SslMode::Disabled => Some(TlsWish::No),
+        SslMode::Preferred if on_socket => Some(TlsWish::No),
+        SslMode::Preferred => Some(TlsWish::IfOffered),
+        _ => None,
+    }
+}
+
+/// Opens a lean connection and runs what the driver's options would run on connect (SET
+/// NAMES, --init-command). `None` when the lean client cannot serve it, or failed at all
+/// (then the driver tries, and reports any error in its own words).
+async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
+    let password = match &opts.password {
+        Password::Given(s) => Some(s.expose()),
+        Password::None | Password::Prompt => None,
+    };
+    let user = user_name(opts);
+    let login = Login {
+        user: &user,
+        password,
+        tls,
+    };
+    let addr = address(opts);
+    let target = match &addr {
+        Address::Socket(path) => Target::Socket(path),
+        Address::Tcp(host, port) => Target::Tcp(host, *port),
+    };
+    let mut c = match WireConn::connect(target, &login).await {
+        Ok(c) => c,
+        Err(WireError::Unsupported(_)) => {
+            WIRE_DECLINED.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Err(_) => return None,
+    };
+    for sql in init_statements(opts) {
+        if c.query_drop(&sql).await.is_err() {
+            return None;
+        }
+    }
+    Some(c)
+}
+
+fn user_name(opts: &ConnectionOptions) -> String {
+    opts.user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// Run on every new connection: the character set, then the user's --init-command.
+fn init_statements(opts: &ConnectionOptions) -> Vec<String> {
+    let mut init = vec![format!("SET NAMES {}", opts.character_set)];
+    if let Some(cmd) = &opts.init_command {
+        init.push(cmd.clone());
+    }
+    init
 }
 
 /// Where to connect, resolved from the options.
@@ -108,19 +192,10 @@ fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
         // `main` turns Prompt into Given before connecting.
         Password::None | Password::Prompt => None,
     };
-    let user = opts
-        .user
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "root".into());
-    let mut init = vec![format!("SET NAMES {}", opts.character_set)];
-    if let Some(cmd) = &opts.init_command {
-        init.push(cmd.clone());
-    }
     let mut b = OptsBuilder::default()
-        .user(Some(user))
+        .user(Some(user_name(opts)))
         .pass(password)
-        .init(init)
+        .init(init_statements(opts))
         .stmt_cache_size(0)
         .prefer_socket(false);
     b = match address(opts) {
@@ -171,38 +246,88 @@ pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
 }
 
 impl Session {
-    /// Opens one connection (see `open`).
+    /// Opens one connection: the lean client when it can serve the options, else the
+    /// driver (see `open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<Session> {
+        if let Some(tls) = wire_allowed(opts)
+            && let Some(mut c) = open_wire(opts, tls).await
+        {
+            let server = server_label(opts);
+            let version = c
+                .query_all("SELECT VERSION()")
+                .await
+                .map_err(|e| Error::Server {
+                    server: server.clone(),
+                    context: "reading the server version".into(),
+                    message: e.to_string(),
+                })?;
+            let version = version
+                .1
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default();
+            return Ok(Session {
+                link: Link::Wire(c),
+                server,
+                dialect: Dialect::from_version_string(&version),
+            });
+        }
         let (conn, server, dialect) = open(opts).await?;
         Ok(Session {
-            conn,
+            link: Link::Driver(conn),
             server,
             dialect,
         })
     }
 
-    fn error(&self, context: &str, e: &mysql_async::Error) -> Error {
+    /// Which client this session runs on, for --verbose.
+    pub fn client_name(&self) -> &'static str {
+        match self.link {
+            Link::Wire(_) => "rdump's text-protocol client",
+            Link::Driver(_) => "mysql_async",
+        }
+    }
+
+    fn error(&self, context: &str, message: String) -> Error {
         Error::Server {
             server: self.server.clone(),
             context: context.to_string(),
-            message: describe(e),
+            message,
         }
     }
 
     /// Runs a statement that returns no rows worth reading.
     pub async fn exec(&mut self, sql: &str, context: &str) -> Result<()> {
-        match self.conn.query_drop(sql).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.error(context, &e)),
-        }
+        let outcome = match &mut self.link {
+            Link::Wire(c) => c.query_drop(sql).await.map_err(|e| e.to_string()),
+            Link::Driver(c) => c.query_drop(sql).await.map_err(|e| describe(&e)),
+        };
+        outcome.map_err(|m| self.error(context, m))
     }
 
     /// Runs a small control query and returns all its rows.
     pub async fn rows(&mut self, sql: &str, context: &str) -> Result<Vec<Row>> {
-        match self.conn.query::<Row, _>(sql).await {
-            Ok(rows) => Ok(rows),
-            Err(e) => Err(self.error(context, &e)),
-        }
+        let outcome = match &mut self.link {
+            Link::Wire(c) => match c.query_all(sql).await {
+                Ok((columns, rows)) => {
+                    let columns: Arc<[mysql_async::Column]> = columns.into();
+                    Ok(rows
+                        .into_iter()
+                        .map(|r| {
+                            let values = r
+                                .into_iter()
+                                .map(|v| v.map_or(Value::NULL, Value::Bytes))
+                                .collect();
+                            mysql_common::row::new_row(values, columns.clone())
+                        })
+                        .collect())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Link::Driver(c) => c.query::<Row, _>(sql).await.map_err(|e| describe(&e)),
+        };
+        outcome.map_err(|m| self.error(context, m))
     }
 
     /// The first column of the first row as text, `None` for no row or NULL.
@@ -211,47 +336,80 @@ impl Session {
         Ok(rows.first().and_then(|r| cell_string(r, 0)))
     }
 
-    /// Starts `sql` and returns a cursor over its rows, read from the socket one at a time.
+    /// Starts `sql` and returns a cursor over its rows, read from the socket as they come.
     pub async fn cursor<'a>(&'a mut self, sql: &str, context: &str) -> Result<RowCursor<'a>> {
         let server = self.server.clone();
-        match self.conn.query_iter(sql.to_string()).await {
-            Ok(result) => Ok(RowCursor {
-                result,
+        let started = match &mut self.link {
+            Link::Wire(c) => start_wire_rows(c, sql).await.map_err(|e| e.to_string()),
+            Link::Driver(c) => match c.query_iter(sql.to_string()).await {
+                Ok(result) => Ok(Rows::Driver(result)),
+                Err(e) => Err(describe(&e)),
+            },
+        };
+        match started {
+            Ok(rows) => Ok(RowCursor {
+                rows,
                 server,
                 context: context.to_string(),
                 count: 0,
             }),
-            Err(e) => Err(Error::Server {
+            Err(message) => Err(Error::Server {
                 server,
                 context: context.to_string(),
-                message: describe(&e),
+                message,
             }),
         }
     }
 
-    /// Streams the rows of `sql` to `on_row` one at a time, never holding the result.
+    /// Streams the rows of `sql` to `on_row` as they arrive, never holding the result.
     /// `on_row` gets the cells as raw bytes (`None` for NULL), in the text protocol's form.
     pub async fn stream<F>(&mut self, sql: &str, context: &str, mut on_row: F) -> Result<u64>
     where
         F: FnMut(&[Option<&[u8]>]) -> Result<()>,
     {
         let mut cursor = self.cursor(sql, context).await?;
-        while let Some(row) = cursor.next().await? {
-            on_row(&cells(&row))?;
-        }
+        while cursor.next_rows(&mut on_row).await? {}
         Ok(cursor.count)
     }
 
     /// Closes the connection politely; errors are irrelevant at that point.
     pub async fn close(self) {
-        let _ = self.conn.disconnect().await;
+        match self.link {
+            Link::Wire(c) => c.close().await,
+            Link::Driver(c) => {
+                let _ = c.disconnect().await;
+            }
+        }
     }
 }
 
+/// Sends `sql` and reads up to its first result set's rows. A statement without rows
+/// (or only such results) gives an empty cursor.
+async fn start_wire_rows<'a>(c: &'a mut WireConn, sql: &str) -> WireResult<Rows<'a>> {
+    c.send_query(sql).await?;
+    loop {
+        match c.read_response().await? {
+            Response::Done { more: true } => {}
+            Response::Done { more: false } => return Ok(Rows::Ended),
+            Response::Rows(n) => {
+                c.read_columns(n).await?;
+                return Ok(Rows::Wire(c));
+            }
+        }
+    }
+}
+
+enum Rows<'a> {
+    Wire(&'a mut WireConn),
+    Driver(mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>),
+    Ended,
+}
+
 /// The rows of one query, read as they arrive. Errors while reading are `Error::Rows`,
-/// naming the row reached (mysqldump reports these as consistency failures).
+/// naming the row reached (mysqldump reports these as consistency failures); errors of
+/// `on_row` are returned as they are.
 pub struct RowCursor<'a> {
-    result: mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>,
+    rows: Rows<'a>,
     server: String,
     context: String,
     /// Rows returned so far.
@@ -259,17 +417,56 @@ pub struct RowCursor<'a> {
 }
 
 impl RowCursor<'_> {
-    pub async fn next(&mut self) -> Result<Option<Row>> {
-        match self.result.next().await {
-            Ok(Some(row)) => {
-                self.count += 1;
-                Ok(Some(row))
+    /// Passes the rows that have arrived to `on_row` (at least one, unless the result has
+    /// ended: then `false`). On the lean client that is every row in the last 256 KiB
+    /// read; on the driver, one row.
+    pub async fn next_rows(
+        &mut self,
+        mut on_row: impl FnMut(&[Option<&[u8]>]) -> Result<()>,
+    ) -> Result<bool> {
+        let count = &mut self.count;
+        let read: std::result::Result<Result<bool>, String> = match &mut self.rows {
+            Rows::Ended => return Ok(false),
+            Rows::Wire(c) => {
+                let step = c
+                    .next_rows(|cells| {
+                        on_row(cells)?;
+                        *count += 1;
+                        Ok(())
+                    })
+                    .await;
+                match step {
+                    Ok(Ok(RowsState::More)) => Ok(Ok(true)),
+                    Ok(Ok(RowsState::Ended { more })) => {
+                        if more && let Err(e) = c.skip_results().await {
+                            Err(e.to_string())
+                        } else {
+                            self.rows = Rows::Ended;
+                            Ok(Ok(false))
+                        }
+                    }
+                    Ok(Err(e)) => Ok(Err(e)),
+                    Err(e) => Err(e.to_string()),
+                }
             }
-            Ok(None) => Ok(None),
-            Err(e) => Err(Error::Rows {
+            Rows::Driver(result) => match result.next().await {
+                Ok(Some(row)) => {
+                    *count += 1;
+                    Ok(on_row(&cells(&row)).map(|()| true))
+                }
+                Ok(None) => {
+                    self.rows = Rows::Ended;
+                    Ok(Ok(false))
+                }
+                Err(e) => Err(describe(&e)),
+            },
+        };
+        match read {
+            Ok(outcome) => outcome,
+            Err(message) => Err(Error::Rows {
                 server: self.server.clone(),
                 context: self.context.clone(),
-                message: describe(&e),
+                message,
                 row: self.count,
             }),
         }

@@ -128,6 +128,9 @@ pub(crate) fn now_local() -> String {
 /// Runs a whole dump as the plan says.
 pub async fn run(plan: &Plan) -> Result<Summary> {
     let mut s = Session::connect(&plan.connection).await?;
+    if plan.verbose {
+        eprintln!("-- Connected to {} ({})", s.server, s.client_name());
+    }
     prepare_session(&mut s, plan).await?;
     let selection = resolve_selection(&mut s, plan).await?;
 

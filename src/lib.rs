@@ -24,3 +24,4 @@ pub mod script;
 pub mod signals;
 pub mod sink;
 pub mod snapshot;
+pub mod wire;

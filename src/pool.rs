@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::conn::{Session, cells};
+use crate::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::error::{Error, Result};
 use crate::read::TableRead;
@@ -134,8 +134,14 @@ async fn read_chunk(
     let mut buf = Vec::with_capacity(BUFFER_BYTES + 64 * 1024);
     let rows = {
         let mut cursor = s.cursor(&sql, &chunk.context).await?;
-        while let Some(row) = cursor.next().await? {
-            enc.push_row(&cells(&row), &mut buf);
+        // A batch is the rows of one socket read (256 KiB): `buf` stays near BUFFER_BYTES.
+        while cursor
+            .next_rows(|cells| {
+                enc.push_row(cells, &mut buf);
+                Ok(())
+            })
+            .await?
+        {
             if buf.len() >= BUFFER_BYTES {
                 let full =
                     std::mem::replace(&mut buf, Vec::with_capacity(BUFFER_BYTES + 64 * 1024));
