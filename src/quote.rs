@@ -36,37 +36,45 @@ pub fn string_literal(s: &str) -> String {
 /// Appends `bytes` escaped for use inside a single- or double-quoted SQL string literal:
 /// NUL, newline, carriage return, backslash, both quotes and Ctrl-Z get a backslash escape.
 ///
-/// This is the dump's hottest loop. It scans 8 bytes at a time for a byte that may need
-/// escaping (any byte below 0x20, `'`, `"`, `\`) and copies clean runs in bulk; only words
-/// with a candidate are looked at byte by byte. Measured with callgrind on 200,000
-/// sysbench rows: a plain per-byte `match` took 364 M of the dump's 1,157 M instructions.
+/// This is the dump's hottest loop. It scans 16 bytes at a time (SSE2, which every x86-64
+/// has; 8 at a time with plain integer arithmetic elsewhere and for the tail) for a byte
+/// that may need escaping (any byte below 0x20, `'`, `"`, `\`) and copies clean runs in
+/// bulk; only blocks with a candidate are looked at byte by byte. Measured with callgrind
+/// on 200,000 sysbench rows read by the lean client: a plain per-byte `match` took 364 M
+/// instructions, the 8-byte scan 140 M (of 263 M for the whole dump), the 16-byte scan
+/// 77 M (of 214 M).
 #[inline]
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    /// High bit set in each byte of `w` that equals `b` (exact for the bytes that match).
-    #[inline(always)]
-    fn eq_mask(w: u64, b: u8) -> u64 {
-        let x = w ^ (ONES * b as u64);
-        (x.wrapping_sub(ONES)) & !x & HIGHS
-    }
     out.reserve(bytes.len() + bytes.len() / 8 + 2);
     let mut start = 0; // first byte not yet copied
     let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        while i + 16 <= bytes.len() {
+            let mut mask = candidates16(&bytes[i..i + 16]);
+            while mask != 0 {
+                let j = i + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if let Some(esc) = escape_of(bytes[j]) {
+                    out.extend_from_slice(&bytes[start..j]);
+                    out.push(b'\\');
+                    out.push(esc);
+                    start = j + 1;
+                }
+            }
+            i += 16;
+        }
+    }
     while i + 8 <= bytes.len() {
         let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-        // Bytes below 0x20 (high bit clear and < 0x20), or one of the three punctuations.
-        let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        if low | eq_mask(w, b'\'') | eq_mask(w, b'"') | eq_mask(w, b'\\') == 0 {
-            i += 8;
-            continue;
-        }
-        for j in i..i + 8 {
-            if let Some(esc) = escape_of(bytes[j]) {
-                out.extend_from_slice(&bytes[start..j]);
-                out.push(b'\\');
-                out.push(esc);
-                start = j + 1;
+        if candidates8(w) {
+            for j in i..i + 8 {
+                if let Some(esc) = escape_of(bytes[j]) {
+                    out.extend_from_slice(&bytes[start..j]);
+                    out.push(b'\\');
+                    out.push(esc);
+                    start = j + 1;
+                }
             }
         }
         i += 8;
@@ -80,6 +88,43 @@ pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// One bit per byte of `block` (16 bytes) that is below 0x20 or one of `'`, `"`, `\`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn candidates16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(block.len(), 16);
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load is unaligned and reads exactly
+    // the 16 bytes of `block`.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+        // v <= 0x1F (unsigned) exactly when min(v, 0x1F) == v.
+        let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\'' as i8));
+        let dquote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let any = _mm_or_si128(_mm_or_si128(low, quote), _mm_or_si128(dquote, backslash));
+        _mm_movemask_epi8(any) as u32
+    }
+}
+
+/// Whether the 8 bytes of `w` hold a byte below 0x20 or one of `'`, `"`, `\` (may say yes
+/// for a word without one only after such a byte, never no for a word with one).
+#[inline(always)]
+fn candidates8(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `w` that equals `b` (exact for the bytes that match).
+    #[inline(always)]
+    fn eq_mask(w: u64, b: u8) -> u64 {
+        let x = w ^ (ONES * b as u64);
+        (x.wrapping_sub(ONES)) & !x & HIGHS
+    }
+    // Bytes below 0x20 (high bit clear and < 0x20), or one of the three punctuations.
+    let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    low | eq_mask(w, b'\'') | eq_mask(w, b'"') | eq_mask(w, b'\\') != 0
 }
 
 /// The letter after the backslash for a byte that must be escaped.
@@ -145,7 +190,7 @@ mod tests {
             }
             out
         }
-        for len in 0..20 {
+        for len in 0..40 {
             for pos in 0..len {
                 for b in 0..=255u8 {
                     let mut input = vec![b'a'; len];
