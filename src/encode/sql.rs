@@ -26,7 +26,6 @@ pub struct SqlEncoder {
     style: InsertStyle,
     /// Length of the statement written so far; 0 when no statement is open.
     open_len: usize,
-    row: Vec<u8>,
 }
 
 impl SqlEncoder {
@@ -54,44 +53,48 @@ impl SqlEncoder {
             kinds,
             style,
             open_len: 0,
-            row: Vec::with_capacity(256),
         }
     }
 
-    /// Appends one row; `cells[i]` is `None` for NULL.
+    /// Appends one row; `cells[i]` is `None` for NULL. The row is encoded in place in
+    /// `out`; in the rare case it does not fit the open statement, the separator before it
+    /// becomes `;\n` and a new statement's prefix (moving the row once per statement rather
+    /// than copying every row).
     pub fn push_row(&mut self, cells: &[Option<&[u8]>], out: &mut Vec<u8>) {
-        self.row.clear();
-        self.row.push(b'(');
+        let continues = self.style.extended && self.open_len > 0;
+        let sep_at = out.len();
+        if continues {
+            out.extend_from_slice(b",\n");
+        } else {
+            out.extend_from_slice(&self.prefix);
+        }
+        let row_at = out.len();
+        out.push(b'(');
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
-                self.row.push(b',');
+                out.push(b',');
             }
-            encode_value(*cell, self.kinds[i], self.style.hex_blob, &mut self.row);
+            encode_value(*cell, self.kinds[i], self.style.hex_blob, out);
         }
-        self.row.push(b')');
+        out.push(b')');
+        let row_len = out.len() - row_at;
 
         if !self.style.extended {
-            out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(&self.row);
             out.extend_from_slice(b";\n");
             return;
         }
         // ",\n" before the row and ";\n" after it count toward the limit.
-        if self.open_len > 0
-            && self.open_len + 2 + self.row.len() + 2 > self.style.net_buffer_length
-        {
-            out.extend_from_slice(b";\n");
-            self.open_len = 0;
-        }
-        if self.open_len == 0 {
-            out.extend_from_slice(&self.prefix);
-            self.open_len = self.prefix.len();
+        if continues && self.open_len + 2 + row_len + 2 > self.style.net_buffer_length {
+            let mut restart = Vec::with_capacity(2 + self.prefix.len());
+            restart.extend_from_slice(b";\n");
+            restart.extend_from_slice(&self.prefix);
+            out.splice(sep_at..sep_at + 2, restart);
+            self.open_len = self.prefix.len() + row_len;
+        } else if continues {
+            self.open_len += 2 + row_len;
         } else {
-            out.extend_from_slice(b",\n");
-            self.open_len += 2;
+            self.open_len = self.prefix.len() + row_len;
         }
-        out.extend_from_slice(&self.row);
-        self.open_len += self.row.len();
     }
 
     /// Closes the open statement, if any.
