@@ -205,9 +205,15 @@ async fn choose_strategy(
     }))
     .await?;
     Ok(match c.mode {
-        Consistency::SingleTransaction => {
-            (Box::new(SharedSnapshot::new(c, &s.dialect, readers)?), None)
-        }
+        Consistency::SingleTransaction => (
+            Box::new(SharedSnapshot::new(
+                c,
+                &s.dialect,
+                readers,
+                plan.stream.threads_given,
+            )?),
+            None,
+        ),
         Consistency::LockAllTables => (
             Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers)),
             None,

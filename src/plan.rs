@@ -40,9 +40,13 @@ pub struct Plan {
 /// Several connections feeding the one ordered stream of a mysqldump-compatible dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
-    /// Reader connections: `--threads`, else 1 (exactly as mysqldump reads). Several share
-    /// the dump's view with `--single-transaction` or `--lock-all-tables`.
+    /// Reader connections: `--threads`, else `default_stream_threads()`; 1 reads exactly as
+    /// mysqldump does. Several share the dump's view with `--single-transaction` or
+    /// `--lock-all-tables`.
     pub threads: usize,
+    /// `--threads` was given: falling back to one reader (no RELOAD privilege for the
+    /// shared snapshot's brief lock) is then worth a warning.
+    pub threads_given: bool,
     /// Rows per chunk a reader takes at a time.
     pub chunk_rows: u64,
 }
@@ -51,9 +55,20 @@ impl Default for StreamOptions {
     fn default() -> Self {
         StreamOptions {
             threads: 1,
+            threads_given: false,
             chunk_rows: 100_000,
         }
     }
+}
+
+/// Reader connections of a single-stream dump when `--threads` is not given: the client's
+/// cores, 2 to 4. Two readers let the server send rows on two threads while the client
+/// encodes; more than 4 rarely pays for the extra load on a production server.
+pub fn default_stream_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 4)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -90,12 +90,13 @@ pub trait ConsistencyStrategy: Send {
 /// `--single-transaction` read by several connections: a brief commit-blocking lock (MariaDB
 /// BACKUP STAGE or FTWRL, see `group`) while every reader starts its snapshot and the
 /// coordinates are read. Without the RELOAD privilege that lock needs, it falls back to one
-/// connection, as mysqldump reads (with a warning).
+/// connection, as mysqldump reads (with a warning when `--threads` was given).
 pub struct SharedSnapshot {
     group: Box<dyn GroupStrategy>,
     readers: Vec<Session>,
     fallback: Option<Snapshot>,
     wants: Wants,
+    warn_on_fallback: bool,
 }
 
 impl SharedSnapshot {
@@ -103,6 +104,7 @@ impl SharedSnapshot {
         plan: &ConsistencyPlan,
         dialect: &Dialect,
         readers: Vec<Session>,
+        warn_on_fallback: bool,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
         Ok(SharedSnapshot {
@@ -110,6 +112,7 @@ impl SharedSnapshot {
             readers,
             fallback: None,
             wants,
+            warn_on_fallback,
         })
     }
 }
@@ -123,11 +126,13 @@ impl ConsistencyStrategy for SharedSnapshot {
                     Ok(start.coordinates)
                 }
                 Err(Error::Server { message, .. }) if message.contains("RELOAD") => {
-                    eprintln!(
-                        "rdump: warning: {}: no RELOAD privilege for a snapshot shared by {} connections; reading with one",
-                        s.server,
-                        self.readers.len()
-                    );
+                    if self.warn_on_fallback {
+                        eprintln!(
+                            "rdump: warning: {}: no RELOAD privilege for a snapshot shared by {} connections; reading with one",
+                            s.server,
+                            self.readers.len()
+                        );
+                    }
                     for r in self.readers.drain(..) {
                         r.close().await;
                     }
@@ -153,7 +158,10 @@ impl ConsistencyStrategy for SharedSnapshot {
     }
 
     fn describe(&self) -> &'static str {
-        "single transaction shared by several connections"
+        match self.fallback {
+            Some(_) => "single transaction (one connection: no RELOAD privilege)",
+            None => "single transaction shared by several connections",
+        }
     }
 
     fn readers(&mut self) -> Option<ReaderPool> {

@@ -1772,3 +1772,47 @@ fn zstd_single_stream_decompresses_to_the_plain_dump() {
     assert!(packed.stdout.len() < plain.stdout.len());
     assert_eq!(zstd::decode_all(&packed.stdout[..]).unwrap(), plain.stdout);
 }
+
+/// An account without RELOAD cannot take the brief lock that puts several readers in one
+/// snapshot: rdump reads with one connection, as mysqldump, silently when the reader count
+/// was its default, with a warning when `--threads` asked for more. Also logs in over TCP
+/// with a password through rdump's own client.
+#[test]
+fn without_reload_a_single_transaction_reads_with_one_connection() {
+    let s = src();
+    let as_app = |extra: &[&str]| {
+        let mut cmd = rdump_command();
+        cmd.args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            &format!("-P{}", s.port()),
+            "-ucli_app",
+            &format!("-p{APP_PASSWORD}"),
+            "--single-transaction",
+            "--skip-dump-date",
+            "--skip-triggers",
+            "--verbose",
+        ])
+        .args(extra)
+        .arg("seldb");
+        run(cmd)
+    };
+    let implicit = as_app(&[]);
+    let out = implicit.ok();
+    assert!(out.contains("INSERT INTO `t1` VALUES"), "{out}");
+    assert!(
+        implicit.stderr.contains("(rdump's text-protocol client)"),
+        "{}",
+        implicit.stderr
+    );
+    assert!(!implicit.stderr.contains("warning"), "{}", implicit.stderr);
+    let asked = as_app(&["--threads=2"]);
+    assert_eq!(asked.ok(), out);
+    assert!(
+        asked.stderr.contains(
+            "no RELOAD privilege for a snapshot shared by 2 connections; reading with one"
+        ),
+        "{}",
+        asked.stderr
+    );
+}

@@ -740,7 +740,10 @@ fn killed_connection_mid_dump_to_file_leaves_no_result_and_keeps_the_older_file(
     let path = dir.path().join("dump.sql");
     fs::write(&path, OLDER_DUMP).unwrap();
     let r = format!("-r{}", path.display());
-    let mut dump = Running::spawn(rdump(&as_account(s, "kill_file"), &[&r, "big"]));
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "kill_file"),
+        &[&r, "--threads=1", "big"],
+    ));
     dump.wait_until("rows reached the temp file", |_| {
         partial_bytes(dir.path()) > 0
     });
@@ -764,7 +767,10 @@ fn killed_connection_mid_dump_to_stdout_never_prints_dump_completed() {
     let s = &f.server;
     big_table(&f);
     own_account(s, "kill_stdout");
-    let mut dump = Running::spawn(rdump(&as_account(s, "kill_stdout"), &["big"]));
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "kill_stdout"),
+        &["--threads=1", "big"],
+    ));
     dump.wait_until("1 MB of rows on stdout", |stdout| stdout > 1 << 20);
     let id = select_of(s, "kill_stdout");
     dump.assert_running("the KILL");
@@ -787,7 +793,10 @@ fn killed_query_mid_dump_reports_the_server_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.sql");
     let r = format!("-r{}", path.display());
-    let mut dump = Running::spawn(rdump(&as_account(s, "kill_query"), &[&r, "big"]));
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "kill_query"),
+        &[&r, "--threads=1", "big"],
+    ));
     dump.wait_until("rows reached the temp file", |_| {
         partial_bytes(dir.path()) > 0
     });
@@ -801,6 +810,43 @@ fn killed_query_mid_dump_reports_the_server_error() {
     let msg = out.message();
     assert_contains(msg, "dumping table `big`.`t`");
     assert_contains(msg, "Query execution was interrupted");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+/// The single stream read by two connections (the default on two cores or more): killing
+/// one reader fails the dump the same way.
+#[test]
+fn killed_reader_of_a_parallel_single_stream_fails_the_dump() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "kill_reader");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let r = format!("-r{}", path.display());
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "kill_reader"),
+        &[
+            &r,
+            "--single-transaction",
+            "--threads=2",
+            "--chunk-size=20000",
+            "big",
+        ],
+    ));
+    dump.wait_until("rows reached the temp file", |_| {
+        partial_bytes(dir.path()) > 0
+    });
+    let ids = s.sql_rows(
+        "SELECT ID FROM information_schema.PROCESSLIST
+          WHERE USER = 'kill_reader' AND INFO LIKE 'SELECT%FROM `big`.`t`%'",
+    );
+    assert!(!ids.is_empty(), "no reader was reading big.t");
+    dump.assert_running("the KILL");
+    s.sql(&format!("KILL {}", ids[0][0]));
+    let out = dump.finish();
+    out.assert_code(3);
+    assert_contains(out.message(), "dumping table `big`.`t` chunk");
     assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
 

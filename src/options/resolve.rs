@@ -713,9 +713,10 @@ impl DumpBuilder {
             progress: self.progress,
             quiet: self.quiet,
             stream: StreamOptions {
-                // One reader unless asked: on 2 cores the benchmark measured 2 readers
-                // slower than 1 (chunk planning walks the clustered index on the server).
-                threads: self.threads.unwrap_or(1),
+                threads: self
+                    .threads
+                    .unwrap_or_else(crate::plan::default_stream_threads),
+                threads_given: self.threads.is_some(),
                 chunk_rows: self.chunk_rows.unwrap_or(100_000),
             },
         })
