@@ -604,14 +604,14 @@ mod chunk_plans {
     #[test]
     fn the_arithmetic_needs_half_the_key_values_to_be_rows() {
         with_session(async |server, s| {
-            // 280 even ids: a span of 559 values for 280 rows, dense enough; one more row
-            // far away makes the span 999 for 281 rows, walked.
+            // 280 even ids: a span of 559 values for 280 rows, dense enough (<= 560); one
+            // more row at 565 makes it 564 values for 281 rows (> 562), walked.
             setup(
                 server,
                 "half",
                 "CREATE TABLE even (id INT PRIMARY KEY); INSERT INTO even SELECT seq * 2 FROM seq_1_to_280;
                  CREATE TABLE sparser (id INT PRIMARY KEY);
-                 INSERT INTO sparser SELECT seq * 2 FROM seq_1_to_280; INSERT INTO sparser VALUES (1000);",
+                 INSERT INTO sparser SELECT seq * 2 FROM seq_1_to_280; INSERT INTO sparser VALUES (565);",
             );
             let plan = plan_and_check(s, "half", "even").await;
             assert_eq!(plan.split, Split::Arithmetic);
