@@ -1,30 +1,52 @@
-//! Chunk planning: splits one table into key ranges of about `target_rows` rows each, so a
-//! parallel reader (directory mode, or one stream fed by several connections) can read a
+//! Chunk planning: splits one table into key ranges of at most `target_rows` rows each, so
+//! a parallel reader (directory mode, or one stream fed by several connections) can read a
 //! big table one chunk per worker at a time, all inside the dump's consistent snapshot.
 //!
-//! The planner picks a key (`choose_key`), walks its index with keyset pagination
-//! (`SELECT <key> FROM t FORCE INDEX (idx) WHERE <key > previous boundary> ORDER BY <key>
-//! LIMIT 1 OFFSET target_rows-1`, until no row is left) and turns the boundaries into SQL
-//! conditions (`range_condition`) for `read::TableRead::select_sql`. Each step is one
-//! index range scan of `target_rows` entries, whatever the key: sparse or skewed integer
-//! ids, composite keys and string keys all give chunks of exactly `target_rows` rows (the
-//! last one: 1 to `target_rows`).
+//! The planner picks a key (`choose_key`) and then one of two ways to find the boundaries,
+//! which `range_condition` turns into SQL conditions for `read::TableRead::select_sql`:
+//!
+//! * Arithmetic (`Split::Arithmetic`), for a key of one integer column (TINYINT..BIGINT,
+//!   signed or UNSIGNED, or DECIMAL(n,0)) whose values are dense: it reads `MIN(key)` and
+//!   `MAX(key)` (one query, two index dives) and cuts `MIN..=MAX` into as few equal ranges
+//!   of at most `target_rows` key values as it takes, upper bounds `MIN + k * step - 1`
+//!   (`k` = 1, 2, ...). Dense means: the table has more than `target_rows` rows by the
+//!   server's `TABLE_ROWS` estimate, and the span `MAX - MIN + 1` is more than
+//!   `target_rows` and at most twice that estimate (`arithmetic_split` says why twice).
+//!   Since the key is unique, a range of `step <= target_rows` values holds at most
+//!   `target_rows` rows whatever the estimate says; the density rule only makes the chunks
+//!   hold `target_rows / 2` rows or more on average (at most about twice as many chunks as
+//!   the walk makes), unless the estimate is too high. Each chunk's `estimated_rows` is
+//!   its share of the estimate. Planning reads no index range, whatever the table's size.
+//! * The walk (`Split::Walk`), for every other key (sparse or skewed integer ids,
+//!   composite, string and temporal keys, or an estimate that says the table is small): it
+//!   walks the index with keyset pagination (`SELECT <key> FROM t FORCE INDEX (idx) WHERE
+//!   <key > previous boundary> ORDER BY <key> LIMIT 1 OFFSET target_rows-1`, until no row
+//!   is left), so it gives chunks of exactly `target_rows` rows (the last one: 1 to
+//!   `target_rows`) but reads the whole key index once (for an InnoDB primary key, the
+//!   clustered index, i.e. the table).
+//!
+//! The estimate is only trusted to choose the arithmetic: one that says "at most
+//! `target_rows` rows" is checked by the walk's first step, which reads at most
+//! `target_rows` index entries and finds out; one that is too low sends a dense table to
+//! the (exact, slower) walk; one that is too high makes arithmetic chunks with fewer rows
+//! (more chunks, never a wrong one).
 //!
 //! Not for: reading rows, running chunks in parallel or ordering their output (the
-//! reader's job), nor for a cheap estimate: planning a keyed table of more than
-//! `target_rows` rows reads its whole key index once (for an InnoDB primary key, the
-//! clustered index, i.e. the table). It must run on the dump's session, inside its
-//! snapshot, so that the boundaries describe the rows the chunks will read.
+//! reader's job). It must run on the dump's session, inside its snapshot, so that the
+//! boundaries (and MIN, MAX) describe the rows the chunks will read.
 //!
-//! Why every row is in exactly one chunk: boundaries strictly increase (each one is read
-//! from the rows `> previous`), and chunk `i` is `key > b(i-1) AND key <= b(i)` (chunk 0
-//! has no lower bound, the last no upper one), so as long as all conditions are evaluated
-//! alike the chunks partition the rows. The literal rules make that comparison the
-//! index's own (the column's collation, exact values), so the chunks are also in key order,
-//! of the sizes above, and each is an index range:
+//! Why every row is in exactly one chunk, with either method: boundaries strictly increase
+//! (the walk reads each one from the rows `> previous`; the arithmetic adds `step >= 1`),
+//! and chunk `i` is `key > b(i-1) AND key <= b(i)`: chunk 0 has no lower bound and the last
+//! no upper one, so a row below `MIN` or above `MAX` (or an estimate that is wrong) still
+//! falls in a chunk. As long as all conditions are evaluated alike the chunks partition the
+//! rows. The literal rules make that comparison the index's own (the column's collation,
+//! exact values), so the chunks are also in key order and each is an index range:
 //!
-//! * integer, DECIMAL and YEAR columns: the number as the server prints it (BIGINT
-//!   UNSIGNED's 18446744073709551615 and BIGINT's -9223372036854775808 included);
+//! * integer, DECIMAL and YEAR columns: the number as the server prints it, or for an
+//!   arithmetic bound as Rust prints the `i128` (BIGINT UNSIGNED's 18446744073709551615
+//!   and BIGINT's -9223372036854775808 included; an arithmetic bound lies between MIN and
+//!   MAX, so it is a value of the column's type);
 //! * CHAR/VARCHAR: read as `HEX(col)`, written `_<column charset> X'<hex>'`, a literal in
 //!   the column's character set whose comparison uses the column's collation (a column's
 //!   coercibility beats a literal's). A plain `X'<hex>'` is a binary string: MySQL compares
@@ -42,8 +64,9 @@
 //! ENUM, SET, BIT, TEXT/BLOB, JSON and other types (UUID, INET6, spatial), TIMESTAMP keys
 //! in a session with a named time zone, prefix (`col(10)`), HASH, ignored or invisible
 //! indexes, and UNIQUE indexes with a nullable column. An empty table, one without a usable
-//! key and one of at most `target_rows` rows is one chunk with range `None`, so every table
-//! still gets its (maybe empty) file.
+//! key and one of at most `target_rows` rows (as the walk counts, never by the estimate)
+//! is one chunk with range `None` (`Split::Whole`), so every table still gets its (maybe
+//! empty) file.
 
 use mysql_async::Row;
 
@@ -58,9 +81,37 @@ pub struct Chunk {
     pub index: usize,
     /// SQL condition selecting exactly this chunk's rows; `None` = the whole table.
     pub range: Option<String>,
-    /// Rows in the chunk: exact for a keyed table (as of the snapshot), the server's
-    /// `TABLE_ROWS` estimate for a table read as one chunk for want of a key.
+    /// Rows in the chunk: exact for a walked or small keyed table (as of the snapshot); for
+    /// an arithmetic chunk its share of the server's `TABLE_ROWS` estimate (in proportion
+    /// to the key values it covers; the shares add up to the estimate); that estimate for a
+    /// table read as one chunk for want of a key.
     pub estimated_rows: u64,
+}
+
+/// How `plan_chunks` found a table's boundaries (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// One chunk with range `None`: no usable key, an empty table, or at most
+    /// `target_rows` rows (counted by the walk's first step, not taken from the estimate).
+    Whole,
+    /// Boundaries read by walking the key index: chunks of exactly `target_rows` rows but
+    /// the last, `estimated_rows` exact.
+    Walk,
+    /// Boundaries computed from `MIN` and `MAX` of a dense one-column integer key: each
+    /// chunk covers at most `target_rows` key values, so holds at most `target_rows` rows;
+    /// `estimated_rows` are shares of the estimate.
+    Arithmetic,
+}
+
+/// What `plan_chunks` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkPlan {
+    /// The key the ranges are over; `None` when the table has no usable key (it is then
+    /// one chunk). Returned for a `Whole` keyed table too.
+    pub key: Option<ChunkKey>,
+    pub split: Split,
+    /// At least one, in key order, `index` 0, 1, ...
+    pub chunks: Vec<Chunk>,
 }
 
 /// The key the chunks are ranges of, for the manifest.
@@ -74,7 +125,10 @@ pub struct ChunkKey {
 /// How a key column's values are read back and written as SQL literals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Literal {
-    /// Integers, DECIMAL, YEAR: the text is an exact SQL number.
+    /// TINYINT..BIGINT (signed or not) and DECIMAL(n,0): the text is an exact SQL integer,
+    /// and the key may be split arithmetically.
+    Integer,
+    /// DECIMAL(n,s) with s > 0, YEAR: the text is an exact SQL number.
     Number,
     /// CHAR/VARCHAR in this character set: `_<charset> X'<hex>'`.
     Character { charset: String },
@@ -87,11 +141,15 @@ enum Literal {
 }
 
 impl Literal {
-    /// The literal rule for a column of `data_type`, `None` for a type the planner declines.
-    fn for_column(data_type: &str, charset: Option<&str>) -> Option<Literal> {
+    /// The literal rule for a column of `data_type` (with `NUMERIC_SCALE` `scale`, for
+    /// DECIMAL), `None` for a type the planner declines.
+    fn for_column(data_type: &str, charset: Option<&str>, scale: Option<&str>) -> Option<Literal> {
         match data_type.to_ascii_lowercase().as_str() {
-            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
-            | "numeric" | "year" => Some(Literal::Number),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+                Some(Literal::Integer)
+            }
+            "decimal" | "numeric" if scale == Some("0") => Some(Literal::Integer),
+            "decimal" | "numeric" | "year" => Some(Literal::Number),
             "char" | "varchar" => {
                 let charset = charset?;
                 let valid = !charset.is_empty()
@@ -121,7 +179,9 @@ impl KeyColumn {
     fn read_expr(&self) -> String {
         match self.literal {
             Literal::Character { .. } | Literal::Binary => format!("HEX({})", ident(&self.name)),
-            Literal::Number | Literal::Temporal | Literal::Timestamp => ident(&self.name),
+            Literal::Integer | Literal::Number | Literal::Temporal | Literal::Timestamp => {
+                ident(&self.name)
+            }
         }
     }
 
@@ -129,6 +189,11 @@ impl KeyColumn {
     /// `None` if the server's text is not what the rule expects.
     fn render(&self, text: &str) -> Option<String> {
         match &self.literal {
+            Literal::Integer => {
+                let digits = text.strip_prefix('-').unwrap_or(text);
+                let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+                valid.then(|| text.to_string())
+            }
             Literal::Number => {
                 let valid = !text.is_empty()
                     && text
@@ -214,7 +279,7 @@ async fn usable_key(s: &mut Session, db: &str, table: &str) -> Result<Option<Key
     let cols = s
         .rows(
             &format!(
-                "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME \
+                "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, NUMERIC_SCALE \
                  FROM information_schema.COLUMNS {where_table}"
             ),
             &context,
@@ -226,10 +291,11 @@ async fn usable_key(s: &mut Session, db: &str, table: &str) -> Result<Option<Key
             let name = cell_string(r, 0)?;
             let data_type = cell_string(r, 1).unwrap_or_default();
             let charset = cell_string(r, 3);
+            let scale = cell_string(r, 4);
             Some(ColumnInfo {
                 name,
                 nullable: cell_string(r, 2).as_deref() != Some("NO"),
-                literal: Literal::for_column(&data_type, charset.as_deref()),
+                literal: Literal::for_column(&data_type, charset.as_deref(), scale.as_deref()),
             })
         })
         .collect();
@@ -338,28 +404,167 @@ fn pick_key(indexes: &[IndexInfo], columns: &[ColumnInfo], timestamps_ok: bool) 
     candidates.into_iter().next()
 }
 
-/// Splits `db`.`table` into chunks of `target_rows` rows (at least 1) in key order; the
-/// last chunk holds the rest (1 to `target_rows` rows). Returns the key used, `None` when
-/// the table has no usable key and is read as one chunk.
+/// Splits `db`.`table` into chunks of at most `target_rows` rows (at least 1) in key order,
+/// arithmetically for a dense one-column integer key, else by walking the key (see the
+/// module documentation). Either way every row of the snapshot is in exactly one chunk.
 ///
 /// A table with at most `target_rows` rows is one chunk with range `None` (its key is still
-/// returned); the first boundary query finds that out by reading at most `target_rows`
-/// index entries, so the possibly stale `TABLE_ROWS` estimate is never trusted for it. An
-/// empty table is one chunk too (range `None`, 0 rows), so it still gets its empty file.
+/// returned); the walk's first boundary query finds that out by reading at most
+/// `target_rows` index entries, so the possibly stale `TABLE_ROWS` estimate is never
+/// trusted for it. An empty table is one chunk too (range `None`, 0 rows), so it still gets
+/// its empty file.
 pub async fn plan_chunks(
     s: &mut Session,
     db: &str,
     table: &str,
     target_rows: u64,
-) -> Result<(Option<ChunkKey>, Vec<Chunk>)> {
+) -> Result<ChunkPlan> {
     let target = target_rows.max(1);
     let name = qualified(db, table);
     let estimate = table_rows_estimate(s, db, table).await?;
     let Some(key) = usable_key(s, db, table).await? else {
-        return Ok((None, vec![whole_table(estimate)]));
+        return Ok(ChunkPlan {
+            key: None,
+            split: Split::Whole,
+            chunks: vec![whole_table(estimate)],
+        });
     };
-    let names = key.names();
     let from = format!("{name} FORCE INDEX ({})", ident(&key.index_name));
+
+    // Only an estimate of more than one chunk's rows is worth the MIN/MAX dives: a smaller
+    // one is checked (and a small table counted) by the walk's first, bounded step.
+    if estimate > target
+        && let [column] = key.columns.as_slice()
+        && column.literal == Literal::Integer
+        && let Some((min, max)) = key_min_max(s, &from, column, &name).await?
+        && let Some(split) = arithmetic_split(min, max, estimate, target)
+    {
+        let names = key.names();
+        let chunks = split
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Chunk {
+                index: i,
+                range: Some(range_condition(
+                    &names,
+                    c.lower.map(|b| vec![b.to_string()]).as_deref(),
+                    c.upper.map(|b| vec![b.to_string()]).as_deref(),
+                )),
+                estimated_rows: c.estimated_rows,
+            })
+            .collect();
+        return Ok(ChunkPlan {
+            key: Some(key.public()),
+            split: Split::Arithmetic,
+            chunks,
+        });
+    }
+    let chunks = walk(s, &key, &from, &name, target).await?;
+    let split = if chunks.len() == 1 {
+        Split::Whole
+    } else {
+        Split::Walk
+    };
+    Ok(ChunkPlan {
+        key: Some(key.public()),
+        split,
+        chunks,
+    })
+}
+
+/// `MIN` and `MAX` of the integer key `column` (two index dives), `None` for an empty table
+/// or values beyond `i128` (a DECIMAL(65,0) key), which are left to the walk.
+async fn key_min_max(
+    s: &mut Session,
+    from: &str,
+    column: &KeyColumn,
+    name: &str,
+) -> Result<Option<(i128, i128)>> {
+    let c = ident(&column.name);
+    let rows = s
+        .rows(
+            &format!("SELECT MIN({c}), MAX({c}) FROM {from}"),
+            &format!("reading the key span of {name}"),
+        )
+        .await?;
+    let value = |i| {
+        rows.first()
+            .and_then(|r| cell_string(r, i))
+            .and_then(|v| v.parse::<i128>().ok())
+    };
+    Ok(value(0).zip(value(1)))
+}
+
+/// One chunk of an arithmetic split: `lower < key <= upper`, `None` bounds open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SpanChunk {
+    lower: Option<i128>,
+    upper: Option<i128>,
+    estimated_rows: u64,
+}
+
+/// The estimate above which a row count is not believed (no server holds 2^63 rows); it
+/// also keeps the products `estimate * offset` of `arithmetic_split` within `u128`.
+const MAX_BELIEVED_ROWS: u64 = 1 << 63;
+
+/// Splits the key values `min..=max` of a unique integer key into ranges of at most
+/// `target` values each, `None` unless the values are dense: the span `max - min + 1` is
+/// more than `target` (else the walk counts the at most `target` rows cheaply) and at most
+/// twice `estimate`. Why twice: a range of `target` key values holds at most `target` rows
+/// (the key is unique), so the density only decides how full the chunks are; at a density
+/// of 1/2 or more they average `target / 2` rows or more, at most twice the walk's number
+/// of chunks, for a plan that costs two index dives instead of a read of the whole index.
+/// Ids with gaps stay within it: deleted rows, AUTO_INCREMENT values lost to rollbacks, or
+/// to the batches InnoDB reserves for an `INSERT ... SELECT` (which can lose nearly as many
+/// values as the statement inserts). Sparser ids, where chunks would be mostly empty, are
+/// walked.
+///
+/// The ranges are equal (`step` values, the last one the rest), as few as `target` allows;
+/// the first has no lower bound and the last no upper bound. All arithmetic is on the
+/// offsets from `min` in `u128`, so no step overflows, from BIGINT's minimum to BIGINT
+/// UNSIGNED's maximum; every bound lies in `min..max`, a value of the column's type.
+fn arithmetic_split(min: i128, max: i128, estimate: u64, target: u64) -> Option<Vec<SpanChunk>> {
+    if max < min || estimate > MAX_BELIEVED_ROWS {
+        return None;
+    }
+    // `max - min` is in 0..2^128: exact as a wrapping difference of the two's complements.
+    let span = (max as u128).wrapping_sub(min as u128).checked_add(1)?;
+    let target = u128::from(target.max(1));
+    let estimate = u128::from(estimate);
+    if span <= target || span > 2 * estimate {
+        return None;
+    }
+    // step <= target, as span / ceil(span / target) <= target; ranges >= 2, as span > step.
+    let step = span.div_ceil(span.div_ceil(target));
+    let count = span.div_ceil(step);
+    // The share of the estimate up to an offset: `estimate * offset` <= 2^63 * 2^64.
+    let share = |offset: u128| estimate * offset / span;
+    let bound = |offset: u128| (min as u128).wrapping_add(offset) as i128;
+    Some(
+        (0..count)
+            .map(|i| {
+                let start = i * step;
+                let end = (start + step).min(span);
+                SpanChunk {
+                    lower: (i > 0).then(|| bound(start - 1)),
+                    upper: (i + 1 < count).then(|| bound(end - 1)),
+                    estimated_rows: (share(end) - share(start)) as u64,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The walk: boundaries read every `target` index entries, the last chunk's rows counted.
+/// A table of at most `target` rows is one chunk with range `None`.
+async fn walk(
+    s: &mut Session,
+    key: &Key,
+    from: &str,
+    name: &str,
+    target: u64,
+) -> Result<Vec<Chunk>> {
+    let names = key.names();
     let order: Vec<String> = names.iter().map(|c| ident(c)).collect();
     let order = order.join(", ");
     let reads: Vec<String> = key.columns.iter().map(KeyColumn::read_expr).collect();
@@ -381,7 +586,7 @@ pub async fn plan_chunks(
         let Some(row) = rows.first() else {
             break;
         };
-        let bound = render_boundary(s, &key, row, &context)?;
+        let bound = render_boundary(s, key, row, &context)?;
         if bounds.last() == Some(&bound) {
             // `key > b` returned b again: the literal does not compare as the column (a
             // TIMESTAMP in a DST overlap of a non-UTC session). Never loop on it.
@@ -430,7 +635,7 @@ pub async fn plan_chunks(
             estimated_rows: if i == bounds.len() { last_rows } else { target },
         });
     }
-    Ok((Some(key.public()), chunks))
+    Ok(chunks)
 }
 
 fn whole_table(estimated_rows: u64) -> Chunk {
@@ -601,7 +806,7 @@ mod tests {
     fn literals_follow_the_column_type() {
         let col = |data_type: &str, charset: Option<&str>| KeyColumn {
             name: "c".into(),
-            literal: Literal::for_column(data_type, charset).expect("supported"),
+            literal: Literal::for_column(data_type, charset, None).expect("supported"),
         };
         assert_eq!(
             col("bigint", None)
@@ -614,6 +819,14 @@ mod tests {
             Some("-1.50")
         );
         assert_eq!(col("int", None).render("1; DROP"), None);
+        assert_eq!(col("int", None).render("-"), None);
+        assert_eq!(col("int", None).render("1.5"), None);
+        assert_eq!(
+            col("bigint", None)
+                .render("-9223372036854775808")
+                .as_deref(),
+            Some("-9223372036854775808")
+        );
         let s = col("varchar", Some("utf8mb4"));
         assert_eq!(s.read_expr(), "HEX(`c`)");
         assert_eq!(s.render("C3A9").as_deref(), Some("_utf8mb4 X'C3A9'"));
@@ -630,13 +843,158 @@ mod tests {
     }
 
     #[test]
+    fn only_integers_and_decimals_without_fraction_are_split_arithmetically() {
+        let literal = |data_type, scale| Literal::for_column(data_type, None, scale);
+        for t in [
+            "tinyint",
+            "SMALLINT",
+            "mediumint",
+            "int",
+            "integer",
+            "bigint",
+        ] {
+            assert_eq!(literal(t, Some("0")), Some(Literal::Integer), "{t}");
+            assert_eq!(literal(t, None), Some(Literal::Integer), "{t}");
+        }
+        assert_eq!(literal("decimal", Some("0")), Some(Literal::Integer));
+        assert_eq!(literal("numeric", Some("0")), Some(Literal::Integer));
+        assert_eq!(literal("decimal", Some("2")), Some(Literal::Number));
+        assert_eq!(literal("decimal", None), Some(Literal::Number));
+        assert_eq!(literal("year", None), Some(Literal::Number));
+    }
+
+    /// `arithmetic_split` of `min..=max` as (lower, upper, estimated rows) triples.
+    fn split(min: i128, max: i128, estimate: u64, target: u64) -> Option<Vec<SpanChunk>> {
+        let chunks = arithmetic_split(min, max, estimate, target)?;
+        // The invariants of every split: bounds strictly increasing within `min..max`, each
+        // chunk's lower bound the previous one's upper bound, open ends, at most `target`
+        // key values per chunk, shares adding up to the estimate.
+        assert!(chunks.len() >= 2);
+        assert_eq!(chunks[0].lower, None);
+        assert_eq!(chunks.last().unwrap().upper, None);
+        let mut prev = min - 1;
+        for (i, c) in chunks.iter().enumerate() {
+            if i > 0 {
+                assert_eq!(c.lower, chunks[i - 1].upper);
+            }
+            let upper = c.upper.unwrap_or(max);
+            assert!(upper > prev && upper >= min && upper <= max, "{chunks:?}");
+            assert!((upper - prev) as u128 <= u128::from(target), "{chunks:?}");
+            prev = upper;
+        }
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| u128::from(c.estimated_rows))
+                .sum::<u128>(),
+            u128::from(estimate)
+        );
+        Some(chunks)
+    }
+
+    fn c(lower: Option<i128>, upper: Option<i128>, estimated_rows: u64) -> SpanChunk {
+        SpanChunk {
+            lower,
+            upper,
+            estimated_rows,
+        }
+    }
+
+    #[test]
+    fn a_dense_span_is_cut_into_equal_ranges_of_at_most_target_values() {
+        assert_eq!(
+            split(1, 280, 280, 7).unwrap()[..2],
+            [c(None, Some(7), 7), c(Some(7), Some(14), 7)]
+        );
+        assert_eq!(split(1, 280, 280, 7).unwrap().len(), 40);
+        assert_eq!(split(1, 280, 280, 7).unwrap()[39], c(Some(273), None, 7));
+        // 8 values in ranges of at most 7: two of 4, not 7 + 1.
+        assert_eq!(
+            split(1, 8, 8, 7),
+            Some(vec![c(None, Some(4), 4), c(Some(4), None, 4)])
+        );
+        // 120001 values by 2000: 61 ranges of 1968 (the last 1921), not 60 and a runt.
+        let s = split(1, 120_001, 120_001, 2000).unwrap();
+        assert_eq!(s.len(), 61);
+        assert_eq!(s[0].upper, Some(1968));
+        assert_eq!(s[60].lower, Some(60 * 1968));
+        // The estimate is shared in proportion to the values.
+        assert_eq!(
+            split(-10, 9, 10, 5),
+            Some(vec![
+                c(None, Some(-6), 2),
+                c(Some(-6), Some(-1), 3),
+                c(Some(-1), Some(4), 2),
+                c(Some(4), None, 3),
+            ])
+        );
+    }
+
+    #[test]
+    fn only_dense_spans_of_more_than_one_chunk_are_split() {
+        // Span at most target: the walk counts those rows exactly.
+        assert_eq!(split(1, 7, 100, 7), None);
+        assert_eq!(split(5, 5, 100, 1), None);
+        // Span at most twice the estimate.
+        assert!(split(1, 200, 100, 7).is_some());
+        assert_eq!(split(1, 201, 100, 7), None);
+        assert_eq!(split(1, 1000, 0, 7), None);
+        // Nonsense: an inverted span, an unbelievable estimate.
+        assert_eq!(split(10, 1, 100, 7), None);
+        assert_eq!(split(0, 10, u64::MAX, 7), None);
+        assert!(split(1, 1 << 62, 1 << 62, 1 << 61).is_some());
+    }
+
+    #[test]
+    fn bounds_at_the_ends_of_bigint_do_not_overflow() {
+        let (imin, imax) = (i128::from(i64::MIN), i128::from(i64::MAX));
+        let umax = i128::from(u64::MAX);
+        // BIGINT UNSIGNED's last 100 values.
+        let s = split(umax - 99, umax, 100, 10).unwrap();
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[0].upper, Some(umax - 90));
+        assert_eq!(s[9], c(Some(umax - 10), None, 10));
+        // BIGINT's first 100 values.
+        let s = split(imin, imin + 99, 100, 10).unwrap();
+        assert_eq!(s[0], c(None, Some(imin + 9), 10));
+        assert_eq!(s[9].lower, Some(imin + 89));
+        // The whole of BIGINT and of BIGINT UNSIGNED: 2^64 values in 4 ranges.
+        let quarter = 1i128 << 62;
+        for (min, max) in [(imin, imax), (0, umax)] {
+            let s = split(min, max, 1 << 63, 1 << 62).unwrap();
+            assert_eq!(
+                s.iter().map(|c| c.upper).collect::<Vec<_>>(),
+                [
+                    Some(min + quarter - 1),
+                    Some(min + 2 * quarter - 1),
+                    Some(min + 3 * quarter - 1),
+                    None
+                ]
+            );
+            assert!(s.iter().all(|c| c.estimated_rows == 1 << 61));
+        }
+        assert_eq!(
+            split(imin, imax, 1 << 63, 1 << 62).unwrap()[1].upper,
+            Some(-1)
+        );
+        // Spans no u64 estimate makes dense, up to i128's whole range (2^128 values, one
+        // more than u128 counts): no panic, no split.
+        assert_eq!(split(i128::MIN, i128::MAX, 1 << 63, 1), None);
+        assert_eq!(split(i128::MIN, i128::MAX - 1, 1 << 63, 1), None);
+        assert_eq!(split(i128::MIN + 1, i128::MAX, 1 << 63, 1), None);
+        assert_eq!(split(-1, i128::MAX, 1 << 63, 1), None);
+        // The largest believed estimate with the largest span it makes dense, 2^64 values.
+        assert_eq!(split(0, (1 << 64) - 1, 1 << 63, 1 << 63).unwrap().len(), 2);
+    }
+
+    #[test]
     fn some_key_types_are_declined() {
         for t in [
             "float", "double", "enum", "set", "bit", "text", "blob", "json", "uuid", "inet6",
         ] {
-            assert_eq!(Literal::for_column(t, Some("utf8mb4")), None, "{t}");
+            assert_eq!(Literal::for_column(t, Some("utf8mb4"), None), None, "{t}");
         }
-        assert_eq!(Literal::for_column("varchar", None), None);
+        assert_eq!(Literal::for_column("varchar", None, None), None);
     }
 
     #[test]
@@ -674,7 +1032,7 @@ mod tests {
         ColumnInfo {
             name: name.into(),
             nullable,
-            literal: Literal::for_column(data_type, Some("utf8mb4")),
+            literal: Literal::for_column(data_type, Some("utf8mb4"), Some("0")),
         }
     }
 

@@ -164,7 +164,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     let progress = Progress_::new(plan, order.iter().map(|&i| entries[i].estimated_rows).sum());
 
     // The workers start on the first (biggest) table's chunks while the control connection
-    // plans the next tables: planning walks each key, which costs the server a read.
+    // plans the next tables: planning may walk a key, which costs the server a read.
     let (queue, jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
     let mut set = tokio::task::JoinSet::new();
@@ -336,17 +336,16 @@ async fn plan_table(
         &[],
         plan.shape.complete_insert,
     ));
-    let (_, chunks) = if chunk_rows == u64::MAX {
-        (
-            None,
-            vec![chunk::Chunk {
-                index: 0,
-                range: None,
-                estimated_rows: 0,
-            }],
-        )
+    let chunks = if chunk_rows == u64::MAX {
+        vec![chunk::Chunk {
+            index: 0,
+            range: None,
+            estimated_rows: 0,
+        }]
     } else {
-        chunk::plan_chunks(control, db, &t.name, chunk_rows).await?
+        chunk::plan_chunks(control, db, &t.name, chunk_rows)
+            .await?
+            .chunks
     };
     let dir = db_dir(opts, db)?;
     let ext = match (opts.format, plan.zstd.is_some()) {

@@ -1,16 +1,22 @@
 //! The chunk planner (`rdump::chunk`) against a real MariaDB: for every kind of key, the
 //! chunks' conditions select every row exactly once (`SELECT MIN(n), MAX(n), COUNT(*) FROM
-//! (SELECT (c0)+(c1)+... AS n FROM t) x` gives 1, 1, the row count), come out in key order,
-//! and hold exactly `TARGET` rows each but the last (1 to `TARGET` rows), as each chunk's
-//! `estimated_rows` says. Keys: sparse and skewed integers, BIGINT signed and unsigned
-//! extremes, DECIMAL, a row count that is a multiple of `TARGET`, a composite (INT, VARCHAR)
-//! key, strings in utf8mb4_bin (multibyte, emoji) and in utf8mb4_general_ci (accents, mixed
-//! case; with a negative control comparing as binary), BINARY(16) with 0x00/0xFF bytes,
-//! DATETIME(6), a (DATE, TIME, YEAR) key with zero dates and negative times, TIMESTAMP(3)
-//! across a DST change of the server's zone, a UNIQUE NOT NULL key without a primary key,
-//! and odd names. Declined keys (DOUBLE, ENUM, prefix, BLOB, HASH; TIMESTAMP in a session
-//! with a DST zone), tables without a usable key, empty tables and tables of at most
-//! `TARGET` rows are one chunk with range `None`.
+//! (SELECT (c0)+(c1)+... AS n FROM t) x` gives 1, 1, the row count) and come out in key
+//! order; walked chunks hold exactly `TARGET` rows each but the last (1 to `TARGET` rows),
+//! as each chunk's `estimated_rows` says, and arithmetic ones at most `TARGET` rows each
+//! (see `check`). Walked keys: sparse and skewed integers, BIGINT signed and unsigned
+//! extremes, DECIMAL(30,6), a row count that is a multiple of `TARGET`, a composite (INT,
+//! VARCHAR) key, strings in utf8mb4_bin (multibyte, emoji) and in utf8mb4_general_ci
+//! (accents, mixed case; with a negative control comparing as binary), BINARY(16) with
+//! 0x00/0xFF bytes, DATETIME(6), a (DATE, TIME, YEAR) key with zero dates and negative times,
+//! TIMESTAMP(3) across a DST change of the server's zone, a UNIQUE NOT NULL key without a
+//! primary key, and odd names. Arithmetic splits: dense integer ids (with gaps, at the
+//! density threshold, through a UNIQUE key), every integer type from its smallest value,
+//! BIGINT UNSIGNED up to its largest, DECIMAL(20,0); planning them reads no index range.
+//! Wrong estimates (an open transaction's rows count in `TABLE_ROWS`): too low walks, a bit
+//! low still splits, too high splits sparse ids into more, smaller chunks. Declined keys
+//! (DOUBLE, ENUM, prefix, BLOB, HASH; TIMESTAMP in a session with a DST zone), tables
+//! without a usable key, empty tables and tables of at most `TARGET` rows are one chunk with
+//! range `None`.
 //!
 //! One server serves every test of this file (started on first use, stopped at process
 //! exit); each test has a database of its own. The cases live in `mod chunk_plans` so that
@@ -22,7 +28,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use common::{Server, ServerOptions, quote_ident, quote_str};
-use rdump::chunk::{Chunk, ChunkKey, choose_key, plan_chunks};
+use rdump::chunk::{Chunk, ChunkKey, ChunkPlan, Split, choose_key, plan_chunks};
 use rdump::conn::{Session, cell_string};
 
 /// Small, so a few hundred rows make dozens of chunks.
@@ -135,17 +141,30 @@ async fn count(s: &mut Session, sql: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Checks that `chunks` partition `db`.`table` in key order, into chunks of exactly
-/// `target` rows but the last (1 to `target` rows), each of its `estimated_rows`. `Err`
-/// says what is wrong (the negative control expects one).
+/// Checks a plan of `db`.`table`: its chunks partition the rows (every row in exactly one
+/// chunk) in key order, whatever the split; their sizes depend on it:
+///
+/// * `Walk`: exactly `target` rows each but the last (1 to `target` rows), each as its
+///   `estimated_rows` says;
+/// * `Whole`: one chunk without a range, of all (at most `target`, if keyed) rows; for a
+///   keyed table `estimated_rows` is exact;
+/// * `Arithmetic`: a one-column key whose span `MAX - MIN + 1` is cut into exactly
+///   `ceil(span / target)` ranges, so each holds 0 to `target` rows (a range of at most
+///   `target` values of a unique key cannot hold more, whatever the estimate was); the span
+///   is at most twice the estimate (the shares add up to it), which is over `target`; and,
+///   unless that estimate was too high, at least half the span's values are rows, so the
+///   chunks average `target / 2` rows or more. Exact sizes there depend on the gaps in the
+///   ids, and the cases assert them where they know them.
+///
+/// `Err` says what is wrong (the negative control expects one).
 async fn check(
     s: &mut Session,
     db: &str,
     table: &str,
-    key: Option<&ChunkKey>,
-    chunks: &[Chunk],
+    plan: &ChunkPlan,
     target: u64,
 ) -> Result<(), String> {
+    let chunks = &plan.chunks;
     let t = format!("{}.{}", quote_ident(db), quote_ident(table));
     let n: u64 = count(s, &format!("SELECT COUNT(*) FROM {t}")).await[0]
         .as_deref()
@@ -184,25 +203,28 @@ async fn check(
         return Err(format!("COUNT {:?} != {n}", cover[2]));
     }
 
-    let Some(key) = key else {
+    let Some(key) = &plan.key else {
         // No key: one chunk, the whole table.
-        return match chunks {
-            [c] if c.range.is_none() => Ok(()),
-            _ => Err(format!("keyless table in {} chunks", chunks.len())),
+        return match (plan.split, chunks.as_slice()) {
+            (Split::Whole, [c]) if c.range.is_none() => Ok(()),
+            _ => Err(format!(
+                "keyless table in {} chunks by {:?}",
+                chunks.len(),
+                plan.split
+            )),
         };
     };
-    let expected_chunks = n.div_ceil(target).max(1) as usize;
-    if chunks.len() != expected_chunks {
+    let whole = chunks.len() == 1 && chunks[0].range.is_none();
+    if whole != (plan.split == Split::Whole) {
         return Err(format!(
-            "{} chunks for {n} rows, expected {expected_chunks}",
-            chunks.len()
+            "{:?} plan of {} chunks, the first {:?}",
+            plan.split,
+            chunks.len(),
+            chunks[0].range
         ));
     }
-    if chunks.len() == 1 && chunks[0].range.is_some() {
-        return Err("a single chunk should have no range".into());
-    }
 
-    // Chunk numbers of the rows in key order: 0,0,...,1,1,... with `target` of each.
+    // Chunk numbers of the rows in key order: 0,0,...,1,1,... .
     let case: Vec<String> = conds
         .iter()
         .enumerate()
@@ -227,46 +249,90 @@ async fn check(
             w[1], w[0]
         ));
     }
-    for (i, c) in chunks.iter().enumerate() {
-        let rows = numbers.iter().filter(|&&x| x == i as i64).count() as u64;
-        let last = i + 1 == chunks.len();
-        let ok = if last {
-            (n == 0 && rows == 0) || (1..=target).contains(&rows)
-        } else {
-            rows == target
-        };
-        if !ok {
-            return Err(format!("chunk {i} of {} has {rows} rows", chunks.len()));
+    let sizes: Vec<u64> = (0..chunks.len())
+        .map(|i| numbers.iter().filter(|&&x| x == i as i64).count() as u64)
+        .collect();
+
+    match plan.split {
+        Split::Whole | Split::Walk => {
+            let expected_chunks = n.div_ceil(target).max(1) as usize;
+            if chunks.len() != expected_chunks {
+                return Err(format!(
+                    "{} chunks for {n} rows, expected {expected_chunks}",
+                    chunks.len()
+                ));
+            }
+            for (i, (c, &rows)) in chunks.iter().zip(&sizes).enumerate() {
+                let last = i + 1 == chunks.len();
+                let ok = if last {
+                    (n == 0 && rows == 0) || (1..=target).contains(&rows)
+                } else {
+                    rows == target
+                };
+                if !ok {
+                    return Err(format!("chunk {i} of {} has {rows} rows", chunks.len()));
+                }
+                if c.estimated_rows != rows {
+                    return Err(format!(
+                        "chunk {i} estimates {} rows, has {rows}",
+                        c.estimated_rows
+                    ));
+                }
+            }
         }
-        if c.estimated_rows != rows {
-            return Err(format!(
-                "chunk {i} estimates {} rows, has {rows}",
-                c.estimated_rows
-            ));
+        Split::Arithmetic => {
+            let [column] = key.columns.as_slice() else {
+                return Err(format!("arithmetic split of a key of {:?}", key.columns));
+            };
+            let c = quote_ident(column);
+            let ends = count(s, &format!("SELECT MIN({c}), MAX({c}) FROM {t}")).await;
+            let end = |i: usize| ends[i].as_deref().unwrap().parse::<i128>().unwrap();
+            let span = (end(1) - end(0) + 1) as u128;
+            let expected_chunks = span.div_ceil(u128::from(target)) as usize;
+            if chunks.len() != expected_chunks {
+                return Err(format!(
+                    "{} chunks for a span of {span}, expected {expected_chunks}",
+                    chunks.len()
+                ));
+            }
+            if chunks.iter().any(|c| c.range.is_none()) {
+                return Err("an arithmetic chunk without a range".into());
+            }
+            if let Some(i) = sizes.iter().position(|&rows| rows > target) {
+                return Err(format!("chunk {i} has {} rows", sizes[i]));
+            }
+            let estimate: u64 = chunks.iter().map(|c| c.estimated_rows).sum();
+            if estimate <= target || span > 2 * u128::from(estimate) {
+                return Err(format!(
+                    "arithmetic split of a span of {span} for an estimate of {estimate}"
+                ));
+            }
         }
     }
     Ok(())
 }
 
 /// Plans `db`.`table` with `TARGET`, checks the plan and returns it.
-async fn plan_and_check(s: &mut Session, db: &str, table: &str) -> (Option<ChunkKey>, Vec<Chunk>) {
-    let (key, chunks) = plan_chunks(s, db, table, TARGET)
+async fn plan_and_check(s: &mut Session, db: &str, table: &str) -> ChunkPlan {
+    let plan = plan_chunks(s, db, table, TARGET)
         .await
         .unwrap_or_else(|e| panic!("planning {db}.{table}: {e}"));
     assert_eq!(
         choose_key(s, db, table).await.unwrap(),
-        key,
+        plan.key,
         "choose_key and plan_chunks disagree"
     );
-    if let Err(e) = check(s, db, table, key.as_ref(), &chunks, TARGET).await {
-        panic!("{db}.{table}: {e}\nkey: {key:?}\nchunks: {chunks:#?}");
+    if let Err(e) = check(s, db, table, &plan, TARGET).await {
+        panic!("{db}.{table}: {e}\nplan: {plan:#?}");
     }
     eprintln!(
-        "{db}.{table}: {} rows in {} chunks by {key:?}",
-        chunks.iter().map(|c| c.estimated_rows).sum::<u64>(),
-        chunks.len()
+        "{db}.{table}: {} rows in {} chunks by {:?} ({:?})",
+        plan.chunks.iter().map(|c| c.estimated_rows).sum::<u64>(),
+        plan.chunks.len(),
+        plan.key,
+        plan.split
     );
-    (key, chunks)
+    plan
 }
 
 fn key(columns: &[&str], index_name: &str) -> Option<ChunkKey> {
@@ -274,6 +340,53 @@ fn key(columns: &[&str], index_name: &str) -> Option<ChunkKey> {
         columns: columns.iter().map(|c| c.to_string()).collect(),
         index_name: index_name.to_string(),
     })
+}
+
+/// The rows of each chunk, counted with its condition.
+async fn sizes(s: &mut Session, db: &str, table: &str, plan: &ChunkPlan) -> Vec<u64> {
+    let t = format!("{}.{}", quote_ident(db), quote_ident(table));
+    let mut out = Vec::new();
+    for c in &plan.chunks {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {t} WHERE {}",
+            c.range.as_deref().unwrap_or("TRUE")
+        );
+        out.push(count(s, &sql).await[0].as_deref().unwrap().parse().unwrap());
+    }
+    out
+}
+
+/// The server's `TABLE_ROWS` estimate, as the planner reads it.
+async fn table_rows(s: &mut Session, db: &str, table: &str) -> u64 {
+    let sql = format!(
+        "SELECT TABLE_ROWS FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+        quote_str(db),
+        quote_str(table)
+    );
+    count(s, &sql).await[0].as_deref().unwrap().parse().unwrap()
+}
+
+/// The session's `Handler_read_next`: index entries read in key order, one per row of a
+/// walk's `OFFSET` (MIN and MAX are read with one `Handler_read_first`/`_last` each).
+async fn index_entries_read(s: &mut Session) -> u64 {
+    let rows = s
+        .rows("SHOW SESSION STATUS LIKE 'Handler_read_next'", "checking")
+        .await
+        .unwrap();
+    cell_string(&rows[0], 1).unwrap().parse().unwrap()
+}
+
+/// Another connection that runs `statements` in a transaction it keeps open: its rows
+/// count in InnoDB's `TABLE_ROWS` at once, but no other snapshot sees them, so the planner's
+/// estimate is off by as many rows. End it with `ROLLBACK`.
+async fn uncommitted(server: &Server, statements: &[&str]) -> Session {
+    let mut other = session(server).await;
+    other.exec("BEGIN", "beginning").await.unwrap();
+    for sql in statements {
+        other.exec(sql, "changing rows").await.expect(sql);
+    }
+    other
 }
 
 /// Runs `body` with a fresh UTC session on the shared server.
@@ -313,8 +426,13 @@ mod chunk_plans {
                     insert("t", false, rows)
                 ),
             );
-            let (k, chunks) = plan_and_check(s, "sparse", "t").await;
+            let ChunkPlan {
+                key: k,
+                split,
+                chunks,
+            } = plan_and_check(s, "sparse", "t").await;
             assert_eq!(k, key(&["id"], "PRIMARY"));
+            assert_eq!(split, Split::Walk);
             assert!(chunks.len() > 40, "{}", chunks.len());
             assert_eq!(
                 chunks[0].range.as_deref(),
@@ -338,7 +456,7 @@ mod chunk_plans {
                     insert("t", false, ids.iter().map(|i| i.to_string()))
                 ),
             );
-            let (_, chunks) = plan_and_check(s, "signed", "t").await;
+            let ChunkPlan { chunks, .. } = plan_and_check(s, "signed", "t").await;
             assert_eq!(
                 chunks[0].range.as_deref(),
                 Some(format!("`id` <= {}", ids.iter().nth(6).unwrap()).as_str())
@@ -364,7 +482,7 @@ mod chunk_plans {
                     insert("t", false, ids.iter().map(|i| i.to_string()))
                 ),
             );
-            let (_, chunks) = plan_and_check(s, "unsigned", "t").await;
+            let ChunkPlan { chunks, .. } = plan_and_check(s, "unsigned", "t").await;
             let last = chunks.last().unwrap();
             assert_eq!(last.estimated_rows, 1);
             assert!(
@@ -416,16 +534,300 @@ mod chunk_plans {
     #[test]
     fn row_count_a_multiple_of_the_target_ends_with_a_full_chunk() {
         with_session(async |server, s| {
+            // Every third id: too sparse for the arithmetic, walked.
             setup(
                 server,
                 "multiple",
-                "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_280;",
+                "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq * 3 FROM seq_1_to_280;",
             );
-            let (_, chunks) = plan_and_check(s, "multiple", "t").await;
+            let ChunkPlan { split, chunks, .. } = plan_and_check(s, "multiple", "t").await;
+            assert_eq!(split, Split::Walk);
             assert_eq!(chunks.len(), 40);
-            assert_eq!(chunks[1].range.as_deref(), Some("`id` > 7 AND `id` <= 14"));
-            assert_eq!(chunks[39].range.as_deref(), Some("`id` > 273"));
+            assert_eq!(chunks[1].range.as_deref(), Some("`id` > 21 AND `id` <= 42"));
+            assert_eq!(chunks[39].range.as_deref(), Some("`id` > 819"));
             assert_eq!(chunks[39].estimated_rows, 7);
+        });
+    }
+
+    // ---------------------------------------------------------------------------
+    // Dense integer keys: split arithmetically.
+
+    #[test]
+    fn dense_integer_ids_are_split_arithmetically() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "dense",
+                "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
+                 INSERT INTO t SELECT seq, seq % 10 FROM seq_1_to_280;
+                 CREATE TABLE holes (id INT UNSIGNED PRIMARY KEY);
+                 INSERT INTO holes SELECT seq FROM seq_1_to_400 WHERE seq % 5 <> 0;
+                 CREATE TABLE uniq (id BIGINT NOT NULL, k INT NOT NULL, UNIQUE KEY u (k));
+                 INSERT INTO uniq SELECT seq * 1000, 50 + seq FROM seq_1_to_100;",
+            );
+            let plan = plan_and_check(s, "dense", "t").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 40);
+            assert_eq!(plan.chunks[0].range.as_deref(), Some("`id` <= 7"));
+            assert_eq!(
+                plan.chunks[1].range.as_deref(),
+                Some("`id` > 7 AND `id` <= 14")
+            );
+            assert_eq!(plan.chunks[39].range.as_deref(), Some("`id` > 273"));
+            assert_eq!(sizes(s, "dense", "t", &plan).await, vec![7; 40]);
+            // The estimate is right here, and so are the shares.
+            assert!(plan.chunks.iter().all(|c| c.estimated_rows == 7));
+
+            // Every fifth id missing: 320 rows over 1..=399, ranges of 7 values with 5 or
+            // 6 rows (57 chunks, where the walk makes 46).
+            let plan = plan_and_check(s, "dense", "holes").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 57);
+            let rows = sizes(s, "dense", "holes", &plan).await;
+            assert!(rows.iter().all(|r| (5..=6).contains(r)), "{rows:?}");
+            let estimated: Vec<u64> = plan.chunks.iter().map(|c| c.estimated_rows).collect();
+            assert!(
+                rows.iter()
+                    .zip(&estimated)
+                    .all(|(r, e)| r.abs_diff(*e) <= 1),
+                "{rows:?} {estimated:?}"
+            );
+
+            // A UNIQUE NOT NULL key: its MIN and MAX, read through it.
+            let plan = plan_and_check(s, "dense", "uniq").await;
+            assert_eq!(plan.key, key(&["k"], "u"));
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks[0].range.as_deref(), Some("`k` <= 57"));
+        });
+    }
+
+    #[test]
+    fn the_arithmetic_needs_half_the_key_values_to_be_rows() {
+        with_session(async |server, s| {
+            // 280 even ids: a span of 559 values for 280 rows, dense enough (<= 560); one
+            // more row at 565 makes it 564 values for 281 rows (> 562), walked.
+            setup(
+                server,
+                "half",
+                "CREATE TABLE even (id INT PRIMARY KEY); INSERT INTO even SELECT seq * 2 FROM seq_1_to_280;
+                 CREATE TABLE sparser (id INT PRIMARY KEY);
+                 INSERT INTO sparser SELECT seq * 2 FROM seq_1_to_280; INSERT INTO sparser VALUES (565);",
+            );
+            let plan = plan_and_check(s, "half", "even").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 80);
+            let rows = sizes(s, "half", "even", &plan).await;
+            assert!(rows.iter().all(|r| (3..=4).contains(r)), "{rows:?}");
+            let plan = plan_and_check(s, "half", "sparser").await;
+            assert_eq!(plan.split, Split::Walk);
+            assert_eq!(plan.chunks.len(), 41);
+        });
+    }
+
+    #[test]
+    fn planning_a_dense_key_reads_two_index_entries_and_a_sparse_one_its_whole_index() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "cost",
+                "CREATE TABLE dense (id INT PRIMARY KEY, v VARCHAR(32));
+                 INSERT INTO dense SELECT seq, MD5(seq) FROM seq_1_to_20000;
+                 CREATE TABLE sparse (id INT PRIMARY KEY, v VARCHAR(32));
+                 INSERT INTO sparse SELECT seq * 3, MD5(seq) FROM seq_1_to_20000;",
+            );
+            for (table, split, most, least) in [
+                ("dense", Split::Arithmetic, 10, 0),
+                ("sparse", Split::Walk, 20_000, 19_000),
+            ] {
+                let before = index_entries_read(s).await;
+                let plan = plan_chunks(s, "cost", table, 1000).await.unwrap();
+                let read = index_entries_read(s).await - before;
+                assert_eq!(plan.split, split, "{table}");
+                assert!(
+                    (least..=most).contains(&read),
+                    "{table}: {read} entries read"
+                );
+                check(s, "cost", table, &plan, 1000)
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+                assert_eq!(plan.chunks.len(), 20, "{table}");
+            }
+        });
+    }
+
+    #[test]
+    fn dense_bigint_unsigned_ids_up_to_the_largest_value() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "umax",
+                "CREATE TABLE t (id BIGINT UNSIGNED PRIMARY KEY);
+                 INSERT INTO t SELECT 18446744073709551616 - seq FROM seq_1_to_300;",
+            );
+            let plan = plan_and_check(s, "umax", "t").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            // 300 values in 43 ranges of 7, the last of 6.
+            let min = u64::MAX - 299;
+            assert_eq!(plan.chunks.len(), 43);
+            assert_eq!(
+                plan.chunks[0].range.as_deref(),
+                Some(format!("`id` <= {}", min + 6).as_str())
+            );
+            assert_eq!(
+                plan.chunks[42].range.as_deref(),
+                Some(format!("`id` > {}", min + 293).as_str())
+            );
+            let rows = sizes(s, "umax", "t", &plan).await;
+            assert_eq!(rows[..42], [7; 42]);
+            assert_eq!(rows[42], 6);
+        });
+    }
+
+    #[test]
+    fn dense_negative_ids_from_the_smallest_value_of_each_integer_type() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "negative",
+                "CREATE TABLE big (id BIGINT PRIMARY KEY);
+                 INSERT INTO big SELECT -9223372036854775809 + seq FROM seq_1_to_300;
+                 CREATE TABLE zero (id INT PRIMARY KEY);
+                 INSERT INTO zero SELECT CAST(seq AS SIGNED) - 151 FROM seq_1_to_300;
+                 CREATE TABLE tiny (id TINYINT PRIMARY KEY);
+                 INSERT INTO tiny SELECT CAST(seq AS SIGNED) - 129 FROM seq_1_to_256;
+                 CREATE TABLE utiny (id TINYINT UNSIGNED PRIMARY KEY);
+                 INSERT INTO utiny SELECT seq - 1 FROM seq_1_to_256;
+                 CREATE TABLE small (id SMALLINT PRIMARY KEY);
+                 INSERT INTO small SELECT CAST(seq AS SIGNED) - 32769 FROM seq_1_to_300;
+                 CREATE TABLE medium (id MEDIUMINT UNSIGNED PRIMARY KEY);
+                 INSERT INTO medium SELECT 16777216 - seq FROM seq_1_to_300;",
+            );
+            for (table, first) in [
+                ("big", "`id` <= -9223372036854775802".to_string()),
+                ("zero", "`id` <= -144".into()),
+                ("tiny", "`id` <= -122".into()),
+                ("utiny", "`id` <= 6".into()),
+                ("small", "`id` <= -32762".into()),
+                ("medium", format!("`id` <= {}", 16777215 - 299 + 6)),
+            ] {
+                let plan = plan_and_check(s, "negative", table).await;
+                assert_eq!(plan.split, Split::Arithmetic, "{table}");
+                assert_eq!(plan.chunks[0].range.as_deref(), Some(first.as_str()));
+                let rows = sizes(s, "negative", table, &plan).await;
+                let (last, full) = rows.split_last().unwrap();
+                assert!(full.iter().all(|&r| r == 7), "{table}: {rows:?}");
+                assert!((1..=7).contains(last), "{table}: {rows:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn decimals_without_fraction_are_split_arithmetically_others_walked() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "decimals",
+                "CREATE TABLE d0 (d DECIMAL(20,0) PRIMARY KEY);
+                 INSERT INTO d0 SELECT 100000000000000000000 - seq FROM seq_1_to_300;
+                 CREATE TABLE d2 (d DECIMAL(10,2) PRIMARY KEY);
+                 INSERT INTO d2 SELECT seq FROM seq_1_to_300;
+                 CREATE TABLE huge (d DECIMAL(65,0) PRIMARY KEY);
+                 INSERT INTO huge SELECT CAST(CONCAT(REPEAT('9', 60), LPAD(seq, 5, '0')) AS DECIMAL(65,0)) FROM seq_1_to_300;
+                 CREATE TABLE y (y YEAR PRIMARY KEY);
+                 INSERT INTO y SELECT 1900 + seq FROM seq_1_to_255;",
+            );
+            let plan = plan_and_check(s, "decimals", "d0").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(
+                plan.chunks[42].range.as_deref(),
+                Some("`d` > 99999999999999999993")
+            );
+            // Values beyond i128 (and DECIMAL(n,s>0), YEAR): walked, as before.
+            for t in ["d2", "huge", "y"] {
+                let plan = plan_and_check(s, "decimals", t).await;
+                assert_eq!(plan.split, Split::Walk, "{t}");
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------------------
+    // Wrong estimates: an open transaction's rows count in InnoDB's TABLE_ROWS, but no
+    // other snapshot sees them.
+
+    #[test]
+    fn an_estimate_of_a_few_rows_for_a_dense_table_is_walked() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "estlow",
+                "CREATE TABLE t (id INT PRIMARY KEY) STATS_AUTO_RECALC=0;
+                 INSERT INTO t SELECT seq FROM seq_1_to_300;",
+            );
+            let mut other = uncommitted(server, &["DELETE FROM estlow.t WHERE id > 2"]).await;
+            assert_eq!(table_rows(s, "estlow", "t").await, 2);
+            // The estimate says one chunk; the walk's first step finds more rows and walks on.
+            let plan = plan_and_check(s, "estlow", "t").await;
+            assert_eq!(plan.split, Split::Walk);
+            assert_eq!(plan.chunks.len(), 43);
+            other.exec("ROLLBACK", "rolling back").await.unwrap();
+            other.close().await;
+        });
+    }
+
+    #[test]
+    fn an_estimate_somewhat_too_low_still_gives_chunks_of_at_most_target_rows() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "estpart",
+                "CREATE TABLE t (id INT PRIMARY KEY) STATS_AUTO_RECALC=0;
+                 INSERT INTO t SELECT seq FROM seq_1_to_300;",
+            );
+            let mut other = uncommitted(server, &["DELETE FROM estpart.t WHERE id > 160"]).await;
+            assert_eq!(table_rows(s, "estpart", "t").await, 160);
+            // A span of 300 for an estimate of 160: dense enough. The ranges hold 7 rows
+            // each whatever the estimate; only the shares are too small.
+            let plan = plan_and_check(s, "estpart", "t").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 43);
+            assert_eq!(
+                plan.chunks.iter().map(|c| c.estimated_rows).sum::<u64>(),
+                160
+            );
+            let rows = sizes(s, "estpart", "t", &plan).await;
+            assert_eq!(rows[..42], [7; 42]);
+            other.exec("ROLLBACK", "rolling back").await.unwrap();
+            other.close().await;
+        });
+    }
+
+    #[test]
+    fn an_estimate_too_high_for_sparse_ids_gives_more_small_chunks_never_a_wrong_one() {
+        with_session(async |server, s| {
+            setup(
+                server,
+                "esthigh",
+                "CREATE TABLE t (id INT PRIMARY KEY) STATS_AUTO_RECALC=0;
+                 INSERT INTO t SELECT seq * 10 FROM seq_1_to_100;",
+            );
+            let mut other = uncommitted(
+                server,
+                &["INSERT INTO esthigh.t SELECT 100000 + seq FROM esthigh.seq_1_to_1000"],
+            )
+            .await;
+            assert_eq!(table_rows(s, "esthigh", "t").await, 1100);
+            // 100 rows over 10..=1000, believed 1100: 142 ranges of at most 7 values, each
+            // with 0 or 1 row, where the walk would make 15 chunks.
+            let plan = plan_and_check(s, "esthigh", "t").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 142);
+            let rows = sizes(s, "esthigh", "t", &plan).await;
+            assert!(rows.iter().all(|&r| r <= 1), "{rows:?}");
+            other.exec("ROLLBACK", "rolling back").await.unwrap();
+            other.close().await;
+            // Rolled back, the estimate is right again and the same ids are walked.
+            assert_eq!(table_rows(s, "esthigh", "t").await, 100);
+            assert_eq!(plan_and_check(s, "esthigh", "t").await.split, Split::Walk);
         });
     }
 
@@ -455,7 +857,7 @@ mod chunk_plans {
                     insert("t", true, rows)
                 ),
             );
-            let (k, chunks) = plan_and_check(s, "composite", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "composite", "t").await;
             assert_eq!(k, key(&["a", "s"], "PRIMARY"));
             let middle = chunks[1].range.as_deref().unwrap();
             assert!(
@@ -498,7 +900,7 @@ mod chunk_plans {
                     insert("t", true, rows)
                 ),
             );
-            let (_, chunks) = plan_and_check(s, "strbin", "t").await;
+            let ChunkPlan { chunks, .. } = plan_and_check(s, "strbin", "t").await;
             assert!(
                 chunks[0]
                     .range
@@ -529,7 +931,7 @@ mod chunk_plans {
                     insert("t", true, rows)
                 ),
             );
-            let (k, chunks) = plan_and_check(s, "strci", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "strci", "t").await;
             assert_eq!(k, key(&["s"], "u"));
             assert!(chunks.len() > 10, "{}", chunks.len());
             // Negative control: the same boundaries compared as binary (`BINARY X'..'`) are
@@ -547,7 +949,12 @@ mod chunk_plans {
                     ..c.clone()
                 })
                 .collect();
-            let wrong = check(s, "strci", "t", k.as_ref(), &binary, TARGET).await;
+            let binary = ChunkPlan {
+                key: k,
+                split: Split::Walk,
+                chunks: binary,
+            };
+            let wrong = check(s, "strci", "t", &binary, TARGET).await;
             assert!(wrong.is_err(), "binary comparisons went unnoticed");
             eprintln!("negative control: {}", wrong.unwrap_err());
         });
@@ -579,7 +986,7 @@ mod chunk_plans {
                     insert("t", false, values.iter().map(|v| format!("X'{v}', 1")))
                 ),
             );
-            let (_, chunks) = plan_and_check(s, "bin16", "t").await;
+            let ChunkPlan { chunks, .. } = plan_and_check(s, "bin16", "t").await;
             assert_eq!(
                 chunks[0].range.as_deref(),
                 Some(format!("`id` <= X'{}'", values.iter().nth(6).unwrap()).as_str())
@@ -600,7 +1007,7 @@ mod chunk_plans {
              INSERT INTO t VALUES ('1000-01-01 00:00:00.000000'),
                ('9999-12-31 23:59:59.999999'), ('2000-01-01 00:00:00.000001');",
             );
-            let (_, chunks) = plan_and_check(s, "dt", "t").await;
+            let ChunkPlan { chunks, .. } = plan_and_check(s, "dt", "t").await;
             assert_eq!(
                 chunks[0].range.as_deref(),
                 Some(
@@ -630,7 +1037,7 @@ mod chunk_plans {
                  INSERT IGNORE INTO t VALUES ('0000-00-00', '-838:59:59', 0),
                    ('9999-12-31', '838:59:59', 2155);",
             );
-            let (k, chunks) = plan_and_check(s, "dty", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "dty", "t").await;
             assert_eq!(k, key(&["d", "tm", "y"], "PRIMARY"));
             assert!(chunks.len() > 40, "{}", chunks.len());
         });
@@ -669,7 +1076,7 @@ mod chunk_plans {
             s.exec("SET time_zone = SYSTEM", "setting the time zone")
                 .await
                 .unwrap();
-            let (k, chunks) = plan_and_check(s, "tssys", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "tssys", "t").await;
             assert_eq!(k, None);
             assert_eq!(chunks.len(), 1);
         });
@@ -688,7 +1095,7 @@ mod chunk_plans {
                UNIQUE KEY ab (a, b), UNIQUE KEY c_only (c), UNIQUE KEY n_only (n), KEY a (a));
              INSERT INTO t SELECT seq % 10, seq, 1000 - seq * 3, seq FROM seq_1_to_200;",
             );
-            let (k, _) = plan_and_check(s, "uniq", "t").await;
+            let ChunkPlan { key: k, .. } = plan_and_check(s, "uniq", "t").await;
             assert_eq!(k, key(&["c"], "c_only"));
         });
     }
@@ -713,7 +1120,8 @@ mod chunk_plans {
             for t in ["enm", "prefix", "blob_unique", "mem"] {
                 assert_eq!(choose_key(s, "declined", t).await.unwrap(), None, "{t}");
             }
-            let (k, chunks) = plan_chunks(s, "declined", "enm", 1).await.unwrap();
+            let ChunkPlan { key: k, chunks, .. } =
+                plan_chunks(s, "declined", "enm", 1).await.unwrap();
             assert_eq!(k, None);
             assert_eq!(chunks.len(), 1);
             assert_eq!(chunks[0].range, None);
@@ -729,7 +1137,7 @@ mod chunk_plans {
                 "CREATE TABLE t (a INT, b VARCHAR(10), KEY a (a));
              INSERT INTO t SELECT seq % 3, 'x' FROM seq_1_to_100;",
             );
-            let (k, chunks) = plan_and_check(s, "nokey", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "nokey", "t").await;
             assert_eq!(k, None);
             assert_eq!(chunks.len(), 1);
             assert_eq!(chunks[0].range, None);
@@ -745,7 +1153,7 @@ mod chunk_plans {
                 "CREATE TABLE t (a INT NULL, UNIQUE KEY a (a));
              INSERT INTO t SELECT IF(seq % 10 = 0, NULL, seq) FROM seq_1_to_100;",
             );
-            let (k, chunks) = plan_and_check(s, "nullable", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "nullable", "t").await;
             assert_eq!(k, None);
             assert_eq!(chunks.len(), 1);
             assert_eq!(chunks[0].range, None);
@@ -756,7 +1164,7 @@ mod chunk_plans {
     fn an_empty_table_is_one_chunk_without_a_range() {
         with_session(async |server, s| {
             setup(server, "empty", "CREATE TABLE t (id INT PRIMARY KEY);");
-            let (k, chunks) = plan_and_check(s, "empty", "t").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "empty", "t").await;
             assert_eq!(k, key(&["id"], "PRIMARY"));
             assert_eq!(
                 chunks,
@@ -777,12 +1185,16 @@ mod chunk_plans {
             "small",
             "CREATE TABLE five (id INT PRIMARY KEY); INSERT INTO five SELECT seq FROM seq_1_to_5;
              CREATE TABLE seven (id INT PRIMARY KEY); INSERT INTO seven SELECT seq FROM seq_1_to_7;
-             CREATE TABLE eight (id INT PRIMARY KEY); INSERT INTO eight SELECT seq FROM seq_1_to_8;",
+             CREATE TABLE eight (id INT PRIMARY KEY); INSERT INTO eight SELECT seq FROM seq_1_to_8;
+             CREATE TABLE five_far (id BIGINT PRIMARY KEY);
+             INSERT INTO five_far SELECT seq * 1000000000000 FROM seq_1_to_5;
+             CREATE TABLE eight_far (id INT PRIMARY KEY); INSERT INTO eight_far SELECT seq * 10 FROM seq_1_to_8;",
         );
-            for (t, rows) in [("five", 5), ("seven", 7)] {
-                let (_, chunks) = plan_and_check(s, "small", t).await;
+            for (t, rows) in [("five", 5), ("seven", 7), ("five_far", 5)] {
+                let plan = plan_and_check(s, "small", t).await;
+                assert_eq!(plan.split, Split::Whole, "{t}");
                 assert_eq!(
-                    chunks,
+                    plan.chunks,
                     vec![Chunk {
                         index: 0,
                         range: None,
@@ -791,10 +1203,17 @@ mod chunk_plans {
                     "{t}"
                 );
             }
-            let (_, chunks) = plan_and_check(s, "small", "eight").await;
-            assert_eq!(chunks.len(), 2);
-            assert_eq!(chunks[1].range.as_deref(), Some("`id` > 7"));
-            assert_eq!(chunks[1].estimated_rows, 1);
+            // Eight dense ids: two ranges of 4 values, not 7 + 1.
+            let plan = plan_and_check(s, "small", "eight").await;
+            assert_eq!(plan.split, Split::Arithmetic);
+            assert_eq!(plan.chunks.len(), 2);
+            assert_eq!(plan.chunks[1].range.as_deref(), Some("`id` > 4"));
+            assert_eq!(plan.chunks[1].estimated_rows, 4);
+            // Eight sparse ids: walked, 7 + 1.
+            let plan = plan_and_check(s, "small", "eight_far").await;
+            assert_eq!(plan.split, Split::Walk);
+            assert_eq!(plan.chunks[1].range.as_deref(), Some("`id` > 70"));
+            assert_eq!(plan.chunks[1].estimated_rows, 1);
         });
     }
 
@@ -807,7 +1226,7 @@ mod chunk_plans {
                 "CREATE TABLE `t ``x` (`i``d` INT PRIMARY KEY); \
              INSERT INTO `t ``x` SELECT seq * 3 FROM seq_1_to_50;",
             );
-            let (k, chunks) = plan_and_check(s, "odd db`name", "t `x").await;
+            let ChunkPlan { key: k, chunks, .. } = plan_and_check(s, "odd db`name", "t `x").await;
             assert_eq!(k, key(&["i`d"], "PRIMARY"));
             assert_eq!(chunks[0].range.as_deref(), Some("`i``d` <= 21"));
         });
