@@ -217,6 +217,15 @@ impl Dialect {
             .then_some("/*M!999999\\- enable the sandbox mode */ ")
     }
 
+    /// MySQL 8 caches `information_schema.TABLES` statistics (TABLE_ROWS, DATA_LENGTH) for
+    /// up to a day: a freshly loaded table shows 0 rows. The chunk planner and the
+    /// biggest-first order read those estimates, so the dump's sessions ask for fresh ones.
+    /// MariaDB reads them live.
+    pub fn fresh_statistics_sql(&self) -> Option<&'static str> {
+        self.mysql_at_least(8, 0, 3)
+            .then_some("SET SESSION information_schema_stats_expiry = 0")
+    }
+
     pub fn supports_sequences(&self) -> bool {
         self.mariadb_at_least(10, 3, 0)
     }
@@ -340,6 +349,16 @@ mod tests {
     fn exact_float_expr_widens_to_double() {
         assert_eq!(mariadb().exact_float_expr("`f`"), "CAST(`f` AS DOUBLE)");
         assert_eq!(mysql("5.7.44").exact_float_expr("`f`"), "(`f` + 0e0)");
+    }
+
+    #[test]
+    fn mysql_8_sessions_ask_for_fresh_table_statistics() {
+        assert_eq!(
+            mysql("8.0.36").fresh_statistics_sql(),
+            Some("SET SESSION information_schema_stats_expiry = 0")
+        );
+        assert_eq!(mysql("5.7.44").fresh_statistics_sql(), None);
+        assert_eq!(mariadb().fresh_statistics_sql(), None);
     }
 
     #[test]

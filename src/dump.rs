@@ -115,6 +115,9 @@ pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> 
     if s.dialect.is_mariadb() {
         sql.push("SET SESSION max_statement_time=0".to_string());
     }
+    if let Some(q) = s.dialect.fresh_statistics_sql() {
+        sql.push(q.to_string());
+    }
     for q in sql {
         s.exec(&q, "preparing the session").await?;
     }
