@@ -124,13 +124,15 @@ fn is_zero_and_spaces(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'0') && bytes[1..].iter().all(|&b| b == b' ')
 }
 
-/// Appends `bytes` enclosed in `"`: `"` doubled, `\` as `\\`, NUL as `\0`.
+/// Appends `bytes` enclosed in `"`: `"` doubled, `\` as `\\`, NUL as `\0`. The three are
+/// found with memchr's vectorized search (a per-byte loop made CSV dumps cost more client
+/// CPU than SQL ones: 2.5 s against 2.0 s on sysbench 8 x 1M).
 fn push_enclosed(bytes: &[u8], out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
+    for i in memchr::memchr3_iter(b'"', b'\\', 0, bytes) {
+        let escaped: &[u8] = match bytes[i] {
             b'"' => b"\"\"",
             b'\\' => b"\\\\",
             0 => b"\\0",
@@ -277,6 +279,36 @@ mod tests {
             &[Some(b"say \"hi\",\r\nback\\slash\0end")],
         );
         assert_eq!(out, b"\"say \"\"hi\"\",\r\nback\\\\slash\\0end\"\n");
+    }
+
+    /// The vectorized search against a byte-by-byte reference, for every byte value at
+    /// every position of inputs around the search's block sizes.
+    #[test]
+    fn enclosed_text_matches_the_byte_by_byte_definition() {
+        fn reference(bytes: &[u8]) -> Vec<u8> {
+            let mut out = vec![b'"'];
+            for &b in bytes {
+                match b {
+                    b'"' => out.extend_from_slice(b"\"\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    0 => out.extend_from_slice(b"\\0"),
+                    _ => out.push(b),
+                }
+            }
+            out.push(b'"');
+            out
+        }
+        for len in [1, 7, 15, 16, 17, 31, 32, 33, 64, 65] {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut input = vec![b'x'; len];
+                    input[pos] = b;
+                    let mut out = Vec::new();
+                    push_enclosed(&input, &mut out);
+                    assert_eq!(out, reference(&input), "len {len} pos {pos} byte {b:#x}");
+                }
+            }
+        }
     }
 
     #[test]
