@@ -31,19 +31,21 @@ pub struct Session {
 }
 
 /// The client under a session: our lean one (`wire`) where it can serve the options,
-/// mysql_async where it cannot (TLS, compression, other authentication plugins).
+/// mysql_async where it cannot (compression, other authentication plugins).
 enum Link {
     Wire(WireConn),
     Driver(Conn),
 }
 
-/// Set once the lean client has met something it does not do (TLS offered on PREFERRED,
-/// an authentication plugin): later sessions of the process go straight to the driver,
-/// instead of each trying first.
+/// Set once the lean client has met something it does not do (an authentication plugin,
+/// caching_sha2_password's full authentication without TLS): later sessions of the process
+/// go straight to the driver, instead of each trying first.
 static WIRE_DECLINED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process may use the lean client: not with `RDUMP_WIRE=driver` (kept for
-/// comparing the two paths), not when a session already found it cannot serve these options.
+/// Whether this process may use the lean client, and with what TLS: not with `--compress`,
+/// nor with `RDUMP_WIRE=driver` (kept for comparing the two paths), nor when a session
+/// already found it cannot serve these options. TLS as the driver does it (see `open`):
+/// never on a unix socket, if offered for PREFERRED over TCP, always for the other modes.
 fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
     if WIRE_DECLINED.load(Ordering::Relaxed)
         || opts.compress
@@ -52,27 +54,38 @@ fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
         return None;
     }
     let on_socket = matches!(address(opts), Address::Socket(_));
-    match opts.ssl.mode {
-        SslMode::Disabled => Some(TlsWish::No),
-        SslMode::Preferred if on_socket => Some(TlsWish::No),
-        SslMode::Preferred => Some(TlsWish::IfOffered),
-        _ => None,
-    }
+    Some(match opts.ssl.mode {
+        SslMode::Disabled => TlsWish::No,
+        _ if on_socket => TlsWish::No,
+        SslMode::Preferred => TlsWish::IfOffered,
+        SslMode::Required | SslMode::VerifyCa | SslMode::VerifyIdentity => TlsWish::Yes,
+    })
 }
 
 /// Opens a lean connection and runs what the driver's options would run on connect (SET
 /// NAMES, --init-command). `None` when the lean client cannot serve it, or failed at all
 /// (then the driver tries, and reports any error in its own words).
+///
+/// TLS failures (`WireError::Tls`: no TLS from the server when the mode requires it, a
+/// certificate the mode's checks refuse, a bad --ssl-ca/cert/key file) go the same way:
+/// the driver is configured alike (`ssl_opts`), so it fails too and says why, or connects
+/// with TLS all the same. Neither client ever falls back to plain text after a TLS failure;
+/// the driver only for PREFERRED when the server offers no TLS at all, as the wire does.
 async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
     let password = match &opts.password {
         Password::Given(s) => Some(s.expose()),
         Password::None | Password::Prompt => None,
     };
     let user = user_name(opts);
+    let tls_config = match tls {
+        TlsWish::No => None,
+        TlsWish::IfOffered | TlsWish::Yes => Some(crate::tls::client_config(&opts.ssl).ok()?),
+    };
     let login = Login {
         user: &user,
         password,
         tls,
+        tls_config,
     };
     let addr = address(opts);
     let target = match &addr {

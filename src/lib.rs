@@ -24,4 +24,5 @@ pub mod script;
 pub mod signals;
 pub mod sink;
 pub mod snapshot;
+pub mod tls;
 pub mod wire;

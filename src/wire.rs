@@ -26,10 +26,19 @@ use std::io;
 
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use mysql_common::constants::UTF8MB4_GENERAL_CI;
+use mysql_common::packets::{
+    AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse, SslRequest,
+};
 use mysql_common::proto::MySerialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// Bytes asked of the socket per read; also the buffer's usual size.
 const READ_BLOCK: usize = 256 * 1024;
@@ -53,6 +62,10 @@ pub enum WireError {
     Protocol(String),
     /// This connection needs something the lean client does not do; use the driver.
     Unsupported(String),
+    /// TLS was wanted and could not be had: the server does not offer it, the certificate
+    /// failed the checks of the `--ssl-mode`, a file of `--ssl-ca/cert/key` is bad. Never
+    /// a reason to continue in plain text.
+    Tls(String),
 }
 
 impl std::fmt::Display for WireError {
@@ -67,6 +80,7 @@ impl std::fmt::Display for WireError {
             WireError::Io(e) => write!(f, "Lost connection to server ({e})"),
             WireError::Protocol(m) => write!(f, "client error: {m}"),
             WireError::Unsupported(m) => write!(f, "client error: not supported: {m}"),
+            WireError::Tls(m) => write!(f, "TLS error: {m}"),
         }
     }
 }
@@ -83,6 +97,10 @@ fn protocol(msg: impl Into<String>) -> WireError {
     WireError::Protocol(msg.into())
 }
 
+fn tls_error(msg: impl std::fmt::Display) -> WireError {
+    WireError::Tls(msg.to_string())
+}
+
 /// Where to connect.
 pub enum Target<'a> {
     Socket(&'a str),
@@ -93,9 +111,10 @@ pub enum Target<'a> {
 pub struct Login<'a> {
     pub user: &'a str,
     pub password: Option<&'a str>,
-    /// The driver would use TLS here (an `--ssl-mode` that asks for it, or PREFERRED over
-    /// TCP when the server offers it): not ours to do.
+    /// Whether to use TLS (only over TCP: a unix socket is never encrypted, as with the
+    /// driver), and with what configuration (see `tls::client_config`).
     pub tls: TlsWish,
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +130,11 @@ pub enum TlsWish {
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    /// TLS over TCP. The socket under it is buffered, so that rustls (which asks for 4 KiB
+    /// at a time) does not cost a system call per 4 KiB.
+    Tls(Box<TlsStream<BufReader<TcpStream>>>),
+    /// Only while the TCP stream is being upgraded to TLS.
+    Upgrading,
 }
 
 impl Stream {
@@ -118,6 +142,20 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.read(buf).await,
             Stream::Tcp(s) => s.read(buf).await,
+            Stream::Tls(s) => {
+                // One TLS read gives one record (16 KiB at most); take every record that
+                // has already arrived too, so that the rows are parsed in big blocks.
+                let mut n = s.read(buf).await?;
+                while n > 0 && n < buf.len() {
+                    match s.read(&mut buf[n..]).now_or_never() {
+                        Some(Ok(0)) | None => break,
+                        Some(Ok(m)) => n += m,
+                        Some(Err(e)) => return Err(e),
+                    }
+                }
+                Ok(n)
+            }
+            Stream::Upgrading => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
@@ -125,6 +163,11 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.write_all(buf).await,
             Stream::Tcp(s) => s.write_all(buf).await,
+            Stream::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+            Stream::Upgrading => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
@@ -156,13 +199,18 @@ pub enum Response {
 impl WireConn {
     /// Connects and logs in. `Unsupported` means: use the driver for this connection.
     pub async fn connect(target: Target<'_>, login: &Login<'_>) -> WireResult<WireConn> {
-        let stream = match target {
-            Target::Socket(path) => Stream::Unix(UnixStream::connect(path).await?),
+        let (stream, host) = match target {
+            Target::Socket(path) => (Stream::Unix(UnixStream::connect(path).await?), None),
             Target::Tcp(host, port) => {
                 let s = TcpStream::connect((host, port)).await?;
                 s.set_nodelay(true)?;
-                Stream::Tcp(s)
+                (Stream::Tcp(s), Some(host))
             }
+        };
+        let tls = if host.is_some() {
+            login.tls
+        } else {
+            TlsWish::No
         };
         let mut c = WireConn {
             stream,
@@ -175,7 +223,7 @@ impl WireConn {
             connection_id: 0,
             unread: None,
         };
-        c.handshake(login).await?;
+        c.handshake(login, tls, host).await?;
         Ok(c)
     }
 
@@ -187,7 +235,12 @@ impl WireConn {
         self.connection_id
     }
 
-    async fn handshake(&mut self, login: &Login<'_>) -> WireResult<()> {
+    async fn handshake(
+        &mut self,
+        login: &Login<'_>,
+        tls: TlsWish,
+        host: Option<&str>,
+    ) -> WireResult<()> {
         let first = self.read_packet().await?;
         if first.first() == Some(&0xFF) {
             return Err(parse_err(&first));
@@ -196,14 +249,18 @@ impl WireConn {
             .parse(())
             .map_err(|e| protocol(format!("bad handshake: {e}")))?;
         let server_caps = hello.capabilities();
-        match login.tls {
-            TlsWish::Yes => return Err(WireError::Unsupported("TLS".into())),
-            TlsWish::IfOffered if server_caps.contains(CapabilityFlags::CLIENT_SSL) => {
-                return Err(WireError::Unsupported("TLS".into()));
+        let offered = server_caps.contains(CapabilityFlags::CLIENT_SSL);
+        let use_tls = match tls {
+            TlsWish::No => false,
+            TlsWish::IfOffered => offered,
+            TlsWish::Yes if offered => true,
+            TlsWish::Yes => {
+                return Err(tls_error(
+                    "the server does not offer TLS, which --ssl-mode requires",
+                ));
             }
-            _ => {}
-        }
-        let wanted = CapabilityFlags::CLIENT_LONG_PASSWORD
+        };
+        let mut wanted = CapabilityFlags::CLIENT_LONG_PASSWORD
             | CapabilityFlags::CLIENT_LONG_FLAG
             | CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_TRANSACTIONS
@@ -217,7 +274,13 @@ impl WireConn {
         if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
             return Err(WireError::Unsupported("a pre-4.1 server".into()));
         }
+        if use_tls {
+            wanted |= CapabilityFlags::CLIENT_SSL;
+        }
         self.caps = wanted & server_caps;
+        if use_tls {
+            self.start_tls(login, host.unwrap_or_default()).await?;
+        }
         self.server_version = hello.server_version_str().into_owned();
         self.connection_id = hello.connection_id();
         let mut nonce = hello.nonce();
@@ -275,8 +338,14 @@ impl WireConn {
                     self.write_packet(&data).await?;
                 }
                 // caching_sha2_password: 3 = the cached scramble matched, an OK follows;
-                // 4 = full authentication, which needs TLS or the server's RSA key.
+                // 4 = full authentication, which needs TLS (then the password goes as it
+                // is, NUL-terminated) or the server's RSA key (not ours: the driver's).
                 Some(0x01) if p.get(1) == Some(&3) => {}
+                Some(0x01) if p.get(1) == Some(&4) && self.is_tls() => {
+                    let mut clear = login.password.unwrap_or_default().as_bytes().to_vec();
+                    clear.push(0);
+                    self.write_packet(&clear).await?;
+                }
                 Some(0x01) => {
                     return Err(WireError::Unsupported(
                         "caching_sha2_password full authentication".into(),
@@ -285,6 +354,39 @@ impl WireConn {
                 _ => return Err(protocol("unexpected packet during authentication")),
             }
         }
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Sends the SSLRequest packet and upgrades the TCP stream to TLS; the handshake
+    /// response then goes over TLS, its sequence id following the SSLRequest's.
+    async fn start_tls(&mut self, login: &Login<'_>, host: &str) -> WireResult<()> {
+        let config = login
+            .tls_config
+            .clone()
+            .ok_or_else(|| tls_error("no TLS configuration"))?;
+        if self.start != self.end {
+            return Err(protocol("data after the server's greeting"));
+        }
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| tls_error(format!("{host} is not a valid TLS server name: {e}")))?;
+        let request = SslRequest::new(self.caps, MAX_PACKET, UTF8MB4_GENERAL_CI as u8);
+        let mut out = Vec::new();
+        request.serialize(&mut out);
+        self.write_packet(&out).await?;
+        let Stream::Tcp(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(protocol("TLS on a stream that is not TCP"));
+        };
+        let tcp = BufReader::with_capacity(READ_BLOCK, tcp);
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(tls_error)?;
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
     }
 
     /// Sends a text-protocol query (COM_QUERY).

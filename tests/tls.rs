@@ -1,6 +1,8 @@
 //! TLS and protocol compression against a real server with its own certificate authority:
 //! `--ssl-mode` DISABLED / PREFERRED / REQUIRED / VERIFY_CA / VERIFY_IDENTITY, `--ssl-ca`,
-//! and `-C/--compress`. The account used requires TLS, so a plain connection is refused.
+//! and `-C/--compress`. The account used requires TLS, so a plain connection is refused. Each
+//! dump also says (`-v`) which client served it: TLS is rdump's own text-protocol client's
+//! too, compression only mysql_async's.
 
 mod common;
 
@@ -106,28 +108,54 @@ fn start_tls_server() -> TlsServer {
             format!("--ssl-ca={}", p("ca.pem")),
             format!("--ssl-cert={}", p("server.pem")),
             format!("--ssl-key={}", p("server-key.pem")),
+            // Reachable as 127.0.0.2 too, a name the certificate does not have.
+            "--bind-address=0.0.0.0".to_string(),
         ],
         ..Default::default()
     });
     server.sql(
         "CREATE DATABASE app; USE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT); \
          INSERT INTO app.t SELECT seq, REPEAT('compressible ', 50) FROM app.seq_1_to_2000; \
-         CREATE USER 'tls'@'127.0.0.1' IDENTIFIED BY 'tls-pw' REQUIRE SSL; \
-         GRANT ALL ON *.* TO 'tls'@'127.0.0.1';",
+         CREATE USER 'tls'@'127.0.0.%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; \
+         GRANT ALL ON *.* TO 'tls'@'127.0.0.%'; \
+         CREATE USER 'any'@'127.0.0.%' IDENTIFIED BY 'any-pw'; \
+         GRANT ALL ON *.* TO 'any'@'127.0.0.%';",
     );
     TlsServer { server, certs }
 }
 
 fn rdump_tcp(t: &TlsServer, extra: &[&str]) -> Output {
+    rdump_as(t, "127.0.0.1", "tls", extra)
+}
+
+/// rdump -v over TCP to `host` as `user` (whose password is `<user>-pw`).
+fn rdump_as(t: &TlsServer, host: &str, user: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rdump"))
         .arg("--no-defaults")
-        .args(["--protocol=tcp", "-h127.0.0.1"])
+        .args(["--protocol=tcp", &format!("-h{host}")])
         .arg(format!("-P{}", t.server.port()))
-        .args(["-utls", "-ptls-pw", "app"])
+        .args([&format!("-u{user}"), &format!("-p{user}-pw"), "-v", "app"])
         .args(extra)
         .output()
         .unwrap()
 }
+
+const LEAN: &str = "(rdump's text-protocol client)";
+const DRIVER: &str = "(mysql_async)";
+
+/// Asserts that the dump's session ran on `client` (`LEAN` or `DRIVER`), as `-v` says.
+fn assert_client(out: &Output, client: &str, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("-- Connected to "))
+        .unwrap_or_else(|| panic!("{what}: no 'Connected to' line in: {stderr}"));
+    assert!(line.ends_with(client), "{what}: {line}");
+}
+
+/// A `--where` that holds only on an encrypted connection, as the server sees it.
+const WHERE_ENCRYPTED: &str = "--where=(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS \
+     WHERE VARIABLE_NAME = 'Ssl_cipher') <> ''";
 
 fn assert_dumped(out: &Output, what: &str) {
     assert!(
@@ -162,22 +190,38 @@ fn tls_modes_against_an_account_that_requires_tls() {
     );
     assert!(!stderr.contains("tls-pw"), "password leaked: {stderr}");
 
-    assert_dumped(
-        &rdump_tcp(&t, &[]),
-        "PREFERRED (default) uses TLS when offered",
-    );
-    assert_dumped(&rdump_tcp(&t, &["--ssl-mode=REQUIRED"]), "REQUIRED");
-    assert_dumped(
-        &rdump_tcp(&t, &["--ssl-mode=VERIFY_CA", &format!("--ssl-ca={ca}")]),
-        "VERIFY_CA with the right CA",
-    );
-    assert_dumped(
-        &rdump_tcp(
-            &t,
-            &["--ssl-mode=VERIFY_IDENTITY", &format!("--ssl-ca={ca}")],
+    let cases: [(&str, &str, Vec<String>); 5] = [
+        (
+            "PREFERRED (default) uses TLS when offered",
+            "127.0.0.1",
+            vec![],
         ),
-        "VERIFY_IDENTITY with the right CA and host",
-    );
+        ("REQUIRED", "127.0.0.1", vec!["--ssl-mode=REQUIRED".into()]),
+        (
+            "VERIFY_CA with the right CA",
+            "127.0.0.1",
+            vec!["--ssl-mode=VERIFY_CA".into(), format!("--ssl-ca={ca}")],
+        ),
+        (
+            "VERIFY_CA with the right CA, a host name the certificate does not have",
+            "127.0.0.2",
+            vec!["--ssl-mode=VERIFY_CA".into(), format!("--ssl-ca={ca}")],
+        ),
+        (
+            "VERIFY_IDENTITY with the right CA and host",
+            "127.0.0.1",
+            vec![
+                "--ssl-mode=VERIFY_IDENTITY".into(),
+                format!("--ssl-ca={ca}"),
+            ],
+        ),
+    ];
+    for (what, host, args) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = rdump_as(&t, host, "tls", &args);
+        assert_dumped(&out, what);
+        assert_client(&out, LEAN, what);
+    }
 
     let wrong = rdump_tcp(
         &t,
@@ -189,6 +233,91 @@ fn tls_modes_against_an_account_that_requires_tls() {
         "a certificate from another CA must be refused"
     );
     assert!(!String::from_utf8_lossy(&wrong.stdout).contains("Dump completed"));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    let wrong_name = rdump_as(
+        &t,
+        "127.0.0.2",
+        "tls",
+        &["--ssl-mode=VERIFY_IDENTITY", &format!("--ssl-ca={ca}")],
+    );
+    assert_eq!(
+        wrong_name.status.code(),
+        Some(2),
+        "a certificate for another name must be refused under VERIFY_IDENTITY: {}",
+        String::from_utf8_lossy(&wrong_name.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&wrong_name.stdout).contains("Dump completed"));
+    let stderr = String::from_utf8_lossy(&wrong_name.stderr);
+    assert!(stderr.contains("not valid for name"), "{stderr}");
+}
+
+#[test]
+fn preferred_over_tcp_encrypts_on_the_lean_client() {
+    let t = start_tls_server();
+    // An account that does not require TLS: only the client's choice encrypts.
+    let preferred = rdump_as(&t, "127.0.0.1", "any", &[WHERE_ENCRYPTED]);
+    assert_dumped(&preferred, "PREFERRED, the rows read over TLS");
+    assert_client(&preferred, LEAN, "PREFERRED");
+
+    let disabled = rdump_as(
+        &t,
+        "127.0.0.1",
+        "any",
+        &["--ssl-mode=DISABLED", WHERE_ENCRYPTED],
+    );
+    assert!(disabled.status.success());
+    assert_client(&disabled, LEAN, "DISABLED");
+    let dump = String::from_utf8_lossy(&disabled.stdout);
+    assert!(
+        dump.contains("-- Dump completed") && !dump.contains("INSERT INTO `t`"),
+        "DISABLED: the connection must be plain, so no row is dumped"
+    );
+}
+
+/// rdump over TCP to a server without TLS, as its own account.
+fn rdump_plain_server(server: &Server, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .args(["--protocol=tcp", "-h127.0.0.1"])
+        .arg(format!("-P{}", server.port()))
+        .arg(format!("-u{}", server.user()))
+        .arg(format!("-p{}", server.password()))
+        .args(["-v", "--no-data", "mysql"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_server_without_tls_is_refused_unless_preferred() {
+    let plain = Server::start(ServerOptions {
+        server_id: 32,
+        ..Default::default()
+    });
+    for mode in ["REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"] {
+        let out = rdump_plain_server(&plain, &[&format!("--ssl-mode={mode}")]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("Dump completed"),
+            "{mode}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("SSL"), "{mode}: {stderr}");
+    }
+    let out = rdump_plain_server(&plain, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_client(&out, LEAN, "PREFERRED, plain as the server has no TLS");
 }
 
 #[test]
@@ -197,5 +326,7 @@ fn compressed_protocol_dumps_the_same_bytes() {
     let plain = rdump_tcp(&t, &["--skip-dump-date"]);
     let compressed = rdump_tcp(&t, &["--skip-dump-date", "-C"]);
     assert_dumped(&compressed, "--compress");
+    assert_client(&plain, LEAN, "TLS");
+    assert_client(&compressed, DRIVER, "--compress");
     assert_eq!(plain.stdout, compressed.stdout);
 }
