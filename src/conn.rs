@@ -176,6 +176,8 @@ pub fn server_label(opts: &ConnectionOptions) -> String {
     }
 }
 
+/// The driver's TLS settings for the options. `tls::client_config` gives the lean client
+/// the same (roots, identity, what each mode checks): change both together.
 fn ssl_opts(opts: &ConnectionOptions, verify: bool) -> SslOpts {
     let mut ssl = SslOpts::default();
     if let Some(ca) = &opts.ssl.ca {

@@ -1,5 +1,5 @@
 //! The lean row path: our own client for the MySQL text protocol, used for every `Session`
-//! whose connection needs neither TLS nor protocol compression (see `conn::Session`).
+//! whose connection does not need protocol compression (see `conn::Session`).
 //!
 //! Why: a dump's client CPU is almost all per row, and a general driver spends most of it
 //! on things a dumper never needs. A callgrind profile of `rdump` on 200,000 sysbench rows
@@ -13,9 +13,14 @@
 //! framing (4-byte headers, sequence ids, 16 MiB continuation packets), the result set
 //! reader (OK/ERR/EOF, `SERVER_MORE_RESULTS_EXISTS`) and the text row parser.
 //!
-//! Scope: unix socket or TCP, plain; authentication by `mysql_native_password` or
-//! `caching_sha2_password`'s fast path, with auth switch. Anything else (TLS, compression,
-//! another plugin, caching_sha2's full authentication) is `Unsupported` and
+//! Scope: unix socket (plain, as the driver's), or TCP, plain or TLS: when TLS is wanted
+//! (`TlsWish`) the SSLRequest goes first, then the stream is upgraded with tokio-rustls and
+//! the handshake goes on encrypted; `tls` makes the rustls configuration for the
+//! `--ssl-mode`, as the driver's. TLS that is wanted and cannot be had is `WireError::Tls`,
+//! never plain text. Authentication by `mysql_native_password` or `caching_sha2_password`
+//! (fast path; full authentication over TLS only, where the password goes in clear), with
+//! auth switch. Anything else (compression, another plugin, caching_sha2's full
+//! authentication without TLS, which needs the server's RSA key) is `Unsupported` and
 //! `conn::Session` opens a mysql_async connection instead, so no option is ever served
 //! less securely or not at all. `RDUMP_WIRE=driver` forces mysql_async everywhere (to
 //! compare the two paths; `tests/fidelity.rs` dumps through both and expects the same).
