@@ -330,3 +330,24 @@ fn compressed_protocol_dumps_the_same_bytes() {
     assert_client(&compressed, DRIVER, "--compress");
     assert_eq!(plain.stdout, compressed.stdout);
 }
+
+/// Over a unix socket no client encrypts (the bytes never leave the host, as the mysql
+/// clients count it): every mode connects, on the lean client. (mysql_async, asked for TLS
+/// there, sent the SSLRequest and then broke the handshake: "Packets out of sync".)
+#[test]
+fn a_unix_socket_is_never_encrypted() {
+    let t = start_tls_server();
+    for mode in ["PREFERRED", "REQUIRED", "VERIFY_IDENTITY"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", t.server.socket().display()))
+            .arg(format!("-u{}", t.server.user()))
+            .arg(format!("-p{}", t.server.password()))
+            .arg(format!("--ssl-mode={mode}"))
+            .args(["-v", "app"])
+            .output()
+            .unwrap();
+        assert_dumped(&out, mode);
+        assert_client(&out, LEAN, mode);
+    }
+}
