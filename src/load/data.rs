@@ -1,6 +1,9 @@
-//! The data phase: every chunk file loaded over `--threads` connections from one queue,
-//! biggest tables first (by bytes), each table's deferred indexes added by the worker that
-//! finishes its last chunk.
+//! The data phase: every chunk file loaded over `--threads` connections, biggest tables
+//! first (by bytes), each table's chunks in file (key) order on one connection at a time
+//! while other tables wait (see `Sched`), each table's deferred indexes added by the
+//! connection that finishes its last chunk, while the others go on with other tables.
+//! `--verbose` prints each table's load and index times, and where the connections' time
+//! went (loading, adding indexes, idle).
 //!
 //! * SQL chunks: the file's statements (the splitter runs on a blocking thread, one
 //!   statement ahead of the server), each run on its own; the INSERTs' affected rows must
@@ -23,6 +26,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -60,16 +64,85 @@ enum Job {
     Indexes { table: usize },
 }
 
+/// Which chunk a connection loads next. A table's chunks go to one connection at a time, in
+/// file (key) order, while another table has chunks waiting: two loads into one InnoDB
+/// table mostly wait for each other (`LOAD DATA` holds the table's AUTO-INC lock to its
+/// end; on MariaDB 10.6+ an insert into an empty table with `unique_checks=0` locks the
+/// whole table), and a table filled in key order by one connection gets its next chunk's
+/// pages warm. A connection with no free table helps with one being loaded when that does
+/// not just wait for a lock (`shareable`).
+struct Sched {
+    /// Tables with chunks to load, biggest first (by bytes).
+    order: Vec<usize>,
+    /// Chunks of each table not yet handed out, in file order.
+    pending: Vec<VecDeque<ChunkEntry>>,
+    /// Chunks of each table being loaded now.
+    loading: Vec<usize>,
+    /// Tables whose chunks were all loaded by an earlier run (`--resume`) but not indexed.
+    index_jobs: VecDeque<usize>,
+    /// When each table's first chunk was handed out, for `--verbose`.
+    began: Vec<Option<Instant>>,
+}
+
+impl Sched {
+    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(usize) -> bool) -> Option<Job> {
+        if let Some(table) = self.index_jobs.pop_front() {
+            return Some(Job::Indexes { table });
+        }
+        let has_chunks = |s: &Sched, t: usize| !s.pending[t].is_empty();
+        let table = mine
+            .filter(|&t| has_chunks(self, t))
+            .or_else(|| {
+                self.order
+                    .iter()
+                    .copied()
+                    .find(|&t| has_chunks(self, t) && self.loading[t] == 0)
+            })
+            .or_else(|| {
+                self.order
+                    .iter()
+                    .copied()
+                    .find(|&t| has_chunks(self, t) && shareable(t))
+            })?;
+        let chunk = self.pending[table].pop_front()?;
+        self.loading[table] += 1;
+        self.began[table].get_or_insert_with(Instant::now);
+        Some(Job::Chunk { table, chunk })
+    }
+
+    /// A chunk of `table` is in; true when it was the table's last one.
+    fn chunk_done(&mut self, table: usize) -> bool {
+        self.loading[table] -= 1;
+        self.loading[table] == 0 && self.pending[table].is_empty()
+    }
+}
+
 struct Shared {
     plan: Arc<LoadPlan>,
     journal: Arc<Journal>,
     tables: Vec<TableTarget>,
-    /// Chunks of each table still to load.
-    remaining: Vec<AtomicUsize>,
-    queue: Mutex<VecDeque<Job>>,
+    sched: Mutex<Sched>,
     rows: AtomicU64,
     chunks: AtomicUsize,
     indexed: AtomicUsize,
+    verbose: bool,
+}
+
+impl Shared {
+    /// Whether a second connection may load chunks of `table` while one does, without just
+    /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) only without an AUTO_INCREMENT
+    /// column.
+    fn shareable(&self, table: usize) -> bool {
+        let t = &self.tables[table];
+        t.transactional && !(self.plan.csv && t.auto_increment)
+    }
+}
+
+/// Time one connection of the data phase spent, for `--verbose`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Busy {
+    loading: Duration,
+    indexing: Duration,
 }
 
 /// Loads every chunk the journal does not have; adds deferred indexes.
@@ -84,50 +157,49 @@ pub async fn load(
     let mut order: Vec<usize> = (0..tables.len()).collect();
     let size = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
-    let mut queue = VecDeque::new();
-    let mut remaining = Vec::new();
-    let mut index_jobs = Vec::new();
+    let mut pending = Vec::new();
+    let mut index_jobs = VecDeque::new();
+    let mut jobs = 0;
     for (i, t) in tables.iter().enumerate() {
-        let pending = t
+        let todo: VecDeque<ChunkEntry> = t
             .entry
             .chunks
             .iter()
             .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
-            .count();
-        summary.skipped += t.entry.chunks.len() - pending;
-        remaining.push(AtomicUsize::new(pending));
+            .cloned()
+            .collect();
+        summary.skipped += t.entry.chunks.len() - todo.len();
+        summary.bytes += todo.iter().map(|c| c.bytes).sum::<u64>();
         let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
-        if pending == 0 && !t.deferred.is_empty() && !indexes_done {
-            index_jobs.push(Job::Indexes { table: i });
+        if todo.is_empty() && !t.deferred.is_empty() && !indexes_done {
+            index_jobs.push_back(i);
+            jobs += 1;
         }
+        jobs += todo.len();
+        pending.push(todo);
     }
-    queue.extend(index_jobs);
-    for i in order {
-        for c in &tables[i].entry.chunks {
-            if !journal.is_done(&journal::chunk_item(&c.file)) {
-                summary.bytes += c.bytes;
-                queue.push_back(Job::Chunk {
-                    table: i,
-                    chunk: c.clone(),
-                });
-            }
-        }
-    }
-    if queue.is_empty() {
+    if jobs == 0 {
         return Ok(summary);
     }
-    let threads = opts.threads.max(1).min(queue.len());
+    let threads = opts.threads.max(1).min(jobs);
     let bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
         plan: Arc::clone(plan),
         journal: Arc::clone(journal),
+        sched: Mutex::new(Sched {
+            order,
+            loading: vec![0; tables.len()],
+            began: vec![None; tables.len()],
+            pending,
+            index_jobs,
+        }),
         tables,
-        remaining,
-        queue: Mutex::new(queue),
         rows: AtomicU64::new(0),
         chunks: AtomicUsize::new(0),
         indexed: AtomicUsize::new(0),
+        verbose: opts.verbose,
     });
+    let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for n in 0..threads {
         let shared = Arc::clone(&shared);
@@ -139,20 +211,37 @@ pub async fn load(
             let mut conn = LoadConn::connect(&connection).await?;
             prepare_session(&mut conn, &opts).await?;
             shared.journal.register(&mut conn).await?;
-            let result = worker(&mut conn, &shared, &line, &total).await;
+            let mut busy = Busy::default();
+            let result = worker(&mut conn, &shared, &line, &total, &mut busy).await;
             line.finish_and_clear();
             if result.is_ok() {
                 conn.close().await;
             }
-            result
+            result.map(|()| busy)
         });
     }
     // The first error wins; dropping the set aborts the other workers (their connections
     // close and the server rolls their open transactions back).
+    let mut busy = Busy::default();
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
+        let b =
+            joined.map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
+        busy.loading += b.loading;
+        busy.indexing += b.indexing;
     }
     bars.finish();
+    if opts.verbose {
+        let wall = started.elapsed().as_secs_f64();
+        let idle =
+            (wall * threads as f64 - busy.loading.as_secs_f64() - busy.indexing.as_secs_f64())
+                .max(0.0);
+        eprintln!(
+            "rload: data phase {wall:.2} s on {threads} connections: loading chunks {:.2} s, \
+             adding indexes {:.2} s, idle {idle:.2} s (connection-seconds)",
+            busy.loading.as_secs_f64(),
+            busy.indexing.as_secs_f64(),
+        );
+    }
     summary.rows = shared.rows.load(Ordering::Relaxed);
     summary.chunks = shared.chunks.load(Ordering::Relaxed);
     summary.indexed_tables = shared.indexed.load(Ordering::Relaxed);
@@ -164,42 +253,72 @@ async fn worker(
     shared: &Shared,
     line: &ProgressBar,
     total: &ProgressBar,
+    busy: &mut Busy,
 ) -> Result<()> {
     let mut current_db: Option<String> = None;
+    let mut mine: Option<usize> = None;
     loop {
-        let job = shared.queue.lock().expect("queue lock").pop_front();
+        let job = shared
+            .sched
+            .lock()
+            .expect("sched lock")
+            .next(mine, |t| shared.shareable(t));
         let Some(job) = job else { return Ok(()) };
-        let table = match job {
+        let (table, loaded) = match job {
             Job::Chunk { table, chunk } => {
+                mine = Some(table);
                 let t = &shared.tables[table];
                 line.set_message(format!(
                     "{} chunk {}",
                     qualified(&t.db, &t.entry.name),
                     chunk.index
                 ));
+                let begin = Instant::now();
                 let rows = load_chunk(conn, shared, t, &chunk, &mut current_db, total).await?;
+                busy.loading += begin.elapsed();
                 shared.rows.fetch_add(rows, Ordering::Relaxed);
                 shared.chunks.fetch_add(1, Ordering::Relaxed);
-                if shared.remaining[table].fetch_sub(1, Ordering::AcqRel) != 1 {
+                let mut sched = shared.sched.lock().expect("sched lock");
+                if !sched.chunk_done(table) {
                     continue;
                 }
-                table
+                (table, sched.began[table].map(|b| b.elapsed()))
             }
-            Job::Indexes { table } => table,
+            Job::Indexes { table } => (table, None),
         };
         let t = &shared.tables[table];
+        let name = qualified(&t.db, &t.entry.name);
         let item = journal::indexes_item(&t.db, &t.entry.name);
-        if t.deferred.is_empty() || shared.journal.is_done(&item) {
-            continue;
+        let indexes = if t.deferred.is_empty() || shared.journal.is_done(&item) {
+            None
+        } else {
+            line.set_message(format!("{name}: adding {} index(es)", t.deferred.len()));
+            let begin = Instant::now();
+            schema::add_indexes(conn, t).await?;
+            shared.journal.mark_done(conn, &item, 0).await?;
+            shared.indexed.fetch_add(1, Ordering::Relaxed);
+            busy.indexing += begin.elapsed();
+            Some(begin.elapsed())
+        };
+        if shared.verbose {
+            let mut what = match loaded {
+                Some(d) => format!(
+                    "rload: {name}: {} rows in {} chunks loaded in {:.2} s",
+                    t.entry.rows,
+                    t.entry.chunks.len(),
+                    d.as_secs_f64()
+                ),
+                None => format!("rload: {name}: data loaded by an earlier run"),
+            };
+            if let Some(d) = indexes {
+                what.push_str(&format!(
+                    "; {} deferred index(es) added in {:.2} s",
+                    t.deferred.len(),
+                    d.as_secs_f64()
+                ));
+            }
+            line.suspend(|| eprintln!("{what}"));
         }
-        line.set_message(format!(
-            "{}: adding {} index(es)",
-            qualified(&t.db, &t.entry.name),
-            t.deferred.len()
-        ));
-        schema::add_indexes(conn, t).await?;
-        shared.journal.mark_done(conn, &item, 0).await?;
-        shared.indexed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -539,5 +658,71 @@ impl Bars {
     fn finish(&self) {
         self.total.finish_and_clear();
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(index: usize) -> ChunkEntry {
+        ChunkEntry {
+            index,
+            file: format!("t.{index:05}.csv"),
+            rows: 1,
+            bytes: 1,
+            checksum: String::new(),
+            range: None,
+        }
+    }
+
+    fn sched(tables: &[usize]) -> Sched {
+        Sched {
+            order: (0..tables.len()).collect(),
+            pending: tables
+                .iter()
+                .map(|&n| (0..n).map(chunk).collect())
+                .collect(),
+            loading: vec![0; tables.len()],
+            index_jobs: VecDeque::new(),
+            began: vec![None; tables.len()],
+        }
+    }
+
+    fn take(s: &mut Sched, mine: Option<usize>, shareable: bool) -> Option<(usize, usize)> {
+        match s.next(mine, |_| shareable)? {
+            Job::Chunk { table, chunk } => Some((table, chunk.index)),
+            Job::Indexes { .. } => panic!("no index job expected"),
+        }
+    }
+
+    #[test]
+    fn each_connection_keeps_to_its_table_in_chunk_order() {
+        let mut s = sched(&[3, 2]);
+        assert_eq!(take(&mut s, None, false), Some((0, 0)));
+        assert_eq!(take(&mut s, None, false), Some((1, 0)));
+        assert_eq!(take(&mut s, Some(1), false), Some((1, 1)));
+        assert!(!s.chunk_done(1));
+        assert!(s.chunk_done(1), "table 1's last chunk");
+        // Table 0 is being loaded: a connection waits rather than queue behind its lock...
+        assert_eq!(take(&mut s, Some(1), false), None);
+        // ...unless loading it twice at once does not wait for a lock.
+        assert_eq!(take(&mut s, Some(1), true), Some((0, 1)));
+        assert_eq!(take(&mut s, Some(0), false), Some((0, 2)));
+        assert!(!s.chunk_done(0));
+        assert!(!s.chunk_done(0));
+        assert!(s.chunk_done(0), "table 0's last chunk");
+        assert_eq!(take(&mut s, Some(0), true), None);
+    }
+
+    #[test]
+    fn resumed_index_jobs_come_first() {
+        let mut s = sched(&[1, 0]);
+        s.index_jobs.push_back(1);
+        assert!(matches!(
+            s.next(None, |_| false),
+            Some(Job::Indexes { table: 1 })
+        ));
+        assert_eq!(take(&mut s, None, false), Some((0, 0)));
     }
 }

@@ -31,6 +31,8 @@ pub struct TableTarget {
     /// (name, definition) of the indexes to add after the data.
     pub deferred: Vec<(String, String)>,
     pub enum_columns: Vec<String>,
+    /// Has an AUTO_INCREMENT column (`LOAD DATA` into it holds the table's AUTO-INC lock).
+    pub auto_increment: bool,
 }
 
 /// An object of the dump that already exists on the target.
@@ -401,6 +403,7 @@ pub async fn create(
             }
         }
         let transactional = transactional_tables(conn, &d.target).await?;
+        let auto_increment = auto_increment_tables(conn, &d.target).await?;
         for (ti, t) in d
             .tables
             .iter()
@@ -411,6 +414,7 @@ pub async fn create(
                 db: d.target.clone(),
                 entry: t.clone(),
                 transactional: transactional.contains(&t.name),
+                auto_increment: auto_increment.contains(&t.name),
                 deferred: deferrals.remove(&ti).unwrap_or_default(),
                 enum_columns: t
                     .columns
@@ -435,6 +439,21 @@ async fn transactional_tables(conn: &mut LoadConn, db: &str) -> Result<HashSet<S
                 string_literal(db)
             ),
             "reading table engines",
+        )
+        .await?;
+    Ok(rows.iter().filter_map(|r| cell_string(r, 0)).collect())
+}
+
+/// Tables of `db` with an AUTO_INCREMENT column.
+async fn auto_increment_tables(conn: &mut LoadConn, db: &str) -> Result<HashSet<String>> {
+    let rows = conn
+        .rows(
+            &format!(
+                "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = {} AND EXTRA LIKE '%auto_increment%'",
+                string_literal(db)
+            ),
+            "reading AUTO_INCREMENT columns",
         )
         .await?;
     Ok(rows.iter().filter_map(|r| cell_string(r, 0)).collect())
