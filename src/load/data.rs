@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
@@ -64,13 +64,23 @@ enum Job {
     Indexes { table: usize },
 }
 
+/// What a connection does next.
+enum Next {
+    Job(Job),
+    /// Nothing now; a chunk finishing may give it work.
+    Wait,
+    /// Nothing it could do is left.
+    Done,
+}
+
 /// Which chunk a connection loads next. A table's chunks go to one connection at a time, in
 /// file (key) order, while another table has chunks waiting: two loads into one InnoDB
 /// table mostly wait for each other (`LOAD DATA` holds the table's AUTO-INC lock to its
-/// end; on MariaDB 10.6+ an insert into an empty table with `unique_checks=0` locks the
-/// whole table), and a table filled in key order by one connection gets its next chunk's
-/// pages warm. A connection with no free table helps with one being loaded when that does
-/// not just wait for a lock (`shareable`).
+/// end; on MariaDB 10.6+ a first insert into an empty table with `unique_checks=0` is a
+/// bulk insert that locks the whole table until it commits), and a table filled in key
+/// order by one connection gets its next chunk's pages warm. A connection with no free
+/// table helps with one being loaded when that does not just wait for a lock: the table
+/// allows it (`Shared::shareable`) and its first chunk is in.
 struct Sched {
     /// Tables with chunks to load, biggest first (by bytes).
     order: Vec<usize>,
@@ -78,6 +88,8 @@ struct Sched {
     pending: Vec<VecDeque<ChunkEntry>>,
     /// Chunks of each table being loaded now.
     loading: Vec<usize>,
+    /// Chunks of each table in (this run's and, on `--resume`, earlier ones).
+    loaded: Vec<usize>,
     /// Tables whose chunks were all loaded by an earlier run (`--resume`) but not indexed.
     index_jobs: VecDeque<usize>,
     /// When each table's first chunk was handed out, for `--verbose`.
@@ -85,9 +97,9 @@ struct Sched {
 }
 
 impl Sched {
-    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(usize) -> bool) -> Option<Job> {
+    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(usize) -> bool) -> Next {
         if let Some(table) = self.index_jobs.pop_front() {
-            return Some(Job::Indexes { table });
+            return Next::Job(Job::Indexes { table });
         }
         let has_chunks = |s: &Sched, t: usize| !s.pending[t].is_empty();
         let table = mine
@@ -102,17 +114,28 @@ impl Sched {
                 self.order
                     .iter()
                     .copied()
-                    .find(|&t| has_chunks(self, t) && shareable(t))
-            })?;
-        let chunk = self.pending[table].pop_front()?;
+                    .find(|&t| has_chunks(self, t) && self.loaded[t] > 0 && shareable(t))
+            });
+        let Some(table) = table else {
+            // A table to help with once its first chunk is in?
+            let later = self
+                .order
+                .iter()
+                .any(|&t| has_chunks(self, t) && self.loaded[t] == 0 && shareable(t));
+            return if later { Next::Wait } else { Next::Done };
+        };
+        let Some(chunk) = self.pending[table].pop_front() else {
+            return Next::Done;
+        };
         self.loading[table] += 1;
         self.began[table].get_or_insert_with(Instant::now);
-        Some(Job::Chunk { table, chunk })
+        Next::Job(Job::Chunk { table, chunk })
     }
 
     /// A chunk of `table` is in; true when it was the table's last one.
     fn chunk_done(&mut self, table: usize) -> bool {
         self.loading[table] -= 1;
+        self.loaded[table] += 1;
         self.loading[table] == 0 && self.pending[table].is_empty()
     }
 }
@@ -122,6 +145,8 @@ struct Shared {
     journal: Arc<Journal>,
     tables: Vec<TableTarget>,
     sched: Mutex<Sched>,
+    /// Signalled when a chunk is in (`Next::Wait`).
+    chunk_in: Notify,
     rows: AtomicU64,
     chunks: AtomicUsize,
     indexed: AtomicUsize,
@@ -158,6 +183,7 @@ pub async fn load(
     let size = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
     let mut pending = Vec::new();
+    let mut loaded = Vec::new();
     let mut index_jobs = VecDeque::new();
     let mut jobs = 0;
     for (i, t) in tables.iter().enumerate() {
@@ -169,6 +195,7 @@ pub async fn load(
             .cloned()
             .collect();
         summary.skipped += t.entry.chunks.len() - todo.len();
+        loaded.push(t.entry.chunks.len() - todo.len());
         summary.bytes += todo.iter().map(|c| c.bytes).sum::<u64>();
         let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
         if todo.is_empty() && !t.deferred.is_empty() && !indexes_done {
@@ -189,11 +216,13 @@ pub async fn load(
         sched: Mutex::new(Sched {
             order,
             loading: vec![0; tables.len()],
+            loaded,
             began: vec![None; tables.len()],
             pending,
             index_jobs,
         }),
         tables,
+        chunk_in: Notify::new(),
         rows: AtomicU64::new(0),
         chunks: AtomicUsize::new(0),
         indexed: AtomicUsize::new(0),
@@ -258,12 +287,23 @@ async fn worker(
     let mut current_db: Option<String> = None;
     let mut mine: Option<usize> = None;
     loop {
-        let job = shared
+        let chunk_in = shared.chunk_in.notified();
+        tokio::pin!(chunk_in);
+        // Registered before looking, so that a chunk finishing meanwhile still wakes it.
+        chunk_in.as_mut().enable();
+        let next = shared
             .sched
             .lock()
             .expect("sched lock")
             .next(mine, |t| shared.shareable(t));
-        let Some(job) = job else { return Ok(()) };
+        let job = match next {
+            Next::Job(job) => job,
+            Next::Wait => {
+                chunk_in.await;
+                continue;
+            }
+            Next::Done => return Ok(()),
+        };
         let (table, loaded) = match job {
             Job::Chunk { table, chunk } => {
                 mine = Some(table);
@@ -278,11 +318,15 @@ async fn worker(
                 busy.loading += begin.elapsed();
                 shared.rows.fetch_add(rows, Ordering::Relaxed);
                 shared.chunks.fetch_add(1, Ordering::Relaxed);
-                let mut sched = shared.sched.lock().expect("sched lock");
-                if !sched.chunk_done(table) {
-                    continue;
-                }
-                (table, sched.began[table].map(|b| b.elapsed()))
+                let last = {
+                    let mut sched = shared.sched.lock().expect("sched lock");
+                    sched
+                        .chunk_done(table)
+                        .then(|| sched.began[table].map(|b| b.elapsed()))
+                };
+                shared.chunk_in.notify_waiters();
+                let Some(loaded) = last else { continue };
+                (table, loaded)
             }
             Job::Indexes { table } => (table, None),
         };
@@ -684,35 +728,43 @@ mod tests {
                 .map(|&n| (0..n).map(chunk).collect())
                 .collect(),
             loading: vec![0; tables.len()],
+            loaded: vec![0; tables.len()],
             index_jobs: VecDeque::new(),
             began: vec![None; tables.len()],
         }
     }
 
-    fn take(s: &mut Sched, mine: Option<usize>, shareable: bool) -> Option<(usize, usize)> {
-        match s.next(mine, |_| shareable)? {
-            Job::Chunk { table, chunk } => Some((table, chunk.index)),
-            Job::Indexes { .. } => panic!("no index job expected"),
+    /// `Ok((table, chunk))`, or `Err(true)` to wait, `Err(false)` when done.
+    fn take(s: &mut Sched, mine: Option<usize>, shareable: bool) -> Result<(usize, usize), bool> {
+        match s.next(mine, |_| shareable) {
+            Next::Job(Job::Chunk { table, chunk }) => Ok((table, chunk.index)),
+            Next::Job(Job::Indexes { .. }) => panic!("no index job expected"),
+            Next::Wait => Err(true),
+            Next::Done => Err(false),
         }
     }
 
     #[test]
     fn each_connection_keeps_to_its_table_in_chunk_order() {
-        let mut s = sched(&[3, 2]);
-        assert_eq!(take(&mut s, None, false), Some((0, 0)));
-        assert_eq!(take(&mut s, None, false), Some((1, 0)));
-        assert_eq!(take(&mut s, Some(1), false), Some((1, 1)));
+        let mut s = sched(&[4, 2]);
+        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
+        assert_eq!(take(&mut s, Some(1), false), Ok((1, 1)));
         assert!(!s.chunk_done(1));
         assert!(s.chunk_done(1), "table 1's last chunk");
-        // Table 0 is being loaded: a connection waits rather than queue behind its lock...
-        assert_eq!(take(&mut s, Some(1), false), None);
-        // ...unless loading it twice at once does not wait for a lock.
-        assert_eq!(take(&mut s, Some(1), true), Some((0, 1)));
-        assert_eq!(take(&mut s, Some(0), false), Some((0, 2)));
+        // Table 0 is being loaded: a connection stops rather than queue behind its lock...
+        assert_eq!(take(&mut s, Some(1), false), Err(false));
+        // ...and where loading it twice at once takes no lock, waits for its first chunk
+        // (which may lock the empty table) to be in.
+        assert_eq!(take(&mut s, Some(1), true), Err(true));
+        assert!(!s.chunk_done(0));
+        assert_eq!(take(&mut s, Some(0), false), Ok((0, 1)));
+        assert_eq!(take(&mut s, Some(1), true), Ok((0, 2)));
+        assert_eq!(take(&mut s, Some(0), false), Ok((0, 3)));
         assert!(!s.chunk_done(0));
         assert!(!s.chunk_done(0));
         assert!(s.chunk_done(0), "table 0's last chunk");
-        assert_eq!(take(&mut s, Some(0), true), None);
+        assert_eq!(take(&mut s, Some(0), true), Err(false));
     }
 
     #[test]
@@ -721,8 +773,8 @@ mod tests {
         s.index_jobs.push_back(1);
         assert!(matches!(
             s.next(None, |_| false),
-            Some(Job::Indexes { table: 1 })
+            Next::Job(Job::Indexes { table: 1 })
         ));
-        assert_eq!(take(&mut s, None, false), Some((0, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
     }
 }
