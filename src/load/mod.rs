@@ -205,14 +205,16 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
 
     let files = plan.files();
     let (dir, threads) = (plan.dir.clone(), opts.threads);
+    let phase = Instant::now();
     let verified = tokio::task::spawn_blocking(move || verify::verify(&dir, &files, threads))
         .await
         .map_err(|e| LoadError::Refused(format!("verification failed: {e}")))??;
     say(opts, || {
         format!(
-            "{} files ({:.1} MB) match the manifest",
+            "{} files ({:.1} MB) match the manifest (checked in {:.2} s)",
             verified.files,
-            verified.bytes as f64 / 1e6
+            verified.bytes as f64 / 1e6,
+            phase.elapsed().as_secs_f64()
         )
     });
 
@@ -220,6 +222,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         character_set: m.options.character_set.clone(),
         ..opts.connection.clone()
     };
+    let phase = Instant::now();
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     preflight(&mut control, &plan).await?;
@@ -250,11 +253,15 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     let table_count = tables.len();
     say(opts, || {
         let deferred = tables.iter().filter(|t| !t.deferred.is_empty()).count();
-        format!("{table_count} tables ready ({deferred} with deferred indexes); loading data")
+        format!(
+            "{table_count} tables ready ({deferred} with deferred indexes) in {:.2} s; loading data",
+            phase.elapsed().as_secs_f64()
+        )
     });
     // The control connection idles through the data phase: open a fresh one after it.
     control.close().await;
     let data = data::load(opts, &connection, &plan, &journal, tables).await?;
+    let phase = Instant::now();
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     journal.register(&mut control).await?;
@@ -280,6 +287,12 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     };
     journal.finish(&mut control).await?;
     control.close().await;
+    say(opts, || {
+        format!(
+            "post objects and journal done in {:.2} s",
+            phase.elapsed().as_secs_f64()
+        )
+    });
     Ok(Summary {
         databases: plan.databases.len(),
         tables: table_count,
