@@ -60,28 +60,37 @@ pub struct DataSummary {
 }
 
 enum Job {
-    Chunk { table: usize, chunk: ChunkEntry },
-    Indexes { table: usize },
+    Chunk {
+        table: usize,
+        target: Arc<TableTarget>,
+        chunk: ChunkEntry,
+    },
+    Indexes {
+        target: Arc<TableTarget>,
+    },
 }
 
 /// What a connection does next.
 enum Next {
     Job(Job),
-    /// Nothing now; a chunk finishing may give it work.
+    /// Nothing now; a chunk finishing or a table being created may give it work.
     Wait,
     /// Nothing it could do is left.
     Done,
 }
 
-/// Which chunk a connection loads next. A table's chunks go to one connection at a time, in
-/// file (key) order, while another table has chunks waiting: two loads into one InnoDB
-/// table mostly wait for each other (`LOAD DATA` holds the table's AUTO-INC lock to its
-/// end; on MariaDB 10.6+ a first insert into an empty table with `unique_checks=0` is a
-/// bulk insert that locks the whole table until it commits), and a table filled in key
-/// order by one connection gets its next chunk's pages warm. A connection with no free
-/// table helps with one being loaded when that does not just wait for a lock: the table
-/// allows it (`Shared::shareable`) and its first chunk is in.
+/// Which chunk a connection loads next. Tables come in as the schema phase creates them.
+/// A table's chunks go to one connection at a time, in file (key) order, while another
+/// table has chunks waiting: two loads into one InnoDB table mostly wait for each other
+/// (`LOAD DATA` holds the table's AUTO-INC lock to its end; on MariaDB 10.6+ a first insert
+/// into an empty table with `unique_checks=0` is a bulk insert that locks the whole table
+/// until it commits), and a table filled in key order by one connection gets its next
+/// chunk's pages warm. A connection with no free table helps with one being loaded when
+/// that does not just wait for a lock: the table allows it (`shareable`) and its first
+/// chunk is in.
+#[derive(Default)]
 struct Sched {
+    tables: Vec<Arc<TableTarget>>,
     /// Tables with chunks to load, biggest first (by bytes).
     order: Vec<usize>,
     /// Chunks of each table not yet handed out, in file order.
@@ -94,14 +103,45 @@ struct Sched {
     index_jobs: VecDeque<usize>,
     /// When each table's first chunk was handed out, for `--verbose`.
     began: Vec<Option<Instant>>,
+    /// Every table has come in.
+    complete: bool,
 }
 
 impl Sched {
-    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(usize) -> bool) -> Next {
-        if let Some(table) = self.index_jobs.pop_front() {
-            return Next::Job(Job::Indexes { table });
+    /// A table the schema phase created (or found created by an earlier run).
+    fn add(&mut self, t: TableTarget, journal: &Journal) {
+        let i = self.tables.len();
+        let todo: VecDeque<ChunkEntry> = t
+            .entry
+            .chunks
+            .iter()
+            .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
+            .cloned()
+            .collect();
+        let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
+        if todo.is_empty() && !t.deferred.is_empty() && !indexes_done {
+            self.index_jobs.push_back(i);
+        }
+        self.loaded.push(t.entry.chunks.len() - todo.len());
+        self.loading.push(0);
+        self.began.push(None);
+        let bytes = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
+        let at = self
+            .order
+            .partition_point(|&o| bytes(&self.tables[o]) >= bytes(&t));
+        self.order.insert(at, i);
+        self.pending.push(todo);
+        self.tables.push(Arc::new(t));
+    }
+
+    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(&TableTarget) -> bool) -> Next {
+        if let Some(t) = self.index_jobs.pop_front() {
+            return Next::Job(Job::Indexes {
+                target: Arc::clone(&self.tables[t]),
+            });
         }
         let has_chunks = |s: &Sched, t: usize| !s.pending[t].is_empty();
+        let can_share = |s: &Sched, t: usize| shareable(&s.tables[t]);
         let table = mine
             .filter(|&t| has_chunks(self, t))
             .or_else(|| {
@@ -114,14 +154,15 @@ impl Sched {
                 self.order
                     .iter()
                     .copied()
-                    .find(|&t| has_chunks(self, t) && self.loaded[t] > 0 && shareable(t))
+                    .find(|&t| has_chunks(self, t) && self.loaded[t] > 0 && can_share(self, t))
             });
         let Some(table) = table else {
-            // A table to help with once its first chunk is in?
-            let later = self
-                .order
-                .iter()
-                .any(|&t| has_chunks(self, t) && self.loaded[t] == 0 && shareable(t));
+            // More tables to come, or one to help with once its first chunk is in?
+            let later = !self.complete
+                || self
+                    .order
+                    .iter()
+                    .any(|&t| has_chunks(self, t) && self.loaded[t] == 0 && can_share(self, t));
             return if later { Next::Wait } else { Next::Done };
         };
         let Some(chunk) = self.pending[table].pop_front() else {
@@ -129,7 +170,11 @@ impl Sched {
         };
         self.loading[table] += 1;
         self.began[table].get_or_insert_with(Instant::now);
-        Next::Job(Job::Chunk { table, chunk })
+        Next::Job(Job::Chunk {
+            table,
+            target: Arc::clone(&self.tables[table]),
+            chunk,
+        })
     }
 
     /// A chunk of `table` is in; true when it was the table's last one.
@@ -143,10 +188,9 @@ impl Sched {
 struct Shared {
     plan: Arc<LoadPlan>,
     journal: Arc<Journal>,
-    tables: Vec<TableTarget>,
     sched: Mutex<Sched>,
-    /// Signalled when a chunk is in (`Next::Wait`).
-    chunk_in: Notify,
+    /// Signalled when a chunk is in or a table comes in (`Next::Wait`).
+    wake: Notify,
     rows: AtomicU64,
     chunks: AtomicUsize,
     indexed: AtomicUsize,
@@ -154,11 +198,10 @@ struct Shared {
 }
 
 impl Shared {
-    /// Whether a second connection may load chunks of `table` while one does, without just
+    /// Whether a second connection may load chunks of `t` while one does, without just
     /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) only without an AUTO_INCREMENT
     /// column.
-    fn shareable(&self, table: usize) -> bool {
-        let t = &self.tables[table];
+    fn shareable(&self, t: &TableTarget) -> bool {
         t.transactional && !(self.plan.csv && t.auto_increment)
     }
 }
@@ -170,64 +213,57 @@ struct Busy {
     indexing: Duration,
 }
 
-/// Loads every chunk the journal does not have; adds deferred indexes.
+/// Loads every chunk the journal does not have, of the tables `tables` brings in as the
+/// schema phase creates them (it ends when the schema phase closes it); adds deferred
+/// indexes. The connections open at once, and start on the first table that comes in.
 pub async fn load(
     opts: &LoadOptions,
     connection: &ConnectionOptions,
     plan: &Arc<LoadPlan>,
     journal: &Arc<Journal>,
-    tables: Vec<TableTarget>,
+    mut tables: mpsc::UnboundedReceiver<TableTarget>,
 ) -> Result<DataSummary> {
     let mut summary = DataSummary::default();
-    let mut order: Vec<usize> = (0..tables.len()).collect();
-    let size = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
-    let mut pending = Vec::new();
-    let mut loaded = Vec::new();
-    let mut index_jobs = VecDeque::new();
+    // What is to come, from the plan: the schema phase brings in its base tables.
     let mut jobs = 0;
-    for (i, t) in tables.iter().enumerate() {
-        let todo: VecDeque<ChunkEntry> = t
-            .entry
-            .chunks
-            .iter()
-            .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
-            .cloned()
-            .collect();
-        summary.skipped += t.entry.chunks.len() - todo.len();
-        loaded.push(t.entry.chunks.len() - todo.len());
-        summary.bytes += todo.iter().map(|c| c.bytes).sum::<u64>();
-        let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
-        if todo.is_empty() && !t.deferred.is_empty() && !indexes_done {
-            index_jobs.push_back(i);
-            jobs += 1;
+    for t in plan
+        .databases
+        .iter()
+        .flat_map(|d| &d.tables)
+        .filter(|t| t.kind == "table")
+    {
+        for c in &t.chunks {
+            if journal.is_done(&journal::chunk_item(&c.file)) {
+                summary.skipped += 1;
+            } else {
+                summary.bytes += c.bytes;
+                jobs += 1;
+            }
         }
-        jobs += todo.len();
-        pending.push(todo);
-    }
-    if jobs == 0 {
-        return Ok(summary);
+        // Its deferred indexes, if an earlier run loaded its data.
+        jobs += 1;
     }
     let threads = opts.threads.max(1).min(jobs);
     let bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
         plan: Arc::clone(plan),
         journal: Arc::clone(journal),
-        sched: Mutex::new(Sched {
-            order,
-            loading: vec![0; tables.len()],
-            loaded,
-            began: vec![None; tables.len()],
-            pending,
-            index_jobs,
-        }),
-        tables,
-        chunk_in: Notify::new(),
+        sched: Mutex::new(Sched::default()),
+        wake: Notify::new(),
         rows: AtomicU64::new(0),
         chunks: AtomicUsize::new(0),
         indexed: AtomicUsize::new(0),
         verbose: opts.verbose,
     });
+    let feed = async {
+        while let Some(t) = tables.recv().await {
+            shared.sched.lock().expect("sched lock").add(t, journal);
+            shared.wake.notify_waiters();
+        }
+        shared.sched.lock().expect("sched lock").complete = true;
+        shared.wake.notify_waiters();
+        Ok::<(), LoadError>(())
+    };
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for n in 0..threads {
@@ -251,15 +287,19 @@ pub async fn load(
     }
     // The first error wins; dropping the set aborts the other workers (their connections
     // close and the server rolls their open transactions back).
-    let mut busy = Busy::default();
-    while let Some(joined) = set.join_next().await {
-        let b =
-            joined.map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
-        busy.loading += b.loading;
-        busy.indexing += b.indexing;
-    }
+    let run = async {
+        let mut busy = Busy::default();
+        while let Some(joined) = set.join_next().await {
+            let b = joined
+                .map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
+            busy.loading += b.loading;
+            busy.indexing += b.indexing;
+        }
+        Ok::<Busy, LoadError>(busy)
+    };
+    let ((), busy) = tokio::try_join!(feed, run)?;
     bars.finish();
-    if opts.verbose {
+    if opts.verbose && threads > 0 {
         let wall = started.elapsed().as_secs_f64();
         let idle =
             (wall * threads as f64 - busy.loading.as_secs_f64() - busy.indexing.as_secs_f64())
@@ -287,10 +327,11 @@ async fn worker(
     let mut current_db: Option<String> = None;
     let mut mine: Option<usize> = None;
     loop {
-        let chunk_in = shared.chunk_in.notified();
-        tokio::pin!(chunk_in);
-        // Registered before looking, so that a chunk finishing meanwhile still wakes it.
-        chunk_in.as_mut().enable();
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        // Registered before looking, so that a chunk or table coming in meanwhile still
+        // wakes it.
+        wake.as_mut().enable();
         let next = shared
             .sched
             .lock()
@@ -299,22 +340,26 @@ async fn worker(
         let job = match next {
             Next::Job(job) => job,
             Next::Wait => {
-                chunk_in.await;
+                wake.await;
                 continue;
             }
             Next::Done => return Ok(()),
         };
-        let (table, loaded) = match job {
-            Job::Chunk { table, chunk } => {
+        let (t, loaded) = match job {
+            Job::Chunk {
+                table,
+                target,
+                chunk,
+            } => {
                 mine = Some(table);
-                let t = &shared.tables[table];
                 line.set_message(format!(
                     "{} chunk {}",
-                    qualified(&t.db, &t.entry.name),
+                    qualified(&target.db, &target.entry.name),
                     chunk.index
                 ));
                 let begin = Instant::now();
-                let rows = load_chunk(conn, shared, t, &chunk, &mut current_db, total).await?;
+                let rows =
+                    load_chunk(conn, shared, &target, &chunk, &mut current_db, total).await?;
                 busy.loading += begin.elapsed();
                 shared.rows.fetch_add(rows, Ordering::Relaxed);
                 shared.chunks.fetch_add(1, Ordering::Relaxed);
@@ -324,13 +369,12 @@ async fn worker(
                         .chunk_done(table)
                         .then(|| sched.began[table].map(|b| b.elapsed()))
                 };
-                shared.chunk_in.notify_waiters();
+                shared.wake.notify_waiters();
                 let Some(loaded) = last else { continue };
-                (table, loaded)
+                (target, loaded)
             }
-            Job::Indexes { table } => (table, None),
+            Job::Indexes { target } => (target, None),
         };
-        let t = &shared.tables[table];
         let name = qualified(&t.db, &t.entry.name);
         let item = journal::indexes_item(&t.db, &t.entry.name);
         let indexes = if t.deferred.is_empty() || shared.journal.is_done(&item) {
@@ -338,7 +382,7 @@ async fn worker(
         } else {
             line.set_message(format!("{name}: adding {} index(es)", t.deferred.len()));
             let begin = Instant::now();
-            schema::add_indexes(conn, t).await?;
+            schema::add_indexes(conn, &t).await?;
             shared.journal.mark_done(conn, &item, 0).await?;
             shared.indexed.fetch_add(1, Ordering::Relaxed);
             busy.indexing += begin.elapsed();
@@ -708,6 +752,7 @@ impl Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::TableEntry;
 
     fn chunk(index: usize) -> ChunkEntry {
         ChunkEntry {
@@ -720,24 +765,45 @@ mod tests {
         }
     }
 
-    fn sched(tables: &[usize]) -> Sched {
-        Sched {
-            order: (0..tables.len()).collect(),
-            pending: tables
-                .iter()
-                .map(|&n| (0..n).map(chunk).collect())
-                .collect(),
-            loading: vec![0; tables.len()],
-            loaded: vec![0; tables.len()],
-            index_jobs: VecDeque::new(),
-            began: vec![None; tables.len()],
+    fn table(name: &str, chunks: usize) -> TableTarget {
+        TableTarget {
+            db: "d".into(),
+            entry: TableEntry {
+                name: name.into(),
+                kind: "table".into(),
+                engine: None,
+                schema_file: None,
+                triggers_file: None,
+                columns: Vec::new(),
+                rows: chunks as u64,
+                chunks: (0..chunks).map(chunk).collect(),
+                db: "d".into(),
+                estimated_rows: 0,
+            },
+            transactional: true,
+            deferred: Vec::new(),
+            enum_columns: Vec::new(),
+            auto_increment: false,
         }
+    }
+
+    fn journal() -> Journal {
+        Journal::with_done(&[])
+    }
+
+    fn sched(tables: &[usize]) -> Sched {
+        let mut s = Sched::default();
+        for (i, &n) in tables.iter().enumerate() {
+            s.add(table(&format!("t{i}"), n), &journal());
+        }
+        s.complete = true;
+        s
     }
 
     /// `Ok((table, chunk))`, or `Err(true)` to wait, `Err(false)` when done.
     fn take(s: &mut Sched, mine: Option<usize>, shareable: bool) -> Result<(usize, usize), bool> {
         match s.next(mine, |_| shareable) {
-            Next::Job(Job::Chunk { table, chunk }) => Ok((table, chunk.index)),
+            Next::Job(Job::Chunk { table, chunk, .. }) => Ok((table, chunk.index)),
             Next::Job(Job::Indexes { .. }) => panic!("no index job expected"),
             Next::Wait => Err(true),
             Next::Done => Err(false),
@@ -768,13 +834,35 @@ mod tests {
     }
 
     #[test]
+    fn tables_come_in_while_connections_wait_and_the_biggest_goes_first() {
+        let mut s = Sched::default();
+        assert_eq!(
+            take(&mut s, None, false),
+            Err(true),
+            "the schema phase is on"
+        );
+        s.add(table("small", 1), &journal());
+        s.add(table("big", 3), &journal());
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
+        assert_eq!(take(&mut s, Some(0), false), Err(true), "more may come");
+        s.complete = true;
+        assert_eq!(take(&mut s, Some(0), false), Err(false));
+    }
+
+    #[test]
     fn resumed_index_jobs_come_first() {
-        let mut s = sched(&[1, 0]);
-        s.index_jobs.push_back(1);
+        let done = Journal::with_done(&[&journal::chunk_item("t.00000.csv")]);
+        let mut s = Sched::default();
+        let mut t = table("t", 1);
+        t.deferred = vec![("k".into(), "KEY `k` (`k`)".into())];
+        s.add(t, &done);
+        s.add(table("u", 1), &journal());
+        s.complete = true;
         assert!(matches!(
             s.next(None, |_| false),
-            Next::Job(Job::Indexes { table: 1 })
+            Next::Job(Job::Indexes { .. })
         ));
-        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
     }
 }
