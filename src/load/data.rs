@@ -243,6 +243,10 @@ pub async fn load(
         // Its deferred indexes, if an earlier run loaded its data.
         jobs += 1;
     }
+    if jobs == 0 {
+        while tables.recv().await.is_some() {}
+        return Ok(summary);
+    }
     let threads = opts.threads.max(1).min(jobs);
     let bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
@@ -299,14 +303,15 @@ pub async fn load(
     };
     let ((), busy) = tokio::try_join!(feed, run)?;
     bars.finish();
-    if opts.verbose && threads > 0 {
+    if opts.verbose {
         let wall = started.elapsed().as_secs_f64();
         let idle =
             (wall * threads as f64 - busy.loading.as_secs_f64() - busy.indexing.as_secs_f64())
                 .max(0.0);
         eprintln!(
-            "rload: data phase {wall:.2} s on {threads} connections: loading chunks {:.2} s, \
+            "rload: data phase {wall:.2} s on {threads} connection{}: loading chunks {:.2} s, \
              adding indexes {:.2} s, idle {idle:.2} s (connection-seconds)",
+            if threads == 1 { "" } else { "s" },
             busy.loading.as_secs_f64(),
             busy.indexing.as_secs_f64(),
         );
