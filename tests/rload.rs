@@ -502,7 +502,9 @@ fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0)
     };
-    let mut child: Child = rload_command(&b, &dir, &["--threads=2"])
+    // One connection, which loads the tables biggest first: the MyISAM table's chunk is
+    // not reached when the run is killed (two would start both tables at once).
+    let mut child: Child = rload_command(&b, &dir, &["--threads=1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

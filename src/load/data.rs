@@ -1,6 +1,9 @@
-//! The data phase: every chunk file loaded over `--threads` connections from one queue,
-//! biggest tables first (by bytes), each table's deferred indexes added by the worker that
-//! finishes its last chunk.
+//! The data phase: every chunk file loaded over `--threads` connections, biggest tables
+//! first (by bytes), each table's chunks in file (key) order on one connection at a time
+//! while other tables wait (see `Sched`), each table's deferred indexes added by the
+//! connection that finishes its last chunk, while the others go on with other tables.
+//! `--verbose` prints each table's load and index times, and where the connections' time
+//! went (loading, adding indexes, idle).
 //!
 //! * SQL chunks: the file's statements (the splitter runs on a blocking thread, one
 //!   statement ahead of the server), each run on its own; the INSERTs' affected rows must
@@ -23,10 +26,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
@@ -56,78 +60,215 @@ pub struct DataSummary {
 }
 
 enum Job {
-    Chunk { table: usize, chunk: ChunkEntry },
-    Indexes { table: usize },
+    Chunk {
+        table: usize,
+        target: Arc<TableTarget>,
+        chunk: ChunkEntry,
+    },
+    Indexes {
+        target: Arc<TableTarget>,
+    },
+}
+
+/// What a connection does next.
+enum Next {
+    Job(Job),
+    /// Nothing now; a chunk finishing or a table being created may give it work.
+    Wait,
+    /// Nothing it could do is left.
+    Done,
+}
+
+/// Which chunk a connection loads next. Tables come in as the schema phase creates them.
+/// A table's chunks go to one connection at a time, in file (key) order, while another
+/// table has chunks waiting: two loads into one InnoDB table mostly wait for each other
+/// (`LOAD DATA` holds the table's AUTO-INC lock to its end; on MariaDB 10.6+ a first insert
+/// into an empty table with `unique_checks=0` is a bulk insert that locks the whole table
+/// until it commits), and a table filled in key order by one connection gets its next
+/// chunk's pages warm. A connection with no free table helps with one being loaded when
+/// that does not just wait for a lock: the table allows it (`shareable`) and its first
+/// chunk is in.
+#[derive(Default)]
+struct Sched {
+    tables: Vec<Arc<TableTarget>>,
+    /// Tables with chunks to load, biggest first (by bytes).
+    order: Vec<usize>,
+    /// Chunks of each table not yet handed out, in file order.
+    pending: Vec<VecDeque<ChunkEntry>>,
+    /// Chunks of each table being loaded now.
+    loading: Vec<usize>,
+    /// Chunks of each table in (this run's and, on `--resume`, earlier ones).
+    loaded: Vec<usize>,
+    /// Tables whose chunks were all loaded by an earlier run (`--resume`) but not indexed.
+    index_jobs: VecDeque<usize>,
+    /// When each table's first chunk was handed out, for `--verbose`.
+    began: Vec<Option<Instant>>,
+    /// Every table has come in.
+    complete: bool,
+}
+
+impl Sched {
+    /// A table the schema phase created (or found created by an earlier run).
+    fn add(&mut self, t: TableTarget, journal: &Journal) {
+        let i = self.tables.len();
+        let todo: VecDeque<ChunkEntry> = t
+            .entry
+            .chunks
+            .iter()
+            .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
+            .cloned()
+            .collect();
+        let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
+        if todo.is_empty() && !t.deferred.is_empty() && !indexes_done {
+            self.index_jobs.push_back(i);
+        }
+        self.loaded.push(t.entry.chunks.len() - todo.len());
+        self.loading.push(0);
+        self.began.push(None);
+        let bytes = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
+        let at = self
+            .order
+            .partition_point(|&o| bytes(&self.tables[o]) >= bytes(&t));
+        self.order.insert(at, i);
+        self.pending.push(todo);
+        self.tables.push(Arc::new(t));
+    }
+
+    fn next(&mut self, mine: Option<usize>, shareable: impl Fn(&TableTarget) -> bool) -> Next {
+        if let Some(t) = self.index_jobs.pop_front() {
+            return Next::Job(Job::Indexes {
+                target: Arc::clone(&self.tables[t]),
+            });
+        }
+        let has_chunks = |s: &Sched, t: usize| !s.pending[t].is_empty();
+        let can_share = |s: &Sched, t: usize| shareable(&s.tables[t]);
+        let table = mine
+            .filter(|&t| has_chunks(self, t))
+            .or_else(|| {
+                self.order
+                    .iter()
+                    .copied()
+                    .find(|&t| has_chunks(self, t) && self.loading[t] == 0)
+            })
+            .or_else(|| {
+                self.order
+                    .iter()
+                    .copied()
+                    .find(|&t| has_chunks(self, t) && self.loaded[t] > 0 && can_share(self, t))
+            });
+        let Some(table) = table else {
+            // More tables to come, or one to help with once its first chunk is in?
+            let later = !self.complete
+                || self
+                    .order
+                    .iter()
+                    .any(|&t| has_chunks(self, t) && self.loaded[t] == 0 && can_share(self, t));
+            return if later { Next::Wait } else { Next::Done };
+        };
+        let Some(chunk) = self.pending[table].pop_front() else {
+            return Next::Done;
+        };
+        self.loading[table] += 1;
+        self.began[table].get_or_insert_with(Instant::now);
+        Next::Job(Job::Chunk {
+            table,
+            target: Arc::clone(&self.tables[table]),
+            chunk,
+        })
+    }
+
+    /// A chunk of `table` is in; true when it was the table's last one.
+    fn chunk_done(&mut self, table: usize) -> bool {
+        self.loading[table] -= 1;
+        self.loaded[table] += 1;
+        self.loading[table] == 0 && self.pending[table].is_empty()
+    }
 }
 
 struct Shared {
     plan: Arc<LoadPlan>,
     journal: Arc<Journal>,
-    tables: Vec<TableTarget>,
-    /// Chunks of each table still to load.
-    remaining: Vec<AtomicUsize>,
-    queue: Mutex<VecDeque<Job>>,
+    sched: Mutex<Sched>,
+    /// Signalled when a chunk is in or a table comes in (`Next::Wait`).
+    wake: Notify,
     rows: AtomicU64,
     chunks: AtomicUsize,
     indexed: AtomicUsize,
+    verbose: bool,
 }
 
-/// Loads every chunk the journal does not have; adds deferred indexes.
+impl Shared {
+    /// Whether a second connection may load chunks of `t` while one does, without just
+    /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) only without an AUTO_INCREMENT
+    /// column.
+    fn shareable(&self, t: &TableTarget) -> bool {
+        t.transactional && !(self.plan.csv && t.auto_increment)
+    }
+}
+
+/// Time one connection of the data phase spent, for `--verbose`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Busy {
+    loading: Duration,
+    indexing: Duration,
+}
+
+/// Loads every chunk the journal does not have, of the tables `tables` brings in as the
+/// schema phase creates them (it ends when the schema phase closes it); adds deferred
+/// indexes. The connections open at once, and start on the first table that comes in.
 pub async fn load(
     opts: &LoadOptions,
     connection: &ConnectionOptions,
     plan: &Arc<LoadPlan>,
     journal: &Arc<Journal>,
-    tables: Vec<TableTarget>,
+    mut tables: mpsc::UnboundedReceiver<TableTarget>,
 ) -> Result<DataSummary> {
     let mut summary = DataSummary::default();
-    let mut order: Vec<usize> = (0..tables.len()).collect();
-    let size = |t: &TableTarget| t.entry.chunks.iter().map(|c| c.bytes).sum::<u64>();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
-    let mut queue = VecDeque::new();
-    let mut remaining = Vec::new();
-    let mut index_jobs = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let pending = t
-            .entry
-            .chunks
-            .iter()
-            .filter(|c| !journal.is_done(&journal::chunk_item(&c.file)))
-            .count();
-        summary.skipped += t.entry.chunks.len() - pending;
-        remaining.push(AtomicUsize::new(pending));
-        let indexes_done = journal.is_done(&journal::indexes_item(&t.db, &t.entry.name));
-        if pending == 0 && !t.deferred.is_empty() && !indexes_done {
-            index_jobs.push(Job::Indexes { table: i });
-        }
-    }
-    queue.extend(index_jobs);
-    for i in order {
-        for c in &tables[i].entry.chunks {
-            if !journal.is_done(&journal::chunk_item(&c.file)) {
+    // What is to come, from the plan: the schema phase brings in its base tables.
+    let mut jobs = 0;
+    for t in plan
+        .databases
+        .iter()
+        .flat_map(|d| &d.tables)
+        .filter(|t| t.kind == "table")
+    {
+        for c in &t.chunks {
+            if journal.is_done(&journal::chunk_item(&c.file)) {
+                summary.skipped += 1;
+            } else {
                 summary.bytes += c.bytes;
-                queue.push_back(Job::Chunk {
-                    table: i,
-                    chunk: c.clone(),
-                });
+                jobs += 1;
             }
         }
+        // Its deferred indexes, if an earlier run loaded its data.
+        jobs += 1;
     }
-    if queue.is_empty() {
+    if jobs == 0 {
+        while tables.recv().await.is_some() {}
         return Ok(summary);
     }
-    let threads = opts.threads.max(1).min(queue.len());
+    let threads = opts.threads.max(1).min(jobs);
     let bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
         plan: Arc::clone(plan),
         journal: Arc::clone(journal),
-        tables,
-        remaining,
-        queue: Mutex::new(queue),
+        sched: Mutex::new(Sched::default()),
+        wake: Notify::new(),
         rows: AtomicU64::new(0),
         chunks: AtomicUsize::new(0),
         indexed: AtomicUsize::new(0),
+        verbose: opts.verbose,
     });
+    let feed = async {
+        while let Some(t) = tables.recv().await {
+            shared.sched.lock().expect("sched lock").add(t, journal);
+            shared.wake.notify_waiters();
+        }
+        shared.sched.lock().expect("sched lock").complete = true;
+        shared.wake.notify_waiters();
+        Ok::<(), LoadError>(())
+    };
+    let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for n in 0..threads {
         let shared = Arc::clone(&shared);
@@ -139,20 +280,42 @@ pub async fn load(
             let mut conn = LoadConn::connect(&connection).await?;
             prepare_session(&mut conn, &opts).await?;
             shared.journal.register(&mut conn).await?;
-            let result = worker(&mut conn, &shared, &line, &total).await;
+            let mut busy = Busy::default();
+            let result = worker(&mut conn, &shared, &line, &total, &mut busy).await;
             line.finish_and_clear();
             if result.is_ok() {
                 conn.close().await;
             }
-            result
+            result.map(|()| busy)
         });
     }
     // The first error wins; dropping the set aborts the other workers (their connections
     // close and the server rolls their open transactions back).
-    while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
-    }
+    let run = async {
+        let mut busy = Busy::default();
+        while let Some(joined) = set.join_next().await {
+            let b = joined
+                .map_err(|e| LoadError::Refused(format!("a loader thread failed: {e}")))??;
+            busy.loading += b.loading;
+            busy.indexing += b.indexing;
+        }
+        Ok::<Busy, LoadError>(busy)
+    };
+    let ((), busy) = tokio::try_join!(feed, run)?;
     bars.finish();
+    if opts.verbose {
+        let wall = started.elapsed().as_secs_f64();
+        let idle =
+            (wall * threads as f64 - busy.loading.as_secs_f64() - busy.indexing.as_secs_f64())
+                .max(0.0);
+        eprintln!(
+            "rload: data phase {wall:.2} s on {threads} connection{}: loading chunks {:.2} s, \
+             adding indexes {:.2} s, idle {idle:.2} s (connection-seconds)",
+            if threads == 1 { "" } else { "s" },
+            busy.loading.as_secs_f64(),
+            busy.indexing.as_secs_f64(),
+        );
+    }
     summary.rows = shared.rows.load(Ordering::Relaxed);
     summary.chunks = shared.chunks.load(Ordering::Relaxed);
     summary.indexed_tables = shared.indexed.load(Ordering::Relaxed);
@@ -164,42 +327,91 @@ async fn worker(
     shared: &Shared,
     line: &ProgressBar,
     total: &ProgressBar,
+    busy: &mut Busy,
 ) -> Result<()> {
     let mut current_db: Option<String> = None;
+    let mut mine: Option<usize> = None;
     loop {
-        let job = shared.queue.lock().expect("queue lock").pop_front();
-        let Some(job) = job else { return Ok(()) };
-        let table = match job {
-            Job::Chunk { table, chunk } => {
-                let t = &shared.tables[table];
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        // Registered before looking, so that a chunk or table coming in meanwhile still
+        // wakes it.
+        wake.as_mut().enable();
+        let next = shared
+            .sched
+            .lock()
+            .expect("sched lock")
+            .next(mine, |t| shared.shareable(t));
+        let job = match next {
+            Next::Job(job) => job,
+            Next::Wait => {
+                wake.await;
+                continue;
+            }
+            Next::Done => return Ok(()),
+        };
+        let (t, loaded) = match job {
+            Job::Chunk {
+                table,
+                target,
+                chunk,
+            } => {
+                mine = Some(table);
                 line.set_message(format!(
                     "{} chunk {}",
-                    qualified(&t.db, &t.entry.name),
+                    qualified(&target.db, &target.entry.name),
                     chunk.index
                 ));
-                let rows = load_chunk(conn, shared, t, &chunk, &mut current_db, total).await?;
+                let begin = Instant::now();
+                let rows =
+                    load_chunk(conn, shared, &target, &chunk, &mut current_db, total).await?;
+                busy.loading += begin.elapsed();
                 shared.rows.fetch_add(rows, Ordering::Relaxed);
                 shared.chunks.fetch_add(1, Ordering::Relaxed);
-                if shared.remaining[table].fetch_sub(1, Ordering::AcqRel) != 1 {
-                    continue;
-                }
-                table
+                let last = {
+                    let mut sched = shared.sched.lock().expect("sched lock");
+                    sched
+                        .chunk_done(table)
+                        .then(|| sched.began[table].map(|b| b.elapsed()))
+                };
+                shared.wake.notify_waiters();
+                let Some(loaded) = last else { continue };
+                (target, loaded)
             }
-            Job::Indexes { table } => table,
+            Job::Indexes { target } => (target, None),
         };
-        let t = &shared.tables[table];
+        let name = qualified(&t.db, &t.entry.name);
         let item = journal::indexes_item(&t.db, &t.entry.name);
-        if t.deferred.is_empty() || shared.journal.is_done(&item) {
-            continue;
+        let indexes = if t.deferred.is_empty() || shared.journal.is_done(&item) {
+            None
+        } else {
+            line.set_message(format!("{name}: adding {} index(es)", t.deferred.len()));
+            let begin = Instant::now();
+            schema::add_indexes(conn, &t).await?;
+            shared.journal.mark_done(conn, &item, 0).await?;
+            shared.indexed.fetch_add(1, Ordering::Relaxed);
+            busy.indexing += begin.elapsed();
+            Some(begin.elapsed())
+        };
+        if shared.verbose {
+            let mut what = match loaded {
+                Some(d) => format!(
+                    "rload: {name}: {} rows in {} chunks loaded in {:.2} s",
+                    t.entry.rows,
+                    t.entry.chunks.len(),
+                    d.as_secs_f64()
+                ),
+                None => format!("rload: {name}: data loaded by an earlier run"),
+            };
+            if let Some(d) = indexes {
+                what.push_str(&format!(
+                    "; {} deferred index(es) added in {:.2} s",
+                    t.deferred.len(),
+                    d.as_secs_f64()
+                ));
+            }
+            line.suspend(|| eprintln!("{what}"));
         }
-        line.set_message(format!(
-            "{}: adding {} index(es)",
-            qualified(&t.db, &t.entry.name),
-            t.deferred.len()
-        ));
-        schema::add_indexes(conn, t).await?;
-        shared.journal.mark_done(conn, &item, 0).await?;
-        shared.indexed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -539,5 +751,123 @@ impl Bars {
     fn finish(&self) {
         self.total.finish_and_clear();
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::TableEntry;
+
+    fn chunk(index: usize) -> ChunkEntry {
+        ChunkEntry {
+            index,
+            file: format!("t.{index:05}.csv"),
+            rows: 1,
+            bytes: 1,
+            checksum: String::new(),
+            range: None,
+        }
+    }
+
+    fn table(name: &str, chunks: usize) -> TableTarget {
+        TableTarget {
+            db: "d".into(),
+            entry: TableEntry {
+                name: name.into(),
+                kind: "table".into(),
+                engine: None,
+                schema_file: None,
+                triggers_file: None,
+                columns: Vec::new(),
+                rows: chunks as u64,
+                chunks: (0..chunks).map(chunk).collect(),
+                db: "d".into(),
+                estimated_rows: 0,
+            },
+            transactional: true,
+            deferred: Vec::new(),
+            enum_columns: Vec::new(),
+            auto_increment: false,
+        }
+    }
+
+    fn journal() -> Journal {
+        Journal::with_done(&[])
+    }
+
+    fn sched(tables: &[usize]) -> Sched {
+        let mut s = Sched::default();
+        for (i, &n) in tables.iter().enumerate() {
+            s.add(table(&format!("t{i}"), n), &journal());
+        }
+        s.complete = true;
+        s
+    }
+
+    /// `Ok((table, chunk))`, or `Err(true)` to wait, `Err(false)` when done.
+    fn take(s: &mut Sched, mine: Option<usize>, shareable: bool) -> Result<(usize, usize), bool> {
+        match s.next(mine, |_| shareable) {
+            Next::Job(Job::Chunk { table, chunk, .. }) => Ok((table, chunk.index)),
+            Next::Job(Job::Indexes { .. }) => panic!("no index job expected"),
+            Next::Wait => Err(true),
+            Next::Done => Err(false),
+        }
+    }
+
+    #[test]
+    fn each_connection_keeps_to_its_table_in_chunk_order() {
+        let mut s = sched(&[4, 2]);
+        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
+        assert_eq!(take(&mut s, Some(1), false), Ok((1, 1)));
+        assert!(!s.chunk_done(1));
+        assert!(s.chunk_done(1), "table 1's last chunk");
+        // Table 0 is being loaded: a connection stops rather than queue behind its lock...
+        assert_eq!(take(&mut s, Some(1), false), Err(false));
+        // ...and where loading it twice at once takes no lock, waits for its first chunk
+        // (which may lock the empty table) to be in.
+        assert_eq!(take(&mut s, Some(1), true), Err(true));
+        assert!(!s.chunk_done(0));
+        assert_eq!(take(&mut s, Some(0), false), Ok((0, 1)));
+        assert_eq!(take(&mut s, Some(1), true), Ok((0, 2)));
+        assert_eq!(take(&mut s, Some(0), false), Ok((0, 3)));
+        assert!(!s.chunk_done(0));
+        assert!(!s.chunk_done(0));
+        assert!(s.chunk_done(0), "table 0's last chunk");
+        assert_eq!(take(&mut s, Some(0), true), Err(false));
+    }
+
+    #[test]
+    fn tables_come_in_while_connections_wait_and_the_biggest_goes_first() {
+        let mut s = Sched::default();
+        assert_eq!(
+            take(&mut s, None, false),
+            Err(true),
+            "the schema phase is on"
+        );
+        s.add(table("small", 1), &journal());
+        s.add(table("big", 3), &journal());
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
+        assert_eq!(take(&mut s, None, false), Ok((0, 0)));
+        assert_eq!(take(&mut s, Some(0), false), Err(true), "more may come");
+        s.complete = true;
+        assert_eq!(take(&mut s, Some(0), false), Err(false));
+    }
+
+    #[test]
+    fn resumed_index_jobs_come_first() {
+        let done = Journal::with_done(&[&journal::chunk_item("t.00000.csv")]);
+        let mut s = Sched::default();
+        let mut t = table("t", 1);
+        t.deferred = vec![("k".into(), "KEY `k` (`k`)".into())];
+        s.add(t, &done);
+        s.add(table("u", 1), &journal());
+        s.complete = true;
+        assert!(matches!(
+            s.next(None, |_| false),
+            Next::Job(Job::Indexes { .. })
+        ));
+        assert_eq!(take(&mut s, None, false), Ok((1, 0)));
     }
 }

@@ -184,6 +184,17 @@ impl Journal {
         Ok(journal)
     }
 
+    /// A journal that has `done` as done, for tests of the steps that read it.
+    #[cfg(test)]
+    pub fn with_done(done: &[&str]) -> Journal {
+        Journal {
+            load_id: "test".into(),
+            done: done.iter().map(|d| d.to_string()).collect(),
+            started: HashSet::new(),
+            resumed: false,
+        }
+    }
+
     pub fn is_done(&self, item: &str) -> bool {
         self.done.contains(item)
     }

@@ -10,6 +10,10 @@
 //!   ──► post (routines, views, triggers, events) ──► replica (--seed-replica) ──► summary
 //! ```
 //!
+//! Schema and data overlap: the schema phase (one connection) hands each table to the data
+//! phase as soon as it is created, biggest first within a database, and the data
+//! connections start on it while the next tables are created.
+//!
 //! | module | owns |
 //! |---|---|
 //! | `plan` | reading the manifest, filters and renaming, the load id |
@@ -205,14 +209,16 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
 
     let files = plan.files();
     let (dir, threads) = (plan.dir.clone(), opts.threads);
+    let phase = Instant::now();
     let verified = tokio::task::spawn_blocking(move || verify::verify(&dir, &files, threads))
         .await
         .map_err(|e| LoadError::Refused(format!("verification failed: {e}")))??;
     say(opts, || {
         format!(
-            "{} files ({:.1} MB) match the manifest",
+            "{} files ({:.1} MB) match the manifest (checked in {:.2} s)",
             verified.files,
-            verified.bytes as f64 / 1e6
+            verified.bytes as f64 / 1e6,
+            phase.elapsed().as_secs_f64()
         )
     });
 
@@ -220,6 +226,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         character_set: m.options.character_set.clone(),
         ..opts.connection.clone()
     };
+    let phase = Instant::now();
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     preflight(&mut control, &plan).await?;
@@ -239,22 +246,37 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         });
     }
     schema::drop_conflicts(&mut control, &conflicts).await?;
-    let tables = schema::create(
-        &mut control,
-        &plan,
-        &journal,
-        opts.defer_indexes,
-        opts.drop_existing,
-    )
-    .await?;
-    let table_count = tables.len();
-    say(opts, || {
-        let deferred = tables.iter().filter(|t| !t.deferred.is_empty()).count();
-        format!("{table_count} tables ready ({deferred} with deferred indexes); loading data")
-    });
-    // The control connection idles through the data phase: open a fresh one after it.
-    control.close().await;
-    let data = data::load(opts, &connection, &plan, &journal, tables).await?;
+    // The data phase starts on each table as soon as the schema phase has created it.
+    let (ready, tables) = tokio::sync::mpsc::unbounded_channel();
+    let schema_phase = async {
+        let mut control = control;
+        let created = schema::create(
+            &mut control,
+            &plan,
+            &journal,
+            opts.defer_indexes,
+            opts.drop_existing,
+            &ready,
+        )
+        .await?;
+        drop(ready);
+        say(opts, || {
+            format!(
+                "{} tables ready ({} with deferred indexes) in {:.2} s, their data loading \
+                 since the first was",
+                created.tables,
+                created.deferred,
+                phase.elapsed().as_secs_f64()
+            )
+        });
+        // The control connection would idle through the data phase: a fresh one after it.
+        control.close().await;
+        Ok::<_, LoadError>(created)
+    };
+    let data_phase = data::load(opts, &connection, &plan, &journal, tables);
+    let (created, data) = tokio::try_join!(schema_phase, data_phase)?;
+    let table_count = created.tables;
+    let phase = Instant::now();
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     journal.register(&mut control).await?;
@@ -280,6 +302,12 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     };
     journal.finish(&mut control).await?;
     control.close().await;
+    say(opts, || {
+        format!(
+            "post objects and journal done in {:.2} s",
+            phase.elapsed().as_secs_f64()
+        )
+    });
     Ok(Summary {
         databases: plan.databases.len(),
         tables: table_count,

@@ -31,6 +31,8 @@ pub struct TableTarget {
     /// (name, definition) of the indexes to add after the data.
     pub deferred: Vec<(String, String)>,
     pub enum_columns: Vec<String>,
+    /// Has an AUTO_INCREMENT column (`LOAD DATA` into it holds the table's AUTO-INC lock).
+    pub auto_increment: bool,
 }
 
 /// An object of the dump that already exists on the target.
@@ -248,8 +250,6 @@ fn create_statement(plan: &LoadPlan, d: &DbPlan, file: &str) -> Result<Option<St
     Ok(None)
 }
 
-/// Creates the plan's databases, sequences and tables (skipping what the journal has), and
-/// describes every table for the data phase, in plan order.
 /// The default character set and collation part of a CREATE DATABASE statement (what
 /// follows the database name), for ALTER DATABASE.
 fn database_options(stmt: &[u8], db: &str) -> Option<String> {
@@ -259,16 +259,26 @@ fn database_options(stmt: &[u8], db: &str) -> Option<String> {
     (!rest.is_empty()).then(|| rest.to_string())
 }
 
+/// What the schema phase made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Created {
+    pub tables: usize,
+    /// Tables with deferred indexes.
+    pub deferred: usize,
+}
+
 /// Creates the plan's databases, sequences and tables (skipping what the journal has), and
-/// describes every table for the data phase, in plan order. With `drop_existing`, a
-/// database that exists gets the dump's default character set and collation.
+/// sends each base table to `ready` for the data phase as soon as it exists: database by
+/// database, sequences first, then tables biggest first. With `drop_existing`, a database
+/// that exists gets the dump's default character set and collation.
 pub async fn create(
     conn: &mut LoadConn,
     plan: &LoadPlan,
     journal: &Journal,
     defer: bool,
     drop_existing: bool,
-) -> Result<Vec<TableTarget>> {
+    ready: &tokio::sync::mpsc::UnboundedSender<TableTarget>,
+) -> Result<Created> {
     // Every CREATE TABLE first: which of a table's columns other tables' foreign keys use.
     let mut creates: HashMap<(usize, usize), String> = HashMap::new();
     let mut referenced: HashMap<(String, String), Vec<Vec<String>>> = HashMap::new();
@@ -289,7 +299,7 @@ pub async fn create(
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out = Created::default();
     for (di, d) in plan.databases.iter().enumerate() {
         let context = format!("creating database {}", ident(&d.target));
         let item = journal::database_item(&d.source);
@@ -331,113 +341,136 @@ pub async fn create(
         conn.exec(&format!("USE {}", ident(&d.target)), &context)
             .await?;
         let mut order: Vec<usize> = (0..d.tables.len()).collect();
-        order.sort_by_key(|&i| d.tables[i].kind != "sequence");
-        let mut deferrals: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        let bytes = |t: &TableEntry| t.chunks.iter().map(|c| c.bytes).sum::<u64>();
+        order.sort_by_key(|&i| {
+            (
+                d.tables[i].kind != "sequence",
+                std::cmp::Reverse(bytes(&d.tables[i])),
+            )
+        });
         for ti in order {
             let t = &d.tables[ti];
-            let Some(f) = &t.schema_file else { continue };
-            let deferral = creates.get(&(di, ti)).and_then(|create| {
-                if !defer || t.rows == 0 {
-                    return None;
-                }
-                let refs = referenced
-                    .get(&(d.target.clone(), t.name.clone()))
-                    .cloned()
-                    .unwrap_or_default();
-                indexes::defer(create, &refs)
-            });
-            let item = journal::schema_item(&f.file);
-            if journal.is_done(&item) {
-                // Created by an earlier run, which may have deferred indexes with other
-                // options: every index of the CREATE that the table lacks gets added.
-                let all = creates
-                    .get(&(di, ti))
-                    .map(|c| indexes::all_indexes(c))
-                    .unwrap_or_default();
-                if !all.is_empty() {
-                    deferrals.insert(ti, all);
-                }
-            } else {
-                let what = if t.kind == "sequence" {
-                    "sequence"
+            // A table without a schema file (a data-only dump) must exist already.
+            let mut deferred = Vec::new();
+            if let Some(f) = &t.schema_file {
+                let deferral = creates.get(&(di, ti)).and_then(|create| {
+                    if !defer || t.rows == 0 {
+                        return None;
+                    }
+                    let refs = referenced
+                        .get(&(d.target.clone(), t.name.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    indexes::defer(create, &refs)
+                });
+                let item = journal::schema_item(&f.file);
+                if journal.is_done(&item) {
+                    // Created by an earlier run, which may have deferred indexes with other
+                    // options: every index of the CREATE that the table lacks gets added.
+                    let all = creates
+                        .get(&(di, ti))
+                        .map(|c| indexes::all_indexes(c))
+                        .unwrap_or_default();
+                    deferred = all;
                 } else {
-                    "table"
-                };
-                let context = format!("creating {what} {}", qualified(&d.target, &t.name));
-                if journal.resumed {
-                    // Created by the interrupted run, with no data yet: start it over.
-                    conn.exec(
-                        &format!(
-                            "DROP {} IF EXISTS {}",
-                            what.to_ascii_uppercase(),
-                            qualified(&d.target, &t.name)
-                        ),
-                        &context,
+                    let what = if t.kind == "sequence" {
+                        "sequence"
+                    } else {
+                        "table"
+                    };
+                    let context = format!("creating {what} {}", qualified(&d.target, &t.name));
+                    if journal.resumed {
+                        // Created by the interrupted run, with no data yet: start it over.
+                        conn.exec(
+                            &format!(
+                                "DROP {} IF EXISTS {}",
+                                what.to_ascii_uppercase(),
+                                qualified(&d.target, &t.name)
+                            ),
+                            &context,
+                        )
+                        .await?;
+                    }
+                    let script = Script {
+                        rename: d.rename(),
+                        rename_everywhere: false,
+                        context,
+                    };
+                    let replacement = deferral.as_ref().map(|x| x.create.clone().into_bytes());
+                    run_file(
+                        conn,
+                        &plan.path(&f.file),
+                        &script,
+                        |stmt| match &replacement {
+                            Some(r) if starts_with_words(stmt, "CREATE TABLE") => {
+                                Edit::Replace(r.clone())
+                            }
+                            // The file's own DROP: the table is known to be absent (the load was
+                            // admitted on a target without it, dropped it, or dropped it above),
+                            // and a DROP IF EXISTS of a missing table costs the server ~10 ms.
+                            _ if starts_with_words(stmt, "DROP TABLE")
+                                || starts_with_words(stmt, "DROP SEQUENCE") =>
+                            {
+                                Edit::Skip
+                            }
+                            _ => Edit::Keep,
+                        },
                     )
                     .await?;
-                }
-                let script = Script {
-                    rename: d.rename(),
-                    rename_everywhere: false,
-                    context,
-                };
-                let replacement = deferral.as_ref().map(|x| x.create.clone().into_bytes());
-                run_file(
-                    conn,
-                    &plan.path(&f.file),
-                    &script,
-                    |stmt| match &replacement {
-                        Some(r) if starts_with_words(stmt, "CREATE TABLE") => {
-                            Edit::Replace(r.clone())
-                        }
-                        _ => Edit::Keep,
-                    },
-                )
-                .await?;
-                journal.mark_done(conn, &item, 0).await?;
-                if let Some(x) = deferral {
-                    deferrals.insert(ti, x.deferred);
+                    journal.mark_done(conn, &item, 0).await?;
+                    if let Some(x) = deferral {
+                        deferred = x.deferred;
+                    }
                 }
             }
-        }
-        let transactional = transactional_tables(conn, &d.target).await?;
-        for (ti, t) in d
-            .tables
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.kind == "table")
-        {
-            out.push(TableTarget {
+            if t.kind != "table" {
+                continue;
+            }
+            let (transactional, auto_increment) = table_traits(conn, &d.target, &t.name).await?;
+            out.tables += 1;
+            out.deferred += usize::from(!deferred.is_empty());
+            let target = TableTarget {
                 db: d.target.clone(),
                 entry: t.clone(),
-                transactional: transactional.contains(&t.name),
-                deferred: deferrals.remove(&ti).unwrap_or_default(),
+                transactional,
+                auto_increment,
+                deferred,
                 enum_columns: t
                     .columns
                     .iter()
                     .filter(|c| c.kind == "enum")
                     .map(|c| c.name.clone())
                     .collect(),
-            });
+            };
+            // The data phase is gone only when it failed: its error is the one to report.
+            let _ = ready.send(target);
         }
     }
     Ok(out)
 }
 
-/// Base tables of `db` whose engine supports transactions (rollback).
-async fn transactional_tables(conn: &mut LoadConn, db: &str) -> Result<HashSet<String>> {
+/// Whether a table's engine supports transactions (rollback), and whether it has an
+/// AUTO_INCREMENT column.
+async fn table_traits(conn: &mut LoadConn, db: &str, table: &str) -> Result<(bool, bool)> {
+    // Constants, not a correlated subquery: the server then opens this one table only.
+    let (db, table) = (string_literal(db), string_literal(table));
     let rows = conn
         .rows(
             &format!(
-                "SELECT t.TABLE_NAME FROM information_schema.TABLES t \
-                 JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
-                 WHERE t.TABLE_SCHEMA = {} AND e.TRANSACTIONS = 'YES'",
-                string_literal(db)
+                "SELECT e.TRANSACTIONS = 'YES', (SELECT COUNT(*) > 0 FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = {db} AND TABLE_NAME = {table} AND EXTRA LIKE '%auto_increment%') \
+                 FROM information_schema.TABLES t JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
+                 WHERE t.TABLE_SCHEMA = {db} AND t.TABLE_NAME = {table}"
             ),
-            "reading table engines",
+            "reading the table's engine",
         )
         .await?;
-    Ok(rows.iter().filter_map(|r| cell_string(r, 0)).collect())
+    let flag = |i| {
+        rows.first()
+            .and_then(|r| cell_string(r, i))
+            .is_some_and(|v| v == "1")
+    };
+    Ok((flag(0), flag(1)))
 }
 
 /// Adds the deferred indexes a table does not have yet, in one ALTER TABLE. Returns how many.
