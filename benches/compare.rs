@@ -70,6 +70,11 @@ const TARGET_BUFFER_POOL_MB: u64 = 1024;
 const MIXED_BATCH: u64 = 100_000;
 
 fn main() {
+    if std::env::var_os("RDUMP_TEST_WATCHDOG_SECS").is_none() {
+        // A full run takes longer than the test harness's 10-minute hang watchdog.
+        // SAFETY: the first statement of main, before any other thread exists.
+        unsafe { std::env::set_var("RDUMP_TEST_WATCHDOG_SECS", "0") };
+    }
     let begin = Instant::now();
     let cfg = Config::from_env();
     let mut notes = Vec::new();

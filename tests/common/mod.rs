@@ -841,8 +841,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Fails the whole test binary, loudly, if it runs longer than
 /// `RDUMP_TEST_WATCHDOG_SECS` (600 by default; every binary normally takes well under a
-/// minute): a hung test then shows up at once instead of at CI's time limit. The servers die
-/// with the process (PR_SET_PDEATHSIG).
+/// minute; 0 turns it off, as the compare bench does): a hung test then shows up at once
+/// instead of at CI's time limit. The servers die with the process (PR_SET_PDEATHSIG).
 fn start_watchdog() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -850,6 +850,9 @@ fn start_watchdog() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(600u64);
+        if secs == 0 {
+            return;
+        }
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(secs));
             eprintln!(
