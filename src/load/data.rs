@@ -82,10 +82,10 @@ enum Next {
 /// Which chunk a connection loads next. Tables come in as the schema phase creates them.
 /// A table's chunks go to one connection at a time, in file (key) order, while another
 /// table has chunks waiting: two loads into one InnoDB table mostly wait for each other
-/// (`LOAD DATA` holds the table's AUTO-INC lock to its end; on MariaDB 10.6+ a first insert
-/// into an empty table with `unique_checks=0` is a bulk insert that locks the whole table
-/// until it commits), and a table filled in key order by one connection gets its next
-/// chunk's pages warm. A connection with no free table helps with one being loaded when
+/// (`LOAD DATA` holds the table's AUTO-INC lock to its end, unless
+/// innodb_autoinc_lock_mode=2; on MariaDB 10.6+ a first insert into an empty table with
+/// `unique_checks=0` is a bulk insert that locks the whole table until it commits), and a
+/// table filled in key order by one connection gets its next chunk's pages warm. A connection with no free table helps with one being loaded when
 /// that does not just wait for a lock: the table allows it (`shareable`) and its first
 /// chunk is in.
 #[derive(Default)]
@@ -195,14 +195,17 @@ struct Shared {
     chunks: AtomicUsize,
     indexed: AtomicUsize,
     verbose: bool,
+    /// Loading chunks blocks others on a table with an AUTO_INCREMENT column (CSV, and the
+    /// server's innodb_autoinc_lock_mode is not 2).
+    autoinc_lock: bool,
 }
 
 impl Shared {
     /// Whether a second connection may load chunks of `t` while one does, without just
-    /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) only without an AUTO_INCREMENT
-    /// column.
+    /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) into a table with an
+    /// AUTO_INCREMENT column only when the server interleaves AUTO-INC values.
     fn shareable(&self, t: &TableTarget) -> bool {
-        t.transactional && !(self.plan.csv && t.auto_increment)
+        t.transactional && !(self.autoinc_lock && t.auto_increment)
     }
 }
 
@@ -222,6 +225,7 @@ pub async fn load(
     plan: &Arc<LoadPlan>,
     journal: &Arc<Journal>,
     mut tables: mpsc::UnboundedReceiver<TableTarget>,
+    autoinc_lock: bool,
 ) -> Result<DataSummary> {
     let mut summary = DataSummary::default();
     // What is to come, from the plan: the schema phase brings in its base tables.
@@ -258,6 +262,7 @@ pub async fn load(
         chunks: AtomicUsize::new(0),
         indexed: AtomicUsize::new(0),
         verbose: opts.verbose,
+        autoinc_lock,
     });
     let feed = async {
         while let Some(t) = tables.recv().await {

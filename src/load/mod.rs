@@ -230,6 +230,19 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     preflight(&mut control, &plan).await?;
+    // LOAD DATA into a table with an AUTO_INCREMENT column holds the table's AUTO-INC lock
+    // to its end, unless the server interleaves (innodb_autoinc_lock_mode=2).
+    let autoinc_lock = plan.csv
+        && control
+            .first_value(
+                "SELECT @@GLOBAL.innodb_autoinc_lock_mode",
+                "reading innodb_autoinc_lock_mode",
+            )
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            != Some("2");
 
     let (resuming, conflicts) = admit(&mut control, &plan, opts).await?;
 
@@ -273,7 +286,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         control.close().await;
         Ok::<_, LoadError>(created)
     };
-    let data_phase = data::load(opts, &connection, &plan, &journal, tables);
+    let data_phase = data::load(opts, &connection, &plan, &journal, tables, autoinc_lock);
     let (created, data) = tokio::try_join!(schema_phase, data_phase)?;
     let table_count = created.tables;
     let phase = Instant::now();

@@ -31,7 +31,8 @@ pub struct TableTarget {
     /// (name, definition) of the indexes to add after the data.
     pub deferred: Vec<(String, String)>,
     pub enum_columns: Vec<String>,
-    /// Has an AUTO_INCREMENT column (`LOAD DATA` into it holds the table's AUTO-INC lock).
+    /// Has an AUTO_INCREMENT column (`LOAD DATA` into it holds the table's AUTO-INC lock,
+    /// unless innodb_autoinc_lock_mode=2).
     pub auto_increment: bool,
 }
 

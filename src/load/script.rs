@@ -187,6 +187,25 @@ impl<R: BufRead> Splitter<R> {
         while i < line.len() {
             match self.state {
                 State::Normal => {
+                    // Bytes that mean nothing here (numbers, commas, parentheses, words)
+                    // are copied in one go; only the others go through the match below.
+                    let first = self.delimiter.first().copied();
+                    let rest = &line[i..];
+                    let run = rest
+                        .iter()
+                        .position(|&c| may_be_special(c) || Some(c) == first)
+                        .unwrap_or(rest.len());
+                    if run > 0 {
+                        let plain = &rest[..run];
+                        if self.code_start.is_none()
+                            && let Some(f) = plain.iter().position(|c| !c.is_ascii_whitespace())
+                        {
+                            self.code_start = Some(self.current.len() + f);
+                        }
+                        self.current.extend_from_slice(plain);
+                        i += run;
+                        continue;
+                    }
                     let b = line[i];
                     if !self.version_comment && line[i..].starts_with(&self.delimiter) {
                         self.complete();
@@ -334,6 +353,11 @@ impl<R: BufRead> Splitter<R> {
 }
 
 /// `DELIMITER x` at the start of a line (case-insensitive): the new delimiter.
+/// A byte that may start a quote, a comment or the end of a version comment outside quotes.
+fn may_be_special(c: u8) -> bool {
+    matches!(c, b'\'' | b'"' | b'`' | b'#' | b'-' | b'/' | b'*')
+}
+
 fn delimiter_command(line: &[u8]) -> Option<Vec<u8>> {
     let t = trim_start(line);
     if t.len() < 10 || !t[..9].eq_ignore_ascii_case(b"delimiter") || !t[9].is_ascii_whitespace() {
@@ -589,6 +613,18 @@ mod tests {
                 "SET a=1",
                 "INSERT INTO t VALUES ('x;y',\"a;\",`c;`),\n(2,'it\\'s;')"
             ]
+        );
+    }
+
+    #[test]
+    fn plain_runs_keep_every_byte_and_the_statement_start() {
+        assert_eq!(
+            split("  \n\t INSERT INTO t VALUES (1,-2,3/4,5*6,'a'),(7e-3,x--y,-- z\n8);\n"),
+            vec!["INSERT INTO t VALUES (1,-2,3/4,5*6,'a'),(7e-3,x--y,-- z\n8)"]
+        );
+        assert_eq!(
+            split("DELIMITER GO\nSELECT 'G', GOAT FROM g GO\nSELECT 1 GO\n"),
+            vec!["SELECT 'G',", "AT FROM g", "SELECT 1"]
         );
     }
 
