@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::task::JoinHandle;
 
 use crate::catalog::{self, TableInfo, TableKind};
 use crate::chunk;
@@ -132,7 +133,8 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
             let jobs = plan_table(&mut control, plan, opts, db, t, i, u64::MAX).await?;
             record_columns(&mut entries[i], &jobs);
             for job in jobs {
-                let chunk = write_chunk(&mut control, plan, opts, &job, None).await?;
+                let (sink, written) = write_chunk(&mut control, plan, opts, &job, None).await?;
+                let chunk = written.commit(sink)?;
                 entries[job.slot].rows += chunk.rows;
                 entries[job.slot].chunks.push(chunk);
             }
@@ -175,6 +177,11 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         let bar = progress.worker(n);
         set.spawn(async move {
             let mut done = Vec::new();
+            // The previous chunk's file is fsynced and renamed on a blocking thread while
+            // this worker reads the next one (at most one pending per worker). A pending
+            // commit always runs to its end, also when the dump fails: the runtime waits
+            // for blocking tasks, so no temporary file is left behind.
+            let mut pending: Option<(usize, JoinHandle<Result<ChunkEntry>>)> = None;
             loop {
                 let job = jobs.lock().await.recv().await;
                 let Some(job) = job else { break };
@@ -183,8 +190,15 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
                     qualified(&job.db, &job.table),
                     job.chunk.index
                 ));
-                let entry = write_chunk(&mut w, &plan, &opts, &job, Some(&bar)).await?;
-                done.push((job.slot, entry));
+                let (sink, written) = write_chunk(&mut w, &plan, &opts, &job, Some(&bar)).await?;
+                if let Some((slot, commit)) = pending.take() {
+                    done.push((slot, joined_commit(commit).await?));
+                }
+                let commit = tokio::task::spawn_blocking(move || written.commit(sink));
+                pending = Some((job.slot, commit));
+            }
+            if let Some((slot, commit)) = pending.take() {
+                done.push((slot, joined_commit(commit).await?));
             }
             bar.finish();
             let _ = w.exec("COMMIT", "ending the snapshot").await;
@@ -376,14 +390,43 @@ enum Encoder {
     Csv(CsvEncoder),
 }
 
-/// Reads one chunk and writes its file; returns its manifest entry.
+/// A chunk file written but not yet committed, and what its manifest entry will say.
+struct Uncommitted {
+    index: usize,
+    file: String,
+    rows: u64,
+    range: Option<String>,
+}
+
+impl Uncommitted {
+    /// Syncs and renames the file into place (blocking I/O) and returns the entry.
+    fn commit(self, sink: Sink) -> Result<ChunkEntry> {
+        let written = sink.commit()?;
+        Ok(ChunkEntry {
+            index: self.index,
+            file: self.file,
+            rows: self.rows,
+            bytes: written.bytes,
+            checksum: written.checksum_hex(),
+            range: self.range,
+        })
+    }
+}
+
+async fn joined_commit(commit: JoinHandle<Result<ChunkEntry>>) -> Result<ChunkEntry> {
+    commit
+        .await
+        .map_err(|e| Error::Usage(format!("committing a chunk file failed: {e}")))?
+}
+
+/// Reads one chunk and writes its file, not yet committed (see `Uncommitted::commit`).
 async fn write_chunk(
     s: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
     job: &Job,
     bar: Option<&WorkerProgress>,
-) -> Result<ChunkEntry> {
+) -> Result<(Sink, Uncommitted)> {
     let sql = job.read.select_sql(job.chunk.range.as_deref());
     let context = format!(
         "dumping table {} chunk {}",
@@ -437,15 +480,15 @@ async fn write_chunk(
     if let Some(bar) = bar {
         bar.inc(unreported, buf.len() as u64);
     }
-    let written = sink.commit()?;
-    Ok(ChunkEntry {
-        index: job.chunk.index,
-        file: job.relative.clone(),
-        rows,
-        bytes: written.bytes,
-        checksum: written.checksum_hex(),
-        range: job.chunk.range.clone(),
-    })
+    Ok((
+        sink,
+        Uncommitted {
+            index: job.chunk.index,
+            file: job.relative.clone(),
+            rows,
+            range: job.chunk.range.clone(),
+        },
+    ))
 }
 
 /// Writes one schema file and returns its manifest entry.
