@@ -16,7 +16,7 @@ use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result, describe};
 use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
-use crate::wire::{Login, Response, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
+use crate::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
 
 /// Where the default unix socket lives: MariaDB/Debian first, then MySQL's compiled default.
 const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
@@ -265,27 +265,17 @@ impl Session {
     /// driver (see `open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<Session> {
         if let Some(tls) = wire_allowed(opts)
-            && let Some(mut c) = open_wire(opts, tls).await
+            && let Some(c) = open_wire(opts, tls).await
         {
-            let server = server_label(opts);
-            let version = c
-                .query_all("SELECT VERSION()")
-                .await
-                .map_err(|e| Error::Server {
-                    server: server.clone(),
-                    context: "reading the server version".into(),
-                    message: e.to_string(),
-                })?;
-            let version = version
-                .1
-                .first()
-                .and_then(|r| r.first().cloned().flatten())
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default();
+            // The handshake carries VERSION(); MariaDB 10.x prefixes it with "5.5.5-" for
+            // old replication clients.
+            let version = c.server_version();
+            let dialect =
+                Dialect::from_version_string(version.strip_prefix("5.5.5-").unwrap_or(version));
             return Ok(Session {
                 link: Link::Wire(c),
-                server,
-                dialect: Dialect::from_version_string(&version),
+                server: server_label(opts),
+                dialect,
             });
         }
         let (conn, server, dialect) = open(opts).await?;
@@ -402,16 +392,10 @@ impl Session {
 /// (or only such results) gives an empty cursor.
 async fn start_wire_rows<'a>(c: &'a mut WireConn, sql: &str) -> WireResult<Rows<'a>> {
     c.send_query(sql).await?;
-    loop {
-        match c.read_response().await? {
-            Response::Done { more: true } => {}
-            Response::Done { more: false } => return Ok(Rows::Ended),
-            Response::Rows(n) => {
-                c.read_columns(n).await?;
-                return Ok(Rows::Wire(c));
-            }
-        }
-    }
+    Ok(match c.next_result_set().await? {
+        Some(_) => Rows::Wire(c),
+        None => Rows::Ended,
+    })
 }
 
 enum Rows<'a> {

@@ -188,13 +188,12 @@ pub struct WireConn {
     seq: u8,
     caps: CapabilityFlags,
     server_version: String,
-    connection_id: u32,
     /// A result set whose rows are not all read (a dropped cursor): drained first.
     unread: Option<usize>,
 }
 
 /// The answer to a query before its rows.
-pub enum Response {
+enum Response {
     /// No rows (an OK packet); `more` when another result follows.
     Done { more: bool },
     /// A result set of this many columns; its definitions are read next.
@@ -225,7 +224,6 @@ impl WireConn {
             seq: 0,
             caps: CapabilityFlags::empty(),
             server_version: String::new(),
-            connection_id: 0,
             unread: None,
         };
         c.handshake(login, tls, host).await?;
@@ -234,10 +232,6 @@ impl WireConn {
 
     pub fn server_version(&self) -> &str {
         &self.server_version
-    }
-
-    pub fn connection_id(&self) -> u32 {
-        self.connection_id
     }
 
     async fn handshake(
@@ -287,7 +281,6 @@ impl WireConn {
             self.start_tls(login, host.unwrap_or_default()).await?;
         }
         self.server_version = hello.server_version_str().into_owned();
-        self.connection_id = hello.connection_id();
         let mut nonce = hello.nonce();
         let mut plugin = hello
             .auth_plugin()
@@ -405,7 +398,7 @@ impl WireConn {
     }
 
     /// Reads the first packet of a query's (next) result.
-    pub async fn read_response(&mut self) -> WireResult<Response> {
+    async fn read_response(&mut self) -> WireResult<Response> {
         let p = self.read_packet().await?;
         match p.first() {
             Some(0x00) => Ok(Response::Done {
@@ -426,10 +419,7 @@ impl WireConn {
 
     /// Reads the column definitions of a result set of `n` columns and returns their names
     /// (as mysql_common parses them).
-    pub async fn read_columns(
-        &mut self,
-        n: usize,
-    ) -> WireResult<Vec<mysql_common::packets::Column>> {
+    async fn read_columns(&mut self, n: usize) -> WireResult<Vec<mysql_common::packets::Column>> {
         let mut cols = Vec::with_capacity(n);
         for _ in 0..n {
             let p = self.read_packet().await?;
@@ -470,7 +460,7 @@ impl WireConn {
             let mut seq = self.seq;
             let mut outcome = None;
             while end - pos >= 4 {
-                let len = u32::from_le_bytes([buf[pos], buf[pos + 1], buf[pos + 2], 0]) as usize;
+                let len = payload_len(&buf[pos..]);
                 if len >= MAX_PAYLOAD || end - pos - 4 < len {
                     break;
                 }
@@ -525,15 +515,7 @@ impl WireConn {
                 None => {}
             }
             // A row of several packets: join it (rare, and bounded by max_allowed_packet).
-            if self.end - self.start >= 4
-                && u32::from_le_bytes([
-                    self.buf[self.start],
-                    self.buf[self.start + 1],
-                    self.buf[self.start + 2],
-                    0,
-                ]) as usize
-                    == MAX_PAYLOAD
-            {
+            if self.end - self.start >= 4 && payload_len(&self.buf[self.start..]) == MAX_PAYLOAD {
                 let row = self.read_packet().await?;
                 let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ncols);
                 parse_row(&row, ncols, &mut cells)?;
@@ -549,39 +531,51 @@ impl WireConn {
     /// Reads and forgets the rest of a result set whose reader stopped early, and any
     /// results after it, so the next query starts clean.
     async fn drain_unread(&mut self) -> WireResult<()> {
-        while self.unread.is_some() {
-            match self.next_rows(|_| Ok::<(), ()>(())).await? {
-                Ok(RowsState::More) => {}
-                Ok(RowsState::Ended { more }) => {
-                    if more {
-                        self.skip_results().await?;
-                    }
-                }
-                Err(()) => unreachable!(),
-            }
+        if self.unread.is_some() && self.read_rest(|_| {}).await? {
+            self.skip_results().await?;
         }
         Ok(())
     }
 
-    /// Reads and forgets every remaining result of the current query.
-    pub async fn skip_results(&mut self) -> WireResult<()> {
+    /// Reads the rest of the current result set, passing each row to `on_row`; returns
+    /// whether another result follows.
+    async fn read_rest(&mut self, mut on_row: impl FnMut(&[Option<&[u8]>])) -> WireResult<bool> {
+        loop {
+            let step = self
+                .next_rows(|cells| {
+                    on_row(cells);
+                    Ok::<(), std::convert::Infallible>(())
+                })
+                .await?;
+            match step {
+                Ok(RowsState::More) => {}
+                Ok(RowsState::Ended { more }) => return Ok(more),
+            }
+        }
+    }
+
+    /// Reads the query's results up to the next one with rows, and its column
+    /// definitions; `None` once no result is left (statements without rows are skipped).
+    pub async fn next_result_set(
+        &mut self,
+    ) -> WireResult<Option<Vec<mysql_common::packets::Column>>> {
         loop {
             match self.read_response().await? {
                 Response::Done { more: true } => {}
-                Response::Done { more: false } => return Ok(()),
-                Response::Rows(n) => {
-                    self.read_columns(n).await?;
-                    loop {
-                        match self.next_rows(|_| Ok::<(), ()>(())).await? {
-                            Ok(RowsState::More) => {}
-                            Ok(RowsState::Ended { more: true }) => break,
-                            Ok(RowsState::Ended { more: false }) => return Ok(()),
-                            Err(()) => unreachable!(),
-                        }
-                    }
-                }
+                Response::Done { more: false } => return Ok(None),
+                Response::Rows(n) => return self.read_columns(n).await.map(Some),
             }
         }
+    }
+
+    /// Reads and forgets every remaining result of the current query.
+    pub async fn skip_results(&mut self) -> WireResult<()> {
+        while self.next_result_set().await?.is_some() {
+            if !self.read_rest(|_| {}).await? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Runs `sql` and reads every result it returns, keeping none.
@@ -600,34 +594,17 @@ impl WireConn {
         Vec<Vec<Option<Vec<u8>>>>,
     )> {
         self.send_query(sql).await?;
-        loop {
-            match self.read_response().await? {
-                Response::Done { more: true } => {}
-                Response::Done { more: false } => return Ok((Vec::new(), Vec::new())),
-                Response::Rows(n) => {
-                    let cols = self.read_columns(n).await?;
-                    let mut rows = Vec::new();
-                    loop {
-                        let step = self
-                            .next_rows(|cells| {
-                                rows.push(cells.iter().map(|c| c.map(<[u8]>::to_vec)).collect());
-                                Ok::<(), ()>(())
-                            })
-                            .await?;
-                        match step {
-                            Ok(RowsState::More) => {}
-                            Ok(RowsState::Ended { more }) => {
-                                if more {
-                                    self.skip_results().await?;
-                                }
-                                return Ok((cols, rows));
-                            }
-                            Err(()) => unreachable!(),
-                        }
-                    }
-                }
-            }
+        let Some(cols) = self.next_result_set().await? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut rows = Vec::new();
+        let more = self
+            .read_rest(|cells| rows.push(cells.iter().map(|c| c.map(<[u8]>::to_vec)).collect()))
+            .await?;
+        if more {
+            self.skip_results().await?;
         }
+        Ok((cols, rows))
     }
 
     /// Says goodbye (COM_QUIT); errors are irrelevant then.
@@ -683,7 +660,7 @@ impl WireConn {
                 self.fill().await?;
             }
             let h = &self.buf[self.start..self.start + 4];
-            let len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
+            let len = payload_len(h);
             if h[3] != self.seq {
                 return Err(protocol(format!(
                     "packets out of order (got {}, expected {})",
@@ -746,6 +723,12 @@ fn scramble(plugin: &AuthPlugin<'_>, password: Option<&str>, nonce: &[u8]) -> Ve
         }
         _ => Vec::new(),
     }
+}
+
+/// The payload length in a packet header (its first 3 bytes, little-endian).
+#[inline]
+fn payload_len(header: &[u8]) -> usize {
+    u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize
 }
 
 /// A length-encoded integer at `pos`: its value and the bytes it took.

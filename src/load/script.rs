@@ -292,48 +292,27 @@ impl<R: BufRead> Splitter<R> {
                         }
                     }
                 }
-                State::Backtick => {
-                    let rest = &line[i..];
-                    match rest.iter().position(|&c| c == b'`') {
-                        None => {
-                            self.current.extend_from_slice(rest);
-                            i = line.len();
-                        }
-                        Some(k) => {
-                            self.current.extend_from_slice(&rest[..=k]);
-                            self.state = State::Normal;
-                            i += k + 1;
-                        }
-                    }
-                }
-                State::LineComment => {
-                    let rest = &line[i..];
-                    match rest.iter().position(|&c| c == b'\n') {
-                        None => {
-                            self.current.extend_from_slice(rest);
-                            i = line.len();
-                        }
-                        Some(k) => {
-                            self.current.extend_from_slice(&rest[..=k]);
-                            self.state = State::Normal;
-                            i += k + 1;
-                        }
-                    }
-                }
-                State::BlockComment => {
-                    let rest = &line[i..];
-                    match rest.windows(2).position(|w| w == b"*/") {
-                        None => {
-                            self.current.extend_from_slice(rest);
-                            i = line.len();
-                        }
-                        Some(k) => {
-                            self.current.extend_from_slice(&rest[..k + 2]);
-                            self.state = State::Normal;
-                            i += k + 2;
-                        }
-                    }
-                }
+                State::Backtick => i += self.copy_through(&line[i..], b"`"),
+                State::LineComment => i += self.copy_through(&line[i..], b"\n"),
+                State::BlockComment => i += self.copy_through(&line[i..], b"*/"),
+            }
+        }
+    }
+
+    /// Copies `rest` up to and including `end`, which closes the current quoted name or
+    /// comment (the state goes back to Normal), or all of `rest` when `end` is not in it.
+    /// Returns the bytes consumed.
+    fn copy_through(&mut self, rest: &[u8], end: &[u8]) -> usize {
+        match memchr::memmem::find(rest, end) {
+            None => {
+                self.current.extend_from_slice(rest);
+                rest.len()
+            }
+            Some(k) => {
+                let n = k + end.len();
+                self.current.extend_from_slice(&rest[..n]);
+                self.state = State::Normal;
+                n
             }
         }
     }
