@@ -5,10 +5,20 @@
 //! count and an XXH3-128 checksum of what reached the file are returned by `commit`, for
 //! the manifest.
 //!
+//! Output that lands in a regular file (a result file, a chunk file, or stdout redirected to
+//! a file) is written behind: every `BEHIND_WINDOW` bytes the kernel is told to start
+//! writing the new window back and the window before it is waited for and dropped from the
+//! page cache (`PageCacheDrop`). A dump therefore keeps a bounded share of the host's page
+//! cache (it does not evict the database server's cached files), and it avoids the kernel's
+//! cost of filling memory with dirty pages: on the project's 2-core VM, writing 1.5 GB to a
+//! new file through the page cache cost 2 to 4 s of system CPU, written behind 0.55 s
+//! (the same program with and without it, three runs each).
+//!
 //! Not for: formatting (see `encode`) or deciding what is written (see `dump`, `dir`).
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -16,6 +26,10 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 
 const BUFFER: usize = 256 * 1024;
+
+/// How much output is written back and dropped from the page cache at a time. At most about
+/// two windows per file are in the page cache.
+const BEHIND_WINDOW: u64 = 16 * 1024 * 1024;
 
 /// What a committed sink wrote: the stored bytes (after compression) and their checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +51,7 @@ struct Counted {
     base: Base,
     hasher: Option<Xxh3>,
     bytes: u64,
+    behind: Option<PageCacheDrop>,
 }
 
 enum Base {
@@ -56,6 +71,9 @@ impl Write for Counted {
             h.update(&buf[..n]);
         }
         self.bytes += n as u64;
+        if let Some(behind) = &mut self.behind {
+            behind.wrote(n as u64);
+        }
         Ok(n)
     }
 
@@ -72,13 +90,24 @@ enum Chain {
     Zstd(zstd::stream::write::Encoder<'static, BufWriter<Counted>>),
 }
 
+impl Base {
+    fn fd(&self) -> RawFd {
+        match self {
+            Base::Stdout(w) => w.as_raw_fd(),
+            Base::File(w) => w.as_raw_fd(),
+        }
+    }
+}
+
 impl Chain {
     fn new(base: Base, zstd_level: Option<i32>) -> io::Result<Chain> {
         let hasher = matches!(base, Base::File(_)).then(Xxh3::new);
+        let behind = PageCacheDrop::new(base.fd());
         let counted = Counted {
             base,
             hasher,
             bytes: 0,
+            behind,
         };
         let buffered = BufWriter::with_capacity(BUFFER, counted);
         Ok(match zstd_level {
@@ -103,6 +132,105 @@ impl Chain {
         let mut counted = buffered.into_inner().map_err(|e| e.into_error())?;
         counted.flush()?;
         Ok(counted)
+    }
+}
+
+/// Write-behind for a regular file (see the module's doc). Tracks the file offsets this
+/// process wrote since it was opened: `[dropped, started)` is being written back, and
+/// `[started, end)` is dirty. Advice only: the calls' errors are ignored (a write error
+/// surfaces from `write` or `fsync` as always), and anything but a regular file on Linux
+/// gets none.
+struct PageCacheDrop {
+    fd: RawFd,
+    dropped: u64,
+    started: u64,
+    end: u64,
+}
+
+impl PageCacheDrop {
+    fn new(fd: RawFd) -> Option<PageCacheDrop> {
+        if std::env::var_os("RDUMP_PAGE_CACHE").is_some_and(|v| v == "keep") {
+            return None;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: fstat and lseek on a descriptor this process owns, into a zeroed
+            // struct; no memory is shared with the kernel beyond the call.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd, &mut st) } != 0
+                || st.st_mode & libc::S_IFMT != libc::S_IFREG
+            {
+                return None;
+            }
+            let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+            if at < 0 {
+                return None;
+            }
+            let at = at as u64;
+            Some(PageCacheDrop {
+                fd,
+                dropped: at,
+                started: at,
+                end: at,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = fd;
+            None
+        }
+    }
+
+    fn wrote(&mut self, n: u64) {
+        self.end += n;
+        if self.end - self.started >= BEHIND_WINDOW {
+            self.start_writeback();
+            self.drop_written(self.started);
+        }
+    }
+
+    /// Starts writing `[started, end)` back without waiting, then waits for and drops the
+    /// window before it, up to `upto`.
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: plain syscalls on an owned descriptor with offsets, no pointers.
+        unsafe {
+            libc::sync_file_range(
+                self.fd,
+                self.started as i64,
+                (self.end - self.started) as i64,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+
+    /// Waits until `[dropped, upto)` is on disk and drops it from the page cache; the
+    /// window after it becomes the next to drop.
+    fn drop_written(&mut self, upto: u64) {
+        if upto > self.dropped {
+            #[cfg(target_os = "linux")]
+            // SAFETY: as in `start_writeback`.
+            unsafe {
+                let (at, len) = (self.dropped as i64, (upto - self.dropped) as i64);
+                libc::sync_file_range(
+                    self.fd,
+                    at,
+                    len,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+                libc::posix_fadvise(self.fd, at, len, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+        self.dropped = upto;
+        self.started = self.end;
+    }
+
+    /// At the end of the output: writes back and drops everything still cached.
+    fn finish(&mut self) {
+        self.start_writeback();
+        self.drop_written(self.end);
     }
 }
 
@@ -168,13 +296,17 @@ impl Sink {
     /// Flushes, syncs and (for a file) renames the temporary file into place.
     pub fn commit(self) -> Result<Written> {
         let name = self.name;
-        let counted = self.chain.finish().map_err(|e| Error::write(&name, e))?;
+        let mut counted = self.chain.finish().map_err(|e| Error::write(&name, e))?;
         let written = Written {
             bytes: counted.bytes,
             checksum: counted.hasher.as_ref().map_or(0, Xxh3::digest128),
         };
+        let mut behind = counted.behind.take();
         if let (Base::File(file), Some((tmp, path))) = (counted.base, self.file) {
             file.sync_all().map_err(|e| Error::write(&name, e))?;
+            if let Some(b) = &mut behind {
+                b.finish();
+            }
             tmp.persist(&path)
                 .map_err(|e| Error::write(&name, e.error))?;
             // Make the rename itself durable.
@@ -182,6 +314,12 @@ impl Sink {
                 if let Ok(d) = fs::File::open(dir) {
                     let _ = d.sync_all();
                 }
+            }
+        } else {
+            // stdout redirected to a file: written back and dropped, not fsynced (as
+            // mysqldump, which leaves that to the shell's file).
+            if let Some(b) = &mut behind {
+                b.finish();
             }
         }
         Ok(written)
