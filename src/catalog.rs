@@ -26,6 +26,9 @@ pub struct TableInfo {
     pub is_log_table: bool,
     /// The server's row estimate (information_schema.TABLES.TABLE_ROWS), for ordering work.
     pub estimated_rows: u64,
+    /// The server's average row size in bytes (AVG_ROW_LENGTH, 0 when unknown), for sizing
+    /// the single stream's chunks.
+    pub avg_row_bytes: u64,
 }
 
 impl TableInfo {
@@ -184,7 +187,8 @@ pub async fn database_exists(session: &mut Session, db: &str) -> Result<bool> {
 /// Tables, views and sequences of `db`, sorted by name bytes (mysqldump's SHOW TABLES order).
 pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInfo>> {
     let sql = format!(
-        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS FROM information_schema.TABLES \
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, AVG_ROW_LENGTH \
+         FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = {}",
         string_literal(db)
     );
@@ -210,6 +214,7 @@ pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInf
                 kind,
                 engine: cell_string(r, 2),
                 estimated_rows: cell_string(r, 3).and_then(|n| n.parse().ok()).unwrap_or(0),
+                avg_row_bytes: cell_string(r, 4).and_then(|n| n.parse().ok()).unwrap_or(0),
             })
         })
         .collect();
@@ -518,6 +523,7 @@ mod tests {
             engine: Some(engine.into()),
             is_log_table: false,
             estimated_rows: 0,
+            avg_row_bytes: 0,
         };
         assert!(t("MRG_MyISAM").data_lives_elsewhere());
         assert!(t("FEDERATED").data_lives_elsewhere());

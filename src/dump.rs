@@ -536,9 +536,14 @@ async fn dump_table(
                 };
                 if let Some(pool) = pool.as_mut() {
                     // Key-range chunks read by the pool's connections, written in order.
-                    let chunks = chunk::plan_chunks(s, db, &t.name, plan.stream.chunk_rows)
-                        .await?
-                        .chunks;
+                    let chunks = chunk::plan_chunks(
+                        s,
+                        db,
+                        &t.name,
+                        plan.stream.chunk_rows_for(t.avg_row_bytes),
+                    )
+                    .await?
+                    .chunks;
                     let read = Arc::new(read);
                     let chunks = chunks
                         .into_iter()

@@ -47,8 +47,23 @@ pub struct StreamOptions {
     /// `--threads` was given: falling back to one reader (no RELOAD privilege for the
     /// shared snapshot's brief lock) is then worth a warning.
     pub threads_given: bool,
-    /// Rows per chunk a reader takes at a time.
-    pub chunk_rows: u64,
+    /// Rows per chunk a reader takes at a time: `--chunk-size`, else sized per table by
+    /// `chunk_rows_for`.
+    pub chunk_rows: Option<u64>,
+}
+
+/// Bytes of a table's rows (by the server's average row size) a single-stream chunk
+/// covers when `--chunk-size` is not given. The stream writes one chunk at a time while
+/// the other readers read ahead into `pool`'s bounded buffers: a chunk that fits in them
+/// lets a reader finish its chunk and take the next instead of waiting for the writer.
+pub const STREAM_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
+
+impl StreamOptions {
+    /// Rows per chunk for a table whose rows average `avg_row_bytes` (0: unknown).
+    pub fn chunk_rows_for(&self, avg_row_bytes: u64) -> u64 {
+        self.chunk_rows
+            .unwrap_or_else(|| (STREAM_CHUNK_BYTES / avg_row_bytes.max(1)).clamp(100, 100_000))
+    }
 }
 
 impl Default for StreamOptions {
@@ -56,7 +71,7 @@ impl Default for StreamOptions {
         StreamOptions {
             threads: 1,
             threads_given: false,
-            chunk_rows: 100_000,
+            chunk_rows: None,
         }
     }
 }
@@ -423,4 +438,23 @@ pub enum Output {
     Tab { dir: PathBuf, format: TabFormat },
     /// `--dir=DIR`: a parallel, chunked directory dump with a manifest.
     Dir(DirOptions),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_chunks_cover_about_two_mib_of_rows_unless_chunk_size_is_given() {
+        let default = StreamOptions::default();
+        assert_eq!(default.chunk_rows_for(200), STREAM_CHUNK_BYTES / 200);
+        assert_eq!(default.chunk_rows_for(0), 100_000);
+        assert_eq!(default.chunk_rows_for(1), 100_000);
+        assert_eq!(default.chunk_rows_for(1 << 30), 100);
+        let given = StreamOptions {
+            chunk_rows: Some(5_000),
+            ..default
+        };
+        assert_eq!(given.chunk_rows_for(200), 5_000);
+    }
 }

@@ -20,8 +20,13 @@ use crate::read::TableRead;
 
 /// Encoded bytes are sent to the writer in pieces of about this size.
 const BUFFER_BYTES: usize = 256 * 1024;
-/// Pieces a chunk may have in flight before its reader waits for the writer.
-const CHANNEL_BUFFERS: usize = 4;
+/// Pieces a chunk may have in flight before its reader waits for the writer: 4 MiB, twice
+/// a default chunk (`plan::STREAM_CHUNK_BYTES`), so a reader ahead of the writer usually
+/// reads its whole chunk and takes the next.
+const CHANNEL_BUFFERS: usize = 16;
+/// Chunks in flight per reader session (the one being written included): with two, every
+/// reader can read ahead of the writer by a chunk.
+const CHUNKS_PER_READER: usize = 2;
 
 /// One key range of a table to read and encode as INSERT statements.
 pub struct ChunkRead {
@@ -38,7 +43,7 @@ pub struct ReaderPool {
     idle: Vec<Session>,
 }
 
-type Reading = (JoinHandle<Result<(Session, u64)>>, mpsc::Receiver<Vec<u8>>);
+type Reading = (JoinHandle<Result<u64>>, mpsc::Receiver<Vec<u8>>);
 
 impl ReaderPool {
     pub fn new(sessions: Vec<Session>) -> ReaderPool {
@@ -54,45 +59,69 @@ impl ReaderPool {
     }
 
     /// Reads `chunks` with up to `len()` sessions at once and passes their encoded bytes to
-    /// `write` in chunk order. Returns the rows read.
+    /// `write` in chunk order. A session takes the next chunk as soon as it has read its
+    /// own, up to `CHUNKS_PER_READER` chunks in flight per session. Returns the rows read.
     pub async fn read_ordered(
         &mut self,
         chunks: Vec<ChunkRead>,
         mut write: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
+        let max_in_flight = self.idle.len() * CHUNKS_PER_READER;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Session>();
         let mut pending: VecDeque<Reading> = VecDeque::new();
-        let mut chunks = chunks.into_iter();
+        let mut chunks = chunks.into_iter().peekable();
         let mut rows = 0;
         loop {
-            while !self.idle.is_empty() {
-                let Some(chunk) = chunks.next() else { break };
-                let session = self.idle.pop().expect("an idle session");
-                let (tx, rx) = mpsc::channel(CHANNEL_BUFFERS);
-                pending.push_back((tokio::spawn(read_chunk(session, chunk, tx)), rx));
+            while let Ok(s) = done_rx.try_recv() {
+                self.idle.push(s);
             }
-            let Some((handle, mut rx)) = pending.pop_front() else {
+            while pending.len() < max_in_flight && chunks.peek().is_some() {
+                let Some(session) = self.idle.pop() else {
+                    break;
+                };
+                let chunk = chunks.next().expect("a chunk");
+                let (tx, rx) = mpsc::channel(CHANNEL_BUFFERS);
+                let done = done_tx.clone();
+                pending.push_back((tokio::spawn(read_chunk(session, chunk, tx, done)), rx));
+            }
+            let Some((_, rx)) = pending.front_mut() else {
                 break;
             };
-            while let Some(buf) = rx.recv().await {
-                if let Err(e) = write(&buf) {
-                    abort_all(handle, pending);
-                    return Err(e);
+            // The head chunk's bytes go out as they come; a session that finishes a chunk
+            // meanwhile goes back to the loop's top for the next one.
+            tokio::select! {
+                biased;
+                piece = rx.recv() => match piece {
+                    Some(buf) => {
+                        if let Err(e) = write(&buf) {
+                            abort_all(pending);
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    None => {}
+                },
+                Some(s) = done_rx.recv() => {
+                    self.idle.push(s);
+                    continue;
                 }
             }
+            let (handle, _) = pending.pop_front().expect("the head chunk");
             match handle.await {
-                Ok(Ok((session, n))) => {
-                    self.idle.push(session);
-                    rows += n;
-                }
+                Ok(Ok(n)) => rows += n,
                 Ok(Err(e)) => {
-                    abort_all_pending(pending);
+                    abort_all(pending);
                     return Err(e);
                 }
                 Err(e) => {
-                    abort_all_pending(pending);
+                    abort_all(pending);
                     return Err(Error::Usage(format!("a reader failed: {e}")));
                 }
             }
+        }
+        drop(done_tx);
+        while let Some(s) = done_rx.recv().await {
+            self.idle.push(s);
         }
         Ok(rows)
     }
@@ -106,24 +135,21 @@ impl ReaderPool {
     }
 }
 
-fn abort_all(handle: JoinHandle<Result<(Session, u64)>>, pending: VecDeque<Reading>) {
-    handle.abort();
-    abort_all_pending(pending);
-}
-
-fn abort_all_pending(pending: VecDeque<Reading>) {
+fn abort_all(pending: VecDeque<Reading>) {
     for (h, _) in pending {
         h.abort();
     }
 }
 
 /// One reader task: streams the chunk's rows, encodes them, sends the bytes in pieces,
-/// waiting for the writer whenever `CHANNEL_BUFFERS` pieces are unread.
+/// waiting for the writer whenever `CHANNEL_BUFFERS` pieces are unread, and hands the
+/// session back through `done` once the rows are read.
 async fn read_chunk(
     mut s: Session,
     chunk: ChunkRead,
     tx: mpsc::Sender<Vec<u8>>,
-) -> Result<(Session, u64)> {
+    done: mpsc::UnboundedSender<Session>,
+) -> Result<u64> {
     let sql = chunk.read.select_sql(chunk.range.as_deref());
     let mut enc = SqlEncoder::new(
         &chunk.quoted_table,
@@ -152,7 +178,8 @@ async fn read_chunk(
         }
         cursor.count
     };
+    let _ = done.send(s);
     enc.finish(&mut buf);
     let _ = tx.send(buf).await;
-    Ok((s, rows))
+    Ok(rows)
 }

@@ -29,7 +29,7 @@ const BUFFER: usize = 256 * 1024;
 
 /// How much output is written back and dropped from the page cache at a time. At most about
 /// two windows per file are in the page cache.
-const BEHIND_WINDOW: u64 = 16 * 1024 * 1024;
+const BEHIND_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// What a committed sink wrote: the stored bytes (after compression) and their checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

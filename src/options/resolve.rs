@@ -717,7 +717,7 @@ impl DumpBuilder {
                     .threads
                     .unwrap_or_else(crate::plan::default_stream_threads),
                 threads_given: self.threads.is_some(),
-                chunk_rows: self.chunk_rows.unwrap_or(100_000),
+                chunk_rows: self.chunk_rows,
             },
         })
     }
