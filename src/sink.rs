@@ -11,8 +11,9 @@
 //! page cache (`PageCacheDrop`). A dump therefore keeps a bounded share of the host's page
 //! cache (it does not evict the database server's cached files), and it avoids the kernel's
 //! cost of filling memory with dirty pages: on the project's 2-core VM, writing 1.5 GB to a
-//! new file through the page cache cost 2 to 4 s of system CPU, written behind 0.55 s
-//! (the same program with and without it, three runs each).
+//! new file through the page cache cost 2 to 4 s of system CPU, written behind about 0.5 s
+//! with 4 MiB windows (0.6 s with 16 MiB, 1 to 1.3 s with 64 MiB; one C program, two runs
+//! each). `RDUMP_PAGE_CACHE=keep` turns it off, for measuring.
 //!
 //! Not for: formatting (see `encode`) or deciding what is written (see `dump`, `dir`).
 
