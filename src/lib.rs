@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod conn;
 pub mod dialect;
 pub mod dir;
+pub mod direct;
 pub mod dump;
 pub mod encode;
 pub mod error;
