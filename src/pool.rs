@@ -91,15 +91,12 @@ impl ReaderPool {
             // meanwhile goes back to the loop's top for the next one.
             tokio::select! {
                 biased;
-                piece = rx.recv() => match piece {
-                    Some(buf) => {
-                        if let Err(e) = write(&buf) {
-                            abort_all(pending);
-                            return Err(e);
-                        }
-                        continue;
+                piece = rx.recv() => if let Some(buf) = piece {
+                    if let Err(e) = write(&buf) {
+                        abort_all(pending);
+                        return Err(e);
                     }
-                    None => {}
+                    continue;
                 },
                 Some(s) = done_rx.recv() => {
                     self.idle.push(s);
