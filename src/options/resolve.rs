@@ -713,9 +713,7 @@ impl DumpBuilder {
             progress: self.progress,
             quiet: self.quiet,
             stream: StreamOptions {
-                threads: self
-                    .threads
-                    .unwrap_or_else(crate::plan::default_stream_threads),
+                threads: self.threads.unwrap_or(crate::plan::DEFAULT_STREAM_THREADS),
                 threads_given: self.threads.is_some(),
                 chunk_rows: self.chunk_rows,
             },

@@ -721,7 +721,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         None,
         "#",
         Opt::Threads,
-        "rdump: connections reading in parallel inside one snapshot (--dir: default 4; one stream: the cores, 2 to 4; 1 reads as mysqldump).",
+        "rdump: connections reading in parallel inside one snapshot (default 4; 1 reads as mysqldump).",
     ),
     req(
         "chunk-size",
