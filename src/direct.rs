@@ -95,7 +95,40 @@ impl BlockWriter {
 struct Thread {
     full: SyncSender<Block>,
     free: Receiver<io::Result<Block>>,
-    handle: JoinHandle<BlockWriter>,
+    handle: JoinHandle<Option<BlockWriter>>,
+}
+
+impl Thread {
+    /// Starts the writer thread with one spare block, so that the caller fills one block
+    /// while the thread writes the other. Gives `writer` back if no thread can start.
+    fn start(writer: BlockWriter) -> Result<Thread, BlockWriter> {
+        let (give, take) = sync_channel::<BlockWriter>(1);
+        let (full, blocks) = sync_channel::<Block>(1);
+        let (done, free) = sync_channel::<io::Result<Block>>(2);
+        done.send(Ok(Block::new()))
+            .expect("room for the spare block");
+        let spawned = std::thread::Builder::new()
+            .name("rdump-direct".into())
+            .spawn(move || {
+                let mut writer = take.recv().ok()?;
+                for mut block in blocks {
+                    let written = writer.write(block.bytes()).map(|()| {
+                        block.len = 0;
+                        block
+                    });
+                    let failed = written.is_err();
+                    if done.send(written).is_err() || failed {
+                        break;
+                    }
+                }
+                Some(writer)
+            });
+        let Ok(handle) = spawned else {
+            return Err(writer);
+        };
+        give.send(writer).expect("the thread waits for its writer");
+        Ok(Thread { full, free, handle })
+    }
 }
 
 pub struct DirectFile {
@@ -143,31 +176,23 @@ impl DirectFile {
     }
 
     /// Hands the full block to the writer thread (starting it on the first block) and takes
-    /// back a written one, or the thread's write error.
+    /// back a written one, or the thread's write error. Without a thread (none could be
+    /// started) the block is written here.
     fn pass_block(&mut self) -> io::Result<()> {
-        if self.thread.is_none() {
-            let mut writer = self.writer.take().expect("the writer before its thread");
-            let (full, blocks) = sync_channel::<Block>(1);
-            let (done, free) = sync_channel::<io::Result<Block>>(2);
-            done.send(Ok(Block::new())).expect("an open channel");
-            let handle = std::thread::Builder::new()
-                .name("rdump-direct".into())
-                .spawn(move || {
-                    for mut block in blocks {
-                        let written = writer.write(block.bytes()).map(|()| {
-                            block.len = 0;
-                            block
-                        });
-                        let failed = written.is_err();
-                        if done.send(written).is_err() || failed {
-                            break;
-                        }
-                    }
-                    writer
-                })?;
-            self.thread = Some(Thread { full, free, handle });
+        if self.thread.is_none()
+            && let Some(writer) = self.writer.take()
+        {
+            match Thread::start(writer) {
+                Ok(thread) => self.thread = Some(thread),
+                Err(writer) => self.writer = Some(writer),
+            }
         }
-        let thread = self.thread.as_ref().expect("the writer thread");
+        let Some(thread) = &self.thread else {
+            let writer = self.writer.as_mut().expect("a writer without a thread");
+            writer.write(self.block.bytes())?;
+            self.block.len = 0;
+            return Ok(());
+        };
         let next = thread.free.recv().map_err(|_| stopped())??;
         let full = std::mem::replace(&mut self.block, next);
         thread.full.send(full).map_err(|_| stopped())
@@ -184,7 +209,7 @@ impl DirectFile {
                 for written in free {
                     written?;
                 }
-                handle.join().map_err(|_| stopped())?
+                handle.join().ok().flatten().ok_or_else(stopped)?
             }
         };
         // The last, partial block: the whole blocks of it directly, the rest normally.

@@ -146,6 +146,21 @@ enum Stream {
 /// the socket (see `Stream::read`).
 const YIELDS_BEFORE_WAIT: usize = 8;
 
+/// Tries `try_read`, yielding the CPU after each empty try, at most `yields` times; `None`
+/// when the socket stayed empty.
+fn yielding(
+    yields: usize,
+    mut try_read: impl FnMut() -> io::Result<usize>,
+) -> Option<io::Result<usize>> {
+    for _ in 0..yields {
+        match try_read() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            done => return Some(done),
+        }
+    }
+    None
+}
+
 impl Stream {
     /// Reads what has arrived. With `yields` (a server on this machine), an empty socket
     /// first makes the thread yield the CPU up to `yields` times, retrying after each,
@@ -156,24 +171,14 @@ impl Stream {
     /// with ~6,000 and 2-6% idle (20 yields; 5 to 50 did about as well, 200 worse).
     async fn read(&mut self, buf: &mut [u8], yields: usize) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => {
-                for _ in 0..yields {
-                    match s.try_read(buf) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
-                        done => return done,
-                    }
-                }
-                s.read(buf).await
-            }
-            Stream::Tcp(s) => {
-                for _ in 0..yields {
-                    match s.try_read(buf) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
-                        done => return done,
-                    }
-                }
-                s.read(buf).await
-            }
+            Stream::Unix(s) => match yielding(yields, || s.try_read(buf)) {
+                Some(done) => done,
+                None => s.read(buf).await,
+            },
+            Stream::Tcp(s) => match yielding(yields, || s.try_read(buf)) {
+                Some(done) => done,
+                None => s.read(buf).await,
+            },
             Stream::Tls(s) => {
                 // One TLS read gives one record (16 KiB at most); take every record that
                 // has already arrived too, so that the rows are parsed in big blocks.
