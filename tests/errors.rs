@@ -1005,6 +1005,36 @@ fn full_stdout_device_is_write_error_exit_5() {
     assert_contains(msg, "No space left on device");
 }
 
+/// stdout redirected to a regular file (here appended after bytes already there) is
+/// written behind and dropped from the page cache window by window: the file ends up with
+/// exactly the dump a pipe gets, after the bytes it had.
+#[test]
+fn stdout_appended_to_a_regular_file_holds_the_same_dump_as_a_pipe() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let args = ["--skip-dump-date", "big"];
+    let piped = run(rdump(&over_socket(s), &args));
+    piped.assert_code(0);
+    assert!(
+        piped.stdout.len() > 12 << 20,
+        "crosses several 4 MiB windows"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    fs::write(&path, b"-- kept\n").unwrap();
+    let file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut cmd = rdump(&over_socket(s), &args);
+    cmd.stdout(file);
+    run(cmd).assert_code(0);
+    let written = fs::read(&path).unwrap();
+    assert_eq!(&written[..8], b"-- kept\n");
+    assert!(
+        written[8..] == piped.stdout[..],
+        "the file differs from the piped dump"
+    );
+}
+
 #[test]
 fn result_file_in_a_missing_directory_is_write_error_exit_5_naming_the_path() {
     let f = fixture();
