@@ -182,7 +182,13 @@ impl PageCacheDrop {
             {
                 return None;
             }
-            let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+            // Appending (`>>`), writes land at the end whatever the offset says.
+            let appending = unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_APPEND != 0;
+            let at = if appending {
+                st.st_size
+            } else {
+                unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }
+            };
             if at < 0 {
                 return None;
             }
