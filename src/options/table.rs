@@ -728,7 +728,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         None,
         "#",
         Opt::ChunkSize,
-        "rdump, with --dir: rows per chunk file (default 100000; K and M suffixes).",
+        "rdump: rows per chunk (--dir: per chunk file, default 100000; one stream: about 2 MiB of rows; K and M suffixes).",
     ),
     req(
         "format",
