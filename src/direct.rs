@@ -19,7 +19,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -79,9 +78,10 @@ impl BlockWriter {
                     self.offset += bytes.len() as u64;
                     return Ok(());
                 }
-                // A filesystem (or a short write) that breaks the alignment rules: the
-                // rest of the file goes through the page cache.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
+                // A filesystem (or a short write) that breaks the alignment rules, or one
+                // that opens but does not do direct writes: the rest of the file goes
+                // through the page cache.
+                Err(e) if refuses_direct(&e) => self.direct = None,
                 Err(e) => return Err(e),
             }
         }
@@ -139,14 +139,10 @@ pub struct DirectFile {
 }
 
 impl DirectFile {
-    /// Opens `path` (an existing, empty file that `plain` is a handle on) for direct
-    /// writes; gives `plain` back when the filesystem does not offer them.
-    pub fn open(path: &Path, plain: File) -> Result<DirectFile, File> {
-        let Ok(direct) = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        else {
+    /// A second handle for direct writes on the empty file `plain` is open on; gives `plain`
+    /// back when the filesystem (or the platform) does not offer them.
+    pub fn open(plain: File) -> Result<DirectFile, File> {
+        let Some(direct) = reopen_direct(&plain) else {
             return Err(plain);
         };
         Ok(DirectFile::with(BlockWriter {
@@ -222,6 +218,36 @@ impl DirectFile {
     }
 }
 
+/// The same file opened again with `O_DIRECT`, through the descriptor (not the name, which
+/// another process could replace in the meantime).
+#[cfg(target_os = "linux")]
+fn reopen_direct(plain: &File) -> Option<File> {
+    use std::os::fd::AsRawFd;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", plain.as_raw_fd()))
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reopen_direct(_: &File) -> Option<File> {
+    None
+}
+
+/// Errors of a direct write that plain writes would not have.
+fn refuses_direct(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = e;
+        false
+    }
+}
+
 fn stopped() -> io::Error {
     io::Error::other("the file's writer thread stopped")
 }
@@ -234,7 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let plain = File::create(&path).unwrap();
-        let mut file = match DirectFile::open(&path, plain) {
+        let mut file = match DirectFile::open(plain) {
             Ok(f) => f,
             Err(_) => return (Vec::new(), Vec::new()), // no O_DIRECT here: nothing to test
         };

@@ -534,7 +534,9 @@ async fn dump_table(
                     hex_blob: shape.hex_blob,
                     net_buffer_length: shape.net_buffer_length,
                 };
-                if let Some(pool) = pool.as_mut() {
+                // A pool that lost its connections (failed chunks under `--force`) leaves
+                // the reading to the dump's own session, in the same snapshot.
+                if let Some(pool) = pool.as_mut().filter(|p| !p.is_empty()) {
                     // Key-range chunks read by the pool's connections, written in order.
                     let chunks = chunk::plan_chunks(
                         s,

@@ -66,15 +66,18 @@ impl ReaderPool {
         chunks: Vec<ChunkRead>,
         mut write: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
+        if self.idle.is_empty() && !chunks.is_empty() {
+            return Err(Error::Usage(
+                "no reader connection is left to read the table's chunks".into(),
+            ));
+        }
         let max_in_flight = self.idle.len() * CHUNKS_PER_READER;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Session>();
         let mut pending: VecDeque<Reading> = VecDeque::new();
         let mut chunks = chunks.into_iter().peekable();
         let mut rows = 0;
         loop {
-            while let Ok(s) = done_rx.try_recv() {
-                self.idle.push(s);
-            }
+            self.keep_returned(&mut done_rx);
             while pending.len() < max_in_flight && chunks.peek().is_some() {
                 let Some(session) = self.idle.pop() else {
                     break;
@@ -94,6 +97,7 @@ impl ReaderPool {
                 piece = rx.recv() => if let Some(buf) = piece {
                     if let Err(e) = write(&buf) {
                         abort_all(pending);
+                        self.keep_returned(&mut done_rx);
                         return Err(e);
                     }
                     continue;
@@ -104,23 +108,32 @@ impl ReaderPool {
                 }
             }
             let (handle, _) = pending.pop_front().expect("the head chunk");
-            match handle.await {
-                Ok(Ok(n)) => rows += n,
-                Ok(Err(e)) => {
-                    abort_all(pending);
-                    return Err(e);
+            let failed = match handle.await {
+                Ok(Ok(n)) => {
+                    rows += n;
+                    continue;
                 }
-                Err(e) => {
-                    abort_all(pending);
-                    return Err(Error::Usage(format!("a reader failed: {e}")));
-                }
-            }
+                Ok(Err(e)) => e,
+                Err(e) => Error::Usage(format!("a reader failed: {e}")),
+            };
+            // The failed reader's session is gone (so are those of the chunks in flight);
+            // sessions that had finished their chunk stay for the next table (`--force`).
+            abort_all(pending);
+            self.keep_returned(&mut done_rx);
+            return Err(failed);
         }
         drop(done_tx);
         while let Some(s) = done_rx.recv().await {
             self.idle.push(s);
         }
         Ok(rows)
+    }
+
+    /// Takes back the sessions that finished their chunks.
+    fn keep_returned(&mut self, done_rx: &mut mpsc::UnboundedReceiver<Session>) {
+        while let Ok(s) = done_rx.try_recv() {
+            self.idle.push(s);
+        }
     }
 
     /// Ends the readers' transactions and closes them.
@@ -155,6 +168,7 @@ async fn read_chunk(
         chunk.style,
     );
     let mut buf = Vec::with_capacity(BUFFER_BYTES + 64 * 1024);
+    let mut complete = true;
     let rows = {
         let mut cursor = s.cursor(&sql, &chunk.context).await?;
         // A batch is the rows of one socket read (256 KiB): `buf` stays near BUFFER_BYTES.
@@ -169,13 +183,18 @@ async fn read_chunk(
                 let full =
                     std::mem::replace(&mut buf, Vec::with_capacity(BUFFER_BYTES + 64 * 1024));
                 if tx.send(full).await.is_err() {
-                    break; // the writer gave up; its error is reported there
+                    // The writer gave up (its error is reported there); the session, in
+                    // the middle of a result, goes with this task.
+                    complete = false;
+                    break;
                 }
             }
         }
         cursor.count
     };
-    let _ = done.send(s);
+    if complete {
+        let _ = done.send(s);
+    }
     enc.finish(&mut buf);
     let _ = tx.send(buf).await;
     Ok(rows)

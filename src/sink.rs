@@ -212,7 +212,7 @@ impl PageCacheDrop {
     fn wrote(&mut self, n: u64) {
         self.end += n;
         if self.end - self.started >= BEHIND_WINDOW {
-            self.advise(self.started, self.end, libc::SYNC_FILE_RANGE_WRITE);
+            self.write_back(self.started, self.end, false);
             self.drop_cached(self.dropped, self.previous);
             self.dropped = self.previous;
             self.previous = self.started;
@@ -222,33 +222,37 @@ impl PageCacheDrop {
 
     /// At the end of the output: waits until everything written is on disk and drops it.
     fn finish(&mut self) {
-        self.advise(
-            self.base,
-            self.end,
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        );
+        self.write_back(self.base, self.end, true);
         self.drop_cached(self.base, self.end);
         self.dropped = self.end;
         self.previous = self.end;
         self.started = self.end;
     }
 
-    fn advise(&self, from: u64, to: u64, flags: libc::c_uint) {
+    /// Starts writing `[from, to)` back; with `wait`, also waits until it is on disk.
+    fn write_back(&self, from: u64, to: u64, wait: bool) {
+        #[cfg(target_os = "linux")]
         if to > from {
-            #[cfg(target_os = "linux")]
+            let flags = if wait {
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER
+            } else {
+                libc::SYNC_FILE_RANGE_WRITE
+            };
             // SAFETY: a plain syscall on an owned descriptor with offsets, no pointers.
             unsafe {
                 libc::sync_file_range(self.fd, from as i64, (to - from) as i64, flags);
             }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (from, to, wait);
     }
 
     fn drop_cached(&self, from: u64, to: u64) {
         if to > from {
             #[cfg(target_os = "linux")]
-            // SAFETY: as in `advise`.
+            // SAFETY: as in `write_back`.
             unsafe {
                 libc::posix_fadvise(
                     self.fd,
@@ -310,7 +314,7 @@ impl Sink {
         let base = if page_cache_kept() {
             Base::File(handle)
         } else {
-            DirectFile::open(tmp.path(), handle).map_or_else(Base::File, Base::Direct)
+            DirectFile::open(handle).map_or_else(Base::File, Base::Direct)
         };
         let chain = Chain::new(base, zstd_level).map_err(|e| Error::write(path, e))?;
         Ok(Sink {

@@ -161,6 +161,15 @@ fn yielding(
     None
 }
 
+/// A `try_read` takes no part in tokio's cooperative budget, which `read().await` does: a
+/// reader whose rows are always there would never give the runtime back its thread, and
+/// the signal handler (`main`'s `select!`) and the other tasks would starve. Every such read
+/// takes a unit of the budget, and the task yields when it is spent.
+async fn cooperative(done: io::Result<usize>) -> io::Result<usize> {
+    tokio::task::consume_budget().await;
+    done
+}
+
 impl Stream {
     /// Reads what has arrived. With `yields` (a server on this machine), an empty socket
     /// first makes the thread yield the CPU up to `yields` times, retrying after each,
@@ -172,11 +181,11 @@ impl Stream {
     async fn read(&mut self, buf: &mut [u8], yields: usize) -> io::Result<usize> {
         match self {
             Stream::Unix(s) => match yielding(yields, || s.try_read(buf)) {
-                Some(done) => done,
+                Some(done) => cooperative(done).await,
                 None => s.read(buf).await,
             },
             Stream::Tcp(s) => match yielding(yields, || s.try_read(buf)) {
-                Some(done) => done,
+                Some(done) => cooperative(done).await,
                 None => s.read(buf).await,
             },
             Stream::Tls(s) => {
