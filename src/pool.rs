@@ -122,10 +122,8 @@ impl ReaderPool {
             self.keep_returned(&mut done_rx);
             return Err(failed);
         }
-        drop(done_tx);
-        while let Some(s) = done_rx.recv().await {
-            self.idle.push(s);
-        }
+        // Every reader has ended, so every session it handed back is in the channel.
+        self.keep_returned(&mut done_rx);
         Ok(rows)
     }
 

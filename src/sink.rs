@@ -29,8 +29,8 @@ use crate::error::{Error, Result};
 
 const BUFFER: usize = 256 * 1024;
 
-/// How much output is written back and dropped from the page cache at a time. At most about
-/// two windows per file are in the page cache.
+/// How much output is written back and dropped from the page cache at a time. About three
+/// windows per file stay in the page cache (dirty, under writeback, to drop next).
 const BEHIND_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// What a committed sink wrote: the stored bytes (after compression) and their checksum.
@@ -224,9 +224,6 @@ impl PageCacheDrop {
     fn finish(&mut self) {
         self.write_back(self.base, self.end, true);
         self.drop_cached(self.base, self.end);
-        self.dropped = self.end;
-        self.previous = self.end;
-        self.started = self.end;
     }
 
     /// Starts writing `[from, to)` back; with `wait`, also waits until it is on disk.

@@ -813,8 +813,8 @@ fn killed_query_mid_dump_reports_the_server_error() {
     assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
 
-/// The single stream read by two connections (the default on two cores or more): killing
-/// one reader fails the dump the same way.
+/// The single stream read by two connections: killing one reader fails the dump the same
+/// way.
 #[test]
 fn killed_reader_of_a_parallel_single_stream_fails_the_dump() {
     let f = fixture();
