@@ -121,7 +121,13 @@ impl Chain {
             bytes: 0,
             behind,
         };
-        let buffered = BufWriter::with_capacity(BUFFER, counted);
+        // A direct file buffers in its own blocks: a second buffer would only cost memory.
+        let capacity = if matches!(counted.base, Base::Direct(_)) {
+            0
+        } else {
+            BUFFER
+        };
+        let buffered = BufWriter::with_capacity(capacity, counted);
         Ok(match zstd_level {
             None => Chain::Plain(buffered),
             Some(level) => Chain::Zstd(zstd::stream::write::Encoder::new(buffered, level)?),
