@@ -814,7 +814,10 @@ fn killed_query_mid_dump_reports_the_server_error() {
 }
 
 /// The single stream read by two connections: killing one reader fails the dump the same
-/// way.
+/// way. A chunk (~13 MB) is bigger than what a reader buffers ahead (4 MiB plus the
+/// socket's buffer), so the reader of the chunk being written is still in its query when
+/// the dump is stopped; with small chunks both readers could have read theirs whole (the
+/// wait also checks the process list, in case it stops between two queries).
 #[test]
 fn killed_reader_of_a_parallel_single_stream_fails_the_dump() {
     let f = fixture();
@@ -830,18 +833,18 @@ fn killed_reader_of_a_parallel_single_stream_fails_the_dump() {
             &r,
             "--single-transaction",
             "--threads=2",
-            "--chunk-size=20000",
+            "--chunk-size=200000",
             "big",
         ],
     ));
-    dump.wait_until("rows reached the temp file", |_| {
-        partial_bytes(dir.path()) > 0
+    let mut ids = Vec::new();
+    dump.wait_until("rows in the temp file and a reader in its query", |_| {
+        ids = s.sql_rows(
+            "SELECT ID FROM information_schema.PROCESSLIST
+              WHERE USER = 'kill_reader' AND INFO LIKE 'SELECT%FROM `big`.`t`%'",
+        );
+        !ids.is_empty() && partial_bytes(dir.path()) > 0
     });
-    let ids = s.sql_rows(
-        "SELECT ID FROM information_schema.PROCESSLIST
-          WHERE USER = 'kill_reader' AND INFO LIKE 'SELECT%FROM `big`.`t`%'",
-    );
-    assert!(!ids.is_empty(), "no reader was reading big.t");
     dump.assert_running("the KILL");
     s.sql(&format!("KILL {}", ids[0][0]));
     let out = dump.finish();
