@@ -35,7 +35,7 @@ use crate::plan::{DirFormat, DirOptions, Plan, Progress};
 use crate::quote::{ident, qualified};
 use crate::read::TableRead;
 use crate::script;
-use crate::sink::Sink;
+use crate::sink::{Sealed, Sink};
 use crate::snapshot::Wants;
 
 /// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.
@@ -400,7 +400,7 @@ struct Uncommitted {
 
 impl Uncommitted {
     /// Syncs and renames the file into place (blocking I/O) and returns the entry.
-    fn commit(self, sink: Sink) -> Result<ChunkEntry> {
+    fn commit(self, sink: Sealed) -> Result<ChunkEntry> {
         let written = sink.commit()?;
         Ok(ChunkEntry {
             index: self.index,
@@ -419,14 +419,15 @@ async fn joined_commit(commit: JoinHandle<Result<ChunkEntry>>) -> Result<ChunkEn
         .map_err(|e| Error::Usage(format!("committing a chunk file failed: {e}")))?
 }
 
-/// Reads one chunk and writes its file, not yet committed (see `Uncommitted::commit`).
+/// Reads one chunk and writes its file, sealed (a zstd context is freed here, not held by
+/// the pending commit) but not yet committed (see `Uncommitted::commit`).
 async fn write_chunk(
     s: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
     job: &Job,
     bar: Option<&WorkerProgress>,
-) -> Result<(Sink, Uncommitted)> {
+) -> Result<(Sealed, Uncommitted)> {
     let sql = job.read.select_sql(job.chunk.range.as_deref());
     let context = format!(
         "dumping table {} chunk {}",
@@ -481,7 +482,7 @@ async fn write_chunk(
         bar.inc(unreported, buf.len() as u64);
     }
     Ok((
-        sink,
+        sink.seal()?,
         Uncommitted {
             index: job.chunk.index,
             file: job.relative.clone(),

@@ -339,8 +339,39 @@ impl Sink {
 
     /// Flushes, syncs and (for a file) renames the temporary file into place.
     pub fn commit(self) -> Result<Written> {
+        self.seal()?.commit()
+    }
+
+    /// Ends the encoding: the zstd frame is closed and its context (several MB) freed, and
+    /// the buffers are handed to the device. What is left (the direct file's last blocks,
+    /// the fsync, the rename) is `Sealed::commit`'s, which a caller may run elsewhere.
+    pub fn seal(self) -> Result<Sealed> {
+        let counted = self
+            .chain
+            .finish()
+            .map_err(|e| Error::write(&self.name, e))?;
+        Ok(Sealed {
+            counted,
+            file: self.file,
+            name: self.name,
+        })
+    }
+}
+
+/// A sink whose encoding has ended (`Sink::seal`), not yet committed: dropping it deletes
+/// the temporary file, as for a `Sink`.
+pub struct Sealed {
+    counted: Counted,
+    file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    name: PathBuf,
+}
+
+impl Sealed {
+    /// Writes what the device still holds, syncs and (for a file) renames the temporary
+    /// file into place.
+    pub fn commit(self) -> Result<Written> {
         let name = self.name;
-        let mut counted = self.chain.finish().map_err(|e| Error::write(&name, e))?;
+        let mut counted = self.counted;
         let written = Written {
             bytes: counted.bytes,
             checksum: counted.hasher.as_ref().map_or(0, Xxh3::digest128),
