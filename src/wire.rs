@@ -527,7 +527,11 @@ impl WireConn {
                         break;
                     }
                     Some(0xFF) => {
+                        // The ERR ends the result: past it, the next command starts clean
+                        // (KILL QUERY leaves the connection usable).
                         outcome = Some(Err(parse_err(payload)));
+                        pos += 4 + len;
+                        seq = seq.wrapping_add(1);
                         break;
                     }
                     _ => {}
