@@ -38,6 +38,15 @@ pub struct Summary {
     pub rows: u64,
     /// Errors skipped under `--force`; the dump is then not complete.
     pub errors: Vec<String>,
+    /// The exit code of the first of `errors` (mysqldump exits with its first error's).
+    pub first_error_code: Option<i32>,
+}
+
+impl Summary {
+    fn record(&mut self, e: &Error) {
+        self.first_error_code.get_or_insert(e.exit_code());
+        self.errors.push(e.to_string());
+    }
 }
 
 /// The databases to dump and, for each, the tables (empty = all).
@@ -167,8 +176,10 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         p.close().await;
     }
     let summary = match written {
-        Ok(summary) => {
-            strategy.teardown(&mut s).await?;
+        Ok(mut summary) => {
+            // Under `--force` too: a connection killed mid-rows fails it again here.
+            let r = strategy.teardown(&mut s).await;
+            tolerate(plan, &mut summary, r)?;
             summary
         }
         Err(e) => {
@@ -263,9 +274,12 @@ async fn write_dump(
             .await?
             .into_iter()
             .partition(|t| t.is_log_table);
-        strategy.before_database(s, db, &tables).await?;
+        // As mysqldump's `--force`, also past LOCK TABLES and UNLOCK TABLES errors.
+        let r = strategy.before_database(s, db, &tables).await;
+        tolerate(plan, &mut summary, r)?;
         dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
-        strategy.after_database(s).await?;
+        let r = strategy.after_database(s).await;
+        tolerate(plan, &mut summary, r)?;
         // The server refuses to lock log tables, and to read them while others are locked.
         if !plan.selection.no_create_info {
             for t in &log_tables {
@@ -347,15 +361,26 @@ fn write_mysql_gtid_purged(
     }
 }
 
-/// Runs `step`; under `--force` a server error is recorded and the dump goes on.
+/// Runs `step`; under `--force` a server error, or an error while reading a table's rows,
+/// is recorded and the dump goes on (as mysqldump's `--force`).
 fn tolerate(plan: &Plan, summary: &mut Summary, r: Result<()>) -> Result<()> {
     match r {
-        Err(e @ Error::Server { .. }) if plan.force => {
+        Err(e @ (Error::Server { .. } | Error::Rows { .. })) if plan.force => {
             eprintln!("rdump: {e}");
-            summary.errors.push(e.to_string());
+            summary.record(&e);
             Ok(())
         }
         other => other,
+    }
+}
+
+/// The rows a table's read returned; `None` when an error while reading them was recorded
+/// under `--force` (the table's rows are cut short, the dump goes on with its triggers).
+fn rows_read(plan: &Plan, summary: &mut Summary, read: Result<u64>) -> Result<Option<u64>> {
+    match read {
+        Ok(n) => Ok(Some(n)),
+        Err(e @ Error::Rows { .. }) => tolerate(plan, summary, Err(e)).map(|()| None),
+        Err(e) => Err(e),
     }
 }
 
@@ -511,14 +536,19 @@ async fn dump_table(
             Some((dir, format)) => {
                 let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))), None)?;
                 let enc = TabEncoder::new(format.clone(), read.kinds.clone());
-                summary.rows += s
+                let read = s
                     .stream(&sql, &context, |cells| {
                         enc.push_row(cells, &mut buf);
                         flush_if_full(&mut data, &mut buf)
                     })
-                    .await?;
-                data.write_all(&buf)?;
-                data.commit()?;
+                    .await;
+                // A data file cut short by an error is not kept (dropping it deletes it);
+                // under `--force` the table's .sql file and triggers still are.
+                if let Some(n) = rows_read(plan, summary, read)? {
+                    summary.rows += n;
+                    data.write_all(&buf)?;
+                    data.commit()?;
+                }
             }
             None => {
                 let out: &mut Sink = main;
@@ -557,9 +587,10 @@ async fn dump_table(
                             style,
                         })
                         .collect();
-                    summary.rows += pool
+                    let read = pool
                         .read_ordered(chunks, |bytes| out.write_all(bytes))
-                        .await?;
+                        .await;
+                    summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 } else {
                     let mut enc = SqlEncoder::new(
                         &crate::quote::ident(&t.name),
@@ -567,14 +598,19 @@ async fn dump_table(
                         read.kinds.clone(),
                         style,
                     );
-                    summary.rows += s
+                    let read = s
                         .stream(&sql, &context, |cells| {
                             enc.push_row(cells, &mut buf);
                             flush_if_full(out, &mut buf)
                         })
-                        .await?;
-                    enc.finish(&mut buf);
-                    out.write_all(&buf)?;
+                        .await;
+                    // Rows read before an error end with a closed statement (as
+                    // mysqldump's), so a `--force` dump stays loadable.
+                    if matches!(read, Ok(_) | Err(Error::Rows { .. })) {
+                        enc.finish(&mut buf);
+                        out.write_all(&buf)?;
+                    }
+                    summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 }
                 out.write_all(script::data_end(shape, &t.name).as_bytes())?;
             }

@@ -66,6 +66,17 @@ pub enum Error {
     #[error("{server}: {message}")]
     Consistency { server: String, message: String },
 
+    /// `--force` went on past errors (each printed when it happened): the dump is not
+    /// complete. Exits with the first error's code, as mysqldump.
+    #[error("{server}: dump incomplete: {count} error(s) skipped under --force: {messages}")]
+    Incomplete {
+        server: String,
+        count: usize,
+        /// The errors, joined with "; ".
+        messages: String,
+        code: i32,
+    },
+
     /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the dump; exits 128 + the signal number,
     /// as a shell reports a killed command.
     #[error("interrupted by {name}; no complete dump was written")]
@@ -90,6 +101,7 @@ impl Error {
             Error::Consistency { .. } | Error::Rows { .. } => exit::CONSISTENCY,
             Error::BinlogOff { .. } => exit::MYSQL_ERROR,
             Error::Write { .. } => exit::WRITE_ERROR,
+            Error::Incomplete { code, .. } => *code,
             Error::Interrupted { signal, .. } => 128 + signal,
         }
     }

@@ -63,10 +63,11 @@ fn run(mut plan: Plan) -> Result<(), Error> {
         tokio::select! {
             r = rdump::dump::run(&plan) => match r {
                 Ok(summary) if summary.errors.is_empty() => Ok(()),
-                Ok(summary) => Err(Error::Server {
+                Ok(summary) => Err(Error::Incomplete {
                     server: rdump::conn::server_label(&plan.connection),
-                    context: format!("dump incomplete: {} error(s) skipped under --force", summary.errors.len()),
-                    message: summary.errors.join("; "),
+                    count: summary.errors.len(),
+                    messages: summary.errors.join("; "),
+                    code: summary.first_error_code.unwrap_or(exit::MYSQL_ERROR),
                 }),
                 Err(e) => Err(e),
             },

@@ -167,16 +167,25 @@ async fn read_chunk(
     );
     let mut buf = Vec::with_capacity(BUFFER_BYTES + 64 * 1024);
     let mut complete = true;
+    let mut failed = None;
     let rows = {
         let mut cursor = s.cursor(&sql, &chunk.context).await?;
         // A batch is the rows of one socket read (256 KiB): `buf` stays near BUFFER_BYTES.
-        while cursor
-            .next_rows(|cells| {
-                enc.push_row(cells, &mut buf);
-                Ok(())
-            })
-            .await?
-        {
+        loop {
+            let more = cursor
+                .next_rows(|cells| {
+                    enc.push_row(cells, &mut buf);
+                    Ok(())
+                })
+                .await;
+            match more {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
             if buf.len() >= BUFFER_BYTES {
                 let full =
                     std::mem::replace(&mut buf, Vec::with_capacity(BUFFER_BYTES + 64 * 1024));
@@ -190,6 +199,14 @@ async fn read_chunk(
         }
         cursor.count
     };
+    // The rows read before an error end with a closed statement, as mysqldump's do: the
+    // writer passes them on before it sees the error (`--force` goes on after it). The
+    // session goes with this task.
+    if let Some(e) = failed {
+        enc.finish(&mut buf);
+        let _ = tx.send(buf).await;
+        return Err(e);
+    }
     if complete {
         let _ = done.send(s);
     }

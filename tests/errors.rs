@@ -1104,3 +1104,78 @@ fn force_goes_on_after_an_sql_error_but_never_claims_completion() {
     assert!(forced.stderr.contains("b_hidden"), "{}", forced.stderr);
     forced.assert_not_completed();
 }
+
+/// `--force` also goes on after an error in the middle of a table's rows (mysqldump's
+/// "at row" error, exit 3, as it exits with its first error's code): the rows read end
+/// with a closed statement, the table's triggers and the tables after it are dumped, the
+/// output loads, and it never claims completion. Read by one connection, and in chunks by
+/// two.
+#[test]
+fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
+    let f = fixture();
+    let s = &f.server;
+    s.sql(&format!(
+        "CREATE DATABASE IF NOT EXISTS force_rows;
+         USE force_rows;
+         CREATE TABLE IF NOT EXISTS a_big (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB;
+         INSERT IGNORE INTO a_big SELECT seq, REPEAT(CONCAT('row-', seq, '-'), 5)
+           FROM seq_1_to_{BIG_ROWS};
+         CREATE TRIGGER IF NOT EXISTS a_big_ins BEFORE INSERT ON a_big
+           FOR EACH ROW SET NEW.v = NEW.v;
+         CREATE TABLE IF NOT EXISTS b_after (id INT PRIMARY KEY);
+         REPLACE INTO b_after VALUES (7);"
+    ));
+    own_account(s, "force_rows");
+    for (label, mode) in [
+        ("one connection", vec!["--threads=1"]),
+        (
+            "two readers",
+            vec!["--single-transaction", "--threads=2", "--chunk-size=200000"],
+        ),
+    ] {
+        let mut args = mode.clone();
+        args.extend(["--force", "force_rows"]);
+        let mut dump = Running::spawn(rdump(&as_account(s, "force_rows"), &args));
+        let mut ids = Vec::new();
+        dump.wait_until("1 MB of rows and a reader in its query", |stdout| {
+            ids = s.sql_rows(
+                "SELECT ID FROM information_schema.PROCESSLIST
+                  WHERE USER = 'force_rows' AND INFO LIKE 'SELECT%`a_big`%'",
+            );
+            stdout > 1 << 20 && !ids.is_empty()
+        });
+        dump.assert_running("the KILL QUERY");
+        s.sql(&format!("KILL QUERY {}", ids[0][0]));
+        let out = dump.finish();
+        out.assert_code(3);
+        // Each error when it happens, then the summary.
+        let msg = out.stderr.lines().last().unwrap_or("");
+        assert_contains(msg, "dump incomplete: 1 error(s) skipped under --force");
+        assert_contains(msg, "Query execution was interrupted");
+        assert_contains(msg, "dumping table `force_rows`.`a_big`");
+        out.assert_not_completed();
+        let text = out.stdout_text();
+        assert_contains(&text, "INSERT INTO `b_after` VALUES (7);");
+        assert_contains(&text, "TRIGGER IF NOT EXISTS a_big_ins BEFORE INSERT");
+
+        s.sql("DROP DATABASE IF EXISTS force_rows_restored; CREATE DATABASE force_rows_restored;");
+        s.restore_with_args(&["force_rows_restored"], &out.stdout)
+            .unwrap_or_else(|e| panic!("[{label}] {e}"));
+        let restored = s.sql(
+            "SELECT CONCAT(COUNT(*), ' ', (SELECT COUNT(*) FROM force_rows_restored.b_after),
+                    ' ', (SELECT COUNT(*) FROM information_schema.TRIGGERS
+                           WHERE TRIGGER_SCHEMA = 'force_rows_restored'))
+               FROM force_rows_restored.a_big",
+        );
+        let counts: Vec<u64> = restored
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(
+            counts[0] > 0 && counts[0] < u64::from(BIG_ROWS),
+            "[{label}] a_big restored with {} rows",
+            counts[0]
+        );
+        assert_eq!(&counts[1..], &[1, 1], "[{label}] b_after rows, triggers");
+    }
+}
