@@ -605,10 +605,17 @@ async fn dump_table(
                         })
                         .await;
                     // Rows read before an error end with a closed statement (as
-                    // mysqldump's), so a `--force` dump stays loadable.
+                    // mysqldump's), so a `--force` dump stays loadable. Without `--force`
+                    // the error while reading is the one reported, also if this write
+                    // fails too.
                     if matches!(read, Ok(_) | Err(Error::Rows { .. })) {
                         enc.finish(&mut buf);
-                        out.write_all(&buf)?;
+                        if let Err(w) = out.write_all(&buf) {
+                            return Err(match read {
+                                Err(e) if !plan.force => e,
+                                _ => w,
+                            });
+                        }
                     }
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 }
