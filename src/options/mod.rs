@@ -202,7 +202,19 @@ pub fn help_text(program: &str) -> String {
          --defaults-extra-file=#   Read this file after the global files are read.\n\
          --defaults-group-suffix=# Additionally read default groups with # appended as a suffix.\n\n"
     ));
-    let mut defs: Vec<&table::OptDef> = table::DUMP_TABLES.iter().flat_map(|t| t.iter()).collect();
+    option_list(&mut out, table::DUMP_TABLES, COLUMN, WIDTH);
+    out
+}
+
+/// The `--help` list of options from `tables`, sorted by name: the option in the first
+/// `column` characters, its help wrapped to `width`.
+pub(crate) fn option_list(
+    out: &mut String,
+    tables: &[&[table::OptDef]],
+    column: usize,
+    width: usize,
+) {
+    let mut defs: Vec<&table::OptDef> = tables.iter().flat_map(|t| t.iter()).collect();
     defs.sort_by_key(|d| d.long);
     for d in defs {
         let mut left = match d.short {
@@ -214,18 +226,17 @@ pub fn help_text(program: &str) -> String {
             table::Kind::RequiredValue => left.push_str(&format!("={}", d.arg)),
             table::Kind::OptionalValue => left.push_str(&format!("[={}]", d.arg)),
         }
-        let lines = wrap(d.help, WIDTH - COLUMN);
-        if left.len() + 1 > COLUMN {
+        let lines = wrap(d.help, width - column);
+        if left.len() + 1 > column {
             out.push_str(&left);
             out.push('\n');
             left = String::new();
         }
         for (i, line) in lines.iter().enumerate() {
             let lead = if i == 0 { left.as_str() } else { "" };
-            out.push_str(&format!("{lead:<COLUMN$}{line}\n"));
+            out.push_str(&format!("{lead:<column$}{line}\n"));
         }
     }
-    out
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

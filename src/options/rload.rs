@@ -510,29 +510,7 @@ pub fn help_text() -> String {
          --defaults-group-suffix=# Additionally read default groups with # appended as a suffix.\n\n",
         env!("CARGO_PKG_VERSION")
     );
-    let mut defs: Vec<&OptDef> = LOAD_TABLES.iter().flat_map(|t| t.iter()).collect();
-    defs.sort_by_key(|d| d.long);
-    for d in defs {
-        let mut left = match d.short {
-            Some(c) => format!("  -{c}, --{}", d.long),
-            None => format!("  --{}", d.long),
-        };
-        match d.kind {
-            Kind::Bool => {}
-            Kind::RequiredValue => left.push_str(&format!("={}", d.arg)),
-            Kind::OptionalValue => left.push_str(&format!("[={}]", d.arg)),
-        }
-        let lines = super::wrap(d.help, WIDTH - COLUMN);
-        if left.len() + 1 > COLUMN {
-            out.push_str(&left);
-            out.push('\n');
-            left = String::new();
-        }
-        for (i, line) in lines.iter().enumerate() {
-            let lead = if i == 0 { left.as_str() } else { "" };
-            out.push_str(&format!("{lead:<COLUMN$}{line}\n"));
-        }
-    }
+    super::option_list(&mut out, LOAD_TABLES, COLUMN, WIDTH);
     out
 }
 
