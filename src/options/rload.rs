@@ -27,14 +27,7 @@ pub const GROUPS: &[&str] = &["client", "rload"];
 pub const LOAD_OPTION: Opt = Opt::Ignored;
 
 const fn flag(long: &'static str, short: Option<char>, help: &'static str) -> OptDef {
-    OptDef {
-        long,
-        short,
-        kind: Kind::Bool,
-        arg: "",
-        help,
-        id: LOAD_OPTION,
-    }
+    table::flag(long, short, LOAD_OPTION, help)
 }
 
 const fn req(
@@ -43,14 +36,7 @@ const fn req(
     arg: &'static str,
     help: &'static str,
 ) -> OptDef {
-    OptDef {
-        long,
-        short,
-        kind: Kind::RequiredValue,
-        arg,
-        help,
-        id: LOAD_OPTION,
-    }
+    table::req(long, short, arg, LOAD_OPTION, help)
 }
 
 /// rload's own options.

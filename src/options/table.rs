@@ -141,7 +141,12 @@ impl OptDef {
     }
 }
 
-const fn flag(long: &'static str, short: Option<char>, id: Opt, help: &'static str) -> OptDef {
+pub(super) const fn flag(
+    long: &'static str,
+    short: Option<char>,
+    id: Opt,
+    help: &'static str,
+) -> OptDef {
     OptDef {
         long,
         short,
@@ -151,7 +156,7 @@ const fn flag(long: &'static str, short: Option<char>, id: Opt, help: &'static s
         id,
     }
 }
-const fn req(
+pub(super) const fn req(
     long: &'static str,
     short: Option<char>,
     arg: &'static str,
