@@ -1105,6 +1105,34 @@ fn force_goes_on_after_an_sql_error_but_never_claims_completion() {
     forced.assert_not_completed();
 }
 
+/// `force_rows`: `a_big` (`BIG_ROWS` rows, a trigger) then `b_after` (one row). Made once.
+fn force_rows_db(s: &Server) {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        s.sql(&format!(
+            "CREATE DATABASE force_rows;
+             USE force_rows;
+             CREATE TABLE a_big (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB;
+             INSERT INTO a_big SELECT seq, REPEAT(CONCAT('row-', seq, '-'), 5)
+               FROM seq_1_to_{BIG_ROWS};
+             CREATE TRIGGER a_big_ins BEFORE INSERT ON a_big FOR EACH ROW SET NEW.v = NEW.v;
+             CREATE TABLE b_after (id INT PRIMARY KEY);
+             INSERT INTO b_after VALUES (7);"
+        ));
+    });
+}
+
+/// The id of a connection of `user` reading the rows of `force_rows`.`a_big`, if one is.
+fn reader_of_a_big(s: &Server, user: &str) -> Option<String> {
+    s.sql_rows(&format!(
+        "SELECT ID FROM information_schema.PROCESSLIST
+          WHERE USER = '{user}' AND INFO LIKE 'SELECT%FROM `force_rows`.`a_big`%'"
+    ))
+    .into_iter()
+    .next()
+    .map(|row| row[0].clone())
+}
+
 /// `--force` also goes on after an error in the middle of a table's rows (mysqldump's
 /// "at row" error, exit 3, as it exits with its first error's code): the rows read end
 /// with a closed statement, the table's triggers and the tables after it are dumped, the
@@ -1114,17 +1142,7 @@ fn force_goes_on_after_an_sql_error_but_never_claims_completion() {
 fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
     let f = fixture();
     let s = &f.server;
-    s.sql(&format!(
-        "CREATE DATABASE IF NOT EXISTS force_rows;
-         USE force_rows;
-         CREATE TABLE IF NOT EXISTS a_big (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB;
-         INSERT IGNORE INTO a_big SELECT seq, REPEAT(CONCAT('row-', seq, '-'), 5)
-           FROM seq_1_to_{BIG_ROWS};
-         CREATE TRIGGER IF NOT EXISTS a_big_ins BEFORE INSERT ON a_big
-           FOR EACH ROW SET NEW.v = NEW.v;
-         CREATE TABLE IF NOT EXISTS b_after (id INT PRIMARY KEY);
-         REPLACE INTO b_after VALUES (7);"
-    ));
+    force_rows_db(s);
     own_account(s, "force_rows");
     for (label, mode) in [
         ("one connection", vec!["--threads=1"]),
@@ -1136,16 +1154,13 @@ fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
         let mut args = mode.clone();
         args.extend(["--force", "force_rows"]);
         let mut dump = Running::spawn(rdump(&as_account(s, "force_rows"), &args));
-        let mut ids = Vec::new();
+        let mut id = None;
         dump.wait_until("1 MB of rows and a reader in its query", |stdout| {
-            ids = s.sql_rows(
-                "SELECT ID FROM information_schema.PROCESSLIST
-                  WHERE USER = 'force_rows' AND INFO LIKE 'SELECT%`a_big`%'",
-            );
-            stdout > 1 << 20 && !ids.is_empty()
+            id = reader_of_a_big(s, "force_rows");
+            stdout > 1 << 20 && id.is_some()
         });
         dump.assert_running("the KILL QUERY");
-        s.sql(&format!("KILL QUERY {}", ids[0][0]));
+        s.sql(&format!("KILL QUERY {}", id.unwrap()));
         let out = dump.finish();
         out.assert_code(3);
         // Each error when it happens, then the summary.
@@ -1156,7 +1171,7 @@ fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
         out.assert_not_completed();
         let text = out.stdout_text();
         assert_contains(&text, "INSERT INTO `b_after` VALUES (7);");
-        assert_contains(&text, "TRIGGER IF NOT EXISTS a_big_ins BEFORE INSERT");
+        assert_contains(&text, "TRIGGER a_big_ins BEFORE INSERT");
 
         s.sql("DROP DATABASE IF EXISTS force_rows_restored; CREATE DATABASE force_rows_restored;");
         s.restore_with_args(&["force_rows_restored"], &out.stdout)
@@ -1178,4 +1193,47 @@ fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
         );
         assert_eq!(&counts[1..], &[1, 1], "[{label}] b_after rows, triggers");
     }
+}
+
+/// `--tab --force`: a table whose rows fail midway gets no data file (a cut-short one would
+/// look complete), but its .sql file with the trigger is written, and so are the tables
+/// after it.
+#[test]
+fn force_with_tab_keeps_no_cut_short_data_file() {
+    let f = fixture();
+    let s = &f.server;
+    force_rows_db(s);
+    own_account(s, "force_tab");
+    let dir = tempfile::tempdir().unwrap();
+    let tab = format!("--tab={}", dir.path().display());
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "force_tab"),
+        &[&tab, "--force", "force_rows"],
+    ));
+    let mut id = None;
+    dump.wait_until(
+        "1 MB of rows in the temp file and a reader in its query",
+        |_| {
+            id = reader_of_a_big(s, "force_tab");
+            partial_bytes(dir.path()) > 1 << 20 && id.is_some()
+        },
+    );
+    dump.assert_running("the KILL QUERY");
+    s.sql(&format!("KILL QUERY {}", id.unwrap()));
+    let out = dump.finish();
+    out.assert_code(3);
+    assert_contains(out.stderr.lines().last().unwrap_or(""), "dump incomplete");
+    out.assert_not_completed();
+    assert_eq!(
+        entries(dir.path()),
+        vec!["a_big.sql", "b_after.sql", "b_after.txt"]
+    );
+    assert_contains(
+        &fs::read_to_string(dir.path().join("a_big.sql")).unwrap(),
+        "a_big_ins BEFORE INSERT",
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("b_after.txt")).unwrap(),
+        "7\n"
+    );
 }
