@@ -542,17 +542,19 @@ impl ConsistencyStrategy for TableLocks {
         tables: &'a [TableInfo],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            // As mysqldump: without a global lock, the logs are flushed per database.
-            if self.wants.flush_logs {
-                s.exec("FLUSH LOGS", "flushing logs").await?;
-            }
             lock_for_reading(
                 s,
                 tables.iter().map(|t| (db, t)),
                 true,
                 &format!("locking the tables of {}", ident(db)),
             )
-            .await
+            .await?;
+            // As mysqldump: without a global lock, the logs are flushed per database, once
+            // its tables are locked (a failed flush under `--force` leaves them locked).
+            if self.wants.flush_logs {
+                s.exec("FLUSH LOGS", "flushing logs").await?;
+            }
+            Ok(())
         })
     }
 
