@@ -270,10 +270,15 @@ async fn write_dump(
 
     let mut summary = Summary::default();
     for (db, named) in selection {
-        let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) = tables_of(s, plan, db, named)
-            .await?
-            .into_iter()
-            .partition(|t| t.is_log_table);
+        let listed = match tables_of(s, plan, db, named).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tolerate(plan, &mut summary, Err(e))?;
+                continue;
+            }
+        };
+        let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) =
+            listed.into_iter().partition(|t| t.is_log_table);
         // As mysqldump's `--force`, also past LOCK TABLES and UNLOCK TABLES errors.
         let r = strategy.before_database(s, db, &tables).await;
         tolerate(plan, &mut summary, r)?;
@@ -374,13 +379,12 @@ fn tolerate(plan: &Plan, summary: &mut Summary, r: Result<()>) -> Result<()> {
     }
 }
 
-/// The rows a table's read returned; `None` when an error while reading them was recorded
-/// under `--force` (the table's rows are cut short, the dump goes on with its triggers).
+/// The rows a table's read returned; `None` when its error (the SELECT refused, or rows
+/// cut short) was recorded under `--force`: the dump goes on with the table's triggers.
 fn rows_read(plan: &Plan, summary: &mut Summary, read: Result<u64>) -> Result<Option<u64>> {
     match read {
         Ok(n) => Ok(Some(n)),
-        Err(e @ Error::Rows { .. }) => tolerate(plan, summary, Err(e)).map(|()| None),
-        Err(e) => Err(e),
+        Err(e) => tolerate(plan, summary, Err(e)).map(|()| None),
     }
 }
 
@@ -395,11 +399,20 @@ async fn dump_database(
 ) -> Result<()> {
     let shape = &plan.shape;
     let sel = &plan.selection;
+    // Each step below is one `tolerate`: under `--force` (also once the connection is
+    // lost) the dump goes on with the next, and exits with its first error's code.
     if !matches!(sel.scope, Scope::Database { .. }) {
         let create = if sel.no_create_db {
             None
         } else {
-            Some(catalog::show_create_database(s, db).await?)
+            let r = catalog::show_create_database(s, db).await;
+            match r {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tolerate(plan, summary, Err(e))?;
+                    None
+                }
+            }
         };
         out.write_all(
             script::database(shape, db, create.as_deref(), shape.add_drop_database).as_bytes(),
@@ -414,33 +427,43 @@ async fn dump_database(
         let r = match t.kind {
             TableKind::Base => dump_table(s, plan, db, t, out, summary, pool).await,
             TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
-            TableKind::View => {
-                if sel.no_create_info {
-                    Ok(())
-                } else {
-                    let cols = catalog::view_columns(s, db, &t.name).await?;
+            TableKind::View if sel.no_create_info => Ok(()),
+            TableKind::View => match catalog::view_columns(s, db, &t.name).await {
+                Ok(cols) => {
                     out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
                 }
-            }
+                Err(e) => Err(e),
+            },
         };
         tolerate(plan, summary, r)?;
     }
     if sel.events {
         out.write_all(script::events_heading(shape, db).as_bytes())?;
-        for e in catalog::events(s, db).await? {
-            out.write_all(script::event(&e).as_bytes())?;
-        }
+        let r = match catalog::events(s, db).await {
+            Ok(events) => events
+                .iter()
+                .try_for_each(|e| out.write_all(script::event(e).as_bytes())),
+            Err(e) => Err(e),
+        };
+        tolerate(plan, summary, r)?;
     }
     if sel.routines {
         out.write_all(script::routines_heading(shape, db).as_bytes())?;
-        for (rt, d) in catalog::routines(s, db).await? {
-            out.write_all(script::routine(rt, &d).as_bytes())?;
-        }
+        let r = match catalog::routines(s, db).await {
+            Ok(routines) => routines
+                .iter()
+                .try_for_each(|(rt, d)| out.write_all(script::routine(*rt, d).as_bytes())),
+            Err(e) => Err(e),
+        };
+        tolerate(plan, summary, r)?;
     }
     if !sel.no_create_info {
         for v in tables.iter().filter(|t| t.kind == TableKind::View) {
-            let d = catalog::show_create_view(s, db, &v.name).await?;
-            out.write_all(script::view_final(shape, &d).as_bytes())?;
+            let r = match catalog::show_create_view(s, db, &v.name).await {
+                Ok(d) => out.write_all(script::view_final(shape, &d).as_bytes()),
+                Err(e) => Err(e),
+            };
+            tolerate(plan, summary, r)?;
         }
     }
     Ok(())
@@ -555,9 +578,6 @@ async fn dump_table(
                 let mut shape = shape.clone();
                 shape.add_locks &= !columns.iter().any(|c| c.default_uses_sequence);
                 let shape = &shape;
-                out.write_all(
-                    script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
-                )?;
                 let style = InsertStyle {
                     mode: shape.insert_mode,
                     extended: shape.extended_insert,
@@ -566,16 +586,28 @@ async fn dump_table(
                 };
                 // A pool that lost its connections (failed chunks under `--force`) leaves
                 // the reading to the dump's own session, in the same snapshot.
-                if let Some(pool) = pool.as_mut().filter(|p| !p.is_empty()) {
+                let pool = pool.as_mut().filter(|p| !p.is_empty());
+                // Planned before the data block opens: from `data_start` on, every outcome
+                // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
+                // TABLES is left open in the output.
+                let chunks = match pool {
+                    Some(_) => Some(
+                        chunk::plan_chunks(
+                            s,
+                            db,
+                            &t.name,
+                            plan.stream.chunk_rows_for(t.avg_row_bytes),
+                        )
+                        .await?
+                        .chunks,
+                    ),
+                    None => None,
+                };
+                out.write_all(
+                    script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
+                )?;
+                if let (Some(pool), Some(chunks)) = (pool, chunks) {
                     // Key-range chunks read by the pool's connections, written in order.
-                    let chunks = chunk::plan_chunks(
-                        s,
-                        db,
-                        &t.name,
-                        plan.stream.chunk_rows_for(t.avg_row_bytes),
-                    )
-                    .await?
-                    .chunks;
                     let read = Arc::new(read);
                     let chunks = chunks
                         .into_iter()
@@ -626,9 +658,14 @@ async fn dump_table(
 
     if sel.triggers && !sel.no_create_info {
         let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
-        for trig in catalog::triggers(s, db, &t.name).await? {
-            schema_out.write_all(script::trigger(shape, &trig).as_bytes())?;
-        }
+        let r = match catalog::triggers(s, db, &t.name).await {
+            Ok(triggers) => triggers
+                .iter()
+                .try_for_each(|trig| schema_out.write_all(script::trigger(shape, trig).as_bytes())),
+            Err(e) => Err(e),
+        };
+        // Under `--force`, `--tab` keeps the table's .sql file without them.
+        tolerate(plan, summary, r)?;
     }
     if let Some(f) = schema_file {
         f.commit()?;

@@ -1237,3 +1237,48 @@ fn force_with_tab_keeps_no_cut_short_data_file() {
         "7\n"
     );
 }
+
+/// `--force` after the connection itself is lost in the middle of a table's rows: every
+/// later step fails too and is reported, the output still loads, and the exit code is the
+/// first error's (3, as mysqldump's).
+#[test]
+fn force_after_a_lost_connection_exits_with_the_first_errors_code() {
+    let f = fixture();
+    let s = &f.server;
+    force_rows_db(s);
+    own_account(s, "force_lost");
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "force_lost"),
+        &["--threads=1", "--force", "force_rows"],
+    ));
+    let mut id = None;
+    dump.wait_until("1 MB of rows and a reader in its query", |stdout| {
+        id = reader_of_a_big(s, "force_lost");
+        stdout > 1 << 20 && id.is_some()
+    });
+    dump.assert_running("the KILL");
+    s.sql(&format!("KILL {}", id.unwrap()));
+    let out = dump.finish();
+    out.assert_code(3);
+    out.assert_not_completed();
+    let last = out.stderr.lines().last().unwrap_or("");
+    assert_contains(last, "dump incomplete");
+    assert_contains(last, "dumping table `force_rows`.`a_big` at row: ");
+    assert!(
+        !out.stdout_text().contains("INSERT INTO `b_after`"),
+        "{}",
+        out.describe()
+    );
+    s.sql("DROP DATABASE IF EXISTS force_lost_restored; CREATE DATABASE force_lost_restored;");
+    s.restore_with_args(&["force_lost_restored"], &out.stdout)
+        .unwrap();
+    let n: u64 = s
+        .sql("SELECT COUNT(*) FROM force_lost_restored.a_big")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        n > 0 && n < u64::from(BIG_ROWS),
+        "a_big restored with {n} rows"
+    );
+}
