@@ -88,10 +88,10 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
 
     let mut control = Session::connect(&plan.connection).await?;
     dump::prepare_session(&mut control, plan).await?;
-    let selection = dump::resolve_selection(&mut control, plan).await?;
+    let selection = dump::resolve_selection(&mut control, plan, None).await?;
     let mut tables: Vec<(String, TableInfo)> = Vec::new();
     for (db, named) in &selection {
-        for t in dump::tables_of(&mut control, plan, db, named).await? {
+        for t in dump::tables_of(&mut control, plan, db, named, None).await? {
             tables.push((db.clone(), t));
         }
     }

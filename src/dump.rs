@@ -47,12 +47,24 @@ impl Summary {
         self.first_error_code.get_or_insert(e.exit_code());
         self.errors.push(e.to_string());
     }
+
+    /// This summary followed by `later`'s.
+    fn then(mut self, later: Summary) -> Summary {
+        self.databases += later.databases;
+        self.tables += later.tables;
+        self.rows += later.rows;
+        self.errors.extend(later.errors);
+        self.first_error_code = self.first_error_code.or(later.first_error_code);
+        self
+    }
 }
 
-/// The databases to dump and, for each, the tables (empty = all).
+/// The databases to dump and, for each, the tables (empty = all). A database that does
+/// not exist is an error, or with `skipped` (`--force`) left out and its error put there.
 pub(crate) async fn resolve_selection(
     s: &mut Session,
     plan: &Plan,
+    mut skipped: Option<&mut Vec<Error>>,
 ) -> Result<Vec<(String, Vec<String>)>> {
     let wanted: Vec<(String, Vec<String>)> = match &plan.selection.scope {
         Scope::AllDatabases => catalog::list_databases(s)
@@ -65,25 +77,35 @@ pub(crate) async fn resolve_selection(
         Scope::Databases(dbs) => dbs.iter().map(|d| (d.clone(), Vec::new())).collect(),
         Scope::Database { db, tables } => vec![(db.clone(), tables.clone())],
     };
-    for (db, _) in &wanted {
-        if !catalog::database_exists(s, db).await? {
-            return Err(Error::NotFound {
-                server: s.server.clone(),
-                message: format!(
-                    "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
-                ),
-            });
+    let mut found = Vec::with_capacity(wanted.len());
+    for (db, tables) in wanted {
+        if catalog::database_exists(s, &db).await? {
+            found.push((db, tables));
+            continue;
+        }
+        let e = Error::NotFound {
+            server: s.server.clone(),
+            message: format!(
+                "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
+            ),
+        };
+        match skipped.as_deref_mut() {
+            Some(skipped) => skipped.push(e),
+            None => return Err(e),
         }
     }
-    Ok(wanted)
+    Ok(found)
 }
 
-/// The tables of `db` to dump, honouring the named tables and `--ignore-table`.
+/// The tables of `db` to dump, honouring the named tables and `--ignore-table`. A named
+/// table that does not exist is an error, or with `skipped` (`--force`) left out and its
+/// error put there.
 pub(crate) async fn tables_of(
     s: &mut Session,
     plan: &Plan,
     db: &str,
     named: &[String],
+    mut skipped: Option<&mut Vec<Error>>,
 ) -> Result<Vec<TableInfo>> {
     let all = catalog::list_tables(s, db).await?;
     let ignored = |t: &TableInfo| {
@@ -101,10 +123,14 @@ pub(crate) async fn tables_of(
             Some(t) if !ignored(t) => out.push(t.clone()),
             Some(_) => {}
             None => {
-                return Err(Error::IllegalTable {
+                let e = Error::IllegalTable {
                     server: s.server.clone(),
                     message: format!("Couldn't find table: \"{name}\" in database `{db}`"),
-                });
+                };
+                match skipped.as_deref_mut() {
+                    Some(skipped) => skipped.push(e),
+                    None => return Err(e),
+                }
             }
         }
     }
@@ -144,7 +170,14 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         eprintln!("-- Connected to {} ({})", s.server, s.client_name());
     }
     prepare_session(&mut s, plan).await?;
-    let selection = resolve_selection(&mut s, plan).await?;
+    // Under `--force`, as mysqldump, a missing database or table is reported and the dump
+    // goes on without it (recorded in `write_dump`).
+    let mut skipped = Vec::new();
+    let selection = resolve_selection(&mut s, plan, plan.force.then_some(&mut skipped)).await?;
+    let mut left_out = Summary::default();
+    for e in skipped {
+        tolerate(plan, &mut left_out, Err(e))?;
+    }
 
     let mut out = match &plan.output {
         Output::ResultFile(path) => Sink::file(path, plan.zstd)?,
@@ -176,7 +209,8 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         p.close().await;
     }
     let summary = match written {
-        Ok(mut summary) => {
+        Ok(written) => {
+            let mut summary = left_out.then(written);
             // Under `--force` too: a connection killed mid-rows fails it again here.
             let r = strategy.teardown(&mut s).await;
             tolerate(plan, &mut summary, r)?;
@@ -270,7 +304,12 @@ async fn write_dump(
 
     let mut summary = Summary::default();
     for (db, named) in selection {
-        let listed = match tables_of(s, plan, db, named).await {
+        let mut missing = Vec::new();
+        let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+        for e in missing {
+            tolerate(plan, &mut summary, Err(e))?;
+        }
+        let listed = match listed {
             Ok(listed) => listed,
             Err(e) => {
                 tolerate(plan, &mut summary, Err(e))?;
@@ -370,7 +409,12 @@ fn write_mysql_gtid_purged(
 /// is recorded and the dump goes on (as mysqldump's `--force`).
 fn tolerate(plan: &Plan, summary: &mut Summary, r: Result<()>) -> Result<()> {
     match r {
-        Err(e @ (Error::Server { .. } | Error::Rows { .. })) if plan.force => {
+        Err(
+            e @ (Error::Server { .. }
+            | Error::Rows { .. }
+            | Error::NotFound { .. }
+            | Error::IllegalTable { .. }),
+        ) if plan.force => {
             eprintln!("rdump: {e}");
             summary.record(&e);
             Ok(())

@@ -664,6 +664,35 @@ fn unknown_table_is_exit_6_naming_the_table() {
     assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
 
+/// `--force`, as mysqldump's: a database or named table that does not exist is reported
+/// and left out, the rest is dumped, and the exit code is the first error's (2 for a
+/// database, 6 for a table); never `Dump completed`.
+#[test]
+fn force_leaves_out_a_missing_database_or_table() {
+    let f = fixture();
+    let s = &f.server;
+    for (args, code, missing) in [
+        (
+            &["-B", "nosuchdb", "errs"][..],
+            2,
+            "Unknown database 'nosuchdb'",
+        ),
+        (&["errs", "nosuchtable", "t"], 6, "nosuchtable"),
+    ] {
+        let mut all = args.to_vec();
+        all.push("--force");
+        let out = run(rdump(&over_socket(s), &all));
+        out.assert_code(code);
+        out.assert_not_completed();
+        assert_contains(&out.stderr, missing);
+        assert_contains(
+            out.stderr.lines().last().unwrap_or(""),
+            "dump incomplete: 1 error(s)",
+        );
+        assert_contains(&out.stdout_text(), "INSERT INTO `t` VALUES (1,");
+    }
+}
+
 #[test]
 fn unknown_option_is_usage_error_exit_1_with_nothing_on_stdout() {
     let out = run(rdump(&[], &["--no-such-option", "errs"]));
