@@ -76,6 +76,7 @@ impl ReaderPool {
         let mut pending: VecDeque<Reading> = VecDeque::new();
         let mut chunks = chunks.into_iter().peekable();
         let mut rows = 0;
+        let mut read_chunks = 0;
         loop {
             self.keep_returned(&mut done_rx);
             while pending.len() < max_in_flight && chunks.peek().is_some() {
@@ -111,8 +112,22 @@ impl ReaderPool {
             let failed = match handle.await {
                 Ok(Ok(n)) => {
                     rows += n;
+                    read_chunks += 1;
                     continue;
                 }
+                // A chunk refused at its start after earlier chunks' rows went out: the
+                // table's rows are cut short, as when one query fails midway (mysqldump's
+                // exit 3).
+                Ok(Err(Error::Server {
+                    server,
+                    context,
+                    message,
+                })) if read_chunks > 0 => Error::Rows {
+                    server,
+                    context,
+                    message,
+                    row: rows,
+                },
                 Ok(Err(e)) => e,
                 Err(e) => Error::Usage(format!("a reader failed: {e}")),
             };
