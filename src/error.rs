@@ -106,6 +106,20 @@ impl Error {
         }
     }
 
+    /// The server's error code of an SQL statement's error (`Error::Server`), read from
+    /// its message ("Error 1213 (40001): ...", as `describe` and the wire client write it).
+    pub fn sql_error_code(&self) -> Option<u16> {
+        match self {
+            Error::Server { message, .. } => message
+                .strip_prefix("Error ")?
+                .split_once(' ')?
+                .0
+                .parse()
+                .ok(),
+            _ => None,
+        }
+    }
+
     pub fn write(path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Write {
             path: path.into(),
@@ -132,5 +146,25 @@ pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(s) => Some(s.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn sql_error_code_is_read_from_the_message() {
+        let e = |message: &str| Error::Server {
+            server: "s".into(),
+            context: "c".into(),
+            message: message.into(),
+        };
+        assert_eq!(
+            e("Error 1213 (40001): Deadlock found when trying to get lock").sql_error_code(),
+            Some(1213)
+        );
+        assert_eq!(e("Lost connection to server (eof)").sql_error_code(), None);
+        assert_eq!(Error::Usage("Error 1213 (x)".into()).sql_error_code(), None);
     }
 }

@@ -420,6 +420,15 @@ async fn worker(
     }
 }
 
+/// Server errors after which an InnoDB chunk is loaded again from its start, after its
+/// transaction is rolled back (its rows and its journal row commit together, so a failed
+/// attempt leaves nothing): a deadlock (1213) or a lock wait timeout (1205). Parallel
+/// loaders of a partitioned table deadlock: from MariaDB 10.6 the first bulk insert into
+/// an empty partition locks it exclusively while others hold intention locks on it.
+const RETRIED_ERRORS: [u16; 2] = [1213, 1205];
+/// Attempts of one chunk, a little longer apart each time.
+const CHUNK_ATTEMPTS: u32 = 8;
+
 /// Loads one chunk exactly once (see `journal`); returns its rows.
 async fn load_chunk(
     conn: &mut LoadConn,
@@ -429,9 +438,41 @@ async fn load_chunk(
     current_db: &mut Option<String>,
     total: &ProgressBar,
 ) -> Result<u64> {
+    let mut attempt = 1;
+    loop {
+        let e = match load_chunk_once(conn, shared, t, chunk, current_db, total).await {
+            Ok(rows) => return Ok(rows),
+            Err(e) => e,
+        };
+        let retried = match &e {
+            LoadError::Rdump(e) => e.sql_error_code().filter(|c| RETRIED_ERRORS.contains(c)),
+            _ => None,
+        };
+        if !t.transactional || retried.is_none() || attempt >= CHUNK_ATTEMPTS {
+            return Err(e);
+        }
+        if shared.verbose {
+            eprintln!(
+                "rload: {e}; loading the chunk again (attempt {})",
+                attempt + 1
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+        attempt += 1;
+    }
+}
+
+/// One attempt at `load_chunk`. An InnoDB chunk is rolled back on any error.
+async fn load_chunk_once(
+    conn: &mut LoadConn,
+    shared: &Shared,
+    t: &TableTarget,
+    chunk: &ChunkEntry,
+    current_db: &mut Option<String>,
+    total: &ProgressBar,
+) -> Result<u64> {
     let journal = &shared.journal;
     let item = journal::chunk_item(&chunk.file);
-    let path = shared.plan.path(&chunk.file);
     let name = qualified(&t.db, &t.entry.name);
     let context = format!("loading {name} chunk {} ({})", chunk.index, chunk.file);
     if current_db.as_deref() != Some(t.db.as_str()) {
@@ -441,67 +482,75 @@ async fn load_chunk(
     }
     if t.transactional {
         conn.exec("START TRANSACTION", &context).await?;
-    } else {
-        if journal.was_started(&item) {
-            // An interrupted load of this chunk left some of its rows: remove them.
-            let filter = chunk
-                .range
-                .as_deref()
-                .map(|r| format!(" WHERE {r}"))
-                .unwrap_or_default();
-            conn.exec(
-                &format!("DELETE FROM {name}{filter}"),
-                &format!(
-                    "removing the rows an interrupted load left in {name} chunk {}",
-                    chunk.index
-                ),
-            )
-            .await?;
+        let r = load_and_record(conn, shared, t, chunk, &item, context, total).await;
+        if r.is_err() {
+            // Also after an error of the journal row or of COMMIT: a later attempt's START
+            // TRANSACTION would otherwise commit what this one left.
+            let _ = conn.exec("ROLLBACK", "rolling back the chunk").await;
         }
-        journal.mark_started(conn, &item).await?;
+        return r;
     }
-    let loaded = if shared.plan.csv {
+    if journal.was_started(&item) {
+        // An interrupted load of this chunk left some of its rows: remove them.
+        let filter = chunk
+            .range
+            .as_deref()
+            .map(|r| format!(" WHERE {r}"))
+            .unwrap_or_default();
+        conn.exec(
+            &format!("DELETE FROM {name}{filter}"),
+            &format!(
+                "removing the rows an interrupted load left in {name} chunk {}",
+                chunk.index
+            ),
+        )
+        .await?;
+    }
+    journal.mark_started(conn, &item).await?;
+    load_and_record(conn, shared, t, chunk, &item, context, total).await
+}
+
+/// Loads the chunk's rows, checks their count and writes its journal row (and, for an
+/// InnoDB chunk, commits).
+async fn load_and_record(
+    conn: &mut LoadConn,
+    shared: &Shared,
+    t: &TableTarget,
+    chunk: &ChunkEntry,
+    item: &str,
+    context: String,
+    total: &ProgressBar,
+) -> Result<u64> {
+    let path = shared.plan.path(&chunk.file);
+    let rows = if shared.plan.csv {
         load_csv(conn, t, &path, chunk, &context, total).await
     } else {
         load_sql(conn, t, &path, &context, total).await
+    }?;
+    let short = if shared.plan.csv {
+        rows != chunk.rows
+    } else {
+        rows < chunk.rows
     };
-    let checked = loaded.and_then(|rows| {
-        let short = if shared.plan.csv {
-            rows != chunk.rows
-        } else {
-            rows < chunk.rows
-        };
-        if short {
-            Err(LoadError::Data {
-                server: conn.server.clone(),
-                context,
-                message: format!(
-                    "{rows} rows loaded, the manifest says {} (duplicate keys or rejected rows?)",
-                    chunk.rows
-                ),
-            })
-        } else {
-            Ok(chunk.rows)
-        }
-    });
-    let rows = match checked {
-        Ok(rows) => rows,
-        Err(e) => {
-            if t.transactional {
-                let _ = conn.exec("ROLLBACK", "rolling back the chunk").await;
-            }
-            return Err(e);
-        }
-    };
+    if short {
+        return Err(LoadError::Data {
+            server: conn.server.clone(),
+            context,
+            message: format!(
+                "{rows} rows loaded, the manifest says {} (duplicate keys or rejected rows?)",
+                chunk.rows
+            ),
+        });
+    }
     conn.exec(
-        &journal.done_sql(&item, rows, !t.transactional),
+        &shared.journal.done_sql(item, chunk.rows, !t.transactional),
         "writing the load journal",
     )
     .await?;
     if t.transactional {
         conn.exec("COMMIT", "committing the chunk").await?;
     }
-    Ok(rows)
+    Ok(chunk.rows)
 }
 
 /// Counts the stored bytes read, for the progress bar.
