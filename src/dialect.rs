@@ -90,6 +90,15 @@ impl Dialect {
         }
     }
 
+    /// Stopping and starting the replica's IO thread (a new connection attempt now).
+    pub fn restart_io_thread_sql(&self) -> [&'static str; 2] {
+        if self.mysql_at_least(8, 0, 22) {
+            ["STOP REPLICA IO_THREAD", "START REPLICA IO_THREAD"]
+        } else {
+            ["STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"]
+        }
+    }
+
     pub fn replica_status_columns(&self) -> ReplicaStatusColumns {
         if self.mysql_at_least(8, 0, 22) {
             ReplicaStatusColumns {
@@ -300,6 +309,18 @@ mod tests {
         assert_eq!(
             mariadb().replica_status_columns().exec_file,
             "Relay_Master_Log_File"
+        );
+        assert_eq!(
+            mysql("8.0.22").restart_io_thread_sql(),
+            ["STOP REPLICA IO_THREAD", "START REPLICA IO_THREAD"]
+        );
+        assert_eq!(
+            mysql("8.0.21").restart_io_thread_sql(),
+            ["STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"]
+        );
+        assert_eq!(
+            mariadb().restart_io_thread_sql(),
+            ["STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"]
         );
     }
 

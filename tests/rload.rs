@@ -670,6 +670,10 @@ fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong-password"), "{}", stderr(&out));
+    // Replication is stopped, so nothing is applied unwatched before the resume below
+    // resets it to the dump's position.
+    assert_eq!(replica_status(&r, "Slave_IO_Running"), "No");
+    assert_eq!(replica_status(&r, "Slave_SQL_Running"), "No");
     // Fixed and resumed: only replication is set up again.
     let out = seed(p.password(), true);
     assert_ok(&out, "seed");
@@ -747,4 +751,94 @@ fn a_partitioned_table_loads_in_parallel_through_deadlocks() {
         check_same(&expected, &snapshot_of(&target, &["part"])).unwrap();
     }
     eprintln!("chunks loaded again after a deadlock or lock wait timeout: {again}");
+}
+
+/// A seed that failed (a closed port, then a wrong password), then was started by hand and
+/// applied transactions: a resumed seed would reset the replica to the dump's position and
+/// apply them twice, so it is refused and replication is left as it runs.
+#[test]
+fn a_resumed_seed_is_refused_once_the_replica_has_moved_on() {
+    let (p, r) = std::thread::scope(|s| {
+        let p = s.spawn(|| start(81, true));
+        let r = s.spawn(|| start(82, true));
+        (p.join().unwrap(), r.join().unwrap())
+    });
+    p.sql(
+        "CREATE DATABASE moved;
+         CREATE TABLE moved.t (id INT PRIMARY KEY) ENGINE=InnoDB;
+         INSERT INTO moved.t VALUES (1), (2);",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(&p, &dir, &["--single-transaction", "moved"]);
+    // A port where nothing listens: the IO thread is tried again for a while, then the
+    // error is the server's, exit 2.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let seed_at = |port: &str, password: &str, resume: bool| {
+        let pw = format!("--source-password={password}");
+        let mut args = vec![
+            "--seed-replica",
+            "--source-host=127.0.0.1",
+            "--source-port",
+            port,
+            "--source-user",
+            p.user(),
+            pw.as_str(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        rload(&r, &dir, &args)
+    };
+    let out = seed_at(&closed, p.password(), false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error 2003"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("new attempt(s)"), "{}", stderr(&out));
+    let port = p.port().to_string();
+    let seed = |password: &str, resume: bool| seed_at(&port, password, resume);
+    let out = seed("wrong-password", true);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
+    // The DBA fixes the password by hand and starts replication; a row arrives.
+    r.sql(&format!(
+        "CHANGE MASTER TO MASTER_PASSWORD='{}'; START SLAVE;",
+        p.password()
+    ));
+    p.sql("INSERT INTO moved.t VALUES (3)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.sql_value("SELECT COUNT(*) FROM moved.t") != "3" {
+        assert!(Instant::now() < deadline, "the row did not arrive");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = seed(p.password(), true);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("moved past the dump's position"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(p.password()), "{}", stderr(&out));
+    assert_eq!(r.sql_value("SELECT COUNT(*) FROM moved.t"), "3");
+    assert_eq!(replica_status(&r, "Slave_SQL_Running"), "Yes");
+    // As the message says: without --seed-replica the resume finishes the load, and
+    // replication goes on untouched.
+    let out = rload(&r, &dir, &["--resume"]);
+    assert_ok(&out, "finish");
+    assert_eq!(
+        r.sql_value(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'rdump_load'"
+        ),
+        "0"
+    );
+    p.sql("INSERT INTO moved.t VALUES (4)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.sql_value("SELECT COUNT(*) FROM moved.t") != "4" {
+        assert!(Instant::now() < deadline, "replication stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

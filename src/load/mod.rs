@@ -21,9 +21,9 @@
 //! | `journal` | the `rdump_load` journal in the target: exactly-once chunks, resume |
 //! | `indexes` | which index definitions of a CREATE TABLE are deferred |
 //! | `schema` | existing objects, databases/tables/sequences, deferred ALTERs |
-//! | `data` | chunk loading (SQL statements, CSV through LOAD DATA LOCAL), progress |
+//! | `data` | chunk loading (SQL statements, CSV through LOAD DATA LOCAL), retries after a deadlock, progress |
 //! | `post` | routines, views, triggers, events |
-//! | `replica` | CHANGE MASTER / GTID position, waiting for replication |
+//! | `replica` | CHANGE MASTER / GTID position, waiting for replication, stopping it on failure |
 //! | `script`, `exec` | splitting and running the dump's SQL files |
 //! | `conn` | the loader's connections |
 //!
@@ -305,7 +305,11 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
             say(opts, || {
                 format!("starting replication from {}:{}", src.host, src.port)
             });
-            let report = replica::seed(&mut control, &plan.manifest, src).await?;
+            let again = journal.was_started(journal::REPLICA_ITEM);
+            journal
+                .mark_started(&mut control, journal::REPLICA_ITEM)
+                .await?;
+            let report = replica::seed(&mut control, &plan.manifest, src, again).await?;
             journal
                 .mark_done(&mut control, journal::REPLICA_ITEM, 0)
                 .await?;

@@ -9,8 +9,11 @@
 //! `CHANGE REPLICATION SOURCE TO` from 8.0.23. Replication is stopped and reset (`RESET
 //! SLAVE ALL`) first, so a resumed seed starts clean.
 //!
-//! Waiting: up to 60 s for `Slave_IO_Running` and `Slave_SQL_Running` both `Yes`; a thread
-//! error (`Last_IO_Error`, `Last_SQL_Error`) ends the wait with the server's message. The
+//! Waiting: up to 60 s for `Slave_IO_Running` and `Slave_SQL_Running` both `Yes`, and still
+//! so a second later; a thread error (`Last_IO_Error`, `Last_SQL_Error`) ends the wait with
+//! the server's message, but for a network error of the IO thread, tried again each second
+//! for 10 s. A failed wait stops replication, so nothing is applied unwatched; a resumed
+//! seed is refused once the replica's position has moved past the dump's. The
 //! load itself ran with `sql_log_bin=0` (`--enable-binlog` is refused with
 //! `--seed-replica`), so the replica's binary log does not hold the loaded rows.
 //!
@@ -120,8 +123,20 @@ pub fn statements(
 }
 
 /// Points the target at the source, starts replication and waits until it runs.
-pub async fn seed(conn: &mut LoadConn, m: &Manifest, src: &SourceOptions) -> Result<ReplicaReport> {
+/// `again`: an earlier run of this load got as far as starting replication (journal); it
+/// is set up again only if the replica has applied nothing since the dump's position.
+/// When the wait fails, replication is stopped, so nothing is applied unwatched and a
+/// resumed seed can start from the dump's position again.
+pub async fn seed(
+    conn: &mut LoadConn,
+    m: &Manifest,
+    src: &SourceOptions,
+    again: bool,
+) -> Result<ReplicaReport> {
     let (sql, start) = statements(conn.dialect.flavor, conn.dialect.version, m, src)?;
+    if again {
+        refuse_if_applied(conn, m).await?;
+    }
     let source = format!("{}:{}", src.host, src.port);
     for (i, s) in sql.iter().enumerate() {
         let context = match i {
@@ -132,8 +147,36 @@ pub async fn seed(conn: &mut LoadConn, m: &Manifest, src: &SourceOptions) -> Res
         };
         conn.exec(s, &context).await?;
     }
+    let waited = wait_running(conn, &source).await;
+    if waited.is_err() {
+        let _ = conn.exec(&sql[0], "stopping replication").await;
+    }
+    let lag = waited?;
+    Ok(ReplicaReport { source, start, lag })
+}
+
+/// Client errors of the IO thread that a new attempt may not have (the source busy or
+/// briefly unreachable): the IO thread is restarted each second rather than after its
+/// `MASTER_CONNECT_RETRY` (60 s by default, as long as the whole wait), for up to
+/// `TRANSIENT_FOR`; a source that stays unreachable (a wrong port) is then an error.
+const TRANSIENT_IO_ERRORS: [&str; 4] = ["2003", "2006", "2013", "2002"];
+const TRANSIENT_FOR: Duration = Duration::from_secs(10);
+
+/// How long both threads must keep running, with no error, before the seed is taken as
+/// working: an IO thread reports an unknown or purged start position (1236) only after it
+/// has connected.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Waits until both replication threads run (and keep running for `SETTLE`); returns
+/// `Seconds_Behind_Master`. A thread error ends the wait with the server's message.
+async fn wait_running(conn: &mut LoadConn, source: &str) -> Result<Option<u64>> {
     let status_sql = conn.dialect.replica_status_sql();
+    let [stop_io, start_io] = conn.dialect.restart_io_thread_sql();
     let deadline = Instant::now() + WAIT;
+    let mut running_since: Option<Instant> = None;
+    let mut restarts = 0;
+    let mut first_transient: Option<Instant> = None;
+    let mut last_io_error = String::new();
     loop {
         let rows = conn.rows(status_sql, "reading the replica status").await?;
         let Some(row) = rows.first() else {
@@ -162,31 +205,124 @@ pub async fn seed(conn: &mut LoadConn, m: &Manifest, src: &SourceOptions) -> Res
             });
         }
         if !io_errno.is_empty() && io_errno != "0" && io != "Yes" {
-            return Err(LoadError::Replication {
-                server: conn.server.clone(),
-                message: format!(
-                    "the IO thread cannot replicate from {source}: error {io_errno}: {}",
-                    get(&["Last_IO_Error"])
-                ),
-            });
+            last_io_error = format!("error {io_errno}: {}", get(&["Last_IO_Error"]));
+            let transient = TRANSIENT_IO_ERRORS.contains(&io_errno.as_str())
+                && first_transient.get_or_insert_with(Instant::now).elapsed() < TRANSIENT_FOR;
+            if !transient {
+                let mut message =
+                    format!("the IO thread cannot replicate from {source}: {last_io_error}");
+                if restarts > 0 {
+                    message.push_str(&format!(" (after {restarts} new attempt(s))"));
+                }
+                return Err(LoadError::Replication {
+                    server: conn.server.clone(),
+                    message,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            conn.exec(stop_io, "restarting the replica's IO thread")
+                .await?;
+            conn.exec(start_io, "restarting the replica's IO thread")
+                .await?;
+            restarts += 1;
+            running_since = None;
+            continue;
         }
         if io == "Yes" && sql_running == "Yes" {
-            let lag = get(&["Seconds_Behind_Master", "Seconds_Behind_Source"])
-                .parse()
-                .ok();
-            return Ok(ReplicaReport { source, start, lag });
+            let since = *running_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SETTLE {
+                return Ok(get(&["Seconds_Behind_Master", "Seconds_Behind_Source"])
+                    .parse()
+                    .ok());
+            }
+        } else {
+            running_since = None;
         }
         if Instant::now() > deadline {
+            let mut message = format!(
+                "replication from {source} did not start within {} s (IO thread: {io}, SQL thread: {sql_running})",
+                WAIT.as_secs()
+            );
+            if !last_io_error.is_empty() {
+                message.push_str(&format!("; the IO thread's last error: {last_io_error}"));
+            }
             return Err(LoadError::Replication {
                 server: conn.server.clone(),
-                message: format!(
-                    "replication from {source} did not start within {} s (IO thread: {io}, SQL thread: {sql_running})",
-                    WAIT.as_secs()
-                ),
+                message,
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A seed that an earlier run started may have applied transactions since: resetting the
+/// replica to the dump's position would apply them twice. Refused, then, for the DBA to
+/// look at; nothing is applied twice.
+async fn refuse_if_applied(conn: &mut LoadConn, m: &Manifest) -> Result<()> {
+    let c = &m.coordinates;
+    let (file, pos, gtid) = match &c.source {
+        Some(s) => (
+            Some(s.binlog_file.clone()),
+            Some(s.binlog_position),
+            s.gtid.clone(),
+        ),
+        None => (c.binlog_file.clone(), c.binlog_position, c.gtid.clone()),
+    };
+    let now = match gtid.filter(|g| !g.trim().is_empty()) {
+        Some(dumped) => {
+            let sql = if conn.dialect.flavor == Flavor::MySql {
+                "SELECT @@GLOBAL.gtid_executed"
+            } else {
+                "SELECT @@GLOBAL.gtid_slave_pos"
+            };
+            let now = conn
+                .first_value(sql, "reading the replica's GTID position")
+                .await?
+                .unwrap_or_default();
+            (!now.trim().is_empty() && gtid_set(&now) != gtid_set(&dumped))
+                .then(|| format!("GTID {}, the dump's {dumped}", now.trim()))
+        }
+        None => {
+            let cols = conn.dialect.replica_status_columns();
+            let rows = conn
+                .rows(
+                    conn.dialect.replica_status_sql(),
+                    "reading the replica status",
+                )
+                .await?;
+            rows.first().and_then(|row| {
+                let now_file = cell_by_name(row, cols.exec_file).unwrap_or_default();
+                let now_pos = cell_by_name(row, cols.exec_pos).unwrap_or_default();
+                let dumped = (
+                    file.clone().unwrap_or_default(),
+                    pos.unwrap_or(0).to_string(),
+                );
+                (!now_file.is_empty() && (now_file.clone(), now_pos.clone()) != dumped)
+                    .then(|| format!("{now_file}:{now_pos}, the dump's {}:{}", dumped.0, dumped.1))
+            })
+        }
+    };
+    match now {
+        None => Ok(()),
+        Some(applied) => Err(LoadError::Refused(format!(
+            "{}: the replication an earlier run of this load started has moved past the \
+             dump's position ({applied}): it is not set up again, so nothing is applied twice. \
+             Check SHOW SLAVE STATUS; if it runs, the replica is seeded, and the same command \
+             with --resume but without --seed-replica finishes the load",
+            conn.server
+        ))),
+    }
+}
+
+/// A GTID set's members, in a fixed order ("0-1-5,1-2-9" and "1-2-9, 0-1-5" are equal).
+fn gtid_set(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .split(',')
+        .map(|g| g.split_whitespace().collect::<String>())
+        .filter(|g| !g.is_empty())
+        .collect();
+    v.sort();
+    v
 }
 
 #[cfg(test)]
