@@ -313,6 +313,12 @@ fn check_seedable(opts: &LoadOptions, m: &Manifest, dbs: &[DbPlan]) -> Result<()
             m.consistency.method, m.consistency.non_transactional_consistent
         )));
     }
+    if let Some(w) = &m.options.where_clause {
+        return Err(LoadError::Refused(format!(
+            "the dump cannot seed a replica: it was taken with --where={w}, so the replica \
+             would lack rows that replicated changes touch"
+        )));
+    }
     let c = &m.coordinates;
     let has = c.source.is_some()
         || (c.binlog_file.is_some() && c.binlog_position.is_some())
@@ -537,6 +543,12 @@ mod tests {
         let mut m = manifest();
         m.coordinates.gtid = Some("0-1-5".into());
         assert!(plan_from(&o, m.clone(), b"m").is_ok());
+        let mut filtered = m.clone();
+        filtered.options.where_clause = Some("id < 10".into());
+        assert!(matches!(
+            plan_from(&o, filtered, b"m"),
+            Err(LoadError::Refused(e)) if e.contains("--where=id < 10")
+        ));
         m.consistency.consistent = false;
         assert!(matches!(plan_from(&o, m, b"m"), Err(LoadError::Refused(_))));
     }
