@@ -629,8 +629,13 @@ async fn dump_table(
                     net_buffer_length: shape.net_buffer_length,
                 };
                 // A pool that lost its connections (failed chunks under `--force`) leaves
-                // the reading to the dump's own session, in the same snapshot.
-                let pool = pool.as_mut().filter(|p| !p.is_empty());
+                // the reading to the dump's own session, in the same snapshot. So does a
+                // table of a table-lock engine (MyISAM, Aria): under --lock-tables only this
+                // session holds its READ LOCAL lock; readers would see rows inserted after
+                // it, and their reads would queue behind a writer waiting for it (a hang).
+                let pool = pool
+                    .as_mut()
+                    .filter(|p| !p.is_empty() && t.is_transactional());
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
                 // TABLES is left open in the output.

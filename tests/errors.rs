@@ -1311,3 +1311,50 @@ fn force_after_a_lost_connection_exits_with_the_first_errors_code() {
         "a_big restored with {n} rows"
     );
 }
+
+/// The default `--lock-tables` mode read by several connections: a MyISAM table is read by
+/// the session that holds its `READ LOCAL` lock. Readers without the lock saw rows inserted
+/// after it (concurrent inserts), and an UPDATE waiting for the lock queued their reads
+/// behind it while the lock waited for them: the dump hung.
+#[test]
+fn lock_tables_reads_a_myisam_table_under_its_lock() {
+    let f = fixture();
+    let s = &f.server;
+    s.sql(&format!(
+        "CREATE DATABASE mylock;
+         USE mylock;
+         CREATE TABLE m (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=MyISAM;
+         INSERT INTO m SELECT seq, REPEAT(CONCAT('row-', seq, '-'), 5) FROM seq_1_to_{BIG_ROWS};"
+    ));
+    own_account(s, "mylock");
+    let mut dump = Running::spawn(rdump(&as_account(s, "mylock"), &["--threads=4", "mylock"]));
+    dump.wait_until("1 MB of rows on stdout", |stdout| stdout > 1 << 20);
+    dump.assert_running("the writes");
+    // A concurrent insert at the end of the table (allowed by READ LOCAL), then an UPDATE
+    // that waits for the lock until the dump ends.
+    let late = BIG_ROWS + 1;
+    s.sql(&format!("INSERT INTO mylock.m VALUES ({late}, 'late')"));
+    let update = s
+        .client_command()
+        .args(["-e", "UPDATE mylock.m SET v = 'updated' WHERE id = 5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = dump.finish();
+    out.assert_code(0);
+    let text = out.stdout_text();
+    assert_contains(&text, &format!("({BIG_ROWS},'row-{BIG_ROWS}-"));
+    assert!(
+        !text.contains(&format!("({late},'late')")),
+        "a row inserted after the lock is in the dump"
+    );
+    assert!(!text.contains("'updated'"), "the UPDATE got in");
+    let updated = update.wait_with_output().unwrap();
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+}
