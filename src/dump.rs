@@ -246,22 +246,28 @@ async fn choose_strategy(
     if !parallel {
         return Ok((snapshot::strategy_for(c, &s.dialect), None));
     }
-    let readers = try_join_all((0..plan.stream.threads).map(|_| async {
+    // A single transaction takes its lock on one more connection (see SharedSnapshot).
+    let locker = usize::from(matches!(c.mode, Consistency::SingleTransaction));
+    let mut readers = try_join_all((0..plan.stream.threads + locker).map(|_| async {
         let mut r = Session::connect(&plan.connection).await?;
         prepare_session(&mut r, plan).await?;
         Ok::<Session, Error>(r)
     }))
     .await?;
     Ok(match c.mode {
-        Consistency::SingleTransaction => (
-            Box::new(SharedSnapshot::new(
-                c,
-                &s.dialect,
-                readers,
-                plan.stream.threads_given,
-            )?),
-            None,
-        ),
+        Consistency::SingleTransaction => {
+            let locker = readers.pop().expect("one connection more than the readers");
+            (
+                Box::new(SharedSnapshot::new(
+                    c,
+                    &s.dialect,
+                    readers,
+                    locker,
+                    plan.stream.threads_given,
+                )?),
+                None,
+            )
+        }
         Consistency::LockAllTables => (
             Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers)),
             None,

@@ -94,6 +94,9 @@ pub trait ConsistencyStrategy: Send {
 pub struct SharedSnapshot {
     group: Box<dyn GroupStrategy>,
     readers: Vec<Session>,
+    /// Takes the lock, so the dump's own session can start its snapshot under it too:
+    /// MariaDB's BACKUP STAGE END ends the transaction of the session that runs it.
+    locker: Option<Session>,
     fallback: Option<Snapshot>,
     wants: Wants,
     warn_on_fallback: bool,
@@ -104,12 +107,14 @@ impl SharedSnapshot {
         plan: &ConsistencyPlan,
         dialect: &Dialect,
         readers: Vec<Session>,
+        locker: Session,
         warn_on_fallback: bool,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
         Ok(SharedSnapshot {
             group: group_strategy(DirConsistency::Auto, dialect, wants)?,
             readers,
+            locker: Some(locker),
             fallback: None,
             wants,
             warn_on_fallback,
@@ -120,11 +125,24 @@ impl SharedSnapshot {
 impl ConsistencyStrategy for SharedSnapshot {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
         Box::pin(async move {
-            match self.group.lock(s, &mut self.readers, &[]).await {
+            let Some(mut locker) = self.locker.take() else {
+                return Err(Error::Usage("the shared snapshot was set up twice".into()));
+            };
+            let locked = self.group.lock(&mut locker, &mut self.readers, &[]).await;
+            let locked = match locked {
                 Ok(start) => {
-                    self.group.release(s).await?;
-                    Ok(start.coordinates)
+                    // The dump's own session joins the snapshot too, while commits are
+                    // still stopped: it reads a table's rows itself when `--force` has
+                    // left the pool without readers, and MyISAM tables.
+                    let joined = start_snapshots(std::slice::from_mut(s)).await;
+                    let released = self.group.release(&mut locker).await;
+                    released.and(joined).map(|()| start)
                 }
+                Err(e) => Err(e),
+            };
+            locker.close().await;
+            match locked {
+                Ok(start) => Ok(start.coordinates),
                 Err(Error::Server { message, .. }) if message.contains("RELOAD") => {
                     if self.warn_on_fallback {
                         eprintln!(
@@ -152,7 +170,7 @@ impl ConsistencyStrategy for SharedSnapshot {
         Box::pin(async move {
             match &mut self.fallback {
                 Some(f) => f.teardown(s).await,
-                None => Ok(()),
+                None => s.exec("COMMIT", "ending the snapshot").await,
             }
         })
     }

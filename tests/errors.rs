@@ -1358,3 +1358,31 @@ fn lock_tables_reads_a_myisam_table_under_its_lock() {
         String::from_utf8_lossy(&updated.stderr)
     );
 }
+
+/// `--single-transaction` read by several connections: the dump's own session starts its
+/// snapshot with the readers', under the same lock (it reads a table's rows itself when
+/// `--force` has left the pool without readers), so it has a transaction as they do.
+#[test]
+fn the_dumps_own_session_joins_the_readers_snapshot() {
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    own_account(s, "snapjoin");
+    let mut dump = Running::spawn(rdump(
+        &as_account(s, "snapjoin"),
+        &["--single-transaction", "--threads=2", "big"],
+    ));
+    dump.wait_until("1 MB of rows on stdout", |stdout| stdout > 1 << 20);
+    dump.assert_running("reading the transactions");
+    let in_snapshot = s.sql_value(
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t
+           JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+          WHERE p.USER = 'snapjoin'",
+    );
+    let connections =
+        s.sql_value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'snapjoin'");
+    let out = dump.finish();
+    out.assert_code(0);
+    assert_eq!(connections, "3", "the dump's session and two readers");
+    assert_eq!(in_snapshot, "3", "sessions of the dump with a transaction");
+}
