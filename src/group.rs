@@ -18,7 +18,8 @@ use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
 use crate::snapshot::{
-    Coordinates, Wants, lock_for_reading, read_current_coordinates, take_global_read_lock,
+    Coordinates, Wants, lock_for_reading, read_current_coordinates, snapshot_coordinates,
+    take_global_read_lock,
 };
 
 /// What `lock` established.
@@ -255,10 +256,20 @@ impl GroupStrategy for Unlocked {
             if self.snapshot {
                 start_snapshots(workers).await?;
             }
-            let coordinates = read_current_coordinates(control, self.wants).await?;
+            let wanted = self.wants.binlog || self.wants.gtid || self.wants.source;
+            let one = self.snapshot && workers.len() == 1;
+            // One snapshot is consistent; its coordinates are exact only when they are the
+            // snapshot's own (MariaDB), not the server's a moment later.
+            let exact =
+                one && !self.wants.source && control.dialect.snapshot_binlog_status_sql().is_some();
+            let coordinates = if exact && wanted {
+                snapshot_coordinates(&mut workers[0], self.wants).await?
+            } else {
+                read_current_coordinates(control, self.wants).await?
+            };
             Ok(GroupStart {
                 coordinates,
-                consistent: self.snapshot && workers.len() == 1,
+                consistent: one && (exact || !wanted),
                 blocks_writes: false,
             })
         })

@@ -413,6 +413,48 @@ async fn start_replica(s: &mut Session) -> Result<()> {
     s.exec(sql, "restarting replication").await
 }
 
+/// The binlog position and GTID of the snapshot `s` has started (MariaDB's
+/// `binlog_snapshot_file/position`): exact without any lock.
+pub async fn snapshot_coordinates(s: &mut Session, wants: Wants) -> Result<Coordinates> {
+    let mut c = Coordinates::default();
+    if wants.binlog || wants.gtid {
+        // MariaDB: binlog_snapshot_* report the position of this very snapshot.
+        let sql = s.dialect.snapshot_binlog_status_sql().unwrap_or_default();
+        let rows = s
+            .rows(sql, "reading the snapshot's binlog position")
+            .await?;
+        let mut file = None;
+        let mut pos = None;
+        for r in &rows {
+            match cell_string(r, 0).as_deref() {
+                Some("Binlog_snapshot_file") => file = cell_string(r, 1),
+                Some("Binlog_snapshot_position") => {
+                    pos = cell_string(r, 1).and_then(|p| p.parse::<u64>().ok())
+                }
+                _ => {}
+            }
+        }
+        match (file, pos) {
+            (Some(f), Some(p)) if !f.is_empty() => {
+                if wants.gtid {
+                    if let Some(sql) = s.dialect.gtid_at_binlog_pos_sql(&f, p) {
+                        c.gtid = s
+                            .first_value(&sql, "reading the snapshot's GTID position")
+                            .await?
+                            .filter(|g| !g.is_empty());
+                    }
+                }
+                if wants.binlog {
+                    c.binlog = Some((f, p));
+                }
+            }
+            _ if wants.binlog => return Err(binlog_off(s)),
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
 /// `--single-transaction`: one REPEATABLE READ snapshot; `locked` takes FTWRL just long
 /// enough to start it and read coordinates.
 pub struct Snapshot {
@@ -435,43 +477,7 @@ impl ConsistencyStrategy for Snapshot {
                 return Ok(c);
             }
             start_snapshot(s).await?;
-            let mut c = Coordinates::default();
-            if self.wants.binlog || self.wants.gtid {
-                // MariaDB: binlog_snapshot_* report the position of this very snapshot.
-                let sql = s.dialect.snapshot_binlog_status_sql().unwrap_or_default();
-                let rows = s
-                    .rows(sql, "reading the snapshot's binlog position")
-                    .await?;
-                let mut file = None;
-                let mut pos = None;
-                for r in &rows {
-                    match cell_string(r, 0).as_deref() {
-                        Some("Binlog_snapshot_file") => file = cell_string(r, 1),
-                        Some("Binlog_snapshot_position") => {
-                            pos = cell_string(r, 1).and_then(|p| p.parse::<u64>().ok())
-                        }
-                        _ => {}
-                    }
-                }
-                match (file, pos) {
-                    (Some(f), Some(p)) if !f.is_empty() => {
-                        if self.wants.gtid {
-                            if let Some(sql) = s.dialect.gtid_at_binlog_pos_sql(&f, p) {
-                                c.gtid = s
-                                    .first_value(&sql, "reading the snapshot's GTID position")
-                                    .await?
-                                    .filter(|g| !g.is_empty());
-                            }
-                        }
-                        if self.wants.binlog {
-                            c.binlog = Some((f, p));
-                        }
-                    }
-                    _ if self.wants.binlog => return Err(binlog_off(s)),
-                    _ => {}
-                }
-            }
-            Ok(c)
+            snapshot_coordinates(s, self.wants).await
         })
     }
 

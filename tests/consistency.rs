@@ -129,6 +129,7 @@ fn dump_under_load(
     source: &Server,
     target: &Server,
     consistency: &str,
+    threads: u32,
     dir: &Path,
 ) -> manifest::Manifest {
     let writers = start_writers(source);
@@ -136,12 +137,8 @@ fn dump_under_load(
     let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
         .arg("--no-defaults")
         .arg(format!("--socket={}", source.socket().display()))
-        .args([
-            "-uroot",
-            "--threads=4",
-            "--chunk-size=200",
-            "--progress=never",
-        ])
+        .args(["-uroot", "--chunk-size=200", "--progress=never"])
+        .arg(format!("--threads={threads}"))
         .arg(format!("--consistency={consistency}"))
         .arg(format!("--dir={}", dir.display()))
         .args(["-B", "bank"])
@@ -168,7 +165,7 @@ fn every_locking_method_captures_one_state_and_its_coordinates() {
     for method in ["flush", "backup-lock", "lock", "auto"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("d");
-        let m = dump_under_load(&source, &target, method, &dir);
+        let m = dump_under_load(&source, &target, method, 4, &dir);
         assert!(
             m.consistency.consistent,
             "[{method}] manifest says not consistent"
@@ -203,6 +200,30 @@ fn every_locking_method_captures_one_state_and_its_coordinates() {
             m.consistency.lock_ms
         );
     }
+}
+
+/// `--consistency=snapshot-only` with one thread takes no lock: its one snapshot is
+/// consistent, and its coordinates are the snapshot's own (MariaDB's binlog_snapshot_*),
+/// not the server's a moment later, which replaying the binlog from them shows.
+#[test]
+fn one_snapshot_without_a_lock_records_its_own_coordinates() {
+    let (source, target) = common::start_two(common::options(56, true), common::options(57, false));
+    setup(&source);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let m = dump_under_load(&source, &target, "snapshot-only", 1, &dir);
+    assert!(m.consistency.consistent, "one snapshot is consistent");
+    assert_eq!(total(&target), 2 * u64::from(ROWS) * START_AMOUNT);
+    let file = m.coordinates.binlog_file.clone().unwrap();
+    let pos = m.coordinates.binlog_position.unwrap();
+    replay_binlog(&source, &target, &file, pos);
+    // The MyISAM table is read outside any lock: only the InnoDB tables must match.
+    let innodb = |s: &Server| s.sql("CHECKSUM TABLE bank.a, bank.b EXTENDED");
+    assert_eq!(
+        innodb(&target),
+        innodb(&source),
+        "the dump plus the binlog from its coordinates is not the source"
+    );
 }
 
 #[test]
