@@ -133,6 +133,15 @@ impl Dialect {
         }
     }
 
+    /// Starts only the replica's SQL thread (after `stop_replica_sql`).
+    pub fn start_replica_sql_thread_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 0, 22) || self.mariadb_at_least(10, 5, 1) {
+            "START REPLICA SQL_THREAD"
+        } else {
+            "START SLAVE SQL_THREAD"
+        }
+    }
+
     /// The statement that points a replica at `file`/`pos` (without trailing `;`).
     /// MySQL 8.0.23 renamed CHANGE MASTER TO and its MASTER_ options.
     pub fn change_source_sql(
@@ -321,6 +330,14 @@ mod tests {
         assert_eq!(
             mariadb().restart_io_thread_sql(),
             ["STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"]
+        );
+        assert_eq!(
+            mysql("8.0.22").start_replica_sql_thread_sql(),
+            "START REPLICA SQL_THREAD"
+        );
+        assert_eq!(
+            mysql("5.7.44").start_replica_sql_thread_sql(),
+            "START SLAVE SQL_THREAD"
         );
     }
 

@@ -158,6 +158,7 @@ impl ConsistencyStrategy for SharedSnapshot {
                     let fallback = self.fallback.insert(Snapshot {
                         wants: self.wants,
                         locked,
+                        stopped_sql_thread: false,
                     });
                     fallback.setup(s).await
                 }
@@ -203,17 +204,20 @@ pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn Consis
                 Box::new(Snapshot {
                     wants,
                     locked: false,
+                    stopped_sql_thread: false,
                 })
             } else {
                 Box::new(Snapshot {
                     wants,
                     locked: true,
+                    stopped_sql_thread: false,
                 })
             }
         }
         Consistency::LockAllTables => Box::new(GlobalReadLock {
             wants,
             readers: Vec::new(),
+            stopped_sql_thread: false,
         }),
         Consistency::LockTables => Box::new(TableLocks { wants }),
         Consistency::None => Box::new(NoLocks { wants }),
@@ -403,14 +407,30 @@ async fn start_snapshot(s: &mut Session) -> Result<()> {
     .await
 }
 
-async fn stop_replica_sql_thread(s: &mut Session) -> Result<()> {
-    let sql = s.dialect.stop_replica_sql();
-    s.exec(sql, "stopping the replica SQL thread").await
+/// `--dump-slave`: stops the replica's SQL thread if it runs; returns whether it did, so
+/// that only a thread rdump stopped is started again (a replica the DBA stopped, delayed or
+/// left broken stays as it was).
+async fn stop_replica_sql_thread(s: &mut Session) -> Result<bool> {
+    let rows = s
+        .rows(s.dialect.replica_status_sql(), "reading the replica status")
+        .await?;
+    let running = rows.first().is_some_and(|row| {
+        ["Slave_SQL_Running", "Replica_SQL_Running"]
+            .iter()
+            .find_map(|n| cell_by_name(row, n))
+            .is_some_and(|v| v == "Yes")
+    });
+    if running {
+        let sql = s.dialect.stop_replica_sql();
+        s.exec(sql, "stopping the replica SQL thread").await?;
+    }
+    Ok(running)
 }
 
-async fn start_replica(s: &mut Session) -> Result<()> {
-    let sql = s.dialect.start_replica_sql();
-    s.exec(sql, "restarting replication").await
+/// Starts the SQL thread `stop_replica_sql_thread` stopped.
+async fn restart_replica_sql_thread(s: &mut Session) -> Result<()> {
+    let sql = s.dialect.start_replica_sql_thread_sql();
+    s.exec(sql, "restarting the replica SQL thread").await
 }
 
 /// The binlog position and GTID of the snapshot `s` has started (MariaDB's
@@ -460,13 +480,15 @@ pub async fn snapshot_coordinates(s: &mut Session, wants: Wants) -> Result<Coord
 pub struct Snapshot {
     wants: Wants,
     locked: bool,
+    /// `--dump-slave` stopped the replica's SQL thread: teardown starts it again.
+    stopped_sql_thread: bool,
 }
 
 impl ConsistencyStrategy for Snapshot {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
         Box::pin(async move {
             if self.wants.source {
-                stop_replica_sql_thread(s).await?;
+                self.stopped_sql_thread = stop_replica_sql_thread(s).await?;
             }
             if self.locked {
                 global_read_lock(s, self.wants.flush_logs).await?;
@@ -484,8 +506,8 @@ impl ConsistencyStrategy for Snapshot {
     fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             s.exec("COMMIT", "ending the snapshot").await?;
-            if self.wants.source {
-                start_replica(s).await?;
+            if std::mem::take(&mut self.stopped_sql_thread) {
+                restart_replica_sql_thread(s).await?;
             }
             Ok(())
         })
@@ -505,6 +527,8 @@ pub struct GlobalReadLock {
     wants: Wants,
     /// Reader connections that start snapshots while the lock is held.
     readers: Vec<Session>,
+    /// `--dump-slave` stopped the replica's SQL thread: teardown starts it again.
+    stopped_sql_thread: bool,
 }
 
 impl GlobalReadLock {
@@ -512,6 +536,7 @@ impl GlobalReadLock {
         GlobalReadLock {
             wants: Wants::from_plan(plan, dialect),
             readers,
+            stopped_sql_thread: false,
         }
     }
 }
@@ -520,7 +545,7 @@ impl ConsistencyStrategy for GlobalReadLock {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
         Box::pin(async move {
             if self.wants.source {
-                stop_replica_sql_thread(s).await?;
+                self.stopped_sql_thread = stop_replica_sql_thread(s).await?;
             }
             global_read_lock(s, self.wants.flush_logs).await?;
             start_snapshots(&mut self.readers).await?;
@@ -536,8 +561,8 @@ impl ConsistencyStrategy for GlobalReadLock {
         Box::pin(async move {
             s.exec("UNLOCK TABLES", "releasing the global read lock")
                 .await?;
-            if self.wants.source {
-                start_replica(s).await?;
+            if std::mem::take(&mut self.stopped_sql_thread) {
+                restart_replica_sql_thread(s).await?;
             }
             Ok(())
         })

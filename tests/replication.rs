@@ -186,6 +186,20 @@ fn dump_slave_records_the_sources_position_and_restarts_replication() {
             .map(|s| s.trim() == "c")
             .unwrap_or(false)
     });
+
+    // A SQL thread the DBA stopped stays stopped: rdump starts only what it stopped.
+    replica.sql("STOP SLAVE SQL_THREAD");
+    wait_for("the SQL thread to stop", || {
+        replica_status(replica, "Slave_SQL_Running") == "No"
+    });
+    dump_ok(replica, &["--single-transaction", "--dump-slave=1", "app"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(replica_status(replica, "Slave_SQL_Running"), "No");
+    assert_eq!(replica_status(replica, "Slave_IO_Running"), "Yes");
+    replica.sql("START SLAVE SQL_THREAD");
+    wait_for("replication to run again", || {
+        replica_status(replica, "Slave_SQL_Running") == "Yes"
+    });
 }
 
 #[test]
