@@ -595,6 +595,32 @@ fn replica_status(r: &Server, column: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `rload --seed-replica` of `dir` into `r`, replicating from `p` (127.0.0.1:`port`) as
+/// its user with `password`.
+fn seed_replica(
+    r: &Server,
+    dir: &Path,
+    p: &Server,
+    port: &str,
+    password: &str,
+    resume: bool,
+) -> Output {
+    let pw = format!("--source-password={password}");
+    let mut args = vec![
+        "--seed-replica",
+        "--source-host=127.0.0.1",
+        "--source-port",
+        port,
+        "--source-user",
+        p.user(),
+        pw.as_str(),
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    rload(r, dir, &args)
+}
+
 #[test]
 fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
     let (p, r) = std::thread::scope(|s| {
@@ -649,22 +675,7 @@ fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
     assert!(m.consistency.consistent && m.consistency.non_transactional_consistent);
 
     let port = p.port().to_string();
-    let seed = |password: &str, resume: bool| {
-        let pw = format!("--source-password={password}");
-        let mut args = vec![
-            "--seed-replica",
-            "--source-host=127.0.0.1",
-            "--source-port",
-            port.as_str(),
-            "--source-user",
-            p.user(),
-            pw.as_str(),
-        ];
-        if resume {
-            args.push("--resume");
-        }
-        rload(&r, &dir, &args)
-    };
+    let seed = |password: &str, resume: bool| seed_replica(&r, &dir, &p, &port, password, resume);
     // A wrong replication password: the server's message, exit 2; the data stays loaded.
     let out = seed("wrong-password", false);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -780,20 +791,7 @@ fn a_resumed_seed_is_refused_once_the_replica_has_moved_on() {
         .port()
         .to_string();
     let seed_at = |port: &str, password: &str, resume: bool| {
-        let pw = format!("--source-password={password}");
-        let mut args = vec![
-            "--seed-replica",
-            "--source-host=127.0.0.1",
-            "--source-port",
-            port,
-            "--source-user",
-            p.user(),
-            pw.as_str(),
-        ];
-        if resume {
-            args.push("--resume");
-        }
-        rload(&r, &dir, &args)
+        seed_replica(&r, &dir, &p, port, password, resume)
     };
     let out = seed_at(&closed, p.password(), false);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -50,15 +50,7 @@ pub fn statements(
     m: &Manifest,
     src: &SourceOptions,
 ) -> Result<(Vec<String>, String)> {
-    let c = &m.coordinates;
-    let (file, pos, gtid) = match &c.source {
-        Some(s) => (
-            Some(s.binlog_file.clone()),
-            Some(s.binlog_position),
-            s.gtid.clone(),
-        ),
-        None => (c.binlog_file.clone(), c.binlog_position, c.gtid.clone()),
-    };
+    let (file, pos, gtid) = start_coordinates(m);
     let gtid = gtid.filter(|g| !g.trim().is_empty());
     let mysql = flavor == Flavor::MySql;
     let new_syntax = mysql && version >= Version(8, 0, 23);
@@ -120,6 +112,20 @@ pub fn statements(
     sql.push(change_sql);
     sql.push(start.to_string());
     Ok((sql, start_at))
+}
+
+/// Where replication starts: the dumped server's own source when the dump was taken with
+/// `--dump-slave`, else the dumped server. (binlog file, position, GTID set)
+fn start_coordinates(m: &Manifest) -> (Option<String>, Option<u64>, Option<String>) {
+    let c = &m.coordinates;
+    match &c.source {
+        Some(s) => (
+            Some(s.binlog_file.clone()),
+            Some(s.binlog_position),
+            s.gtid.clone(),
+        ),
+        None => (c.binlog_file.clone(), c.binlog_position, c.gtid.clone()),
+    }
 }
 
 /// Points the target at the source, starts replication and waits until it runs.
@@ -259,15 +265,7 @@ async fn wait_running(conn: &mut LoadConn, source: &str) -> Result<Option<u64>> 
 /// replica to the dump's position would apply them twice. Refused, then, for the DBA to
 /// look at; nothing is applied twice.
 async fn refuse_if_applied(conn: &mut LoadConn, m: &Manifest) -> Result<()> {
-    let c = &m.coordinates;
-    let (file, pos, gtid) = match &c.source {
-        Some(s) => (
-            Some(s.binlog_file.clone()),
-            Some(s.binlog_position),
-            s.gtid.clone(),
-        ),
-        None => (c.binlog_file.clone(), c.binlog_position, c.gtid.clone()),
-    };
+    let (file, pos, gtid) = start_coordinates(m);
     let now = match gtid.filter(|g| !g.trim().is_empty()) {
         Some(dumped) => {
             let sql = if conn.dialect.flavor == Flavor::MySql {
