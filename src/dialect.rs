@@ -25,9 +25,11 @@ pub struct Dialect {
     pub version_string: String,
 }
 
-/// Column names of `SHOW SLAVE STATUS`/`SHOW REPLICA STATUS` that locate the source.
+/// Column names of `SHOW SLAVE STATUS`/`SHOW REPLICA STATUS` that rdump reads: whether
+/// the SQL thread runs, and where the source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaStatusColumns {
+    pub sql_running: &'static str,
     pub exec_file: &'static str,
     pub exec_pos: &'static str,
     pub host: &'static str,
@@ -102,6 +104,7 @@ impl Dialect {
     pub fn replica_status_columns(&self) -> ReplicaStatusColumns {
         if self.mysql_at_least(8, 0, 22) {
             ReplicaStatusColumns {
+                sql_running: "Replica_SQL_Running",
                 exec_file: "Relay_Source_Log_File",
                 exec_pos: "Exec_Source_Log_Pos",
                 host: "Source_Host",
@@ -109,6 +112,7 @@ impl Dialect {
             }
         } else {
             ReplicaStatusColumns {
+                sql_running: "Slave_SQL_Running",
                 exec_file: "Relay_Master_Log_File",
                 exec_pos: "Exec_Master_Log_Pos",
                 host: "Master_Host",
@@ -130,6 +134,14 @@ impl Dialect {
             "START REPLICA"
         } else {
             "START SLAVE"
+        }
+    }
+
+    /// The GTID set a replica has applied: MariaDB's slave position, MySQL's executed set.
+    pub fn replica_gtid_position_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+            Flavor::MariaDb => "SELECT @@GLOBAL.gtid_slave_pos",
         }
     }
 
@@ -320,6 +332,14 @@ mod tests {
             "Relay_Master_Log_File"
         );
         assert_eq!(
+            mysql("8.0.22").replica_status_columns().sql_running,
+            "Replica_SQL_Running"
+        );
+        assert_eq!(
+            mariadb().replica_status_columns().sql_running,
+            "Slave_SQL_Running"
+        );
+        assert_eq!(
             mysql("8.0.22").restart_io_thread_sql(),
             ["STOP REPLICA IO_THREAD", "START REPLICA IO_THREAD"]
         );
@@ -338,6 +358,14 @@ mod tests {
         assert_eq!(
             mysql("5.7.44").start_replica_sql_thread_sql(),
             "START SLAVE SQL_THREAD"
+        );
+        assert_eq!(
+            mysql("8.0.36").replica_gtid_position_sql(),
+            "SELECT @@GLOBAL.gtid_executed"
+        );
+        assert_eq!(
+            mariadb().replica_gtid_position_sql(),
+            "SELECT @@GLOBAL.gtid_slave_pos"
         );
     }
 

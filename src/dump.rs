@@ -455,8 +455,7 @@ async fn dump_database(
         let create = if sel.no_create_db {
             None
         } else {
-            let r = catalog::show_create_database(s, db).await;
-            match r {
+            match catalog::show_create_database(s, db).await {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tolerate(plan, summary, Err(e))?;
@@ -478,41 +477,37 @@ async fn dump_database(
             TableKind::Base => dump_table(s, plan, db, t, out, summary, pool).await,
             TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
             TableKind::View if sel.no_create_info => Ok(()),
-            TableKind::View => match catalog::view_columns(s, db, &t.name).await {
-                Ok(cols) => {
+            TableKind::View => catalog::view_columns(s, db, &t.name)
+                .await
+                .and_then(|cols| {
                     out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
-                }
-                Err(e) => Err(e),
-            },
+                }),
         };
         tolerate(plan, summary, r)?;
     }
     if sel.events {
         out.write_all(script::events_heading(shape, db).as_bytes())?;
-        let r = match catalog::events(s, db).await {
-            Ok(events) => events
+        let r = catalog::events(s, db).await.and_then(|events| {
+            events
                 .iter()
-                .try_for_each(|e| out.write_all(script::event(e).as_bytes())),
-            Err(e) => Err(e),
-        };
+                .try_for_each(|e| out.write_all(script::event(e).as_bytes()))
+        });
         tolerate(plan, summary, r)?;
     }
     if sel.routines {
         out.write_all(script::routines_heading(shape, db).as_bytes())?;
-        let r = match catalog::routines(s, db).await {
-            Ok(routines) => routines
+        let r = catalog::routines(s, db).await.and_then(|routines| {
+            routines
                 .iter()
-                .try_for_each(|(rt, d)| out.write_all(script::routine(*rt, d).as_bytes())),
-            Err(e) => Err(e),
-        };
+                .try_for_each(|(rt, d)| out.write_all(script::routine(*rt, d).as_bytes()))
+        });
         tolerate(plan, summary, r)?;
     }
     if !sel.no_create_info {
         for v in tables.iter().filter(|t| t.kind == TableKind::View) {
-            let r = match catalog::show_create_view(s, db, &v.name).await {
-                Ok(d) => out.write_all(script::view_final(shape, &d).as_bytes()),
-                Err(e) => Err(e),
-            };
+            let r = catalog::show_create_view(s, db, &v.name)
+                .await
+                .and_then(|d| out.write_all(script::view_final(shape, &d).as_bytes()));
             tolerate(plan, summary, r)?;
         }
     }
@@ -645,23 +640,17 @@ async fn dump_table(
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
                 // TABLES is left open in the output.
-                let chunks = match pool {
-                    Some(_) => Some(
-                        chunk::plan_chunks(
-                            s,
-                            db,
-                            &t.name,
-                            plan.stream.chunk_rows_for(t.avg_row_bytes),
-                        )
-                        .await?
-                        .chunks,
-                    ),
+                let pooled = match pool {
+                    Some(pool) => {
+                        let rows = plan.stream.chunk_rows_for(t.avg_row_bytes);
+                        Some((pool, chunk::plan_chunks(s, db, &t.name, rows).await?.chunks))
+                    }
                     None => None,
                 };
                 out.write_all(
                     script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
                 )?;
-                if let (Some(pool), Some(chunks)) = (pool, chunks) {
+                if let Some((pool, chunks)) = pooled {
                     // Key-range chunks read by the pool's connections, written in order.
                     let read = Arc::new(read);
                     let chunks = chunks
@@ -713,12 +702,13 @@ async fn dump_table(
 
     if sel.triggers && !sel.no_create_info {
         let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
-        let r = match catalog::triggers(s, db, &t.name).await {
-            Ok(triggers) => triggers
-                .iter()
-                .try_for_each(|trig| schema_out.write_all(script::trigger(shape, trig).as_bytes())),
-            Err(e) => Err(e),
-        };
+        let r = catalog::triggers(s, db, &t.name)
+            .await
+            .and_then(|triggers| {
+                triggers.iter().try_for_each(|trig| {
+                    schema_out.write_all(script::trigger(shape, trig).as_bytes())
+                })
+            });
         // Under `--force`, `--tab` keeps the table's .sql file without them.
         tolerate(plan, summary, r)?;
     }

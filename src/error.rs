@@ -141,14 +141,6 @@ pub fn describe(e: &mysql_async::Error) -> String {
     }
 }
 
-/// The server error code, when the error came from the server.
-pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
-    match e {
-        mysql_async::Error::Server(s) => Some(s.code),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Error;

@@ -214,18 +214,13 @@ async fn read_chunk(
         }
         cursor.count
     };
-    // The rows read before an error end with a closed statement, as mysqldump's do: the
-    // writer passes them on before it sees the error (`--force` goes on after it). The
-    // session goes with this task.
-    if let Some(e) = failed {
-        enc.finish(&mut buf);
-        let _ = tx.send(buf).await;
-        return Err(e);
-    }
-    if complete {
+    // After an error the session goes with this task. The rows read before it end with a
+    // closed statement, as mysqldump's do: the writer passes them on before it sees the
+    // error (`--force` goes on after it).
+    if complete && failed.is_none() {
         let _ = done.send(s);
     }
     enc.finish(&mut buf);
     let _ = tx.send(buf).await;
-    Ok(rows)
+    failed.map_or(Ok(rows), Err)
 }

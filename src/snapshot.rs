@@ -128,8 +128,7 @@ impl ConsistencyStrategy for SharedSnapshot {
             let Some(mut locker) = self.locker.take() else {
                 return Err(Error::Usage("the shared snapshot was set up twice".into()));
             };
-            let locked = self.group.lock(&mut locker, &mut self.readers, &[]).await;
-            let locked = match locked {
+            let locked = match self.group.lock(&mut locker, &mut self.readers, &[]).await {
                 Ok(start) => {
                     // The dump's own session joins the snapshot too, while commits are
                     // still stopped: it reads a table's rows itself when `--force` has
@@ -333,9 +332,7 @@ pub async fn lock_with_backoff(s: &mut Session, sql: &str, context: &str) -> Res
     let taken = loop {
         attempt += 1;
         match s.exec(sql, context).await {
-            Err(Error::Server { message, .. })
-                if message.contains("Lock wait timeout") && attempt < 60 =>
-            {
+            Err(e) if e.sql_error_code() == Some(1205) && attempt < 60 => {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt.min(10))).await;
             }
             other => break other,
@@ -414,12 +411,10 @@ async fn stop_replica_sql_thread(s: &mut Session) -> Result<bool> {
     let rows = s
         .rows(s.dialect.replica_status_sql(), "reading the replica status")
         .await?;
-    let running = rows.first().is_some_and(|row| {
-        ["Slave_SQL_Running", "Replica_SQL_Running"]
-            .iter()
-            .find_map(|n| cell_by_name(row, n))
-            .is_some_and(|v| v == "Yes")
-    });
+    let column = s.dialect.replica_status_columns().sql_running;
+    let running = rows
+        .first()
+        .is_some_and(|row| cell_by_name(row, column).is_some_and(|v| v == "Yes"));
     if running {
         let sql = s.dialect.stop_replica_sql();
         s.exec(sql, "stopping the replica SQL thread").await?;

@@ -1162,6 +1162,23 @@ fn reader_of_a_big(s: &Server, user: &str) -> Option<String> {
     .map(|row| row[0].clone())
 }
 
+/// Stops `dump` once `ready` holds (given the bytes on its stdout) and a connection of
+/// `user` is reading the rows of `force_rows`.`a_big`; returns that connection's id.
+fn stopped_while_reading_a_big(
+    dump: &mut Running,
+    s: &Server,
+    user: &str,
+    what: &str,
+    ready: impl Fn(usize) -> bool,
+) -> String {
+    let mut id = None;
+    dump.wait_until(what, |stdout| {
+        id = reader_of_a_big(s, user);
+        ready(stdout) && id.is_some()
+    });
+    id.expect("a reader of a_big")
+}
+
 /// `--force` also goes on after an error in the middle of a table's rows (mysqldump's
 /// "at row" error, exit 3, as it exits with its first error's code): the rows read end
 /// with a closed statement, the table's triggers and the tables after it are dumped, the
@@ -1183,13 +1200,15 @@ fn force_goes_on_after_an_error_in_the_middle_of_a_tables_rows() {
         let mut args = mode.clone();
         args.extend(["--force", "force_rows"]);
         let mut dump = Running::spawn(rdump(&as_account(s, "force_rows"), &args));
-        let mut id = None;
-        dump.wait_until("1 MB of rows and a reader in its query", |stdout| {
-            id = reader_of_a_big(s, "force_rows");
-            stdout > 1 << 20 && id.is_some()
-        });
+        let id = stopped_while_reading_a_big(
+            &mut dump,
+            s,
+            "force_rows",
+            "1 MB of rows and a reader in its query",
+            |stdout| stdout > 1 << 20,
+        );
         dump.assert_running("the KILL QUERY");
-        s.sql(&format!("KILL QUERY {}", id.unwrap()));
+        s.sql(&format!("KILL QUERY {id}"));
         let out = dump.finish();
         out.assert_code(3);
         // Each error when it happens, then the summary.
@@ -1239,16 +1258,15 @@ fn force_with_tab_keeps_no_cut_short_data_file() {
         &as_account(s, "force_tab"),
         &[&tab, "--force", "force_rows"],
     ));
-    let mut id = None;
-    dump.wait_until(
+    let id = stopped_while_reading_a_big(
+        &mut dump,
+        s,
+        "force_tab",
         "1 MB of rows in the temp file and a reader in its query",
-        |_| {
-            id = reader_of_a_big(s, "force_tab");
-            partial_bytes(dir.path()) > 1 << 20 && id.is_some()
-        },
+        |_| partial_bytes(dir.path()) > 1 << 20,
     );
     dump.assert_running("the KILL QUERY");
-    s.sql(&format!("KILL QUERY {}", id.unwrap()));
+    s.sql(&format!("KILL QUERY {id}"));
     let out = dump.finish();
     out.assert_code(3);
     assert_contains(out.stderr.lines().last().unwrap_or(""), "dump incomplete");
@@ -1280,13 +1298,15 @@ fn force_after_a_lost_connection_exits_with_the_first_errors_code() {
         &as_account(s, "force_lost"),
         &["--threads=1", "--force", "force_rows"],
     ));
-    let mut id = None;
-    dump.wait_until("1 MB of rows and a reader in its query", |stdout| {
-        id = reader_of_a_big(s, "force_lost");
-        stdout > 1 << 20 && id.is_some()
-    });
+    let id = stopped_while_reading_a_big(
+        &mut dump,
+        s,
+        "force_lost",
+        "1 MB of rows and a reader in its query",
+        |stdout| stdout > 1 << 20,
+    );
     dump.assert_running("the KILL");
-    s.sql(&format!("KILL {}", id.unwrap()));
+    s.sql(&format!("KILL {id}"));
     let out = dump.finish();
     out.assert_code(3);
     out.assert_not_completed();

@@ -112,11 +112,7 @@ fn fixture_source() -> &'static Server {
 }
 
 fn start(id: u32, binlog: bool) -> Server {
-    Server::start(ServerOptions {
-        binlog,
-        server_id: id,
-        ..Default::default()
-    })
+    Server::start(common::options(id, binlog))
 }
 
 #[test]
@@ -623,11 +619,7 @@ fn seed_replica(
 
 #[test]
 fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
-    let (p, r) = std::thread::scope(|s| {
-        let p = s.spawn(|| start(61, true));
-        let r = s.spawn(|| start(62, true));
-        (p.join().unwrap(), r.join().unwrap())
-    });
+    let (p, r) = common::start_two(common::options(61, true), common::options(62, true));
     p.sql(
         "CREATE DATABASE app;
          CREATE TABLE app.inno (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, v VARCHAR(50), KEY kn (n)) ENGINE=InnoDB;
@@ -732,14 +724,12 @@ fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
 /// Parallel loaders of one partitioned InnoDB table: from MariaDB 10.6 the first bulk insert
 /// into an empty partition locks it exclusively while other loaders hold intention locks on
 /// it, and they deadlock (error 1213; one load in four failed before). A deadlocked chunk is
-/// rolled back and loaded again, and the table ends identical to the source.
+/// rolled back and loaded again, and the table ends identical to the source in every round
+/// (most runs load a few chunks again; the count is printed, not asserted).
 #[test]
-fn a_partitioned_table_loads_in_parallel_through_deadlocks() {
-    let (source, target) = std::thread::scope(|s| {
-        let a = s.spawn(|| start(71, false));
-        let b = s.spawn(|| start(72, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+fn a_partitioned_table_loaded_by_eight_threads_ends_identical_in_every_round() {
+    let (source, target) =
+        common::start_two(common::options(71, false), common::options(72, false));
     source.sql(
         "CREATE DATABASE part;
          CREATE TABLE part.t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB
@@ -769,11 +759,7 @@ fn a_partitioned_table_loads_in_parallel_through_deadlocks() {
 /// apply them twice, so it is refused and replication is left as it runs.
 #[test]
 fn a_resumed_seed_is_refused_once_the_replica_has_moved_on() {
-    let (p, r) = std::thread::scope(|s| {
-        let p = s.spawn(|| start(81, true));
-        let r = s.spawn(|| start(82, true));
-        (p.join().unwrap(), r.join().unwrap())
-    });
+    let (p, r) = common::start_two(common::options(81, true), common::options(82, true));
     p.sql(
         "CREATE DATABASE moved;
          CREATE TABLE moved.t (id INT PRIMARY KEY) ENGINE=InnoDB;

@@ -268,13 +268,11 @@ async fn refuse_if_applied(conn: &mut LoadConn, m: &Manifest) -> Result<()> {
     let (file, pos, gtid) = start_coordinates(m);
     let now = match gtid.filter(|g| !g.trim().is_empty()) {
         Some(dumped) => {
-            let sql = if conn.dialect.flavor == Flavor::MySql {
-                "SELECT @@GLOBAL.gtid_executed"
-            } else {
-                "SELECT @@GLOBAL.gtid_slave_pos"
-            };
             let now = conn
-                .first_value(sql, "reading the replica's GTID position")
+                .first_value(
+                    conn.dialect.replica_gtid_position_sql(),
+                    "reading the replica's GTID position",
+                )
                 .await?
                 .unwrap_or_default();
             (!now.trim().is_empty() && gtid_set(&now) != gtid_set(&dumped))
@@ -291,12 +289,9 @@ async fn refuse_if_applied(conn: &mut LoadConn, m: &Manifest) -> Result<()> {
             rows.first().and_then(|row| {
                 let now_file = cell_by_name(row, cols.exec_file).unwrap_or_default();
                 let now_pos = cell_by_name(row, cols.exec_pos).unwrap_or_default();
-                let dumped = (
-                    file.clone().unwrap_or_default(),
-                    pos.unwrap_or(0).to_string(),
-                );
-                (!now_file.is_empty() && (now_file.clone(), now_pos.clone()) != dumped)
-                    .then(|| format!("{now_file}:{now_pos}, the dump's {}:{}", dumped.0, dumped.1))
+                let (file, pos) = (file.unwrap_or_default(), pos.unwrap_or(0).to_string());
+                (!now_file.is_empty() && (now_file != file || now_pos != pos))
+                    .then(|| format!("{now_file}:{now_pos}, the dump's {file}:{pos}"))
             })
         }
     };
