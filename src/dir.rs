@@ -35,7 +35,7 @@ use crate::plan::{DirFormat, DirOptions, Plan, Progress};
 use crate::quote::{ident, qualified};
 use crate::read::TableRead;
 use crate::script;
-use crate::sink::{Sealed, Sink};
+use crate::sink::{Sealed, Sink, ZstdContext};
 use crate::snapshot::Wants;
 
 /// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.
@@ -128,12 +128,14 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         .collect();
     if start.blocks_writes {
         // Non-transactional tables have no snapshot: read them while writes are stopped.
+        let mut zstd = None;
         for &i in &non_transactional {
             let (db, t) = &tables[i];
             let jobs = plan_table(&mut control, plan, opts, db, t, i, u64::MAX).await?;
             record_columns(&mut entries[i], &jobs);
             for job in jobs {
-                let (sink, written) = write_chunk(&mut control, plan, opts, &job, None).await?;
+                let (sink, written) =
+                    write_chunk(&mut control, plan, opts, &job, None, &mut zstd).await?;
                 let chunk = written.commit(sink)?;
                 entries[job.slot].rows += chunk.rows;
                 entries[job.slot].chunks.push(chunk);
@@ -182,6 +184,8 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
             // commit always runs to its end, also when the dump fails: the runtime waits
             // for blocking tasks, so no temporary file is left behind.
             let mut pending: Option<(usize, JoinHandle<Result<ChunkEntry>>)> = None;
+            // One zstd context for all this worker's files.
+            let mut zstd = None;
             loop {
                 let job = jobs.lock().await.recv().await;
                 let Some(job) = job else { break };
@@ -190,7 +194,8 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
                     qualified(&job.db, &job.table),
                     job.chunk.index
                 ));
-                let (sink, written) = write_chunk(&mut w, &plan, &opts, &job, Some(&bar)).await?;
+                let (sink, written) =
+                    write_chunk(&mut w, &plan, &opts, &job, Some(&bar), &mut zstd).await?;
                 if let Some((slot, commit)) = pending.take() {
                     done.push((slot, joined_commit(commit).await?));
                 }
@@ -419,14 +424,16 @@ async fn joined_commit(commit: JoinHandle<Result<ChunkEntry>>) -> Result<ChunkEn
         .map_err(|e| Error::Usage(format!("committing a chunk file failed: {e}")))?
 }
 
-/// Reads one chunk and writes its file, sealed (a zstd context is freed here, not held by
-/// the pending commit) but not yet committed (see `Uncommitted::commit`).
+/// Reads one chunk and writes its file, sealed (its zstd context back in `zstd` for the
+/// next file, not held by the pending commit) but not yet committed (see
+/// `Uncommitted::commit`).
 async fn write_chunk(
     s: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
     job: &Job,
     bar: Option<&WorkerProgress>,
+    zstd: &mut Option<ZstdContext>,
 ) -> Result<(Sealed, Uncommitted)> {
     let sql = job.read.select_sql(job.chunk.range.as_deref());
     let context = format!(
@@ -434,7 +441,7 @@ async fn write_chunk(
         qualified(&job.db, &job.table),
         job.chunk.index
     );
-    let mut sink = Sink::file(&job.path, plan.zstd)?;
+    let mut sink = Sink::file_reusing(&job.path, plan.zstd, zstd.take())?;
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     let mut encoder = match opts.format {
         DirFormat::Sql => {
@@ -481,8 +488,10 @@ async fn write_chunk(
     if let Some(bar) = bar {
         bar.inc(unreported, buf.len() as u64);
     }
+    let (sealed, context) = sink.seal()?;
+    *zstd = context;
     Ok((
-        sink.seal()?,
+        sealed,
         Uncommitted {
             index: job.chunk.index,
             file: job.relative.clone(),
