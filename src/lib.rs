@@ -3,7 +3,6 @@
 //! Data flows one way: options -> plan -> snapshot -> read -> encode -> sink.
 //! See ARCHITECTURE.md for the map of modules and the invariants they keep.
 
-pub mod argv;
 pub mod catalog;
 pub mod chunk;
 pub mod conn;
@@ -18,11 +17,11 @@ pub mod load;
 pub mod manifest;
 pub mod options;
 pub mod plan;
+pub mod process;
 pub mod pool;
 pub mod quote;
 pub mod read;
 pub mod script;
-pub mod signals;
 pub mod sink;
 pub mod snapshot;
 pub mod tls;

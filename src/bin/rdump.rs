@@ -13,7 +13,7 @@ const GROUPS: &[&str] = &["client", "mysqldump", "rdump"];
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let parsed = options::parse(&args, &Env::from_process(), GROUPS);
-    rdump::argv::mask(options::secret_span);
+    rdump::process::argv::mask(options::secret_span);
     let code = match parsed {
         Err(e) => {
             eprintln!("rdump: {e}");
@@ -79,6 +79,6 @@ fn run(mut plan: Plan) -> Result<(), Error> {
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
 async fn interrupted() -> Error {
-    let (name, signal) = rdump::signals::interrupted().await;
+    let (name, signal) = rdump::process::signals::interrupted().await;
     Error::Interrupted { name, signal }
 }

@@ -15,7 +15,7 @@ use rdump::plan::{Password, Secret};
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let parsed = rload::parse(&args, &Env::from_process(), rload::GROUPS);
-    rdump::argv::mask(rload::secret_span);
+    rdump::process::argv::mask(rload::secret_span);
     let code = match parsed {
         Err(e) => {
             eprintln!("rload: {e}");
@@ -104,6 +104,6 @@ fn run(mut opts: LoadOptions) -> i32 {
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
 async fn interrupted() -> LoadError {
-    let (name, signal) = rdump::signals::interrupted().await;
+    let (name, signal) = rdump::process::signals::interrupted().await;
     LoadError::Interrupted { name, signal }
 }
