@@ -6,7 +6,7 @@
 
 use crate::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::quote::{ident, qualified, string_literal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {

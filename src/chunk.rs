@@ -72,7 +72,7 @@ use mysql_async::Row;
 
 use crate::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::quote::{ident, qualified, string_literal};
 
 /// One key range of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]

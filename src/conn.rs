@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result, describe};
 use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
 use crate::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};

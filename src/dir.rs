@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::group;
 use crate::manifest::{self, ChunkEntry, DatabaseEntry, FileEntry, Manifest, TableEntry};
 use crate::plan::{DirFormat, DirOptions, Plan, Progress};
-use crate::quote::{ident, qualified};
+use crate::sql::quote::{ident, qualified};
 use crate::read::TableRead;
 use crate::script;
 use crate::sink::{Sealed, Sink, ZstdContext};

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::plan::Consistency;
 use crate::plan::{GtidPurged, Output, Plan, Scope};
 use crate::pool::{ChunkRead, ReaderPool};
-use crate::quote::qualified;
+use crate::sql::quote::qualified;
 use crate::read::TableRead;
 use crate::script;
 use crate::sink::Sink;
@@ -70,7 +70,7 @@ pub(crate) async fn resolve_selection(
         Scope::AllDatabases => catalog::list_databases(s)
             .await?
             .into_iter()
-            .filter(|d| !crate::dialect::Dialect::is_skipped_by_all_databases(d))
+            .filter(|d| !crate::sql::dialect::Dialect::is_skipped_by_all_databases(d))
             .filter(|d| !plan.selection.ignore_databases.contains(d))
             .map(|d| (d, Vec::new()))
             .collect(),
@@ -659,7 +659,7 @@ async fn dump_table(
                             read: Arc::clone(&read),
                             context: format!("{context} chunk {}", c.index),
                             range: c.range,
-                            quoted_table: crate::quote::ident(&t.name),
+                            quoted_table: crate::sql::quote::ident(&t.name),
                             style,
                         })
                         .collect();
@@ -669,7 +669,7 @@ async fn dump_table(
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 } else {
                     let mut enc = SqlEncoder::new(
-                        &crate::quote::ident(&t.name),
+                        &crate::sql::quote::ident(&t.name),
                         read.insert_columns.as_deref(),
                         read.kinds.clone(),
                         style,

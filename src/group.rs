@@ -14,7 +14,7 @@ use futures::future::{BoxFuture, try_join_all};
 
 use crate::catalog::TableInfo;
 use crate::conn::Session;
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
 use crate::snapshot::{

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{TableInfo, TableKind};
 use crate::conn::Session;
-use crate::dialect::Flavor;
+use crate::sql::dialect::Flavor;
 use crate::error::{Error, Result};
 use crate::group::GroupStart;
 use crate::plan::{DirFormat, DirOptions, Plan};

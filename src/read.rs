@@ -7,8 +7,8 @@
 //! Not for: encoding or writing.
 
 use crate::catalog::{Column, ColumnKind, ENUM_ERROR_VALUE};
-use crate::dialect::Dialect;
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::dialect::Dialect;
+use crate::sql::quote::{ident, qualified, string_literal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRead {

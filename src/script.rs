@@ -6,9 +6,9 @@
 //! Not for: reading definitions (see `catalog`) or rows (see `encode`).
 
 use crate::catalog::{Definition, RoutineType};
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 use crate::plan::{CoordinateStyle, GtidPurged, Shape};
-use crate::quote::{comment_safe, ident, string_literal};
+use crate::sql::quote::{comment_safe, ident, string_literal};
 use crate::snapshot::{Coordinates, SourceCoordinates};
 
 /// A `--` comment block as mysqldump writes it: blank line, `--`, text lines, `--`, blank.

@@ -10,12 +10,12 @@ use futures::future::BoxFuture;
 
 use crate::catalog::TableInfo;
 use crate::conn::{Session, cell_by_name, cell_string};
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};
 use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
 use crate::pool::ReaderPool;
-use crate::quote::{ident, qualified};
+use crate::sql::quote::{ident, qualified};
 
 /// Binlog coordinates of the dumped state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

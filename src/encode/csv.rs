@@ -70,7 +70,7 @@
 
 use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::encode::push_hex;
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::quote::{ident, qualified, string_literal};
 
 /// The character set of the file (the rows' text as the dump connection reads it).
 pub const CHARACTER_SET: &str = "utf8mb4";

@@ -7,7 +7,7 @@
 use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::encode::{push_bit_literal, push_hex};
 use crate::plan::InsertMode;
-use crate::quote::escape_into;
+use crate::sql::quote::escape_into;
 
 /// Settings of an INSERT encoder, from the plan's `Shape`.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, InfileData, Row};
 
 use crate::conn::cell_string;
-use crate::dialect::Dialect;
+use crate::sql::dialect::Dialect;
 use crate::error::{Error, describe};
 use crate::plan::ConnectionOptions;
 

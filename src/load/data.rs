@@ -43,7 +43,7 @@ use crate::catalog::ColumnKind;
 use crate::encode::csv::load_data_sql;
 use crate::manifest::ChunkEntry;
 use crate::plan::{ConnectionOptions, Progress};
-use crate::quote::{ident, qualified};
+use crate::sql::quote::{ident, qualified};
 
 const BLOCK: usize = 256 * 1024;
 

@@ -39,7 +39,7 @@ use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use super::plan::LoadPlan;
 use crate::conn::cell_string;
-use crate::quote::string_literal;
+use crate::sql::quote::string_literal;
 
 pub const SCHEMA: &str = "rdump_load";
 const LOADS: &str = "`rdump_load`.`rload_loads`";

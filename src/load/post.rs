@@ -17,7 +17,7 @@ use super::exec::{Edit, Script, run_file};
 use super::journal::{self, Journal};
 use super::plan::LoadPlan;
 use crate::conn::cell_string;
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::quote::{ident, qualified, string_literal};
 
 /// Creates routines, views, triggers and events; returns how many files ran.
 pub async fn create(

@@ -26,10 +26,10 @@ use super::SourceOptions;
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use crate::conn::cell_by_name;
-use crate::dialect::{Flavor, Version};
+use crate::sql::dialect::{Flavor, Version};
 use crate::manifest::Manifest;
 use crate::plan::Password;
-use crate::quote::string_literal;
+use crate::sql::quote::string_literal;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -18,7 +18,7 @@ use super::plan::{DbPlan, LoadPlan};
 use super::script::{self, Splitter, starts_with_words};
 use crate::conn::cell_string;
 use crate::manifest::TableEntry;
-use crate::quote::{ident, qualified, string_literal};
+use crate::sql::quote::{ident, qualified, string_literal};
 
 /// A table as the data phase sees it.
 #[derive(Debug, Clone)]

@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use crate::quote::ident;
+use crate::sql::quote::ident;
 
 const READ_BUFFER: usize = 256 * 1024;
 

@@ -5,7 +5,7 @@
 //! Not for: running SQL (callers run what it returns) or parsing results beyond naming the
 //! columns to read. MySQL 8 cannot be run here, so its answers are unit-tested on their text.
 
-use crate::quote::string_literal;
+use crate::sql::quote::string_literal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
