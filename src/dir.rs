@@ -35,7 +35,7 @@ use crate::plan::{DirFormat, DirOptions, Plan, Progress};
 use crate::sql::quote::{ident, qualified};
 use crate::read::TableRead;
 use crate::script;
-use crate::sink::{Sealed, Sink, ZstdContext};
+use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::snapshot::Wants;
 
 /// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.

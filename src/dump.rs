@@ -23,7 +23,7 @@ use crate::pool::{ChunkRead, ReaderPool};
 use crate::sql::quote::qualified;
 use crate::read::TableRead;
 use crate::script;
-use crate::sink::Sink;
+use crate::output::sink::Sink;
 use crate::snapshot::{self, Coordinates};
 use crate::snapshot::{GlobalReadLock, SharedSnapshot};
 

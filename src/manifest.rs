@@ -16,7 +16,7 @@ use crate::sql::dialect::Flavor;
 use crate::error::{Error, Result};
 use crate::group::GroupStart;
 use crate::plan::{DirFormat, DirOptions, Plan};
-use crate::sink::{Sink, Written};
+use crate::output::sink::{Sink, Written};
 
 pub const FILE_NAME: &str = "rdump.json";
 pub const FORMAT: &str = "rdump-dir";

@@ -45,7 +45,7 @@ fn assert_checksums_match(dir: &Path, m: &Manifest) {
         ];
         for f in per_db.into_iter().flatten() {
             assert_eq!(
-                rdump::sink::checksum_file(&dir.join(&f.file)).unwrap(),
+                rdump::output::sink::checksum_file(&dir.join(&f.file)).unwrap(),
                 f.checksum,
                 "{}",
                 f.file
@@ -55,7 +55,7 @@ fn assert_checksums_match(dir: &Path, m: &Manifest) {
         for t in &d.tables {
             for f in [&t.schema_file, &t.triggers_file].into_iter().flatten() {
                 assert_eq!(
-                    rdump::sink::checksum_file(&dir.join(&f.file)).unwrap(),
+                    rdump::output::sink::checksum_file(&dir.join(&f.file)).unwrap(),
                     f.checksum,
                     "{}",
                     f.file
@@ -71,7 +71,7 @@ fn assert_checksums_match(dir: &Path, m: &Manifest) {
                     c.file
                 );
                 assert_eq!(
-                    rdump::sink::checksum_file(&path).unwrap(),
+                    rdump::output::sink::checksum_file(&path).unwrap(),
                     c.checksum,
                     "{}",
                     c.file

@@ -19,7 +19,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::error::{LoadError, Result};
 use super::plan::FileRef;
 use super::script::is_zstd;
-use crate::sink::checksum_file;
+use crate::output::sink::checksum_file;
 
 /// What was checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -140,7 +140,7 @@ fn checksum_and_decode(path: &Path) -> io::Result<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::Sink;
+    use crate::output::sink::Sink;
 
     fn write(dir: &Path, name: &str, bytes: &[u8], zstd: Option<i32>) -> FileRef {
         let mut s = Sink::file(&dir.join(name), zstd).unwrap();

@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::Xxh3;
 use zstd::stream::raw::{self, Operation};
 use zstd::stream::zio;
 
-use crate::direct::DirectFile;
+use crate::output::direct::DirectFile;
 use crate::error::{Error, Result};
 
 const BUFFER: usize = 256 * 1024;
