@@ -4,7 +4,7 @@
 //! Not for: writing output (see `dump`) or choosing what to dump (see `plan`). Every query
 //! here is a small control query on the dump's session, so it sees the same snapshot.
 
-use crate::conn::{Session, cell_by_name, cell_string};
+use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
 use crate::sql::quote::{ident, qualified, string_literal};
 

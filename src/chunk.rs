@@ -70,7 +70,7 @@
 
 use mysql_async::Row;
 
-use crate::conn::{Session, cell_by_name, cell_string};
+use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
 use crate::sql::quote::{ident, qualified, string_literal};
 

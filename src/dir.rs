@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::catalog::{self, TableInfo, TableKind};
 use crate::chunk;
-use crate::conn::Session;
+use crate::client::conn::Session;
 use crate::dump::{self, file_name};
 use crate::encode::csv::CsvEncoder;
 use crate::encode::sql::{InsertStyle, SqlEncoder};

@@ -13,7 +13,7 @@ use futures::future::try_join_all;
 
 use crate::catalog::{self, TableInfo, TableKind};
 use crate::chunk;
-use crate::conn::Session;
+use crate::client::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::encode::tab::TabEncoder;
 use crate::error::{Error, Result};

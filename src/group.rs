@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, try_join_all};
 
 use crate::catalog::TableInfo;
-use crate::conn::Session;
+use crate::client::conn::Session;
 use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;

@@ -5,7 +5,7 @@
 
 pub mod catalog;
 pub mod chunk;
-pub mod conn;
+pub mod client;
 pub mod dir;
 pub mod dump;
 pub mod encode;
@@ -22,5 +22,3 @@ pub mod read;
 pub mod script;
 pub mod snapshot;
 pub mod sql;
-pub mod tls;
-pub mod wire;

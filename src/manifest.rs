@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{TableInfo, TableKind};
-use crate::conn::Session;
+use crate::client::conn::Session;
 use crate::sql::dialect::Flavor;
 use crate::error::{Error, Result};
 use crate::group::GroupStart;

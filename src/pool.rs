@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::conn::Session;
+use crate::client::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::error::{Error, Result};
 use crate::read::TableRead;

@@ -9,7 +9,7 @@
 use futures::future::BoxFuture;
 
 use crate::catalog::TableInfo;
-use crate::conn::{Session, cell_by_name, cell_string};
+use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{Server, ServerOptions, quote_ident, quote_str};
 use rdump::chunk::{Chunk, ChunkKey, ChunkPlan, Split, choose_key, plan_chunks};
-use rdump::conn::{Session, cell_string};
+use rdump::client::conn::{Session, cell_string};
 
 /// Small, so a few hundred rows make dozens of chunks.
 const TARGET: u64 = 7;
@@ -877,7 +877,7 @@ mod chunk_plans {
                 .await
                 .unwrap();
             assert_eq!(
-                rdump::conn::cell_by_name(&explain[0], "type").as_deref(),
+                rdump::client::conn::cell_by_name(&explain[0], "type").as_deref(),
                 Some("range"),
                 "{middle}"
             );

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use common::{Server, ServerOptions, parse_batch, quote_ident, row_diff, run_with_stdin};
 use rdump::catalog::{self, ColumnKind, TableKind};
-use rdump::conn::Session;
+use rdump::client::conn::Session;
 use rdump::encode::csv::{CsvEncoder, load_data_sql};
 use rdump::plan::ConnectionOptions;
 use rdump::read::TableRead;

@@ -64,7 +64,7 @@ fn run(mut plan: Plan) -> Result<(), Error> {
             r = rdump::dump::run(&plan) => match r {
                 Ok(summary) if summary.errors.is_empty() => Ok(()),
                 Ok(summary) => Err(Error::Incomplete {
-                    server: rdump::conn::server_label(&plan.connection),
+                    server: rdump::client::conn::server_label(&plan.connection),
                     count: summary.errors.len(),
                     messages: summary.errors.join("; "),
                     code: summary.first_error_code.unwrap_or(exit::MYSQL_ERROR),

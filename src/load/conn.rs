@@ -1,10 +1,10 @@
 //! The loader's connections: opened from the same `ConnectionOptions` as rdump's
-//! (`crate::conn::Session`: socket or TCP, TLS modes, compression, character set, init
+//! (`crate::client::conn::Session`: socket or TCP, TLS modes, compression, character set, init
 //! command), plus what loading needs and `Session` does not expose: statements as raw bytes
 //! (data files need not be UTF-8), the affected-row and warning counts of each statement,
 //! the connection id, and `LOAD DATA LOCAL INFILE` fed from a stream.
 //!
-//! Connections are opened by `crate::conn::open`, so the address and TLS rules are rdump's.
+//! Connections are opened by `crate::client::conn::open`, so the address and TLS rules are rdump's.
 //!
 //! Errors are `crate::error::Error::Server`/`Connect`: they name the server and what was being
 //! done, never the statement (a CHANGE MASTER carries a password).
@@ -13,7 +13,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, InfileData, Row};
 
-use crate::conn::cell_string;
+use crate::client::conn::cell_string;
 use crate::sql::dialect::Dialect;
 use crate::error::{Error, describe};
 use crate::plan::ConnectionOptions;
@@ -34,9 +34,9 @@ pub struct LoadConn {
 }
 
 impl LoadConn {
-    /// Opens one connection, exactly as rdump's sessions are opened (`crate::conn::open`).
+    /// Opens one connection, exactly as rdump's sessions are opened (`crate::client::conn::open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<LoadConn, Error> {
-        let (conn, server, dialect) = crate::conn::open(opts).await?;
+        let (conn, server, dialect) = crate::client::conn::open(opts).await?;
         Ok(LoadConn {
             conn,
             server,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use super::plan::LoadPlan;
-use crate::conn::cell_string;
+use crate::client::conn::cell_string;
 use crate::sql::quote::string_literal;
 
 pub const SCHEMA: &str = "rdump_load";

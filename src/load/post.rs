@@ -16,7 +16,7 @@ use super::error::Result;
 use super::exec::{Edit, Script, run_file};
 use super::journal::{self, Journal};
 use super::plan::LoadPlan;
-use crate::conn::cell_string;
+use crate::client::conn::cell_string;
 use crate::sql::quote::{ident, qualified, string_literal};
 
 /// Creates routines, views, triggers and events; returns how many files ran.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::SourceOptions;
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
-use crate::conn::cell_by_name;
+use crate::client::conn::cell_by_name;
 use crate::sql::dialect::{Flavor, Version};
 use crate::manifest::Manifest;
 use crate::plan::Password;

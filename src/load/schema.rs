@@ -16,7 +16,7 @@ use super::indexes::{self, Tok, tokens};
 use super::journal::{self, Journal};
 use super::plan::{DbPlan, LoadPlan};
 use super::script::{self, Splitter, starts_with_words};
-use crate::conn::cell_string;
+use crate::client::conn::cell_string;
 use crate::manifest::TableEntry;
 use crate::sql::quote::{ident, qualified, string_literal};
 

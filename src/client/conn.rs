@@ -16,7 +16,7 @@ use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result, describe};
 use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
-use crate::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
+use crate::client::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
 
 /// Where the default unix socket lives: MariaDB/Debian first, then MySQL's compiled default.
 const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
@@ -79,7 +79,7 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
     let user = user_name(opts);
     let tls_config = match tls {
         TlsWish::No => None,
-        TlsWish::IfOffered | TlsWish::Yes => Some(crate::tls::client_config(&opts.ssl).ok()?),
+        TlsWish::IfOffered | TlsWish::Yes => Some(crate::client::tls::client_config(&opts.ssl).ok()?),
     };
     let login = Login {
         user: &user,
