@@ -31,12 +31,12 @@ use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::error::{Error, Result};
 use crate::group;
 use crate::manifest::{self, ChunkEntry, DatabaseEntry, FileEntry, Manifest, TableEntry};
+use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::plan::{DirFormat, DirOptions, Plan, Progress};
-use crate::sql::quote::{ident, qualified};
 use crate::read::TableRead;
 use crate::script;
-use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::snapshot::Wants;
+use crate::sql::quote::{ident, qualified};
 
 /// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.
 const FLUSH_AT: usize = 256 * 1024;

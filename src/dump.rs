@@ -17,15 +17,15 @@ use crate::client::conn::Session;
 use crate::encode::sql::{InsertStyle, SqlEncoder};
 use crate::encode::tab::TabEncoder;
 use crate::error::{Error, Result};
+use crate::output::sink::Sink;
 use crate::plan::Consistency;
 use crate::plan::{GtidPurged, Output, Plan, Scope};
 use crate::pool::{ChunkRead, ReaderPool};
-use crate::sql::quote::qualified;
 use crate::read::TableRead;
 use crate::script;
-use crate::output::sink::Sink;
 use crate::snapshot::{self, Coordinates};
 use crate::snapshot::{GlobalReadLock, SharedSnapshot};
+use crate::sql::quote::qualified;
 
 /// Encoded rows are handed to the sink in pieces of about this size.
 const FLUSH_AT: usize = 256 * 1024;

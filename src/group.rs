@@ -14,13 +14,13 @@ use futures::future::{BoxFuture, try_join_all};
 
 use crate::catalog::TableInfo;
 use crate::client::conn::Session;
-use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::plan::DirConsistency;
 use crate::snapshot::{
     Coordinates, Wants, lock_for_reading, read_current_coordinates, snapshot_coordinates,
     take_global_read_lock,
 };
+use crate::sql::dialect::Dialect;
 
 /// What `lock` established.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{TableInfo, TableKind};
 use crate::client::conn::Session;
-use crate::sql::dialect::Flavor;
 use crate::error::{Error, Result};
 use crate::group::GroupStart;
-use crate::plan::{DirFormat, DirOptions, Plan};
 use crate::output::sink::{Sink, Written};
+use crate::plan::{DirFormat, DirOptions, Plan};
+use crate::sql::dialect::Flavor;
 
 pub const FILE_NAME: &str = "rdump.json";
 pub const FORMAT: &str = "rdump-dir";

@@ -6,10 +6,10 @@
 //! Not for: reading definitions (see `catalog`) or rows (see `encode`).
 
 use crate::catalog::{Definition, RoutineType};
-use crate::sql::dialect::Dialect;
 use crate::plan::{CoordinateStyle, GtidPurged, Shape};
-use crate::sql::quote::{comment_safe, ident, string_literal};
 use crate::snapshot::{Coordinates, SourceCoordinates};
+use crate::sql::dialect::Dialect;
+use crate::sql::quote::{comment_safe, ident, string_literal};
 
 /// A `--` comment block as mysqldump writes it: blank line, `--`, text lines, `--`, blank.
 pub fn comment_block(shape: &Shape, lines: &[&str]) -> String {

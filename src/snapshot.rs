@@ -10,11 +10,11 @@ use futures::future::BoxFuture;
 
 use crate::catalog::TableInfo;
 use crate::client::conn::{Session, cell_by_name, cell_string};
-use crate::sql::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};
 use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
 use crate::pool::ReaderPool;
+use crate::sql::dialect::Dialect;
 use crate::sql::quote::{ident, qualified};
 
 /// Binlog coordinates of the dumped state.

@@ -72,7 +72,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A session as the dump opens it: root over the socket, UTC.
 async fn session(server: &Server) -> Session {
-    let mut s = Session::connect(&rdump::plan::ConnectionOptions {
+    let mut s = Session::connect(&rdump::client::options::ConnectionOptions {
         socket: Some(server.socket()),
         user: Some("root".into()),
         ..Default::default()

@@ -16,8 +16,8 @@ use std::time::Instant;
 use common::{Server, ServerOptions, parse_batch, quote_ident, row_diff, run_with_stdin};
 use rdump::catalog::{self, ColumnKind, TableKind};
 use rdump::client::conn::Session;
+use rdump::client::options::ConnectionOptions;
 use rdump::encode::csv::{CsvEncoder, load_data_sql};
-use rdump::plan::ConnectionOptions;
 use rdump::read::TableRead;
 
 const DATABASES: &[&str] = &["fidelity", "fid elity-2", "csv_extra"];

@@ -4,9 +4,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use rdump::client::options::{Password, Secret};
 use rdump::error::{Error, exit};
 use rdump::options::{self, Env};
-use rdump::plan::{Command, Output, Password, Plan, Secret};
+use rdump::plan::{Command, Output, Plan};
 
 const GROUPS: &[&str] = &["client", "mysqldump", "rdump"];
 

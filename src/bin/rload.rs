@@ -6,11 +6,11 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rdump::client::options::{Password, Secret};
 use rdump::error::exit;
 use rdump::load::error::LoadError;
 use rdump::load::{LoadCommand, LoadOptions};
 use rdump::options::{Env, rload};
-use rdump::plan::{Password, Secret};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 
-use crate::sql::dialect::Dialect;
-use crate::error::{Error, Result, describe};
-use crate::plan::{ConnectionOptions, Password, Protocol, SslMode};
+use crate::client::options::{ConnectionOptions, Password, Protocol, SslMode};
 use crate::client::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
+use crate::error::{Error, Result, describe};
+use crate::sql::dialect::Dialect;
 
 /// Where the default unix socket lives: MariaDB/Debian first, then MySQL's compiled default.
 const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
@@ -79,7 +79,9 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
     let user = user_name(opts);
     let tls_config = match tls {
         TlsWish::No => None,
-        TlsWish::IfOffered | TlsWish::Yes => Some(crate::client::tls::client_config(&opts.ssl).ok()?),
+        TlsWish::IfOffered | TlsWish::Yes => {
+            Some(crate::client::tls::client_config(&opts.ssl).ok()?)
+        }
     };
     let login = Login {
         user: &user,
@@ -511,7 +513,7 @@ pub fn cell_bytes(row: &Row, i: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Secret;
+    use crate::client::options::Secret;
 
     #[test]
     fn localhost_without_port_uses_the_socket() {

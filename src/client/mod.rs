@@ -9,5 +9,6 @@
 //! the load), or dumps of any kind: nothing here knows what a table or a chunk is.
 
 pub mod conn;
+pub mod options;
 pub mod tls;
 pub mod wire;

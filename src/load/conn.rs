@@ -14,9 +14,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, InfileData, Row};
 
 use crate::client::conn::cell_string;
-use crate::sql::dialect::Dialect;
+use crate::client::options::ConnectionOptions;
 use crate::error::{Error, describe};
-use crate::plan::ConnectionOptions;
+use crate::sql::dialect::Dialect;
 
 /// What one statement did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

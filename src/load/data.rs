@@ -40,9 +40,10 @@ use super::schema::{self, TableTarget};
 use super::script::{self, Splitter};
 use super::{LoadOptions, prepare_session};
 use crate::catalog::ColumnKind;
+use crate::client::options::ConnectionOptions;
 use crate::encode::csv::load_data_sql;
 use crate::manifest::ChunkEntry;
-use crate::plan::{ConnectionOptions, Progress};
+use crate::plan::Progress;
 use crate::sql::quote::{ident, qualified};
 
 const BLOCK: usize = 256 * 1024;

@@ -58,7 +58,8 @@ use self::conn::LoadConn;
 use self::error::{LoadError, Result};
 use self::journal::Journal;
 use self::plan::LoadPlan;
-use crate::plan::{ConnectionOptions, Password, Progress};
+use crate::client::options::{ConnectionOptions, Password};
+use crate::plan::Progress;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,9 +26,9 @@ use super::SourceOptions;
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use crate::client::conn::cell_by_name;
-use crate::sql::dialect::{Flavor, Version};
+use crate::client::options::Password;
 use crate::manifest::Manifest;
-use crate::plan::Password;
+use crate::sql::dialect::{Flavor, Version};
 use crate::sql::quote::string_literal;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -321,8 +321,8 @@ fn gtid_set(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::options::Secret;
     use crate::manifest::{CoordinatesEntry, SourceEntry};
-    use crate::plan::Secret;
 
     fn manifest(c: CoordinatesEntry) -> Manifest {
         let json = serde_json::json!({

@@ -13,7 +13,7 @@
 //! (`my.cnf` files), `resolve` (what options mean, and mysqldump's cross-option rules).
 //!
 //! It is not for: prompting for a password (a bare `-p` yields
-//! [`Password::Prompt`](crate::plan::Password::Prompt)), connecting, or printing anything
+//! [`Password::Prompt`](crate::client::options::Password::Prompt)), connecting, or printing anything
 //! except the warnings [`parse`] writes to stderr.
 
 pub mod args;
@@ -319,7 +319,8 @@ mod tests {
 #[cfg(test)]
 mod parse_tests {
     use super::*;
-    use crate::plan::{Password, Plan, Secret};
+    use crate::client::options::{Password, Secret};
+    use crate::plan::Plan;
     use std::fs;
     use std::path::Path;
     use tempfile::TempDir;

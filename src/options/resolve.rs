@@ -16,10 +16,11 @@ use std::path::PathBuf;
 use super::args::Occurrence;
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
+use crate::client::options::{ConnectionOptions, Password, Protocol, Secret, SslMode};
 use crate::plan::{
-    ConnectionOptions, Consistency, ConsistencyPlan, CoordinateStyle, DirConsistency, DirFormat,
-    DirOptions, GtidPurged, InsertMode, Output, Password, Plan, Progress, Protocol, Scope, Secret,
-    Selection, Shape, SslMode, StreamOptions, TabFormat,
+    Consistency, ConsistencyPlan, CoordinateStyle, DirConsistency, DirFormat, DirOptions,
+    GtidPurged, InsertMode, Output, Plan, Progress, Scope, Selection, Shape, StreamOptions,
+    TabFormat,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as

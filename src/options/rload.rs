@@ -17,8 +17,9 @@ use super::args::{self, Item};
 use super::resolve::{ConnectionBuilder, parse_number};
 use super::table::{self, CLIENT_OPTIONS, Kind, Opt, OptDef, Value};
 use super::{Env, UsageError, optfile};
+use crate::client::options::{Password, Secret};
 use crate::load::{LoadCommand, LoadOptions, SourceOptions};
-use crate::plan::{Password, Progress, Secret};
+use crate::plan::Progress;
 
 /// The option-file groups rload reads.
 pub const GROUPS: &[&str] = &["client", "rload"];

@@ -26,8 +26,8 @@ use xxhash_rust::xxh3::Xxh3;
 use zstd::stream::raw::{self, Operation};
 use zstd::stream::zio;
 
-use crate::output::direct::DirectFile;
 use crate::error::{Error, Result};
+use crate::output::direct::DirectFile;
 
 const BUFFER: usize = 256 * 1024;
 
