@@ -16,10 +16,10 @@ use divan::Bencher;
 use divan::counter::BytesCount;
 
 use rdump::catalog::ColumnKind;
-use rdump::encode::csv::CsvEncoder;
-use rdump::encode::push_hex;
-use rdump::encode::sql::{InsertStyle, SqlEncoder, encode_value};
-use rdump::encode::tab::TabEncoder;
+use rdump::format::encode::csv::CsvEncoder;
+use rdump::format::encode::push_hex;
+use rdump::format::encode::sql::{InsertStyle, SqlEncoder, encode_value};
+use rdump::format::encode::tab::TabEncoder;
 use rdump::plan::{InsertMode, TabFormat};
 
 fn main() {

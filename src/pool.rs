@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::conn::Session;
-use crate::encode::sql::{InsertStyle, SqlEncoder};
+use crate::format::encode::sql::{InsertStyle, SqlEncoder};
 use crate::error::{Error, Result};
 use crate::read::TableRead;
 

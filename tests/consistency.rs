@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::dirdump::restore_dir;
 use common::{Server, ServerOptions};
-use rdump::manifest;
+use rdump::format::manifest;
 
 const ROWS: u32 = 3000;
 const START_AMOUNT: u64 = 1000;

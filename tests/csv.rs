@@ -17,7 +17,7 @@ use common::{Server, ServerOptions, parse_batch, quote_ident, row_diff, run_with
 use rdump::catalog::{self, ColumnKind, TableKind};
 use rdump::client::conn::Session;
 use rdump::client::options::ConnectionOptions;
-use rdump::encode::csv::{CsvEncoder, load_data_sql};
+use rdump::format::encode::csv::{CsvEncoder, load_data_sql};
 use rdump::read::TableRead;
 
 const DATABASES: &[&str] = &["fidelity", "fid elity-2", "csv_extra"];

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::dirdump::restore_dir;
 use common::{Server, ServerOptions, check_same, snapshot_of};
-use rdump::manifest::{self, Manifest};
+use rdump::format::manifest::{self, Manifest};
 
 const FIXTURE_DBS: &[&str] = &["fidelity", "fid elity-2"];
 

@@ -285,7 +285,7 @@ fn directory_dump_of_a_replica_records_its_source_position_in_the_manifest() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let m = rdump::manifest::read(&dir).unwrap();
+    let m = rdump::format::manifest::read(&dir).unwrap();
     let source = m
         .coordinates
         .source

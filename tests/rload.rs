@@ -479,7 +479,7 @@ fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
-    let m = rdump::manifest::read(&dir).unwrap();
+    let m = rdump::format::manifest::read(&dir).unwrap();
     let chunks: usize = m
         .databases
         .iter()
@@ -663,7 +663,7 @@ fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     rdump_dir(&p, &dir, &["--threads=2", "--chunk-size=3000", "app"]);
-    let m = rdump::manifest::read(&dir).unwrap();
+    let m = rdump::format::manifest::read(&dir).unwrap();
     assert!(m.consistency.consistent && m.consistency.non_transactional_consistent);
 
     let port = p.port().to_string();

@@ -41,8 +41,8 @@ use super::script::{self, Splitter};
 use super::{LoadOptions, prepare_session};
 use crate::catalog::ColumnKind;
 use crate::client::options::ConnectionOptions;
-use crate::encode::csv::load_data_sql;
-use crate::manifest::ChunkEntry;
+use crate::format::encode::csv::load_data_sql;
+use crate::format::manifest::ChunkEntry;
 use crate::plan::Progress;
 use crate::sql::quote::{ident, qualified};
 
@@ -812,7 +812,7 @@ impl Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::TableEntry;
+    use crate::format::manifest::TableEntry;
 
     fn chunk(index: usize) -> ChunkEntry {
         ChunkEntry {

@@ -25,7 +25,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use super::LoadOptions;
 use super::error::{LoadError, Result};
 use crate::error::Error;
-use crate::manifest::{self, ChunkEntry, FileEntry, Manifest, TableEntry};
+use crate::format::manifest::{self, ChunkEntry, FileEntry, Manifest, TableEntry};
 
 /// One database to load.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ fn load_id(manifest_bytes: &[u8], dbs: &[DbPlan]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{
+    use crate::format::manifest::{
         ConsistencyEntry, CoordinatesEntry, DatabaseEntry, OptionsEntry, ServerEntry,
     };
 

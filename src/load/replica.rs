@@ -27,7 +27,7 @@ use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use crate::client::conn::cell_by_name;
 use crate::client::options::Password;
-use crate::manifest::Manifest;
+use crate::format::manifest::Manifest;
 use crate::sql::dialect::{Flavor, Version};
 use crate::sql::quote::string_literal;
 
@@ -322,7 +322,7 @@ fn gtid_set(s: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::client::options::Secret;
-    use crate::manifest::{CoordinatesEntry, SourceEntry};
+    use crate::format::manifest::{CoordinatesEntry, SourceEntry};
 
     fn manifest(c: CoordinatesEntry) -> Manifest {
         let json = serde_json::json!({

@@ -17,7 +17,7 @@ use super::journal::{self, Journal};
 use super::plan::{DbPlan, LoadPlan};
 use super::script::{self, Splitter, starts_with_words};
 use crate::client::conn::cell_string;
-use crate::manifest::TableEntry;
+use crate::format::manifest::TableEntry;
 use crate::sql::quote::{ident, qualified, string_literal};
 
 /// A table as the data phase sees it.

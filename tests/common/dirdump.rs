@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rdump::manifest::Manifest;
+use rdump::format::manifest::Manifest;
 
 use super::Server;
 
@@ -64,7 +64,7 @@ pub fn restore_dir(target: &Server, dir: &Path, m: &Manifest) {
 }
 
 /// Loads one CSV chunk with LOAD DATA LOCAL INFILE in the session the CSV dialect needs.
-fn load_csv(target: &Server, dir: &Path, db: &str, t: &rdump::manifest::TableEntry, file: &str) {
+fn load_csv(target: &Server, dir: &Path, db: &str, t: &rdump::format::manifest::TableEntry, file: &str) {
     let data = read_dump_file(dir, file);
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), &data).unwrap();
@@ -78,7 +78,7 @@ fn load_csv(target: &Server, dir: &Path, db: &str, t: &rdump::manifest::TableEnt
             )
         })
         .collect();
-    let load = rdump::encode::csv::load_data_sql(
+    let load = rdump::format::encode::csv::load_data_sql(
         &tmp.path().display().to_string(),
         db,
         &t.name,

@@ -5,7 +5,7 @@
 //! structure or session statements (see `dump`).
 
 use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
-use crate::encode::{push_bit_literal, push_hex};
+use crate::format::encode::{push_bit_literal, push_hex};
 use crate::plan::InsertMode;
 use crate::sql::quote::escape_into;
 

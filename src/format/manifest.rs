@@ -260,7 +260,7 @@ impl Manifest {
                 }),
             },
             csv: (opts.format == DirFormat::Csv).then(|| {
-                crate::encode::csv::dialect_description()
+                crate::format::encode::csv::dialect_description()
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()
