@@ -15,11 +15,11 @@
 use divan::Bencher;
 use divan::counter::BytesCount;
 
-use rdump::catalog::ColumnKind;
 use rdump::format::encode::csv::CsvEncoder;
 use rdump::format::encode::push_hex;
 use rdump::format::encode::sql::{InsertStyle, SqlEncoder, encode_value};
 use rdump::format::encode::tab::TabEncoder;
+use rdump::format::objects::ColumnKind;
 use rdump::plan::{InsertMode, TabFormat};
 
 fn main() {

@@ -22,19 +22,21 @@ use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::catalog::{self, TableInfo, TableKind};
+use crate::catalog;
+
 use crate::chunk;
 use crate::client::conn::Session;
 use crate::dump::{self, file_name};
+use crate::error::{Error, Result};
 use crate::format::encode::csv::CsvEncoder;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
-use crate::error::{Error, Result};
-use crate::group;
 use crate::format::manifest::{self, ChunkEntry, DatabaseEntry, FileEntry, Manifest, TableEntry};
+use crate::format::objects::{TableInfo, TableKind};
+use crate::format::script;
+use crate::group;
 use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::plan::{DirFormat, DirOptions, Plan, Progress};
 use crate::read::TableRead;
-use crate::format::script;
 use crate::snapshot::Wants;
 use crate::sql::quote::{ident, qualified};
 

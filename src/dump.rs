@@ -11,18 +11,20 @@ use std::sync::Arc;
 
 use futures::future::try_join_all;
 
-use crate::catalog::{self, TableInfo, TableKind};
+use crate::catalog;
+
 use crate::chunk;
 use crate::client::conn::Session;
+use crate::error::{Error, Result};
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
 use crate::format::encode::tab::TabEncoder;
-use crate::error::{Error, Result};
+use crate::format::objects::{TableInfo, TableKind};
+use crate::format::script;
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
 use crate::plan::{GtidPurged, Output, Plan, Scope};
 use crate::pool::{ChunkRead, ReaderPool};
 use crate::read::TableRead;
-use crate::format::script;
 use crate::snapshot::{self, Coordinates};
 use crate::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::sql::quote::qualified;

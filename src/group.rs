@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use futures::future::{BoxFuture, try_join_all};
 
-use crate::catalog::TableInfo;
 use crate::client::conn::Session;
 use crate::error::{Error, Result};
+use crate::format::objects::TableInfo;
 use crate::plan::DirConsistency;
 use crate::snapshot::{
     Coordinates, Wants, lock_for_reading, read_current_coordinates, snapshot_coordinates,

@@ -6,7 +6,7 @@
 //! a key range per chunk: `select_sql` takes the extra condition for that.
 //! Not for: encoding or writing.
 
-use crate::catalog::{Column, ColumnKind, ENUM_ERROR_VALUE};
+use crate::format::objects::{Column, ColumnKind, ENUM_ERROR_VALUE};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{ident, qualified, string_literal};
 

@@ -8,9 +8,9 @@
 
 use futures::future::BoxFuture;
 
-use crate::catalog::TableInfo;
 use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
+use crate::format::objects::TableInfo;
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};
 use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
 use crate::pool::ReaderPool;

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{TableInfo, TableKind};
 use crate::client::conn::Session;
 use crate::error::{Error, Result};
+use crate::format::objects::{TableInfo, TableKind};
 use crate::group::GroupStart;
 use crate::output::sink::{Sink, Written};
 use crate::plan::{DirFormat, DirOptions, Plan};

@@ -9,4 +9,5 @@
 
 pub mod encode;
 pub mod manifest;
+pub mod objects;
 pub mod script;

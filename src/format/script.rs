@@ -5,7 +5,7 @@
 //! Pure functions from definitions to text, so the shape is tested without a server.
 //! Not for: reading definitions (see `catalog`) or rows (see `encode`).
 
-use crate::catalog::{Definition, RoutineType};
+use crate::format::objects::{Definition, RoutineType};
 use crate::plan::{CoordinateStyle, GtidPurged, Shape};
 use crate::snapshot::{Coordinates, SourceCoordinates};
 use crate::sql::dialect::Dialect;

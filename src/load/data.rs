@@ -39,10 +39,10 @@ use super::plan::LoadPlan;
 use super::schema::{self, TableTarget};
 use super::script::{self, Splitter};
 use super::{LoadOptions, prepare_session};
-use crate::catalog::ColumnKind;
 use crate::client::options::ConnectionOptions;
 use crate::format::encode::csv::load_data_sql;
 use crate::format::manifest::ChunkEntry;
+use crate::format::objects::ColumnKind;
 use crate::plan::Progress;
 use crate::sql::quote::{ident, qualified};
 

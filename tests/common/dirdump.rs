@@ -64,17 +64,23 @@ pub fn restore_dir(target: &Server, dir: &Path, m: &Manifest) {
 }
 
 /// Loads one CSV chunk with LOAD DATA LOCAL INFILE in the session the CSV dialect needs.
-fn load_csv(target: &Server, dir: &Path, db: &str, t: &rdump::format::manifest::TableEntry, file: &str) {
+fn load_csv(
+    target: &Server,
+    dir: &Path,
+    db: &str,
+    t: &rdump::format::manifest::TableEntry,
+    file: &str,
+) {
     let data = read_dump_file(dir, file);
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), &data).unwrap();
-    let columns: Vec<(String, rdump::catalog::ColumnKind)> = t
+    let columns: Vec<(String, rdump::format::objects::ColumnKind)> = t
         .columns
         .iter()
         .map(|c| {
             (
                 c.name.clone(),
-                rdump::catalog::ColumnKind::from_name(&c.kind).unwrap(),
+                rdump::format::objects::ColumnKind::from_name(&c.kind).unwrap(),
             )
         })
         .collect();

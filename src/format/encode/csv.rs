@@ -68,8 +68,8 @@
 //!
 //! Not for: writing files or the manifest (see `dir`), reading rows (see `read`).
 
-use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::format::encode::push_hex;
+use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::sql::quote::{ident, qualified, string_literal};
 
 /// The character set of the file (the rows' text as the dump connection reads it).

@@ -4,8 +4,8 @@
 //! row larger than that gets a statement of its own, as mysqldump does). Not for: table
 //! structure or session statements (see `dump`).
 
-use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::format::encode::{push_bit_literal, push_hex};
+use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::plan::InsertMode;
 use crate::sql::quote::escape_into;
 

@@ -3,7 +3,7 @@
 //!
 //! Not for: the `.sql` schema file written beside it (see `dump`).
 
-use crate::catalog::{ColumnKind, ENUM_ERROR_VALUE};
+use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::plan::TabFormat;
 
 pub struct TabEncoder {
