@@ -16,6 +16,7 @@ use crate::catalog;
 use crate::chunk;
 use crate::client::conn::Session;
 use crate::error::{Error, Result};
+use crate::format::coordinates::Coordinates;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
 use crate::format::encode::tab::TabEncoder;
 use crate::format::objects::{TableInfo, TableKind};
@@ -25,7 +26,7 @@ use crate::plan::Consistency;
 use crate::plan::{GtidPurged, Output, Plan, Scope};
 use crate::pool::{ChunkRead, ReaderPool};
 use crate::read::TableRead;
-use crate::snapshot::{self, Coordinates};
+use crate::snapshot;
 use crate::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::sql::quote::qualified;
 

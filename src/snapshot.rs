@@ -10,33 +10,13 @@ use futures::future::BoxFuture;
 
 use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
+use crate::format::coordinates::{Coordinates, SourceCoordinates};
 use crate::format::objects::TableInfo;
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};
 use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
 use crate::pool::ReaderPool;
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{ident, qualified};
-
-/// Binlog coordinates of the dumped state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coordinates {
-    /// This server's binlog file and position (`--master-data`).
-    pub binlog: Option<(String, u64)>,
-    /// The GTID set/position of the dumped state (MariaDB gtid_binlog_pos, MySQL gtid_executed).
-    pub gtid: Option<String>,
-    /// Where this replica's SQL thread stood in its source's binlog (`--dump-slave`).
-    pub source: Option<SourceCoordinates>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceCoordinates {
-    pub file: String,
-    pub pos: u64,
-    pub host: String,
-    pub port: u16,
-    /// MariaDB: gtid_slave_pos of the replica.
-    pub gtid: Option<String>,
-}
 
 /// What the dump needs to know besides the data.
 #[derive(Debug, Clone, Copy, Default)]

@@ -7,6 +7,7 @@
 //! It is the contract between the dump, the load and the backup layer. Not for: talking to
 //! a server (formats never see a connection) or storing bytes (see `output`).
 
+pub mod coordinates;
 pub mod encode;
 pub mod manifest;
 pub mod objects;

@@ -5,9 +5,9 @@
 //! Pure functions from definitions to text, so the shape is tested without a server.
 //! Not for: reading definitions (see `catalog`) or rows (see `encode`).
 
+use crate::format::coordinates::{Coordinates, SourceCoordinates};
 use crate::format::objects::{Definition, RoutineType};
 use crate::plan::{CoordinateStyle, GtidPurged, Shape};
-use crate::snapshot::{Coordinates, SourceCoordinates};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{comment_safe, ident, string_literal};
 
