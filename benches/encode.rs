@@ -19,8 +19,9 @@ use rdump::format::encode::csv::CsvEncoder;
 use rdump::format::encode::push_hex;
 use rdump::format::encode::sql::{InsertStyle, SqlEncoder, encode_value};
 use rdump::format::encode::tab::TabEncoder;
+use rdump::format::encode::tab::TabFormat;
 use rdump::format::objects::ColumnKind;
-use rdump::plan::{InsertMode, TabFormat};
+use rdump::format::shape::InsertMode;
 
 fn main() {
     divan::main();

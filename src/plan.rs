@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 
 use crate::client::options::ConnectionOptions;
+use crate::format::encode::tab::TabFormat;
+use crate::format::shape::{CoordinateStyle, GtidPurged, Shape};
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,82 +190,6 @@ impl Default for Selection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InsertMode {
-    #[default]
-    Insert,
-    /// `--insert-ignore`.
-    InsertIgnore,
-    /// `--replace`.
-    Replace,
-}
-
-/// The shape of the statements written. Defaults are mysqldump's with `--opt` (its default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shape {
-    pub add_drop_database: bool,
-    pub add_drop_table: bool,
-    pub add_drop_trigger: bool,
-    pub add_locks: bool,
-    pub disable_keys: bool,
-    pub extended_insert: bool,
-    pub complete_insert: bool,
-    pub insert_mode: InsertMode,
-    pub hex_blob: bool,
-    /// `--create-options`: keep table options (ENGINE, AUTO_INCREMENT, ...) in CREATE TABLE.
-    pub create_options: bool,
-    /// `--set-charset`: write the SET NAMES / character_set_client save and restore lines.
-    pub set_charset: bool,
-    /// `--comments` (off with `--skip-comments` or `--compact`): the header and per-table comments.
-    pub comments: bool,
-    /// `--dump-date`: the date in the footer.
-    pub dump_date: bool,
-    /// `--tz-utc`: dump and restore TIMESTAMP columns in UTC.
-    pub tz_utc: bool,
-    /// `--compact`: no header, footer, or session save/restore lines.
-    pub compact: bool,
-    /// `--net-buffer-length`: the largest extended INSERT, in bytes (mariadb-dump's default
-    /// 1046528, a multiple of 1024).
-    pub net_buffer_length: usize,
-    /// `--max-allowed-packet`.
-    pub max_allowed_packet: usize,
-    pub order_by_primary: bool,
-    /// `-q/--quick`: stream rows (rdump always streams; kept for compatibility).
-    pub quick: bool,
-    /// `--no-autocommit`: wrap each table's data in SET autocommit=0 ... COMMIT.
-    pub no_autocommit: bool,
-    /// `--flush-privileges`: FLUSH PRIVILEGES after dumping the mysql database.
-    pub flush_privileges: bool,
-}
-
-impl Default for Shape {
-    fn default() -> Self {
-        Shape {
-            add_drop_database: false,
-            add_drop_table: true,
-            add_drop_trigger: false,
-            add_locks: true,
-            disable_keys: true,
-            extended_insert: true,
-            complete_insert: false,
-            insert_mode: InsertMode::Insert,
-            hex_blob: false,
-            create_options: true,
-            set_charset: true,
-            comments: true,
-            dump_date: true,
-            tz_utc: true,
-            compact: false,
-            net_buffer_length: 1046528,
-            max_allowed_packet: 24 * 1024 * 1024,
-            order_by_primary: false,
-            quick: true,
-            no_autocommit: false,
-            flush_privileges: false,
-        }
-    }
-}
-
 /// How the dump keeps one consistent view of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
@@ -276,22 +202,6 @@ pub enum Consistency {
     LockTables,
     /// Neither: no locks, no snapshot.
     None,
-}
-
-/// How coordinates are written: `=1` as a statement, `=2` as a comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoordinateStyle {
-    Statement,
-    Commented,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GtidPurged {
-    Off,
-    On,
-    #[default]
-    Auto,
-    Commented,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -311,29 +221,6 @@ pub struct ConsistencyPlan {
     pub include_master_host_port: bool,
     /// `--apply-slave-statements`: STOP SLAVE before and START SLAVE after, with --dump-slave.
     pub apply_slave_statements: bool,
-}
-
-/// Byte strings for `--tab` field and line formatting, after escape processing (`\t` -> TAB).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TabFormat {
-    pub fields_terminated_by: Vec<u8>,
-    pub fields_enclosed_by: Vec<u8>,
-    /// `--fields-optionally-enclosed-by`: enclose only string columns.
-    pub optionally_enclosed: bool,
-    pub fields_escaped_by: Vec<u8>,
-    pub lines_terminated_by: Vec<u8>,
-}
-
-impl Default for TabFormat {
-    fn default() -> Self {
-        TabFormat {
-            fields_terminated_by: b"\t".to_vec(),
-            fields_enclosed_by: Vec::new(),
-            optionally_enclosed: false,
-            fields_escaped_by: b"\\".to_vec(),
-            lines_terminated_by: b"\n".to_vec(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

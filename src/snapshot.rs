@@ -12,8 +12,9 @@ use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
 use crate::format::coordinates::{Coordinates, SourceCoordinates};
 use crate::format::objects::TableInfo;
+use crate::format::shape::GtidPurged;
 use crate::group::{GroupStrategy, group_strategy, start_snapshots};
-use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, GtidPurged};
+use crate::plan::{Consistency, ConsistencyPlan, DirConsistency};
 use crate::pool::ReaderPool;
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{ident, qualified};
@@ -631,7 +632,7 @@ impl ConsistencyStrategy for NoLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::CoordinateStyle;
+    use crate::format::shape::CoordinateStyle;
 
     fn plan(mode: Consistency, master_data: bool) -> ConsistencyPlan {
         ConsistencyPlan {

@@ -12,3 +12,4 @@ pub mod encode;
 pub mod manifest;
 pub mod objects;
 pub mod script;
+pub mod shape;

@@ -7,7 +7,7 @@
 
 use crate::format::coordinates::{Coordinates, SourceCoordinates};
 use crate::format::objects::{Definition, RoutineType};
-use crate::plan::{CoordinateStyle, GtidPurged, Shape};
+use crate::format::shape::{CoordinateStyle, GtidPurged, Shape};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{comment_safe, ident, string_literal};
 

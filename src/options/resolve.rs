@@ -17,10 +17,11 @@ use super::args::Occurrence;
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
 use crate::client::options::{ConnectionOptions, Password, Protocol, Secret, SslMode};
+use crate::format::encode::tab::TabFormat;
+use crate::format::shape::{CoordinateStyle, GtidPurged, InsertMode, Shape};
 use crate::plan::{
-    Consistency, ConsistencyPlan, CoordinateStyle, DirConsistency, DirFormat, DirOptions,
-    GtidPurged, InsertMode, Output, Plan, Progress, Scope, Selection, Shape, StreamOptions,
-    TabFormat,
+    Consistency, ConsistencyPlan, DirConsistency, DirFormat, DirOptions, Output, Plan, Progress,
+    Scope, Selection, StreamOptions,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as

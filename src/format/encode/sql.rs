@@ -6,7 +6,7 @@
 
 use crate::format::encode::{push_bit_literal, push_hex};
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
-use crate::plan::InsertMode;
+use crate::format::shape::InsertMode;
 use crate::sql::quote::escape_into;
 
 /// Settings of an INSERT encoder, from the plan's `Shape`.

@@ -4,7 +4,29 @@
 //! Not for: the `.sql` schema file written beside it (see `dump`).
 
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
-use crate::plan::TabFormat;
+
+/// Byte strings for `--tab` field and line formatting, after escape processing (`\t` -> TAB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabFormat {
+    pub fields_terminated_by: Vec<u8>,
+    pub fields_enclosed_by: Vec<u8>,
+    /// `--fields-optionally-enclosed-by`: enclose only string columns.
+    pub optionally_enclosed: bool,
+    pub fields_escaped_by: Vec<u8>,
+    pub lines_terminated_by: Vec<u8>,
+}
+
+impl Default for TabFormat {
+    fn default() -> Self {
+        TabFormat {
+            fields_terminated_by: b"\t".to_vec(),
+            fields_enclosed_by: Vec::new(),
+            optionally_enclosed: false,
+            fields_escaped_by: b"\\".to_vec(),
+            lines_terminated_by: b"\n".to_vec(),
+        }
+    }
+}
 
 pub struct TabEncoder {
     format: TabFormat,

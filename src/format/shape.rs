@@ -1,0 +1,98 @@
+//! How a dump's statements are shaped: the mysqldump options that change the text written
+//! (DROP statements, locks, extended INSERTs and their size, hex blobs, comments, time zone,
+//! how coordinates and GTID state are written), not what is dumped.
+//!
+//! Plain data, resolved by `options` into the `Plan`, read by `encode` and `script`. Not for:
+//! choosing objects or consistency (see `plan`).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsertMode {
+    #[default]
+    Insert,
+    /// `--insert-ignore`.
+    InsertIgnore,
+    /// `--replace`.
+    Replace,
+}
+
+/// The shape of the statements written. Defaults are mysqldump's with `--opt` (its default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub add_drop_database: bool,
+    pub add_drop_table: bool,
+    pub add_drop_trigger: bool,
+    pub add_locks: bool,
+    pub disable_keys: bool,
+    pub extended_insert: bool,
+    pub complete_insert: bool,
+    pub insert_mode: InsertMode,
+    pub hex_blob: bool,
+    /// `--create-options`: keep table options (ENGINE, AUTO_INCREMENT, ...) in CREATE TABLE.
+    pub create_options: bool,
+    /// `--set-charset`: write the SET NAMES / character_set_client save and restore lines.
+    pub set_charset: bool,
+    /// `--comments` (off with `--skip-comments` or `--compact`): the header and per-table comments.
+    pub comments: bool,
+    /// `--dump-date`: the date in the footer.
+    pub dump_date: bool,
+    /// `--tz-utc`: dump and restore TIMESTAMP columns in UTC.
+    pub tz_utc: bool,
+    /// `--compact`: no header, footer, or session save/restore lines.
+    pub compact: bool,
+    /// `--net-buffer-length`: the largest extended INSERT, in bytes (mariadb-dump's default
+    /// 1046528, a multiple of 1024).
+    pub net_buffer_length: usize,
+    /// `--max-allowed-packet`.
+    pub max_allowed_packet: usize,
+    pub order_by_primary: bool,
+    /// `-q/--quick`: stream rows (rdump always streams; kept for compatibility).
+    pub quick: bool,
+    /// `--no-autocommit`: wrap each table's data in SET autocommit=0 ... COMMIT.
+    pub no_autocommit: bool,
+    /// `--flush-privileges`: FLUSH PRIVILEGES after dumping the mysql database.
+    pub flush_privileges: bool,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            add_drop_database: false,
+            add_drop_table: true,
+            add_drop_trigger: false,
+            add_locks: true,
+            disable_keys: true,
+            extended_insert: true,
+            complete_insert: false,
+            insert_mode: InsertMode::Insert,
+            hex_blob: false,
+            create_options: true,
+            set_charset: true,
+            comments: true,
+            dump_date: true,
+            tz_utc: true,
+            compact: false,
+            net_buffer_length: 1046528,
+            max_allowed_packet: 24 * 1024 * 1024,
+            order_by_primary: false,
+            quick: true,
+            no_autocommit: false,
+            flush_privileges: false,
+        }
+    }
+}
+
+/// How coordinates are written: `=1` as a statement, `=2` as a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinateStyle {
+    Statement,
+    Commented,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GtidPurged {
+    Off,
+    On,
+    #[default]
+    Auto,
+    Commented,
+}
