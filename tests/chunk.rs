@@ -1,4 +1,4 @@
-//! The chunk planner (`rdump::chunk`) against a real MariaDB: for every kind of key, the
+//! The chunk planner (`rdump::dump::chunk`) against a real MariaDB: for every kind of key, the
 //! chunks' conditions select every row exactly once (`SELECT MIN(n), MAX(n), COUNT(*) FROM
 //! (SELECT (c0)+(c1)+... AS n FROM t) x` gives 1, 1, the row count) and come out in key
 //! order; walked chunks hold exactly `TARGET` rows each but the last (1 to `TARGET` rows),
@@ -28,8 +28,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use common::{Server, ServerOptions, quote_ident, quote_str};
-use rdump::chunk::{Chunk, ChunkKey, ChunkPlan, Split, choose_key, plan_chunks};
 use rdump::client::conn::{Session, cell_string};
+use rdump::dump::chunk::{Chunk, ChunkKey, ChunkPlan, Split, choose_key, plan_chunks};
 
 /// Small, so a few hundred rows make dozens of chunks.
 const TARGET: u64 = 7;

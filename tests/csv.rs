@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{Server, ServerOptions, parse_batch, quote_ident, row_diff, run_with_stdin};
-use rdump::catalog;
 use rdump::client::conn::Session;
 use rdump::client::options::ConnectionOptions;
+use rdump::dump::catalog;
+use rdump::dump::read::TableRead;
 use rdump::format::encode::csv::{CsvEncoder, load_data_sql};
 use rdump::format::objects::{ColumnKind, TableKind};
-use rdump::read::TableRead;
 
 const DATABASES: &[&str] = &["fidelity", "fid elity-2", "csv_extra"];
 

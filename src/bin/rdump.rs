@@ -47,7 +47,7 @@ fn run(mut plan: Plan) -> Result<(), Error> {
         plan.connection.password = Password::Given(Secret::new(pw));
     }
     if let Output::Tab { dir, .. } = &plan.output {
-        rdump::dump::check_tab_dir(dir)?;
+        rdump::dump::stream::check_tab_dir(dir)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -57,12 +57,12 @@ fn run(mut plan: Plan) -> Result<(), Error> {
     runtime.block_on(async {
         if let Output::Dir(opts) = &plan.output {
             return tokio::select! {
-                r = rdump::dir::run(&plan, opts) => r.map(|_| ()),
+                r = rdump::dump::dir::run(&plan, opts) => r.map(|_| ()),
                 e = interrupted() => Err(e),
             };
         }
         tokio::select! {
-            r = rdump::dump::run(&plan) => match r {
+            r = rdump::dump::stream::run(&plan) => match r {
                 Ok(summary) if summary.errors.is_empty() => Ok(()),
                 Ok(summary) => Err(Error::Incomplete {
                     server: rdump::client::conn::server_label(&plan.connection),

@@ -10,13 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::conn::Session;
 use crate::error::{Error, Result};
 use crate::format::objects::{TableInfo, TableKind};
-use crate::group::GroupStart;
 use crate::output::sink::{Sink, Written};
-use crate::plan::{DirFormat, DirOptions, Plan};
-use crate::sql::dialect::Flavor;
 
 pub const FILE_NAME: &str = "rdump.json";
 pub const FORMAT: &str = "rdump-dir";
@@ -154,7 +150,8 @@ impl TableEntry {
         }
     }
 
-    fn files(&self) -> impl Iterator<Item = (u64, &str)> {
+    /// The table's files: schema, triggers and chunks, with their sizes.
+    pub fn files(&self) -> impl Iterator<Item = (u64, &str)> {
         self.schema_file
             .iter()
             .chain(self.triggers_file.iter())
@@ -193,119 +190,13 @@ impl DatabaseEntry {
         }
     }
 
-    fn files(&self) -> impl Iterator<Item = &FileEntry> {
+    /// The database's own files (not its tables').
+    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
         self.database_file
             .iter()
             .chain(self.views_file.iter())
             .chain(self.routines_file.iter())
             .chain(self.events_file.iter())
-    }
-}
-
-impl Manifest {
-    pub fn new(
-        plan: &Plan,
-        opts: &DirOptions,
-        control: &Session,
-        started_at: &str,
-        method: &str,
-        start: &GroupStart,
-    ) -> Manifest {
-        let c = &start.coordinates;
-        Manifest {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            rdump_version: env!("CARGO_PKG_VERSION").into(),
-            complete: false,
-            server: ServerEntry {
-                flavor: match control.dialect.flavor {
-                    Flavor::MariaDb => "MariaDB",
-                    Flavor::MySql => "MySQL",
-                }
-                .into(),
-                version: control.dialect.version_string.clone(),
-                host: control.server.clone(),
-            },
-            started_at: started_at.to_string(),
-            finished_at: None,
-            options: OptionsEntry {
-                threads: opts.threads,
-                chunk_rows: opts.chunk_rows,
-                format: match opts.format {
-                    DirFormat::Sql => "sql",
-                    DirFormat::Csv => "csv",
-                }
-                .into(),
-                zstd_level: plan.zstd,
-                where_clause: plan.selection.where_clause.clone(),
-                character_set: plan.connection.character_set.clone(),
-                tz_utc: plan.shape.tz_utc,
-            },
-            consistency: ConsistencyEntry {
-                method: method.to_string(),
-                lock_ms: 0,
-                consistent: start.consistent,
-                non_transactional_consistent: start.blocks_writes,
-            },
-            coordinates: CoordinatesEntry {
-                binlog_file: c.binlog.as_ref().map(|(f, _)| f.clone()),
-                binlog_position: c.binlog.as_ref().map(|(_, p)| *p),
-                gtid: c.gtid.clone(),
-                source: c.source.as_ref().map(|s| SourceEntry {
-                    host: s.host.clone(),
-                    port: s.port,
-                    binlog_file: s.file.clone(),
-                    binlog_position: s.pos,
-                    gtid: s.gtid.clone(),
-                }),
-            },
-            csv: (opts.format == DirFormat::Csv).then(|| {
-                crate::format::encode::csv::dialect_description()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            }),
-            databases: Vec::new(),
-        }
-    }
-
-    /// Files the tables under their databases, marks the manifest complete, and sums up.
-    pub fn finish(
-        &mut self,
-        mut databases: Vec<DatabaseEntry>,
-        tables: Vec<TableEntry>,
-        lock_ms: u64,
-    ) -> crate::dir::DirSummary {
-        for t in tables {
-            if let Some(d) = databases.iter_mut().find(|d| d.name == t.db) {
-                d.tables.push(t);
-            }
-        }
-        let mut summary = crate::dir::DirSummary {
-            databases: databases.len(),
-            lock_ms,
-            ..Default::default()
-        };
-        for d in &databases {
-            for f in d.files() {
-                summary.files += 1;
-                summary.bytes += f.bytes;
-            }
-            for t in &d.tables {
-                if t.kind == "table" {
-                    summary.tables += 1;
-                }
-                summary.rows += t.rows;
-                for (bytes, _) in t.files() {
-                    summary.files += 1;
-                    summary.bytes += bytes;
-                }
-            }
-        }
-        self.databases = databases;
-        self.finished_at = Some(chrono::Local::now().to_rfc3339());
-        self.complete = true;
-        summary
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod coordinates;
 pub mod encode;
 pub mod manifest;
+pub mod names;
 pub mod objects;
 pub mod script;
 pub mod shape;

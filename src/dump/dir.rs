@@ -5,9 +5,9 @@
 //! It orchestrates only: `group` gives the workers one snapshot and its coordinates,
 //! `chunk` plans key ranges, `read` builds each chunk's SELECT, `encode` turns rows into
 //! SQL or CSV, `sink` writes each file atomically, `manifest` describes the result.
-//! Not for: the mysqldump-compatible single stream (see `dump`).
+//! Not for: the mysqldump-compatible single stream (see `stream`).
 //!
-//! Layout, with every name passed through `dump::file_name`:
+//! Layout, with every name passed through `format::names::file_name`:
 //! `DIR/rdump.json`, `DIR/<db>/database.sql`, `DIR/<db>/<t>.schema.sql`,
 //! `DIR/<db>/<t>.<NNNNN>.sql|csv[.zst]`, `DIR/<db>/<t>.triggers.sql`, `DIR/<db>/views.sql`,
 //! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
@@ -22,22 +22,26 @@ use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::catalog;
-
-use crate::chunk;
 use crate::client::conn::Session;
-use crate::dump::{self, file_name};
+use crate::dump::catalog;
+use crate::dump::chunk;
+use crate::dump::consistency::Wants;
+use crate::dump::group::{self, GroupStart};
+use crate::dump::read::TableRead;
+use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
 use crate::error::{Error, Result};
 use crate::format::encode::csv::CsvEncoder;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
-use crate::format::manifest::{self, ChunkEntry, DatabaseEntry, FileEntry, Manifest, TableEntry};
+use crate::format::manifest::{
+    self, ChunkEntry, ConsistencyEntry, CoordinatesEntry, DatabaseEntry, FileEntry, Manifest,
+    OptionsEntry, ServerEntry, SourceEntry, TableEntry,
+};
+use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
-use crate::group;
 use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::plan::{DirFormat, DirOptions, Plan, Progress};
-use crate::read::TableRead;
-use crate::snapshot::Wants;
+use crate::sql::dialect::Flavor;
 use crate::sql::quote::{ident, qualified};
 
 /// Encoded rows go to the file in pieces of about this size: the bound on a worker's memory.
@@ -89,18 +93,18 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     prepare_directory(&opts.dir)?;
 
     let mut control = Session::connect(&plan.connection).await?;
-    dump::prepare_session(&mut control, plan).await?;
-    let selection = dump::resolve_selection(&mut control, plan, None).await?;
+    prepare_session(&mut control, plan).await?;
+    let selection = resolve_selection(&mut control, plan, None).await?;
     let mut tables: Vec<(String, TableInfo)> = Vec::new();
     for (db, named) in &selection {
-        for t in dump::tables_of(&mut control, plan, db, named, None).await? {
+        for t in tables_of(&mut control, plan, db, named, None).await? {
             tables.push((db.clone(), t));
         }
     }
 
     let mut workers = try_join_all((0..opts.threads.max(1)).map(|_| async {
         let mut w = Session::connect(&plan.connection).await?;
-        dump::prepare_session(&mut w, plan).await?;
+        prepare_session(&mut w, plan).await?;
         Ok::<Session, Error>(w)
     }))
     .await?;
@@ -118,7 +122,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     let lock_started = Instant::now();
     let start = strategy.lock(&mut control, &mut workers, &tables).await?;
     hold_off_ddl(&mut workers[0], &tables).await?;
-    let mut manifest = Manifest::new(plan, opts, &control, &started_at, strategy.name(), &start);
+    let mut manifest = new_manifest(plan, opts, &control, &started_at, strategy.name(), &start);
     let mut entries = table_entries(&tables);
     let non_transactional: Vec<usize> = tables
         .iter()
@@ -235,7 +239,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     for e in &mut entries {
         e.chunks.sort_by_key(|c| c.index);
     }
-    let summary = manifest.finish(databases, entries, lock_ms);
+    let summary = finish_manifest(&mut manifest, databases, entries, lock_ms);
     control.close().await;
     let written = manifest::write(&opts.dir, &manifest)?;
     let summary = DirSummary {
@@ -692,4 +696,111 @@ impl Progress_ {
         self.total.finish_and_clear();
         let _ = self.multi.clear();
     }
+}
+
+/// The manifest of a dump starting now: server, options, consistency and coordinates;
+/// files are filed by `finish_manifest`.
+fn new_manifest(
+    plan: &Plan,
+    opts: &DirOptions,
+    control: &Session,
+    started_at: &str,
+    method: &str,
+    start: &GroupStart,
+) -> Manifest {
+    let c = &start.coordinates;
+    Manifest {
+        format: manifest::FORMAT.into(),
+        format_version: manifest::FORMAT_VERSION,
+        rdump_version: env!("CARGO_PKG_VERSION").into(),
+        complete: false,
+        server: ServerEntry {
+            flavor: match control.dialect.flavor {
+                Flavor::MariaDb => "MariaDB",
+                Flavor::MySql => "MySQL",
+            }
+            .into(),
+            version: control.dialect.version_string.clone(),
+            host: control.server.clone(),
+        },
+        started_at: started_at.to_string(),
+        finished_at: None,
+        options: OptionsEntry {
+            threads: opts.threads,
+            chunk_rows: opts.chunk_rows,
+            format: match opts.format {
+                DirFormat::Sql => "sql",
+                DirFormat::Csv => "csv",
+            }
+            .into(),
+            zstd_level: plan.zstd,
+            where_clause: plan.selection.where_clause.clone(),
+            character_set: plan.connection.character_set.clone(),
+            tz_utc: plan.shape.tz_utc,
+        },
+        consistency: ConsistencyEntry {
+            method: method.to_string(),
+            lock_ms: 0,
+            consistent: start.consistent,
+            non_transactional_consistent: start.blocks_writes,
+        },
+        coordinates: CoordinatesEntry {
+            binlog_file: c.binlog.as_ref().map(|(f, _)| f.clone()),
+            binlog_position: c.binlog.as_ref().map(|(_, p)| *p),
+            gtid: c.gtid.clone(),
+            source: c.source.as_ref().map(|s| SourceEntry {
+                host: s.host.clone(),
+                port: s.port,
+                binlog_file: s.file.clone(),
+                binlog_position: s.pos,
+                gtid: s.gtid.clone(),
+            }),
+        },
+        csv: (opts.format == DirFormat::Csv).then(|| {
+            crate::format::encode::csv::dialect_description()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }),
+        databases: Vec::new(),
+    }
+}
+
+/// Files the tables under their databases, marks the manifest complete, and sums up.
+fn finish_manifest(
+    manifest: &mut Manifest,
+    mut databases: Vec<DatabaseEntry>,
+    tables: Vec<TableEntry>,
+    lock_ms: u64,
+) -> DirSummary {
+    for t in tables {
+        if let Some(d) = databases.iter_mut().find(|d| d.name == t.db) {
+            d.tables.push(t);
+        }
+    }
+    let mut summary = DirSummary {
+        databases: databases.len(),
+        lock_ms,
+        ..Default::default()
+    };
+    for d in &databases {
+        for f in d.files() {
+            summary.files += 1;
+            summary.bytes += f.bytes;
+        }
+        for t in &d.tables {
+            if t.kind == "table" {
+                summary.tables += 1;
+            }
+            summary.rows += t.rows;
+            for (bytes, _) in t.files() {
+                summary.files += 1;
+                summary.bytes += bytes;
+            }
+        }
+    }
+    manifest.databases = databases;
+    manifest.finished_at = Some(chrono::Local::now().to_rfc3339());
+    manifest.complete = true;
+    summary
 }

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::conn::Session;
+use crate::dump::read::TableRead;
 use crate::error::{Error, Result};
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
-use crate::read::TableRead;
 
 /// Encoded bytes are sent to the writer in pieces of about this size.
 const BUFFER_BYTES: usize = 256 * 1024;

@@ -13,13 +13,13 @@ use std::time::Instant;
 use futures::future::{BoxFuture, try_join_all};
 
 use crate::client::conn::Session;
+use crate::dump::consistency::{
+    Wants, lock_for_reading, read_current_coordinates, snapshot_coordinates, take_global_read_lock,
+};
 use crate::error::{Error, Result};
 use crate::format::coordinates::Coordinates;
 use crate::format::objects::TableInfo;
 use crate::plan::DirConsistency;
-use crate::snapshot::{
-    Wants, lock_for_reading, read_current_coordinates, snapshot_coordinates, take_global_read_lock,
-};
 use crate::sql::dialect::Dialect;
 
 /// What `lock` established.

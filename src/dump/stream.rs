@@ -11,24 +11,26 @@ use std::sync::Arc;
 
 use futures::future::try_join_all;
 
-use crate::catalog;
+use crate::dump::catalog;
 
-use crate::chunk;
 use crate::client::conn::Session;
+use crate::dump::chunk;
+use crate::dump::pool::{ChunkRead, ReaderPool};
+use crate::dump::read::TableRead;
+use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
+use crate::dump::snapshot;
+use crate::dump::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::error::{Error, Result};
 use crate::format::coordinates::Coordinates;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
 use crate::format::encode::tab::TabEncoder;
+use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
 use crate::format::shape::GtidPurged;
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
 use crate::plan::{Output, Plan, Scope};
-use crate::pool::{ChunkRead, ReaderPool};
-use crate::read::TableRead;
-use crate::snapshot;
-use crate::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::sql::quote::qualified;
 
 /// Encoded rows are handed to the sink in pieces of about this size.
@@ -61,106 +63,6 @@ impl Summary {
         self.first_error_code = self.first_error_code.or(later.first_error_code);
         self
     }
-}
-
-/// The databases to dump and, for each, the tables (empty = all). A database that does
-/// not exist is an error, or with `skipped` (`--force`) left out and its error put there.
-pub(crate) async fn resolve_selection(
-    s: &mut Session,
-    plan: &Plan,
-    mut skipped: Option<&mut Vec<Error>>,
-) -> Result<Vec<(String, Vec<String>)>> {
-    let wanted: Vec<(String, Vec<String>)> = match &plan.selection.scope {
-        Scope::AllDatabases => catalog::list_databases(s)
-            .await?
-            .into_iter()
-            .filter(|d| !crate::sql::dialect::Dialect::is_skipped_by_all_databases(d))
-            .filter(|d| !plan.selection.ignore_databases.contains(d))
-            .map(|d| (d, Vec::new()))
-            .collect(),
-        Scope::Databases(dbs) => dbs.iter().map(|d| (d.clone(), Vec::new())).collect(),
-        Scope::Database { db, tables } => vec![(db.clone(), tables.clone())],
-    };
-    let mut found = Vec::with_capacity(wanted.len());
-    for (db, tables) in wanted {
-        if catalog::database_exists(s, &db).await? {
-            found.push((db, tables));
-            continue;
-        }
-        let e = Error::NotFound {
-            server: s.server.clone(),
-            message: format!(
-                "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
-            ),
-        };
-        match skipped.as_deref_mut() {
-            Some(skipped) => skipped.push(e),
-            None => return Err(e),
-        }
-    }
-    Ok(found)
-}
-
-/// The tables of `db` to dump, honouring the named tables and `--ignore-table`. A named
-/// table that does not exist is an error, or with `skipped` (`--force`) left out and its
-/// error put there.
-pub(crate) async fn tables_of(
-    s: &mut Session,
-    plan: &Plan,
-    db: &str,
-    named: &[String],
-    mut skipped: Option<&mut Vec<Error>>,
-) -> Result<Vec<TableInfo>> {
-    let all = catalog::list_tables(s, db).await?;
-    let ignored = |t: &TableInfo| {
-        plan.selection
-            .ignore_tables
-            .iter()
-            .any(|(d, n)| d == db && *n == t.name)
-    };
-    if named.is_empty() {
-        return Ok(all.into_iter().filter(|t| !ignored(t)).collect());
-    }
-    let mut out = Vec::with_capacity(named.len());
-    for name in named {
-        match all.iter().find(|t| &t.name == name) {
-            Some(t) if !ignored(t) => out.push(t.clone()),
-            Some(_) => {}
-            None => {
-                let e = Error::IllegalTable {
-                    server: s.server.clone(),
-                    message: format!("Couldn't find table: \"{name}\" in database `{db}`"),
-                };
-                match skipped.as_deref_mut() {
-                    Some(skipped) => skipped.push(e),
-                    None => return Err(e),
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Session settings under which definitions and rows are read as mysqldump reads them.
-pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
-    let mut sql = vec![
-        "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
-        "/*!40100 SET @@SQL_MODE='' */".to_string(),
-        "SET SESSION net_read_timeout=86400, SESSION net_write_timeout=86400".to_string(),
-    ];
-    if plan.shape.tz_utc {
-        sql.push("/*!40103 SET TIME_ZONE='+00:00' */".to_string());
-    }
-    if s.dialect.is_mariadb() {
-        sql.push("SET SESSION max_statement_time=0".to_string());
-    }
-    if let Some(q) = s.dialect.fresh_statistics_sql() {
-        sql.push(q.to_string());
-    }
-    for q in sql {
-        s.exec(&q, "preparing the session").await?;
-    }
-    Ok(())
 }
 
 pub(crate) fn now_local() -> String {
@@ -731,20 +633,6 @@ fn flush_if_full(out: &mut Sink, buf: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// A table name as a file name: letters, digits and `_-$` and non-ASCII characters stay,
-/// anything else (`/`, `.`, spaces, quotes) becomes `@xxxx` as the server encodes it.
-pub fn file_name(table: &str) -> String {
-    let mut out = String::with_capacity(table.len());
-    for c in table.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$') || !c.is_ascii() {
-            out.push(c);
-        } else {
-            out.push_str(&format!("@{:04x}", c as u32));
-        }
-    }
-    out
-}
-
 /// Whether a path is a directory we can write into, for `--tab`.
 pub fn check_tab_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
@@ -754,18 +642,5 @@ pub fn check_tab_dir(dir: &Path) -> Result<()> {
             "--tab directory {} does not exist",
             dir.display()
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_encode_separators_and_quotes() {
-        assert_eq!(file_name("plain_t1"), "plain_t1");
-        assert_eq!(file_name("a/b.c"), "a@002fb@002ec");
-        assert_eq!(file_name("größe"), "größe");
-        assert_eq!(file_name("x y`'"), "x@0020y@0060@0027");
     }
 }

@@ -1,0 +1,112 @@
+//! What a dump covers and how its sessions read: the databases and tables selected by the
+//! plan (checked to exist, or skipped under `--force`), and the session settings under which
+//! definitions and rows are read as mysqldump reads them.
+//!
+//! Shared by both orchestrators (`stream`, `dir`), below them. Not for: consistency (see
+//! `snapshot`, `group`) or reading rows.
+
+use crate::client::conn::Session;
+use crate::dump::catalog;
+use crate::error::{Error, Result};
+use crate::format::objects::TableInfo;
+use crate::plan::{Plan, Scope};
+
+/// The databases to dump and, for each, the tables (empty = all). A database that does
+/// not exist is an error, or with `skipped` (`--force`) left out and its error put there.
+pub(crate) async fn resolve_selection(
+    s: &mut Session,
+    plan: &Plan,
+    mut skipped: Option<&mut Vec<Error>>,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let wanted: Vec<(String, Vec<String>)> = match &plan.selection.scope {
+        Scope::AllDatabases => catalog::list_databases(s)
+            .await?
+            .into_iter()
+            .filter(|d| !crate::sql::dialect::Dialect::is_skipped_by_all_databases(d))
+            .filter(|d| !plan.selection.ignore_databases.contains(d))
+            .map(|d| (d, Vec::new()))
+            .collect(),
+        Scope::Databases(dbs) => dbs.iter().map(|d| (d.clone(), Vec::new())).collect(),
+        Scope::Database { db, tables } => vec![(db.clone(), tables.clone())],
+    };
+    let mut found = Vec::with_capacity(wanted.len());
+    for (db, tables) in wanted {
+        if catalog::database_exists(s, &db).await? {
+            found.push((db, tables));
+            continue;
+        }
+        let e = Error::NotFound {
+            server: s.server.clone(),
+            message: format!(
+                "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
+            ),
+        };
+        match skipped.as_deref_mut() {
+            Some(skipped) => skipped.push(e),
+            None => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+/// The tables of `db` to dump, honouring the named tables and `--ignore-table`. A named
+/// table that does not exist is an error, or with `skipped` (`--force`) left out and its
+/// error put there.
+pub(crate) async fn tables_of(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    named: &[String],
+    mut skipped: Option<&mut Vec<Error>>,
+) -> Result<Vec<TableInfo>> {
+    let all = catalog::list_tables(s, db).await?;
+    let ignored = |t: &TableInfo| {
+        plan.selection
+            .ignore_tables
+            .iter()
+            .any(|(d, n)| d == db && *n == t.name)
+    };
+    if named.is_empty() {
+        return Ok(all.into_iter().filter(|t| !ignored(t)).collect());
+    }
+    let mut out = Vec::with_capacity(named.len());
+    for name in named {
+        match all.iter().find(|t| &t.name == name) {
+            Some(t) if !ignored(t) => out.push(t.clone()),
+            Some(_) => {}
+            None => {
+                let e = Error::IllegalTable {
+                    server: s.server.clone(),
+                    message: format!("Couldn't find table: \"{name}\" in database `{db}`"),
+                };
+                match skipped.as_deref_mut() {
+                    Some(skipped) => skipped.push(e),
+                    None => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Session settings under which definitions and rows are read as mysqldump reads them.
+pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
+    let mut sql = vec![
+        "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
+        "/*!40100 SET @@SQL_MODE='' */".to_string(),
+        "SET SESSION net_read_timeout=86400, SESSION net_write_timeout=86400".to_string(),
+    ];
+    if plan.shape.tz_utc {
+        sql.push("/*!40103 SET TIME_ZONE='+00:00' */".to_string());
+    }
+    if s.dialect.is_mariadb() {
+        sql.push("SET SESSION max_statement_time=0".to_string());
+    }
+    if let Some(q) = s.dialect.fresh_statistics_sql() {
+        sql.push(q.to_string());
+    }
+    for q in sql {
+        s.exec(&q, "preparing the session").await?;
+    }
+    Ok(())
+}
