@@ -1,7 +1,20 @@
-//! rdump: a drop-in, faster `mysqldump` for MySQL and MariaDB.
+//! rdump: a drop-in, faster `mysqldump` for MySQL and MariaDB, and `rload`, which loads its
+//! directory dumps back in parallel. The binaries in `src/bin/` are thin; this library
+//! holds the rest, one folder per part, each depending only on the ones listed before it:
 //!
-//! Data flows one way: options -> plan -> snapshot -> read -> encode -> sink.
-//! See ARCHITECTURE.md for the map of modules and the invariants they keep.
+//! - `error`, `process`: the crate's error type and exit codes; the running process (argv
+//!   masking, signals).
+//! - `sql`: SQL text with no I/O: quoting, and the MariaDB/MySQL dialects.
+//! - `client`: talking to a server (connections, TLS, rows streamed in place).
+//! - `format`: what a dump says (objects, coordinates, statement shape, row encodings,
+//!   scripts, the manifest, file names), shared by dump and load.
+//! - `output`: where a dump's bytes go (files written atomically, zstd, page cache kept).
+//! - `plan`, `options`: what the user asked for, resolved once before any connection.
+//! - `dump`: the dump itself (catalog, consistency, chunks, readers, the two orchestrators).
+//! - `load`: `rload`.
+//!
+//! Data flows one way: options -> plan -> dump (snapshot -> read) -> format (encode) ->
+//! output (sink) -> manifest. See ARCHITECTURE.md for the map and the invariants.
 
 pub mod client;
 pub mod dump;

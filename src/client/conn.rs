@@ -2,7 +2,7 @@
 //! compression, character set, init command) and running statements with errors that name
 //! the server and the object.
 //!
-//! Not for: deciding what to run (see `dump`, `snapshot`, `catalog`) or encoding rows.
+//! Not for: deciding what to run (see `dump`, `load`) or encoding rows.
 //! Passwords go into the driver's options and nowhere else; `Session::server` is the
 //! address only.
 

@@ -1,7 +1,7 @@
 //! The catalog: which databases, tables, columns, views, triggers, routines, events and
 //! sequences exist, and their definitions as the server prints them.
 //!
-//! Not for: writing output (see `dump`) or choosing what to dump (see `plan`). Every query
+//! Not for: writing output (see `stream`, `dir`) or choosing what to dump (see `plan`). Every query
 //! here is a small control query on the dump's session, so it sees the same snapshot.
 
 use crate::client::conn::{Session, cell_by_name, cell_string};

@@ -5,7 +5,7 @@
 //! Memory is bounded: each chunk in flight passes its encoded bytes through a channel of
 //! `CHANNEL_BUFFERS` buffers of about `BUFFER_BYTES`; a reader whose turn has not come
 //! waits (and so does its server connection) until the writer drains it.
-//! Not for: deciding chunks (see `chunk`) or what the stream contains (see `dump`).
+//! Not for: deciding chunks (see `chunk`) or what the stream contains (see `stream`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

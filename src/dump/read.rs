@@ -2,7 +2,7 @@
 //! INSERT column list that puts them back.
 //!
 //! A `TableRead` is planned once per table from its columns; running it streams rows from
-//! the server to an encoder (see `dump`). A later parallel reader runs the same SELECT with
+//! the server to an encoder (see `stream`). A later parallel reader runs the same SELECT with
 //! a key range per chunk: `select_sql` takes the extra condition for that.
 //! Not for: encoding or writing.
 

@@ -3,7 +3,7 @@
 //!
 //! It is written last and atomically: a directory without a complete manifest is not a
 //! dump. `rload` reads it to check the files before it changes anything. Not for: writing
-//! data files (see `dir`).
+//! data files (see `dump::dir`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -66,7 +66,7 @@ pub enum ColumnKind {
     /// Character strings, temporal values, SET, JSON: a quoted string.
     Text,
     /// ENUM: a quoted member, except the error value (index 0, shown as '') which is read
-    /// as `ENUM_ERROR_VALUE` (see `read`) and written as the number 0, since writing ''
+    /// as `ENUM_ERROR_VALUE` (see `dump::read`) and written as the number 0, since writing ''
     /// would restore a declared '' member instead.
     Enum,
 }

@@ -3,7 +3,7 @@
 //! sequence and account blocks, and the replication coordinates.
 //!
 //! Pure functions from definitions to text, so the shape is tested without a server.
-//! Not for: reading definitions (see `catalog`) or rows (see `encode`).
+//! Not for: reading definitions (see `dump::catalog`) or rows (see `encode`).
 
 use crate::format::coordinates::{Coordinates, SourceCoordinates};
 use crate::format::objects::{Definition, RoutineType};

@@ -29,7 +29,7 @@
 //!
 //! Every session of the load runs with `foreign_key_checks=0`, `unique_checks=0`,
 //! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
-//! written for: see `script::chunk_preamble` and `encode::csv`), the dump's character set,
+//! written for: see `format::script::chunk_preamble` and `format::encode::csv`), the dump's character set,
 //! and `sql_log_bin=0` unless `--enable-binlog`. Nothing on the target changes before the
 //! manifest and every file were checked and the target was found free of the dump's objects
 //! (or `--drop-existing`, or `--resume` of a journal for this very dump).

@@ -15,7 +15,7 @@
 //! about 0.5 s with 4 MiB windows (0.6 s with 16 MiB, 1 to 1.3 s with 64 MiB; one C
 //! program, two runs each). `RDUMP_PAGE_CACHE=keep` turns both off, for measuring.
 //!
-//! Not for: formatting (see `encode`) or deciding what is written (see `dump`, `dir`).
+//! Not for: formatting (see `format`) or deciding what is written (see `dump`).
 
 use std::fs;
 use std::io::{self, BufWriter, Write};

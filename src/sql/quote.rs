@@ -1,7 +1,7 @@
 //! Quoting of identifiers and string literals for the SQL rdump writes.
 //!
 //! Every name that reaches the output or a query goes through `ident`; every string value
-//! through `string_literal`. Not for: row values (see `encode`), which are escaped in place
+//! through `string_literal`. Not for: row values (see `format::encode`), which are escaped in place
 //! into the output buffer without allocating.
 
 /// `name` as a backtick-quoted identifier, with backticks doubled.

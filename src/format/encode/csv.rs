@@ -66,7 +66,7 @@
 //!
 //! Triggers fire on LOAD DATA as on INSERT: load rows before creating triggers.
 //!
-//! Not for: writing files or the manifest (see `dir`), reading rows (see `read`).
+//! Not for: writing files or the manifest (see `dump::dir`), reading rows (see `dump::read`).
 
 use crate::format::encode::push_hex;
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};

@@ -2,7 +2,7 @@
 //!
 //! Extended INSERTs are split so that no statement exceeds `net_buffer_length` (a single
 //! row larger than that gets a statement of its own, as mysqldump does). Not for: table
-//! structure or session statements (see `dump`).
+//! structure or session statements (see `dump::stream`).
 
 use crate::format::encode::{push_bit_literal, push_hex};
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};

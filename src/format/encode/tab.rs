@@ -1,7 +1,7 @@
 //! The `--tab` encoder: rows as delimited text in the format of SELECT ... INTO OUTFILE,
 //! so `LOAD DATA INFILE` (or mysqlimport) with the same FIELDS/LINES options reads it back.
 //!
-//! Not for: the `.sql` schema file written beside it (see `dump`).
+//! Not for: the `.sql` schema file written beside it (see `dump::stream`).
 
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
 
