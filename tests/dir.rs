@@ -1,7 +1,8 @@
 //! Directory dumps (`rdump --dir`): the fidelity fixture round-trips through chunked SQL
 //! files (plain and zstd) restored with the `mariadb` client in manifest order; every file
 //! matches its manifest checksum; the manifest records the snapshot's coordinates; a
-//! directory that already holds a dump is refused.
+//! directory that already holds a dump is refused, and so is one that is shared, another's,
+//! a symlink or not empty, without changing it.
 
 mod common;
 
@@ -192,4 +193,112 @@ fn manifest_records_the_coordinates_of_the_dumped_state() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a dump"));
     assert_eq!(std::fs::read(dir.join("rdump.json")).unwrap(), before);
+}
+
+#[test]
+fn a_shared_symlinked_or_nonempty_directory_is_refused_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(common::options(44, false));
+    server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1),(2);");
+    let tmp = tempfile::tempdir().unwrap();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A shared 1777 directory holding someone's file: refused, its mode and file kept.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(shared.join("theirs.txt"), b"not yours").unwrap();
+    let out = rdump_dir(&server, &shared, &["app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writable by others (mode 1777)"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&shared), 0o1777);
+    assert_eq!(names(&shared), ["theirs.txt"]);
+
+    // A symlink to another directory: refused, nothing written there.
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&victim, tmp.path().join("planted")).unwrap();
+    let out = rdump_dir(&server, &tmp.path().join("planted"), &["app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is a symlink"), "{stderr}");
+    assert!(names(&victim).is_empty());
+    assert_eq!(mode(&victim), 0o755);
+
+    // The user's own non-empty directory: refused, untouched.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), b"mine").unwrap();
+    let out = rdump_dir(&server, &mine, &["app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(names(&mine), ["notes.txt"]);
+
+    // An empty name: refused (it dumped into the current directory).
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .current_dir(&mine)
+        .args(["--no-defaults", "-uroot", "--dir="])
+        .arg(format!("--socket={}", server.socket().display()))
+        .arg("app")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dir needs a directory name"));
+    assert_eq!(names(&mine), ["notes.txt"]);
+
+    // The user's own empty directory (0750): used, its mode kept; a new one is 0700; both
+    // hold exactly the manifest and the files it lists.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let new = tmp.path().join("new");
+    for (dir, want) in [(&empty, 0o750), (&new, 0o700)] {
+        let out = rdump_dir(&server, dir, &["app"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode(dir), want);
+        assert_eq!(names(dir), ["app", "rdump.json"]);
+        let m = manifest::read(dir).unwrap();
+        let mut listed: Vec<String> = m.databases[0]
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.schema_file
+                    .iter()
+                    .map(|f| f.file.clone())
+                    .chain(t.chunks.iter().map(|c| c.file.clone()))
+            })
+            .chain(
+                [
+                    &m.databases[0].database_file,
+                    &m.databases[0].routines_file,
+                    &m.databases[0].events_file,
+                    &m.databases[0].views_file,
+                ]
+                .into_iter()
+                .flatten()
+                .map(|f| f.file.clone()),
+            )
+            .map(|f| f.trim_start_matches("app/").to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(names(&dir.join("app")), listed);
+    }
 }

@@ -1,6 +1,8 @@
 //! Directory dumps under stress: a killed worker connection or SIGINT leaves no manifest
-//! and no half-written chunk file and exits non-zero; DDL on a dumped table waits until
-//! the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
+//! and no half-written chunk file and exits non-zero; a re-run into the interrupted
+//! directory clears it and leaves exactly the files of its manifest; a second rdump into a
+//! directory being dumped into fails at once and the first completes; DDL on a dumped table
+//! waits until the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
 //! with 8 threads.
 
 mod common;
@@ -136,6 +138,116 @@ fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_not_a_dump(&dir);
+}
+
+/// Every file under `dir`, relative, sorted.
+fn all_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(
+                all_files(&e.path())
+                    .into_iter()
+                    .map(|f| format!("{name}/{f}")),
+            );
+        } else {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The manifest and every file it lists, relative, sorted.
+fn manifest_files(dir: &Path) -> Vec<String> {
+    let m = rdump::format::manifest::read(dir).unwrap();
+    let mut out = vec!["rdump.json".to_string()];
+    for d in &m.databases {
+        for f in [
+            &d.database_file,
+            &d.views_file,
+            &d.routines_file,
+            &d.events_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push(f.file.clone());
+        }
+        for t in &d.tables {
+            for f in [&t.schema_file, &t.triggers_file].into_iter().flatten() {
+                out.push(f.file.clone());
+            }
+            out.extend(t.chunks.iter().map(|c| c.file.clone()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_rerun_into_an_interrupted_directory_leaves_exactly_its_manifests_files() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut child = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mid_dump(&mut child, &dir);
+    common::signal(&child, libc::SIGINT);
+    common::resume(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(files_in(&dir).iter().any(|f| f.contains(".000")));
+    // Fewer rows this time: the first run's other chunk files must not stay.
+    let out = rdump_dir(
+        &dir,
+        &["--threads=2", "--chunk-size=20000", "--where=id <= 30000"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(all_files(&dir), manifest_files(&dir));
+}
+
+#[test]
+fn a_second_rdump_into_a_directory_being_dumped_fails_and_the_first_completes() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut first = rdump_dir(&dir, &["--threads=2", "--chunk-size=20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mid_dump(&mut first, &dir);
+    let second = rdump_dir(&dir, &["--threads=1", "--where=id <= 10"])
+        .output()
+        .unwrap();
+    common::resume(&first);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another rdump is dumping into this directory"),
+        "{stderr}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = rdump::format::manifest::read(&dir).unwrap();
+    assert_eq!(m.databases[0].tables[0].rows, 1_000_000);
+    assert_eq!(all_files(&dir), manifest_files(&dir));
 }
 
 #[test]

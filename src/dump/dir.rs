@@ -4,7 +4,9 @@
 //!
 //! It orchestrates only: `group` gives the workers one snapshot and its coordinates,
 //! `chunk` plans key ranges, `read` builds each chunk's SELECT, `encode` turns rows into
-//! SQL or CSV, `sink` writes each file atomically, `manifest` describes the result.
+//! SQL or CSV, `sink` writes each file atomically, `manifest` describes the result,
+//! `output::dumpdir` claims and locks the directory (created by rdump, or an empty or
+//! unfinished one of the user's that no one else can write) and creates every file in it.
 //! Not for: the mysqldump-compatible single stream (see `stream`).
 //!
 //! Layout, with every name passed through `format::names::file_name`:
@@ -13,7 +15,6 @@
 //! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
 //! suffixes, so they never collide with the per-database ones.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -39,6 +40,7 @@ use crate::format::manifest::{
 use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
+use crate::output::dumpdir::{Dir, DumpDir};
 use crate::output::sink::{Sealed, Sink, ZstdContext};
 use crate::plan::{DirFormat, DirOptions, Plan, Progress};
 use crate::sql::dialect::Flavor;
@@ -55,7 +57,9 @@ struct Job {
     slot: usize,
     chunk: chunk::Chunk,
     read: Arc<TableRead>,
-    path: PathBuf,
+    /// The database's directory in the dump, and the file's name there.
+    dir: Dir,
+    name: String,
     /// Path relative to the dump directory, for the manifest.
     relative: String,
 }
@@ -90,7 +94,8 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let started = Instant::now();
     let started_at = chrono::Local::now().to_rfc3339();
-    prepare_directory(&opts.dir)?;
+    // Claimed (and locked) before connecting: an unusable directory fails at once.
+    let dump_dir = DumpDir::claim(&opts.dir, manifest::FILE_NAME)?;
 
     let mut control = Session::connect(&plan.connection).await?;
     prepare_session(&mut control, plan).await?;
@@ -137,7 +142,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         let mut zstd = None;
         for &i in &non_transactional {
             let (db, t) = &tables[i];
-            let jobs = plan_table(&mut control, plan, opts, db, t, i, u64::MAX).await?;
+            let jobs = plan_table(&mut control, plan, opts, &dump_dir, db, t, i, u64::MAX).await?;
             record_columns(&mut entries[i], &jobs);
             for job in jobs {
                 let (sink, written) =
@@ -158,8 +163,9 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     // Schema files, then the chunk queue, biggest tables first.
     let mut databases = Vec::new();
     for (db, _) in &selection {
-        databases
-            .push(write_database_files(&mut control, plan, opts, db, &tables, &mut entries).await?);
+        databases.push(
+            write_database_files(&mut control, plan, &dump_dir, db, &tables, &mut entries).await?,
+        );
     }
     let mut order: Vec<usize> = (0..tables.len())
         .filter(|i| {
@@ -219,7 +225,17 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     for i in order {
         let (db, t) = &tables[i];
-        let planned = plan_table(&mut control, plan, opts, db, t, i, opts.chunk_rows).await?;
+        let planned = plan_table(
+            &mut control,
+            plan,
+            opts,
+            &dump_dir,
+            db,
+            t,
+            i,
+            opts.chunk_rows,
+        )
+        .await?;
         record_columns(&mut entries[i], &planned);
         if planned.into_iter().any(|job| queue.send(job).is_err()) {
             break; // every worker has stopped; its error is reported below
@@ -241,7 +257,8 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let summary = finish_manifest(&mut manifest, databases, entries, lock_ms);
     control.close().await;
-    let written = manifest::write(&opts.dir, &manifest)?;
+    let written = manifest::write(dump_dir.root(), &manifest)?;
+    dump_dir.finish();
     let summary = DirSummary {
         method: strategy.name(),
         files: summary.files + 1,
@@ -262,21 +279,6 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         );
     }
     Ok(summary)
-}
-
-/// The directory must be absent, empty, or hold no dump; it is created mode 0700.
-fn prepare_directory(dir: &Path) -> Result<()> {
-    if dir.join(manifest::FILE_NAME).exists() {
-        return Err(Error::Usage(format!(
-            "{} already holds a dump ({}); choose another directory",
-            dir.display(),
-            manifest::FILE_NAME
-        )));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    Ok(())
 }
 
 /// Coordinates are always recorded in a directory dump when the server has a binlog.
@@ -331,12 +333,6 @@ fn record_columns(entry: &mut TableEntry, jobs: &[Job]) {
     }
 }
 
-fn db_dir(opts: &DirOptions, db: &str) -> Result<PathBuf> {
-    let p = opts.dir.join(file_name(db));
-    std::fs::create_dir_all(&p).map_err(|e| Error::write(&p, e))?;
-    Ok(p)
-}
-
 fn relative(db: &str, name: &str) -> String {
     format!("{}/{}", file_name(db), name)
 }
@@ -346,6 +342,7 @@ async fn plan_table(
     control: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
+    dump_dir: &DumpDir,
     db: &str,
     t: &TableInfo,
     slot: usize,
@@ -372,7 +369,7 @@ async fn plan_table(
             .await?
             .chunks
     };
-    let dir = db_dir(opts, db)?;
+    let dir = dump_dir.subdir(&file_name(db))?;
     let ext = match (opts.format, plan.zstd.is_some()) {
         (DirFormat::Sql, false) => "sql",
         (DirFormat::Sql, true) => "sql.zst",
@@ -387,8 +384,9 @@ async fn plan_table(
                 db: db.to_string(),
                 table: t.name.clone(),
                 slot,
-                path: dir.join(&name),
+                dir: dir.clone(),
                 relative: relative(db, &name),
+                name,
                 read: Arc::clone(&read),
                 chunk,
             }
@@ -447,7 +445,7 @@ async fn write_chunk(
         qualified(&job.db, &job.table),
         job.chunk.index
     );
-    let mut sink = Sink::file_reusing(&job.path, plan.zstd, zstd.take())?;
+    let mut sink = Sink::in_dir(&job.dir, &job.name, plan.zstd, zstd.take())?;
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     let mut encoder = match opts.format {
         DirFormat::Sql => {
@@ -508,8 +506,8 @@ async fn write_chunk(
 }
 
 /// Writes one schema file and returns its manifest entry.
-fn schema_file(plan: &Plan, dir: &Path, db: &str, name: &str, text: &str) -> Result<FileEntry> {
-    let mut sink = Sink::file(&dir.join(name), None)?;
+fn schema_file(plan: &Plan, dir: &Dir, db: &str, name: &str, text: &str) -> Result<FileEntry> {
+    let mut sink = Sink::in_dir(dir, name, None, None)?;
     sink.write_all(script::schema_preamble(&plan.connection.character_set).as_bytes())?;
     sink.write_all(text.as_bytes())?;
     let w = sink.commit()?;
@@ -524,12 +522,12 @@ fn schema_file(plan: &Plan, dir: &Path, db: &str, name: &str, text: &str) -> Res
 async fn write_database_files(
     s: &mut Session,
     plan: &Plan,
-    opts: &DirOptions,
+    dump_dir: &DumpDir,
     db: &str,
     tables: &[(String, TableInfo)],
     entries: &mut [TableEntry],
 ) -> Result<DatabaseEntry> {
-    let dir = db_dir(opts, db)?;
+    let dir = dump_dir.subdir(&file_name(db))?;
     let shape = &plan.shape;
     let sel = &plan.selection;
     let charset = &plan.connection.character_set;

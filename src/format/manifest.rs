@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::objects::{TableInfo, TableKind};
+use crate::output::dumpdir::Dir;
 use crate::output::sink::{Sink, Written};
 
 pub const FILE_NAME: &str = "rdump.json";
@@ -200,12 +201,12 @@ impl DatabaseEntry {
     }
 }
 
-/// Writes `DIR/rdump.json` atomically (temp file, fsync, rename).
-pub fn write(dir: &Path, manifest: &Manifest) -> Result<Written> {
-    let path = dir.join(FILE_NAME);
+/// Writes `DIR/rdump.json` atomically (temp file, fsync, link), never replacing a manifest
+/// that is there already (see `output::dumpdir`).
+pub fn write(dir: &Dir, manifest: &Manifest) -> Result<Written> {
     let text = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::Usage(format!("could not encode the manifest: {e}")))?;
-    let mut sink = Sink::file(&path, None)?;
+    let mut sink = Sink::in_dir(dir, FILE_NAME, None, None)?;
     sink.write_all(&text)?;
     sink.write_all(b"\n")?;
     sink.commit()

@@ -735,6 +735,11 @@ impl DumpBuilder {
             (self.dir_consistency.is_some(), "--consistency"),
         ];
         if let Some(dir) = &self.dir {
+            if dir.as_os_str().is_empty() {
+                return Err(UsageError::Invalid(
+                    "--dir needs a directory name (an empty one was given)".into(),
+                ));
+            }
             if self.tab.is_some() || self.result_file.is_some() {
                 return Err(UsageError::Invalid(
                     "--dir can't be used with --tab or --result-file".into(),
@@ -1279,6 +1284,12 @@ mod tests {
                 format: TabFormat::default()
             }
         );
+    }
+
+    #[test]
+    fn an_empty_dir_name_is_refused() {
+        let e = error(&["--dir=", "db"]);
+        assert!(e.contains("--dir needs a directory name"), "{e}");
     }
 
     #[test]

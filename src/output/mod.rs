@@ -6,4 +6,5 @@
 //! Not for: what the bytes say (see `format`) or which files a dump has (see `dump`).
 
 pub mod direct;
+pub mod dumpdir;
 pub mod sink;

@@ -28,6 +28,7 @@ use zstd::stream::zio;
 
 use crate::error::{Error, Result};
 use crate::output::direct::DirectFile;
+use crate::output::dumpdir::{Dir, TempFile};
 
 const BUFFER: usize = 256 * 1024;
 
@@ -294,10 +295,77 @@ fn page_cache_kept() -> bool {
 
 pub struct Sink {
     chain: Chain,
-    /// For a file: the temporary file and the final path.
-    file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    landing: Landing,
     /// For messages: the final path, or "stdout".
     name: PathBuf,
+}
+
+/// Where a sink's bytes end up, and what `commit` does about it.
+enum Landing {
+    Stdout,
+    /// A temporary file, published under its name by `commit`.
+    Temp(TempFile),
+    /// The file itself, written as it is: a device, a fifo, a file reached through `/dev`
+    /// or `/proc` (`/dev/stdout`), or a regular file in a directory the user cannot write
+    /// (a failed dump then leaves it partial). `sync`: a regular file, fsynced on commit.
+    InPlace {
+        sync: bool,
+    },
+}
+
+/// How `-r FILE` (or a `--tab` file) is written, from what is at the path now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Nothing, or a regular file: under a temporary name, renamed over it on success.
+    Replace,
+    /// A device, fifo or socket, or a file reached through `/dev` or `/proc`: opened and
+    /// written as it is (as mysqldump), never replaced by a regular file.
+    InPlace,
+    /// A directory: refused before anything is read.
+    Directory,
+}
+
+/// What `-r path` does with what is at `path` (symlinks followed).
+pub fn target_kind(path: &Path) -> io::Result<TargetKind> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TargetKind::Replace),
+        Err(e) => return Err(e),
+    };
+    if meta.is_dir() {
+        return Ok(TargetKind::Directory);
+    }
+    if !meta.is_file() || reached_through_dev_or_proc(path) {
+        return Ok(TargetKind::InPlace);
+    }
+    Ok(TargetKind::Replace)
+}
+
+/// `/dev/stdout`, `/proc/self/fd/1`, or a symlink leading there: the file is whatever a
+/// descriptor of the process is open on (a shell's `>>` redirection), not a name to
+/// replace.
+fn reached_through_dev_or_proc(path: &Path) -> bool {
+    let mut at = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for _ in 0..40 {
+        if at.starts_with("/dev") || at.starts_with("/proc") {
+            return true;
+        }
+        match fs::read_link(&at) {
+            Ok(next) => {
+                at = match at.parent() {
+                    Some(parent) => parent.join(next),
+                    None => next,
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A directory the user cannot create the temporary file in.
+fn cannot_write_dir(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
 }
 
 impl Sink {
@@ -307,50 +375,99 @@ impl Sink {
             .map_err(|e| Error::write(&name, e))?;
         Ok(Sink {
             chain,
-            file: None,
+            landing: Landing::Stdout,
             name,
         })
     }
 
-    /// A file that appears at `path` only when `commit` succeeds.
+    /// The result file `path` (`-r`, `--tab`), written as `target_kind` says: a regular
+    /// file appears at `path` only when `commit` succeeds. A symlink to a regular file is
+    /// kept, its target replaced. A writable regular file in a directory the user cannot
+    /// write is written in place.
     pub fn file(path: &Path, zstd_level: Option<i32>) -> Result<Sink> {
-        Sink::file_reusing(path, zstd_level, None)
+        let kind = target_kind(path).map_err(|e| Error::write(path, e))?;
+        match kind {
+            TargetKind::Directory => Err(Error::write(
+                path,
+                io::Error::new(io::ErrorKind::IsADirectory, "Is a directory"),
+            )),
+            TargetKind::InPlace => Sink::in_place(path, zstd_level),
+            TargetKind::Replace => {
+                // Through a symlink: the file it names is replaced, the symlink kept.
+                let real = if fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+                    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+                } else {
+                    path.to_path_buf()
+                };
+                let parent = match real.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let Some(file_name) = real.file_name().and_then(|n| n.to_str()) else {
+                    return Err(Error::write(
+                        path,
+                        io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+                    ));
+                };
+                let created = Dir::open(parent).and_then(|d| d.create_temp(file_name));
+                match created {
+                    Ok((file, temp)) => Sink::on_temp(path, file, temp, zstd_level, None),
+                    Err(e) if cannot_write_dir(&e) && real.is_file() => {
+                        Sink::in_place(path, zstd_level).map_err(|_| Error::write(path, e))
+                    }
+                    Err(e) => Err(Error::write(path, e)),
+                }
+            }
+        }
     }
 
-    /// `file`, compressing (with `zstd_level`) with `context` when one is given.
-    pub fn file_reusing(
-        path: &Path,
+    /// The file `name` of a dump directory, published (never replacing a file) on
+    /// `commit`, compressed (with `zstd_level`) with `context` when one is given.
+    pub fn in_dir(
+        dir: &Dir,
+        name: &str,
         zstd_level: Option<i32>,
         context: Option<ZstdContext>,
     ) -> Result<Sink> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // NamedTempFile creates the file with mode 0600.
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".rdump-partial")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::write(path, io::Error::new(e.kind(), strip_path(&e))))?;
-        let handle = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::write(path, e))?;
+        let path = dir.path().join(name);
+        let (file, temp) = dir.create_temp(name).map_err(|e| Error::write(&path, e))?;
+        Sink::on_temp(&path, file, temp, zstd_level, context)
+    }
+
+    fn on_temp(
+        path: &Path,
+        file: fs::File,
+        temp: TempFile,
+        zstd_level: Option<i32>,
+        context: Option<ZstdContext>,
+    ) -> Result<Sink> {
         let base = if page_cache_kept() {
-            Base::File(handle)
+            Base::File(file)
         } else {
-            DirectFile::open(handle).map_or_else(Base::File, Base::Direct)
+            DirectFile::open(file).map_or_else(Base::File, Base::Direct)
         };
         let chain = Chain::new(base, zstd_level.map(|l| (l, context)))
             .map_err(|e| Error::write(path, e))?;
         Ok(Sink {
             chain,
-            file: Some((tmp, path.to_path_buf())),
+            landing: Landing::Temp(temp),
+            name: path.to_path_buf(),
+        })
+    }
+
+    /// Opens `path` as it is (truncating a regular file, as mysqldump's `fopen`).
+    fn in_place(path: &Path, zstd_level: Option<i32>) -> Result<Sink> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| Error::write(path, e))?;
+        let sync = file.metadata().is_ok_and(|m| m.is_file());
+        let chain = Chain::new(Base::File(file), zstd_level.map(|l| (l, None)))
+            .map_err(|e| Error::write(path, e))?;
+        Ok(Sink {
+            chain,
+            landing: Landing::InPlace { sync },
             name: path.to_path_buf(),
         })
     }
@@ -365,13 +482,13 @@ impl Sink {
             .map_err(|e| Error::write(&self.name, e))
     }
 
-    /// Flushes, syncs and (for a file) renames the temporary file into place.
+    /// Flushes, syncs and (for a temporary file) publishes it under its name.
     pub fn commit(self) -> Result<Written> {
         self.seal()?.0.commit()
     }
 
     /// Ends the encoding: the zstd frame is closed and its context handed back (for
-    /// `file_reusing`), and the buffers are handed to the device. What is left (the direct
+    /// `in_dir`), and the buffers are handed to the device. What is left (the direct
     /// file's last blocks, the fsync, the rename) is `Sealed::commit`'s, which a caller may
     /// run elsewhere.
     pub fn seal(self) -> Result<(Sealed, Option<ZstdContext>)> {
@@ -381,7 +498,7 @@ impl Sink {
             .map_err(|e| Error::write(&self.name, e))?;
         let sealed = Sealed {
             counted,
-            file: self.file,
+            landing: self.landing,
             name: self.name,
         };
         Ok((sealed, context))
@@ -392,13 +509,12 @@ impl Sink {
 /// the temporary file, as for a `Sink`.
 pub struct Sealed {
     counted: Counted,
-    file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    landing: Landing,
     name: PathBuf,
 }
 
 impl Sealed {
-    /// Writes what the device still holds, syncs and (for a file) renames the temporary
-    /// file into place.
+    /// Writes what the device still holds, syncs and (for a temporary file) publishes it.
     pub fn commit(self) -> Result<Written> {
         let name = self.name;
         let mut counted = self.counted;
@@ -411,24 +527,31 @@ impl Sealed {
             Base::Direct(d) => Base::File(d.finish().map_err(|e| Error::write(&name, e))?),
             other => other,
         };
-        if let (Base::File(file), Some((tmp, path))) = (base, self.file) {
-            file.sync_all().map_err(|e| Error::write(&name, e))?;
-            if let Some(b) = &mut behind {
-                b.finish();
+        let file = match base {
+            Base::File(file) => Some(file),
+            _ => None,
+        };
+        match (self.landing, file) {
+            (Landing::Temp(temp), Some(file)) => {
+                file.sync_all().map_err(|e| Error::write(&name, e))?;
+                if let Some(b) = &mut behind {
+                    b.finish();
+                }
+                temp.publish().map_err(|e| Error::write(&name, e))?;
             }
-            tmp.persist(&path)
-                .map_err(|e| Error::write(&name, e.error))?;
-            // Make the rename itself durable.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if let Ok(d) = fs::File::open(dir) {
-                    let _ = d.sync_all();
+            (Landing::InPlace { sync: true }, Some(file)) => {
+                file.sync_all().map_err(|e| Error::write(&name, e))?;
+                if let Some(b) = &mut behind {
+                    b.finish();
                 }
             }
-        } else {
-            // stdout redirected to a file: written back and dropped, not fsynced (as
-            // mysqldump, which leaves that to the shell's file).
-            if let Some(b) = &mut behind {
-                b.finish();
+            _ => {
+                // stdout redirected to a file: written back and dropped, not fsynced (as
+                // mysqldump, which leaves that to the shell's file). A device or fifo: as
+                // written.
+                if let Some(b) = &mut behind {
+                    b.finish();
+                }
             }
         }
         Ok(written)
@@ -448,15 +571,6 @@ pub fn checksum_file(path: &Path) -> io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:032x}", hasher.digest128()))
-}
-
-/// tempfile's errors append `at path "<temp name>"`; the user knows the final path only.
-fn strip_path(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" at path ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]
@@ -483,10 +597,12 @@ mod tests {
     #[test]
     fn files_compressed_in_turn_with_one_reused_context_each_decompress_alone() {
         let dir = tempfile::tempdir().unwrap();
+        let open = Dir::open(dir.path()).unwrap();
         let mut context = None;
         for (i, row) in ["(1,'a')", "(2,'b')", "(3,'c')"].iter().enumerate() {
             let path = dir.path().join(format!("t.{i}.sql.zst"));
-            let mut sink = Sink::file_reusing(&path, Some(3), context.take()).unwrap();
+            let name = format!("t.{i}.sql.zst");
+            let mut sink = Sink::in_dir(&open, &name, Some(3), context.take()).unwrap();
             let text = format!("INSERT INTO t VALUES {row};\n").repeat(100 + i);
             sink.write_all(text.as_bytes()).unwrap();
             let (sealed, back) = sink.seal().unwrap();
@@ -541,5 +657,58 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("/nonexistent-dir/x/dump.sql"));
         assert_eq!(err.exit_code(), crate::error::exit::WRITE_ERROR);
+    }
+
+    #[test]
+    fn a_directory_target_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Sink::file(dir.path(), None).err().unwrap();
+        assert!(err.to_string().contains("Is a directory"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::WRITE_ERROR);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn devices_fifos_and_dev_stdout_are_written_in_place_regular_files_replaced() {
+        assert_eq!(
+            target_kind(Path::new("/dev/null")).unwrap(),
+            TargetKind::InPlace
+        );
+        assert_eq!(
+            target_kind(Path::new("/dev/stdout")).unwrap(),
+            TargetKind::InPlace
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("stdout");
+        std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+        assert_eq!(target_kind(&link).unwrap(), TargetKind::InPlace);
+        let file = dir.path().join("f.sql");
+        assert_eq!(target_kind(&file).unwrap(), TargetKind::Replace);
+        fs::write(&file, b"old").unwrap();
+        assert_eq!(target_kind(&file).unwrap(), TargetKind::Replace);
+        assert_eq!(target_kind(dir.path()).unwrap(), TargetKind::Directory);
+
+        // /dev/null stays a device.
+        let null = dir.path().join("null");
+        std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+        let mut sink = Sink::file(&null, None).unwrap();
+        sink.write_all(b"dump").unwrap();
+        sink.commit().unwrap();
+        assert!(fs::symlink_metadata(&null).unwrap().is_symlink());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn a_symlink_to_a_regular_file_is_kept_and_its_target_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sql");
+        fs::write(&real, b"old").unwrap();
+        let link = dir.path().join("link.sql");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut sink = Sink::file(&link, None).unwrap();
+        sink.write_all(b"new").unwrap();
+        sink.commit().unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
     }
 }
