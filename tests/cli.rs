@@ -1298,6 +1298,123 @@ fn skip_dump_date_footer_reads_dump_completed_without_a_date() {
 }
 
 // ---------------------------------------------------------------------------
+// 8b. Where -r writes.
+
+#[test]
+fn result_file_writes_into_fifos_devices_and_dev_stdout_as_they_are() {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let s = src();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A fifo with a reader: the reader gets the dump, the fifo stays a fifo.
+    let fifo = tmp.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // The read end is opened first (without waiting for a writer), so a dump that does
+    // not write into the fifo ends the test instead of hanging it.
+    let mut read_end = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                match read_end.read(&mut buf) {
+                    Ok(0) if done.load(Ordering::SeqCst) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            got
+        })
+    };
+    let fifo_arg = format!("--result-file={}", fifo.display());
+    let r = dump(s, &[&fifo_arg, "seldb", "t1"]);
+    done.store(true, Ordering::SeqCst);
+    r.ok();
+    let read = String::from_utf8(reader.join().unwrap()).unwrap();
+    assert!(read.contains("INSERT INTO `t1`") && read.contains("-- Dump completed"));
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A symlink to a char device (/dev/null): both stay as they are.
+    let null = tmp.path().join("null");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    let null_arg = format!("-r{}", null.display());
+    dump_ok(s, &[&null_arg, "seldb", "t1"]);
+    assert!(fs::symlink_metadata(&null).unwrap().is_symlink());
+    assert!(
+        fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    // A symlink to /proc/self/fd/1: the dump goes to rdump's stdout.
+    let out_link = tmp.path().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &out_link).unwrap();
+    let out_arg = format!("--result-file={}", out_link.display());
+    let text = dump_ok(s, &[&out_arg, "seldb", "t1"]);
+    assert!(text.contains("INSERT INTO `t1`") && text.contains("-- Dump completed"));
+    assert!(fs::symlink_metadata(&out_link).unwrap().is_symlink());
+    let text = dump_ok(s, &["--result-file=/dev/stdout", "seldb", "t1"]);
+    assert!(text.contains("-- Dump completed"));
+
+    // An existing directory: refused before any table is read, nothing written in it.
+    let dir_arg = format!("--result-file={}", tmp.path().display());
+    let r = dump(s, &["--verbose", &dir_arg, "seldb", "t1"]);
+    assert_eq!(r.code, Some(5), "{}", r.stderr);
+    assert!(r.stderr.contains("Is a directory"), "{}", r.stderr);
+    assert!(!r.stderr.contains("-- Dumping table"), "{}", r.stderr);
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 3);
+}
+
+/// Undoes `chattr +i` on drop (the temporary directory can then be removed).
+struct Immutable(PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn result_file_in_a_directory_that_cannot_be_written_is_written_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    fs::create_dir(&dir).unwrap();
+    let file = dir.join("dump.sql");
+    fs::write(&file, b"old").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    // Tests run as root, who writes any directory: an immutable one (ext4, chattr) is
+    // one root cannot create a file in, while the file in it stays writable.
+    let chattr = Command::new("chattr").arg("+i").arg(&dir).output();
+    if !chattr.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: chattr +i is not available on {}", dir.display());
+        return;
+    }
+    let _undo = Immutable(dir.clone());
+    assert!(fs::write(dir.join("probe"), b"").is_err());
+    let arg = format!("--result-file={}", file.display());
+    dump_ok(src(), &[&arg, "seldb", "t1"]);
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(text.contains("INSERT INTO `t1`") && text.contains("-- Dump completed"));
+    // The file itself was written: its mode is the one it had.
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 9. --help and --version.
 
 #[test]
