@@ -14,6 +14,8 @@
 //! * a load killed with SIGKILL in the middle is refused without `--resume` and finished
 //!   with it, identical to an uninterrupted one, including a MyISAM chunk left half-loaded;
 //!   the password is masked in the process's command line;
+//! * a dump that others could change (a chunk writable by others, a manifest of another
+//!   user) is refused (exit 1) before anything changes, unless `--skip-permission-check`;
 //! * `--seed-replica` builds a replica from a dump taken while a primary takes writes
 //!   (InnoDB, MyISAM, a table without a key); a wrong replication password is reported with
 //!   the server's message (exit 2) and `--resume` then only sets up replication; the replica
@@ -825,4 +827,45 @@ fn a_resumed_seed_is_refused_once_the_replica_has_moved_on() {
         assert!(Instant::now() < deadline, "replication stopped");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_dump_others_could_change_is_refused_unless_told_otherwise() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = start(59, false);
+    server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1),(2),(3);");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(&server, &dir, &["app"]);
+    let chunk = dir.join("app/t.00000.sql");
+    let target = ["--target-database=app2"];
+
+    std::fs::set_permissions(&chunk, std::fs::Permissions::from_mode(0o606)).unwrap();
+    let out = rload(&server, &dir, &target);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("t.00000.sql: is writable by others (mode 606)")
+            && stderr(&out).contains("--skip-permission-check"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(&chunk, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    std::os::unix::fs::chown(dir.join("rdump.json"), Some(4321), None).unwrap();
+    let out = rload(&server, &dir, &target);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rdump.json: is owned by another user (uid 4321)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!databases(&server).iter().any(|d| d[0] == "app2"));
+
+    let out = rload(
+        &server,
+        &dir,
+        &["--target-database=app2", "--skip-permission-check"],
+    );
+    assert_ok(&out, "--skip-permission-check");
+    assert_eq!(server.sql_value("SELECT COUNT(*) FROM app2.t"), "3");
 }

@@ -17,6 +17,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `plan` | reading the manifest, filters and renaming, the load id |
+//! | `trust` | that no one but the user and root can change the dump (owners, modes, no symlinks) |
 //! | `verify` | sizes, checksums and zstd frames of every file the plan reads |
 //! | `journal` | the `rdump_load` journal in the target: exactly-once chunks, resume |
 //! | `indexes` | which index definitions of a CREATE TABLE are deferred |
@@ -47,6 +48,7 @@ pub mod post;
 pub mod replica;
 pub mod schema;
 pub mod script;
+pub mod trust;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -88,6 +90,8 @@ pub struct LoadOptions {
     pub drop_existing: bool,
     pub resume: bool,
     pub enable_binlog: bool,
+    /// `--permission-check` (default on): refuse a dump others could change (see `trust`).
+    pub permission_check: bool,
     /// `--seed-replica` with its `--source-*` options.
     pub replica: Option<SourceOptions>,
     pub progress: Progress,
@@ -209,6 +213,9 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     });
 
     let files = plan.files();
+    if opts.permission_check {
+        trust::check(&plan.dir, &files)?;
+    }
     let (dir, threads) = (plan.dir.clone(), opts.threads);
     let phase = Instant::now();
     let verified = tokio::task::spawn_blocking(move || verify::verify(&dir, &files, threads))

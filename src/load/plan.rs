@@ -453,6 +453,7 @@ mod tests {
             drop_existing: false,
             resume: false,
             enable_binlog: false,
+            permission_check: true,
             replica: None,
             progress: Default::default(),
             quiet: false,

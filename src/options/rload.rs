@@ -91,6 +91,15 @@ pub static LOAD_OPTIONS: &[OptDef] = &[
         "Write the load to the target's binary log (default: sql_log_bin=0).",
     ),
     flag(
+        "permission-check",
+        None,
+        "Load only a dump that no one but you and root can change: the dump directory, \
+         the files and directories in it and the directories above it owned by you or \
+         root, no symlink inside it, none writable by group or others (sticky directories \
+         above it excepted). Default ON; --skip-permission-check loads a dump others could \
+         have changed (their SQL then runs with your privileges).",
+    ),
+    flag(
         "seed-replica",
         None,
         "After loading, make the target a replica of --source-host at the dump's \
@@ -181,6 +190,7 @@ struct Builder {
     drop_existing: bool,
     resume: bool,
     enable_binlog: bool,
+    permission_check: bool,
     seed_replica: bool,
     source_host: Option<String>,
     source_port: u16,
@@ -213,6 +223,7 @@ impl Builder {
             drop_existing: false,
             resume: false,
             enable_binlog: false,
+            permission_check: true,
             seed_replica: false,
             source_host: None,
             source_port: 0,
@@ -280,6 +291,7 @@ impl Builder {
             "drop-existing" => self.drop_existing = on,
             "resume" => self.resume = on,
             "enable-binlog" => self.enable_binlog = on,
+            "permission-check" => self.permission_check = on,
             "seed-replica" => self.seed_replica = on,
             "source-host" => self.source_host = text(value).map(String::from),
             "source-port" => {
@@ -373,6 +385,7 @@ impl Builder {
             drop_existing: self.drop_existing,
             resume: self.resume,
             enable_binlog: self.enable_binlog,
+            permission_check: self.permission_check,
             replica,
             progress: self.progress,
             quiet: self.quiet,
@@ -522,6 +535,12 @@ mod tests {
         assert_eq!(o.dir, PathBuf::from("/d"));
         assert_eq!(o.threads, 4);
         assert!(o.defer_indexes && !o.resume && !o.drop_existing && !o.enable_binlog);
+        assert!(o.permission_check);
+        assert!(
+            !load(&["--skip-permission-check", "/d"])
+                .unwrap()
+                .permission_check
+        );
         assert!(o.replica.is_none());
         assert!(load(&[]).is_err());
         assert!(load(&["/a", "/b"]).is_err());
