@@ -4,8 +4,8 @@
 //! Data flows one way, as in rdump:
 //!
 //! ```text
-//! options (options::rload) ──► plan (manifest + filters) ──► verify (every file, before any change)
-//!   ──► journal (open / resume) ──► schema (databases, sequences, tables without deferred indexes)
+//! options (options::rload) ──► plan (manifest + filters) ──► trust (owners and modes)
+//!   ──► verify (every file, before any change) ──► journal (open / resume) ──► schema (databases, sequences, tables without deferred indexes)
 //!   ──► data (chunks over --threads connections; indexes added per table when its last chunk is in)
 //!   ──► post (routines, views, triggers, events) ──► replica (--seed-replica) ──► summary
 //! ```
@@ -32,6 +32,7 @@
 //! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
 //! written for: see `format::script::chunk_preamble` and `format::encode::csv`), the dump's character set,
 //! and `sql_log_bin=0` unless `--enable-binlog`. Nothing on the target changes before the
+//! dump was found safe from others' changes (unless `--skip-permission-check`), the
 //! manifest and every file were checked and the target was found free of the dump's objects
 //! (or `--drop-existing`, or `--resume` of a journal for this very dump).
 //!

@@ -74,11 +74,13 @@ impl Dir {
         } else {
             path
         };
-        let fd = rfs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let flags = OFlags::DIRECTORY | OFlags::CLOEXEC;
+        // A directory one may write but not list (mode -wx) is opened as a path only:
+        // enough to create and rename in, not to fsync.
+        let fd = match rfs::open(path, flags | OFlags::RDONLY, Mode::empty()) {
+            Err(rustix::io::Errno::ACCESS) => rfs::open(path, flags | OFlags::PATH, Mode::empty()),
+            other => other,
+        }?;
         Ok(Dir(Arc::new(DirInner {
             fd,
             path: path.to_path_buf(),
