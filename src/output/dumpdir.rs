@@ -275,7 +275,7 @@ impl DumpDir {
             Some(text)
         };
         if let Some(text) = clear {
-            clear_unfinished(&fd, &text).map_err(|why| refused(why))?;
+            clear_unfinished(&fd, &text).map_err(refused)?;
             journal
                 .set_len(0)
                 .map_err(|e| Error::write(path.join(JOURNAL), e))?;
