@@ -1,0 +1,13 @@
+//! Trusting backups without watching them (issue 14): the parts that need no repository.
+//!
+//! Owns the pure, storage-independent pieces `rbackup` wires into its commands:
+//! - `duration`: durations as users write them ("7d", "1y2m", "15min") and their calendar
+//!   arithmetic;
+//! - `retention`: the prune policy (restic's `forget` rules) over backup times, with reasons;
+//!
+//! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
+//! running drills or copies. Those belong to the repository layer (`backup/`), which
+//! gathers the inputs (backup times, archiver state, drill results) and calls these.
+
+pub mod duration;
+pub mod retention;
