@@ -4,10 +4,12 @@
 //! - `duration`: durations as users write them ("7d", "1y2m", "15min") and their calendar
 //!   arithmetic;
 //! - `retention`: the prune policy (restic's `forget` rules) over backup times, with reasons;
+//! - `metrics`: the Prometheus textfile (`--metrics-file`), updated atomically;
 //!
 //! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
 //! running drills or copies. Those belong to the repository layer (`backup/`), which
 //! gathers the inputs (backup times, archiver state, drill results) and calls these.
 
 pub mod duration;
+pub mod metrics;
 pub mod retention;
