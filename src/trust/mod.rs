@@ -5,11 +5,13 @@
 //!   arithmetic;
 //! - `retention`: the prune policy (restic's `forget` rules) over backup times, with reasons;
 //! - `metrics`: the Prometheus textfile (`--metrics-file`), updated atomically;
+//! - `check`: the `rbackup check` verdict (OK/WARNING/CRITICAL and its one line);
 //!
 //! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
 //! running drills or copies. Those belong to the repository layer (`backup/`), which
 //! gathers the inputs (backup times, archiver state, drill results) and calls these.
 
+pub mod check;
 pub mod duration;
 pub mod metrics;
 pub mod retention;
