@@ -6,6 +6,7 @@
 //! - `retention`: the prune policy (restic's `forget` rules) over backup times, with reasons;
 //! - `metrics`: the Prometheus textfile (`--metrics-file`), updated atomically;
 //! - `check`: the `rbackup check` verdict (OK/WARNING/CRITICAL and its one line);
+//! - `log`: `--log-format text|json` records, one per line, secrets shown as `***`;
 //!
 //! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
 //! running drills or copies. Those belong to the repository layer (`backup/`), which
@@ -13,5 +14,6 @@
 
 pub mod check;
 pub mod duration;
+pub mod log;
 pub mod metrics;
 pub mod retention;
