@@ -7,12 +7,14 @@
 //! - `metrics`: the Prometheus textfile (`--metrics-file`), updated atomically;
 //! - `check`: the `rbackup check` verdict (OK/WARNING/CRITICAL and its one line);
 //! - `log`: `--log-format text|json` records, one per line, secrets shown as `***`;
+//! - `config`: the config file (`/etc/rbackup.toml`, `--config`) scheduled units rely on.
 //!
 //! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
 //! running drills or copies. Those belong to the repository layer (`backup/`), which
 //! gathers the inputs (backup times, archiver state, drill results) and calls these.
 
 pub mod check;
+pub mod config;
 pub mod duration;
 pub mod log;
 pub mod metrics;
