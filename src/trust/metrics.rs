@@ -76,7 +76,7 @@ impl Metric {
             }
             Metric::RepositoryBytes => "Bytes the repository holds after the last run.",
             Metric::DedupRatio => {
-                "Logical bytes of the last backup divided by the bytes it newly stored."
+                "Fraction (0 to 1) of the last backup's logical bytes already in the repository (not stored again)."
             }
             Metric::BinlogLagSeconds => {
                 "Seconds between now and the last binlog event or heartbeat the archiver stored."
