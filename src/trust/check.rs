@@ -93,6 +93,31 @@ pub struct Limits {
     pub max_drill_age: Option<CalendarDuration>,
 }
 
+impl Limits {
+    /// Each limit from the command line when given there, else from the config file.
+    pub fn overridden_by(self, cli: Limits) -> Limits {
+        Limits {
+            max_age: cli.max_age.or(self.max_age),
+            max_binlog_lag: cli.max_binlog_lag.or(self.max_binlog_lag),
+            max_drill_age: cli.max_drill_age.or(self.max_drill_age),
+        }
+    }
+}
+
+/// `rbackup check --help`'s description (for clap's `long_about`).
+pub const CHECK_HELP: &str = "\
+Exits 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN: the repository could not be read)
+and prints one line saying why, for cron mail, Nagios-style checks and systemd OnFailure=.
+
+  CRITICAL: the newest backup is older than --max-age, or there is none; the binlog
+  archiver's last stored event or heartbeat is older than --max-binlog-lag, or there is no
+  archive; a gap in the point-in-time window (always checked when there is an archive).
+  WARNING: no restore drill passed within --max-drill-age; the newest backup is dated in
+  the future; no limit given at all.
+
+Durations are like 26h, 15min, 8d, 1m (m is months, as in --keep-within). Limits not given
+on the command line come from [check] in the config file.";
+
 /// The outcome: the worst status found, and the one line to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -396,6 +421,23 @@ mod tests {
             ..o
         };
         assert_eq!(verdict(&o, &l, &Utc).status, Status::Ok);
+    }
+
+    #[test]
+    fn command_line_limits_override_the_config_file_one_by_one() {
+        let config = limits();
+        let cli = Limits {
+            max_age: dur("2d"),
+            ..Limits::default()
+        };
+        assert_eq!(
+            config.overridden_by(cli),
+            Limits {
+                max_age: dur("2d"),
+                ..limits()
+            }
+        );
+        assert_eq!(Limits::default().overridden_by(cli), cli);
     }
 
     #[test]

@@ -73,6 +73,26 @@ impl FromStr for Count {
     }
 }
 
+/// `rbackup prune --help`'s description of the policy (for clap's `long_about`), the
+/// module doc's rules in the user's words.
+pub const PRUNE_POLICY_HELP: &str = "\
+Which backups prune keeps (the rules of restic's `forget`):
+
+  Backups are taken newest first. --keep-last N keeps the N newest.
+  --keep-hourly/--keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N put each backup
+  in a calendar bucket (hour, day, ISO week from Monday to Sunday, month, year) in the local
+  time zone and keep the newest backup of each of the N newest buckets that hold one. A
+  backup may fill buckets of several rules; it is kept if any rule keeps it. N may be
+  `unlimited`. While a rule still has buckets left at the oldest backup, the oldest backup
+  is kept too.
+  --keep-within D keeps every backup made after the newest backup minus D, where D is like
+  1y2m3d4h (y years, m months, d days, h hours; also min and s); days, months and years
+  count on the calendar, hours as elapsed time. Backups dated in the future are kept and do
+  not count as the newest.
+  With no --keep-* option (and no [retention] in the config file) nothing is removed.
+  Archived binlogs are pruned only where no kept backup needs them. --dry-run lists each
+  backup with the reasons it is kept, or that it would be removed.";
+
 /// One `--keep-*` rule that counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -127,6 +147,17 @@ impl Policy {
             Rule::Weekly => self.weekly,
             Rule::Monthly => self.monthly,
             Rule::Yearly => self.yearly,
+        }
+    }
+
+    /// The policy to apply: the command line's when it has any `--keep-*` option (it then
+    /// replaces the config file's `[retention]` whole, never field by field, so what runs is
+    /// what was typed), otherwise the config file's.
+    pub fn from_cli_or_config(cli: Policy, config: Policy) -> Policy {
+        if cli == Policy::default() {
+            config
+        } else {
+            cli
         }
     }
 
@@ -196,6 +227,17 @@ impl fmt::Display for Reason {
 pub struct Kept {
     pub index: usize,
     pub reasons: Vec<Reason>,
+}
+
+impl Kept {
+    /// The reasons for `--dry-run`: "daily backup, weekly backup".
+    pub fn reasons_text(&self) -> String {
+        self.reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What `apply` decided; both lists newest first, indices into the slice given.
@@ -714,6 +756,16 @@ mod tests {
             vec![Reason::Within("2d".parse().unwrap())]
         );
         assert_eq!(d.keep[0].reasons[0].to_string(), "within 2d");
+        let both = apply(
+            &times,
+            &policy(|p| {
+                p.within = Some("2d".parse().unwrap());
+                p.last = Count::N(1);
+            }),
+            &Utc,
+            far_future(),
+        );
+        assert_eq!(both.keep[0].reasons_text(), "within 2d, last backup");
     }
 
     #[test]
@@ -820,6 +872,38 @@ mod tests {
             p.to_string(),
             "keep 7 daily, 5 weekly, 12 monthly, 3 yearly backups"
         );
+    }
+
+    #[test]
+    fn a_command_line_policy_replaces_the_config_file_whole() {
+        let config = policy(|p| {
+            p.daily = Count::N(7);
+            p.monthly = Count::N(12);
+        });
+        let cli = policy(|p| p.last = Count::N(3));
+        assert_eq!(Policy::from_cli_or_config(cli, config), cli);
+        assert_eq!(
+            Policy::from_cli_or_config(Policy::default(), config),
+            config
+        );
+    }
+
+    #[test]
+    fn the_help_names_every_option() {
+        for flag in [
+            "--keep-last",
+            "--keep-hourly",
+            "--keep-daily",
+            "--keep-weekly",
+            "--keep-monthly",
+            "--keep-yearly",
+            "--keep-within",
+            "unlimited",
+            "ISO week",
+            "--dry-run",
+        ] {
+            assert!(PRUNE_POLICY_HELP.contains(flag), "{flag}");
+        }
     }
 
     #[test]
