@@ -50,25 +50,30 @@ impl CalendarDuration {
     /// The instant `self` before `t`, with the calendar parts counted on the wall clock of
     /// `tz` (see the module doc for the exact rule).
     pub fn before<Tz: TimeZone>(&self, t: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
+        // Durations so long that they reach before chrono's first date mean "since ever".
+        self.checked_before(t, tz)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    fn checked_before<Tz: TimeZone>(&self, t: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(tz).naive_local();
         let total_months = local.year() as i64 * 12 + local.month0() as i64
             - self.years as i64 * 12
             - self.months as i64;
         let (y, m0) = (total_months.div_euclid(12), total_months.rem_euclid(12));
-        let first = NaiveDate::from_ymd_opt(y as i32, m0 as u32 + 1, 1).expect("year in range");
+        let first = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m0 as u32 + 1, 1)?;
         // Go normalises day overflow by counting days from the first of the month.
         let day_offset = local.day() as i64 - 1 - self.days as i64;
         let date = if day_offset >= 0 {
-            first + Days::new(day_offset as u64)
+            first.checked_add_days(Days::new(day_offset as u64))?
         } else {
-            first - Days::new((-day_offset) as u64)
+            first.checked_sub_days(Days::new(day_offset.unsigned_abs()))?
         };
         let wall = NaiveDateTime::new(date, local.time());
-        let moved = resolve_like_go(wall, tz);
-        moved
-            - chrono::Duration::hours(self.hours as i64)
-            - chrono::Duration::minutes(self.minutes as i64)
-            - chrono::Duration::seconds(self.seconds as i64)
+        let elapsed = chrono::Duration::hours(self.hours as i64)
+            + chrono::Duration::minutes(self.minutes as i64)
+            + chrono::Duration::seconds(self.seconds as i64);
+        resolve_like_go(wall, tz)?.checked_sub_signed(elapsed)
     }
 
     /// Whether an age (elapsed time since `then`, at `now`) exceeds this duration, counted
@@ -85,14 +90,17 @@ impl CalendarDuration {
 
 /// Go's `time.Date` for a wall-clock time: take the offset in force at the wall time read as
 /// UTC; if that offset does not hold at the resulting instant, take the one that does.
-fn resolve_like_go<Tz: TimeZone>(wall: NaiveDateTime, tz: &Tz) -> DateTime<Utc> {
+fn resolve_like_go<Tz: TimeZone>(wall: NaiveDateTime, tz: &Tz) -> Option<DateTime<Utc>> {
     let offset_at =
         |utc: NaiveDateTime| tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
     let first = offset_at(wall);
-    let guess = wall - chrono::Duration::seconds(first);
+    let guess = wall.checked_sub_signed(chrono::Duration::seconds(first))?;
     let second = offset_at(guess);
     let offset = if second == first { first } else { second };
-    (wall - chrono::Duration::seconds(offset)).and_utc()
+    Some(
+        wall.checked_sub_signed(chrono::Duration::seconds(offset))?
+            .and_utc(),
+    )
 }
 
 impl FromStr for CalendarDuration {
@@ -360,6 +368,19 @@ mod tests {
         let limit = d("26h");
         assert!(!limit.exceeded_by(utc("2026-01-09T10:00:00Z"), now, &Utc));
         assert!(limit.exceeded_by(utc("2026-01-09T09:59:59Z"), now, &Utc));
+    }
+
+    #[test]
+    fn durations_longer_than_the_calendar_mean_since_ever() {
+        let now = utc("2026-01-10T12:00:00Z");
+        for huge in ["4000000000y", "4000000000m", "4000000000d", "4000000000h"] {
+            assert_eq!(
+                d(huge).before(now, &Utc),
+                DateTime::<Utc>::MIN_UTC,
+                "{huge}"
+            );
+            assert!(!d(huge).exceeded_by(utc("1970-01-01T00:00:00Z"), now, &Utc));
+        }
     }
 
     #[test]
