@@ -31,6 +31,12 @@
 //! 23- or 25-hour day is one daily bucket. Production passes `chrono::Local` (the host's
 //! zone, as restic uses Go's `time.Local`); the tests pass `chrono_tz` zones.
 //!
+//! Checked against restic itself (Debian's 0.14.0, `forget --dry-run --json`, TZ=Europe/Berlin)
+//! on 28 backups spanning 2020-W53, leap days, both 2026 DST changes and a tie, for 17
+//! policies: the same backups kept for 15; the other 2 (`--keep-monthly 100`,
+//! `--keep-yearly 100`) differ only by the oldest backup, which restic keeps since 0.16
+//! ("oldest" rule) and 0.14 does not.
+//!
 //! Not taken from restic: `--keep-tag`, `--keep-within-{hourly,...}` and grouping by host
 //! or path (the interface of issue 14 has none of them).
 
