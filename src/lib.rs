@@ -12,6 +12,8 @@
 //! - `plan`, `options`: what the user asked for, resolved once before any connection.
 //! - `dump`: the dump itself (catalog, consistency, chunks, readers, the two orchestrators).
 //! - `load`: `rload`.
+//! - `trust`: what makes backups trustworthy without a repository (retention policy,
+//!   health verdicts, metrics, logs, the config file); to move under `backup/`.
 //!
 //! Data flows one way: options -> plan -> dump (snapshot -> read) -> format (encode) ->
 //! output (sink) -> manifest. See ARCHITECTURE.md for the map and the invariants.
@@ -26,3 +28,4 @@ pub mod output;
 pub mod plan;
 pub mod process;
 pub mod sql;
+pub mod trust;
