@@ -1,6 +1,8 @@
 //! Several connections feeding one ordered stream: the chunks of a table are read in
 //! parallel by the pool's sessions (all inside one snapshot, see `group`), encoded as they
-//! arrive, and handed to the writer strictly in chunk order.
+//! arrive, and handed to the writer strictly in chunk order. Readers encode rows, the writer
+//! decides where INSERT statements end (`encode::sql::StatementJoiner`), so the output is
+//! the same bytes whatever the number of readers and the chunking.
 //!
 //! Memory is bounded: each chunk in flight passes its encoded bytes through a channel of
 //! `CHANNEL_BUFFERS` buffers of about `BUFFER_BYTES`; a reader whose turn has not come
@@ -16,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::client::conn::Session;
 use crate::dump::read::TableRead;
 use crate::error::{Error, Result};
-use crate::format::encode::sql::{InsertStyle, SqlEncoder};
+use crate::format::encode::sql::{InsertStyle, SeparatedRows, SqlEncoder, StatementJoiner};
 
 /// Encoded bytes are sent to the writer in pieces of about this size.
 const BUFFER_BYTES: usize = 256 * 1024;
@@ -43,7 +45,7 @@ pub struct ReaderPool {
     idle: Vec<Session>,
 }
 
-type Reading = (JoinHandle<Result<u64>>, mpsc::Receiver<Vec<u8>>);
+type Reading = (JoinHandle<Result<u64>>, mpsc::Receiver<SeparatedRows>);
 
 impl ReaderPool {
     pub fn new(sessions: Vec<Session>) -> ReaderPool {
@@ -60,10 +62,13 @@ impl ReaderPool {
 
     /// Reads `chunks` with up to `len()` sessions at once and passes their encoded bytes to
     /// `write` in chunk order. A session takes the next chunk as soon as it has read its
-    /// own, up to `CHUNKS_PER_READER` chunks in flight per session. Returns the rows read.
+    /// own, up to `CHUNKS_PER_READER` chunks in flight per session. `joiner` makes the rows
+    /// INSERT statements; the last one is closed also when a chunk fails after rows went
+    /// out (as mysqldump's, so a `--force` dump stays loadable). Returns the rows read.
     pub async fn read_ordered(
         &mut self,
         chunks: Vec<ChunkRead>,
+        mut joiner: StatementJoiner,
         mut write: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         if self.idle.is_empty() && !chunks.is_empty() {
@@ -95,8 +100,8 @@ impl ReaderPool {
             // meanwhile goes back to the loop's top for the next one.
             tokio::select! {
                 biased;
-                piece = rx.recv() => if let Some(buf) = piece {
-                    if let Err(e) = write(&buf) {
+                piece = rx.recv() => if let Some(rows) = piece {
+                    if let Err(e) = joiner.write(&rows, &mut write) {
                         abort_all(pending);
                         self.keep_returned(&mut done_rx);
                         return Err(e);
@@ -135,10 +140,12 @@ impl ReaderPool {
             // sessions that had finished their chunk stay for the next table (`--force`).
             abort_all(pending);
             self.keep_returned(&mut done_rx);
+            joiner.finish(&mut write)?;
             return Err(failed);
         }
         // Every reader has ended, so every session it handed back is in the channel.
         self.keep_returned(&mut done_rx);
+        joiner.finish(&mut write)?;
         Ok(rows)
     }
 
@@ -164,13 +171,14 @@ fn abort_all(pending: VecDeque<Reading>) {
     }
 }
 
-/// One reader task: streams the chunk's rows, encodes them, sends the bytes in pieces,
+/// One reader task: streams the chunk's rows, encodes them as separated rows (the writer's
+/// `StatementJoiner` makes them statements), sends them in pieces,
 /// waiting for the writer whenever `CHANNEL_BUFFERS` pieces are unread, and hands the
 /// session back through `done` once the rows are read.
 async fn read_chunk(
     mut s: Session,
     chunk: ChunkRead,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<SeparatedRows>,
     done: mpsc::UnboundedSender<Session>,
 ) -> Result<u64> {
     let sql = chunk.read.select_sql(chunk.range.as_deref());
@@ -180,7 +188,9 @@ async fn read_chunk(
         chunk.read.kinds.clone(),
         chunk.style,
     );
-    let mut buf = Vec::with_capacity(BUFFER_BYTES + 64 * 1024);
+    let extended = chunk.style.extended;
+    let piece = || SeparatedRows::with_capacity(BUFFER_BYTES + 64 * 1024);
+    let mut buf = piece();
     let mut complete = true;
     let mut failed = None;
     let rows = {
@@ -189,7 +199,10 @@ async fn read_chunk(
         loop {
             let more = cursor
                 .next_rows(|cells| {
-                    enc.push_row(cells, &mut buf);
+                    let len = enc.push_separated_row(cells, &mut buf.bytes);
+                    if extended {
+                        buf.row_lens.push(len);
+                    }
                     Ok(())
                 })
                 .await;
@@ -201,9 +214,8 @@ async fn read_chunk(
                     break;
                 }
             }
-            if buf.len() >= BUFFER_BYTES {
-                let full =
-                    std::mem::replace(&mut buf, Vec::with_capacity(BUFFER_BYTES + 64 * 1024));
+            if buf.bytes.len() >= BUFFER_BYTES {
+                let full = std::mem::replace(&mut buf, piece());
                 if tx.send(full).await.is_err() {
                     // The writer gave up (its error is reported there); the session, in
                     // the middle of a result, goes with this task.
@@ -214,13 +226,12 @@ async fn read_chunk(
         }
         cursor.count
     };
-    // After an error the session goes with this task. The rows read before it end with a
-    // closed statement, as mysqldump's do: the writer passes them on before it sees the
-    // error (`--force` goes on after it).
+    // After an error the session goes with this task. The rows read before it go out: the
+    // writer passes them on, and closes their statement, before it sees the error
+    // (`--force` goes on after it).
     if complete && failed.is_none() {
         let _ = done.send(s);
     }
-    enc.finish(&mut buf);
     let _ = tx.send(buf).await;
     failed.map_or(Ok(rows), Err)
 }

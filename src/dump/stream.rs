@@ -22,7 +22,7 @@ use crate::dump::snapshot;
 use crate::dump::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::error::{Error, Result};
 use crate::format::coordinates::Coordinates;
-use crate::format::encode::sql::{InsertStyle, SqlEncoder};
+use crate::format::encode::sql::{InsertStyle, SqlEncoder, StatementJoiner};
 use crate::format::encode::tab::TabEncoder;
 use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
@@ -569,8 +569,13 @@ async fn dump_table(
                             style,
                         })
                         .collect();
+                    let joiner = StatementJoiner::new(
+                        &crate::sql::quote::ident(&t.name),
+                        read.insert_columns.as_deref(),
+                        style,
+                    );
                     let read = pool
-                        .read_ordered(chunks, |bytes| out.write_all(bytes))
+                        .read_ordered(chunks, joiner, |bytes| out.write_all(bytes))
                         .await;
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 } else {
