@@ -129,3 +129,148 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     }
     format!("lengths {} and {}", a.len(), b.len())
 }
+
+// ---------------------------------------------------------------------------
+// Item 2: views that select from databases dumped later.
+
+/// `aaa_v` (dumped first) has views on a table and on a view of `zzz_t`, and a function
+/// of `zzz_t` in a view; `zzz_t` has a view on a table of `aaa_v`.
+const CROSS_DATABASE_VIEWS: &str = "
+CREATE DATABASE aaa_v; CREATE DATABASE zzz_t;
+CREATE TABLE zzz_t.t (a INT PRIMARY KEY, b VARCHAR(10));
+INSERT INTO zzz_t.t VALUES (1, 'one'), (2, 'two');
+CREATE TABLE aaa_v.base (x INT PRIMARY KEY); INSERT INTO aaa_v.base VALUES (7);
+CREATE VIEW zzz_t.w AS SELECT a, b FROM zzz_t.t WHERE a > 1;
+CREATE VIEW zzz_t.back AS SELECT x FROM aaa_v.base;
+CREATE VIEW aaa_v.v AS SELECT a, b FROM zzz_t.t;
+CREATE VIEW aaa_v.on_view AS SELECT b FROM zzz_t.w;
+";
+
+/// What the views of the two databases return, for comparing source and restore.
+fn view_contents(s: &Server) -> String {
+    s.sql(
+        "SELECT * FROM aaa_v.v ORDER BY a; SELECT * FROM aaa_v.on_view;
+         SELECT * FROM zzz_t.w; SELECT * FROM zzz_t.back;",
+    )
+}
+
+/// The lines that place views: database switches, stand-ins and final definitions.
+fn view_placement(dump: &[u8]) -> Vec<String> {
+    text(dump)
+        .lines()
+        .filter(|l| {
+            l.starts_with("USE ")
+                || l.starts_with("-- Current Database")
+                || l.starts_with("-- Final view structure")
+                || l.starts_with("-- Temporary table structure")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn views_on_later_databases_restore_with_databases_and_all_databases() {
+    let s = Server::start_default();
+    s.sql(CROSS_DATABASE_VIEWS);
+    let expected = view_contents(&s);
+    for args in [&["--databases", "aaa_v", "zzz_t"][..], &["--all-databases"]] {
+        let dump = rdump(&s, args);
+        // Where views go is mariadb-dump's: stand-ins with their database's tables, the
+        // real definitions after all databases, each database with its USE again.
+        assert_eq!(
+            view_placement(&dump),
+            view_placement(&mariadb_dump(&s, args)),
+            "{args:?}"
+        );
+        let target = Server::start_default();
+        restore(&target, &dump);
+        assert_eq!(view_contents(&target), expected, "{args:?}");
+    }
+}
+
+#[test]
+fn views_on_later_databases_load_with_rload() {
+    let s = Server::start_default();
+    s.sql(CROSS_DATABASE_VIEWS);
+    let dir = tempfile::tempdir().unwrap();
+    let dump_dir = dir.path().join("d");
+    rdump(
+        &s,
+        &[
+            &format!("--dir={}", dump_dir.display()),
+            "--progress=never",
+            "--quiet",
+            "--databases",
+            "aaa_v",
+            "zzz_t",
+        ],
+    );
+    let target = Server::start_default();
+    let out = Command::new(env!("CARGO_BIN_EXE_rload"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", target.socket().display()))
+        .arg("-uroot")
+        .arg("--progress=never")
+        .arg(&dump_dir)
+        .output()
+        .expect("run rload");
+    assert!(
+        out.status.success(),
+        "rload failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(view_contents(&target), view_contents(&s));
+}
+
+// ---------------------------------------------------------------------------
+// Item 6: `--tab` writes views to files, and each file has mariadb-dump's header.
+
+#[test]
+fn tab_writes_each_view_to_its_file_and_nothing_to_stdout() {
+    let s = Server::start_default();
+    s.sql(CROSS_DATABASE_VIEWS);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    for d in [&ours, &theirs] {
+        std::fs::create_dir(d).unwrap();
+        // The server writes the .txt files.
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let out = rdump(&s, &[&format!("--tab={}", ours.display()), "zzz_t"]);
+    assert_eq!(text(&out), "", "--tab writes nothing on stdout");
+    mariadb_dump(&s, &[&format!("--tab={}", theirs.display()), "zzz_t"]);
+    assert_eq!(files_in(&ours), files_in(&theirs));
+    assert_eq!(
+        files_in(&ours),
+        ["back.sql", "t.sql", "t.txt", "w.sql"],
+        "one .sql per view"
+    );
+    // The session lines around each file's definitions are mariadb-dump's.
+    let session_lines = |path: &Path| -> Vec<String> {
+        text(&std::fs::read(path).unwrap())
+            .lines()
+            .filter(|l| l.starts_with("/*!40"))
+            .map(str::to_string)
+            .collect()
+    };
+    for f in ["t.sql", "w.sql"] {
+        assert_eq!(
+            session_lines(&ours.join(f)),
+            session_lines(&theirs.join(f)),
+            "{f}"
+        );
+    }
+    // Each view's file restores it alone (here after its tables).
+    let target = Server::start_default();
+    target.sql("CREATE DATABASE aaa_v; CREATE TABLE aaa_v.base (x INT PRIMARY KEY); CREATE DATABASE zzz_t;");
+    for f in ["t.sql", "w.sql", "back.sql"] {
+        target
+            .restore_with_args(&["zzz_t"], &std::fs::read(ours.join(f)).unwrap())
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    assert_eq!(
+        target.sql("SHOW FULL TABLES FROM zzz_t"),
+        s.sql("SHOW FULL TABLES FROM zzz_t")
+    );
+}

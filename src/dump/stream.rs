@@ -130,8 +130,11 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
     s.close().await;
 
-    let completed = summary.errors.is_empty().then(now_local);
-    out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
+    // With `--tab` every object has a file of its own; stdout gets nothing (as mariadb-dump).
+    if tab_dir(plan).is_none() {
+        let completed = summary.errors.is_empty().then(now_local);
+        out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
+    }
     out.commit()?;
     Ok(summary)
 }
@@ -201,9 +204,11 @@ async fn write_dump(
         _ => None,
     };
     let charset = &plan.connection.character_set;
-    out.write_all(
-        script::header(&plan.shape, &s.dialect, &s.server, header_db, charset).as_bytes(),
-    )?;
+    if tab_dir(plan).is_none() {
+        out.write_all(
+            script::header(&plan.shape, &s.dialect, &s.server, header_db, charset).as_bytes(),
+        )?;
+    }
     write_coordinates(out, plan, s, coords)?;
     let log_bin_off = write_mysql_gtid_purged(out, plan, s, coords)?;
     if plan.selection.system_users {
@@ -215,6 +220,8 @@ async fn write_dump(
     }
 
     let mut summary = Summary::default();
+    // Each dumped database with its views, whose definitions come after all tables.
+    let mut dumped: Vec<(&str, Vec<String>)> = Vec::new();
     for (db, named) in selection {
         let mut missing = Vec::new();
         let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
@@ -233,7 +240,8 @@ async fn write_dump(
         // As mysqldump's `--force`, also past LOCK TABLES and UNLOCK TABLES errors.
         let r = strategy.before_database(s, db, &tables).await;
         tolerate(plan, &mut summary, r)?;
-        dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
+        let views = dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
+        dumped.push((db, views));
         let r = strategy.after_database(s).await;
         tolerate(plan, &mut summary, r)?;
         // The server refuses to lock log tables, and to read them while others are locked.
@@ -245,6 +253,7 @@ async fn write_dump(
         }
         summary.databases += 1;
     }
+    write_final_views(s, plan, &dumped, out, &mut summary).await?;
 
     // MariaDB: after a restored mysql.gtid_slave_pos table, so it is not overwritten.
     if let (Some(style), Some(gtid), true) = (
@@ -344,6 +353,74 @@ fn rows_read(plan: &Plan, summary: &mut Summary, read: Result<u64>) -> Result<Op
     }
 }
 
+/// The `--tab` directory, if the plan writes one.
+fn tab_dir(plan: &Plan) -> Option<&Path> {
+    match &plan.output {
+        Output::Tab { dir, .. } => Some(dir),
+        _ => None,
+    }
+}
+
+/// Every view's real definition, after the tables, events and routines of all dumped
+/// databases, as mariadb-dump writes them: a view may select from a table (or view) of a
+/// database dumped later, which exists by then; until then a stand-in table stood for each
+/// view. With several databases, once any view was seen, each database gets its `USE`
+/// again, in dump order. With `--tab` each view goes to `DIR/<view>.sql` instead.
+async fn write_final_views(
+    s: &mut Session,
+    plan: &Plan,
+    dumped: &[(&str, Vec<String>)],
+    out: &mut Sink,
+    summary: &mut Summary,
+) -> Result<()> {
+    if dumped.iter().all(|(_, views)| views.is_empty()) {
+        return Ok(());
+    }
+    let shape = &plan.shape;
+    let several = !matches!(plan.selection.scope, Scope::Database { .. });
+    for (db, views) in dumped {
+        if several {
+            out.write_all(script::database(shape, db, None, false).as_bytes())?;
+        }
+        for v in views {
+            let r = match catalog::show_create_view(s, db, v).await {
+                Ok(d) => match tab_dir(plan) {
+                    Some(dir) => write_tab_file(s, plan, dir, db, v, |f| {
+                        f.write_all(script::view_final(shape, &d).as_bytes())
+                    }),
+                    None => out.write_all(script::view_final(shape, &d).as_bytes()),
+                },
+                Err(e) => Err(e),
+            };
+            tolerate(plan, summary, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `DIR/<name>.sql` of `--tab` as mariadb-dump does: its session header (that of
+/// `--tab`), what `body` writes, then the footer; committed only when all was written.
+fn write_tab_file(
+    s: &Session,
+    plan: &Plan,
+    dir: &Path,
+    db: &str,
+    name: &str,
+    body: impl FnOnce(&mut Sink) -> Result<()>,
+) -> Result<()> {
+    let mut f = Sink::file(&dir.join(format!("{}.sql", file_name(name))), None)?;
+    let charset = &plan.connection.character_set;
+    f.write_all(
+        script::tab_file_header(&plan.shape, &s.dialect, &s.server, db, charset).as_bytes(),
+    )?;
+    body(&mut f)?;
+    f.write_all(script::tab_file_footer(&plan.shape, Some(&now_local())).as_bytes())?;
+    f.commit()?;
+    Ok(())
+}
+
+/// One database's tables, sequences, view stand-ins, events and routines; returns its
+/// views, whose definitions `write_final_views` writes after all databases.
 async fn dump_database(
     s: &mut Session,
     plan: &Plan,
@@ -352,7 +429,7 @@ async fn dump_database(
     out: &mut Sink,
     summary: &mut Summary,
     pool: &mut Option<ReaderPool>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let shape = &plan.shape;
     let sel = &plan.selection;
     // Each step below is one `tolerate`: under `--force` (also once the connection is
@@ -378,16 +455,25 @@ async fn dump_database(
         .iter()
         .filter(|t| t.kind == TableKind::Sequence)
         .chain(tables.iter().filter(|t| t.kind != TableKind::Sequence));
+    let mut views = Vec::new();
     for t in sequences_first {
         let r = match t.kind {
             TableKind::Base => dump_table(s, plan, db, t, out, summary, pool).await,
             TableKind::Sequence => dump_sequence(s, plan, db, t, out).await,
             TableKind::View if sel.no_create_info => Ok(()),
-            TableKind::View => catalog::view_columns(s, db, &t.name)
-                .await
-                .and_then(|cols| {
-                    out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
-                }),
+            // `--tab` writes a view's file only with its real definition.
+            TableKind::View if tab_dir(plan).is_some() => {
+                views.push(t.name.clone());
+                Ok(())
+            }
+            TableKind::View => {
+                views.push(t.name.clone());
+                catalog::view_columns(s, db, &t.name)
+                    .await
+                    .and_then(|cols| {
+                        out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
+                    })
+            }
         };
         tolerate(plan, summary, r)?;
     }
@@ -409,15 +495,7 @@ async fn dump_database(
         });
         tolerate(plan, summary, r)?;
     }
-    if !sel.no_create_info {
-        for v in tables.iter().filter(|t| t.kind == TableKind::View) {
-            let r = catalog::show_create_view(s, db, &v.name)
-                .await
-                .and_then(|d| out.write_all(script::view_final(shape, &d).as_bytes()));
-            tolerate(plan, summary, r)?;
-        }
-    }
-    Ok(())
+    Ok(views)
 }
 
 async fn dump_sequence(
@@ -462,10 +540,14 @@ async fn dump_table(
         eprintln!("-- Dumping table {}", qualified(db, &t.name));
     }
     let mut schema_file = match tab {
-        Some((dir, _)) => Some(Sink::file(
-            &dir.join(format!("{}.sql", file_name(&t.name))),
-            None,
-        )?),
+        Some((dir, _)) => {
+            let mut f = Sink::file(&dir.join(format!("{}.sql", file_name(&t.name))), None)?;
+            let charset = &plan.connection.character_set;
+            f.write_all(
+                script::tab_file_header(shape, &s.dialect, &s.server, db, charset).as_bytes(),
+            )?;
+            Some(f)
+        }
         None => None,
     };
     let schema_out: &mut Sink = schema_file.as_mut().unwrap_or(main);
@@ -623,7 +705,8 @@ async fn dump_table(
         // Under `--force`, `--tab` keeps the table's .sql file without them.
         tolerate(plan, summary, r)?;
     }
-    if let Some(f) = schema_file {
+    if let Some(mut f) = schema_file {
+        f.write_all(script::tab_file_footer(shape, Some(&now_local())).as_bytes())?;
         f.commit()?;
     }
     summary.tables += 1;

@@ -34,6 +34,29 @@ pub fn header(
     database: Option<&str>,
     charset: &str,
 ) -> String {
+    header_of(shape, dialect, host, database, charset, false)
+}
+
+/// The header of each `.sql` file of `--tab`, as mariadb-dump writes it there: without the
+/// unique and foreign key check lines, and with an empty SQL_MODE (no rows are inserted).
+pub fn tab_file_header(
+    shape: &Shape,
+    dialect: &Dialect,
+    host: &str,
+    database: &str,
+    charset: &str,
+) -> String {
+    header_of(shape, dialect, host, Some(database), charset, true)
+}
+
+fn header_of(
+    shape: &Shape,
+    dialect: &Dialect,
+    host: &str,
+    database: Option<&str>,
+    charset: &str,
+    tab: bool,
+) -> String {
     let mut s = String::new();
     if let Some(line) = dialect.sandbox_line() {
         s.push_str(line);
@@ -67,6 +90,13 @@ pub fn header(
             "/*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;\n/*!40103 SET TIME_ZONE='+00:00' */;\n",
         );
     }
+    if tab {
+        s.push_str(
+            "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='' */;\n\
+             /*!40111 SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0 */;\n",
+        );
+        return s;
+    }
     s.push_str(
         "/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\
          /*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n\
@@ -96,16 +126,27 @@ pub fn schema_preamble(charset: &str) -> String {
 /// The session restore lines; `completed_on` adds the `-- Dump completed` line, which
 /// is written only when every object was dumped.
 pub fn footer(shape: &Shape, completed_on: Option<&str>) -> String {
+    footer_of(shape, completed_on, false)
+}
+
+/// The footer of each `.sql` file of `--tab` (see `tab_file_header`).
+pub fn tab_file_footer(shape: &Shape, completed_on: Option<&str>) -> String {
+    footer_of(shape, completed_on, true)
+}
+
+fn footer_of(shape: &Shape, completed_on: Option<&str>, tab: bool) -> String {
     let mut s = String::new();
     if !shape.compact {
         if shape.tz_utc {
             s.push_str("/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n");
         }
-        s.push_str(
-            "\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n\
-             /*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n\
-             /*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n",
-        );
+        s.push_str("\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n");
+        if !tab {
+            s.push_str(
+                "/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n\
+                 /*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n",
+            );
+        }
         if shape.set_charset {
             s.push_str(
                 "/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;\n\
