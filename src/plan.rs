@@ -170,6 +170,12 @@ pub struct Selection {
     pub triggers: bool,
     /// `--system=users`: accounts and grants as CREATE USER and GRANT.
     pub system_users: bool,
+    /// `--system=plugins`: INSTALL PLUGIN for each active plugin loaded from a library.
+    pub system_plugins: bool,
+    /// `--system=udfs`: CREATE FUNCTION ... SONAME for each loadable function.
+    pub system_udfs: bool,
+    /// `--system=servers`: CREATE SERVER for each `mysql.servers` row.
+    pub system_servers: bool,
 }
 
 impl Default for Selection {
@@ -186,6 +192,9 @@ impl Default for Selection {
             events: false,
             triggers: true,
             system_users: false,
+            system_plugins: false,
+            system_udfs: false,
+            system_servers: false,
         }
     }
 }

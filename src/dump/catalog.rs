@@ -6,7 +6,9 @@
 
 use crate::client::conn::{Session, cell_by_name, cell_string};
 use crate::error::{Error, Result};
-use crate::format::objects::{Column, ColumnKind, Definition, RoutineType, TableInfo, TableKind};
+use crate::format::objects::{
+    Account, Column, ColumnKind, Definition, RoutineType, TableInfo, TableKind,
+};
 use crate::sql::quote::{ident, qualified, string_literal};
 
 fn missing(session: &Session, what: String) -> Error {
@@ -300,42 +302,112 @@ pub async fn sequence_next_value(session: &mut Session, db: &str, seq: &str) -> 
         .ok_or_else(|| missing(session, what))
 }
 
-/// Accounts as (user, host), excluding the server's internal ones.
-pub async fn accounts(session: &mut Session) -> Result<Vec<(String, String)>> {
+/// Every account of `mysql.user`, users (by user, host) then roles (by name), each with its
+/// CREATE USER and grants, as mariadb-dump's `--system=users` reads them: `mariadb.sys`
+/// and anonymous users too. MySQL's internal `mysql.*` accounts are left out. The second
+/// list names the accounts the server ignores and will not show (error 1133: a host name
+/// under `skip_name_resolve`), which mariadb-dump stops at.
+pub async fn accounts(session: &mut Session) -> Result<(Vec<Account>, Vec<String>)> {
+    let sql = if session.dialect.is_mariadb() {
+        "SELECT User, Host, is_role, default_role FROM mysql.user \
+         ORDER BY is_role, User, Host"
+    } else {
+        "SELECT User, Host, 'N', '' FROM mysql.user \
+         WHERE User NOT IN ('mysql.sys', 'mysql.session', 'mysql.infoschema') \
+         ORDER BY User, Host"
+    };
+    let rows = session.rows(sql, "listing accounts").await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ignored = Vec::new();
+    let unknown = |e: &Error| e.sql_error_code() == Some(1133);
+    for r in &rows {
+        let mut a = Account {
+            user: cell_string(r, 0).unwrap_or_default(),
+            host: cell_string(r, 1).unwrap_or_default(),
+            is_role: cell_string(r, 2).as_deref() == Some("Y"),
+            default_role: cell_string(r, 3).unwrap_or_default(),
+            create: None,
+            grants: Vec::new(),
+        };
+        let what = format!("reading account {}", a.sql_name());
+        if !a.is_role {
+            let sql = format!("SHOW CREATE USER {}", a.sql_name());
+            match session.rows(&sql, &what).await {
+                Ok(rows) => a.create = rows.first().and_then(|r| cell_string(r, 0)),
+                Err(e) if unknown(&e) => {
+                    ignored.push(a.sql_name());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let sql = format!("SHOW GRANTS FOR {}", a.sql_name());
+        a.grants = session
+            .rows(&sql, &what)
+            .await?
+            .iter()
+            .filter_map(|r| cell_string(r, 0))
+            .filter(|g| !g.starts_with("SET DEFAULT ROLE"))
+            .collect();
+        out.push(a);
+    }
+    Ok((out, ignored))
+}
+
+/// `--system=plugins`: (name, library) of the active plugins loaded from a library.
+pub async fn plugins(session: &mut Session) -> Result<Vec<(String, String)>> {
+    let rows = session.rows("SHOW PLUGINS", "listing plugins").await?;
+    Ok(rows
+        .iter()
+        .filter(|r| cell_by_name(r, "Status").as_deref() == Some("ACTIVE"))
+        .filter_map(|r| Some((cell_by_name(r, "Name")?, cell_by_name(r, "Library")?)))
+        .collect())
+}
+
+/// `--system=udfs`: the loadable functions of `mysql.func` as (name, ret, dl, type).
+pub async fn udfs(session: &mut Session) -> Result<Vec<[String; 4]>> {
     let rows = session
         .rows(
-            "SELECT User, Host FROM mysql.user WHERE User <> '' \
-             AND NOT (User IN ('mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema')) \
-             ORDER BY User, Host",
-            "listing accounts",
+            "SELECT name, ret, dl, type FROM mysql.func ORDER BY name",
+            "listing loadable functions",
         )
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((cell_string(r, 0)?, cell_string(r, 1)?)))
+        .map(|r| [0, 1, 2, 3].map(|i| cell_string(r, i).unwrap_or_default()))
         .collect())
 }
 
-/// `CREATE USER` and `GRANT` statements of one account, as the server prints them.
-pub async fn account_statements(
-    session: &mut Session,
-    user: &str,
-    host: &str,
-) -> Result<Vec<String>> {
-    let account = format!("{}@{}", string_literal(user), string_literal(host));
-    let what = format!("reading account {account}");
-    let mut out = Vec::new();
-    for sql in [
-        format!("SHOW CREATE USER {account}"),
-        format!("SHOW GRANTS FOR {account}"),
-    ] {
-        for r in session.rows(&sql, &what).await? {
-            if let Some(s) = cell_string(&r, 0) {
-                out.push(s);
-            }
-        }
-    }
-    Ok(out)
+/// `--system=servers`: each row of `mysql.servers` as (column, value) pairs.
+pub async fn servers(session: &mut Session) -> Result<Vec<Vec<(String, String)>>> {
+    let rows = session
+        .rows(
+            "SELECT Server_name, Wrapper, Host, Db, Username, Password, Port, Socket, Owner \
+             FROM mysql.servers ORDER BY Server_name",
+            "listing servers",
+        )
+        .await?;
+    let names = [
+        "Server_name",
+        "Wrapper",
+        "Host",
+        "Db",
+        "Username",
+        "Password",
+        "Port",
+        "Socket",
+        "Owner",
+    ];
+    Ok(rows
+        .iter()
+        .map(|r| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), cell_string(r, i).unwrap_or_default()))
+                .collect()
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -211,13 +211,7 @@ async fn write_dump(
     }
     write_coordinates(out, plan, s, coords)?;
     let log_bin_off = write_mysql_gtid_purged(out, plan, s, coords)?;
-    if plan.selection.system_users {
-        let mut statements = Vec::new();
-        for (user, host) in catalog::accounts(s).await? {
-            statements.extend(catalog::account_statements(s, &user, &host).await?);
-        }
-        out.write_all(script::accounts(&plan.shape, &statements).as_bytes())?;
-    }
+    write_system(s, plan, out).await?;
 
     let mut summary = Summary::default();
     // Each dumped database with its views, whose definitions come after all tables.
@@ -273,6 +267,34 @@ async fn write_dump(
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
     }
     Ok(summary)
+}
+
+/// `--system`: accounts, plugins, loadable functions and servers, before the databases.
+async fn write_system(s: &mut Session, plan: &Plan, out: &mut Sink) -> Result<()> {
+    let (sel, shape) = (&plan.selection, &plan.shape);
+    if sel.system_users {
+        let (accounts, ignored) = catalog::accounts(s).await?;
+        for name in ignored {
+            eprintln!(
+                "rdump: warning: account {name} is not dumped: the server ignores it \
+                 (a host name under skip_name_resolve) and does not show it"
+            );
+        }
+        out.write_all(script::accounts(shape, &accounts).as_bytes())?;
+    }
+    if sel.system_plugins {
+        let plugins = catalog::plugins(s).await?;
+        out.write_all(script::plugins(shape, &plugins).as_bytes())?;
+    }
+    if sel.system_udfs {
+        let udfs = catalog::udfs(s).await?;
+        out.write_all(script::udfs(shape, &udfs).as_bytes())?;
+    }
+    if sel.system_servers {
+        let servers = catalog::servers(s).await?;
+        out.write_all(script::servers(shape, &servers).as_bytes())?;
+    }
+    Ok(())
 }
 
 fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordinates) -> Result<()> {

@@ -1,9 +1,12 @@
 //! The database objects a dump describes, as plain data: tables (kind, engine, estimates),
 //! columns and how each column's values are written (`ColumnKind`), and the definitions of
-//! views, triggers, routines and events with the session settings they were created under.
+//! views, triggers, routines and events with the session settings they were created under,
+//! and the accounts of `--system=users`.
 //!
 //! Filled by `dump::catalog` from the server, written by `encode` and `script`, recorded in
 //! the manifest and read back by `load`. Not for: querying the server (see `dump::catalog`).
+
+use crate::sql::quote::string_literal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {
@@ -153,6 +156,35 @@ impl RoutineType {
         match self {
             RoutineType::Function => "FUNCTION",
             RoutineType::Procedure => "PROCEDURE",
+        }
+    }
+}
+/// An account of `--system=users`: a user or (MariaDB) a role, with its statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: String,
+    /// Empty for a role.
+    pub host: String,
+    pub is_role: bool,
+    /// MariaDB: the role `SET DEFAULT ROLE` gave the user ("" for none).
+    pub default_role: String,
+    /// `SHOW CREATE USER` (users only).
+    pub create: Option<String>,
+    /// `SHOW GRANTS`, without its `SET DEFAULT ROLE` line (written from `default_role`).
+    pub grants: Vec<String>,
+}
+
+impl Account {
+    /// The account as SQL names it: `'u'@'h'`, a role `'r'`, MariaDB's `PUBLIC` role bare.
+    pub fn sql_name(&self) -> String {
+        match (self.is_role, self.user.as_str()) {
+            (true, "PUBLIC") => "PUBLIC".to_string(),
+            (true, _) => string_literal(&self.user),
+            (false, _) => format!(
+                "{}@{}",
+                string_literal(&self.user),
+                string_literal(&self.host)
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! Not for: reading definitions (see `dump::catalog`) or rows (see `encode`).
 
 use crate::format::coordinates::{Coordinates, SourceCoordinates};
-use crate::format::objects::{Definition, RoutineType};
+use crate::format::objects::{Account, Definition, RoutineType};
 use crate::format::shape::{CoordinateStyle, GtidPurged, Shape};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{comment_safe, ident, string_literal};
@@ -569,19 +569,142 @@ pub fn view_final(shape: &Shape, d: &Definition) -> String {
     s
 }
 
-/// Accounts and grants for `--system=users`. CREATE USER gets IF NOT EXISTS so an account
-/// that exists on the target (root) does not stop the restore.
-pub fn accounts(shape: &Shape, statements: &[String]) -> String {
+/// Accounts and grants for `--system=users`, in mariadb-dump 10.11's order: users, then
+/// (MariaDB, when there are roles) a temporary `mariadb_dump_import_role` administering the
+/// roles created, each user's grants and default role, each role's grants, and the import
+/// role dropped and the session's role restored. CREATE USER and CREATE ROLE get IF NOT
+/// EXISTS so accounts that exist on the target (root) do not stop the restore, and each
+/// role is created once (mariadb-dump repeats a role with several admins, which a restore
+/// refuses). MariaDB's `PUBLIC` role exists everywhere: only its grants are written.
+pub fn accounts(shape: &Shape, accounts: &[Account]) -> String {
     let mut s = comment_block(shape, &["Accounts and grants"]);
-    for st in statements {
-        let st = match st.strip_prefix("CREATE USER ") {
-            Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
-                format!("CREATE USER IF NOT EXISTS {rest}")
-            }
-            _ => st.clone(),
+    let (roles, users): (Vec<&Account>, Vec<&Account>) = accounts.iter().partition(|a| a.is_role);
+    for u in &users {
+        if let Some(create) = &u.create {
+            let rest = create.strip_prefix("CREATE USER ").unwrap_or(create);
+            let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+            s.push_str(&format!("CREATE USER IF NOT EXISTS {rest};\n"));
+        }
+    }
+    if !roles.is_empty() {
+        s.push_str(
+            "SELECT COALESCE(CURRENT_ROLE(),'NONE') into @current_role;\n\
+             CREATE ROLE IF NOT EXISTS mariadb_dump_import_role;\n\
+             GRANT mariadb_dump_import_role TO CURRENT_USER();\n\
+             SET ROLE mariadb_dump_import_role;\n",
+        );
+        for r in roles.iter().filter(|r| r.user != "PUBLIC") {
+            s.push_str(&format!(
+                "/*M!100005 CREATE ROLE IF NOT EXISTS {} WITH ADMIN mariadb_dump_import_role */;\n",
+                r.sql_name()
+            ));
+        }
+    }
+    for u in &users {
+        for g in &u.grants {
+            s.push_str(g);
+            s.push_str(";\n");
+        }
+        if !roles.is_empty() {
+            let role = match u.default_role.as_str() {
+                "" => "NONE".to_string(),
+                r => string_literal(r),
+            };
+            s.push_str(&format!(
+                "/*M!100005 SET DEFAULT ROLE {role} FOR {} */;\n",
+                u.sql_name()
+            ));
+        }
+    }
+    for r in &roles {
+        for g in &r.grants {
+            s.push_str(g);
+            s.push_str(";\n");
+        }
+    }
+    if !roles.is_empty() {
+        s.push_str(
+            "SET ROLE NONE;\n\
+             DROP ROLE mariadb_dump_import_role;\n\
+             /*M!100203 EXECUTE IMMEDIATE CONCAT('SET ROLE ', @current_role) */;\n",
+        );
+    }
+    s
+}
+
+/// `--system=plugins`: each active plugin loaded from a library, as mariadb-dump writes it
+/// (IF NOT EXISTS, so a plugin already on the target does not stop the restore).
+pub fn plugins(shape: &Shape, plugins: &[(String, String)]) -> String {
+    let mut s = comment_block(shape, &["Plugins"]);
+    for (name, library) in plugins {
+        s.push_str(&format!(
+            "INSTALL PLUGIN /*M!100401 IF NOT EXISTS */ {} SONAME {};\n",
+            ident(name),
+            string_literal(library)
+        ));
+    }
+    s
+}
+
+/// `--system=udfs`: `mysql.func` rows (name, ret, dl, type) as CREATE FUNCTION ... SONAME.
+pub fn udfs(shape: &Shape, udfs: &[[String; 4]]) -> String {
+    let mut s = comment_block(shape, &["Loadable functions"]);
+    for [name, ret, dl, kind] in udfs {
+        let returns = match ret.as_str() {
+            "0" => "STRING",
+            "1" => "REAL",
+            "2" => "INTEGER",
+            "4" => "DECIMAL",
+            _ => continue,
         };
-        s.push_str(&st);
-        s.push_str(";\n");
+        let aggregate = if kind.eq_ignore_ascii_case("aggregate") {
+            "AGGREGATE "
+        } else {
+            ""
+        };
+        s.push_str(&format!(
+            "CREATE {aggregate}FUNCTION IF NOT EXISTS {} RETURNS {returns} SONAME {};\n",
+            ident(name),
+            string_literal(dl)
+        ));
+    }
+    s
+}
+
+/// `--system=servers`: `mysql.servers` rows as CREATE SERVER statements.
+pub fn servers(shape: &Shape, servers: &[Vec<(String, String)>]) -> String {
+    let mut s = comment_block(shape, &["Servers"]);
+    for row in servers {
+        let get = |n: &str| {
+            row.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        let mut options = Vec::new();
+        for (column, option) in [
+            ("Host", "HOST"),
+            ("Db", "DATABASE"),
+            ("Username", "USER"),
+            ("Password", "PASSWORD"),
+            ("Socket", "SOCKET"),
+            ("Owner", "OWNER"),
+        ] {
+            if !get(column).is_empty() {
+                options.push(format!("{option} {}", string_literal(get(column))));
+            }
+        }
+        if let Ok(port) = get("Port").parse::<u32>() {
+            if port > 0 {
+                options.push(format!("PORT {port}"));
+            }
+        }
+        s.push_str(&format!(
+            "CREATE SERVER IF NOT EXISTS {} FOREIGN DATA WRAPPER {} OPTIONS ({});\n",
+            ident(get("Server_name")),
+            ident(get("Wrapper")),
+            options.join(", ")
+        ));
     }
     s
 }
@@ -826,16 +949,37 @@ mod tests {
     }
 
     #[test]
-    fn accounts_are_created_if_not_existing() {
+    fn accounts_are_created_if_not_existing_and_roles_once() {
+        let account = |user: &str, host: &str, is_role: bool, default_role: &str| Account {
+            user: user.into(),
+            host: host.into(),
+            is_role,
+            default_role: default_role.into(),
+            create: (!is_role)
+                .then(|| format!("CREATE USER `{user}`@`{host}` IDENTIFIED BY PASSWORD '*AB'")),
+            grants: vec![format!("GRANT USAGE ON *.* TO `{user}`")],
+        };
         let s = accounts(
             &Shape::default(),
             &[
-                "CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '*AB'".into(),
-                "GRANT USAGE ON *.* TO `a`@`%`".into(),
+                account("a", "%", false, "r"),
+                account("PUBLIC", "", true, ""),
+                account("r", "", true, ""),
             ],
         );
         assert!(s.contains("CREATE USER IF NOT EXISTS `a`@`%` IDENTIFIED BY PASSWORD '*AB';\n"));
-        assert!(s.contains("GRANT USAGE ON *.* TO `a`@`%`;\n"));
+        assert!(s.contains("GRANT USAGE ON *.* TO `a`;\n"));
+        assert_eq!(
+            s.matches("CREATE ROLE IF NOT EXISTS 'r' ").count(),
+            1,
+            "{s}"
+        );
+        assert!(!s.contains("ROLE IF NOT EXISTS PUBLIC"), "{s}");
+        assert!(s.contains("GRANT USAGE ON *.* TO `PUBLIC`;\n"));
+        assert!(s.contains("/*M!100005 SET DEFAULT ROLE 'r' FOR 'a'@'%' */;\n"));
+        let user_grants = s.find("TO `a`;").unwrap();
+        assert!(s.find("CREATE ROLE IF NOT EXISTS 'r'").unwrap() < user_grants);
+        assert!(s.ends_with("DROP ROLE mariadb_dump_import_role;\n/*M!100203 EXECUTE IMMEDIATE CONCAT('SET ROLE ', @current_role) */;\n"));
     }
 
     #[test]

@@ -434,20 +434,41 @@ impl DumpBuilder {
             Opt::Triggers => sel.triggers = b,
             Opt::System => {
                 sel.system_users = false;
+                sel.system_plugins = false;
+                sel.system_udfs = false;
+                sel.system_servers = false;
                 for part in text(value).unwrap_or("").split(',').map(str::trim) {
                     match part.to_ascii_lowercase().as_str() {
                         "" => {}
                         "users" => sel.system_users = true,
+                        "plugins" => sel.system_plugins = true,
+                        "udfs" => sel.system_udfs = true,
+                        "servers" => sel.system_servers = true,
                         "all" => {
                             sel.system_users = true;
+                            sel.system_plugins = true;
+                            sel.system_udfs = true;
+                            sel.system_servers = true;
                             self.warnings.push(
-                                "--system=all: only 'users' is supported; dumping users".into(),
+                                "--system=all: stats and timezones are not dumped by rdump \
+                                 (dump those mysql tables by name); dumping users, plugins, \
+                                 udfs and servers"
+                                    .into(),
                             );
                         }
-                        "plugins" | "udfs" | "servers" | "stats" | "timezones" => {
+                        "stats" | "timezones" => {
                             return Err(UsageError::Unsupported {
                                 option: format!("--system={part}"),
-                                reason: "only --system=users is supported".into(),
+                                reason: format!(
+                                    "rdump does not write --system={part}; dump the mysql tables \
+                                     by name instead (e.g. `rdump mysql {}`)",
+                                    if part.eq_ignore_ascii_case("stats") {
+                                        "innodb_index_stats innodb_table_stats"
+                                    } else {
+                                        "time_zone time_zone_name time_zone_transition \
+                                         time_zone_transition_type time_zone_leap_second"
+                                    }
+                                ),
                             });
                         }
                         _ => {
@@ -675,14 +696,18 @@ impl DumpBuilder {
             }
             Scope::AllDatabases
         } else if positionals.is_empty() {
-            if !selection.system_users {
+            let system = selection.system_users
+                || selection.system_plugins
+                || selection.system_udfs
+                || selection.system_servers;
+            if !system {
                 return Err(if self.databases {
                     UsageError::Invalid("--databases needs at least one database name".into())
                 } else {
                     UsageError::NoDatabase
                 });
             }
-            // --system=users alone: accounts only, no database.
+            // --system alone: accounts (plugins, ...) only, no database.
             Scope::Databases(Vec::new())
         } else if self.databases {
             Scope::Databases(positionals)
@@ -1135,13 +1160,16 @@ mod tests {
     }
 
     #[test]
-    fn system_accepts_users_and_all_and_rejects_other_components() {
-        assert!(plan(&["--system=ALL", "-A"]).selection.system_users);
+    fn system_accepts_users_plugins_udfs_servers_and_all_and_refuses_stats_timezones() {
+        let all = plan(&["--system=ALL", "-A"]).selection;
+        assert!(all.system_users && all.system_plugins && all.system_udfs && all.system_servers);
         assert!(plan(&["--system=users,", "-A"]).selection.system_users);
-        assert!(
-            error(&["--system=users,plugins", "-A"]).contains("unsupported")
-                || error(&["--system=users,plugins", "-A"]).contains("not supported")
-        );
+        let some = plan(&["--system=plugins,servers"]).selection;
+        assert!(some.system_plugins && some.system_servers && !some.system_users);
+        for part in ["stats", "timezones"] {
+            let e = error(&[&format!("--system=users,{part}"), "-A"]);
+            assert!(e.contains("does not write"), "{e}");
+        }
         assert!(error(&["--system=bogus", "-A"]).contains("bogus"));
     }
 

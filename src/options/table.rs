@@ -806,7 +806,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         None,
         "name",
         Opt::System,
-        "Dump system tables as portable SQL. Only 'users' is supported.",
+        "Dump system tables as portable SQL: users (and roles), plugins, udfs, servers, \
+         or all of these (stats and timezones are refused: dump those mysql tables by name).",
     ),
     req(
         "tab",
