@@ -234,6 +234,7 @@ fn style(hex_blob: bool) -> InsertStyle {
         mode: InsertMode::Insert,
         extended: true,
         hex_blob,
+        charset: rdump::format::charset::TextCharset::of("utf8mb4"),
         net_buffer_length: NET_BUFFER_LENGTH,
     }
 }

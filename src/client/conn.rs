@@ -23,12 +23,26 @@ const DEFAULT_SOCKETS: &[&str] = &["/run/mysqld/mysqld.sock", "/tmp/mysql.sock"]
 const DEFAULT_PORT: u16 = 3306;
 
 /// One open connection and what we know about its server.
+///
+/// Statements go in utf8mb4 and control queries (`rows`, `first_value`: names and
+/// definitions) come back in utf8mb4, whatever the connection's character set, so every
+/// name and definition is exact UTF-8 text; rows (`cursor`, `stream`) come back in the
+/// connection's character set (`--default-character-set`), as mysqldump writes them. The
+/// session switches `character_set_results` between the two when it must (never for
+/// utf8mb4, the default).
 pub struct Session {
     link: Link,
     /// "localhost via /run/mysqld/mysqld.sock" or "db1:3306": for messages.
     pub server: String,
     pub dialect: Dialect,
+    /// The character set rows are read in.
+    rows_charset: String,
+    /// Results come in `rows_charset` now (else in utf8mb4).
+    results_in_rows_charset: bool,
 }
+
+/// The character set names, definitions and control results are read in.
+const TEXT_CHARSET: &str = "utf8mb4";
 
 /// The client under a session: our lean one (`wire`) where it can serve the options,
 /// mysql_async where it cannot (compression, other authentication plugins).
@@ -117,9 +131,10 @@ fn user_name(opts: &ConnectionOptions) -> String {
         .unwrap_or_else(|| "root".into())
 }
 
-/// Run on every new connection: the character set, then the user's --init-command.
+/// Run on every new connection: utf8mb4 for statements and control results (see
+/// `Session`), then the user's --init-command.
 fn init_statements(opts: &ConnectionOptions) -> Vec<String> {
-    let mut init = vec![format!("SET NAMES {}", opts.character_set)];
+    let mut init = vec![format!("SET NAMES {TEXT_CHARSET}")];
     if let Some(cmd) = &opts.init_command {
         init.push(cmd.clone());
     }
@@ -274,18 +289,47 @@ impl Session {
             let version = c.server_version();
             let dialect =
                 Dialect::from_version_string(version.strip_prefix("5.5.5-").unwrap_or(version));
-            return Ok(Session {
-                link: Link::Wire(c),
-                server: server_label(opts),
+            return Ok(Session::new(
+                Link::Wire(c),
+                server_label(opts),
                 dialect,
-            });
+                opts,
+            ));
         }
         let (conn, server, dialect) = open(opts).await?;
-        Ok(Session {
-            link: Link::Driver(conn),
+        Ok(Session::new(Link::Driver(conn), server, dialect, opts))
+    }
+
+    fn new(link: Link, server: String, dialect: Dialect, opts: &ConnectionOptions) -> Session {
+        Session {
+            link,
             server,
             dialect,
-        })
+            rows_charset: opts.character_set.clone(),
+            results_in_rows_charset: opts.character_set.eq_ignore_ascii_case(TEXT_CHARSET),
+        }
+    }
+
+    /// Sets `character_set_results` for rows (`for_rows`) or for control queries.
+    async fn results_for(&mut self, for_rows: bool) -> Result<()> {
+        if self.results_in_rows_charset == for_rows
+            || self.rows_charset.eq_ignore_ascii_case(TEXT_CHARSET)
+        {
+            return Ok(());
+        }
+        let charset = if for_rows {
+            self.rows_charset.clone()
+        } else {
+            TEXT_CHARSET.to_string()
+        };
+        let sql = format!("SET character_set_results = {charset}");
+        let outcome = match &mut self.link {
+            Link::Wire(c) => c.query_drop(&sql).await.map_err(|e| e.to_string()),
+            Link::Driver(c) => c.query_drop(&sql).await.map_err(|e| describe(&e)),
+        };
+        outcome.map_err(|m| self.error("setting the results' character set", m))?;
+        self.results_in_rows_charset = for_rows;
+        Ok(())
     }
 
     /// Which client this session runs on, for --verbose.
@@ -313,8 +357,9 @@ impl Session {
         outcome.map_err(|m| self.error(context, m))
     }
 
-    /// Runs a small control query and returns all its rows.
+    /// Runs a small control query and returns all its rows, text in utf8mb4.
     pub async fn rows(&mut self, sql: &str, context: &str) -> Result<Vec<Row>> {
+        self.results_for(false).await?;
         let outcome = match &mut self.link {
             Link::Wire(c) => match c.query_all(sql).await {
                 Ok((columns, rows)) => {
@@ -343,8 +388,10 @@ impl Session {
         Ok(rows.first().and_then(|r| cell_string(r, 0)))
     }
 
-    /// Starts `sql` and returns a cursor over its rows, read from the socket as they come.
+    /// Starts `sql` and returns a cursor over its rows, read from the socket as they come,
+    /// in the connection's character set.
     pub async fn cursor<'a>(&'a mut self, sql: &str, context: &str) -> Result<RowCursor<'a>> {
+        self.results_for(true).await?;
         let server = self.server.clone();
         let started = match &mut self.link {
             Link::Wire(c) => start_wire_rows(c, sql).await.map_err(|e| e.to_string()),

@@ -173,10 +173,29 @@ pub async fn show_create_view(session: &mut Session, db: &str, view: &str) -> Re
         name: view.to_string(),
         create: cell_string(r, 1).ok_or_else(|| missing(session, what))?,
         sql_mode: String::new(),
-        character_set_client: cell_by_name(r, "character_set_client").unwrap_or_default(),
+        character_set_client: text_client_charset(cell_by_name(r, "character_set_client")),
         collation_connection: cell_by_name(r, "collation_connection").unwrap_or_default(),
         time_zone: None,
     })
+}
+
+/// The client character set a definition is recreated under. Definitions are read as
+/// utf8mb4 text (see `Session`), so an object created under another client character set
+/// (latin1, binary, ...) is recreated from that text under utf8mb4: its string literals
+/// keep their meaning (they take the charset of its `collation_connection`, kept), only
+/// the object's recorded `character_set_client` becomes utf8mb4. UTF-8 ones stay.
+fn text_client_charset(recorded: Option<String>) -> String {
+    match recorded {
+        Some(cs)
+            if matches!(
+                cs.to_ascii_lowercase().as_str(),
+                "utf8" | "utf8mb3" | "utf8mb4"
+            ) =>
+        {
+            cs
+        }
+        _ => "utf8mb4".to_string(),
+    }
 }
 
 /// The view's column names, for the placeholder that stands in until all tables exist.
@@ -213,7 +232,7 @@ async fn show_create_object(
         name: name.to_string(),
         create: cell_by_name(r, create_column).ok_or_else(|| missing(session, what))?,
         sql_mode: cell_by_name(r, "sql_mode").unwrap_or_default(),
-        character_set_client: cell_by_name(r, "character_set_client").unwrap_or_default(),
+        character_set_client: text_client_charset(cell_by_name(r, "character_set_client")),
         collation_connection: cell_by_name(r, "collation_connection").unwrap_or_default(),
         time_zone: cell_by_name(r, "time_zone"),
     })

@@ -31,6 +31,7 @@ use crate::dump::group::{self, GroupStart};
 use crate::dump::read::TableRead;
 use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
 use crate::error::{Error, Result};
+use crate::format::charset::TextCharset;
 use crate::format::encode::csv::CsvEncoder;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
 use crate::format::manifest::{
@@ -461,6 +462,7 @@ async fn write_chunk(
                     extended: plan.shape.extended_insert,
                     hex_blob: plan.shape.hex_blob,
                     net_buffer_length: plan.shape.net_buffer_length,
+                    charset: TextCharset::of(&plan.connection.character_set),
                 },
             ))
         }
@@ -509,7 +511,7 @@ async fn write_chunk(
 fn schema_file(plan: &Plan, dir: &Dir, db: &str, name: &str, text: &str) -> Result<FileEntry> {
     let mut sink = Sink::in_dir(dir, name, None, None)?;
     sink.write_all(script::schema_preamble(&plan.connection.character_set).as_bytes())?;
-    sink.write_all(text.as_bytes())?;
+    sink.write_all(&TextCharset::of(&plan.connection.character_set).script(text))?;
     let w = sink.commit()?;
     Ok(FileEntry {
         file: relative(db, name),
@@ -530,7 +532,6 @@ async fn write_database_files(
     let dir = dump_dir.subdir(&file_name(db))?;
     let shape = &plan.shape;
     let sel = &plan.selection;
-    let charset = &plan.connection.character_set;
     let mut entry = DatabaseEntry::new(db);
     let create = catalog::show_create_database(s, db).await?;
     entry.database_file = Some(schema_file(
@@ -550,7 +551,12 @@ async fn write_database_files(
                 if t.is_log_table {
                     create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
                 }
-                let text = script::table_structure(shape, &t.name, &create, charset);
+                let text = script::table_structure(
+                    shape,
+                    &t.name,
+                    &create,
+                    &plan.connection.character_set,
+                );
                 entries[i].schema_file = Some(schema_file(
                     plan,
                     &dir,

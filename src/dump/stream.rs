@@ -21,6 +21,7 @@ use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
 use crate::dump::snapshot;
 use crate::dump::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::error::{Error, Result};
+use crate::format::charset::TextCharset;
 use crate::format::coordinates::Coordinates;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder, StatementJoiner};
 use crate::format::encode::tab::TabEncoder;
@@ -133,7 +134,10 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     // With `--tab` every object has a file of its own; stdout gets nothing (as mariadb-dump).
     if tab_dir(plan).is_none() {
         let completed = summary.errors.is_empty().then(now_local);
-        out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
+        out.write_all(&script_text(
+            plan,
+            &script::footer(&plan.shape, completed.as_deref()),
+        ))?;
     }
     out.commit()?;
     Ok(summary)
@@ -205,9 +209,10 @@ async fn write_dump(
     };
     let charset = &plan.connection.character_set;
     if tab_dir(plan).is_none() {
-        out.write_all(
-            script::header(&plan.shape, &s.dialect, &s.server, header_db, charset).as_bytes(),
-        )?;
+        out.write_all(&script_text(
+            plan,
+            &script::header(&plan.shape, &s.dialect, &s.server, header_db, charset),
+        ))?;
     }
     write_coordinates(out, plan, s, coords)?;
     let log_bin_off = write_mysql_gtid_purged(out, plan, s, coords)?;
@@ -255,13 +260,16 @@ async fn write_dump(
         &coords.gtid,
         plan.consistency.gtid && s.dialect.is_mariadb(),
     ) {
-        out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
+        out.write_all(&script_text(
+            plan,
+            &script::gtid_state(&plan.shape, &s.dialect, style, gtid),
+        ))?;
     }
     if log_bin_off {
-        out.write_all(script::mysql_restore_log_bin().as_bytes())?;
+        out.write_all(&script_text(plan, &script::mysql_restore_log_bin()))?;
     }
     if plan.consistency.dump_slave.is_some() && plan.consistency.apply_slave_statements {
-        out.write_all(script::start_replica(&s.dialect).as_bytes())?;
+        out.write_all(&script_text(plan, &script::start_replica(&s.dialect)))?;
     }
     if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
@@ -280,19 +288,19 @@ async fn write_system(s: &mut Session, plan: &Plan, out: &mut Sink) -> Result<()
                  (a host name under skip_name_resolve) and does not show it"
             );
         }
-        out.write_all(script::accounts(shape, &accounts).as_bytes())?;
+        out.write_all(&script_text(plan, &script::accounts(shape, &accounts)))?;
     }
     if sel.system_plugins {
         let plugins = catalog::plugins(s).await?;
-        out.write_all(script::plugins(shape, &plugins).as_bytes())?;
+        out.write_all(&script_text(plan, &script::plugins(shape, &plugins)))?;
     }
     if sel.system_udfs {
         let udfs = catalog::udfs(s).await?;
-        out.write_all(script::udfs(shape, &udfs).as_bytes())?;
+        out.write_all(&script_text(plan, &script::udfs(shape, &udfs)))?;
     }
     if sel.system_servers {
         let servers = catalog::servers(s).await?;
-        out.write_all(script::servers(shape, &servers).as_bytes())?;
+        out.write_all(&script_text(plan, &script::servers(shape, &servers)))?;
     }
     Ok(())
 }
@@ -300,13 +308,14 @@ async fn write_system(s: &mut Session, plan: &Plan, out: &mut Sink) -> Result<()
 fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordinates) -> Result<()> {
     let c = &plan.consistency;
     if let Some(style) = c.master_data {
-        out.write_all(
-            script::master_data(&plan.shape, &s.dialect, style, coords, c.gtid).as_bytes(),
-        )?;
+        out.write_all(&script_text(
+            plan,
+            &script::master_data(&plan.shape, &s.dialect, style, coords, c.gtid),
+        ))?;
     }
     if let (Some(style), Some(source)) = (c.dump_slave, &coords.source) {
         if c.apply_slave_statements {
-            out.write_all(script::stop_replica(&s.dialect).as_bytes())?;
+            out.write_all(&script_text(plan, &script::stop_replica(&s.dialect)))?;
         }
         let text = script::dump_slave(
             &plan.shape,
@@ -375,6 +384,11 @@ fn rows_read(plan: &Plan, summary: &mut Summary, read: Result<u64>) -> Result<Op
     }
 }
 
+/// rdump's script text in the connection's character set (see `format::charset`).
+fn script_text<'a>(plan: &Plan, text: &'a str) -> std::borrow::Cow<'a, [u8]> {
+    TextCharset::of(&plan.connection.character_set).script(text)
+}
+
 /// The `--tab` directory, if the plan writes one.
 fn tab_dir(plan: &Plan) -> Option<&Path> {
     match &plan.output {
@@ -402,15 +416,18 @@ async fn write_final_views(
     let several = !matches!(plan.selection.scope, Scope::Database { .. });
     for (db, views) in dumped {
         if several {
-            out.write_all(script::database(shape, db, None, false).as_bytes())?;
+            out.write_all(&script_text(
+                plan,
+                &script::database(shape, db, None, false),
+            ))?;
         }
         for v in views {
             let r = match catalog::show_create_view(s, db, v).await {
                 Ok(d) => match tab_dir(plan) {
                     Some(dir) => write_tab_file(s, plan, dir, db, v, |f| {
-                        f.write_all(script::view_final(shape, &d).as_bytes())
+                        f.write_all(&script_text(plan, &script::view_final(shape, &d)))
                     }),
-                    None => out.write_all(script::view_final(shape, &d).as_bytes()),
+                    None => out.write_all(&script_text(plan, &script::view_final(shape, &d))),
                 },
                 Err(e) => Err(e),
             };
@@ -432,11 +449,15 @@ fn write_tab_file(
 ) -> Result<()> {
     let mut f = Sink::file(&dir.join(format!("{}.sql", file_name(name))), None)?;
     let charset = &plan.connection.character_set;
-    f.write_all(
-        script::tab_file_header(&plan.shape, &s.dialect, &s.server, db, charset).as_bytes(),
-    )?;
+    f.write_all(&script_text(
+        plan,
+        &script::tab_file_header(&plan.shape, &s.dialect, &s.server, db, charset),
+    ))?;
     body(&mut f)?;
-    f.write_all(script::tab_file_footer(&plan.shape, Some(&now_local())).as_bytes())?;
+    f.write_all(&script_text(
+        plan,
+        &script::tab_file_footer(&plan.shape, Some(&now_local())),
+    ))?;
     f.commit()?;
     Ok(())
 }
@@ -468,9 +489,10 @@ async fn dump_database(
                 }
             }
         };
-        out.write_all(
-            script::database(shape, db, create.as_deref(), shape.add_drop_database).as_bytes(),
-        )?;
+        out.write_all(&script_text(
+            plan,
+            &script::database(shape, db, create.as_deref(), shape.add_drop_database),
+        ))?;
     }
     // Sequences first: a table's DEFAULT may call NEXTVAL on one.
     let sequences_first = tables
@@ -493,27 +515,30 @@ async fn dump_database(
                 catalog::view_columns(s, db, &t.name)
                     .await
                     .and_then(|cols| {
-                        out.write_all(script::view_placeholder(shape, &t.name, &cols).as_bytes())
+                        out.write_all(&script_text(
+                            plan,
+                            &script::view_placeholder(shape, &t.name, &cols),
+                        ))
                     })
             }
         };
         tolerate(plan, summary, r)?;
     }
     if sel.events {
-        out.write_all(script::events_heading(shape, db).as_bytes())?;
+        out.write_all(&script_text(plan, &script::events_heading(shape, db)))?;
         let r = catalog::events(s, db).await.and_then(|events| {
             events
                 .iter()
-                .try_for_each(|e| out.write_all(script::event(e).as_bytes()))
+                .try_for_each(|e| out.write_all(&script_text(plan, &script::event(e))))
         });
         tolerate(plan, summary, r)?;
     }
     if sel.routines {
-        out.write_all(script::routines_heading(shape, db).as_bytes())?;
+        out.write_all(&script_text(plan, &script::routines_heading(shape, db)))?;
         let r = catalog::routines(s, db).await.and_then(|routines| {
             routines
                 .iter()
-                .try_for_each(|(rt, d)| out.write_all(script::routine(*rt, d).as_bytes()))
+                .try_for_each(|(rt, d)| out.write_all(&script_text(plan, &script::routine(*rt, d))))
         });
         tolerate(plan, summary, r)?;
     }
@@ -536,9 +561,10 @@ async fn dump_sequence(
     } else {
         Some(catalog::sequence_next_value(s, db, &t.name).await?)
     };
-    out.write_all(
-        script::sequence_structure(&plan.shape, &t.name, &create, next.as_deref()).as_bytes(),
-    )
+    out.write_all(&script_text(
+        plan,
+        &script::sequence_structure(&plan.shape, &t.name, &create, next.as_deref()),
+    ))
 }
 
 /// A table's structure, rows and triggers; with `--tab` the structure and triggers go to
@@ -565,9 +591,10 @@ async fn dump_table(
         Some((dir, _)) => {
             let mut f = Sink::file(&dir.join(format!("{}.sql", file_name(&t.name))), None)?;
             let charset = &plan.connection.character_set;
-            f.write_all(
-                script::tab_file_header(shape, &s.dialect, &s.server, db, charset).as_bytes(),
-            )?;
+            f.write_all(&script_text(
+                plan,
+                &script::tab_file_header(shape, &s.dialect, &s.server, db, charset),
+            ))?;
             Some(f)
         }
         None => None,
@@ -585,10 +612,10 @@ async fn dump_table(
         } else {
             shape
         };
-        schema_out.write_all(
-            script::table_structure(shape, &t.name, &create, &plan.connection.character_set)
-                .as_bytes(),
-        )?;
+        schema_out.write_all(&script_text(
+            plan,
+            &script::table_structure(shape, &t.name, &create, &plan.connection.character_set),
+        ))?;
     }
 
     if !sel.no_data && !t.data_lives_elsewhere() {
@@ -638,6 +665,7 @@ async fn dump_table(
                     extended: shape.extended_insert,
                     hex_blob: shape.hex_blob,
                     net_buffer_length: shape.net_buffer_length,
+                    charset: TextCharset::of(&plan.connection.character_set),
                 };
                 // A pool that lost its connections (failed chunks under `--force`) leaves
                 // the reading to the dump's own session, in the same snapshot. So does a
@@ -657,9 +685,10 @@ async fn dump_table(
                     }
                     None => None,
                 };
-                out.write_all(
-                    script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
-                )?;
+                out.write_all(&script_text(
+                    plan,
+                    &script::data_start(shape, &t.name, sel.where_clause.as_deref()),
+                ))?;
                 if let Some((pool, chunks)) = pooled {
                     // Key-range chunks read by the pool's connections, written in order.
                     let read = Arc::new(read);
@@ -710,7 +739,7 @@ async fn dump_table(
                     }
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 }
-                out.write_all(script::data_end(shape, &t.name).as_bytes())?;
+                out.write_all(&script_text(plan, &script::data_end(shape, &t.name)))?;
             }
         }
     }
@@ -721,14 +750,17 @@ async fn dump_table(
             .await
             .and_then(|triggers| {
                 triggers.iter().try_for_each(|trig| {
-                    schema_out.write_all(script::trigger(shape, trig).as_bytes())
+                    schema_out.write_all(&script_text(plan, &script::trigger(shape, trig)))
                 })
             });
         // Under `--force`, `--tab` keeps the table's .sql file without them.
         tolerate(plan, summary, r)?;
     }
     if let Some(mut f) = schema_file {
-        f.write_all(script::tab_file_footer(shape, Some(&now_local())).as_bytes())?;
+        f.write_all(&script_text(
+            plan,
+            &script::tab_file_footer(shape, Some(&now_local())),
+        ))?;
         f.commit()?;
     }
     summary.tables += 1;

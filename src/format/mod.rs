@@ -1,12 +1,13 @@
 //! What a dump says, shared by everything that writes or reads one: the objects it
 //! describes (`objects`), the coordinates it records (`coordinates`), how its statements
 //! are shaped (`shape`), rows turned into bytes (`encode`: SQL, CSV, `--tab`), every other
-//! line of a script (`script`), the directory dump's manifest (`manifest`) and the names of
-//! its files (`names`).
+//! line of a script (`script`) and its text in the connection's character set (`charset`),
+//! the directory dump's manifest (`manifest`) and the names of its files (`names`).
 //!
 //! It is the contract between the dump, the load and the backup layer. Not for: talking to
 //! a server (formats never see a connection) or storing bytes (see `output`).
 
+pub mod charset;
 pub mod coordinates;
 pub mod encode;
 pub mod manifest;

@@ -325,7 +325,12 @@ pub fn database(shape: &Shape, db: &str, create: Option<&str>, drop: bool) -> St
     s
 }
 
-/// `charset`: the connection's character set, which the CREATE text is in.
+/// The CREATE text is utf8mb4 (see `client::conn::Session`), whatever the connection's
+/// character set (`charset`): it is read under `character_set_client = utf8mb4`, as
+/// mariadb-dump's. Under a connection character set other than UTF-8, the literals in it
+/// (defaults) would pass through that set and lose what it lacks (中 under latin1 becomes
+/// '?'; under binary, a latin1 column's 'ñ' becomes 'Ã±'), so the connection's character
+/// set is utf8mb4 too while it runs.
 pub fn table_structure(shape: &Shape, table: &str, create: &str, charset: &str) -> String {
     let mut s = comment_block(
         shape,
@@ -334,18 +339,28 @@ pub fn table_structure(shape: &Shape, table: &str, create: &str, charset: &str) 
     if shape.add_drop_table {
         s.push_str(&format!("DROP TABLE IF EXISTS {};\n", ident(table)));
     }
+    let narrow = !matches!(
+        charset.to_ascii_lowercase().as_str(),
+        "utf8" | "utf8mb3" | "utf8mb4"
+    );
     if shape.set_charset {
         s.push_str(
             "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n\
-             ",
+             /*!40101 SET character_set_client = utf8mb4 */;\n",
         );
-        s.push_str(&format!(
-            "/*!40101 SET character_set_client = {charset} */;\n"
-        ));
+        if narrow {
+            s.push_str(
+                "/*!40101 SET @saved_cs_connection = @@character_set_connection */;\n\
+                 /*!40101 SET character_set_connection = utf8mb4 */;\n",
+            );
+        }
     }
     s.push_str(create);
     s.push_str(";\n");
     if shape.set_charset {
+        if narrow {
+            s.push_str("/*!40101 SET character_set_connection = @saved_cs_connection */;\n");
+        }
         s.push_str("/*!40101 SET character_set_client = @saved_cs_client */;\n");
     }
     s
@@ -545,11 +560,21 @@ pub fn view_placeholder(shape: &Shape, view: &str, columns: &[String]) -> String
             .map(|c| format!("\n 1 AS {}", ident(c)))
             .collect()
     };
+    // Its names are utf8mb4 text, as mariadb-dump's stand-in says.
+    if shape.set_charset {
+        s.push_str(
+            "SET @saved_cs_client     = @@character_set_client;\n\
+             SET character_set_client = utf8mb4;\n",
+        );
+    }
     s.push_str(&format!(
         "/*!50001 CREATE VIEW {} AS SELECT{} */;\n",
         ident(view),
         cols.join(",")
     ));
+    if shape.set_charset {
+        s.push_str("SET character_set_client = @saved_cs_client;\n");
+    }
     s
 }
 

@@ -8,6 +8,7 @@
 //! `StatementJoiner`, which cuts them at the same rows as one `SqlEncoder` over the whole
 //! table. Not for: table structure or session statements (see `dump::stream`).
 
+use crate::format::charset::TextCharset;
 use crate::format::encode::{push_bit_literal, push_hex};
 use crate::format::objects::{ColumnKind, ENUM_ERROR_VALUE};
 use crate::format::shape::InsertMode;
@@ -20,6 +21,8 @@ pub struct InsertStyle {
     pub extended: bool,
     pub hex_blob: bool,
     pub net_buffer_length: usize,
+    /// The dump's character set: the table and column names of each statement are in it.
+    pub charset: TextCharset,
 }
 
 /// Encodes the rows of one table (or one chunk of it) into INSERT statements.
@@ -42,7 +45,7 @@ impl SqlEncoder {
         style: InsertStyle,
     ) -> SqlEncoder {
         SqlEncoder {
-            prefix: statement_prefix(quoted_table, column_list, style.mode),
+            prefix: statement_prefix(quoted_table, column_list, style),
             kinds,
             style,
             open_len: 0,
@@ -118,9 +121,10 @@ impl SqlEncoder {
     }
 }
 
-/// `INSERT INTO `t` (`a`,`b`) VALUES `: the start of each statement.
-fn statement_prefix(quoted_table: &str, column_list: Option<&str>, mode: InsertMode) -> Vec<u8> {
-    let verb = match mode {
+/// `INSERT INTO `t` (`a`,`b`) VALUES `: the start of each statement, in the dump's
+/// character set.
+fn statement_prefix(quoted_table: &str, column_list: Option<&str>, style: InsertStyle) -> Vec<u8> {
+    let verb = match style.mode {
         InsertMode::Insert => "INSERT",
         InsertMode::InsertIgnore => "INSERT IGNORE",
         InsertMode::Replace => "REPLACE",
@@ -131,7 +135,7 @@ fn statement_prefix(quoted_table: &str, column_list: Option<&str>, mode: InsertM
         prefix.push(' ');
     }
     prefix.push_str("VALUES ");
-    prefix.into_bytes()
+    style.charset.encode(&prefix).into_owned()
 }
 
 /// Whether a row of `row_len` bytes joins the open statement of `open_len` bytes (0: none
@@ -172,7 +176,7 @@ pub struct StatementJoiner {
 impl StatementJoiner {
     pub fn new(quoted_table: &str, column_list: Option<&str>, style: InsertStyle) -> Self {
         StatementJoiner {
-            prefix: statement_prefix(quoted_table, column_list, style.mode),
+            prefix: statement_prefix(quoted_table, column_list, style),
             style,
             open_len: 0,
         }
@@ -251,6 +255,7 @@ mod tests {
             extended,
             hex_blob: false,
             net_buffer_length: limit,
+            charset: TextCharset::of("utf8mb4"),
         }
     }
 
