@@ -1408,12 +1408,13 @@ fn where_connected_from(host: &str) -> String {
 #[test]
 fn protocol_socket_without_host_connects_through_the_socket() {
     let s = src();
-    // A bogus port changes nothing: the socket is used.
+    // A bogus port before --protocol=socket changes nothing: the socket is used (a port
+    // given after it would mean TCP, as in mariadb-dump).
     let out = dump_ok(
         s,
         &[
-            "--protocol=socket",
             "-P1",
+            "--protocol=socket",
             &where_connected_from("localhost"),
             "--skip-extended-insert",
             "seldb",
@@ -1427,19 +1428,212 @@ fn protocol_socket_without_host_connects_through_the_socket() {
     );
 }
 
+/// The client library's transport rules, case by case against mariadb-dump: a port given
+/// on the command line means TCP and a socket given there means the socket (the last of
+/// `-P`, `-S`, `--protocol` wins), in option files they only set the port or path; the
+/// socket only for `localhost`; `MYSQL_TCP_PORT`/`MYSQL_UNIX_PORT` as defaults. In every
+/// case one transport is broken (a missing socket or port 1), so success shows which was used.
+#[test]
+fn transport_follows_the_client_librarys_rules_like_mariadb_dump() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = s.socket().display().to_string();
+    let port = s.port().to_string();
+    let bad_sock = "/nonexistent/mysql.sock";
+    let cases: Vec<(&str, Option<String>, Vec<String>, Vec<(&str, String)>, bool)> = vec![
+        // The case: the option file's socket, a command-line port: TCP.
+        (
+            "file socket, -h localhost -P",
+            Some(format!("socket={bad_sock}")),
+            vec!["-hlocalhost".into(), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "file good socket, -P bad",
+            Some(format!("socket={sock}")),
+            vec!["-hlocalhost".into(), "-P1".into()],
+            vec![],
+            false,
+        ),
+        (
+            "-h localhost -P, no file",
+            None,
+            vec!["-hlocalhost".into(), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "-P then -S: socket",
+            None,
+            vec![format!("-P{port}"), format!("-S{bad_sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "-S then -P: TCP",
+            None,
+            vec![format!("-S{bad_sock}"), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "file port, file socket: socket",
+            Some(format!("port=1\nsocket={sock}")),
+            vec![],
+            vec![],
+            true,
+        ),
+        (
+            "file port and host=localhost: socket",
+            Some(format!("host=localhost\nport={port}\nsocket={bad_sock}")),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "file protocol=tcp, -S: socket",
+            Some(format!("protocol=tcp\nport={port}")),
+            vec![format!("-S{bad_sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "file protocol=tcp: TCP",
+            Some(format!("protocol=tcp\nport={port}\nsocket={bad_sock}")),
+            vec![],
+            vec![],
+            true,
+        ),
+        (
+            "--protocol=socket then -P: TCP",
+            None,
+            vec![
+                format!("-S{sock}"),
+                "--protocol=socket".into(),
+                "-P1".into(),
+            ],
+            vec![],
+            false,
+        ),
+        (
+            "-P then --protocol=socket: socket",
+            None,
+            vec![
+                format!("-S{sock}"),
+                "-P1".into(),
+                "--protocol=socket".into(),
+            ],
+            vec![],
+            true,
+        ),
+        (
+            "file protocol=socket, -P: TCP",
+            Some(format!("protocol=socket\nsocket={bad_sock}")),
+            vec![format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "--protocol=socket with 127.0.0.1: TCP",
+            None,
+            vec![
+                "--protocol=socket".into(),
+                "-h127.0.0.1".into(),
+                format!("-P{port}"),
+                format!("-S{bad_sock}"),
+            ],
+            vec![],
+            true,
+        ),
+        (
+            "-h 127.0.0.1 -S: TCP",
+            Some("port=1".into()),
+            vec!["-h127.0.0.1".into(), format!("-S{sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "MYSQL_TCP_PORT",
+            None,
+            vec!["-h127.0.0.1".into()],
+            vec![("MYSQL_TCP_PORT", port.clone())],
+            true,
+        ),
+        (
+            "MYSQL_UNIX_PORT",
+            None,
+            vec![],
+            vec![("MYSQL_UNIX_PORT", sock.clone())],
+            true,
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (i, (name, file, args, env, expect)) in cases.into_iter().enumerate() {
+        let defaults = match &file {
+            Some(text) => {
+                let f = write_file(
+                    dir.path(),
+                    &format!("c{i}.cnf"),
+                    &format!("[client]\n{text}\n"),
+                );
+                format!("--defaults-file={}", f.display())
+            }
+            None => "--no-defaults".into(),
+        };
+        let code = |program: &str| {
+            let mut cmd = if program == "rdump" {
+                rdump_command()
+            } else {
+                // The same clean environment as rdump_command's.
+                let mut c = Command::new(program);
+                c.env("HOME", empty_home());
+                for var in [
+                    "MYSQL_PWD",
+                    "MYSQL_HOST",
+                    "MYSQL_TCP_PORT",
+                    "MYSQL_UNIX_PORT",
+                ] {
+                    c.env_remove(var);
+                }
+                c
+            };
+            cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            cmd.arg(&defaults)
+                .args(["-u", s.user(), &format!("-p{}", s.password())])
+                .args(&args)
+                .args(["--no-data", "seldb", "t3"]);
+            let r = run(cmd);
+            (r.code == Some(0), r.stderr)
+        };
+        let (ours, our_err) = code("rdump");
+        let (theirs, their_err) = code(&common::system_dump_bin());
+        if ours != expect || theirs != expect {
+            mismatches.push(format!(
+                "{name}: expected success={expect}, rdump {ours} ({our_err}), mariadb-dump {theirs} ({their_err})"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
 #[test]
 fn protocol_tcp_with_localhost_connects_over_tcp_and_ignores_the_socket() {
     let s = src();
     let port = format!("-P{}", s.port());
     let password = format!("-p{}", s.password());
     let where_tcp = where_connected_from("127.0.0.1:%");
+    // --protocol comes last: a socket (or port) given after it would choose the transport,
+    // as in mariadb-dump.
     let args = |protocol: Option<&'static str>| {
-        let mut a: Vec<&str> = vec!["--no-defaults"];
-        a.extend(protocol);
-        a.extend([
+        let mut a: Vec<&str> = vec![
+            "--no-defaults",
             "-hlocalhost",
             &port,
             "--socket=/nonexistent/mysql.sock",
+        ];
+        a.extend(protocol);
+        a.extend([
             "-u",
             s.user(),
             &password,
@@ -1456,7 +1650,7 @@ fn protocol_tcp_with_localhost_connects_over_tcp_and_ignores_the_socket() {
         3,
         "not connected over TCP:\n{out}"
     );
-    // Control: without --protocol=tcp, localhost means the (missing) socket.
+    // Control: without --protocol=tcp, the socket given last means the (missing) socket.
     let r = rdump(&args(None));
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }

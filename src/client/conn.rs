@@ -132,21 +132,24 @@ enum Address {
     Tcp(String, u16),
 }
 
+/// The client library's rule (libmariadb's `mysql_real_connect`): the unix socket when the
+/// host is `localhost` (or not given) and the protocol is not TCP, else TCP, also for
+/// `--protocol=socket` with another host. `options::resolve` sets the protocol from a
+/// port or socket given on the command line. Defaults as the library's: the socket from
+/// `MYSQL_UNIX_PORT`, else the first of [`DEFAULT_SOCKETS`] that exists; the port from
+/// `MYSQL_TCP_PORT`, else 3306.
 fn address(opts: &ConnectionOptions) -> Address {
     let host = opts.host.as_deref().unwrap_or("localhost");
-    let use_socket = match opts.protocol {
-        Some(Protocol::Socket) => true,
-        Some(Protocol::Tcp) => false,
-        // As MariaDB's clients: localhost means the socket, unless only a port was given.
-        None => {
-            host == "localhost" && !(opts.port != 0 && opts.host.is_none() && opts.socket.is_none())
-        }
-    };
-    if use_socket {
+    if host == "localhost" && opts.protocol != Some(Protocol::Tcp) {
         let path = opts
             .socket
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| {
+                std::env::var("MYSQL_UNIX_PORT")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(|| {
                 DEFAULT_SOCKETS
                     .iter()
@@ -161,10 +164,14 @@ fn address(opts: &ConnectionOptions) -> Address {
         } else {
             host
         };
-        let port = if opts.port == 0 {
-            DEFAULT_PORT
-        } else {
+        let port = if opts.port != 0 {
             opts.port
+        } else {
+            std::env::var("MYSQL_TCP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(DEFAULT_PORT)
         };
         Address::Tcp(host.to_string(), port)
     }
@@ -528,6 +535,29 @@ mod tests {
     fn protocol_tcp_uses_loopback_for_localhost() {
         let opts = ConnectionOptions {
             protocol: Some(Protocol::Tcp),
+            port: 3307,
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "127.0.0.1:3307");
+    }
+
+    #[test]
+    fn a_port_without_protocol_is_still_the_socket_for_localhost() {
+        // The port of an option file: only a command-line port sets the protocol.
+        let opts = ConnectionOptions {
+            port: 3307,
+            socket: Some("/tmp/x.sock".into()),
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "localhost via /tmp/x.sock");
+    }
+
+    #[test]
+    fn protocol_socket_with_another_host_is_tcp() {
+        let opts = ConnectionOptions {
+            host: Some("127.0.0.1".into()),
+            protocol: Some(Protocol::Socket),
+            socket: Some("/tmp/x.sock".into()),
             port: 3307,
             ..Default::default()
         };

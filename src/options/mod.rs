@@ -624,6 +624,34 @@ mod parse_tests {
     }
 
     #[test]
+    fn a_command_line_port_or_socket_sets_the_protocol_and_one_in_a_file_does_not() {
+        use crate::client::options::Protocol;
+        let protocol = |args: &[&str], file: &str| {
+            let (_d, env) = home_with(file);
+            run(args, &env).unwrap().connection.protocol
+        };
+        assert_eq!(protocol(&["db"], "[client]\nport=1\nsocket=/s\n"), None);
+        assert_eq!(
+            protocol(&["-P1", "db"], "[client]\nsocket=/s\n"),
+            Some(Protocol::Tcp)
+        );
+        assert_eq!(
+            protocol(&["-S/s", "db"], "[client]\nport=1\n"),
+            Some(Protocol::Socket)
+        );
+        assert_eq!(protocol(&["-P1", "-S/s", "db"], ""), Some(Protocol::Socket));
+        assert_eq!(protocol(&["-S/s", "-P1", "db"], ""), Some(Protocol::Tcp));
+        assert_eq!(
+            protocol(&["-P1", "--protocol=socket", "db"], ""),
+            Some(Protocol::Socket)
+        );
+        assert_eq!(
+            protocol(&["-P1", "db"], "[client]\nprotocol=socket\n"),
+            Some(Protocol::Tcp)
+        );
+    }
+
+    #[test]
     fn other_programs_groups_in_option_files_are_ignored() {
         let (_d, env) = home_with("[mysqld]\nfrobnicate=1\n[mysql]\nuser=mysql\n");
         assert_eq!(run(&["db"], &env).unwrap().connection.user, None);

@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 
-use super::args::Occurrence;
+use super::args::{Occurrence, Origin};
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
 use crate::client::options::{ConnectionOptions, Password, Protocol, Secret, SslMode};
@@ -169,13 +169,30 @@ impl ConnectionBuilder {
     }
 
     /// Applies one connection option; `Ok(false)` when `def` is not a connection option.
-    pub fn apply(&mut self, def: &OptDef, value: &Value) -> Result<bool, UsageError> {
+    ///
+    /// As MariaDB's clients (10.6.1 and later): a port given on the command line means
+    /// TCP and a socket given there means the socket, whichever comes last, also against
+    /// `--protocol` (the last of the three wins); in option files they set only the port
+    /// or the path. `conn` then connects over the socket only when the host is `localhost`
+    /// (or not given) and the protocol is not TCP.
+    pub fn apply(
+        &mut self,
+        def: &OptDef,
+        value: &Value,
+        origin: &Origin,
+    ) -> Result<bool, UsageError> {
         let c = &mut self.conn;
         let path = |v: &Value| text(v).map(PathBuf::from);
+        let command_line = *origin == Origin::CommandLine;
         match def.id {
             Opt::Host => c.host = text(value).map(String::from),
             Opt::User => c.user = text(value).map(String::from),
-            Opt::Socket => c.socket = path(value),
+            Opt::Socket => {
+                c.socket = path(value);
+                if command_line {
+                    c.protocol = Some(Protocol::Socket);
+                }
+            }
             Opt::InitCommand => c.init_command = text(value).map(String::from),
             Opt::Compress => c.compress = on(value),
             Opt::Password => {
@@ -191,6 +208,9 @@ impl ConnectionBuilder {
                     None => 0,
                     Some(s) => u16::try_from(parse_number(def, s)?)
                         .map_err(|_| invalid(def, s, "a port is at most 65535"))?,
+                };
+                if command_line {
+                    c.protocol = Some(Protocol::Tcp);
                 }
             }
             Opt::Protocol => {
@@ -374,12 +394,17 @@ impl DumpBuilder {
 
     /// Applies one occurrence at its position; errors from option files name file and line.
     pub fn apply(&mut self, occ: &Occurrence) -> Result<Flow, UsageError> {
-        self.apply_value(occ.def, &occ.value)
+        self.apply_value(occ.def, &occ.value, &occ.origin)
             .map_err(|e| occ.origin.wrap(e))
     }
 
-    fn apply_value(&mut self, def: &OptDef, value: &Value) -> Result<Flow, UsageError> {
-        if self.conn.apply(def, value)? {
+    fn apply_value(
+        &mut self,
+        def: &OptDef,
+        value: &Value,
+        origin: &Origin,
+    ) -> Result<Flow, UsageError> {
+        if self.conn.apply(def, value, origin)? {
             return Ok(Flow::Continue);
         }
         let b = on(value);
