@@ -508,9 +508,11 @@ fn loose_unknown_option_in_an_option_file_is_tolerated_but_a_plain_one_is_not() 
         "seldb",
         "t2",
     ]);
+    // my_getopt's "unknown variable" (an unknown option with a value): exit 7, as
+    // mariadb-dump.
     assert_eq!(
         r.code,
-        Some(1),
+        Some(7),
         "an unknown option is a usage error: {}",
         r.stderr
     );
@@ -1318,13 +1320,66 @@ fn help_exits_zero_and_lists_the_options() {
 }
 
 #[test]
-fn version_flag_prints_the_version() {
+fn version_flag_prints_mariadb_dumps_shape() {
+    // mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)
+    let mut cmd = Command::new(common::system_dump_bin());
+    cmd.arg("--version");
+    let theirs = run(cmd).ok();
+    let shape = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.trim_end().split(' ').collect();
+        vec![
+            words[1].to_string(),
+            words[2].to_string(),
+            words[4].to_string(),
+            words[6].to_string(),
+        ]
+    };
+    assert_eq!(shape(&theirs), ["", "Ver", "Distrib", "for"], "{theirs}");
     for flag in ["-V", "--version"] {
         let out = rdump(&[flag]).ok();
+        let v = env!("CARGO_PKG_VERSION");
         assert!(
-            out.starts_with("rdump ") && out.contains(env!("CARGO_PKG_VERSION")),
+            out.starts_with(&format!("rdump  Ver {v} Distrib {v}")),
             "{flag}: {out:?}"
         );
+        assert_eq!(shape(&out), shape(&theirs), "{out}");
+        assert_eq!(out.lines().count(), 1);
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_mariadb_dumps_codes() {
+    let s = src();
+    for (args, code) in [
+        (&["--frobnicate", "seldb"][..], 2),
+        (&["--frobnicate=1", "seldb"], 7),
+        (&["--skip-frobnicate", "seldb"], 2),
+        (&["-j", "seldb"], 2),
+        (&["--s", "seldb"], 3),
+        (&["--port=abc", "seldb"], 9),
+        (&["--single-transaction", "-x", "seldb"], 1),
+        (&["-S"], 5),
+    ] {
+        let ours = dump(s, args).code;
+        let theirs = system_dump_code(s, args);
+        assert_eq!(
+            (ours, theirs),
+            (Some(code), Some(code)),
+            "{args:?}: rdump, mariadb-dump"
+        );
+    }
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = rdump(&["--help"]).ok();
+    assert!(out.contains("Exit codes"), "{out}");
+    for line in [
+        "  2  a server error",
+        "  3  the dump could not",
+        "  6  a table named",
+    ] {
+        assert!(out.contains(line), "--help lacks {line:?}");
     }
 }
 

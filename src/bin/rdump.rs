@@ -19,14 +19,14 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("rdump: {e}");
             eprintln!("Use --help for the list of options.");
-            exit::USAGE
+            e.exit_code()
         }
         Ok(Command::Help) => {
             print!("{}", options::help_text("rdump"));
             exit::OK
         }
         Ok(Command::Version) => {
-            println!("rdump {} (mysqldump-compatible)", env!("CARGO_PKG_VERSION"));
+            println!("{}", options::version_line("rdump"));
             exit::OK
         }
         Ok(Command::Dump(plan)) => match run(*plan) {

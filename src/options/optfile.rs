@@ -506,7 +506,7 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            format!("{}:3: unknown option '--frobnicate'", f.display())
+            format!("{}:3: unknown variable '--frobnicate'", f.display())
         );
     }
 

@@ -56,6 +56,11 @@ fn invalid(def: &OptDef, value: &str, reason: impl Into<String>) -> UsageError {
 /// An unsigned number with an optional K, M, G, T, P or E suffix, as my_getopt.
 pub fn parse_number(def: &OptDef, s: &str) -> Result<u64, UsageError> {
     let s = s.trim();
+    let invalid = |def: &OptDef, value: &str, reason: &str| UsageError::BadNumber {
+        option: def.display(),
+        value: value.into(),
+        reason: reason.into(),
+    };
     let (digits, shift) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let shift = match c.to_ascii_uppercase() {

@@ -189,7 +189,7 @@ const fn optv(
     }
 }
 
-const IGNORED: &str = "Accepted for compatibility; has no effect in rdump.";
+const IGNORED: &str = "Accepted for compatibility; has no effect.";
 const NOT_SSL: &str = "only --ssl-ca, --ssl-cert and --ssl-key are supported";
 
 /// Help, version and connection options: shared by every rdump tool.
@@ -404,7 +404,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "column-statistics",
         None,
         Opt::Ignored,
-        "Accepted for compatibility with MySQL 8; has no effect in rdump.",
+        "Accepted for compatibility with MySQL 8; has no effect.",
     ),
     flag(
         "comments",
@@ -995,6 +995,9 @@ pub fn long_occurrence(
                 warnings.push(format!("ignoring unknown option '--{spelled}'"));
                 return Ok(None);
             }
+            None if inline.is_some() => {
+                return Err(UsageError::UnknownVariable(format!("--{spelled}")));
+            }
             None => return Err(UsageError::UnknownOption(format!("--{spelled}"))),
         }
     };
@@ -1217,6 +1220,8 @@ mod tests {
         let err = lookup("frobnicate", Some("hunter2"))
             .unwrap_err()
             .to_string();
+        assert_eq!(err, "unknown variable '--frobnicate'");
+        let err = lookup("frobnicate", None).unwrap_err().to_string();
         assert_eq!(err, "unknown option '--frobnicate'");
     }
 
