@@ -666,6 +666,61 @@ fn wrong_password_fails_with_exit_2_without_echoing_it() {
     assert!(!r.text().contains("Dump completed"));
 }
 
+/// `-p` without a terminal (the child starts a new session, so it has no controlling
+/// terminal) reads the password from stdin, prompting on stderr, as mariadb-dump (glibc's
+/// getpass) does: `echo pw | rdump -p ...` in a script.
+#[test]
+fn bare_p_without_a_terminal_reads_the_password_from_stdin_like_mariadb_dump() {
+    use std::os::unix::process::CommandExt;
+    let s = src();
+    let port = s.port().to_string();
+    let piped = |program: &str, input: &str| {
+        let mut cmd = if program == "rdump" {
+            rdump_command()
+        } else {
+            Command::new(program)
+        };
+        cmd.args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            "-P",
+            &port,
+            "-u",
+            s.user(),
+            "-p",
+        ])
+        .args(["--skip-dump-date", "--skip-comments", "seldb", "t2"]);
+        // SAFETY: setsid is async-signal-safe; it only detaches the child from the terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        run_with_stdin(cmd, input.as_bytes()).expect("run")
+    };
+    let input = format!("{}\n", s.password());
+    let ours = piped("rdump", &input);
+    let theirs = piped(&common::system_dump_bin(), &input);
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(ours.status.code(), Some(0), "{}", err(&ours));
+    assert_eq!(theirs.status.code(), Some(0), "{}", err(&theirs));
+    assert!(err(&ours).starts_with("Enter password: "), "{}", err(&ours));
+    assert!(!err(&ours).contains(s.password()));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .filter(|l| l.starts_with("INSERT INTO `t2`"))
+            .count(),
+        1
+    );
+    // A wrong one is refused by the server, as with mariadb-dump.
+    let ours = piped("rdump", "wrong\n");
+    let theirs = piped(&common::system_dump_bin(), "wrong\n");
+    assert_eq!(ours.status.code(), Some(2), "{}", err(&ours));
+    assert_eq!(theirs.status.code(), Some(2), "{}", err(&theirs));
+}
+
 // ---------------------------------------------------------------------------
 // 3. --tab.
 

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 
 fn run(mut plan: Plan) -> Result<(), Error> {
     if plan.connection.password == Password::Prompt {
-        let pw = rpassword::prompt_password("Enter password: ")
+        let pw = rdump::process::prompt::password("Enter password: ")
             .map_err(|e| Error::Usage(format!("could not read the password: {e}")))?;
         plan.connection.password = Password::Given(Secret::new(pw));
     }
