@@ -2063,6 +2063,69 @@ fn views_restore_into_the_database_the_dump_is_loaded_into() {
     assert_eq!(d.sql_value("SELECT COUNT(*) FROM viewcopy.v"), "1");
 }
 
+/// Triggers, views and events are written in mariadb-dump's versioned-comment form, so the
+/// usual `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` removes every definer (an account missing on
+/// the target then does not stop the restore) and the result restores, each object then
+/// owned by the restoring user. The form also restores unchanged, definers kept.
+#[test]
+fn definer_stripping_sed_works_on_triggers_views_and_events() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE definers; USE definers;
+         CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10));
+         CREATE DEFINER=`gone`@`%` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = '*/';
+         CREATE DEFINER=`gone`@`%` SQL SECURITY INVOKER VIEW vw AS SELECT id FROM t WHERE v <> '*/';
+         CREATE DEFINER=`gone`@`%` EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2031-01-01' DISABLE DO SET @x = 1;
+         CREATE DATABASE definers_kept; CREATE DATABASE definers_stripped;",
+    );
+    let run = dump(d, &["--events", "definers"]);
+    run.ok();
+    let text = run.text();
+    for form in [
+        "/*!50003 CREATE*/ /*!50017 DEFINER=`gone`@`%`*/ /*!50003 TRIGGER",
+        "/*!50013 DEFINER=`gone`@`%` SQL SECURITY INVOKER */",
+        "/*!50106 CREATE*/ /*!50117 DEFINER=`gone`@`%`*/ /*!50106 EVENT",
+    ] {
+        assert!(text.contains(form), "no {form:?} in\n{text}");
+    }
+    d.restore_with_args(&["definers_kept"], &run.stdout)
+        .unwrap();
+    let definers = |db: &str| {
+        d.sql_rows(&format!(
+            "SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'
+             UNION ALL SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'
+             UNION ALL SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'"
+        ))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(definers("definers_kept"), ["gone@%"; 3]);
+
+    let mut sed = Command::new("sed");
+    sed.arg("s/DEFINER[ ]*=[ ]*[^*]*\\*/\\*/");
+    let stripped = run_with_stdin(sed, &run.stdout).expect("sed");
+    assert!(stripped.status.success());
+    let stripped_text = String::from_utf8_lossy(&stripped.stdout);
+    assert!(
+        !stripped_text.contains("DEFINER="),
+        "a definer survived the sed:\n{stripped_text}"
+    );
+    d.restore_with_args(&["definers_stripped"], &stripped.stdout)
+        .unwrap();
+    assert_eq!(definers("definers_stripped"), ["root@localhost"; 3]);
+    d.sql("INSERT INTO definers_stripped.t VALUES (1, 'x')");
+    assert_eq!(
+        d.sql_value("SELECT v FROM definers_stripped.t"),
+        "*/",
+        "the trigger restored with its body"
+    );
+    assert_eq!(
+        d.sql_value("SELECT COUNT(*) FROM definers_stripped.vw"),
+        "0"
+    );
+}
+
 /// `--zstd` compresses the single stream too: the frame decompresses to the same dump.
 #[test]
 fn zstd_single_stream_decompresses_to_the_plain_dump() {
