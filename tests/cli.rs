@@ -2063,6 +2063,55 @@ fn views_restore_into_the_database_the_dump_is_loaded_into() {
     assert_eq!(d.sql_value("SELECT COUNT(*) FROM viewcopy.v"), "1");
 }
 
+/// `--skip-create-options`, `--skip-opt` and `--compatible=no_*_options` leave table, key
+/// and column options out of CREATE TABLE exactly as mariadb-dump does (definitions read
+/// under NO_KEY_OPTIONS, NO_TABLE_OPTIONS, NO_FIELD_OPTIONS), and `--create-options` after
+/// `--skip-opt` brings them back.
+#[test]
+fn create_options_switches_shape_create_table_like_mariadb_dump() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE createopts;
+         CREATE TABLE createopts.c (
+           id INT PRIMARY KEY AUTO_INCREMENT, x INT COMMENT 'k',
+           y VARCHAR(5) CHARACTER SET latin1 DEFAULT 'a',
+           KEY kx (x) KEY_BLOCK_SIZE=4 COMMENT 'idx'
+         ) ENGINE=InnoDB AUTO_INCREMENT=50 ROW_FORMAT=DYNAMIC COMMENT='tbl' CHARSET=utf8mb4;
+         INSERT INTO createopts.c VALUES (NULL, 1, 'b');",
+    );
+    let create_table = |dump: &[u8]| -> String {
+        let text = String::from_utf8_lossy(dump);
+        let start = text.find("CREATE TABLE").expect("a CREATE TABLE");
+        let end = start + text[start..].find(";\n").expect("its end");
+        text[start..end].to_string()
+    };
+    for args in [
+        &[][..],
+        &["--skip-create-options"],
+        &["--skip-opt"],
+        &["--skip-opt", "--create-options"],
+        &["--compatible=no_table_options"],
+        &["--compatible=no_key_options,no_field_options"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--no-data", "createopts", "c"]);
+        let ours = create_table(&dump(d, &all).stdout);
+        let theirs = create_table(&d.system_dump(&all).expect("mariadb-dump"));
+        assert_eq!(ours, theirs, "{args:?}");
+        let options_kept = !args.contains(&"--skip-create-options")
+            && args != ["--skip-opt"]
+            && !args.iter().any(|a| a.contains("no_table"));
+        assert_eq!(
+            ours.contains("ENGINE=InnoDB AUTO_INCREMENT="),
+            options_kept,
+            "{args:?}: {ours}"
+        );
+    }
+    let r = dump(d, &["--compatible=ansi", "createopts"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("--compatible=ansi"), "{}", r.stderr);
+}
+
 /// Triggers, views and events are written in mariadb-dump's versioned-comment form, so the
 /// usual `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` removes every definer (an account missing on
 /// the target then does not stop the restore) and the result restores, each object then

@@ -105,7 +105,10 @@ pub(crate) async fn tables_of(
 pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
     let mut sql = vec![
         "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
-        "/*!40100 SET @@SQL_MODE='' */".to_string(),
+        format!(
+            "/*!40100 SET @@SQL_MODE='{}' */",
+            plan.shape.reading_sql_mode()
+        ),
         "SET SESSION net_read_timeout=86400, SESSION net_write_timeout=86400".to_string(),
     ];
     if plan.shape.tz_utc {

@@ -507,6 +507,28 @@ impl DumpBuilder {
             Opt::OrderByPrimary => s.order_by_primary = b,
             Opt::Quick => s.quick = b,
             Opt::CreateOptions => s.create_options = b,
+            Opt::Compatible => {
+                s.compatible.clear();
+                for mode in text(value).unwrap_or("").split(',').map(str::trim) {
+                    match mode.to_ascii_lowercase().as_str() {
+                        "" => {}
+                        m @ ("no_key_options" | "no_table_options" | "no_field_options") => {
+                            s.compatible.push(m.to_ascii_uppercase());
+                        }
+                        m @ ("ansi" | "mysql323" | "mysql40" | "postgresql" | "oracle"
+                        | "mssql" | "db2" | "maxdb") => {
+                            return Err(UsageError::Unsupported {
+                                option: format!("--compatible={m}"),
+                                reason: "its dump does not restore into MariaDB or MySQL as it \
+                                         is; only no_key_options, no_table_options and \
+                                         no_field_options are supported"
+                                    .into(),
+                            });
+                        }
+                        _ => return Err(invalid(def, mode, "Invalid mode to --compatible")),
+                    }
+                }
+            }
             Opt::SetCharset => s.set_charset = b,
             Opt::NoSetNames => {
                 if b {
@@ -928,6 +950,27 @@ mod tests {
         let p = plan(&["--skip-opt", "db"]);
         assert_eq!(opt_group(&p.shape), [false; 7]);
         assert_eq!(p.consistency.mode, Consistency::None);
+    }
+
+    #[test]
+    fn without_create_options_definitions_are_read_without_table_key_and_field_options() {
+        assert_eq!(plan(&["db"]).shape.reading_sql_mode(), "");
+        let all = "NO_KEY_OPTIONS,NO_TABLE_OPTIONS,NO_FIELD_OPTIONS";
+        assert_eq!(plan(&["--skip-opt", "db"]).shape.reading_sql_mode(), all);
+        assert_eq!(
+            plan(&["--skip-create-options", "db"])
+                .shape
+                .reading_sql_mode(),
+            all
+        );
+        assert_eq!(
+            plan(&["--compatible=No_Table_Options", "db"])
+                .shape
+                .reading_sql_mode(),
+            "NO_TABLE_OPTIONS"
+        );
+        assert!(error(&["--compatible=ansi", "db"]).contains("not supported"));
+        assert!(error(&["--compatible=mysql80", "db"]).contains("--compatible"));
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub enum Opt {
     OptGroup,
     Quick,
     CreateOptions,
+    Compatible,
     SetCharset,
     NoSetNames,
     NoAutocommit,
@@ -416,8 +417,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "compatible",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::Compatible,
+        "Read definitions under these sql_mode names: no_key_options, no_table_options, no_field_options (comma-separated). mariadb-dump's ansi, mysql323, mysql40, postgresql, oracle, mssql, db2 and maxdb are refused: their dumps do not restore into MariaDB or MySQL as they are.",
     ),
     flag(
         "compact",
