@@ -1064,6 +1064,55 @@ fn master_data_2_writes_change_master_commented() {
     );
 }
 
+/// Without `--gtid`, `--master-data` still records the GTID position, commented at the end
+/// (`-- SET GLOBAL gtid_slave_pos='...';`), as mariadb-dump; and `--apply-slave-statements`
+/// writes `STOP ALL SLAVES;` before the CHANGE MASTER and `START ALL SLAVES;` at the end,
+/// also with `--master-data`: the same replication lines as mariadb-dump's, in its order.
+#[test]
+fn master_data_replication_lines_are_mariadb_dumps() {
+    let s = src();
+    let gtid = s.sql_value("SELECT @@gtid_binlog_pos");
+    let replication_lines = |dump: &str| -> Vec<String> {
+        dump.lines()
+            .filter(|l| {
+                let l = l.trim_start_matches("-- ");
+                l.starts_with("CHANGE MASTER")
+                    || l.starts_with("SET GLOBAL gtid_slave_pos")
+                    || l.ends_with("ALL SLAVES;")
+            })
+            .map(String::from)
+            .collect()
+    };
+    for args in [
+        &["--master-data=1"][..],
+        &["--master-data=2"],
+        &["--master-data=1", "--apply-slave-statements"],
+        &[
+            "--master-data=2",
+            "--apply-slave-statements",
+            "--skip-comments",
+        ],
+        &["--apply-slave-statements"],
+        &["--master-data=1", "--gtid"],
+    ] {
+        let mut all = vec!["--single-transaction"];
+        all.extend(args);
+        all.extend(["seldb", "t1"]);
+        let (ours, _) = dump_quiescent(s, &all);
+        let theirs = String::from_utf8(s.system_dump(&all).expect("mariadb-dump")).unwrap();
+        assert_eq!(
+            replication_lines(&ours),
+            replication_lines(&theirs),
+            "{args:?}\nrdump:\n{ours}"
+        );
+    }
+    let (out, _) = dump_quiescent(s, &["--master-data=1", "seldb", "t1"]);
+    assert!(
+        has_line(&out, &format!("-- SET GLOBAL gtid_slave_pos='{gtid}';")),
+        "{out}"
+    );
+}
+
 #[test]
 fn master_data_with_gtid_writes_use_gtid_and_gtid_slave_pos() {
     let s = src();

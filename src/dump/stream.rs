@@ -27,7 +27,7 @@ use crate::format::encode::tab::TabEncoder;
 use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
-use crate::format::shape::GtidPurged;
+use crate::format::shape::{CoordinateStyle, GtidPurged};
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
 use crate::plan::{Output, Plan, Scope};
@@ -247,18 +247,23 @@ async fn write_dump(
     }
 
     // MariaDB: after a restored mysql.gtid_slave_pos table, so it is not overwritten.
+    // Without --gtid it is there too, commented, as mariadb-dump writes it.
     if let (Some(style), Some(gtid), true) = (
         plan.consistency.master_data,
         &coords.gtid,
-        plan.consistency.gtid && s.dialect.is_mariadb(),
+        s.dialect.is_mariadb(),
     ) {
+        let style = match plan.consistency.gtid {
+            true => style,
+            false => CoordinateStyle::Commented,
+        };
         out.write_all(script::gtid_state(&plan.shape, &s.dialect, style, gtid).as_bytes())?;
     }
     if log_bin_off {
         out.write_all(script::mysql_restore_log_bin().as_bytes())?;
     }
-    if plan.consistency.dump_slave.is_some() && plan.consistency.apply_slave_statements {
-        out.write_all(script::start_replica(&s.dialect).as_bytes())?;
+    if plan.consistency.apply_slave_statements {
+        out.write_all(script::start_replica(&plan.shape, &s.dialect).as_bytes())?;
     }
     if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
@@ -268,15 +273,15 @@ async fn write_dump(
 
 fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordinates) -> Result<()> {
     let c = &plan.consistency;
+    if c.apply_slave_statements {
+        out.write_all(script::stop_replica(&plan.shape, &s.dialect).as_bytes())?;
+    }
     if let Some(style) = c.master_data {
         out.write_all(
             script::master_data(&plan.shape, &s.dialect, style, coords, c.gtid).as_bytes(),
         )?;
     }
     if let (Some(style), Some(source)) = (c.dump_slave, &coords.source) {
-        if c.apply_slave_statements {
-            out.write_all(script::stop_replica(&s.dialect).as_bytes())?;
-        }
         let text = script::dump_slave(
             &plan.shape,
             &s.dialect,

@@ -204,17 +204,30 @@ pub fn dump_slave(
     s
 }
 
-/// `--apply-slave-statements`: stop replication before the CHANGE MASTER of `--dump-slave`
-/// and start it again at the end of the dump.
-pub fn stop_replica(dialect: &Dialect) -> String {
-    format!(
-        "{};\n",
-        dialect.stop_replica_sql().trim_end_matches(" SQL_THREAD")
-    )
+/// `--apply-slave-statements`: stop replication at the top of the dump (before any CHANGE
+/// MASTER of `--master-data` or `--dump-slave`) and start it again at its end, as
+/// mariadb-dump: all replication connections on MariaDB (`STOP ALL SLAVES`).
+pub fn stop_replica(shape: &Shape, dialect: &Dialect) -> String {
+    let mut s = comment_block(shape, &["stop slave statement to make a recovery dump)"]);
+    if dialect.is_mariadb() {
+        s.push_str("STOP ALL SLAVES;\n");
+    } else {
+        s.push_str(&format!(
+            "{};\n",
+            dialect.stop_replica_sql().trim_end_matches(" SQL_THREAD")
+        ));
+    }
+    s
 }
 
-pub fn start_replica(dialect: &Dialect) -> String {
-    format!("{};\n", dialect.start_replica_sql())
+pub fn start_replica(shape: &Shape, dialect: &Dialect) -> String {
+    let mut s = comment_block(shape, &["start slave statement to make a recovery dump)"]);
+    if dialect.is_mariadb() {
+        s.push_str("START ALL SLAVES;\n");
+    } else {
+        s.push_str(&format!("{};\n", dialect.start_replica_sql()));
+    }
+    s
 }
 
 /// GTID state written at the end (after a restored mysql.gtid_slave_pos table, if any).
