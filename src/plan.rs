@@ -151,6 +151,9 @@ pub struct Selection {
     pub scope: Scope,
     /// `--ignore-table=db.t`, repeatable: (db, table).
     pub ignore_tables: Vec<(String, String)>,
+    /// `--ignore-table-data=db.t`, repeatable: (db, table) whose structure is dumped but
+    /// not its rows.
+    pub ignore_table_data: Vec<(String, String)>,
     /// `--ignore-database=db`, repeatable: databases skipped by `-A`; ignored without it, as in
     /// mariadb-dump.
     pub ignore_databases: Vec<String>,
@@ -177,6 +180,7 @@ impl Default for Selection {
         Selection {
             scope: Scope::AllDatabases,
             ignore_tables: Vec::new(),
+            ignore_table_data: Vec::new(),
             ignore_databases: Vec::new(),
             where_clause: None,
             no_data: false,
@@ -187,6 +191,17 @@ impl Default for Selection {
             triggers: true,
             system_users: false,
         }
+    }
+}
+
+impl Selection {
+    /// Whether the rows of `db`.`table` are dumped (`--no-data`, `--ignore-table-data`).
+    pub fn wants_rows(&self, db: &str, table: &str) -> bool {
+        !self.no_data
+            && !self
+                .ignore_table_data
+                .iter()
+                .any(|(d, t)| d == db && t == table)
     }
 }
 

@@ -897,6 +897,58 @@ fn ignore_table_omits_its_create_table_and_inserts() {
     }
 }
 
+/// `--ignore-table-data=db.t` keeps the table's structure (and triggers) and drops its rows,
+/// as mariadb-dump; in a `--dir` dump the table has no data files.
+#[test]
+fn ignore_table_data_keeps_the_structure_and_drops_the_rows_like_mariadb_dump() {
+    let s = src();
+    let args = [
+        "--ignore-table-data=seldb.t2",
+        "--ignore-table-data=seldb.t3",
+        "seldb",
+    ];
+    let ours = dump_ok(s, &args);
+    let theirs = String::from_utf8(s.system_dump(&args).expect("mariadb-dump")).unwrap();
+    let objects = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("CREATE TABLE")
+                    || l.starts_with("INSERT INTO")
+                    || l.contains("TRIGGER t2_bi")
+            })
+            .map(|l| l.split(" VALUES").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(objects(&ours), objects(&theirs));
+    assert!(ours.contains("CREATE TABLE `t2`") && !ours.contains("INSERT INTO `t2`"));
+    assert!(ours.contains("INSERT INTO `t1`"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    dump_ok(
+        s,
+        &[
+            &format!("--dir={}", dir.display()),
+            "--progress=never",
+            "--quiet",
+            args[0],
+            "seldb",
+        ],
+    );
+    let names: Vec<String> = fs::read_dir(dir.join("seldb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("t2") && n.contains("schema")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("t1.0")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("t2.0")), "{names:?}");
+}
+
 #[test]
 fn named_tables_dump_only_those_without_create_database_or_use() {
     let out = dump_ok(src(), &["seldb", "t1", "t2"]);

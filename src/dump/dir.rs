@@ -163,10 +163,10 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let mut order: Vec<usize> = (0..tables.len())
         .filter(|i| {
-            let (_, t) = &tables[*i];
+            let (db, t) = &tables[*i];
             t.kind == TableKind::Base
                 && !t.data_lives_elsewhere()
-                && !plan.selection.no_data
+                && plan.selection.wants_rows(db, &t.name)
                 && !(start.blocks_writes && non_transactional.contains(i))
         })
         .collect();

@@ -436,7 +436,7 @@ async fn dump_sequence(
         return Ok(());
     }
     let create = catalog::show_create_table(s, db, t).await?;
-    let next = if plan.selection.no_data {
+    let next = if !plan.selection.wants_rows(db, &t.name) {
         None
     } else {
         Some(catalog::sequence_next_value(s, db, &t.name).await?)
@@ -492,7 +492,7 @@ async fn dump_table(
         )?;
     }
 
-    if !sel.no_data && !t.data_lives_elsewhere() {
+    if sel.wants_rows(db, &t.name) && !t.data_lives_elsewhere() {
         let columns = catalog::columns(s, db, &t.name).await?;
         let pk = if shape.order_by_primary {
             catalog::primary_key(s, db, &t.name).await?

@@ -451,6 +451,22 @@ impl DumpBuilder {
                     _ => return Err(invalid(def, t, "use --ignore-table=<database>.<table>")),
                 },
             },
+            Opt::IgnoreTableData => match text(value) {
+                None => sel.ignore_table_data.clear(),
+                Some(t) => match t.split_once('.') {
+                    Some((db, table)) if !db.is_empty() && !table.is_empty() => {
+                        sel.ignore_table_data
+                            .push((db.to_string(), table.to_string()));
+                    }
+                    _ => {
+                        return Err(invalid(
+                            def,
+                            t,
+                            "use --ignore-table-data=<database>.<table>",
+                        ));
+                    }
+                },
+            },
             Opt::IgnoreDatabase => match text(value) {
                 None => sel.ignore_databases.clear(),
                 Some(db) => sel.ignore_databases.push(db.to_string()),

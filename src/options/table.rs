@@ -53,6 +53,7 @@ pub enum Opt {
     Databases,
     Tables,
     IgnoreTable,
+    IgnoreTableData,
     IgnoreDatabase,
     Where,
     NoData,
@@ -579,8 +580,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "ignore-table-data",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::IgnoreTableData,
+        "Do not dump the rows of the specified table, given as database.table (its structure is dumped). Repeatable.",
     ),
     req(
         "ignore-table",
