@@ -16,6 +16,9 @@ use crate::format::shape::{CoordinateStyle, GtidPurged, Shape};
 pub enum Command {
     Help,
     Version,
+    /// `--print-defaults`: the arguments the option files give, then the command line's,
+    /// as one line, passwords masked.
+    PrintDefaults(String),
     Dump(Box<Plan>),
 }
 

@@ -1503,6 +1503,48 @@ fn version_flag_prints_mariadb_dumps_shape() {
     }
 }
 
+/// `--print-defaults` prints what the option files give and the command line, as
+/// mariadb-dump, and exits 0 without connecting; a password shows as `*****` (mariadb-dump
+/// prints it).
+#[test]
+fn print_defaults_lists_the_option_file_arguments_like_mariadb_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write_file(
+        dir.path(),
+        "plain.cnf",
+        "[client]\nuser=bob\nport=1\n[mysqldump]\nsingle-transaction\nloose-frob=1\n[mysqld]\nx=1\n",
+    );
+    let args = |f: &Path| {
+        vec![
+            format!("--defaults-file={}", f.display()),
+            "--print-defaults".into(),
+            "-B".into(),
+            "db".into(),
+        ]
+    };
+    let ours = rdump(&args(&plain)).ok();
+    let mut cmd = Command::new(common::system_dump_bin());
+    cmd.env("HOME", empty_home()).args(args(&plain));
+    let theirs = run(cmd).ok();
+    // mariadb-dump names itself as it was started (argv[0]).
+    let after_name = |t: &str| t.split_once(" would have").unwrap().1.to_string();
+    assert_eq!(after_name(&ours), after_name(&theirs), "rdump:\n{ours}");
+    assert!(
+        ours.contains("--user=bob --port=1 --single-transaction --loose-frob=1 -B db"),
+        "{ours}"
+    );
+
+    let secret = write_file(dir.path(), "secret.cnf", "[client]\npassword=Sekr1t\n");
+    let mut a = args(&secret);
+    a.push("-pAlso5ecret".into());
+    let out = rdump(&a).ok();
+    assert!(out.contains("--password=***** -B db -p*****"), "{out}");
+    assert!(
+        !out.contains("Sekr1t") && !out.contains("Also5ecret"),
+        "{out}"
+    );
+}
+
 #[test]
 fn usage_errors_exit_with_mariadb_dumps_codes() {
     let s = src();

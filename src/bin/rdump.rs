@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             print!("{}", options::help_text("rdump"));
             exit::OK
         }
+        Ok(Command::PrintDefaults(line)) => {
+            println!("rdump would have been started with the following arguments:\n{line}");
+            exit::OK
+        }
         Ok(Command::Version) => {
             println!("{}", options::version_line("rdump"));
             exit::OK

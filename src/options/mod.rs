@@ -176,6 +176,12 @@ pub fn parse_with_warnings(
 
     let mut warnings = Vec::new();
     let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
+    if defaults.print_defaults {
+        return Ok((
+            Command::PrintDefaults(print_defaults_line(&entries, rest)),
+            warnings,
+        ));
+    }
     let from_files = optfile::occurrences(tables, entries, &mut warnings)?;
 
     let mut builder = resolve::DumpBuilder::new();
@@ -206,6 +212,28 @@ pub fn parse_with_warnings(
         None => Command::Dump(Box::new(builder.finish(env, &mut warnings)?)),
     };
     Ok((command, warnings))
+}
+
+/// `--print-defaults`: the option files' options as `--name=value` arguments, then the
+/// command line's, as mariadb-dump prints them, except that a password shows as `*****`
+/// (mariadb-dump prints it).
+fn print_defaults_line(entries: &[optfile::Entry], command_line: &[String]) -> String {
+    let from_files = entries.iter().map(|e| match &e.value {
+        Some(v) => format!("--{}={v}", e.name),
+        None => format!("--{}", e.name),
+    });
+    let mut line = String::new();
+    for arg in from_files.chain(command_line.iter().cloned()) {
+        match secret_span(&arg) {
+            Some(start) => {
+                line.push_str(&arg[..start]);
+                line.push_str("*****");
+            }
+            None => line.push_str(&arg),
+        }
+        line.push(' ');
+    }
+    line
 }
 
 /// `--version` in mariadb-dump's shape (`mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB,
@@ -255,6 +283,7 @@ pub fn help_text(program: &str) -> String {
          /etc/my.cnf /etc/mysql/my.cnf ~/.my.cnf\n\
          The following groups are read: client client-server client-mariadb mysqldump {program}\n\
          The following options may be given as the first argument:\n\
+         --print-defaults          Print the program argument list and exit.\n\
          --no-defaults             Don't read default options from any option file.\n\
          --defaults-file=#         Only read default options from the given file #.\n\
          --defaults-extra-file=#   Read this file after the global files are read.\n\

@@ -406,6 +406,12 @@ pub fn parse_with_warnings(
 ) -> Result<(LoadCommand, Vec<String>), UsageError> {
     let args = super::utf8_args(args)?;
     let (defaults, rest) = args::split_defaults_args(&args)?;
+    if defaults.print_defaults {
+        return Err(UsageError::Unsupported {
+            option: "--print-defaults".into(),
+            reason: "not supported by rload".into(),
+        });
+    }
     let mut warnings = Vec::new();
     let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
     let from_files = optfile::occurrences(LOAD_TABLES, entries, &mut warnings)?;
