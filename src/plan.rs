@@ -239,6 +239,10 @@ pub struct ConsistencyPlan {
     pub include_master_host_port: bool,
     /// `--apply-slave-statements`: STOP SLAVE before and START SLAVE after, with --dump-slave.
     pub apply_slave_statements: bool,
+    /// `--delete-master-logs`: once the dump is complete and committed, purge the binary
+    /// logs before the dump's position (`PURGE BINARY LOGS TO`). Turns on `--flush-logs` and,
+    /// unless given, `--master-data=2`, as mariadb-dump.
+    pub delete_master_logs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

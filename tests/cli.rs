@@ -1927,6 +1927,53 @@ fn new_binlogs_after_dump(server: &Server, args: &[&str]) -> usize {
     binary_logs(server).len() - before
 }
 
+/// `--delete-master-logs`, as mariadb-dump: flushes the logs, records the new position
+/// (commented, `--master-data=2`, unless asked otherwise) and, once the dump is complete,
+/// purges every binary log before it: one file is left, the one the dump's position names.
+#[test]
+fn delete_master_logs_purges_the_logs_before_the_dumps_position_like_mariadb_dump() {
+    let (_guard, f) = flush_server();
+    // The server may keep a file InnoDB still needs (its binlog checkpoint), so the purge is
+    // seen in the general log rather than in SHOW BINARY LOGS.
+    f.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;");
+    for program in ["mariadb-dump", "rdump"] {
+        f.sql("TRUNCATE mysql.general_log");
+        let before = binary_logs(f);
+        let args = ["--delete-master-logs", "--single-transaction", "flushdb"];
+        let out = if program == "rdump" {
+            dump_ok(f, &args)
+        } else {
+            String::from_utf8(f.system_dump(&args).expect("mariadb-dump")).unwrap()
+        };
+        let after = binary_logs(f);
+        let newest = after.last().unwrap().clone();
+        assert!(
+            !before.contains(&newest),
+            "{program}: no flush: {before:?} {after:?}"
+        );
+        assert!(
+            out.contains(&format!("-- CHANGE MASTER TO MASTER_LOG_FILE='{newest}'")),
+            "{program}:\n{out}"
+        );
+        assert!(out.contains("-- Dump completed"), "{program}");
+        let purges = f.sql_rows(
+            "SELECT argument FROM mysql.general_log WHERE argument LIKE 'PURGE BINARY LOGS%'",
+        );
+        assert_eq!(
+            purges,
+            [[format!("PURGE BINARY LOGS TO '{newest}'")]],
+            "{program}"
+        );
+    }
+    f.sql("SET GLOBAL general_log = 0; SET GLOBAL log_output = 'FILE';");
+    // Not with --dir, whose files are checked by rload later.
+    let r = dump(
+        f,
+        &["--delete-master-logs", "--dir=/nonexistent/x", "flushdb"],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+}
+
 #[test]
 fn flush_logs_starts_one_new_binlog_file() {
     let (_guard, f) = flush_server();

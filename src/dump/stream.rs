@@ -31,7 +31,7 @@ use crate::format::shape::{CoordinateStyle, GtidPurged};
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
 use crate::plan::{Output, Plan, Scope};
-use crate::sql::quote::qualified;
+use crate::sql::quote::{qualified, string_literal};
 
 /// Encoded rows are handed to the sink in pieces of about this size.
 const FLUSH_AT: usize = 256 * 1024;
@@ -92,8 +92,10 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
 
     let (mut strategy, mut pool) = choose_strategy(&s, plan).await?;
+    let mut purge_to = None;
     let written = match strategy.setup(&mut s).await {
         Ok(coords) => {
+            purge_to = coords.binlog.as_ref().map(|(file, _)| file.clone());
             if plan.verbose {
                 eprintln!("-- Consistency: {}", strategy.describe());
             }
@@ -128,11 +130,20 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
             return Err(e);
         }
     };
-    s.close().await;
-
     let completed = summary.errors.is_empty().then(now_local);
     out.write_all(script::footer(&plan.shape, completed.as_deref()).as_bytes())?;
     out.commit()?;
+    // --delete-master-logs: only once the dump is complete and in place.
+    if let (true, true, Some(file)) = (
+        plan.consistency.delete_master_logs,
+        completed.is_some(),
+        &purge_to,
+    ) {
+        let sql = format!("PURGE BINARY LOGS TO {}", string_literal(file));
+        s.exec(&sql, "purging the binary logs (--delete-master-logs)")
+            .await?;
+    }
+    s.close().await;
     Ok(summary)
 }
 

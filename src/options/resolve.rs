@@ -620,6 +620,7 @@ impl DumpBuilder {
             }
             Opt::IncludeMasterHostPort => self.consistency.include_master_host_port = b,
             Opt::ApplySlaveStatements => self.consistency.apply_slave_statements = b,
+            Opt::DeleteMasterLogs => self.consistency.delete_master_logs = b,
             // Output.
             Opt::ResultFile => self.result_file = text(value).map(PathBuf::from),
             Opt::Tab => self.tab = text(value).map(PathBuf::from),
@@ -874,6 +875,19 @@ impl DumpBuilder {
         let mut lock_tables = self.lock_tables;
         let mut master_data = self.master_data;
         let mut dump_slave = self.dump_slave;
+        let mut flush_logs = self.consistency.flush_logs;
+        if self.consistency.delete_master_logs {
+            if self.dir.is_some() {
+                return Err(UsageError::Invalid(
+                    "--delete-master-logs can't be used with --dir".into(),
+                ));
+            }
+            // mariadb-dump: flush the logs, record the position, purge up to it.
+            flush_logs = true;
+            if master_data == 0 {
+                master_data = 2;
+            }
+        }
         if dump_slave > 0 {
             lock_all_tables = !single_transaction;
             master_data = 0;
@@ -903,6 +917,7 @@ impl DumpBuilder {
             mode,
             master_data: coordinate_style(master_data),
             dump_slave: coordinate_style(dump_slave),
+            flush_logs,
             ..self.consistency.clone()
         })
     }
@@ -1540,8 +1555,18 @@ mod tests {
     #[test]
     fn unsupported_options_are_errors_naming_the_option_but_their_skip_form_is_fine() {
         assert!(error(&["--xml", "db"]).contains("'--xml'"));
-        assert!(error(&["--delete-master-logs", "db"]).contains("'--delete-master-logs'"));
         plan(&["--skip-xml", "db"]);
+    }
+
+    #[test]
+    fn delete_master_logs_flushes_logs_and_records_the_position_commented() {
+        let c = plan(&["--delete-master-logs", "db"]).consistency;
+        assert!(c.delete_master_logs && c.flush_logs);
+        assert_eq!(c.master_data, Some(CoordinateStyle::Commented));
+        assert_eq!(c.mode, Consistency::LockAllTables);
+        let c = plan(&["--master-data=1", "--delete-master-logs", "db"]).consistency;
+        assert_eq!(c.master_data, Some(CoordinateStyle::Statement));
+        assert!(error(&["--delete-master-logs", "--dir=/d", "db"]).contains("--dir"));
     }
 
     #[test]

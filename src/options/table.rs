@@ -101,6 +101,7 @@ pub enum Opt {
     SetGtidPurged,
     IncludeMasterHostPort,
     ApplySlaveStatements,
+    DeleteMasterLogs,
     // Output.
     ResultFile,
     Tab,
@@ -345,8 +346,6 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
 ];
 
 const NOT_DUMP: &str = "not supported by rdump";
-const DELETE_LOGS: &str =
-    "not supported by rdump; purge binary logs on the server after the dump instead";
 
 /// mysqldump's own options (MariaDB 10.11 mariadb-dump and MySQL 8 mysqldump names).
 pub static DUMP_OPTIONS: &[OptDef] = &[
@@ -456,14 +455,14 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "delete-master-logs",
         None,
-        Opt::Unsupported(DELETE_LOGS),
-        "Not supported.",
+        Opt::DeleteMasterLogs,
+        "Delete logs on master after backup: once the dump is complete, PURGE BINARY LOGS TO the file of its position. Turns on --flush-logs and --master-data (2 unless given). Not with --dir.",
     ),
     flag(
         "delete-source-logs",
         None,
-        Opt::Unsupported(DELETE_LOGS),
-        "Not supported.",
+        Opt::DeleteMasterLogs,
+        "Same as --delete-master-logs.",
     ),
     flag(
         "disable-keys",
