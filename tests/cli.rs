@@ -867,6 +867,23 @@ fn tab_csv_txt_is_byte_identical_to_mariadb_dump_tab() {
     ]);
 }
 
+/// `--header` starts each `.txt` with the column names, formatted as string values (so
+/// enclosed and escaped like them), byte for byte as mariadb-dump's; without `--tab` it is
+/// refused, as there.
+#[test]
+fn tab_header_line_is_byte_identical_to_mariadb_dump() {
+    assert_tab_txt_same_as_mariadb_dump(&["--header"]);
+    assert_tab_txt_same_as_mariadb_dump(&[
+        "--header",
+        "--fields-terminated-by=,",
+        "--fields-optionally-enclosed-by=\"",
+        r"--lines-terminated-by=\r\n",
+    ]);
+    let r = dump(src(), &["--header", "tabdb"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("--tab"), "{}", r.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // 4. Selection and structure switches.
 

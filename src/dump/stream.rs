@@ -526,6 +526,9 @@ async fn dump_table(
             Some((dir, format)) => {
                 let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))), None)?;
                 let enc = TabEncoder::new(format.clone(), read.kinds.clone());
+                if format.header {
+                    enc.push_header(&read.columns, &mut buf);
+                }
                 let read = s
                     .stream(&sql, &context, |cells| {
                         enc.push_row(cells, &mut buf);

@@ -335,6 +335,7 @@ pub struct DumpBuilder {
     fields_optionally_enclosed_by: Option<Vec<u8>>,
     fields_escaped_by: Option<Vec<u8>>,
     lines_terminated_by: Option<Vec<u8>>,
+    header: bool,
     force: bool,
     verbose: bool,
     pub warnings: Vec<String>,
@@ -387,6 +388,7 @@ impl DumpBuilder {
             fields_optionally_enclosed_by: None,
             fields_escaped_by: None,
             lines_terminated_by: None,
+            header: false,
             force: false,
             verbose: false,
             warnings: Vec::new(),
@@ -700,6 +702,7 @@ impl DumpBuilder {
             Opt::FieldsOptionallyEnclosedBy => self.fields_optionally_enclosed_by = bytes(value),
             Opt::FieldsEscapedBy => self.fields_escaped_by = bytes(value),
             Opt::LinesTerminatedBy => self.lines_terminated_by = bytes(value),
+            Opt::Header => self.header = b,
             Opt::Force => self.force = b,
             Opt::Verbose => self.verbose = b,
             // Connection options were handled above.
@@ -803,6 +806,11 @@ impl DumpBuilder {
             (self.format.is_some(), "--format"),
             (self.dir_consistency.is_some(), "--consistency"),
         ];
+        if self.header && self.tab.is_none() {
+            return Err(UsageError::Invalid(
+                "You must use option --tab with --header".into(),
+            ));
+        }
         if let Some(dir) = &self.dir {
             if self.tab.is_some() || self.result_file.is_some() {
                 return Err(UsageError::Invalid(
@@ -862,6 +870,7 @@ impl DumpBuilder {
         if let Some(v) = &self.lines_terminated_by {
             format.lines_terminated_by = v.clone();
         }
+        format.header = self.header;
         Ok(Output::Tab {
             dir: dir.clone(),
             format,

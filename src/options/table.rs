@@ -118,6 +118,7 @@ pub enum Opt {
     FieldsOptionallyEnclosedBy,
     FieldsEscapedBy,
     LinesTerminatedBy,
+    Header,
     Force,
     Verbose,
     /// Accepted for compatibility and ignored.
@@ -561,7 +562,12 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         Opt::Gtid,
         "Used together with --master-data=1 or --dump-slave=1: set the GTID position instead of the binlog file and offset.",
     ),
-    flag("header", None, Opt::Unsupported(NOT_DUMP), "Not supported."),
+    flag(
+        "header",
+        None,
+        Opt::Header,
+        "Used together with --tab. When enabled, adds header with column names to the top of output txt files.",
+    ),
     flag(
         "hex-blob",
         None,
