@@ -232,6 +232,7 @@ fn mixed_table() -> Table {
 fn style(hex_blob: bool) -> InsertStyle {
     InsertStyle {
         mode: InsertMode::Insert,
+        delayed: false,
         extended: true,
         hex_blob,
         net_buffer_length: NET_BUFFER_LENGTH,

@@ -2319,6 +2319,41 @@ fn create_options_switches_shape_create_table_like_mariadb_dump() {
     assert!(r.stderr.contains("--compatible=ansi"), "{}", r.stderr);
 }
 
+/// `--delayed-insert` writes INSERT DELAYED (and REPLACE DELAYED, INSERT DELAYED IGNORE)
+/// for the tables whose engine takes it, as mariadb-dump; `--galera-info` changes nothing
+/// on a server that is not a Galera node, there as here.
+#[test]
+fn delayed_insert_and_galera_info_are_accepted_like_mariadb_dump() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE delayeddb;
+         CREATE TABLE delayeddb.my (a INT) ENGINE=MyISAM; INSERT INTO delayeddb.my VALUES (1);
+         CREATE TABLE delayeddb.me (a INT) ENGINE=MEMORY; INSERT INTO delayeddb.me VALUES (1);
+         CREATE TABLE delayeddb.ar (a INT) ENGINE=Aria; INSERT INTO delayeddb.ar VALUES (1);
+         CREATE TABLE delayeddb.inno (a INT) ENGINE=InnoDB; INSERT INTO delayeddb.inno VALUES (1);",
+    );
+    let verbs = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" INTO `"))
+            .map(|l| l.split(" VALUES").next().unwrap().to_string())
+            .collect()
+    };
+    for extra in [
+        &["--delayed-insert"][..],
+        &["--delayed-insert", "--replace"],
+        &["--delayed-insert", "--insert-ignore"],
+    ] {
+        let mut args = extra.to_vec();
+        args.push("delayeddb");
+        let ours = dump_ok(d, &args);
+        let theirs = String::from_utf8(d.system_dump(&args).unwrap()).unwrap();
+        assert_eq!(verbs(&ours), verbs(&theirs), "{extra:?}");
+    }
+    let with = dump_ok(d, &["--galera-info", "--skip-dump-date", "delayeddb"]);
+    let without = dump_ok(d, &["--skip-dump-date", "delayeddb"]);
+    assert_eq!(with, without);
+}
+
 /// Triggers, views and events are written in mariadb-dump's versioned-comment form, so the
 /// usual `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` removes every definer (an account missing on
 /// the target then does not stop the restore) and the result restores, each object then

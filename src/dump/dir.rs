@@ -460,6 +460,8 @@ async fn write_chunk(
                 job.read.kinds.clone(),
                 InsertStyle {
                     mode: plan.shape.insert_mode,
+                    // INSERT DELAYED returns before the rows are in: not for rload.
+                    delayed: false,
                     extended: plan.shape.extended_insert,
                     hex_blob: plan.shape.hex_blob,
                     net_buffer_length: plan.shape.net_buffer_length,

@@ -550,6 +550,7 @@ async fn dump_table(
                 let shape = &shape;
                 let style = InsertStyle {
                     mode: shape.insert_mode,
+                    delayed: shape.delayed_insert && t.takes_insert_delayed(),
                     extended: shape.extended_insert,
                     hex_blob: shape.hex_blob,
                     net_buffer_length: shape.net_buffer_length,

@@ -29,6 +29,18 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
+    /// Whether the engine takes INSERT DELAYED (mariadb-dump's list for
+    /// `--delayed-insert`).
+    pub fn takes_insert_delayed(&self) -> bool {
+        matches!(
+            self.engine
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref(),
+            Some("MYISAM" | "ISAM" | "ARCHIVE" | "HEAP" | "MEMORY")
+        )
+    }
+
     /// Tables whose rows live elsewhere, so mysqldump writes their structure only.
     pub fn data_lives_elsewhere(&self) -> bool {
         self.is_log_table

@@ -26,6 +26,9 @@ pub struct Shape {
     pub extended_insert: bool,
     pub complete_insert: bool,
     pub insert_mode: InsertMode,
+    /// `--delayed-insert`: INSERT DELAYED for the tables whose engine takes it (MyISAM,
+    /// MEMORY, ARCHIVE), in the single stream only.
+    pub delayed_insert: bool,
     pub hex_blob: bool,
     /// `--create-options`: keep table options (ENGINE, AUTO_INCREMENT, ...) in CREATE TABLE.
     /// Off, definitions are read as mariadb-dump reads them then: under the sql_mode
@@ -69,6 +72,7 @@ impl Default for Shape {
             extended_insert: true,
             complete_insert: false,
             insert_mode: InsertMode::Insert,
+            delayed_insert: false,
             hex_blob: false,
             create_options: true,
             compatible: Vec::new(),

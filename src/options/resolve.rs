@@ -517,6 +517,7 @@ impl DumpBuilder {
             Opt::ExtendedInsert => s.extended_insert = b,
             Opt::CompleteInsert => s.complete_insert = b,
             Opt::InsertIgnore => self.insert_ignore = b,
+            Opt::DelayedInsert => s.delayed_insert = b,
             Opt::Replace => self.replace = b,
             Opt::HexBlob => s.hex_blob = b,
             Opt::Comments => s.comments = b,

@@ -72,6 +72,7 @@ pub enum Opt {
     ExtendedInsert,
     CompleteInsert,
     InsertIgnore,
+    DelayedInsert,
     Replace,
     HexBlob,
     Compact,
@@ -450,8 +451,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "delayed-insert",
         None,
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::DelayedInsert,
+        "Insert rows with INSERT DELAYED (tables of MyISAM, MEMORY and ARCHIVE; not in --dir dumps).",
     ),
     flag(
         "delete-master-logs",
@@ -553,8 +554,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "galera-info",
         None,
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::Ignored,
+        "Accepted; writes nothing. On a server that is not a Galera node mariadb-dump writes nothing either; rdump does not write a Galera node's wsrep position.",
     ),
     flag(
         "gtid",

@@ -13,6 +13,8 @@ use crate::sql::quote::escape_into;
 #[derive(Debug, Clone, Copy)]
 pub struct InsertStyle {
     pub mode: InsertMode,
+    /// `--delayed-insert`, for a table whose engine takes INSERT DELAYED.
+    pub delayed: bool,
     pub extended: bool,
     pub hex_blob: bool,
     pub net_buffer_length: usize,
@@ -37,10 +39,13 @@ impl SqlEncoder {
         kinds: Vec<ColumnKind>,
         style: InsertStyle,
     ) -> SqlEncoder {
-        let verb = match style.mode {
-            InsertMode::Insert => "INSERT",
-            InsertMode::InsertIgnore => "INSERT IGNORE",
-            InsertMode::Replace => "REPLACE",
+        let verb = match (style.mode, style.delayed) {
+            (InsertMode::Insert, false) => "INSERT",
+            (InsertMode::InsertIgnore, false) => "INSERT IGNORE",
+            (InsertMode::Replace, false) => "REPLACE",
+            (InsertMode::Insert, true) => "INSERT DELAYED",
+            (InsertMode::InsertIgnore, true) => "INSERT DELAYED IGNORE",
+            (InsertMode::Replace, true) => "REPLACE DELAYED",
         };
         let mut prefix = format!("{verb} INTO {quoted_table} ");
         if let Some(list) = column_list {
@@ -136,6 +141,7 @@ mod tests {
     fn style(extended: bool, limit: usize) -> InsertStyle {
         InsertStyle {
             mode: InsertMode::Insert,
+            delayed: false,
             extended,
             hex_blob: false,
             net_buffer_length: limit,
