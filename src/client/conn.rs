@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 
-use crate::client::options::{ConnectionOptions, Password, Protocol, SslMode};
+use crate::client::options::{
+    ConnectionOptions, Password, Protocol, SslMode, TlsVersion, iana_cipher_name,
+};
 use crate::client::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
 use crate::error::{Error, Result, describe};
 use crate::sql::dialect::Dialect;
@@ -235,6 +237,51 @@ fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
     b
 }
 
+/// `--tls-version`/`--ssl-cipher` on a driver connection: mysql_async cannot be told
+/// them, so what the server negotiated is checked instead, and a connection outside them is
+/// refused (rdump's own client offers only what they allow).
+async fn check_negotiated_tls(
+    conn: &mut Conn,
+    opts: &ConnectionOptions,
+    server: &str,
+) -> Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+        .await
+        .map_err(|e| Error::Connect {
+            server: server.to_string(),
+            message: describe(&e),
+        })?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (version, cipher) = (value("Ssl_version"), value("Ssl_cipher"));
+    if version.is_empty() {
+        return Ok(()); // no TLS (a socket, or PREFERRED without TLS from the server)
+    }
+    let version_ok = match (&opts.ssl.tls_versions, TlsVersion::parse(&version)) {
+        (None, _) => true,
+        (Some(allowed), Ok(Some(v))) => allowed.contains(&v),
+        (Some(_), _) => false,
+    };
+    let cipher_ok = match &opts.ssl.ciphers {
+        None => true,
+        Some(allowed) => allowed.contains(&iana_cipher_name(&cipher)),
+    };
+    if version_ok && cipher_ok {
+        return Ok(());
+    }
+    Err(Error::Connect {
+        server: server.to_string(),
+        message: format!(
+            "the server negotiated {version} with {cipher}, outside --tls-version/--ssl-cipher"
+        ),
+    })
+}
+
 /// Opens one driver connection as the options say (socket or TCP, TLS per `--ssl-mode`,
 /// falling back to plain for PREFERRED when the server has no TLS) and learns the server's
 /// dialect. Returns the connection, the server's label for messages, and the dialect.
@@ -266,6 +313,9 @@ pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
                 message: describe(&e),
             })?;
     let dialect = Dialect::from_version_string(&version.unwrap_or_default());
+    if opts.ssl.restricted() {
+        check_negotiated_tls(&mut conn, opts, &server).await?;
+    }
     Ok((conn, server, dialect))
 }
 

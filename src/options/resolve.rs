@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use super::args::{Occurrence, Origin};
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
-use crate::client::options::{ConnectionOptions, Password, Protocol, Secret, SslMode};
+use crate::client::options::{
+    ConnectionOptions, Password, Protocol, Secret, SslMode, TlsVersion, iana_cipher_name,
+};
 use crate::format::encode::tab::TabFormat;
 use crate::format::shape::{CoordinateStyle, GtidPurged, InsertMode, Shape};
 use crate::plan::{
@@ -277,6 +279,47 @@ impl ConnectionBuilder {
                     Opt::SslCa => c.ssl.ca = p,
                     Opt::SslCert => c.ssl.cert = p,
                     _ => c.ssl.key = p,
+                }
+            }
+            Opt::TlsVersion => {
+                c.ssl.tls_versions = match text(value) {
+                    None => None,
+                    Some(list) => {
+                        let mut versions = Vec::new();
+                        for part in list.split(',').filter(|p| !p.trim().is_empty()) {
+                            match TlsVersion::parse(part) {
+                                Ok(Some(v)) if !versions.contains(&v) => versions.push(v),
+                                Ok(_) => {}
+                                Err(()) => {
+                                    return Err(invalid(
+                                        def,
+                                        part,
+                                        "expected TLSv1.2 or TLSv1.3 (comma-separated)",
+                                    ));
+                                }
+                            }
+                        }
+                        if versions.is_empty() {
+                            return Err(invalid(
+                                def,
+                                list,
+                                "rdump's TLS speaks TLSv1.2 and TLSv1.3 only",
+                            ));
+                        }
+                        Some(versions)
+                    }
+                }
+            }
+            Opt::SslCipher => {
+                c.ssl.ciphers = text(value).map(|list| {
+                    list.split(':')
+                        .filter(|n| !n.trim().is_empty())
+                        .map(iana_cipher_name)
+                        .collect()
+                });
+                // "implies --ssl"
+                if c.ssl.ciphers.is_some() && c.ssl.mode == SslMode::Disabled {
+                    c.ssl.mode = SslMode::Preferred;
                 }
             }
             Opt::SslVerifyServerCert => {
@@ -719,6 +762,8 @@ impl DumpBuilder {
             | Opt::SslCert
             | Opt::SslKey
             | Opt::SslVerifyServerCert
+            | Opt::SslCipher
+            | Opt::TlsVersion
             | Opt::Compress
             | Opt::DefaultCharacterSet
             | Opt::InitCommand => {

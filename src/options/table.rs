@@ -45,6 +45,8 @@ pub enum Opt {
     SslCert,
     SslKey,
     SslVerifyServerCert,
+    SslCipher,
+    TlsVersion,
     Compress,
     DefaultCharacterSet,
     InitCommand,
@@ -195,7 +197,8 @@ const fn optv(
 }
 
 const IGNORED: &str = "Accepted for compatibility; has no effect.";
-const NOT_SSL: &str = "only --ssl-ca, --ssl-cert and --ssl-key are supported";
+const NOT_SSL: &str =
+    "only --ssl-ca, --ssl-cert, --ssl-key, --ssl-cipher and --tls-version are supported";
 
 /// Help, version and connection options: shared by every rdump tool.
 pub static CLIENT_OPTIONS: &[OptDef] = &[
@@ -298,8 +301,8 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
         "ssl-cipher",
         None,
         "name",
-        Opt::Unsupported(NOT_SSL),
-        "Not supported.",
+        Opt::SslCipher,
+        "SSL cipher to use (implies --ssl): a colon-separated list, by OpenSSL or IANA name, of which rdump's TLS (rustls) offers the TLS 1.3 suites and the ECDHE AES-GCM and CHACHA20-POLY1305 suites of TLS 1.2.",
     ),
     req(
         "ssl-crl",
@@ -319,8 +322,8 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
         "tls-version",
         None,
         "name",
-        Opt::Unsupported(NOT_SSL),
-        "Not supported.",
+        Opt::TlsVersion,
+        "TLS protocol version for secure connection: a comma-separated list of TLSv1.2 and TLSv1.3 (TLSv1 and TLSv1.1 are not offered by rdump's TLS).",
     ),
     flag(
         "compress",
