@@ -176,6 +176,22 @@ pub struct Selection {
     pub triggers: bool,
     /// `--system=users`: accounts and grants as CREATE USER and GRANT.
     pub system_users: bool,
+    /// Which row versions of system-versioned tables are dumped.
+    pub history: History,
+}
+
+/// `--dump-history` / `--as-of`: the rows of MariaDB's system-versioned tables.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum History {
+    /// The current rows (mariadb-dump's default).
+    #[default]
+    Current,
+    /// `--dump-history`: every row version, with its ROW_START and ROW_END, restored under
+    /// `system_versioning_insert_history=1`.
+    All,
+    /// `--as-of=TS`: the rows as they were at TS (a timestamp literal, read in the dump's
+    /// time zone: UTC under `--tz-utc`).
+    AsOf(String),
 }
 
 impl Default for Selection {
@@ -193,6 +209,7 @@ impl Default for Selection {
             events: false,
             triggers: true,
             system_users: false,
+            history: History::Current,
         }
     }
 }

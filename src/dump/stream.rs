@@ -30,7 +30,7 @@ use crate::format::script;
 use crate::format::shape::{CoordinateStyle, GtidPurged};
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
-use crate::plan::{Output, Plan, Scope};
+use crate::plan::{History, Output, Plan, Scope};
 use crate::sql::quote::{qualified, string_literal};
 
 /// Encoded rows are handed to the sink in pieces of about this size.
@@ -519,6 +519,12 @@ async fn dump_table(
             &pk,
             shape.complete_insert,
         );
+        let history = if t.system_versioned {
+            &sel.history
+        } else {
+            &History::Current
+        };
+        let read = read.with_history(history);
         let sql = read.select_sql(None);
         let context = format!("dumping table {}", qualified(db, &t.name));
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
@@ -560,9 +566,10 @@ async fn dump_table(
                 // table of a table-lock engine (MyISAM, Aria): under --lock-tables only this
                 // session holds its READ LOCAL lock; readers would see rows inserted after
                 // it, and their reads would queue behind a writer waiting for it (a hang).
-                let pool = pool
-                    .as_mut()
-                    .filter(|p| !p.is_empty() && t.is_transactional());
+                // Key ranges are planned on the current rows: other versions read whole.
+                let pool = pool.as_mut().filter(|p| {
+                    !p.is_empty() && t.is_transactional() && *history == History::Current
+                });
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
                 // TABLES is left open in the output.
@@ -573,6 +580,9 @@ async fn dump_table(
                     }
                     None => None,
                 };
+                if *history == History::All {
+                    out.write_all(script::insert_history_start().as_bytes())?;
+                }
                 out.write_all(
                     script::data_start(shape, &t.name, sel.where_clause.as_deref()).as_bytes(),
                 )?;
@@ -622,6 +632,9 @@ async fn dump_table(
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 }
                 out.write_all(script::data_end(shape, &t.name).as_bytes())?;
+                if *history == History::All {
+                    out.write_all(script::insert_history_end().as_bytes())?;
+                }
             }
         }
     }

@@ -26,6 +26,9 @@ pub struct TableInfo {
     /// The server's average row size in bytes (AVG_ROW_LENGTH, 0 when unknown), for sizing
     /// the single stream's chunks.
     pub avg_row_bytes: u64,
+    /// MariaDB `WITH SYSTEM VERSIONING` (TABLE_TYPE 'SYSTEM VERSIONED'): `--dump-history`
+    /// and `--as-of` read its other row versions.
+    pub system_versioned: bool,
 }
 
 impl TableInfo {

@@ -581,6 +581,17 @@ pub fn event(d: &Definition) -> String {
     s
 }
 
+/// `--dump-history`: around a system-versioned table's rows, let the restore write their
+/// ROW_START and ROW_END (MariaDB 10.11's `system_versioning_insert_history`), as
+/// mariadb-dump.
+pub fn insert_history_start() -> &'static str {
+    "/*M!101100 SET @old_system_versioning_insert_history=@@session.system_versioning_insert_history, @@session.system_versioning_insert_history=1 */;\n"
+}
+
+pub fn insert_history_end() -> &'static str {
+    "/*M!101100 SET system_versioning_insert_history=@old_system_versioning_insert_history */;\n"
+}
+
 /// A stand-in view with the right columns, so views may refer to views dumped later.
 pub fn view_placeholder(shape: &Shape, view: &str, columns: &[String]) -> String {
     let mut s = comment_block(

@@ -22,8 +22,8 @@ use crate::client::options::{
 use crate::format::encode::tab::TabFormat;
 use crate::format::shape::{CoordinateStyle, GtidPurged, InsertMode, Shape};
 use crate::plan::{
-    Consistency, ConsistencyPlan, DirConsistency, DirFormat, DirOptions, Output, Plan, Progress,
-    Scope, Selection, StreamOptions,
+    Consistency, ConsistencyPlan, DirConsistency, DirFormat, DirOptions, History, Output, Plan,
+    Progress, Scope, Selection, StreamOptions,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as
@@ -379,6 +379,8 @@ pub struct DumpBuilder {
     fields_escaped_by: Option<Vec<u8>>,
     lines_terminated_by: Option<Vec<u8>>,
     header: bool,
+    dump_history: bool,
+    as_of: Option<String>,
     force: bool,
     verbose: bool,
     pub warnings: Vec<String>,
@@ -432,6 +434,8 @@ impl DumpBuilder {
             fields_escaped_by: None,
             lines_terminated_by: None,
             header: false,
+            dump_history: false,
+            as_of: None,
             force: false,
             verbose: false,
             warnings: Vec::new(),
@@ -512,6 +516,8 @@ impl DumpBuilder {
                     }
                 },
             },
+            Opt::DumpHistory => self.dump_history = b,
+            Opt::AsOf => self.as_of = text(value).map(String::from),
             Opt::IgnoreDatabase => match text(value) {
                 None => sel.ignore_databases.clear(),
                 Some(db) => sel.ignore_databases.push(db.to_string()),
@@ -784,6 +790,21 @@ impl DumpBuilder {
             ));
         }
         let mut selection = self.selection;
+        selection.history = match (self.dump_history, &self.as_of) {
+            (true, Some(_)) => {
+                return Err(UsageError::Invalid(
+                    "--dump-history and --as-of can't be used together".into(),
+                ));
+            }
+            (true, None) => History::All,
+            (false, Some(ts)) => History::AsOf(ts.clone()),
+            (false, None) => History::Current,
+        };
+        if selection.history != History::Current && self.dir.is_some() {
+            return Err(UsageError::Invalid(
+                "--dump-history and --as-of can't be used with --dir".into(),
+            ));
+        }
         let mut positionals = self.positionals;
         selection.scope = if self.all_databases {
             if !positionals.is_empty() {

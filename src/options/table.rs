@@ -65,6 +65,8 @@ pub enum Opt {
     Events,
     Triggers,
     System,
+    DumpHistory,
+    AsOf,
     // Shape.
     AddDropDatabase,
     AddDropTable,
@@ -403,8 +405,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "as-of",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::AsOf,
+        "Dump system versioned table(s) as of specified timestamp. Argument is interpreted according to the --tz-utc setting. Table structures are always dumped as of current timestamp. Not with --dir.",
     ),
     flag(
         "column-statistics",
@@ -484,8 +486,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "dump-history",
         Some('H'),
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::DumpHistory,
+        "Dump system versioned table(s) with history (only for timestamp based versioning): every row version with its row_start and row_end, restored with system_versioning_insert_history. Not with --dir.",
     ),
     optv(
         "dump-slave",
