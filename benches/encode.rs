@@ -232,6 +232,7 @@ fn mixed_table() -> Table {
 fn style(hex_blob: bool) -> InsertStyle {
     InsertStyle {
         mode: InsertMode::Insert,
+        delayed: false,
         extended: true,
         hex_blob,
         charset: rdump::format::charset::TextCharset::of("utf8mb4"),

@@ -23,23 +23,26 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// Connecting failed: wrong password, unreachable server, TLS refused.
+    /// Connecting failed: wrong password, unreachable server, TLS refused. Every error
+    /// reads as mariadb-dump's `Got error: 1045: "Access denied ..." when ...`, with the
+    /// server added.
     #[error("Got error: {message} when trying to connect to {server}")]
     Connect { server: String, message: String },
 
     /// The server answered an SQL statement with an error.
-    #[error("{server}: {context}: {message}")]
+    #[error("{server}: Got error: {message} when {context}")]
     Server {
         server: String,
         /// What we were doing, naming the object: "dumping table `db`.`t`".
         context: String,
-        /// The server's error, with its code: "Error 1146 (42S02): Table 'db.t' doesn't exist".
+        /// The server's error, with its code, as mariadb-dump shows it:
+        /// `1146: "Table 'db.t' doesn't exist"` (see [`describe`]).
         message: String,
     },
 
     /// Reading rows failed after the SELECT started (lost connection, KILL): mysqldump
     /// reports these as consistency failures (exit 3), with the row reached.
-    #[error("{server}: {message} when {context} at row: {row}")]
+    #[error("{server}: Got error: {message} when {context} at row: {row}")]
     Rows {
         server: String,
         context: String,
@@ -107,15 +110,10 @@ impl Error {
     }
 
     /// The server's error code of an SQL statement's error (`Error::Server`), read from
-    /// its message ("Error 1213 (40001): ...", as `describe` and the wire client write it).
+    /// its message (`1213: "..."`, as `describe` and the wire client write it).
     pub fn sql_error_code(&self) -> Option<u16> {
         match self {
-            Error::Server { message, .. } => message
-                .strip_prefix("Error ")?
-                .split_once(' ')?
-                .0
-                .parse()
-                .ok(),
+            Error::Server { message, .. } => server_code(message),
             _ => None,
         }
     }
@@ -130,11 +128,24 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Formats a mysql_async error the way an operator expects to read it: the server's code,
-/// SQL state and message, or the I/O or driver problem.
+/// A server's error as mariadb-dump shows it after `Got error: `: `1146: "Table 'db.t'
+/// doesn't exist"`. The wire client's errors read the same.
+pub fn server_error(code: u16, message: &str) -> String {
+    format!("{code}: \"{message}\"")
+}
+
+/// The code of a message made by [`server_error`].
+fn server_code(message: &str) -> Option<u16> {
+    let (code, rest) = message.split_once(": \"")?;
+    (!rest.is_empty()).then_some(())?;
+    code.parse().ok()
+}
+
+/// Formats a mysql_async error the way an operator expects to read it: the server's code
+/// and message ([`server_error`]), or the I/O or driver problem.
 pub fn describe(e: &mysql_async::Error) -> String {
     match e {
-        mysql_async::Error::Server(s) => format!("Error {} ({}): {}", s.code, s.state, s.message),
+        mysql_async::Error::Server(s) => server_error(s.code, &s.message),
         mysql_async::Error::Io(io) => format!("Lost connection to server ({io})"),
         mysql_async::Error::Driver(d) => format!("client error: {d}"),
         other => other.to_string(),
@@ -153,10 +164,28 @@ mod tests {
             message: message.into(),
         };
         assert_eq!(
-            e("Error 1213 (40001): Deadlock found when trying to get lock").sql_error_code(),
+            e(&super::server_error(
+                1213,
+                "Deadlock found when trying to get lock"
+            ))
+            .sql_error_code(),
             Some(1213)
         );
         assert_eq!(e("Lost connection to server (eof)").sql_error_code(), None);
-        assert_eq!(Error::Usage("Error 1213 (x)".into()).sql_error_code(), None);
+        assert_eq!(Error::Usage("1213: \"x\"".into()).sql_error_code(), None);
+    }
+
+    #[test]
+    fn errors_read_as_mariadb_dumps_got_error() {
+        let e = Error::Server {
+            server: "localhost via /s.sock".into(),
+            context: "flushing tables".into(),
+            message: super::server_error(1227, "Access denied; you need the RELOAD privilege"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "localhost via /s.sock: Got error: 1227: \"Access denied; you need the RELOAD \
+             privilege\" when flushing tables"
+        );
     }
 }

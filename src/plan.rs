@@ -16,6 +16,9 @@ use crate::format::shape::{CoordinateStyle, GtidPurged, Shape};
 pub enum Command {
     Help,
     Version,
+    /// `--print-defaults`: the arguments the option files give, then the command line's,
+    /// as one line, passwords masked.
+    PrintDefaults(String),
     Dump(Box<Plan>),
 }
 
@@ -151,6 +154,9 @@ pub struct Selection {
     pub scope: Scope,
     /// `--ignore-table=db.t`, repeatable: (db, table).
     pub ignore_tables: Vec<(String, String)>,
+    /// `--ignore-table-data=db.t`, repeatable: (db, table) whose structure is dumped but
+    /// not its rows.
+    pub ignore_table_data: Vec<(String, String)>,
     /// `--ignore-database=db`, repeatable: databases skipped by `-A`; ignored without it, as in
     /// mariadb-dump.
     pub ignore_databases: Vec<String>,
@@ -176,6 +182,22 @@ pub struct Selection {
     pub system_udfs: bool,
     /// `--system=servers`: CREATE SERVER for each `mysql.servers` row.
     pub system_servers: bool,
+    /// Which row versions of system-versioned tables are dumped.
+    pub history: History,
+}
+
+/// `--dump-history` / `--as-of`: the rows of MariaDB's system-versioned tables.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum History {
+    /// The current rows (mariadb-dump's default).
+    #[default]
+    Current,
+    /// `--dump-history`: every row version, with its ROW_START and ROW_END, restored under
+    /// `system_versioning_insert_history=1`.
+    All,
+    /// `--as-of=TS`: the rows as they were at TS (a timestamp literal, read in the dump's
+    /// time zone: UTC under `--tz-utc`).
+    AsOf(String),
 }
 
 impl Default for Selection {
@@ -183,6 +205,7 @@ impl Default for Selection {
         Selection {
             scope: Scope::AllDatabases,
             ignore_tables: Vec::new(),
+            ignore_table_data: Vec::new(),
             ignore_databases: Vec::new(),
             where_clause: None,
             no_data: false,
@@ -195,7 +218,19 @@ impl Default for Selection {
             system_plugins: false,
             system_udfs: false,
             system_servers: false,
+            history: History::Current,
         }
+    }
+}
+
+impl Selection {
+    /// Whether the rows of `db`.`table` are dumped (`--no-data`, `--ignore-table-data`).
+    pub fn wants_rows(&self, db: &str, table: &str) -> bool {
+        !self.no_data
+            && !self
+                .ignore_table_data
+                .iter()
+                .any(|(d, t)| d == db && t == table)
     }
 }
 
@@ -230,6 +265,10 @@ pub struct ConsistencyPlan {
     pub include_master_host_port: bool,
     /// `--apply-slave-statements`: STOP SLAVE before and START SLAVE after, with --dump-slave.
     pub apply_slave_statements: bool,
+    /// `--delete-master-logs`: once the dump is complete and committed, purge the binary
+    /// logs before the dump's position (`PURGE BINARY LOGS TO`). Turns on `--flush-logs` and,
+    /// unless given, `--master-data=2`, as mariadb-dump.
+    pub delete_master_logs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

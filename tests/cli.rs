@@ -508,9 +508,11 @@ fn loose_unknown_option_in_an_option_file_is_tolerated_but_a_plain_one_is_not() 
         "seldb",
         "t2",
     ]);
+    // my_getopt's "unknown variable" (an unknown option with a value): exit 7, as
+    // mariadb-dump.
     assert_eq!(
         r.code,
-        Some(1),
+        Some(7),
         "an unknown option is a usage error: {}",
         r.stderr
     );
@@ -664,6 +666,61 @@ fn wrong_password_fails_with_exit_2_without_echoing_it() {
     assert!(!r.text().contains("Dump completed"));
 }
 
+/// `-p` without a terminal (the child starts a new session, so it has no controlling
+/// terminal) reads the password from stdin, prompting on stderr, as mariadb-dump (glibc's
+/// getpass) does: `echo pw | rdump -p ...` in a script.
+#[test]
+fn bare_p_without_a_terminal_reads_the_password_from_stdin_like_mariadb_dump() {
+    use std::os::unix::process::CommandExt;
+    let s = src();
+    let port = s.port().to_string();
+    let piped = |program: &str, input: &str| {
+        let mut cmd = if program == "rdump" {
+            rdump_command()
+        } else {
+            Command::new(program)
+        };
+        cmd.args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            "-P",
+            &port,
+            "-u",
+            s.user(),
+            "-p",
+        ])
+        .args(["--skip-dump-date", "--skip-comments", "seldb", "t2"]);
+        // SAFETY: setsid is async-signal-safe; it only detaches the child from the terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        run_with_stdin(cmd, input.as_bytes()).expect("run")
+    };
+    let input = format!("{}\n", s.password());
+    let ours = piped("rdump", &input);
+    let theirs = piped(&common::system_dump_bin(), &input);
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(ours.status.code(), Some(0), "{}", err(&ours));
+    assert_eq!(theirs.status.code(), Some(0), "{}", err(&theirs));
+    assert!(err(&ours).starts_with("Enter password: "), "{}", err(&ours));
+    assert!(!err(&ours).contains(s.password()));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .filter(|l| l.starts_with("INSERT INTO `t2`"))
+            .count(),
+        1
+    );
+    // A wrong one is refused by the server, as with mariadb-dump.
+    let ours = piped("rdump", "wrong\n");
+    let theirs = piped(&common::system_dump_bin(), "wrong\n");
+    assert_eq!(ours.status.code(), Some(2), "{}", err(&ours));
+    assert_eq!(theirs.status.code(), Some(2), "{}", err(&theirs));
+}
+
 // ---------------------------------------------------------------------------
 // 3. --tab.
 
@@ -810,6 +867,23 @@ fn tab_csv_txt_is_byte_identical_to_mariadb_dump_tab() {
     ]);
 }
 
+/// `--header` starts each `.txt` with the column names, formatted as string values (so
+/// enclosed and escaped like them), byte for byte as mariadb-dump's; without `--tab` it is
+/// refused, as there.
+#[test]
+fn tab_header_line_is_byte_identical_to_mariadb_dump() {
+    assert_tab_txt_same_as_mariadb_dump(&["--header"]);
+    assert_tab_txt_same_as_mariadb_dump(&[
+        "--header",
+        "--fields-terminated-by=,",
+        "--fields-optionally-enclosed-by=\"",
+        r"--lines-terminated-by=\r\n",
+    ]);
+    let r = dump(src(), &["--header", "tabdb"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("--tab"), "{}", r.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // 4. Selection and structure switches.
 
@@ -838,6 +912,58 @@ fn ignore_table_omits_its_create_table_and_inserts() {
             "{t} rows missing"
         );
     }
+}
+
+/// `--ignore-table-data=db.t` keeps the table's structure (and triggers) and drops its rows,
+/// as mariadb-dump; in a `--dir` dump the table has no data files.
+#[test]
+fn ignore_table_data_keeps_the_structure_and_drops_the_rows_like_mariadb_dump() {
+    let s = src();
+    let args = [
+        "--ignore-table-data=seldb.t2",
+        "--ignore-table-data=seldb.t3",
+        "seldb",
+    ];
+    let ours = dump_ok(s, &args);
+    let theirs = String::from_utf8(s.system_dump(&args).expect("mariadb-dump")).unwrap();
+    let objects = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("CREATE TABLE")
+                    || l.starts_with("INSERT INTO")
+                    || l.contains("TRIGGER t2_bi")
+            })
+            .map(|l| l.split(" VALUES").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(objects(&ours), objects(&theirs));
+    assert!(ours.contains("CREATE TABLE `t2`") && !ours.contains("INSERT INTO `t2`"));
+    assert!(ours.contains("INSERT INTO `t1`"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    dump_ok(
+        s,
+        &[
+            &format!("--dir={}", dir.display()),
+            "--progress=never",
+            "--quiet",
+            args[0],
+            "seldb",
+        ],
+    );
+    let names: Vec<String> = fs::read_dir(dir.join("seldb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("t2") && n.contains("schema")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("t1.0")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("t2.0")), "{names:?}");
 }
 
 #[test]
@@ -1004,6 +1130,55 @@ fn master_data_2_writes_change_master_commented() {
     assert!(
         !out.lines().any(|l| l.starts_with("CHANGE MASTER")),
         "no executable CHANGE MASTER with --master-data=2"
+    );
+}
+
+/// Without `--gtid`, `--master-data` still records the GTID position, commented at the end
+/// (`-- SET GLOBAL gtid_slave_pos='...';`), as mariadb-dump; and `--apply-slave-statements`
+/// writes `STOP ALL SLAVES;` before the CHANGE MASTER and `START ALL SLAVES;` at the end,
+/// also with `--master-data`: the same replication lines as mariadb-dump's, in its order.
+#[test]
+fn master_data_replication_lines_are_mariadb_dumps() {
+    let s = src();
+    let gtid = s.sql_value("SELECT @@gtid_binlog_pos");
+    let replication_lines = |dump: &str| -> Vec<String> {
+        dump.lines()
+            .filter(|l| {
+                let l = l.trim_start_matches("-- ");
+                l.starts_with("CHANGE MASTER")
+                    || l.starts_with("SET GLOBAL gtid_slave_pos")
+                    || l.ends_with("ALL SLAVES;")
+            })
+            .map(String::from)
+            .collect()
+    };
+    for args in [
+        &["--master-data=1"][..],
+        &["--master-data=2"],
+        &["--master-data=1", "--apply-slave-statements"],
+        &[
+            "--master-data=2",
+            "--apply-slave-statements",
+            "--skip-comments",
+        ],
+        &["--apply-slave-statements"],
+        &["--master-data=1", "--gtid"],
+    ] {
+        let mut all = vec!["--single-transaction"];
+        all.extend(args);
+        all.extend(["seldb", "t1"]);
+        let (ours, _) = dump_quiescent(s, &all);
+        let theirs = String::from_utf8(s.system_dump(&all).expect("mariadb-dump")).unwrap();
+        assert_eq!(
+            replication_lines(&ours),
+            replication_lines(&theirs),
+            "{args:?}\nrdump:\n{ours}"
+        );
+    }
+    let (out, _) = dump_quiescent(s, &["--master-data=1", "seldb", "t1"]);
+    assert!(
+        has_line(&out, &format!("-- SET GLOBAL gtid_slave_pos='{gtid}';")),
+        "{out}"
     );
 }
 
@@ -1435,13 +1610,108 @@ fn help_exits_zero_and_lists_the_options() {
 }
 
 #[test]
-fn version_flag_prints_the_version() {
+fn version_flag_prints_mariadb_dumps_shape() {
+    // mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)
+    let mut cmd = Command::new(common::system_dump_bin());
+    cmd.arg("--version");
+    let theirs = run(cmd).ok();
+    let shape = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.trim_end().split(' ').collect();
+        vec![
+            words[1].to_string(),
+            words[2].to_string(),
+            words[4].to_string(),
+            words[6].to_string(),
+        ]
+    };
+    assert_eq!(shape(&theirs), ["", "Ver", "Distrib", "for"], "{theirs}");
     for flag in ["-V", "--version"] {
         let out = rdump(&[flag]).ok();
+        let v = env!("CARGO_PKG_VERSION");
         assert!(
-            out.starts_with("rdump ") && out.contains(env!("CARGO_PKG_VERSION")),
+            out.starts_with(&format!("rdump  Ver {v} Distrib {v}")),
             "{flag}: {out:?}"
         );
+        assert_eq!(shape(&out), shape(&theirs), "{out}");
+        assert_eq!(out.lines().count(), 1);
+    }
+}
+
+/// `--print-defaults` prints what the option files give and the command line, as
+/// mariadb-dump, and exits 0 without connecting; a password shows as `*****` (mariadb-dump
+/// prints it).
+#[test]
+fn print_defaults_lists_the_option_file_arguments_like_mariadb_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write_file(
+        dir.path(),
+        "plain.cnf",
+        "[client]\nuser=bob\nport=1\n[mysqldump]\nsingle-transaction\nloose-frob=1\n[mysqld]\nx=1\n",
+    );
+    let args = |f: &Path| {
+        vec![
+            format!("--defaults-file={}", f.display()),
+            "--print-defaults".into(),
+            "-B".into(),
+            "db".into(),
+        ]
+    };
+    let ours = rdump(&args(&plain)).ok();
+    let mut cmd = Command::new(common::system_dump_bin());
+    cmd.env("HOME", empty_home()).args(args(&plain));
+    let theirs = run(cmd).ok();
+    // mariadb-dump names itself as it was started (argv[0]).
+    let after_name = |t: &str| t.split_once(" would have").unwrap().1.to_string();
+    assert_eq!(after_name(&ours), after_name(&theirs), "rdump:\n{ours}");
+    assert!(
+        ours.contains("--user=bob --port=1 --single-transaction --loose-frob=1 -B db"),
+        "{ours}"
+    );
+
+    let secret = write_file(dir.path(), "secret.cnf", "[client]\npassword=Sekr1t\n");
+    let mut a = args(&secret);
+    a.push("-pAlso5ecret".into());
+    let out = rdump(&a).ok();
+    assert!(out.contains("--password=***** -B db -p*****"), "{out}");
+    assert!(
+        !out.contains("Sekr1t") && !out.contains("Also5ecret"),
+        "{out}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_mariadb_dumps_codes() {
+    let s = src();
+    for (args, code) in [
+        (&["--frobnicate", "seldb"][..], 2),
+        (&["--frobnicate=1", "seldb"], 7),
+        (&["--skip-frobnicate", "seldb"], 2),
+        (&["-j", "seldb"], 2),
+        (&["--s", "seldb"], 3),
+        (&["--port=abc", "seldb"], 9),
+        (&["--single-transaction", "-x", "seldb"], 1),
+        (&["-S"], 5),
+    ] {
+        let ours = dump(s, args).code;
+        let theirs = system_dump_code(s, args);
+        assert_eq!(
+            (ours, theirs),
+            (Some(code), Some(code)),
+            "{args:?}: rdump, mariadb-dump"
+        );
+    }
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = rdump(&["--help"]).ok();
+    assert!(out.contains("Exit codes"), "{out}");
+    for line in [
+        "  2  a server error",
+        "  3  the dump could not",
+        "  6  a table named",
+    ] {
+        assert!(out.contains(line), "--help lacks {line:?}");
     }
 }
 
@@ -1525,12 +1795,13 @@ fn where_connected_from(host: &str) -> String {
 #[test]
 fn protocol_socket_without_host_connects_through_the_socket() {
     let s = src();
-    // A bogus port changes nothing: the socket is used.
+    // A bogus port before --protocol=socket changes nothing: the socket is used (a port
+    // given after it would mean TCP, as in mariadb-dump).
     let out = dump_ok(
         s,
         &[
-            "--protocol=socket",
             "-P1",
+            "--protocol=socket",
             &where_connected_from("localhost"),
             "--skip-extended-insert",
             "seldb",
@@ -1544,19 +1815,212 @@ fn protocol_socket_without_host_connects_through_the_socket() {
     );
 }
 
+/// The client library's transport rules, case by case against mariadb-dump: a port given
+/// on the command line means TCP and a socket given there means the socket (the last of
+/// `-P`, `-S`, `--protocol` wins), in option files they only set the port or path; the
+/// socket only for `localhost`; `MYSQL_TCP_PORT`/`MYSQL_UNIX_PORT` as defaults. In every
+/// case one transport is broken (a missing socket or port 1), so success shows which was used.
+#[test]
+fn transport_follows_the_client_librarys_rules_like_mariadb_dump() {
+    let s = src();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = s.socket().display().to_string();
+    let port = s.port().to_string();
+    let bad_sock = "/nonexistent/mysql.sock";
+    let cases: Vec<(&str, Option<String>, Vec<String>, Vec<(&str, String)>, bool)> = vec![
+        // The issue's case: the option file's socket, a command-line port: TCP.
+        (
+            "file socket, -h localhost -P",
+            Some(format!("socket={bad_sock}")),
+            vec!["-hlocalhost".into(), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "file good socket, -P bad",
+            Some(format!("socket={sock}")),
+            vec!["-hlocalhost".into(), "-P1".into()],
+            vec![],
+            false,
+        ),
+        (
+            "-h localhost -P, no file",
+            None,
+            vec!["-hlocalhost".into(), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "-P then -S: socket",
+            None,
+            vec![format!("-P{port}"), format!("-S{bad_sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "-S then -P: TCP",
+            None,
+            vec![format!("-S{bad_sock}"), format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "file port, file socket: socket",
+            Some(format!("port=1\nsocket={sock}")),
+            vec![],
+            vec![],
+            true,
+        ),
+        (
+            "file port and host=localhost: socket",
+            Some(format!("host=localhost\nport={port}\nsocket={bad_sock}")),
+            vec![],
+            vec![],
+            false,
+        ),
+        (
+            "file protocol=tcp, -S: socket",
+            Some(format!("protocol=tcp\nport={port}")),
+            vec![format!("-S{bad_sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "file protocol=tcp: TCP",
+            Some(format!("protocol=tcp\nport={port}\nsocket={bad_sock}")),
+            vec![],
+            vec![],
+            true,
+        ),
+        (
+            "--protocol=socket then -P: TCP",
+            None,
+            vec![
+                format!("-S{sock}"),
+                "--protocol=socket".into(),
+                "-P1".into(),
+            ],
+            vec![],
+            false,
+        ),
+        (
+            "-P then --protocol=socket: socket",
+            None,
+            vec![
+                format!("-S{sock}"),
+                "-P1".into(),
+                "--protocol=socket".into(),
+            ],
+            vec![],
+            true,
+        ),
+        (
+            "file protocol=socket, -P: TCP",
+            Some(format!("protocol=socket\nsocket={bad_sock}")),
+            vec![format!("-P{port}")],
+            vec![],
+            true,
+        ),
+        (
+            "--protocol=socket with 127.0.0.1: TCP",
+            None,
+            vec![
+                "--protocol=socket".into(),
+                "-h127.0.0.1".into(),
+                format!("-P{port}"),
+                format!("-S{bad_sock}"),
+            ],
+            vec![],
+            true,
+        ),
+        (
+            "-h 127.0.0.1 -S: TCP",
+            Some("port=1".into()),
+            vec!["-h127.0.0.1".into(), format!("-S{sock}")],
+            vec![],
+            false,
+        ),
+        (
+            "MYSQL_TCP_PORT",
+            None,
+            vec!["-h127.0.0.1".into()],
+            vec![("MYSQL_TCP_PORT", port.clone())],
+            true,
+        ),
+        (
+            "MYSQL_UNIX_PORT",
+            None,
+            vec![],
+            vec![("MYSQL_UNIX_PORT", sock.clone())],
+            true,
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (i, (name, file, args, env, expect)) in cases.into_iter().enumerate() {
+        let defaults = match &file {
+            Some(text) => {
+                let f = write_file(
+                    dir.path(),
+                    &format!("c{i}.cnf"),
+                    &format!("[client]\n{text}\n"),
+                );
+                format!("--defaults-file={}", f.display())
+            }
+            None => "--no-defaults".into(),
+        };
+        let code = |program: &str| {
+            let mut cmd = if program == "rdump" {
+                rdump_command()
+            } else {
+                // The same clean environment as rdump_command's.
+                let mut c = Command::new(program);
+                c.env("HOME", empty_home());
+                for var in [
+                    "MYSQL_PWD",
+                    "MYSQL_HOST",
+                    "MYSQL_TCP_PORT",
+                    "MYSQL_UNIX_PORT",
+                ] {
+                    c.env_remove(var);
+                }
+                c
+            };
+            cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            cmd.arg(&defaults)
+                .args(["-u", s.user(), &format!("-p{}", s.password())])
+                .args(&args)
+                .args(["--no-data", "seldb", "t3"]);
+            let r = run(cmd);
+            (r.code == Some(0), r.stderr)
+        };
+        let (ours, our_err) = code("rdump");
+        let (theirs, their_err) = code(&common::system_dump_bin());
+        if ours != expect || theirs != expect {
+            mismatches.push(format!(
+                "{name}: expected success={expect}, rdump {ours} ({our_err}), mariadb-dump {theirs} ({their_err})"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
 #[test]
 fn protocol_tcp_with_localhost_connects_over_tcp_and_ignores_the_socket() {
     let s = src();
     let port = format!("-P{}", s.port());
     let password = format!("-p{}", s.password());
     let where_tcp = where_connected_from("127.0.0.1:%");
+    // --protocol comes last: a socket (or port) given after it would choose the transport,
+    // as in mariadb-dump.
     let args = |protocol: Option<&'static str>| {
-        let mut a: Vec<&str> = vec!["--no-defaults"];
-        a.extend(protocol);
-        a.extend([
+        let mut a: Vec<&str> = vec![
+            "--no-defaults",
             "-hlocalhost",
             &port,
             "--socket=/nonexistent/mysql.sock",
+        ];
+        a.extend(protocol);
+        a.extend([
             "-u",
             s.user(),
             &password,
@@ -1573,7 +2037,7 @@ fn protocol_tcp_with_localhost_connects_over_tcp_and_ignores_the_socket() {
         3,
         "not connected over TCP:\n{out}"
     );
-    // Control: without --protocol=tcp, localhost means the (missing) socket.
+    // Control: without --protocol=tcp, the socket given last means the (missing) socket.
     let r = rdump(&args(None));
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
@@ -1595,6 +2059,53 @@ fn new_binlogs_after_dump(server: &Server, args: &[&str]) -> usize {
     let before = binary_logs(server).len();
     dump_ok(server, args);
     binary_logs(server).len() - before
+}
+
+/// `--delete-master-logs`, as mariadb-dump: flushes the logs, records the new position
+/// (commented, `--master-data=2`, unless asked otherwise) and, once the dump is complete,
+/// purges every binary log before it: one file is left, the one the dump's position names.
+#[test]
+fn delete_master_logs_purges_the_logs_before_the_dumps_position_like_mariadb_dump() {
+    let (_guard, f) = flush_server();
+    // The server may keep a file InnoDB still needs (its binlog checkpoint), so the purge is
+    // seen in the general log rather than in SHOW BINARY LOGS.
+    f.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;");
+    for program in ["mariadb-dump", "rdump"] {
+        f.sql("TRUNCATE mysql.general_log");
+        let before = binary_logs(f);
+        let args = ["--delete-master-logs", "--single-transaction", "flushdb"];
+        let out = if program == "rdump" {
+            dump_ok(f, &args)
+        } else {
+            String::from_utf8(f.system_dump(&args).expect("mariadb-dump")).unwrap()
+        };
+        let after = binary_logs(f);
+        let newest = after.last().unwrap().clone();
+        assert!(
+            !before.contains(&newest),
+            "{program}: no flush: {before:?} {after:?}"
+        );
+        assert!(
+            out.contains(&format!("-- CHANGE MASTER TO MASTER_LOG_FILE='{newest}'")),
+            "{program}:\n{out}"
+        );
+        assert!(out.contains("-- Dump completed"), "{program}");
+        let purges = f.sql_rows(
+            "SELECT argument FROM mysql.general_log WHERE argument LIKE 'PURGE BINARY LOGS%'",
+        );
+        assert_eq!(
+            purges,
+            [[format!("PURGE BINARY LOGS TO '{newest}'")]],
+            "{program}"
+        );
+    }
+    f.sql("SET GLOBAL general_log = 0; SET GLOBAL log_output = 'FILE';");
+    // Not with --dir, whose files are checked by rload later.
+    let r = dump(
+        f,
+        &["--delete-master-logs", "--dir=/nonexistent/x", "flushdb"],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
 }
 
 #[test]
@@ -1874,6 +2385,206 @@ fn views_restore_into_the_database_the_dump_is_loaded_into() {
     d.restore_with_args(&["viewcopy"], &run.stdout).unwrap();
     d.sql("DROP DATABASE viewsrc");
     assert_eq!(d.sql_value("SELECT COUNT(*) FROM viewcopy.v"), "1");
+}
+
+/// `--skip-create-options`, `--skip-opt` and `--compatible=no_*_options` leave table, key
+/// and column options out of CREATE TABLE exactly as mariadb-dump does (definitions read
+/// under NO_KEY_OPTIONS, NO_TABLE_OPTIONS, NO_FIELD_OPTIONS), and `--create-options` after
+/// `--skip-opt` brings them back.
+#[test]
+fn create_options_switches_shape_create_table_like_mariadb_dump() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE createopts;
+         CREATE TABLE createopts.c (
+           id INT PRIMARY KEY AUTO_INCREMENT, x INT COMMENT 'k',
+           y VARCHAR(5) CHARACTER SET latin1 DEFAULT 'a',
+           KEY kx (x) KEY_BLOCK_SIZE=4 COMMENT 'idx'
+         ) ENGINE=InnoDB AUTO_INCREMENT=50 ROW_FORMAT=DYNAMIC COMMENT='tbl' CHARSET=utf8mb4;
+         INSERT INTO createopts.c VALUES (NULL, 1, 'b');",
+    );
+    let create_table = |dump: &[u8]| -> String {
+        let text = String::from_utf8_lossy(dump);
+        let start = text.find("CREATE TABLE").expect("a CREATE TABLE");
+        let end = start + text[start..].find(";\n").expect("its end");
+        text[start..end].to_string()
+    };
+    for args in [
+        &[][..],
+        &["--skip-create-options"],
+        &["--skip-opt"],
+        &["--skip-opt", "--create-options"],
+        &["--compatible=no_table_options"],
+        &["--compatible=no_key_options,no_field_options"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--no-data", "createopts", "c"]);
+        let ours = create_table(&dump(d, &all).stdout);
+        let theirs = create_table(&d.system_dump(&all).expect("mariadb-dump"));
+        assert_eq!(ours, theirs, "{args:?}");
+        let options_kept = !args.contains(&"--skip-create-options")
+            && args != ["--skip-opt"]
+            && !args.iter().any(|a| a.contains("no_table"));
+        assert_eq!(
+            ours.contains("ENGINE=InnoDB AUTO_INCREMENT="),
+            options_kept,
+            "{args:?}: {ours}"
+        );
+    }
+    let r = dump(d, &["--compatible=ansi", "createopts"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("--compatible=ansi"), "{}", r.stderr);
+}
+
+/// `--delayed-insert` writes INSERT DELAYED (and REPLACE DELAYED, INSERT DELAYED IGNORE)
+/// for the tables whose engine takes it, as mariadb-dump; `--galera-info` changes nothing
+/// on a server that is not a Galera node, there as here.
+#[test]
+fn delayed_insert_and_galera_info_are_accepted_like_mariadb_dump() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE delayeddb;
+         CREATE TABLE delayeddb.my (a INT) ENGINE=MyISAM; INSERT INTO delayeddb.my VALUES (1);
+         CREATE TABLE delayeddb.me (a INT) ENGINE=MEMORY; INSERT INTO delayeddb.me VALUES (1);
+         CREATE TABLE delayeddb.ar (a INT) ENGINE=Aria; INSERT INTO delayeddb.ar VALUES (1);
+         CREATE TABLE delayeddb.inno (a INT) ENGINE=InnoDB; INSERT INTO delayeddb.inno VALUES (1);",
+    );
+    let verbs = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" INTO `"))
+            .map(|l| l.split(" VALUES").next().unwrap().to_string())
+            .collect()
+    };
+    for extra in [
+        &["--delayed-insert"][..],
+        &["--delayed-insert", "--replace"],
+        &["--delayed-insert", "--insert-ignore"],
+    ] {
+        let mut args = extra.to_vec();
+        args.push("delayeddb");
+        let ours = dump_ok(d, &args);
+        let theirs = String::from_utf8(d.system_dump(&args).unwrap()).unwrap();
+        assert_eq!(verbs(&ours), verbs(&theirs), "{extra:?}");
+    }
+    let with = dump_ok(d, &["--galera-info", "--skip-dump-date", "delayeddb"]);
+    let without = dump_ok(d, &["--skip-dump-date", "delayeddb"]);
+    assert_eq!(with, without);
+}
+
+/// `--dump-history` dumps every row version of a system-versioned table with its
+/// ROW_START and ROW_END, restored with `system_versioning_insert_history`, so the restored
+/// table has the same history; `--as-of` dumps the rows of that time. Both as mariadb-dump
+/// writes them (the same INSERTs), and refused with `--dir`.
+#[test]
+fn dump_history_and_as_of_dump_system_versioned_rows_like_mariadb_dump() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE versioned; CREATE DATABASE versioned_copy;
+         CREATE TABLE versioned.sv (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING;
+         CREATE TABLE versioned.plain (id INT PRIMARY KEY);
+         INSERT INTO versioned.plain VALUES (1);
+         INSERT INTO versioned.sv VALUES (1, 1), (2, 2);
+         UPDATE versioned.sv SET v = 10 WHERE id = 1;
+         DELETE FROM versioned.sv WHERE id = 2;",
+    );
+    // --as-of is read in UTC (--tz-utc), as by mariadb-dump.
+    let between = d.sql_value("SELECT UTC_TIMESTAMP(6)");
+    std::thread::sleep(Duration::from_millis(20));
+    d.sql("INSERT INTO versioned.sv VALUES (3, 3)");
+    // mariadb-dump 10.11.19 breaks the line after VALUES even for one row; rdump does not.
+    let inserts = |text: &str| -> String {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("INSERT") || l.starts_with('(') || l.starts_with("/*M!101100")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("VALUES\n(", "VALUES (")
+    };
+    let as_of = format!("--as-of={between}");
+    for args in [&["--dump-history", "versioned"][..], &[&as_of, "versioned"]] {
+        let ours = dump_ok(d, args);
+        let theirs = String::from_utf8(d.system_dump(args).unwrap()).unwrap();
+        assert_eq!(inserts(&ours), inserts(&theirs), "{args:?}\n{ours}");
+    }
+    let history = |db: &str| {
+        d.sql_rows(&format!(
+            "SELECT id, v, ROW_START, ROW_END FROM {db}.sv FOR SYSTEM_TIME ALL ORDER BY ROW_START, id"
+        ))
+    };
+    let run = dump(d, &["--dump-history", "versioned"]);
+    run.ok();
+    d.restore_with_args(&["versioned_copy"], &run.stdout)
+        .unwrap();
+    assert_eq!(history("versioned_copy"), history("versioned"));
+    assert_eq!(history("versioned").len(), 4);
+    let at = dump_ok(d, &[&as_of, "versioned", "sv"]);
+    assert!(at.contains("INSERT INTO `sv` VALUES (1,10);"), "{at}");
+    let r = dump(d, &["--dump-history", "--dir=/nonexistent/x", "versioned"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+}
+
+/// Triggers, views and events are written in mariadb-dump's versioned-comment form, so the
+/// usual `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` removes every definer (an account missing on
+/// the target then does not stop the restore) and the result restores, each object then
+/// owned by the restoring user. The form also restores unchanged, definers kept.
+#[test]
+fn definer_stripping_sed_works_on_triggers_views_and_events() {
+    let d = dst();
+    d.sql(
+        "CREATE DATABASE definers; USE definers;
+         CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10));
+         CREATE DEFINER=`gone`@`%` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = '*/';
+         CREATE DEFINER=`gone`@`%` SQL SECURITY INVOKER VIEW vw AS SELECT id FROM t WHERE v <> '*/';
+         CREATE DEFINER=`gone`@`%` EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2031-01-01' DISABLE DO SET @x = 1;
+         CREATE DATABASE definers_kept; CREATE DATABASE definers_stripped;",
+    );
+    let run = dump(d, &["--events", "definers"]);
+    run.ok();
+    let text = run.text();
+    for form in [
+        "/*!50003 CREATE*/ /*!50017 DEFINER=`gone`@`%`*/ /*!50003 TRIGGER",
+        "/*!50013 DEFINER=`gone`@`%` SQL SECURITY INVOKER */",
+        "/*!50106 CREATE*/ /*!50117 DEFINER=`gone`@`%`*/ /*!50106 EVENT",
+    ] {
+        assert!(text.contains(form), "no {form:?} in\n{text}");
+    }
+    d.restore_with_args(&["definers_kept"], &run.stdout)
+        .unwrap();
+    let definers = |db: &str| {
+        d.sql_rows(&format!(
+            "SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'
+             UNION ALL SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'
+             UNION ALL SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'"
+        ))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(definers("definers_kept"), ["gone@%"; 3]);
+
+    let mut sed = Command::new("sed");
+    sed.arg("s/DEFINER[ ]*=[ ]*[^*]*\\*/\\*/");
+    let stripped = run_with_stdin(sed, &run.stdout).expect("sed");
+    assert!(stripped.status.success());
+    let stripped_text = String::from_utf8_lossy(&stripped.stdout);
+    assert!(
+        !stripped_text.contains("DEFINER="),
+        "a definer survived the sed:\n{stripped_text}"
+    );
+    d.restore_with_args(&["definers_stripped"], &stripped.stdout)
+        .unwrap();
+    assert_eq!(definers("definers_stripped"), ["root@localhost"; 3]);
+    d.sql("INSERT INTO definers_stripped.t VALUES (1, 'x')");
+    assert_eq!(
+        d.sql_value("SELECT v FROM definers_stripped.t"),
+        "*/",
+        "the trigger restored with its body"
+    );
+    assert_eq!(
+        d.sql_value("SELECT COUNT(*) FROM definers_stripped.vw"),
+        "0"
+    );
 }
 
 /// `--zstd` compresses the single stream too: the frame decompresses to the same dump.

@@ -643,6 +643,54 @@ fn unknown_database_is_exit_2_naming_the_database() {
     }
 }
 
+/// A SELECT-only user naming a database it may not see (existing or not) gets the server's
+/// 1044 Access denied, not 1049, and every error reads as mariadb-dump's (`Got error:
+/// <code>: "<message>" when ...`): the same text after the program's name, plus the server.
+#[test]
+fn a_database_the_user_cannot_see_is_1044_in_mariadb_dumps_words() {
+    let f = fixture();
+    let s = &f.server;
+    s.sql(&format!(
+        "CREATE DATABASE IF NOT EXISTS hidden_1044;
+         CREATE USER IF NOT EXISTS 'selonly'@'localhost' IDENTIFIED BY '{OWN_PASSWORD}';
+         GRANT SELECT ON errs.* TO 'selonly'@'localhost';"
+    ));
+    let label = format!("localhost via {}", s.socket().display());
+    let conn = as_account(s, "selonly");
+    for (args, code) in [
+        (&["hidden_1044"][..], "1044"),
+        (&["nosuchdb"], "1044"),
+        (&["-B", "hidden_1044"], "1044"),
+    ] {
+        let ours = run(rdump(&conn, args));
+        ours.assert_code(2);
+        let theirs = run({
+            let mut c = Command::new(common::system_dump_bin());
+            c.arg("--no-defaults")
+                .args(&conn)
+                .args(args)
+                .stdin(Stdio::null());
+            c
+        });
+        theirs.assert_code(2);
+        let msg = ours.message();
+        let their_msg = theirs.stderr.trim_end();
+        let their_text = their_msg.split_once(": ").expect("program: message").1;
+        assert_eq!(
+            msg,
+            format!("rdump: {label}: {their_text}"),
+            "{args:?}: mariadb-dump said {their_msg:?}"
+        );
+        assert_contains(msg, &format!("Got error: {code}: \"Access denied"));
+    }
+    // And root, for whom the database does not exist: 1049, as mariadb-dump.
+    let out = run(rdump(&over_socket(s), &["nosuchdb"]));
+    assert_contains(
+        out.message(),
+        "Got error: 1049: \"Unknown database 'nosuchdb'\" when selecting the database",
+    );
+}
+
 #[test]
 fn unknown_table_is_exit_6_naming_the_table() {
     let f = fixture();
@@ -694,9 +742,10 @@ fn force_leaves_out_a_missing_database_or_table() {
 }
 
 #[test]
-fn unknown_option_is_usage_error_exit_1_with_nothing_on_stdout() {
+fn unknown_option_is_usage_error_exit_2_with_nothing_on_stdout() {
+    // my_getopt's EXIT_UNKNOWN_OPTION, as mariadb-dump.
     let out = run(rdump(&[], &["--no-such-option", "errs"]));
-    out.assert_code(1);
+    out.assert_code(2);
     assert_contains(out.usage_message(), "--no-such-option");
     assert!(out.stdout.is_empty(), "{}", out.describe());
 }

@@ -245,24 +245,66 @@ fn apply_slave_statements_stops_replication_before_change_master_and_starts_it_a
     });
 }
 
+/// As mariadb-dump: `--dump-slave` on a server that is not a replica dumps without a
+/// CHANGE MASTER and exits 0 (rdump warns on stderr); `--apply-slave-statements` still
+/// writes its STOP/START ALL SLAVES around it. The single stream and `--dir` alike.
 #[test]
-fn dump_slave_on_a_server_that_is_not_a_replica_fails_with_a_consistency_error() {
+fn dump_slave_on_a_server_that_is_not_a_replica_dumps_without_coordinates_like_mariadb_dump() {
     let server = Server::start(ServerOptions {
         binlog: true,
         server_id: 13,
         ..Default::default()
     });
-    server.sql("CREATE DATABASE app");
-    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
-        .arg("--no-defaults")
-        .arg(format!("--socket={}", server.socket().display()))
-        .args(["-uroot", "--dump-slave", "app"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a replica"), "{stderr}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("Dump completed"));
+    server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1);");
+    let rdump = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rdump"))
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", server.socket().display()))
+            .arg("-uroot")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["--dump-slave", "app"][..],
+        &["--dump-slave=2", "--single-transaction", "app"],
+        &["--dump-slave", "--apply-slave-statements", "app"],
+    ] {
+        let out = rdump(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.contains("not a replica"), "{stderr}");
+        let ours = String::from_utf8_lossy(&out.stdout);
+        let theirs =
+            String::from_utf8_lossy(&server.system_dump(args).expect("mariadb-dump")).into_owned();
+        for text in [&*ours, &theirs] {
+            assert!(text.contains("INSERT INTO `t` VALUES"), "{args:?}: {text}");
+            assert!(text.contains("-- Dump completed"), "{args:?}: {text}");
+            assert!(!text.contains("CHANGE MASTER"), "{args:?}: {text}");
+        }
+        let slaves = |text: &str| {
+            text.lines()
+                .filter(|l| l.ends_with("ALL SLAVES;"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(slaves(&ours), slaves(&theirs), "{args:?}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let out = rdump(&[
+        "--dump-slave",
+        "--progress=never",
+        &format!("--dir={}", dir.display()),
+        "app",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = rdump::format::manifest::read(&dir).unwrap();
+    assert!(m.coordinates.source.is_none());
 }
 
 #[test]

@@ -351,3 +351,85 @@ fn a_unix_socket_is_never_encrypted() {
         assert_client(&out, LEAN, mode);
     }
 }
+
+/// A `--where` that holds only when the server says the session uses `variable` = `value`.
+fn where_session_status(variable: &str, value: &str) -> String {
+    format!(
+        "--where=(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS \
+         WHERE VARIABLE_NAME = '{variable}') = '{value}'"
+    )
+}
+
+/// `--tls-version` and `--ssl-cipher` (OpenSSL or IANA names) limit what TLS may use, as
+/// with the mysql clients: the lean client offers only those, and the server's session shows
+/// the version and cipher chosen; a list rdump's TLS cannot meet is refused before
+/// connecting. Through mysql_async (`--compress`) what was negotiated is checked instead.
+#[test]
+fn tls_version_and_ssl_cipher_limit_the_negotiated_tls() {
+    let t = start_tls_server();
+    let ca = format!("--ssl-ca={}", t.certs.path().join("ca.pem").display());
+    let dumped_rows = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("INSERT INTO `t`"))
+            .count()
+    };
+    let version12 = where_session_status("Ssl_version", "TLSv1.2");
+    let out = rdump_tcp(&t, &[&ca, "--tls-version=TLSv1.2", &version12]);
+    assert_dumped(&out, "--tls-version=TLSv1.2");
+    assert_client(&out, LEAN, "--tls-version");
+    let version13 = where_session_status("Ssl_version", "TLSv1.3");
+    let out = rdump_tcp(&t, &[&ca, "--tls-version=TLSv1.3", &version13]);
+    assert_dumped(&out, "--tls-version=TLSv1.3");
+    assert!(dumped_rows(&out) > 0);
+
+    let cipher = where_session_status("Ssl_cipher", "ECDHE-RSA-AES128-GCM-SHA256");
+    let out = rdump_tcp(
+        &t,
+        &[
+            &ca,
+            "--tls-version=TLSv1.2",
+            "--ssl-cipher=ECDHE-RSA-AES128-GCM-SHA256",
+            &cipher,
+        ],
+    );
+    assert_dumped(&out, "--ssl-cipher (OpenSSL name)");
+    let out = rdump_tcp(
+        &t,
+        &[
+            "--tls-version=TLSv1.2",
+            "--ssl-cipher=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            &cipher,
+        ],
+    );
+    assert_dumped(&out, "--ssl-cipher (IANA name)");
+
+    // Nothing rdump's TLS can offer: refused, never plain text.
+    let out = rdump_tcp(&t, &["--tls-version=TLSv1.1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rdump_tcp(&t, &["--ssl-cipher=DES-CBC3-SHA"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ssl-cipher"));
+
+    // mysql_async cannot be told: a session outside the limits is refused after the fact.
+    let out = rdump_tcp(&t, &["-C", "--tls-version=TLSv1.3"]);
+    assert_dumped(&out, "--compress --tls-version=TLSv1.3");
+    let out = rdump_tcp(&t, &["-C", "--tls-version=TLSv1.2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside --tls-version"));
+}

@@ -19,14 +19,18 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("rdump: {e}");
             eprintln!("Use --help for the list of options.");
-            exit::USAGE
+            e.exit_code()
         }
         Ok(Command::Help) => {
             print!("{}", options::help_text("rdump"));
             exit::OK
         }
+        Ok(Command::PrintDefaults(line)) => {
+            println!("rdump would have been started with the following arguments:\n{line}");
+            exit::OK
+        }
         Ok(Command::Version) => {
-            println!("rdump {} (mysqldump-compatible)", env!("CARGO_PKG_VERSION"));
+            println!("{}", options::version_line("rdump"));
             exit::OK
         }
         Ok(Command::Dump(plan)) => match run(*plan) {
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
 
 fn run(mut plan: Plan) -> Result<(), Error> {
     if plan.connection.password == Password::Prompt {
-        let pw = rpassword::prompt_password("Enter password: ")
+        let pw = rdump::process::prompt::password("Enter password: ")
             .map_err(|e| Error::Usage(format!("could not read the password: {e}")))?;
         plan.connection.password = Password::Given(Secret::new(pw));
     }

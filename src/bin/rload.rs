@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 
 fn prompt(what: &str, p: &mut Password) -> Result<(), LoadError> {
     if *p == Password::Prompt {
-        let pw = rpassword::prompt_password(what).map_err(|e| {
+        let pw = rdump::process::prompt::password(what).map_err(|e| {
             LoadError::Rdump(rdump::error::Error::Usage(format!(
                 "could not read the password: {e}"
             )))

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
 
-use crate::client::options::{ConnectionOptions, Password, Protocol, SslMode};
+use crate::client::options::{
+    ConnectionOptions, Password, Protocol, SslMode, TlsVersion, iana_cipher_name,
+};
 use crate::client::wire::{Login, RowsState, Target, TlsWish, WireConn, WireError, WireResult};
 use crate::error::{Error, Result, describe};
 use crate::sql::dialect::Dialect;
@@ -147,21 +149,24 @@ enum Address {
     Tcp(String, u16),
 }
 
+/// The client library's rule (libmariadb's `mysql_real_connect`): the unix socket when the
+/// host is `localhost` (or not given) and the protocol is not TCP, else TCP, also for
+/// `--protocol=socket` with another host. `options::resolve` sets the protocol from a
+/// port or socket given on the command line. Defaults as the library's: the socket from
+/// `MYSQL_UNIX_PORT`, else the first of [`DEFAULT_SOCKETS`] that exists; the port from
+/// `MYSQL_TCP_PORT`, else 3306.
 fn address(opts: &ConnectionOptions) -> Address {
     let host = opts.host.as_deref().unwrap_or("localhost");
-    let use_socket = match opts.protocol {
-        Some(Protocol::Socket) => true,
-        Some(Protocol::Tcp) => false,
-        // As MariaDB's clients: localhost means the socket, unless only a port was given.
-        None => {
-            host == "localhost" && !(opts.port != 0 && opts.host.is_none() && opts.socket.is_none())
-        }
-    };
-    if use_socket {
+    if host == "localhost" && opts.protocol != Some(Protocol::Tcp) {
         let path = opts
             .socket
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| {
+                std::env::var("MYSQL_UNIX_PORT")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(|| {
                 DEFAULT_SOCKETS
                     .iter()
@@ -176,10 +181,14 @@ fn address(opts: &ConnectionOptions) -> Address {
         } else {
             host
         };
-        let port = if opts.port == 0 {
-            DEFAULT_PORT
-        } else {
+        let port = if opts.port != 0 {
             opts.port
+        } else {
+            std::env::var("MYSQL_TCP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(DEFAULT_PORT)
         };
         Address::Tcp(host.to_string(), port)
     }
@@ -243,6 +252,51 @@ fn builder(opts: &ConnectionOptions, tls: bool) -> OptsBuilder {
     b
 }
 
+/// `--tls-version`/`--ssl-cipher` on a driver connection: mysql_async cannot be told
+/// them, so what the server negotiated is checked instead, and a connection outside them is
+/// refused (rdump's own client offers only what they allow).
+async fn check_negotiated_tls(
+    conn: &mut Conn,
+    opts: &ConnectionOptions,
+    server: &str,
+) -> Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+        .await
+        .map_err(|e| Error::Connect {
+            server: server.to_string(),
+            message: describe(&e),
+        })?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (version, cipher) = (value("Ssl_version"), value("Ssl_cipher"));
+    if version.is_empty() {
+        return Ok(()); // no TLS (a socket, or PREFERRED without TLS from the server)
+    }
+    let version_ok = match (&opts.ssl.tls_versions, TlsVersion::parse(&version)) {
+        (None, _) => true,
+        (Some(allowed), Ok(Some(v))) => allowed.contains(&v),
+        (Some(_), _) => false,
+    };
+    let cipher_ok = match &opts.ssl.ciphers {
+        None => true,
+        Some(allowed) => allowed.contains(&iana_cipher_name(&cipher)),
+    };
+    if version_ok && cipher_ok {
+        return Ok(());
+    }
+    Err(Error::Connect {
+        server: server.to_string(),
+        message: format!(
+            "the server negotiated {version} with {cipher}, outside --tls-version/--ssl-cipher"
+        ),
+    })
+}
+
 /// Opens one driver connection as the options say (socket or TCP, TLS per `--ssl-mode`,
 /// falling back to plain for PREFERRED when the server has no TLS) and learns the server's
 /// dialect. Returns the connection, the server's label for messages, and the dialect.
@@ -274,6 +328,9 @@ pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
                 message: describe(&e),
             })?;
     let dialect = Dialect::from_version_string(&version.unwrap_or_default());
+    if opts.ssl.restricted() {
+        check_negotiated_tls(&mut conn, opts, &server).await?;
+    }
     Ok((conn, server, dialect))
 }
 
@@ -575,6 +632,29 @@ mod tests {
     fn protocol_tcp_uses_loopback_for_localhost() {
         let opts = ConnectionOptions {
             protocol: Some(Protocol::Tcp),
+            port: 3307,
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "127.0.0.1:3307");
+    }
+
+    #[test]
+    fn a_port_without_protocol_is_still_the_socket_for_localhost() {
+        // The port of an option file: only a command-line port sets the protocol.
+        let opts = ConnectionOptions {
+            port: 3307,
+            socket: Some("/tmp/x.sock".into()),
+            ..Default::default()
+        };
+        assert_eq!(server_label(&opts), "localhost via /tmp/x.sock");
+    }
+
+    #[test]
+    fn protocol_socket_with_another_host_is_tcp() {
+        let opts = ConnectionOptions {
+            host: Some("127.0.0.1".into()),
+            protocol: Some(Protocol::Socket),
+            socket: Some("/tmp/x.sock".into()),
             port: 3307,
             ..Default::default()
         };

@@ -60,6 +60,77 @@ pub struct SslOptions {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// `--tls-version`: the TLS versions allowed, of 1.2 and 1.3 (`None`: both).
+    pub tls_versions: Option<Vec<TlsVersion>>,
+    /// `--ssl-cipher`: the cipher suites allowed, by their IANA names (OpenSSL names are
+    /// translated when read); `None`: rustls's defaults.
+    pub ciphers: Option<Vec<String>>,
+}
+
+impl SslOptions {
+    /// Whether `--tls-version` or `--ssl-cipher` narrowed what TLS may use: only rdump's own
+    /// client applies them (mysql_async, used with `--compress`, cannot).
+    pub fn restricted(&self) -> bool {
+        self.tls_versions.is_some() || self.ciphers.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `TLSv1.2`/`TLSv1.3` as the mysql clients spell them (case-insensitive); `Ok(None)`
+    /// for the versions rustls does not speak (TLSv1, TLSv1.1).
+    pub fn parse(s: &str) -> Result<Option<TlsVersion>, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tlsv1.2" => Ok(Some(TlsVersion::Tls12)),
+            "tlsv1.3" => Ok(Some(TlsVersion::Tls13)),
+            "tlsv1" | "tlsv1.0" | "tlsv1.1" => Ok(None),
+            _ => Err(()),
+        }
+    }
+}
+
+/// OpenSSL's names of the cipher suites rustls offers, with their IANA names (TLS 1.3
+/// suites have one name).
+pub const OPENSSL_CIPHER_NAMES: &[(&str, &str)] = &[
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+];
+
+/// The IANA name of a cipher given as OpenSSL or IANA spells it.
+pub fn iana_cipher_name(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    OPENSSL_CIPHER_NAMES
+        .iter()
+        .find(|(openssl, _)| *openssl == upper)
+        .map(|(_, iana)| iana.to_string())
+        .unwrap_or(upper)
 }
 
 #[derive(Debug, Clone, PartialEq)]

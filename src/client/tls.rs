@@ -17,7 +17,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::client::options::{SslMode, SslOptions};
+use crate::client::options::{SslMode, SslOptions, TlsVersion};
 
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,21 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// The client configuration for these options. Errors name the file or setting at fault.
 pub fn client_config(ssl: &SslOptions) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &ssl.ciphers {
+        provider.cipher_suites.retain(|cs| {
+            cs.suite()
+                .as_str()
+                .is_some_and(|n| names.iter().any(|w| w == n))
+        });
+        if provider.cipher_suites.is_empty() {
+            return Err(format!(
+                "none of the ciphers of --ssl-cipher ({}) is one rdump's TLS offers",
+                names.join(":")
+            ));
+        }
+    }
+    let provider = Arc::new(provider);
     let mut roots = RootCertStore::empty();
     match &ssl.ca {
         Some(ca) => {
@@ -135,9 +149,19 @@ pub fn client_config(ssl: &SslOptions) -> Result<Arc<ClientConfig>, String> {
         webpki,
         algorithms: provider.signature_verification_algorithms,
     };
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match &ssl.tls_versions {
+        None => rustls::DEFAULT_VERSIONS.to_vec(),
+        Some(v) => v
+            .iter()
+            .map(|v| match v {
+                TlsVersion::Tls12 => &rustls::version::TLS12,
+                TlsVersion::Tls13 => &rustls::version::TLS13,
+            })
+            .collect(),
+    };
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS (--tls-version, --ssl-cipher): {e}"))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let config = match (&ssl.cert, &ssl.key) {

@@ -77,11 +77,9 @@ impl std::fmt::Display for WireError {
     /// The same shapes as `error::describe` gives mysql_async's errors.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WireError::Server {
-                code,
-                state,
-                message,
-            } => write!(f, "Error {code} ({state}): {message}"),
+            WireError::Server { code, message, .. } => {
+                f.write_str(&crate::error::server_error(*code, message))
+            }
             WireError::Io(e) => write!(f, "Lost connection to server ({e})"),
             WireError::Protocol(m) => write!(f, "client error: {m}"),
             WireError::Unsupported(m) => write!(f, "client error: not supported: {m}"),
@@ -976,17 +974,17 @@ mod tests {
         let mut p = vec![0xFF];
         p.extend_from_slice(&1317u16.to_le_bytes());
         p.extend_from_slice(b"#70100Query execution was interrupted");
+        assert!(
+            matches!(parse_err(&p), WireError::Server { code: 1317, ref state, .. } if state == "70100")
+        );
         assert_eq!(
             parse_err(&p).to_string(),
-            "Error 1317 (70100): Query execution was interrupted"
+            "1317: \"Query execution was interrupted\""
         );
         let mut p = vec![0xFF];
         p.extend_from_slice(&1040u16.to_le_bytes());
         p.extend_from_slice(b"Too many connections");
-        assert_eq!(
-            parse_err(&p).to_string(),
-            "Error 1040 (HY000): Too many connections"
-        );
+        assert_eq!(parse_err(&p).to_string(), "1040: \"Too many connections\"");
     }
 
     #[test]

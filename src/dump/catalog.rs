@@ -66,6 +66,7 @@ pub async fn list_tables(session: &mut Session, db: &str) -> Result<Vec<TableInf
                 engine: cell_string(r, 2),
                 estimated_rows: cell_string(r, 3).and_then(|n| n.parse().ok()).unwrap_or(0),
                 avg_row_bytes: cell_string(r, 4).and_then(|n| n.parse().ok()).unwrap_or(0),
+                system_versioned: cell_string(r, 1).as_deref() == Some("SYSTEM VERSIONED"),
             })
         })
         .collect();
@@ -464,6 +465,7 @@ mod tests {
             is_log_table: false,
             estimated_rows: 0,
             avg_row_bytes: 0,
+            system_versioned: false,
         };
         assert!(t("MRG_MyISAM").data_lives_elsewhere());
         assert!(t("FEDERATED").data_lives_elsewhere());

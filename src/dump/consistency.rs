@@ -67,7 +67,7 @@ pub async fn read_current_coordinates(s: &mut Session, wants: Wants) -> Result<C
             .filter(|g| !g.is_empty());
     }
     if wants.source {
-        c.source = Some(read_source_coordinates(s).await?);
+        c.source = read_source_coordinates(s).await?;
     }
     Ok(c)
 }
@@ -89,15 +89,18 @@ pub(crate) fn binlog_from_row(
     }
 }
 
-pub(crate) async fn read_source_coordinates(s: &mut Session) -> Result<SourceCoordinates> {
+/// Where this replica's source stands. `None` on a server that is not a replica: the dump
+/// goes on without a CHANGE MASTER, as mariadb-dump's, with a warning on stderr.
+pub(crate) async fn read_source_coordinates(s: &mut Session) -> Result<Option<SourceCoordinates>> {
     let sql = s.dialect.replica_status_sql();
     let rows = s.rows(sql, "reading replica status").await?;
-    let row = rows.first().ok_or_else(|| {
-        consistency_error(
-            s,
-            "this server is not a replica: --dump-slave needs replication",
-        )
-    })?;
+    let Some(row) = rows.first() else {
+        eprintln!(
+            "Warning: {} is not a replica: --dump-slave writes no replication position",
+            s.server
+        );
+        return Ok(None);
+    };
     let cols = s.dialect.replica_status_columns();
     let (file, pos) = binlog_from_row(s, row, cols.exec_file, cols.exec_pos)?;
     let host = cell_by_name(row, cols.host).unwrap_or_default();
@@ -111,13 +114,13 @@ pub(crate) async fn read_source_coordinates(s: &mut Session) -> Result<SourceCoo
     } else {
         None
     };
-    Ok(SourceCoordinates {
+    Ok(Some(SourceCoordinates {
         file,
         pos,
         host,
         port,
         gtid,
-    })
+    }))
 }
 
 /// Runs a lock statement (FTWRL, LOCK TABLES) backing off instead of deadlocking.

@@ -170,10 +170,10 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let mut order: Vec<usize> = (0..tables.len())
         .filter(|i| {
-            let (_, t) = &tables[*i];
+            let (db, t) = &tables[*i];
             t.kind == TableKind::Base
                 && !t.data_lives_elsewhere()
-                && !plan.selection.no_data
+                && plan.selection.wants_rows(db, &t.name)
                 && !(start.blocks_writes && non_transactional.contains(i))
         })
         .collect();
@@ -459,6 +459,8 @@ async fn write_chunk(
                 job.read.kinds.clone(),
                 InsertStyle {
                     mode: plan.shape.insert_mode,
+                    // INSERT DELAYED returns before the rows are in: not for rload.
+                    delayed: false,
                     extended: plan.shape.extended_insert,
                     hex_blob: plan.shape.hex_blob,
                     net_buffer_length: plan.shape.net_buffer_length,

@@ -7,6 +7,7 @@
 //! Not for: encoding or writing.
 
 use crate::format::objects::{Column, ColumnKind, ENUM_ERROR_VALUE};
+use crate::plan::History;
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::{ident, qualified, string_literal};
 
@@ -14,6 +15,10 @@ use crate::sql::quote::{ident, qualified, string_literal};
 pub struct TableRead {
     /// `SELECT <cols> FROM `db`.`t``, without WHERE or ORDER BY.
     select: String,
+    /// Where ` FROM ` starts in `select` (columns are added before it).
+    from_at: usize,
+    /// ` FOR SYSTEM_TIME ...` after the table, for `--dump-history`/`--as-of`.
+    system_time: Option<String>,
     /// The user's `--where`, if any.
     where_clause: Option<String>,
     /// `ORDER BY ...` for `--order-by-primary`.
@@ -71,7 +76,9 @@ impl TableRead {
             format!("ORDER BY {}", cols.join(","))
         });
         TableRead {
+            from_at: select.len() - " FROM ".len() - qualified(db, table).len(),
             select,
+            system_time: None,
             where_clause: where_clause.map(str::to_string),
             order_by,
             kinds: stored.iter().map(|c| c.kind).collect(),
@@ -80,9 +87,36 @@ impl TableRead {
         }
     }
 
+    /// The read of a system-versioned table for `--dump-history` (every row version, with
+    /// its ROW_START and ROW_END, named in the INSERT as mariadb-dump names them) or
+    /// `--as-of` (the rows at that time).
+    pub fn with_history(mut self, history: &History) -> TableRead {
+        match history {
+            History::Current => {}
+            History::All => {
+                self.select.insert_str(self.from_at, ", ROW_START, ROW_END");
+                self.system_time = Some(" FOR SYSTEM_TIME ALL".into());
+                let names: Vec<String> = self.columns.iter().map(|c| ident(c)).collect();
+                self.insert_columns = Some(format!("({}, row_start, row_end)", names.join(", ")));
+                self.kinds.extend([ColumnKind::Text, ColumnKind::Text]);
+                self.columns.extend(["row_start".into(), "row_end".into()]);
+            }
+            History::AsOf(ts) => {
+                self.system_time = Some(format!(
+                    " FOR SYSTEM_TIME AS OF TIMESTAMP {}",
+                    string_literal(ts)
+                ));
+            }
+        }
+        self
+    }
+
     /// The statement to run, optionally restricted further by `range` (a chunk's key range).
     pub fn select_sql(&self, range: Option<&str>) -> String {
         let mut sql = self.select.clone();
+        if let Some(t) = &self.system_time {
+            sql.push_str(t);
+        }
         let conds: Vec<String> = self
             .where_clause
             .iter()

@@ -38,7 +38,8 @@ pub(crate) async fn resolve_selection(
         let e = Error::NotFound {
             server: s.server.clone(),
             message: format!(
-                "Got error: 1049: \"Unknown database '{db}'\" when selecting the database"
+                "Got error: {} when selecting the database",
+                not_selectable(s, &db).await
             ),
         };
         match skipped.as_deref_mut() {
@@ -47,6 +48,17 @@ pub(crate) async fn resolve_selection(
         }
     }
     Ok(found)
+}
+
+/// Why `db`, absent from information_schema, cannot be dumped, in the server's words as
+/// mariadb-dump gets them from selecting it: 1044 (access denied) for a user who may not
+/// see it, whether or not it exists, else 1049 (unknown database).
+async fn not_selectable(s: &mut Session, db: &str) -> String {
+    let sql = format!("SHOW CREATE DATABASE {}", crate::sql::quote::ident(db));
+    match s.rows(&sql, "selecting the database").await {
+        Err(Error::Server { message, .. }) => message,
+        _ => crate::error::server_error(1049, &format!("Unknown database '{db}'")),
+    }
 }
 
 /// The tables of `db` to dump, honouring the named tables and `--ignore-table`. A named
@@ -93,7 +105,10 @@ pub(crate) async fn tables_of(
 pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {
     let mut sql = vec![
         "SET SESSION SQL_QUOTE_SHOW_CREATE=1".to_string(),
-        "/*!40100 SET @@SQL_MODE='' */".to_string(),
+        format!(
+            "/*!40100 SET @@SQL_MODE='{}' */",
+            plan.shape.reading_sql_mode()
+        ),
         "SET SESSION net_read_timeout=86400, SESSION net_write_timeout=86400".to_string(),
     ];
     if plan.shape.tz_utc {

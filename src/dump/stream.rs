@@ -28,11 +28,11 @@ use crate::format::encode::tab::TabEncoder;
 use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
-use crate::format::shape::GtidPurged;
+use crate::format::shape::{CoordinateStyle, GtidPurged};
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
-use crate::plan::{Output, Plan, Scope};
-use crate::sql::quote::qualified;
+use crate::plan::{History, Output, Plan, Scope};
+use crate::sql::quote::{qualified, string_literal};
 
 /// Encoded rows are handed to the sink in pieces of about this size.
 const FLUSH_AT: usize = 256 * 1024;
@@ -93,8 +93,10 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
 
     let (mut strategy, mut pool) = choose_strategy(&s, plan).await?;
+    let mut purge_to = None;
     let written = match strategy.setup(&mut s).await {
         Ok(coords) => {
+            purge_to = coords.binlog.as_ref().map(|(file, _)| file.clone());
             if plan.verbose {
                 eprintln!("-- Consistency: {}", strategy.describe());
             }
@@ -129,17 +131,26 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
             return Err(e);
         }
     };
-    s.close().await;
-
+    let completed = summary.errors.is_empty().then(now_local);
     // With `--tab` every object has a file of its own; stdout gets nothing (as mariadb-dump).
     if tab_dir(plan).is_none() {
-        let completed = summary.errors.is_empty().then(now_local);
         out.write_all(&script_text(
             plan,
             &script::footer(&plan.shape, completed.as_deref()),
         ))?;
     }
     out.commit()?;
+    // --delete-master-logs: only once the dump is complete and in place.
+    if let (true, true, Some(file)) = (
+        plan.consistency.delete_master_logs,
+        completed.is_some(),
+        &purge_to,
+    ) {
+        let sql = format!("PURGE BINARY LOGS TO {}", string_literal(file));
+        s.exec(&sql, "purging the binary logs (--delete-master-logs)")
+            .await?;
+    }
+    s.close().await;
     Ok(summary)
 }
 
@@ -255,11 +266,16 @@ async fn write_dump(
     write_final_views(s, plan, &dumped, out, &mut summary).await?;
 
     // MariaDB: after a restored mysql.gtid_slave_pos table, so it is not overwritten.
+    // Without --gtid it is there too, commented, as mariadb-dump writes it.
     if let (Some(style), Some(gtid), true) = (
         plan.consistency.master_data,
         &coords.gtid,
-        plan.consistency.gtid && s.dialect.is_mariadb(),
+        s.dialect.is_mariadb(),
     ) {
+        let style = match plan.consistency.gtid {
+            true => style,
+            false => CoordinateStyle::Commented,
+        };
         out.write_all(&script_text(
             plan,
             &script::gtid_state(&plan.shape, &s.dialect, style, gtid),
@@ -268,8 +284,11 @@ async fn write_dump(
     if log_bin_off {
         out.write_all(&script_text(plan, &script::mysql_restore_log_bin()))?;
     }
-    if plan.consistency.dump_slave.is_some() && plan.consistency.apply_slave_statements {
-        out.write_all(&script_text(plan, &script::start_replica(&s.dialect)))?;
+    if plan.consistency.apply_slave_statements {
+        out.write_all(&script_text(
+            plan,
+            &script::start_replica(&plan.shape, &s.dialect),
+        ))?;
     }
     if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
@@ -307,6 +326,12 @@ async fn write_system(s: &mut Session, plan: &Plan, out: &mut Sink) -> Result<()
 
 fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordinates) -> Result<()> {
     let c = &plan.consistency;
+    if c.apply_slave_statements {
+        out.write_all(&script_text(
+            plan,
+            &script::stop_replica(&plan.shape, &s.dialect),
+        ))?;
+    }
     if let Some(style) = c.master_data {
         out.write_all(&script_text(
             plan,
@@ -314,9 +339,6 @@ fn write_coordinates(out: &mut Sink, plan: &Plan, s: &Session, coords: &Coordina
         ))?;
     }
     if let (Some(style), Some(source)) = (c.dump_slave, &coords.source) {
-        if c.apply_slave_statements {
-            out.write_all(&script_text(plan, &script::stop_replica(&s.dialect)))?;
-        }
         let text = script::dump_slave(
             &plan.shape,
             &s.dialect,
@@ -556,7 +578,7 @@ async fn dump_sequence(
         return Ok(());
     }
     let create = catalog::show_create_table(s, db, t).await?;
-    let next = if plan.selection.no_data {
+    let next = if !plan.selection.wants_rows(db, &t.name) {
         None
     } else {
         Some(catalog::sequence_next_value(s, db, &t.name).await?)
@@ -618,7 +640,7 @@ async fn dump_table(
         ))?;
     }
 
-    if !sel.no_data && !t.data_lives_elsewhere() {
+    if sel.wants_rows(db, &t.name) && !t.data_lives_elsewhere() {
         let columns = catalog::columns(s, db, &t.name).await?;
         let pk = if shape.order_by_primary {
             catalog::primary_key(s, db, &t.name).await?
@@ -634,6 +656,12 @@ async fn dump_table(
             &pk,
             shape.complete_insert,
         );
+        let history = if t.system_versioned {
+            &sel.history
+        } else {
+            &History::Current
+        };
+        let read = read.with_history(history);
         let sql = read.select_sql(None);
         let context = format!("dumping table {}", qualified(db, &t.name));
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
@@ -641,6 +669,9 @@ async fn dump_table(
             Some((dir, format)) => {
                 let mut data = Sink::file(&dir.join(format!("{}.txt", file_name(&t.name))), None)?;
                 let enc = TabEncoder::new(format.clone(), read.kinds.clone());
+                if format.header {
+                    enc.push_header(&read.columns, &mut buf);
+                }
                 let read = s
                     .stream(&sql, &context, |cells| {
                         enc.push_row(cells, &mut buf);
@@ -662,6 +693,7 @@ async fn dump_table(
                 let shape = &shape;
                 let style = InsertStyle {
                     mode: shape.insert_mode,
+                    delayed: shape.delayed_insert && t.takes_insert_delayed(),
                     extended: shape.extended_insert,
                     hex_blob: shape.hex_blob,
                     net_buffer_length: shape.net_buffer_length,
@@ -672,9 +704,10 @@ async fn dump_table(
                 // table of a table-lock engine (MyISAM, Aria): under --lock-tables only this
                 // session holds its READ LOCAL lock; readers would see rows inserted after
                 // it, and their reads would queue behind a writer waiting for it (a hang).
-                let pool = pool
-                    .as_mut()
-                    .filter(|p| !p.is_empty() && t.is_transactional());
+                // Key ranges are planned on the current rows: other versions read whole.
+                let pool = pool.as_mut().filter(|p| {
+                    !p.is_empty() && t.is_transactional() && *history == History::Current
+                });
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
                 // TABLES is left open in the output.
@@ -685,6 +718,9 @@ async fn dump_table(
                     }
                     None => None,
                 };
+                if *history == History::All {
+                    out.write_all(&script_text(plan, &script::insert_history_start()))?;
+                }
                 out.write_all(&script_text(
                     plan,
                     &script::data_start(shape, &t.name, sel.where_clause.as_deref()),
@@ -740,6 +776,9 @@ async fn dump_table(
                     summary.rows += rows_read(plan, summary, read)?.unwrap_or(0);
                 }
                 out.write_all(&script_text(plan, &script::data_end(shape, &t.name)))?;
+                if *history == History::All {
+                    out.write_all(&script_text(plan, &script::insert_history_end()))?;
+                }
             }
         }
     }

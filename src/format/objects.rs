@@ -29,9 +29,24 @@ pub struct TableInfo {
     /// The server's average row size in bytes (AVG_ROW_LENGTH, 0 when unknown), for sizing
     /// the single stream's chunks.
     pub avg_row_bytes: u64,
+    /// MariaDB `WITH SYSTEM VERSIONING` (TABLE_TYPE 'SYSTEM VERSIONED'): `--dump-history`
+    /// and `--as-of` read its other row versions.
+    pub system_versioned: bool,
 }
 
 impl TableInfo {
+    /// Whether the engine takes INSERT DELAYED (mariadb-dump's list for
+    /// `--delayed-insert`).
+    pub fn takes_insert_delayed(&self) -> bool {
+        matches!(
+            self.engine
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref(),
+            Some("MYISAM" | "ISAM" | "ARCHIVE" | "HEAP" | "MEMORY")
+        )
+    }
+
     /// Tables whose rows live elsewhere, so mysqldump writes their structure only.
     pub fn data_lives_elsewhere(&self) -> bool {
         self.is_log_table

@@ -245,17 +245,30 @@ pub fn dump_slave(
     s
 }
 
-/// `--apply-slave-statements`: stop replication before the CHANGE MASTER of `--dump-slave`
-/// and start it again at the end of the dump.
-pub fn stop_replica(dialect: &Dialect) -> String {
-    format!(
-        "{};\n",
-        dialect.stop_replica_sql().trim_end_matches(" SQL_THREAD")
-    )
+/// `--apply-slave-statements`: stop replication at the top of the dump (before any CHANGE
+/// MASTER of `--master-data` or `--dump-slave`) and start it again at its end, as
+/// mariadb-dump: all replication connections on MariaDB (`STOP ALL SLAVES`).
+pub fn stop_replica(shape: &Shape, dialect: &Dialect) -> String {
+    let mut s = comment_block(shape, &["stop slave statement to make a recovery dump)"]);
+    if dialect.is_mariadb() {
+        s.push_str("STOP ALL SLAVES;\n");
+    } else {
+        s.push_str(&format!(
+            "{};\n",
+            dialect.stop_replica_sql().trim_end_matches(" SQL_THREAD")
+        ));
+    }
+    s
 }
 
-pub fn start_replica(dialect: &Dialect) -> String {
-    format!("{};\n", dialect.start_replica_sql())
+pub fn start_replica(shape: &Shape, dialect: &Dialect) -> String {
+    let mut s = comment_block(shape, &["start slave statement to make a recovery dump)"]);
+    if dialect.is_mariadb() {
+        s.push_str("START ALL SLAVES;\n");
+    } else {
+        s.push_str(&format!("{};\n", dialect.start_replica_sql()));
+    }
+    s
 }
 
 /// GTID state written at the end (after a restored mysql.gtid_slave_pos table, if any).
@@ -461,8 +474,9 @@ fn restore_sql_mode(terminator: &str) -> String {
 }
 
 /// A stored program's CREATE statement between `DELIMITER ;;` lines, under the sql_mode
-/// and character set it was created with.
-fn program(d: &Definition, drop: Option<String>) -> String {
+/// and character set it was created with. `create` is the statement as written (routines:
+/// as the server shows it, then ` ;;`; triggers: in [`versioned_definer`]'s form, then `;;`).
+fn program(d: &Definition, drop: Option<String>, create: &str, end: &str) -> String {
     let mut s = String::new();
     if let Some(drop) = drop {
         s.push_str(&drop);
@@ -470,18 +484,100 @@ fn program(d: &Definition, drop: Option<String>) -> String {
     s.push_str(&set_object_charset(d, "50003", ";"));
     s.push_str(&set_sql_mode(&d.sql_mode, ";"));
     s.push_str("DELIMITER ;;\n");
-    s.push_str(&d.create);
-    s.push_str(" ;;\nDELIMITER ;\n");
+    s.push_str(create);
+    s.push_str(end);
+    s.push_str("\nDELIMITER ;\n");
     s.push_str(&restore_sql_mode(";"));
     s.push_str(&restore_object_charset("50003", ";"));
     s
+}
+
+/// The definer of a `CREATE DEFINER=... <keyword> ...` statement as the server shows it
+/// (`SHOW CREATE TRIGGER/EVENT`): the position of `" <keyword>"` after the definer, which
+/// ends at the first space outside backquotes.
+fn definer_end(create: &str, keyword: &str) -> Option<usize> {
+    let rest = create.strip_prefix("CREATE DEFINER=")?;
+    let mut quoted = false;
+    let start = "CREATE DEFINER=".len();
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            if c == '`' {
+                quoted = !quoted;
+            }
+            c == ' ' && !quoted
+        })?
+        .0;
+    let after = &rest[end..];
+    let kw = after.strip_prefix(' ')?;
+    (kw.len() > keyword.len()
+        && kw[..keyword.len()].eq_ignore_ascii_case(keyword)
+        && kw.as_bytes()[keyword.len()] == b' ')
+        .then_some(start + end)
+}
+
+/// mariadb-dump's form of a trigger or event: `/*!50003 CREATE*/ /*!50017 DEFINER=`u`@`h`*/
+/// /*!50003 TRIGGER ... \n*/`, the definer in a comment of its own, so that the usual
+/// `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` strips it; the newline before the closing `*/`
+/// keeps it out of a `--` comment ending the body. The statement as is when it has no
+/// definer clause in the expected place.
+fn versioned_definer(create: &str, keyword: &str, version: &str, definer_version: &str) -> String {
+    match definer_end(create, keyword) {
+        Some(end) => format!(
+            "/*!{version} CREATE*/ /*!{definer_version}{definer}*/ /*!{version}{rest} \n*/",
+            definer = &create["CREATE".len()..end],
+            rest = &create[end..],
+        ),
+        None => create.to_string(),
+    }
+}
+
+/// mariadb-dump's form of a view (`SHOW CREATE VIEW`'s `CREATE ALGORITHM=a DEFINER=d SQL
+/// SECURITY s VIEW v AS select ... [WITH ... CHECK OPTION]`): the algorithm, the definer
+/// and security, the view and its check option each in a versioned comment, ending with
+/// `;`. `None` when the statement does not have that shape (then it is written as is).
+fn versioned_view(create: &str) -> Option<String> {
+    let rest = create.strip_prefix("CREATE ALGORITHM=")?;
+    let (algorithm, rest) = rest.split_once(' ')?;
+    let definer_at = "CREATE ALGORITHM=".len() + algorithm.len() + 1;
+    let rest = rest.strip_prefix("DEFINER=")?;
+    let mut quoted = false;
+    let definer_len = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            if c == '`' {
+                quoted = !quoted;
+            }
+            c == ' ' && !quoted
+        })?
+        .0;
+    let rest = rest[definer_len..].strip_prefix(" SQL SECURITY ")?;
+    let (_security, rest) = rest.split_once(' ')?;
+    let view = rest.strip_prefix("VIEW ")?;
+    let security_end = create.len() - rest.len() - 1;
+    let (view, check) = match ["CASCADED", "LOCAL"].iter().find_map(|k| {
+        view.strip_suffix(&format!(" WITH {k} CHECK OPTION"))
+            .map(|v| (v, *k))
+    }) {
+        Some((v, k)) => (v, format!("\n/*!50002 WITH {k} CHECK OPTION */")),
+        None => (view, String::new()),
+    };
+    Some(format!(
+        "/*!50001 CREATE ALGORITHM={algorithm} */\n/*!50013 {definer_security} */\n/*!50001 VIEW {view} */{check};\n",
+        definer_security = &create[definer_at..security_end],
+    ))
 }
 
 pub fn trigger(shape: &Shape, d: &Definition) -> String {
     let drop = shape
         .add_drop_trigger
         .then(|| format!("/*!50032 DROP TRIGGER IF EXISTS {} */;\n", ident(&d.name)));
-    program(d, drop)
+    program(
+        d,
+        drop,
+        &versioned_definer(&d.create, "TRIGGER", "50003", "50017"),
+        ";;",
+    )
 }
 
 pub fn routines_heading(shape: &Shape, db: &str) -> String {
@@ -502,6 +598,8 @@ pub fn routine(rt: RoutineType, d: &Definition) -> String {
             rt.keyword(),
             ident(&d.name)
         )),
+        &d.create,
+        " ;;",
     )
 }
 
@@ -530,13 +628,24 @@ pub fn event(d: &Definition) -> String {
          /*!50003 SET time_zone             = {} */ ;;\n",
         string_literal(tz)
     ));
-    s.push_str(&d.create);
+    s.push_str(&versioned_definer(&d.create, "EVENT", "50106", "50117"));
     s.push_str(" ;;\n");
     s.push_str("/*!50003 SET time_zone             = @saved_time_zone */ ;;\n");
     s.push_str(&restore_sql_mode(";;"));
     s.push_str(&restore_object_charset("50003", ";;"));
     s.push_str("DELIMITER ;\n/*!50106 SET TIME_ZONE= @save_time_zone */ ;\n");
     s
+}
+
+/// `--dump-history`: around a system-versioned table's rows, let the restore write their
+/// ROW_START and ROW_END (MariaDB 10.11's `system_versioning_insert_history`), as
+/// mariadb-dump.
+pub fn insert_history_start() -> &'static str {
+    "/*M!101100 SET @old_system_versioning_insert_history=@@session.system_versioning_insert_history, @@session.system_versioning_insert_history=1 */;\n"
+}
+
+pub fn insert_history_end() -> &'static str {
+    "/*M!101100 SET system_versioning_insert_history=@old_system_versioning_insert_history */;\n"
 }
 
 /// A stand-in view with the right columns, so views may refer to views dumped later.
@@ -588,8 +697,13 @@ pub fn view_final(shape: &Shape, d: &Definition) -> String {
         ident(&d.name)
     ));
     s.push_str(&set_object_charset(d, "50001", ";"));
-    s.push_str(&d.create);
-    s.push_str(";\n");
+    match versioned_view(&d.create) {
+        Some(view) => s.push_str(&view),
+        None => {
+            s.push_str(&d.create);
+            s.push_str(";\n");
+        }
+    }
     s.push_str(&restore_object_charset("50001", ";"));
     s
 }
@@ -954,6 +1068,95 @@ mod tests {
         let s = event(&def("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1"));
         assert!(s.contains("SET time_zone             = '+02:00' */ ;;"));
         assert!(s.ends_with("/*!50106 SET TIME_ZONE= @save_time_zone */ ;\n"));
+    }
+
+    #[test]
+    fn triggers_and_events_put_the_definer_in_a_comment_of_its_own() {
+        let t = trigger(
+            &Shape::default(),
+            &def(
+                "CREATE DEFINER=`a b`@`%` TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @a = '*/'",
+            ),
+        );
+        assert!(
+            t.contains(
+                "DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`a b`@`%`*/ /*!50003 TRIGGER t \
+                 BEFORE INSERT ON x FOR EACH ROW SET @a = '*/' \n*/;;\nDELIMITER ;\n"
+            ),
+            "{t}"
+        );
+        let e = event(&def(
+            "CREATE DEFINER=`root`@`localhost` EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+        ));
+        assert!(
+            e.contains(
+                "/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON \
+                 SCHEDULE EVERY 1 DAY DO SELECT 1 \n*/ ;;\n"
+            ),
+            "{e}"
+        );
+        // The common definer-stripping sed leaves a statement without definer.
+        let stripped = regex_free_strip(&t);
+        assert!(
+            stripped.contains("/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER t"),
+            "{stripped}"
+        );
+        // No definer where expected: written as is.
+        let plain = "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @a = 1";
+        assert!(trigger(&Shape::default(), &def(plain)).contains(&format!("{plain};;")));
+    }
+
+    /// `sed 's/DEFINER[ ]*=[ ]*[^*]*\*/\*/'` on each line.
+    fn regex_free_strip(text: &str) -> String {
+        text.lines()
+            .map(|l| match l.find("DEFINER") {
+                Some(i) => {
+                    let after = l[i + 7..].trim_start();
+                    match after.strip_prefix('=') {
+                        Some(rest) => match rest.find('*') {
+                            Some(j) => format!("{}{}", &l[..i], &rest[j..]),
+                            None => l.to_string(),
+                        },
+                        None => l.to_string(),
+                    }
+                }
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn views_are_written_in_versioned_comments_as_mariadb_dump_does() {
+        let v = view_final(
+            &Shape::default(),
+            &def(
+                "CREATE ALGORITHM=MERGE DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v2` AS select `v1`.`a` AS `a` from `v1` WITH CASCADED CHECK OPTION",
+            ),
+        );
+        assert!(
+            v.contains(
+                "/*!50001 CREATE ALGORITHM=MERGE */\n\
+                 /*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n\
+                 /*!50001 VIEW `v2` AS select `v1`.`a` AS `a` from `v1` */\n\
+                 /*!50002 WITH CASCADED CHECK OPTION */;\n"
+            ),
+            "{v}"
+        );
+        let v = view_final(
+            &Shape::default(),
+            &def(
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`r``x`@`%` SQL SECURITY INVOKER VIEW `v` AS select 1 AS `1`",
+            ),
+        );
+        assert!(
+            v.contains(
+                "/*!50001 CREATE ALGORITHM=UNDEFINED */\n\
+                 /*!50013 DEFINER=`r``x`@`%` SQL SECURITY INVOKER */\n\
+                 /*!50001 VIEW `v` AS select 1 AS `1` */;\n"
+            ),
+            "{v}"
+        );
     }
 
     #[test]

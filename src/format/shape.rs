@@ -26,9 +26,17 @@ pub struct Shape {
     pub extended_insert: bool,
     pub complete_insert: bool,
     pub insert_mode: InsertMode,
+    /// `--delayed-insert`: INSERT DELAYED for the tables whose engine takes it (MyISAM,
+    /// MEMORY, ARCHIVE), in the single stream only.
+    pub delayed_insert: bool,
     pub hex_blob: bool,
     /// `--create-options`: keep table options (ENGINE, AUTO_INCREMENT, ...) in CREATE TABLE.
+    /// Off, definitions are read as mariadb-dump reads them then: under the sql_mode
+    /// `NO_KEY_OPTIONS,NO_TABLE_OPTIONS,NO_FIELD_OPTIONS` (see [`Shape::reading_sql_mode`]).
     pub create_options: bool,
+    /// `--compatible=...`: the sql_mode names definitions are read under (upper case; only
+    /// `NO_KEY_OPTIONS`, `NO_TABLE_OPTIONS`, `NO_FIELD_OPTIONS` are accepted).
+    pub compatible: Vec<String>,
     /// `--set-charset`: write the SET NAMES / character_set_client save and restore lines.
     pub set_charset: bool,
     /// `--comments` (off with `--skip-comments` or `--compact`): the header and per-table comments.
@@ -64,8 +72,10 @@ impl Default for Shape {
             extended_insert: true,
             complete_insert: false,
             insert_mode: InsertMode::Insert,
+            delayed_insert: false,
             hex_blob: false,
             create_options: true,
+            compatible: Vec::new(),
             set_charset: true,
             comments: true,
             dump_date: true,
@@ -78,6 +88,23 @@ impl Default for Shape {
             no_autocommit: false,
             flush_privileges: false,
         }
+    }
+}
+
+impl Shape {
+    /// The session sql_mode under which `SHOW CREATE` is read, as mariadb-dump sets it:
+    /// the `--compatible` modes, and without `--create-options` those that leave table, key
+    /// and column options (ENGINE, AUTO_INCREMENT, KEY_BLOCK_SIZE, ...) out.
+    pub fn reading_sql_mode(&self) -> String {
+        let mut modes: Vec<&str> = self.compatible.iter().map(String::as_str).collect();
+        if !self.create_options {
+            for m in ["NO_KEY_OPTIONS", "NO_TABLE_OPTIONS", "NO_FIELD_OPTIONS"] {
+                if !modes.contains(&m) {
+                    modes.push(m);
+                }
+            }
+        }
+        modes.join(",")
     }
 }
 

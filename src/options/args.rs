@@ -58,6 +58,9 @@ pub struct Defaults {
     pub file: Option<PathBuf>,
     pub extra_file: Option<PathBuf>,
     pub group_suffix: Option<String>,
+    /// `--print-defaults`: print the options the files give, then the command line, and
+    /// exit.
+    pub print_defaults: bool,
 }
 
 const DEFAULTS_OPTIONS: [&str; 4] = [
@@ -86,6 +89,7 @@ pub fn split_defaults_args(args: &[String]) -> Result<(Defaults, &[String]), Usa
         };
         match name.as_str() {
             "no-defaults" => d.no_defaults = true,
+            "print-defaults" => d.print_defaults = true,
             "defaults-file" => d.file = Some(PathBuf::from(needs_value()?)),
             "defaults-extra-file" => d.extra_file = Some(PathBuf::from(needs_value()?)),
             "defaults-group-suffix" => d.group_suffix = Some(needs_value()?.to_string()),

@@ -70,12 +70,23 @@ impl Env {
 pub enum UsageError {
     #[error("unknown option '{0}'")]
     UnknownOption(String),
+    /// An unknown option given a value (`--frob=1`): my_getopt's "unknown variable"; the
+    /// value is never shown.
+    #[error("unknown variable '{0}'")]
+    UnknownVariable(String),
     #[error("ambiguous option '{option}' ({candidates})")]
     AmbiguousOption { option: String, candidates: String },
     #[error("option '{0}' requires a value")]
     MissingValue(String),
     #[error("invalid value '{value}' for option '{option}': {reason}")]
     InvalidValue {
+        option: String,
+        value: String,
+        reason: String,
+    },
+    /// A number my_getopt cannot read (`--port=abc`, a bad suffix, out of range).
+    #[error("invalid value '{value}' for option '{option}': {reason}")]
+    BadNumber {
         option: String,
         value: String,
         reason: String,
@@ -107,6 +118,23 @@ pub enum UsageError {
     /// A rule between options, e.g. `--single-transaction` with `--lock-all-tables`.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl UsageError {
+    /// mariadb-dump's exit code for this error: my_getopt's codes for what it rejects (2 an
+    /// unknown option, 3 an ambiguous one, 5 a missing value, 7 an unknown option given a
+    /// value, 9 a number it cannot read), 1 (`EX_USAGE`) for the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UsageError::UnknownOption(_) => 2,
+            UsageError::AmbiguousOption { .. } => 3,
+            UsageError::MissingValue(_) => 5,
+            UsageError::UnknownVariable(_) => 7,
+            UsageError::BadNumber { .. } => 9,
+            UsageError::InFile { source, .. } => source.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 /// Parses `args` (without argv[0]) after the option files, into what to do. Warnings (unknown
@@ -148,6 +176,12 @@ pub fn parse_with_warnings(
 
     let mut warnings = Vec::new();
     let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
+    if defaults.print_defaults {
+        return Ok((
+            Command::PrintDefaults(print_defaults_line(&entries, rest)),
+            warnings,
+        ));
+    }
     let from_files = optfile::occurrences(tables, entries, &mut warnings)?;
 
     let mut builder = resolve::DumpBuilder::new();
@@ -180,6 +214,58 @@ pub fn parse_with_warnings(
     Ok((command, warnings))
 }
 
+/// `--print-defaults`: the option files' options as `--name=value` arguments, then the
+/// command line's, as mariadb-dump prints them, except that a password shows as `*****`
+/// (mariadb-dump prints it).
+fn print_defaults_line(entries: &[optfile::Entry], command_line: &[String]) -> String {
+    let from_files = entries.iter().map(|e| match &e.value {
+        Some(v) => format!("--{}={v}", e.name),
+        None => format!("--{}", e.name),
+    });
+    let mut line = String::new();
+    for arg in from_files.chain(command_line.iter().cloned()) {
+        match secret_span(&arg) {
+            Some(start) => {
+                line.push_str(&arg[..start]);
+                line.push_str("*****");
+            }
+            None => line.push_str(&arg),
+        }
+        line.push(' ');
+    }
+    line
+}
+
+/// `--version` in mariadb-dump's shape (`mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB,
+/// for debian-linux-gnu (x86_64)`), so that scripts parsing it find a version after `Ver`
+/// and after `Distrib`: `rdump  Ver 0.1.0 Distrib 0.1.0-rdump, for linux (x86_64)`.
+pub fn version_line(program: &str) -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    format!(
+        "{program}  Ver {v} Distrib {v}-rdump, for {} ({})",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// The exit codes listed at the end of `--help`: mysqldump's.
+const EXIT_CODES: &str = "
+Exit codes (mysqldump's):
+  0  the dump is complete.
+  1  a usage error: a bad value, a rule between options, no database given.
+  2  a server error: cannot connect, a statement failed, a database does not exist, no
+     binary log for --master-data; also an unknown option (as my_getopt).
+  3  the dump could not be kept consistent (lost connection while reading rows, no
+     coordinates); also an ambiguous option.
+  5  writing the output failed; also an option missing its value.
+  6  a table named on the command line does not exist.
+  7  an unknown option given a value (--frob=1).
+  9  a number that cannot be read (--port=abc).
+  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP).
+With --force the dump goes on past errors and exits with the first one's code. Only a
+dump that ends with '-- Dump completed' (with --dir: that has rdump.json) is complete.
+";
+
 /// `--help` output for a mysqldump-compatible program, generated from the option table.
 pub fn help_text(program: &str) -> String {
     const COLUMN: usize = 22;
@@ -197,12 +283,14 @@ pub fn help_text(program: &str) -> String {
          /etc/my.cnf /etc/mysql/my.cnf ~/.my.cnf\n\
          The following groups are read: client client-server client-mariadb mysqldump {program}\n\
          The following options may be given as the first argument:\n\
+         --print-defaults          Print the program argument list and exit.\n\
          --no-defaults             Don't read default options from any option file.\n\
          --defaults-file=#         Only read default options from the given file #.\n\
          --defaults-extra-file=#   Read this file after the global files are read.\n\
          --defaults-group-suffix=# Additionally read default groups with # appended as a suffix.\n\n"
     ));
     option_list(&mut out, table::DUMP_TABLES, COLUMN, WIDTH);
+    out.push_str(EXIT_CODES);
     out
 }
 
@@ -620,6 +708,34 @@ mod parse_tests {
         assert!(
             e.starts_with(&format!("{}:3: ", file.display())) && e.contains("--port"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_command_line_port_or_socket_sets_the_protocol_and_one_in_a_file_does_not() {
+        use crate::client::options::Protocol;
+        let protocol = |args: &[&str], file: &str| {
+            let (_d, env) = home_with(file);
+            run(args, &env).unwrap().connection.protocol
+        };
+        assert_eq!(protocol(&["db"], "[client]\nport=1\nsocket=/s\n"), None);
+        assert_eq!(
+            protocol(&["-P1", "db"], "[client]\nsocket=/s\n"),
+            Some(Protocol::Tcp)
+        );
+        assert_eq!(
+            protocol(&["-S/s", "db"], "[client]\nport=1\n"),
+            Some(Protocol::Socket)
+        );
+        assert_eq!(protocol(&["-P1", "-S/s", "db"], ""), Some(Protocol::Socket));
+        assert_eq!(protocol(&["-S/s", "-P1", "db"], ""), Some(Protocol::Tcp));
+        assert_eq!(
+            protocol(&["-P1", "--protocol=socket", "db"], ""),
+            Some(Protocol::Socket)
+        );
+        assert_eq!(
+            protocol(&["-P1", "db"], "[client]\nprotocol=socket\n"),
+            Some(Protocol::Tcp)
         );
     }
 

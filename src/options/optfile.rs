@@ -7,8 +7,9 @@
 //! [`Occurrence`] through [`table::long_occurrence`], exactly as `--name=value` on the command
 //! line would, carrying its file and line for error messages.
 //!
-//! It is not for: giving options a meaning (see `resolve`), or `~/.mylogin.cnf` (MySQL's
-//! obfuscated login-path file) and `--print-defaults`, which rdump does not support.
+//! It is not for: giving options a meaning (see `resolve`; `--print-defaults` prints the
+//! entries read here, in `options`), or `~/.mylogin.cnf` (MySQL's obfuscated login-path
+//! file), which rdump does not support.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -506,7 +507,7 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            format!("{}:3: unknown option '--frobnicate'", f.display())
+            format!("{}:3: unknown variable '--frobnicate'", f.display())
         );
     }
 

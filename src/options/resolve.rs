@@ -13,15 +13,17 @@
 
 use std::path::PathBuf;
 
-use super::args::Occurrence;
+use super::args::{Occurrence, Origin};
 use super::table::{Opt, OptDef, Value};
 use super::{Env, UsageError};
-use crate::client::options::{ConnectionOptions, Password, Protocol, Secret, SslMode};
+use crate::client::options::{
+    ConnectionOptions, Password, Protocol, Secret, SslMode, TlsVersion, iana_cipher_name,
+};
 use crate::format::encode::tab::TabFormat;
 use crate::format::shape::{CoordinateStyle, GtidPurged, InsertMode, Shape};
 use crate::plan::{
-    Consistency, ConsistencyPlan, DirConsistency, DirFormat, DirOptions, Output, Plan, Progress,
-    Scope, Selection, StreamOptions,
+    Consistency, ConsistencyPlan, DirConsistency, DirFormat, DirOptions, History, Output, Plan,
+    Progress, Scope, Selection, StreamOptions,
 };
 
 /// Whether to go on after one occurrence: `--help`/`--version` stop at their position, as
@@ -56,6 +58,11 @@ fn invalid(def: &OptDef, value: &str, reason: impl Into<String>) -> UsageError {
 /// An unsigned number with an optional K, M, G, T, P or E suffix, as my_getopt.
 pub fn parse_number(def: &OptDef, s: &str) -> Result<u64, UsageError> {
     let s = s.trim();
+    let invalid = |def: &OptDef, value: &str, reason: &str| UsageError::BadNumber {
+        option: def.display(),
+        value: value.into(),
+        reason: reason.into(),
+    };
     let (digits, shift) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let shift = match c.to_ascii_uppercase() {
@@ -169,13 +176,30 @@ impl ConnectionBuilder {
     }
 
     /// Applies one connection option; `Ok(false)` when `def` is not a connection option.
-    pub fn apply(&mut self, def: &OptDef, value: &Value) -> Result<bool, UsageError> {
+    ///
+    /// As MariaDB's clients (10.6.1 and later): a port given on the command line means
+    /// TCP and a socket given there means the socket, whichever comes last, also against
+    /// `--protocol` (the last of the three wins); in option files they set only the port
+    /// or the path. `conn` then connects over the socket only when the host is `localhost`
+    /// (or not given) and the protocol is not TCP.
+    pub fn apply(
+        &mut self,
+        def: &OptDef,
+        value: &Value,
+        origin: &Origin,
+    ) -> Result<bool, UsageError> {
         let c = &mut self.conn;
         let path = |v: &Value| text(v).map(PathBuf::from);
+        let command_line = *origin == Origin::CommandLine;
         match def.id {
             Opt::Host => c.host = text(value).map(String::from),
             Opt::User => c.user = text(value).map(String::from),
-            Opt::Socket => c.socket = path(value),
+            Opt::Socket => {
+                c.socket = path(value);
+                if command_line {
+                    c.protocol = Some(Protocol::Socket);
+                }
+            }
             Opt::InitCommand => c.init_command = text(value).map(String::from),
             Opt::Compress => c.compress = on(value),
             Opt::Password => {
@@ -191,6 +215,9 @@ impl ConnectionBuilder {
                     None => 0,
                     Some(s) => u16::try_from(parse_number(def, s)?)
                         .map_err(|_| invalid(def, s, "a port is at most 65535"))?,
+                };
+                if command_line {
+                    c.protocol = Some(Protocol::Tcp);
                 }
             }
             Opt::Protocol => {
@@ -254,6 +281,47 @@ impl ConnectionBuilder {
                     _ => c.ssl.key = p,
                 }
             }
+            Opt::TlsVersion => {
+                c.ssl.tls_versions = match text(value) {
+                    None => None,
+                    Some(list) => {
+                        let mut versions = Vec::new();
+                        for part in list.split(',').filter(|p| !p.trim().is_empty()) {
+                            match TlsVersion::parse(part) {
+                                Ok(Some(v)) if !versions.contains(&v) => versions.push(v),
+                                Ok(_) => {}
+                                Err(()) => {
+                                    return Err(invalid(
+                                        def,
+                                        part,
+                                        "expected TLSv1.2 or TLSv1.3 (comma-separated)",
+                                    ));
+                                }
+                            }
+                        }
+                        if versions.is_empty() {
+                            return Err(invalid(
+                                def,
+                                list,
+                                "rdump's TLS speaks TLSv1.2 and TLSv1.3 only",
+                            ));
+                        }
+                        Some(versions)
+                    }
+                }
+            }
+            Opt::SslCipher => {
+                c.ssl.ciphers = text(value).map(|list| {
+                    list.split(':')
+                        .filter(|n| !n.trim().is_empty())
+                        .map(iana_cipher_name)
+                        .collect()
+                });
+                // "implies --ssl"
+                if c.ssl.ciphers.is_some() && c.ssl.mode == SslMode::Disabled {
+                    c.ssl.mode = SslMode::Preferred;
+                }
+            }
             Opt::SslVerifyServerCert => {
                 if on(value) {
                     c.ssl.mode = SslMode::VerifyIdentity;
@@ -310,6 +378,9 @@ pub struct DumpBuilder {
     fields_optionally_enclosed_by: Option<Vec<u8>>,
     fields_escaped_by: Option<Vec<u8>>,
     lines_terminated_by: Option<Vec<u8>>,
+    header: bool,
+    dump_history: bool,
+    as_of: Option<String>,
     force: bool,
     verbose: bool,
     pub warnings: Vec<String>,
@@ -362,6 +433,9 @@ impl DumpBuilder {
             fields_optionally_enclosed_by: None,
             fields_escaped_by: None,
             lines_terminated_by: None,
+            header: false,
+            dump_history: false,
+            as_of: None,
             force: false,
             verbose: false,
             warnings: Vec::new(),
@@ -374,12 +448,17 @@ impl DumpBuilder {
 
     /// Applies one occurrence at its position; errors from option files name file and line.
     pub fn apply(&mut self, occ: &Occurrence) -> Result<Flow, UsageError> {
-        self.apply_value(occ.def, &occ.value)
+        self.apply_value(occ.def, &occ.value, &occ.origin)
             .map_err(|e| occ.origin.wrap(e))
     }
 
-    fn apply_value(&mut self, def: &OptDef, value: &Value) -> Result<Flow, UsageError> {
-        if self.conn.apply(def, value)? {
+    fn apply_value(
+        &mut self,
+        def: &OptDef,
+        value: &Value,
+        origin: &Origin,
+    ) -> Result<Flow, UsageError> {
+        if self.conn.apply(def, value, origin)? {
             return Ok(Flow::Continue);
         }
         let b = on(value);
@@ -421,6 +500,24 @@ impl DumpBuilder {
                     _ => return Err(invalid(def, t, "use --ignore-table=<database>.<table>")),
                 },
             },
+            Opt::IgnoreTableData => match text(value) {
+                None => sel.ignore_table_data.clear(),
+                Some(t) => match t.split_once('.') {
+                    Some((db, table)) if !db.is_empty() && !table.is_empty() => {
+                        sel.ignore_table_data
+                            .push((db.to_string(), table.to_string()));
+                    }
+                    _ => {
+                        return Err(invalid(
+                            def,
+                            t,
+                            "use --ignore-table-data=<database>.<table>",
+                        ));
+                    }
+                },
+            },
+            Opt::DumpHistory => self.dump_history = b,
+            Opt::AsOf => self.as_of = text(value).map(String::from),
             Opt::IgnoreDatabase => match text(value) {
                 None => sel.ignore_databases.clear(),
                 Some(db) => sel.ignore_databases.push(db.to_string()),
@@ -490,6 +587,7 @@ impl DumpBuilder {
             Opt::ExtendedInsert => s.extended_insert = b,
             Opt::CompleteInsert => s.complete_insert = b,
             Opt::InsertIgnore => self.insert_ignore = b,
+            Opt::DelayedInsert => s.delayed_insert = b,
             Opt::Replace => self.replace = b,
             Opt::HexBlob => s.hex_blob = b,
             Opt::Comments => s.comments = b,
@@ -498,6 +596,28 @@ impl DumpBuilder {
             Opt::OrderByPrimary => s.order_by_primary = b,
             Opt::Quick => s.quick = b,
             Opt::CreateOptions => s.create_options = b,
+            Opt::Compatible => {
+                s.compatible.clear();
+                for mode in text(value).unwrap_or("").split(',').map(str::trim) {
+                    match mode.to_ascii_lowercase().as_str() {
+                        "" => {}
+                        m @ ("no_key_options" | "no_table_options" | "no_field_options") => {
+                            s.compatible.push(m.to_ascii_uppercase());
+                        }
+                        m @ ("ansi" | "mysql323" | "mysql40" | "postgresql" | "oracle"
+                        | "mssql" | "db2" | "maxdb") => {
+                            return Err(UsageError::Unsupported {
+                                option: format!("--compatible={m}"),
+                                reason: "its dump does not restore into MariaDB or MySQL as it \
+                                         is; only no_key_options, no_table_options and \
+                                         no_field_options are supported"
+                                    .into(),
+                            });
+                        }
+                        _ => return Err(invalid(def, mode, "Invalid mode to --compatible")),
+                    }
+                }
+            }
             Opt::SetCharset => s.set_charset = b,
             Opt::NoSetNames => {
                 if b {
@@ -573,6 +693,7 @@ impl DumpBuilder {
             }
             Opt::IncludeMasterHostPort => self.consistency.include_master_host_port = b,
             Opt::ApplySlaveStatements => self.consistency.apply_slave_statements = b,
+            Opt::DeleteMasterLogs => self.consistency.delete_master_logs = b,
             // Output.
             Opt::ResultFile => self.result_file = text(value).map(PathBuf::from),
             Opt::Tab => self.tab = text(value).map(PathBuf::from),
@@ -652,6 +773,7 @@ impl DumpBuilder {
             Opt::FieldsOptionallyEnclosedBy => self.fields_optionally_enclosed_by = bytes(value),
             Opt::FieldsEscapedBy => self.fields_escaped_by = bytes(value),
             Opt::LinesTerminatedBy => self.lines_terminated_by = bytes(value),
+            Opt::Header => self.header = b,
             Opt::Force => self.force = b,
             Opt::Verbose => self.verbose = b,
             // Connection options were handled above.
@@ -667,6 +789,8 @@ impl DumpBuilder {
             | Opt::SslCert
             | Opt::SslKey
             | Opt::SslVerifyServerCert
+            | Opt::SslCipher
+            | Opt::TlsVersion
             | Opt::Compress
             | Opt::DefaultCharacterSet
             | Opt::InitCommand => {
@@ -687,6 +811,21 @@ impl DumpBuilder {
             ));
         }
         let mut selection = self.selection;
+        selection.history = match (self.dump_history, &self.as_of) {
+            (true, Some(_)) => {
+                return Err(UsageError::Invalid(
+                    "--dump-history and --as-of can't be used together".into(),
+                ));
+            }
+            (true, None) => History::All,
+            (false, Some(ts)) => History::AsOf(ts.clone()),
+            (false, None) => History::Current,
+        };
+        if selection.history != History::Current && self.dir.is_some() {
+            return Err(UsageError::Invalid(
+                "--dump-history and --as-of can't be used with --dir".into(),
+            ));
+        }
         let mut positionals = self.positionals;
         selection.scope = if self.all_databases {
             if !positionals.is_empty() {
@@ -759,6 +898,11 @@ impl DumpBuilder {
             (self.format.is_some(), "--format"),
             (self.dir_consistency.is_some(), "--consistency"),
         ];
+        if self.header && self.tab.is_none() {
+            return Err(UsageError::Invalid(
+                "You must use option --tab with --header".into(),
+            ));
+        }
         if let Some(dir) = &self.dir {
             if dir.as_os_str().is_empty() {
                 return Err(UsageError::Invalid(
@@ -823,6 +967,7 @@ impl DumpBuilder {
         if let Some(v) = &self.lines_terminated_by {
             format.lines_terminated_by = v.clone();
         }
+        format.header = self.header;
         Ok(Output::Tab {
             dir: dir.clone(),
             format,
@@ -836,6 +981,19 @@ impl DumpBuilder {
         let mut lock_tables = self.lock_tables;
         let mut master_data = self.master_data;
         let mut dump_slave = self.dump_slave;
+        let mut flush_logs = self.consistency.flush_logs;
+        if self.consistency.delete_master_logs {
+            if self.dir.is_some() {
+                return Err(UsageError::Invalid(
+                    "--delete-master-logs can't be used with --dir".into(),
+                ));
+            }
+            // mariadb-dump: flush the logs, record the position, purge up to it.
+            flush_logs = true;
+            if master_data == 0 {
+                master_data = 2;
+            }
+        }
         if dump_slave > 0 {
             lock_all_tables = !single_transaction;
             master_data = 0;
@@ -865,6 +1023,7 @@ impl DumpBuilder {
             mode,
             master_data: coordinate_style(master_data),
             dump_slave: coordinate_style(dump_slave),
+            flush_logs,
             ..self.consistency.clone()
         })
     }
@@ -928,6 +1087,27 @@ mod tests {
         let p = plan(&["--skip-opt", "db"]);
         assert_eq!(opt_group(&p.shape), [false; 7]);
         assert_eq!(p.consistency.mode, Consistency::None);
+    }
+
+    #[test]
+    fn without_create_options_definitions_are_read_without_table_key_and_field_options() {
+        assert_eq!(plan(&["db"]).shape.reading_sql_mode(), "");
+        let all = "NO_KEY_OPTIONS,NO_TABLE_OPTIONS,NO_FIELD_OPTIONS";
+        assert_eq!(plan(&["--skip-opt", "db"]).shape.reading_sql_mode(), all);
+        assert_eq!(
+            plan(&["--skip-create-options", "db"])
+                .shape
+                .reading_sql_mode(),
+            all
+        );
+        assert_eq!(
+            plan(&["--compatible=No_Table_Options", "db"])
+                .shape
+                .reading_sql_mode(),
+            "NO_TABLE_OPTIONS"
+        );
+        assert!(error(&["--compatible=ansi", "db"]).contains("not supported"));
+        assert!(error(&["--compatible=mysql80", "db"]).contains("--compatible"));
     }
 
     #[test]
@@ -1490,8 +1670,18 @@ mod tests {
     #[test]
     fn unsupported_options_are_errors_naming_the_option_but_their_skip_form_is_fine() {
         assert!(error(&["--xml", "db"]).contains("'--xml'"));
-        assert!(error(&["--delete-master-logs", "db"]).contains("'--delete-master-logs'"));
         plan(&["--skip-xml", "db"]);
+    }
+
+    #[test]
+    fn delete_master_logs_flushes_logs_and_records_the_position_commented() {
+        let c = plan(&["--delete-master-logs", "db"]).consistency;
+        assert!(c.delete_master_logs && c.flush_logs);
+        assert_eq!(c.master_data, Some(CoordinateStyle::Commented));
+        assert_eq!(c.mode, Consistency::LockAllTables);
+        let c = plan(&["--master-data=1", "--delete-master-logs", "db"]).consistency;
+        assert_eq!(c.master_data, Some(CoordinateStyle::Statement));
+        assert!(error(&["--delete-master-logs", "--dir=/d", "db"]).contains("--dir"));
     }
 
     #[test]

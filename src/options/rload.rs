@@ -13,7 +13,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::args::{self, Item};
+use super::args::{self, Item, Origin};
 use super::resolve::{ConnectionBuilder, parse_number};
 use super::table::{self, CLIENT_OPTIONS, Kind, Opt, OptDef, Value};
 use super::{Env, UsageError, optfile};
@@ -237,8 +237,13 @@ impl Builder {
         }
     }
 
-    fn apply(&mut self, def: &'static OptDef, value: &Value) -> Result<Flow, UsageError> {
-        if self.conn.apply(def, value)? {
+    fn apply(
+        &mut self,
+        def: &'static OptDef,
+        value: &Value,
+        origin: &Origin,
+    ) -> Result<Flow, UsageError> {
+        if self.conn.apply(def, value, origin)? {
             return Ok(Flow::Continue);
         }
         let on = *value == Value::On;
@@ -414,6 +419,12 @@ pub fn parse_with_warnings(
 ) -> Result<(LoadCommand, Vec<String>), UsageError> {
     let args = super::utf8_args(args)?;
     let (defaults, rest) = args::split_defaults_args(&args)?;
+    if defaults.print_defaults {
+        return Err(UsageError::Unsupported {
+            option: "--print-defaults".into(),
+            reason: "not supported by rload".into(),
+        });
+    }
     let mut warnings = Vec::new();
     let entries = optfile::read_entries(&defaults, env, program_groups, &mut warnings)?;
     let from_files = optfile::occurrences(LOAD_TABLES, entries, &mut warnings)?;
@@ -429,7 +440,7 @@ pub fn parse_with_warnings(
     for item in items {
         match item? {
             Item::Option(occ) => match builder
-                .apply(occ.def, &occ.value)
+                .apply(occ.def, &occ.value, &occ.origin)
                 .map_err(|e| occ.origin.wrap(e))?
             {
                 Flow::Continue => {}

@@ -45,6 +45,8 @@ pub enum Opt {
     SslCert,
     SslKey,
     SslVerifyServerCert,
+    SslCipher,
+    TlsVersion,
     Compress,
     DefaultCharacterSet,
     InitCommand,
@@ -53,6 +55,7 @@ pub enum Opt {
     Databases,
     Tables,
     IgnoreTable,
+    IgnoreTableData,
     IgnoreDatabase,
     Where,
     NoData,
@@ -62,6 +65,8 @@ pub enum Opt {
     Events,
     Triggers,
     System,
+    DumpHistory,
+    AsOf,
     // Shape.
     AddDropDatabase,
     AddDropTable,
@@ -71,6 +76,7 @@ pub enum Opt {
     ExtendedInsert,
     CompleteInsert,
     InsertIgnore,
+    DelayedInsert,
     Replace,
     HexBlob,
     Compact,
@@ -83,6 +89,7 @@ pub enum Opt {
     OptGroup,
     Quick,
     CreateOptions,
+    Compatible,
     SetCharset,
     NoSetNames,
     NoAutocommit,
@@ -99,6 +106,7 @@ pub enum Opt {
     SetGtidPurged,
     IncludeMasterHostPort,
     ApplySlaveStatements,
+    DeleteMasterLogs,
     // Output.
     ResultFile,
     Tab,
@@ -115,6 +123,7 @@ pub enum Opt {
     FieldsOptionallyEnclosedBy,
     FieldsEscapedBy,
     LinesTerminatedBy,
+    Header,
     Force,
     Verbose,
     /// Accepted for compatibility and ignored.
@@ -189,8 +198,9 @@ const fn optv(
     }
 }
 
-const IGNORED: &str = "Accepted for compatibility; has no effect in rdump.";
-const NOT_SSL: &str = "only --ssl-ca, --ssl-cert and --ssl-key are supported";
+const IGNORED: &str = "Accepted for compatibility; has no effect.";
+const NOT_SSL: &str =
+    "only --ssl-ca, --ssl-cert, --ssl-key, --ssl-cipher and --tls-version are supported";
 
 /// Help, version and connection options: shared by every rdump tool.
 pub static CLIENT_OPTIONS: &[OptDef] = &[
@@ -293,8 +303,8 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
         "ssl-cipher",
         None,
         "name",
-        Opt::Unsupported(NOT_SSL),
-        "Not supported.",
+        Opt::SslCipher,
+        "SSL cipher to use (implies --ssl): a colon-separated list, by OpenSSL or IANA name, of which rdump's TLS (rustls) offers the TLS 1.3 suites and the ECDHE AES-GCM and CHACHA20-POLY1305 suites of TLS 1.2.",
     ),
     req(
         "ssl-crl",
@@ -314,8 +324,8 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
         "tls-version",
         None,
         "name",
-        Opt::Unsupported(NOT_SSL),
-        "Not supported.",
+        Opt::TlsVersion,
+        "TLS protocol version for secure connection: a comma-separated list of TLSv1.2 and TLSv1.3 (TLSv1 and TLSv1.1 are not offered by rdump's TLS).",
     ),
     flag(
         "compress",
@@ -343,8 +353,6 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
 ];
 
 const NOT_DUMP: &str = "not supported by rdump";
-const DELETE_LOGS: &str =
-    "not supported by rdump; purge binary logs on the server after the dump instead";
 
 /// mysqldump's own options (MariaDB 10.11 mariadb-dump and MySQL 8 mysqldump names).
 pub static DUMP_OPTIONS: &[OptDef] = &[
@@ -397,14 +405,14 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "as-of",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::AsOf,
+        "Dump system versioned table(s) as of specified timestamp. Argument is interpreted according to the --tz-utc setting. Table structures are always dumped as of current timestamp. Not with --dir.",
     ),
     flag(
         "column-statistics",
         None,
         Opt::Ignored,
-        "Accepted for compatibility with MySQL 8; has no effect in rdump.",
+        "Accepted for compatibility with MySQL 8; has no effect.",
     ),
     flag(
         "comments",
@@ -416,8 +424,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "compatible",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::Compatible,
+        "Read definitions under these sql_mode names: no_key_options, no_table_options, no_field_options (comma-separated). mariadb-dump's ansi, mysql323, mysql40, postgresql, oracle, mssql, db2 and maxdb are refused: their dumps do not restore into MariaDB or MySQL as they are.",
     ),
     flag(
         "compact",
@@ -448,20 +456,20 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "delayed-insert",
         None,
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::DelayedInsert,
+        "Insert rows with INSERT DELAYED (tables of MyISAM, MEMORY and ARCHIVE; not in --dir dumps).",
     ),
     flag(
         "delete-master-logs",
         None,
-        Opt::Unsupported(DELETE_LOGS),
-        "Not supported.",
+        Opt::DeleteMasterLogs,
+        "Delete logs on master after backup: once the dump is complete, PURGE BINARY LOGS TO the file of its position. Turns on --flush-logs and --master-data (2 unless given). Not with --dir.",
     ),
     flag(
         "delete-source-logs",
         None,
-        Opt::Unsupported(DELETE_LOGS),
-        "Not supported.",
+        Opt::DeleteMasterLogs,
+        "Same as --delete-master-logs.",
     ),
     flag(
         "disable-keys",
@@ -478,8 +486,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "dump-history",
         Some('H'),
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::DumpHistory,
+        "Dump system versioned table(s) with history (only for timestamp based versioning): every row version with its row_start and row_end, restored with system_versioning_insert_history. Not with --dir.",
     ),
     optv(
         "dump-slave",
@@ -551,8 +559,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "galera-info",
         None,
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::Ignored,
+        "Accepted; writes nothing. On a server that is not a Galera node mariadb-dump writes nothing either; rdump does not write a Galera node's wsrep position.",
     ),
     flag(
         "gtid",
@@ -560,7 +568,12 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         Opt::Gtid,
         "Used together with --master-data=1 or --dump-slave=1: set the GTID position instead of the binlog file and offset.",
     ),
-    flag("header", None, Opt::Unsupported(NOT_DUMP), "Not supported."),
+    flag(
+        "header",
+        None,
+        Opt::Header,
+        "Used together with --tab. When enabled, adds header with column names to the top of output txt files.",
+    ),
     flag(
         "hex-blob",
         None,
@@ -578,8 +591,8 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "ignore-table-data",
         None,
         "name",
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::IgnoreTableData,
+        "Do not dump the rows of the specified table, given as database.table (its structure is dumped). Repeatable.",
     ),
     req(
         "ignore-table",
@@ -996,6 +1009,9 @@ pub fn long_occurrence(
                 warnings.push(format!("ignoring unknown option '--{spelled}'"));
                 return Ok(None);
             }
+            None if inline.is_some() => {
+                return Err(UsageError::UnknownVariable(format!("--{spelled}")));
+            }
             None => return Err(UsageError::UnknownOption(format!("--{spelled}"))),
         }
     };
@@ -1218,6 +1234,8 @@ mod tests {
         let err = lookup("frobnicate", Some("hunter2"))
             .unwrap_err()
             .to_string();
+        assert_eq!(err, "unknown variable '--frobnicate'");
+        let err = lookup("frobnicate", None).unwrap_err().to_string();
         assert_eq!(err, "unknown option '--frobnicate'");
     }
 

@@ -18,6 +18,8 @@ use crate::sql::quote::escape_into;
 #[derive(Debug, Clone, Copy)]
 pub struct InsertStyle {
     pub mode: InsertMode,
+    /// `--delayed-insert`, for a table whose engine takes INSERT DELAYED.
+    pub delayed: bool,
     pub extended: bool,
     pub hex_blob: bool,
     pub net_buffer_length: usize,
@@ -124,10 +126,13 @@ impl SqlEncoder {
 /// `INSERT INTO `t` (`a`,`b`) VALUES `: the start of each statement, in the dump's
 /// character set.
 fn statement_prefix(quoted_table: &str, column_list: Option<&str>, style: InsertStyle) -> Vec<u8> {
-    let verb = match style.mode {
-        InsertMode::Insert => "INSERT",
-        InsertMode::InsertIgnore => "INSERT IGNORE",
-        InsertMode::Replace => "REPLACE",
+    let verb = match (style.mode, style.delayed) {
+        (InsertMode::Insert, false) => "INSERT",
+        (InsertMode::InsertIgnore, false) => "INSERT IGNORE",
+        (InsertMode::Replace, false) => "REPLACE",
+        (InsertMode::Insert, true) => "INSERT DELAYED",
+        (InsertMode::InsertIgnore, true) => "INSERT DELAYED IGNORE",
+        (InsertMode::Replace, true) => "REPLACE DELAYED",
     };
     let mut prefix = format!("{verb} INTO {quoted_table} ");
     if let Some(list) = column_list {
@@ -252,6 +257,7 @@ mod tests {
     fn style(extended: bool, limit: usize) -> InsertStyle {
         InsertStyle {
             mode: InsertMode::Insert,
+            delayed: false,
             extended,
             hex_blob: false,
             net_buffer_length: limit,

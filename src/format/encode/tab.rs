@@ -14,6 +14,8 @@ pub struct TabFormat {
     pub optionally_enclosed: bool,
     pub fields_escaped_by: Vec<u8>,
     pub lines_terminated_by: Vec<u8>,
+    /// `--header`: a first line with the column names, formatted as a row of strings.
+    pub header: bool,
 }
 
 impl Default for TabFormat {
@@ -24,6 +26,7 @@ impl Default for TabFormat {
             optionally_enclosed: false,
             fields_escaped_by: b"\\".to_vec(),
             lines_terminated_by: b"\n".to_vec(),
+            header: false,
         }
     }
 }
@@ -58,10 +61,13 @@ impl TabEncoder {
                 ColumnKind::Enum if bytes == &ENUM_ERROR_VALUE.as_bytes() => &b""[..],
                 _ => bytes,
             };
-            let is_string = matches!(
-                self.kinds[i],
-                ColumnKind::Text | ColumnKind::Binary | ColumnKind::Enum
-            );
+            // With --header mariadb-dump reads `SELECT <names> UNION ALL SELECT <row>`, where
+            // every column is a string: optionally enclosed fields are then all enclosed.
+            let is_string = f.header
+                || matches!(
+                    self.kinds[i],
+                    ColumnKind::Text | ColumnKind::Binary | ColumnKind::Enum
+                );
             let enclose = !f.fields_enclosed_by.is_empty() && (is_string || !f.optionally_enclosed);
             if enclose {
                 out.extend_from_slice(&f.fields_enclosed_by);
@@ -72,6 +78,17 @@ impl TabEncoder {
             }
         }
         out.extend_from_slice(&f.lines_terminated_by);
+    }
+
+    /// `--header`: the column names as one line, each written as a string value would be
+    /// (enclosed and escaped by the same rules), as mariadb-dump writes it.
+    pub fn push_header(&self, names: &[String], out: &mut Vec<u8>) {
+        let strings = TabEncoder {
+            format: self.format.clone(),
+            kinds: vec![ColumnKind::Text; names.len()],
+        };
+        let cells: Vec<Option<&[u8]>> = names.iter().map(|n| Some(n.as_bytes())).collect();
+        strings.push_row(&cells, out);
     }
 
     /// Escapes as INTO OUTFILE does: the escape character itself, NUL as `\0`, the first
