@@ -1,0 +1,54 @@
+//! The `rbackup` repository: deduplicated, compressed, encrypted backups in a local
+//! directory or S3-compatible object storage. The format is written down in REPOSITORY.md
+//! (read it first); this folder implements it.
+//!
+//! Map:
+//!
+//! | module | owns | does not |
+//! |---|---|---|
+//! | `store` | the object store behind a repository URL (`object_store`: local files or S3, ring TLS, its retries), every storage call with errors that name the object | formats |
+//! | `keys` | the secrets: naming key, repository identity, key files, writer key, age encryption and decryption of whole objects | storage |
+//! | `config` | the `config` object, its MAC, `init` | data |
+//! | `chunker` | content-defined chunking (FastCDC 2020, seeded) of a byte stream fed in pieces of any size | naming or storing chunks |
+//! | `pack` | a pack's plaintext (blobs + table) and the blob IDs (keyed BLAKE3) | uploading |
+//! | `index` | index objects: plaintext presence, encrypted locations | deciding when to write them |
+//! | `snapshot` | snapshot objects and the catalog's file entries | reading blobs |
+//! | `lock` | lock objects: shared, exclusive, unique; refresh; stale takeover | what a lock protects |
+//! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
+//! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
+//!
+//! Invariants:
+//! - **Packs, then index, then snapshot.** A snapshot names only blobs whose packs and
+//!   index were uploaded before it; a failed or interrupted backup leaves no snapshot.
+//! - **A writer never decrypts.** It needs the repository recipient and the naming key,
+//!   and reads only the plaintext presence part of index objects.
+//! - **Every byte read is checked**: a stored object against the BLAKE3 of its name, a
+//!   blob against its keyed hash after decryption and decompression; an error names the
+//!   object (and the logical file being restored).
+//! - **Memory is bounded**: a file writer buffers at most one maximal chunk (128 KiB) plus
+//!   the piece handed to it; the writer holds one open pack (4 MiB by default) and each
+//!   upload in flight; the reader one decrypted pack per file being read. What grows with
+//!   the repository is the set of known blob IDs (about 70 bytes per blob) and, for a
+//!   reader, the index (about 110 bytes per blob).
+//!
+//! Not for: SQL, connections or dump formats. The dump pipeline feeds `BackupWriter`
+//! through its sink; `rload` (or `restore --to-dir`) consumes `RepositoryReader`.
+
+pub mod chunker;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod keys;
+pub mod lock;
+pub mod pack;
+pub mod reader;
+pub mod snapshot;
+pub mod store;
+pub mod writer;
+
+pub use config::{Config, InitOptions, Repository, init, open};
+pub use error::{BackupError, Result};
+pub use keys::{Access, BlobId};
+pub use reader::{FileReader, RepositoryReader};
+pub use snapshot::{FileEntry, Snapshot};
+pub use writer::{BackupWriter, FileWriter, WriterOptions};

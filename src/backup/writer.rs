@@ -1,0 +1,396 @@
+//! `BackupWriter`: the sink of one backup (REPOSITORY.md, "Blobs" to "Snapshots").
+//!
+//! The dump's sink opens a `FileWriter` per logical file (a table chunk, a schema file,
+//! the manifest), writes its bytes in pieces of any size and closes it; then the backup
+//! is committed with what the dump says of it (databases, coordinates). Any number of
+//! files may be open at once, from any number of tasks (`BackupWriter` is shared by
+//! reference; each `FileWriter` is owned by one task).
+//!
+//! Each file's bytes are cut into chunks (`chunker`), each chunk named by the keyed hash;
+//! a chunk already in the repository (listed by an index's presence part, or written
+//! earlier in this backup) is only referenced; a new one is compressed with zstd and
+//! appended to the open pack. A full pack is encrypted and uploaded by the task that
+//! filled it; every `index_every` packs an index object lists them. `commit` uploads the
+//! last pack, the last index, then the snapshot: packs, then index, then snapshot.
+//! `abort` (or an error) writes the index of the packs already uploaded, so that the
+//! next backup reuses them, and never a snapshot.
+//!
+//! The writer never decrypts anything: a writer key is enough.
+//!
+//! Not for: what the files are (the dump decides), reading (see `reader`).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::chunker::Chunker;
+use super::config::Repository;
+use super::error::{BackupError, Result};
+use super::index::{self, PackBlobs};
+use super::keys::{BlobId, storage_id};
+use super::lock::{self, LockGuard, LockKind};
+use super::pack::{self, PackBuilder};
+use super::snapshot::{FileEntry, Snapshot, Stats};
+
+/// How a backup is written (none of this is part of the format).
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// A pack is closed once its blobs pass this many bytes.
+    pub pack_size: usize,
+    /// An index object is written after this many packs (and at the end).
+    pub index_every: usize,
+    /// zstd level of each blob.
+    pub zstd_level: i32,
+    /// A unique lock name (e.g. `backup-<source>`): a second backup holding the same
+    /// name refuses. `None`: only the shared lock.
+    pub unique_lock: Option<String>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            pack_size: 4 * 1024 * 1024,
+            index_every: 8,
+            zstd_level: 3,
+            unique_lock: None,
+        }
+    }
+}
+
+/// What the caller says of the backup at commit.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotInfo {
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    /// Databases, coordinates, consistency: what the dump recorded.
+    pub meta: serde_json::Value,
+}
+
+struct Shared {
+    repo: Repository,
+    options: WriterOptions,
+    seed: u64,
+    /// Blob IDs in the repository or in this backup (uploaded or in the open pack).
+    known: Mutex<HashSet<BlobId>>,
+    packer: Mutex<PackBuilder>,
+    /// Packs uploaded and not yet listed by an index object.
+    pending: Mutex<Vec<PackBlobs>>,
+    stats: Mutex<Stats>,
+    open_files: AtomicUsize,
+}
+
+pub struct BackupWriter {
+    shared: Arc<Shared>,
+    catalog: tokio::sync::Mutex<Option<FileWriter>>,
+    lock: Option<LockGuard>,
+    started: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for BackupWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackupWriter({})", self.shared.repo.store.url())
+    }
+}
+
+impl BackupWriter {
+    /// Locks the repository and reads what it holds (the presence part of every index).
+    pub async fn start(repo: Repository, options: WriterOptions) -> Result<BackupWriter> {
+        let kind = match &options.unique_lock {
+            Some(name) => LockKind::Unique(name.clone()),
+            None => LockKind::Shared,
+        };
+        let lock = lock::acquire(&repo.store, kind, "backup").await?;
+        let mut known = HashSet::new();
+        for listed in repo.store.list("index").await? {
+            let data = repo.store.get(&listed.name).await?;
+            super::snapshot::check_storage_id(&listed.name, &data)?;
+            let (packs, _) = index::decode_presence(&listed.name, &data)?;
+            for (_, blobs) in packs {
+                known.extend(blobs);
+            }
+        }
+        let seed = repo.keys.naming.chunker_seed();
+        let pack_size = options.pack_size;
+        let shared = Arc::new(Shared {
+            repo,
+            options,
+            seed,
+            known: Mutex::new(known),
+            packer: Mutex::new(PackBuilder::new(pack_size + 256 * 1024)),
+            pending: Mutex::new(Vec::new()),
+            stats: Mutex::new(Stats::default()),
+            open_files: AtomicUsize::new(0),
+        });
+        let catalog = FileWriter::new(shared.clone(), "catalog", false);
+        Ok(BackupWriter {
+            shared,
+            catalog: tokio::sync::Mutex::new(Some(catalog)),
+            lock: Some(lock),
+            started: chrono::Utc::now(),
+        })
+    }
+
+    /// Blobs the repository held when this backup started, plus those added since.
+    pub fn known_blobs(&self) -> usize {
+        self.shared.known.lock().unwrap().len()
+    }
+
+    /// Opens a logical file of the backup.
+    pub fn file(&self, name: &str) -> FileWriter {
+        FileWriter::new(self.shared.clone(), name, true)
+    }
+
+    /// Finishes a file and records it in the backup's catalog.
+    pub async fn close_file(&self, file: FileWriter, meta: serde_json::Value) -> Result<FileEntry> {
+        let mut entry = file.finish().await?;
+        entry.meta = meta;
+        let mut line = serde_json::to_vec(&entry).expect("file entry serializes");
+        line.push(b'\n');
+        let mut catalog = self.catalog.lock().await;
+        let catalog = catalog.as_mut().expect("the catalog is open until commit");
+        catalog.write(&line).await?;
+        {
+            let mut stats = self.shared.stats.lock().unwrap();
+            stats.files += 1;
+            stats.logical_bytes += entry.size;
+        }
+        Ok(entry)
+    }
+
+    /// What was stored so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().unwrap().clone()
+    }
+
+    /// Writes the last pack, the last index and the snapshot; releases the lock.
+    /// Returns the snapshot's ID (its storage ID) and the snapshot.
+    pub async fn commit(mut self, info: SnapshotInfo) -> Result<(String, Snapshot)> {
+        let open = self.shared.open_files.load(Ordering::SeqCst);
+        if open != 0 {
+            return Err(BackupError::Usage(format!(
+                "commit with {open} file(s) still open: the backup is not complete"
+            )));
+        }
+        let catalog = self.catalog.lock().await.take().expect("catalog");
+        let catalog = catalog.finish().await?;
+        flush_pack(&self.shared).await?;
+        flush_index(&self.shared).await?;
+        let lock = self.lock.take().expect("lock held until commit");
+        lock.check()?;
+        let snapshot = Snapshot {
+            version: super::snapshot::VERSION,
+            time: self
+                .started
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            host: info.host.unwrap_or_else(local_host),
+            tags: info.tags,
+            program: format!("rbackup {}", env!("CARGO_PKG_VERSION")),
+            meta: info.meta,
+            stats: self.stats(),
+            catalog,
+        };
+        let (name, stored) = snapshot.encode(&self.shared.repo.keys);
+        self.shared
+            .repo
+            .store
+            .put(&name, Bytes::from(stored))
+            .await?;
+        lock.release().await?;
+        let id = name.trim_start_matches("snapshots/").to_string();
+        Ok((id, snapshot))
+    }
+
+    /// Gives up the backup: uploads what is buffered and indexes every uploaded pack (so
+    /// the next backup reuses them), writes no snapshot, releases the lock. Errors of
+    /// these last uploads are ignored (the storage may be what failed).
+    pub async fn abort(mut self) {
+        // Even when the last pack fails, the packs uploaded before it get their index.
+        let _ = flush_pack(&self.shared).await;
+        let _ = flush_index(&self.shared).await;
+        if let Some(lock) = self.lock.take() {
+            let _ = lock.release().await;
+        }
+    }
+}
+
+fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Uploads the open pack, if it holds anything.
+async fn flush_pack(shared: &Shared) -> Result<()> {
+    let pack = {
+        let mut packer = shared.packer.lock().unwrap();
+        if packer.is_empty() {
+            return Ok(());
+        }
+        std::mem::take(&mut *packer)
+    };
+    upload_pack(shared, pack).await
+}
+
+/// Writes one index object for every pack uploaded and not yet indexed.
+async fn flush_index(shared: &Shared) -> Result<()> {
+    let packs = std::mem::take(&mut *shared.pending.lock().unwrap());
+    if packs.is_empty() {
+        return Ok(());
+    }
+    let data = index::encode(&shared.repo.keys, &packs);
+    let name = format!("index/{}", storage_id(&data));
+    if let Err(e) = shared.repo.store.put(&name, Bytes::from(data)).await {
+        shared.pending.lock().unwrap().extend(packs);
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn upload_pack(shared: &Shared, pack: PackBuilder) -> Result<()> {
+    let (plain, blobs) = pack.seal();
+    let stored = shared.repo.keys.encrypt(&plain);
+    drop(plain);
+    let id = storage_id(&stored);
+    let stored_len = stored.len() as u64;
+    shared
+        .repo
+        .store
+        .put(&pack::object_name(&id), Bytes::from(stored))
+        .await?;
+    let index_now = {
+        let mut pending = shared.pending.lock().unwrap();
+        pending.push(PackBlobs { pack: id, blobs });
+        pending.len() >= shared.options.index_every
+    };
+    {
+        let mut stats = shared.stats.lock().unwrap();
+        stats.packs += 1;
+        stats.new_stored_bytes += stored_len;
+    }
+    if index_now {
+        flush_index(shared).await?;
+    }
+    Ok(())
+}
+
+/// One logical file being written.
+pub struct FileWriter {
+    shared: Arc<Shared>,
+    name: String,
+    chunker: Chunker,
+    compressor: zstd::bulk::Compressor<'static>,
+    blobs: Vec<BlobId>,
+    size: u64,
+    /// Counted in `open_files` (every file but the catalog).
+    counted: bool,
+}
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileWriter({}, {} bytes)", self.name, self.size)
+    }
+}
+
+impl FileWriter {
+    fn new(shared: Arc<Shared>, name: &str, counted: bool) -> FileWriter {
+        if counted {
+            shared.open_files.fetch_add(1, Ordering::SeqCst);
+        }
+        let chunker = Chunker::new(&shared.repo.config.chunker, shared.seed);
+        let compressor = zstd::bulk::Compressor::new(shared.options.zstd_level)
+            .expect("a zstd context can be made");
+        FileWriter {
+            shared,
+            name: name.to_string(),
+            chunker,
+            compressor,
+            blobs: Vec::new(),
+            size: 0,
+            counted,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds bytes to the file. Returns after every chunk they complete is stored (or
+    /// known), so an error here means the backup cannot complete.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let max = self.shared.repo.config.chunker.max as usize;
+        for piece in data.chunks(max) {
+            self.size += piece.len() as u64;
+            self.chunker.push(piece);
+            while let Some(chunk) = self.chunker.next_chunk() {
+                let id = add_blob(&self.shared, &mut self.compressor, chunk, &self.name).await?;
+                self.blobs.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the file's last chunks and returns its entry.
+    pub async fn finish(mut self) -> Result<FileEntry> {
+        for chunk in self.chunker.finish() {
+            let id = add_blob(&self.shared, &mut self.compressor, &chunk, &self.name).await?;
+            self.blobs.push(id);
+        }
+        Ok(FileEntry {
+            name: std::mem::take(&mut self.name),
+            size: self.size,
+            blobs: std::mem::take(&mut self.blobs),
+            meta: serde_json::Value::Null,
+        })
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shared.open_files.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Names a chunk; stores it unless the repository has it. Returns its ID.
+async fn add_blob(
+    shared: &Shared,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    chunk: &[u8],
+    file: &str,
+) -> Result<BlobId> {
+    let id = shared.repo.keys.naming.blob_id(chunk);
+    let new = shared.known.lock().unwrap().insert(id);
+    {
+        let mut stats = shared.stats.lock().unwrap();
+        stats.blobs += 1;
+        if new {
+            stats.new_blobs += 1;
+            stats.new_bytes += chunk.len() as u64;
+        }
+    }
+    if !new {
+        return Ok(id);
+    }
+    let compressed = compressor
+        .compress(chunk)
+        .map_err(|e| BackupError::Storage {
+            object: file.to_string(),
+            message: format!("zstd: {e}"),
+        })?;
+    let full = {
+        let mut packer = shared.packer.lock().unwrap();
+        packer.add(id, &compressed, chunk.len());
+        if packer.len() >= shared.options.pack_size {
+            Some(std::mem::take(&mut *packer))
+        } else {
+            None
+        }
+    };
+    if let Some(pack) = full {
+        upload_pack(shared, pack).await?;
+    }
+    Ok(id)
+}
