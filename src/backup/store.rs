@@ -59,9 +59,30 @@ impl Location {
     }
 }
 
+/// S3 settings given explicitly (a config file, tests) instead of the environment.
+#[derive(Clone, Default)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "S3Settings(endpoint: {:?}, region: {:?}, credentials: ***)",
+            self.endpoint, self.region
+        )
+    }
+}
+
 /// Tuning of the storage client (tests shorten the retries).
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
+    /// Overrides of the environment's S3 settings.
+    pub s3: S3Settings,
     /// How long object_store keeps retrying a failing request (default: its 3 minutes).
     pub retry_timeout: Option<Duration>,
     /// How many times it retries (default: its 10).
@@ -113,7 +134,21 @@ impl Store {
             }
             Location::S3 { bucket, prefix } => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                let s3 = &options.s3;
+                if let Some(id) = &s3.access_key_id {
+                    builder = builder.with_access_key_id(id);
+                }
+                if let Some(secret) = &s3.secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                if let Some(region) = &s3.region {
+                    builder = builder.with_region(region);
+                }
+                let endpoint = s3
+                    .endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(endpoint) = endpoint {
                     if endpoint.starts_with("http://") && !is_loopback(&endpoint) {
                         return Err(BackupError::Usage(format!(
                             "AWS_ENDPOINT_URL={endpoint}: plain http is allowed only for a loopback endpoint"
@@ -123,7 +158,8 @@ impl Store {
                         .with_endpoint(&endpoint)
                         .with_allow_http(endpoint.starts_with("http://"));
                 }
-                if std::env::var_os("AWS_REGION").is_none()
+                if s3.region.is_none()
+                    && std::env::var_os("AWS_REGION").is_none()
                     && std::env::var_os("AWS_DEFAULT_REGION").is_none()
                 {
                     builder = builder.with_region("us-east-1");
