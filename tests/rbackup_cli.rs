@@ -1,0 +1,261 @@
+//! The `rbackup` binary's `init` and `list` against a local directory and a real S3 server
+//! (moto_server): flags, environment, secret files, exit codes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use age::secrecy::ExposeSecret;
+use rdump::backup::store::StoreOptions;
+use rdump::backup::writer::SnapshotInfo;
+use rdump::backup::{self, Access, BackupWriter, WriterOptions};
+use serde_json::json;
+
+fn rbackup(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
+    cmd.args(args);
+    for var in [
+        "RBACKUP_REPO",
+        "RBACKUP_IDENTITY_FILE",
+        "RBACKUP_PASSPHRASE_FILE",
+        "AWS_ENDPOINT_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rbackup")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn identity_file(dir: &Path) -> (age::x25519::Identity, String) {
+    let identity = age::x25519::Identity::generate();
+    let path = dir.join("reader.key");
+    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    (identity, path.to_str().unwrap().to_string())
+}
+
+/// Adds one backup through the library with the writer key file, as a dump would.
+async fn one_backup(url: &str, writer_key: &Path, options: &StoreOptions) -> String {
+    let access = Access::writer_key_file(writer_key).unwrap();
+    let repo = backup::open(url, &access, options).await.unwrap();
+    let w = BackupWriter::start(repo, WriterOptions::default())
+        .await
+        .unwrap();
+    let mut f = w.file("db/t.00000.sql");
+    f.write(b"INSERT INTO t VALUES (1),(2),(3);\n")
+        .await
+        .unwrap();
+    w.close_file(f, json!(null)).await.unwrap();
+    let meta = json!({"databases": ["db"], "coordinates": {"file": "binlog.000003", "position": 1234, "gtid": "0-1-42"}});
+    let (id, _) = w
+        .commit(SnapshotInfo {
+            tags: vec!["nightly".into()],
+            meta,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_then_list_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let url = repo.to_str().unwrap().to_string();
+    let (identity, id_file) = identity_file(dir.path());
+    let recipients = dir.path().join("recipients.txt");
+    std::fs::write(
+        &recipients,
+        format!("# the DBA\n{}\n", identity.to_public()),
+    )
+    .unwrap();
+    let writer_key = dir.path().join("writer.key");
+
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            &url,
+            "--recipients-file",
+            recipients.to_str().unwrap(),
+            "--writer-key-file",
+            writer_key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("encrypted with age"), "{}", text(&out));
+    let mode = std::fs::metadata(&writer_key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key_text = std::fs::read_to_string(&writer_key).unwrap();
+    // The secret never reaches the output.
+    let secret = key_text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap();
+    assert!(!text(&out).contains(secret));
+
+    // A second init refuses, and leaves the existing writer key alone.
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            &url,
+            "--recipient",
+            &identity.to_public().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a repository already exists here"),
+        "{}",
+        text(&out)
+    );
+
+    let id = one_backup(&url, &writer_key, &StoreOptions::default()).await;
+
+    // The repository from the environment, the identity from a flag.
+    let env = [("RBACKUP_REPO", url.clone())];
+    let out = rbackup(&["list", "--identity-file", &id_file], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listing.contains(&id[..8]), "{listing}");
+    assert!(listing.contains("binlog.000003:1234 0-1-42"), "{listing}");
+    assert!(listing.contains("nightly"), "{listing}");
+
+    let out = rbackup(
+        &["list", "--json"],
+        &[
+            ("RBACKUP_REPO", url.clone()),
+            ("RBACKUP_IDENTITY_FILE", id_file.clone()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], json!(id));
+    assert_eq!(list[0]["stats"]["logical_bytes"], json!(34));
+
+    // No key, a stranger's key: refused with exit 1.
+    let out = rbackup(&["list", "--repo", &url], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the repository is encrypted"),
+        "{}",
+        text(&out)
+    );
+    let other = tempfile::tempdir().unwrap();
+    let (_, stranger) = identity_file(other.path());
+    let out = rbackup(&["list", "--repo", &url, "--identity-file", &stranger], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // A damaged snapshot: exit 5, naming it.
+    let snap = repo.join("snapshots").join(&id);
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len() - 3;
+    bytes[n] ^= 0x40;
+    std::fs::write(&snap, bytes).unwrap();
+    let out = rbackup(&["list", "--repo", &url, "--identity-file", &id_file], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("snapshots/{id}: damaged")),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_then_list_on_s3_from_the_aws_environment() {
+    let moto = common::s3::MotoServer::start();
+    moto.create_bucket("rbk");
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let url = "s3://rbk/db1";
+    let env = moto.env();
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            url,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = rbackup(
+        &[
+            "list",
+            "--repo",
+            url,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out)
+    );
+
+    // Plain http to a non-loopback endpoint is refused before any request.
+    let mut far = env.clone();
+    far.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    far.push(("AWS_ENDPOINT_URL", "http://192.0.2.1:9000".into()));
+    let out = rbackup(
+        &[
+            "list",
+            "--repo",
+            url,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &far,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("plain http is allowed only for a loopback endpoint"),
+        "{}",
+        text(&out)
+    );
+
+    // The storage gone: exit 2, naming the object.
+    let mut moto = moto;
+    moto.stop();
+    let out = rbackup(
+        &[
+            "list",
+            "--repo",
+            url,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("config: storage error"),
+        "{}",
+        text(&out)
+    );
+}
