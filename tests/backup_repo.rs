@@ -132,9 +132,9 @@ async fn backup_files(
     for (name, data) in files {
         let mut f = w.file(name);
         for piece in data.chunks(100_000) {
-            f.write(piece).await.unwrap();
+            f.write(piece).unwrap();
         }
-        w.close_file(f, json!({ "file": name })).await.unwrap();
+        w.close_file(f, json!({ "file": name })).unwrap();
     }
     w.commit(SnapshotInfo {
         tags: vec!["nightly".into()],
@@ -439,8 +439,8 @@ async fn a_second_backup_of_the_same_source_refuses_and_prune_waits_for_backups(
     assert!(e.to_string().contains("in use by backup"), "{e}");
 
     let mut f = first.file("a");
-    f.write(&rows(300_000, 5)).await.unwrap();
-    first.close_file(f, json!(null)).await.unwrap();
+    f.write(&rows(300_000, 5)).unwrap();
+    first.close_file(f, json!(null)).unwrap();
     first.commit(SnapshotInfo::default()).await.unwrap();
     other.commit(SnapshotInfo::default()).await.unwrap();
 
@@ -465,7 +465,13 @@ async fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_packs(
     let w = repo.writer(small_packs()).await.unwrap();
     let mut f = w.file("db/t.00000.sql");
     for piece in data[..2_000_000].chunks(100_000) {
-        f.write(piece).await.unwrap();
+        f.write(piece).unwrap();
+    }
+    // Killed once three packs are up (so the index of the first two is written).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while w.stats().packs < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", w.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(f);
     drop(w);
@@ -478,7 +484,7 @@ async fn an_interrupted_backup_leaves_no_snapshot_and_the_next_reuses_its_packs(
     let w = repo.writer(small_packs()).await.unwrap();
     let mut f = w.file("db/t.00000.sql");
     for piece in data[..2_500_000].chunks(100_000) {
-        f.write(piece).await.unwrap();
+        f.write(piece).unwrap();
     }
     let stored_by_abort = w.stats().new_bytes;
     drop(f);
@@ -506,11 +512,11 @@ async fn an_s3_outage_fails_the_backup_with_an_error_naming_the_object() {
     let mut repo = Repo::s3().await;
     let w = repo.writer(small_packs()).await.unwrap();
     let mut f = w.file("db/t.00000.sql");
-    f.write(&rows(500_000, 3)).await.unwrap();
+    f.write(&rows(500_000, 3)).unwrap();
     repo._moto.as_mut().unwrap().stop();
     let mut failed = None;
     for piece in rows(3_000_000, 4).chunks(100_000) {
-        if let Err(e) = f.write(piece).await {
+        if let Err(e) = f.write(piece) {
             failed = Some(e);
             break;
         }
@@ -525,4 +531,53 @@ async fn an_s3_outage_fails_the_backup_with_an_error_naming_the_object() {
     assert!(message.contains("s3://backups/nightly"), "{message}");
     drop(f);
     w.abort().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_written_from_many_tasks_at_once_round_trip() {
+    // Small packs: the upload queue fills and writers wait for it (block_in_place).
+    let repo = Repo::local().await;
+    let w = std::sync::Arc::new(
+        repo.writer(WriterOptions {
+            pack_size: 64 * 1024,
+            index_every: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            for c in 0..3u64 {
+                let name = format!("db/t{t}.{c:05}.sql");
+                let data = rows(400_000, t * 10 + c);
+                let mut f = w.file(&name);
+                for piece in data.chunks(50_000) {
+                    f.write(piece).unwrap();
+                    tokio::task::yield_now().await;
+                }
+                w.close_file(f, json!(null)).unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let w = std::sync::Arc::try_unwrap(w).unwrap();
+    let (id, snap) = w.commit(SnapshotInfo::default()).await.unwrap();
+    assert_eq!(snap.stats.files, 12);
+    assert!(snap.stats.packs > 20, "{:?}", snap.stats);
+    let reader = repo.reader().await;
+    let mut restored = restore_all(&reader, &id).await.unwrap();
+    restored.sort();
+    let mut expected = Vec::new();
+    for t in 0..4u64 {
+        for c in 0..3u64 {
+            expected.push((format!("db/t{t}.{c:05}.sql"), rows(400_000, t * 10 + c)));
+        }
+    }
+    expected.sort();
+    assert_eq!(restored, expected);
 }

@@ -54,10 +54,8 @@ async fn one_backup(url: &str, writer_key: &Path, options: &StoreOptions) -> Str
         .await
         .unwrap();
     let mut f = w.file("db/t.00000.sql");
-    f.write(b"INSERT INTO t VALUES (1),(2),(3);\n")
-        .await
-        .unwrap();
-    w.close_file(f, json!(null)).await.unwrap();
+    f.write(b"INSERT INTO t VALUES (1),(2),(3);\n").unwrap();
+    w.close_file(f, json!(null)).unwrap();
     let meta = json!({"databases": ["db"], "coordinates": {"file": "binlog.000003", "position": 1234, "gtid": "0-1-42"}});
     let (id, _) = w
         .commit(SnapshotInfo {

@@ -9,7 +9,7 @@ use std::fmt;
 
 pub type Result<T, E = BackupError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackupError {
     /// The storage failed (unreachable, refused, I/O error) on this object.
     #[error("{object}: storage error: {message}")]

@@ -6,14 +6,21 @@
 //! files may be open at once, from any number of tasks (`BackupWriter` is shared by
 //! reference; each `FileWriter` is owned by one task).
 //!
-//! Each file's bytes are cut into chunks (`chunker`), each chunk named by the keyed hash;
-//! a chunk already in the repository (listed by an index's presence part, or written
-//! earlier in this backup) is only referenced; a new one is compressed with zstd and
-//! appended to the open pack. A full pack is encrypted and uploaded by the task that
-//! filled it; every `index_every` packs an index object lists them. `commit` uploads the
-//! last pack, the last index, then the snapshot: packs, then index, then snapshot.
-//! `abort` (or an error) writes the index of the packs already uploaded, so that the
-//! next backup reuses them, and never a snapshot.
+//! File writes are synchronous, like `output::Sink::write_all`, so the dump's row
+//! callbacks can feed them directly (this is the seam for `rbackup backup`): each file's
+//! bytes are cut into chunks (`chunker`), each chunk named by the keyed hash; a chunk
+//! already in the repository (listed by an index's presence part, or written earlier in
+//! this backup) is only referenced; a new one is compressed with zstd (on the calling
+//! thread) and appended to the open pack. A full pack goes to the uploader task through a
+//! queue of `UPLOAD_QUEUE` packs; a writer that finds the queue full waits for it
+//! (`block_in_place` on the multi-thread runtime, which the binaries use), so memory stays
+//! bounded when the storage is slower than the dump. The uploader encrypts and uploads
+//! packs one at a time, and writes an index object every `index_every` packs. Its first
+//! error fails every later write and the commit.
+//!
+//! `commit` sends the last pack, waits for the uploader, writes the last index, then the
+//! snapshot: packs, then index, then snapshot. `abort` (or an error) writes the index of
+//! the packs already uploaded, so that the next backup reuses them, and never a snapshot.
 //!
 //! The writer never decrypts anything: a writer key is enough.
 //!
@@ -24,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use super::chunker::Chunker;
 use super::config::Repository;
@@ -68,6 +76,9 @@ pub struct SnapshotInfo {
     pub meta: serde_json::Value,
 }
 
+/// Full packs waiting for the uploader (each up to `pack_size` plus one blob).
+pub const UPLOAD_QUEUE: usize = 2;
+
 struct Shared {
     repo: Repository,
     options: WriterOptions,
@@ -79,11 +90,25 @@ struct Shared {
     pending: Mutex<Vec<PackBlobs>>,
     stats: Mutex<Stats>,
     open_files: AtomicUsize,
+    /// To the uploader; taken (closed) at commit or abort.
+    uploads: Mutex<Option<mpsc::Sender<PackBuilder>>>,
+    /// The uploader's first error.
+    failed: Mutex<Option<BackupError>>,
+}
+
+impl Shared {
+    fn check(&self) -> Result<()> {
+        match &*self.failed.lock().unwrap() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 pub struct BackupWriter {
     shared: Arc<Shared>,
-    catalog: tokio::sync::Mutex<Option<FileWriter>>,
+    catalog: Mutex<Option<FileWriter>>,
+    uploader: Option<tokio::task::JoinHandle<()>>,
     lock: Option<LockGuard>,
     started: chrono::DateTime<chrono::Utc>,
 }
@@ -113,6 +138,7 @@ impl BackupWriter {
         }
         let seed = repo.keys.naming.chunker_seed();
         let pack_size = options.pack_size;
+        let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
         let shared = Arc::new(Shared {
             repo,
             options,
@@ -122,11 +148,15 @@ impl BackupWriter {
             pending: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
             open_files: AtomicUsize::new(0),
+            uploads: Mutex::new(Some(tx)),
+            failed: Mutex::new(None),
         });
+        let uploader = tokio::spawn(upload_packs(shared.clone(), rx));
         let catalog = FileWriter::new(shared.clone(), "catalog", false);
         Ok(BackupWriter {
             shared,
-            catalog: tokio::sync::Mutex::new(Some(catalog)),
+            catalog: Mutex::new(Some(catalog)),
+            uploader: Some(uploader),
             lock: Some(lock),
             started: chrono::Utc::now(),
         })
@@ -143,14 +173,14 @@ impl BackupWriter {
     }
 
     /// Finishes a file and records it in the backup's catalog.
-    pub async fn close_file(&self, file: FileWriter, meta: serde_json::Value) -> Result<FileEntry> {
-        let mut entry = file.finish().await?;
+    pub fn close_file(&self, file: FileWriter, meta: serde_json::Value) -> Result<FileEntry> {
+        let mut entry = file.finish()?;
         entry.meta = meta;
         let mut line = serde_json::to_vec(&entry).expect("file entry serializes");
         line.push(b'\n');
-        let mut catalog = self.catalog.lock().await;
+        let mut catalog = self.catalog.lock().unwrap();
         let catalog = catalog.as_mut().expect("the catalog is open until commit");
-        catalog.write(&line).await?;
+        catalog.write(&line)?;
         {
             let mut stats = self.shared.stats.lock().unwrap();
             stats.files += 1;
@@ -173,9 +203,11 @@ impl BackupWriter {
                 "commit with {open} file(s) still open: the backup is not complete"
             )));
         }
-        let catalog = self.catalog.lock().await.take().expect("catalog");
-        let catalog = catalog.finish().await?;
-        flush_pack(&self.shared).await?;
+        let catalog = self.catalog.lock().unwrap().take().expect("catalog");
+        let catalog = catalog.finish()?;
+        send_open_pack(&self.shared)?;
+        self.drain_uploads().await;
+        self.shared.check()?;
         flush_index(&self.shared).await?;
         let lock = self.lock.take().expect("lock held until commit");
         lock.check()?;
@@ -207,7 +239,8 @@ impl BackupWriter {
     /// these last uploads are ignored (the storage may be what failed).
     pub async fn abort(mut self) {
         // Even when the last pack fails, the packs uploaded before it get their index.
-        let _ = flush_pack(&self.shared).await;
+        let _ = send_open_pack(&self.shared);
+        self.drain_uploads().await;
         let _ = flush_index(&self.shared).await;
         if let Some(lock) = self.lock.take() {
             let _ = lock.release().await;
@@ -215,14 +248,75 @@ impl BackupWriter {
     }
 }
 
-fn local_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+impl BackupWriter {
+    /// Closes the upload queue and waits until the uploader has sent everything.
+    async fn drain_uploads(&mut self) {
+        drop(self.shared.uploads.lock().unwrap().take());
+        if let Some(uploader) = self.uploader.take()
+            && let Err(e) = uploader.await
+        {
+            self.shared
+                .failed
+                .lock()
+                .unwrap()
+                .get_or_insert(BackupError::Storage {
+                    object: "data/".into(),
+                    message: format!("the uploader failed: {e}"),
+                });
+        }
+    }
 }
 
-/// Uploads the open pack, if it holds anything.
-async fn flush_pack(shared: &Shared) -> Result<()> {
+impl Drop for BackupWriter {
+    fn drop(&mut self) {
+        // Killed or dropped without commit: packs already queued may still go up (and
+        // are then orphans until an index lists them); nothing else is written.
+        drop(self.shared.uploads.lock().unwrap().take());
+    }
+}
+
+/// The uploader: encrypts and uploads packs in turn; after the first error it only
+/// drains the queue (writers then fail on `Shared::check`).
+async fn upload_packs(shared: Arc<Shared>, mut rx: mpsc::Receiver<PackBuilder>) {
+    while let Some(pack) = rx.recv().await {
+        if shared.failed.lock().unwrap().is_some() {
+            continue;
+        }
+        if let Err(e) = upload_pack(&shared, pack).await {
+            shared.failed.lock().unwrap().get_or_insert(e);
+        }
+    }
+}
+
+/// Hands a full pack to the uploader, waiting for room in the queue.
+fn send_pack(shared: &Shared, pack: PackBuilder) -> Result<()> {
+    shared.check()?;
+    let Some(tx) = shared.uploads.lock().unwrap().clone() else {
+        return Err(BackupError::Usage(
+            "the backup was committed or aborted: no more writes".into(),
+        ));
+    };
+    let closed = || BackupError::Storage {
+        object: "data/".into(),
+        message: "the uploader stopped".into(),
+    };
+    match tx.try_send(pack) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(shared.check().err().unwrap_or_else(closed))
+        }
+        Err(mpsc::error::TrySendError::Full(pack)) => {
+            let sent = match tokio::runtime::Handle::try_current() {
+                Ok(handle) => tokio::task::block_in_place(|| handle.block_on(tx.send(pack))),
+                Err(_) => tx.blocking_send(pack),
+            };
+            sent.map_err(|_| shared.check().err().unwrap_or_else(closed))
+        }
+    }
+}
+
+/// Sends the open pack, if it holds anything.
+fn send_open_pack(shared: &Shared) -> Result<()> {
     let pack = {
         let mut packer = shared.packer.lock().unwrap();
         if packer.is_empty() {
@@ -230,7 +324,13 @@ async fn flush_pack(shared: &Shared) -> Result<()> {
         }
         std::mem::take(&mut *packer)
     };
-    upload_pack(shared, pack).await
+    send_pack(shared, pack)
+}
+
+fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Writes one index object for every pack uploaded and not yet indexed.
@@ -316,15 +416,16 @@ impl FileWriter {
         &self.name
     }
 
-    /// Adds bytes to the file. Returns after every chunk they complete is stored (or
-    /// known), so an error here means the backup cannot complete.
-    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+    /// Adds bytes to the file: chunks, names, compresses what is new and packs it; waits
+    /// only when the upload queue is full. An error here (or an earlier upload's) means
+    /// the backup cannot complete.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
         let max = self.shared.repo.config.chunker.max as usize;
         for piece in data.chunks(max) {
             self.size += piece.len() as u64;
             self.chunker.push(piece);
             while let Some(chunk) = self.chunker.next_chunk() {
-                let id = add_blob(&self.shared, &mut self.compressor, chunk, &self.name).await?;
+                let id = add_blob(&self.shared, &mut self.compressor, chunk, &self.name)?;
                 self.blobs.push(id);
             }
         }
@@ -332,9 +433,9 @@ impl FileWriter {
     }
 
     /// Stores the file's last chunks and returns its entry.
-    pub async fn finish(mut self) -> Result<FileEntry> {
+    pub fn finish(mut self) -> Result<FileEntry> {
         for chunk in self.chunker.finish() {
-            let id = add_blob(&self.shared, &mut self.compressor, &chunk, &self.name).await?;
+            let id = add_blob(&self.shared, &mut self.compressor, &chunk, &self.name)?;
             self.blobs.push(id);
         }
         Ok(FileEntry {
@@ -355,7 +456,7 @@ impl Drop for FileWriter {
 }
 
 /// Names a chunk; stores it unless the repository has it. Returns its ID.
-async fn add_blob(
+fn add_blob(
     shared: &Shared,
     compressor: &mut zstd::bulk::Compressor<'static>,
     chunk: &[u8],
@@ -389,8 +490,9 @@ async fn add_blob(
             None
         }
     };
-    if let Some(pack) = full {
-        upload_pack(shared, pack).await?;
+    match full {
+        Some(pack) => send_pack(shared, pack)?,
+        None => shared.check()?,
     }
     Ok(id)
 }
