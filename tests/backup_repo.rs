@@ -581,3 +581,91 @@ async fn files_written_from_many_tasks_at_once_round_trip() {
     expected.sort();
     assert_eq!(restored, expected);
 }
+
+fn lock_body(pid: u32, host: &str, refreshed: chrono::DateTime<chrono::Utc>) -> bytes::Bytes {
+    bytes::Bytes::from(
+        serde_json::to_vec(&json!({
+            "kind": "unique", "operation": "backup", "host": host, "pid": pid,
+            "created": refreshed.to_rfc3339(), "refreshed": refreshed.to_rfc3339(),
+            "ttl_secs": 900
+        }))
+        .unwrap(),
+    )
+}
+
+/// A pid that is not running on this host.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A lock left by a killed process of this host, or not refreshed for its ttl, is taken
+/// over; a live one elsewhere is not.
+async fn stale_locks_are_taken_over(repo: &Repo) {
+    let store = repo.store();
+    let name = "locks/unique-backup-db1";
+    let unique = || LockKind::Unique("backup-db1".into());
+
+    store
+        .put(
+            name,
+            lock_body(dead_pid(), &this_host(), chrono::Utc::now()),
+        )
+        .await
+        .unwrap();
+    let taken = lock::acquire(&store, unique(), "backup").await.unwrap();
+    taken.release().await.unwrap();
+
+    let old = chrono::Utc::now() - chrono::Duration::hours(1);
+    store
+        .put(name, lock_body(1, "another-host", old))
+        .await
+        .unwrap();
+    let taken = lock::acquire(&store, unique(), "backup").await.unwrap();
+    taken.release().await.unwrap();
+
+    store
+        .put(name, lock_body(1, "another-host", chrono::Utc::now()))
+        .await
+        .unwrap();
+    let e = lock::acquire(&store, unique(), "backup").await.unwrap_err();
+    assert!(e.to_string().contains("host another-host, pid 1"), "{e}");
+    store.delete(name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_locks_are_taken_over_locally() {
+    stale_locks_are_taken_over(&Repo::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_locks_are_taken_over_on_s3_by_conditional_overwrite() {
+    stale_locks_are_taken_over(&Repo::s3().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_is_refreshed_and_never_goes_stale() {
+    let repo = Repo::local().await;
+    let store = repo.store();
+    let ttl = Duration::from_secs(3);
+    let unique = || LockKind::Unique("binlog-db1".into());
+    let held = lock::acquire_with_ttl(&store, unique(), "binlog", ttl)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let e = lock::acquire_with_ttl(&store, unique(), "binlog", ttl)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BackupError::Locked(_)), "{e}");
+    held.check().unwrap();
+    held.release().await.unwrap();
+}
