@@ -257,3 +257,157 @@ async fn init_then_list_on_s3_from_the_aws_environment() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_to_dir_writes_the_files_back_and_names_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let url = repo.to_str().unwrap().to_string();
+    let (identity, id_file) = identity_file(dir.path());
+    let writer_key = dir.path().join("writer.key");
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            &url,
+            "--recipient",
+            &identity.to_public().to_string(),
+            "--writer-key-file",
+            writer_key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A dump-like backup: the manifest closed first here, restored last anyway.
+    let mut files: Vec<(String, Vec<u8>)> = vec![("rdump.json".into(), b"{}\n".to_vec())];
+    for t in 0..3 {
+        let mut data = Vec::new();
+        for i in 0..40_000 {
+            data.extend_from_slice(
+                format!("INSERT INTO t{t} VALUES ({i},'row {i} of {t}');\n").as_bytes(),
+            );
+        }
+        files.push((format!("db/t{t}.00000.sql"), data));
+    }
+    let access = Access::writer_key_file(&writer_key).unwrap();
+    let r = backup::open(&url, &access, &StoreOptions::default())
+        .await
+        .unwrap();
+    let w = BackupWriter::start(
+        r,
+        WriterOptions {
+            pack_size: 128 * 1024,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for (name, data) in &files {
+        let mut f = w.file(name);
+        f.write(data).unwrap();
+        w.close_file(f, json!(null)).unwrap();
+    }
+    let (id, _) = w.commit(SnapshotInfo::default()).await.unwrap();
+
+    let target = dir.path().join("restored");
+    let t = target.to_str().unwrap();
+    let out = rbackup(
+        &[
+            "restore",
+            "--repo",
+            &url,
+            "--identity-file",
+            &id_file,
+            &id[..10],
+            "--to-dir",
+            t,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, data) in &files {
+        let path = target.join(name);
+        assert_eq!(&std::fs::read(&path).unwrap(), data, "{name}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Into a directory that is not empty: refused.
+    let out = rbackup(
+        &[
+            "restore",
+            "--repo",
+            &url,
+            "--identity-file",
+            &id_file,
+            "--to-dir",
+            t,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+
+    // A flipped byte in a pack: exit 5, the pack and the file named, no partial file left.
+    let packs: Vec<_> = walk(&repo.join("data"));
+    let victim = packs.last().unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    let n = bytes.len() / 3;
+    bytes[n] ^= 0x10;
+    std::fs::write(victim, bytes).unwrap();
+    let again = dir.path().join("again");
+    let out = rbackup(
+        &[
+            "restore",
+            "--repo",
+            &url,
+            "--identity-file",
+            &id_file,
+            "latest",
+            "--to-dir",
+            again.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let pack_id = victim.file_name().unwrap().to_str().unwrap();
+    assert!(
+        text(&out).contains(&format!("data/{}/{pack_id}: damaged", &pack_id[..2])),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("(needed by db/t"), "{}", text(&out));
+    assert!(!again.join("rdump.json").exists());
+    assert!(
+        walk(&again)
+            .iter()
+            .all(|p| !p.to_str().unwrap().ends_with(".rbackup-partial"))
+    );
+
+    // restore into a server is not wired yet: says so, exit 1.
+    let out = rbackup(
+        &["restore", "--repo", &url, "--identity-file", &id_file],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--to-dir"), "{}", text(&out));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

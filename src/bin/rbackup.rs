@@ -1,10 +1,11 @@
 //! The `rbackup` command: subcommands over a repository (REPOSITORY.md). Parsing with clap,
 //! running on tokio, printing, exit codes; everything else is in `rdump::backup`.
 //!
-//! Implemented: `init`, `list`. `backup` and `restore` need the dump pipeline: the dump's
-//! sink will feed `rdump::backup::BackupWriter` (`file`, `FileWriter::write`,
-//! `close_file`, `commit` with the manifest's coordinates), and a restore will stream
-//! `RepositoryReader::read_file` into an `rdump --dir` directory or rload.
+//! Implemented: `init`, `list`, `restore --to-dir`. `backup` and `restore` into a server
+//! need the dump pipeline: the dump's sink will feed `rdump::backup::BackupWriter`
+//! (`file`, `FileWriter::write` from the row callback, `close_file`, `commit` with the
+//! manifest's coordinates), and a restore into a server will stream
+//! `RepositoryReader::read_file` into rload's loader.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +41,23 @@ enum Command {
     /// List the backups in a repository (needs a reader key).
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
+    /// Restore a backup: with --to-dir, as the directory `rdump --dir` made (rload loads it).
+    #[command(after_help = EXIT_CODES)]
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// The backup: its ID, a unique prefix of it, or `latest`.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// Write the backup's files into this new (or empty) directory.
+    #[arg(long, value_name = "DIR")]
+    to_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +136,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => init(args).await,
         Command::List(args) => list(args).await,
+        Command::Restore(args) => restore(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,5 +280,28 @@ async fn list(args: ListArgs) -> Result<(), BackupError> {
             s.tags.join(",")
         );
     }
+    Ok(())
+}
+
+async fn restore(args: RestoreArgs) -> Result<(), BackupError> {
+    let Some(dir) = &args.to_dir else {
+        return Err(BackupError::Usage(
+            "restoring into a server is not wired yet: restore --to-dir DIR, then rload DIR".into(),
+        ));
+    };
+    let access = args.keys.access()?;
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+    let reader = RepositoryReader::open(repo).await?;
+    let (id, snapshot) = reader.snapshot(&args.id).await?;
+    // rdump's manifest goes last: a directory without it is not a dump.
+    let done = reader
+        .restore_to_dir(&snapshot, dir, &["rdump.json"])
+        .await?;
+    println!(
+        "restored backup {id} ({} files, {} bytes) to {}",
+        done.files,
+        done.bytes,
+        dir.display()
+    );
     Ok(())
 }
