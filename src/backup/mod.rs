@@ -25,11 +25,13 @@
 //! - **Every byte read is checked**: a stored object against the BLAKE3 of its name, a
 //!   blob against its keyed hash after decryption and decompression; an error names the
 //!   object (and the logical file being restored).
-//! - **Memory is bounded**: a file writer buffers at most one maximal chunk (128 KiB) plus
-//!   the piece handed to it; the writer holds one open pack (4 MiB by default) and each
-//!   upload in flight; the reader one decrypted pack per file being read. What grows with
-//!   the repository is the set of known blob IDs (about 70 bytes per blob) and, for a
-//!   reader, the index (about 110 bytes per blob).
+//! - **Memory is bounded**: a file writer buffers at most two maximal chunks (2 x 128 KiB)
+//!   and a zstd context; the writer holds the open pack, `writer::UPLOAD_QUEUE` full
+//!   packs and the one being encrypted and uploaded (each 4 MiB by default, twice while
+//!   encrypted); the reader one decrypted pack per file being read. What grows with the
+//!   repository is the set of known blob IDs (32 bytes plus the hash set's overhead per
+//!   blob), for a reader the index (about 80 bytes per blob), and, while a file is
+//!   written, its list of blob IDs (32 bytes per 32 KiB on average).
 //!
 //! Not for: SQL, connections or dump formats. The dump pipeline feeds `BackupWriter`
 //! through its sink; `rload` (or `restore --to-dir`) consumes `RepositoryReader`.
