@@ -48,6 +48,20 @@ pub mod snapshot;
 pub mod store;
 pub mod writer;
 
+/// Makes glibc serve every allocation of 1 MiB or more (packs, their ciphertext) with its
+/// own mmap, returned to the system when freed. Without it glibc raises its mmap threshold
+/// after the first freed pack and keeps later packs in per-thread heaps: in
+/// tests/backup_memory.rs the peak RSS grew from 41 to 52 MiB between a 48 and a 144 MiB
+/// backup; with it, 35 then 39 MiB. Call once at the start of a program that writes or
+/// reads a repository (the `rbackup` binary does).
+pub fn limit_heap_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 pub use config::{Config, InitOptions, Repository, init, open};
 pub use error::{BackupError, Result};
 pub use keys::{Access, BlobId};

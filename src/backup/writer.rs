@@ -80,6 +80,12 @@ pub struct SnapshotInfo {
     pub meta: serde_json::Value,
 }
 
+/// An empty pack with room for `pack_size` plus one maximal blob and the table, so that
+/// it never reallocates (a doubled 8 MiB buffer per pack would double the writer's memory).
+fn new_pack(options: &WriterOptions) -> PackBuilder {
+    PackBuilder::new(options.pack_size + 192 * 1024)
+}
+
 /// Full packs waiting for the uploader (each up to `pack_size` plus one blob).
 pub const UPLOAD_QUEUE: usize = 2;
 
@@ -141,14 +147,14 @@ impl BackupWriter {
             }
         }
         let seed = repo.keys.naming.chunker_seed();
-        let pack_size = options.pack_size;
         let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+        let first_pack = new_pack(&options);
         let shared = Arc::new(Shared {
             repo,
             options,
             seed,
             known: Mutex::new(known),
-            packer: Mutex::new(PackBuilder::new(pack_size + 256 * 1024)),
+            packer: Mutex::new(first_pack),
             pending: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
             open_files: AtomicUsize::new(0),
@@ -489,7 +495,7 @@ fn add_blob(
         let mut packer = shared.packer.lock().unwrap();
         packer.add(id, &compressed, chunk.len());
         if packer.len() >= shared.options.pack_size {
-            Some(std::mem::take(&mut *packer))
+            Some(std::mem::replace(&mut *packer, new_pack(&shared.options)))
         } else {
             None
         }

@@ -132,6 +132,7 @@ fn exit_code(e: &BackupError) -> u8 {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    backup::limit_heap_growth();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Init(args) => init(args).await,
