@@ -132,8 +132,13 @@ impl RepositoryReader {
 
     /// The snapshot's file entries, read from its catalog one at a time.
     pub fn catalog(&self, snapshot: &Snapshot) -> CatalogReader {
+        let mut catalog = snapshot.catalog.clone();
+        catalog.name = format!(
+            "the catalog (list of files) of the backup of {}",
+            snapshot.time
+        );
         CatalogReader {
-            file: self.read_file(&snapshot.catalog),
+            file: self.read_file(&catalog),
             buf: Vec::new(),
             done: false,
         }

@@ -96,6 +96,8 @@ pub struct Store {
     /// The URL, for messages (it never holds credentials).
     url: String,
     local: bool,
+    /// The directory of a local repository.
+    local_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,6 +121,10 @@ impl Store {
     pub fn open(url: &str, options: &StoreOptions, create: bool) -> Result<Store> {
         let location = Location::parse(url)?;
         let usage = |e: &dyn std::fmt::Display| BackupError::Usage(format!("{url}: {e}"));
+        let local_root = match &location {
+            Location::Local(path) => Some(path.clone()),
+            Location::S3 { .. } => None,
+        };
         let (inner, local): (Arc<dyn ObjectStore>, bool) = match &location {
             Location::Local(path) => {
                 if create {
@@ -188,6 +194,7 @@ impl Store {
             inner,
             url: url.to_string(),
             local,
+            local_root,
         })
     }
 
@@ -198,6 +205,33 @@ impl Store {
     /// True for a local directory (no conditional overwrite there).
     pub fn is_local(&self) -> bool {
         self.local
+    }
+
+    /// Makes everything written so far durable before what comes next (the write order
+    /// of REPOSITORY.md must hold after a power loss, not only after a crash): for a local
+    /// directory, `syncfs` of its filesystem (object_store renames its files into place
+    /// without fsync); S3 acknowledges a put only once it is durable, so nothing there.
+    pub async fn sync(&self) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let url = self.url.clone();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::os::fd::AsRawFd;
+            let dir = std::fs::File::open(&root)?;
+            // SAFETY: a valid open descriptor.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+        result.map_err(|e| BackupError::Storage {
+            object: "(all objects)".into(),
+            message: format!("syncing the repository's filesystem: {e} (repository {url})"),
+        })
     }
 
     fn storage_error(&self, name: &str, e: object_store::Error) -> BackupError {

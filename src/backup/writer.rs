@@ -234,11 +234,10 @@ impl BackupWriter {
             catalog,
         };
         let (name, stored) = snapshot.encode(&self.shared.repo.keys);
-        self.shared
-            .repo
-            .store
-            .put(&name, Bytes::from(stored))
-            .await?;
+        let store = &self.shared.repo.store;
+        store.sync().await?; // packs and index durable before the snapshot
+        store.put(&name, Bytes::from(stored)).await?;
+        store.sync().await?; // and the snapshot before the backup is reported done
         lock.release().await?;
         let id = name.trim_start_matches("snapshots/").to_string();
         Ok((id, snapshot))
@@ -351,7 +350,12 @@ async fn flush_index(shared: &Shared) -> Result<()> {
     }
     let data = index::encode(&shared.repo.keys, &packs);
     let name = format!("index/{}", storage_id(&data));
-    if let Err(e) = shared.repo.store.put(&name, Bytes::from(data)).await {
+    // The packs are durable before the index that lists them.
+    let stored = match shared.repo.store.sync().await {
+        Ok(()) => shared.repo.store.put(&name, Bytes::from(data)).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
         shared.pending.lock().unwrap().extend(packs);
         return Err(e);
     }
