@@ -206,21 +206,34 @@ impl BackupWriter {
 
     /// Writes the last pack, the last index and the snapshot; releases the lock.
     /// Returns the snapshot's ID (its storage ID) and the snapshot.
+    /// On an error the backup is aborted (see `abort`): no snapshot, the uploaded packs
+    /// indexed for the next backup, the lock released.
     pub async fn commit(mut self, info: SnapshotInfo) -> Result<(String, Snapshot)> {
+        match self.try_commit(info).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_commit(&mut self, info: SnapshotInfo) -> Result<(String, Snapshot)> {
         let open = self.shared.open_files.load(Ordering::SeqCst);
         if open != 0 {
             return Err(BackupError::Usage(format!(
                 "commit with {open} file(s) still open: the backup is not complete"
             )));
         }
-        let catalog = self.catalog.lock().unwrap().take().expect("catalog");
-        let catalog = catalog.finish()?;
+        let catalog = self.catalog.lock().unwrap().take();
+        let catalog = catalog
+            .ok_or_else(|| BackupError::Usage("commit twice".into()))?
+            .finish()?;
         send_open_pack(&self.shared)?;
         self.drain_uploads().await;
         self.shared.check()?;
         flush_index(&self.shared).await?;
-        let lock = self.lock.take().expect("lock held until commit");
-        lock.check()?;
+        self.lock.as_ref().map_or(Ok(()), |l| l.check())?;
         let snapshot = Snapshot {
             version: super::snapshot::VERSION,
             time: self
@@ -238,7 +251,9 @@ impl BackupWriter {
         store.sync().await?; // packs and index durable before the snapshot
         store.put(&name, Bytes::from(stored)).await?;
         store.sync().await?; // and the snapshot before the backup is reported done
-        lock.release().await?;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await?;
+        }
         let id = name.trim_start_matches("snapshots/").to_string();
         Ok((id, snapshot))
     }
