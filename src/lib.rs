@@ -14,10 +14,13 @@
 //! - `load`: `rload`.
 //! - `trust`: what makes backups trustworthy without a repository (retention policy,
 //!   health verdicts, metrics, logs, the config file); to move under `backup/`.
+//! - `backup`: the `rbackup` repository (REPOSITORY.md): chunks, packs, index, snapshots,
+//!   locks on a local path or S3; no SQL (the dump feeds it through its sink).
 //!
 //! Data flows one way: options -> plan -> dump (snapshot -> read) -> format (encode) ->
 //! output (sink) -> manifest. See ARCHITECTURE.md for the map and the invariants.
 
+pub mod backup;
 pub mod client;
 pub mod dump;
 pub mod error;

@@ -41,6 +41,7 @@
 #![allow(dead_code)]
 
 pub mod dirdump;
+pub mod s3;
 pub mod snapshot;
 
 #[allow(unused_imports)]
@@ -563,7 +564,7 @@ pub fn quote_str(s: &str) -> String {
 }
 
 /// A free TCP port on 127.0.0.1 (racy by nature: the caller retries on clash).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
 }
@@ -583,7 +584,7 @@ fn greeting_received(socket: &Path) -> bool {
 
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 
-fn spawn_with_parent_death_signal(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_with_parent_death_signal(mut cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let sender = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();

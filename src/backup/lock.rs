@@ -1,0 +1,380 @@
+//! Lock objects (REPOSITORY.md, "Locks"): shared locks under unique names, the exclusive
+//! lock and unique named locks by create-only puts (`If-None-Match: *`), each refreshed
+//! every `ttl/3` by a background task; stale locks (not refreshed for `ttl`, or left by a
+//! dead process of this host) are taken over: on S3 by a conditional overwrite of exactly
+//! the stale version (`If-Match`), on a local directory by delete and create.
+//!
+//! Not for: deciding which operation takes which lock (the commands do).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::error::{BackupError, Result};
+use super::keys::storage_id;
+use super::store::Store;
+
+/// How long a lock lives without refresh before it is stale.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKind {
+    /// Adds or reads: backup, archiver, restore, copy, verify.
+    Shared,
+    /// Deletes: prune.
+    Exclusive,
+    /// One holder per name (with a shared lock): `backup-<source>`, `binlog-<source>`.
+    Unique(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub kind: String,
+    pub operation: String,
+    pub host: String,
+    pub pid: u32,
+    pub created: String,
+    pub refreshed: String,
+    pub ttl_secs: u64,
+}
+
+impl LockInfo {
+    fn new(kind: &str, operation: &str, ttl: Duration) -> LockInfo {
+        let now = now();
+        LockInfo {
+            kind: kind.into(),
+            operation: operation.into(),
+            host: hostname(),
+            pid: std::process::id(),
+            created: now.clone(),
+            refreshed: now,
+            ttl_secs: ttl.as_secs().max(1),
+        }
+    }
+
+    /// Stale: not refreshed within its ttl, or its process (on this host) is gone.
+    pub fn is_stale(&self) -> bool {
+        if self.host == hostname() && !pid_alive(self.pid) {
+            return true;
+        }
+        match chrono::DateTime::parse_from_rfc3339(&self.refreshed) {
+            Ok(t) => {
+                let age = chrono::Utc::now().signed_duration_since(t);
+                age.num_seconds() > self.ttl_secs as i64
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} (host {}, pid {}, since {}, refreshed {})",
+            self.operation, self.host, self.pid, self.created, self.refreshed
+        )
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!(
+        "{}-{}-{nanos}-{}",
+        hostname(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    storage_id(seed.as_bytes())[..24].to_string()
+}
+
+/// Held locks; refreshed in the background until released.
+pub struct LockGuard {
+    store: Store,
+    names: Vec<String>,
+    refresher: tokio::task::JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+    released: bool,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LockGuard({:?})", self.names)
+    }
+}
+
+async fn read_info(store: &Store, name: &str) -> Result<Option<(LockInfo, Option<String>)>> {
+    let Some(head) = store.head(name).await? else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get_opt(name).await? else {
+        return Ok(None);
+    };
+    let info = serde_json::from_slice(&bytes).unwrap_or(LockInfo {
+        kind: "?".into(),
+        operation: "unreadable lock".into(),
+        host: "?".into(),
+        pid: 0,
+        created: String::new(),
+        refreshed: String::new(),
+        ttl_secs: 0,
+    });
+    Ok(Some((info, head.e_tag)))
+}
+
+/// Creates `name` with a create-only put, taking over a stale holder. On refusal the
+/// error names the holder.
+async fn create_or_take_over(store: &Store, name: &str, body: Bytes, what: &str) -> Result<()> {
+    for _ in 0..3 {
+        if store.create(name, body.clone()).await? {
+            return Ok(());
+        }
+        let Some((holder, e_tag)) = read_info(store, name).await? else {
+            continue; // released meanwhile: try again
+        };
+        if !holder.is_stale() {
+            return Err(BackupError::Locked(format!(
+                "{}: {what} is locked by {}",
+                store.url(),
+                holder.describe()
+            )));
+        }
+        let replaced = match e_tag {
+            Some(tag) => store.replace_if(name, body.clone(), &tag).await?,
+            None => None,
+        };
+        match replaced {
+            Some(true) => return Ok(()),
+            Some(false) => continue, // someone else took it over first
+            None => {
+                // No conditional overwrite (local directory): delete, then create.
+                store.delete(name).await?;
+            }
+        }
+    }
+    Err(BackupError::Locked(format!(
+        "{}: {what}: lost the race for {name} three times",
+        store.url()
+    )))
+}
+
+/// Takes a lock of `kind` for `operation` (a word for messages: "backup", "prune").
+pub async fn acquire(store: &Store, kind: LockKind, operation: &str) -> Result<LockGuard> {
+    acquire_with_ttl(store, kind, operation, DEFAULT_TTL).await
+}
+
+pub async fn acquire_with_ttl(
+    store: &Store,
+    kind: LockKind,
+    operation: &str,
+    ttl: Duration,
+) -> Result<LockGuard> {
+    let mut names = Vec::new();
+    let result = take(store, &kind, operation, ttl, &mut names).await;
+    if let Err(e) = result {
+        for n in &names {
+            let _ = store.delete(n).await;
+        }
+        return Err(e);
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    let refresher = tokio::spawn(refresh(
+        store.clone(),
+        names.clone(),
+        kind_word(&kind).to_string(),
+        operation.to_string(),
+        ttl,
+        lost.clone(),
+    ));
+    Ok(LockGuard {
+        store: store.clone(),
+        names,
+        refresher,
+        lost,
+        released: false,
+    })
+}
+
+fn kind_word(kind: &LockKind) -> &'static str {
+    match kind {
+        LockKind::Shared => "shared",
+        LockKind::Exclusive => "exclusive",
+        LockKind::Unique(_) => "unique",
+    }
+}
+
+async fn take(
+    store: &Store,
+    kind: &LockKind,
+    operation: &str,
+    ttl: Duration,
+    names: &mut Vec<String>,
+) -> Result<()> {
+    let body = |k: &str| {
+        Bytes::from(serde_json::to_vec(&LockInfo::new(k, operation, ttl)).expect("lock serializes"))
+    };
+    match kind {
+        LockKind::Shared | LockKind::Unique(_) => {
+            let name = format!("locks/shared-{}", unique_suffix());
+            store.put(&name, body("shared")).await?;
+            names.push(name);
+            if let Some((holder, _)) = read_info(store, "locks/exclusive").await?
+                && !holder.is_stale()
+            {
+                return Err(BackupError::Locked(format!(
+                    "{}: the repository is locked exclusively by {}",
+                    store.url(),
+                    holder.describe()
+                )));
+            }
+            if let LockKind::Unique(unique) = kind {
+                let name = format!("locks/unique-{unique}");
+                create_or_take_over(
+                    store,
+                    &name,
+                    body("unique"),
+                    &format!("{operation} {unique}"),
+                )
+                .await?;
+                names.push(name);
+            }
+        }
+        LockKind::Exclusive => {
+            let name = "locks/exclusive".to_string();
+            create_or_take_over(store, &name, body("exclusive"), "the repository").await?;
+            names.push(name);
+            for listed in store.list("locks").await? {
+                if !listed.name.starts_with("locks/shared-") {
+                    continue;
+                }
+                if let Some((holder, _)) = read_info(store, &listed.name).await? {
+                    if holder.is_stale() {
+                        store.delete(&listed.name).await?;
+                    } else {
+                        return Err(BackupError::Locked(format!(
+                            "{}: the repository is in use by {}",
+                            store.url(),
+                            holder.describe()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn refresh(
+    store: Store,
+    names: Vec<String>,
+    kind: String,
+    operation: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let mut info = LockInfo::new(&kind, &operation, ttl);
+    let mut last_ok = tokio::time::Instant::now();
+    let mut interval = tokio::time::interval(ttl / 3);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        info.refreshed = now();
+        let body = Bytes::from(serde_json::to_vec(&info).expect("lock serializes"));
+        let mut ok = true;
+        for n in &names {
+            ok &= store.put(n, body.clone()).await.is_ok();
+        }
+        if ok {
+            last_ok = tokio::time::Instant::now();
+        } else if last_ok.elapsed() >= ttl {
+            lost.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl LockGuard {
+    /// An error if the locks could not be refreshed for a whole ttl: what they protect
+    /// may have been taken by another operation.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(BackupError::Locked(format!(
+                "{}: the lock could not be refreshed for longer than its ttl; giving up",
+                self.store.url()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes the lock objects.
+    pub async fn release(mut self) -> Result<()> {
+        self.refresher.abort();
+        self.released = true;
+        for n in self.names.iter().rev() {
+            self.store.delete(n).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.refresher.abort();
+        if self.released {
+            return;
+        }
+        // Best effort; a lock left behind goes stale (at once for a dead process here).
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let names = std::mem::take(&mut self.names);
+            handle.spawn(async move {
+                for n in names.iter().rev() {
+                    let _ = store.delete(n).await;
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staleness_by_time_and_by_dead_process() {
+        let mut info = LockInfo::new("shared", "backup", Duration::from_secs(60));
+        assert!(!info.is_stale());
+        info.refreshed = (chrono::Utc::now() - chrono::Duration::seconds(120)).to_rfc3339();
+        assert!(info.is_stale());
+        let mut dead = LockInfo::new("shared", "backup", Duration::from_secs(600));
+        dead.pid = i32::MAX as u32 - 1;
+        assert!(dead.is_stale());
+        let mut other_host = dead.clone();
+        other_host.host = "elsewhere".into();
+        assert!(!other_host.is_stale());
+    }
+}

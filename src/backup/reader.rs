@@ -1,0 +1,386 @@
+//! `RepositoryReader`: what a reader key sees (REPOSITORY.md, "Index", "Snapshots"):
+//! every index loaded (presence and locations), snapshots listed and opened, a snapshot's
+//! catalog read entry by entry, and each logical file streamed back blob by blob.
+//!
+//! Every object read is checked against the BLAKE3 of its name before it is decrypted;
+//! every blob is decompressed and its keyed hash compared with its ID. A failure names
+//! the object (pack, index, snapshot) and the logical file that needed it.
+//!
+//! Memory: the index (about 110 bytes per blob) and, per `FileReader`, one decrypted pack.
+//!
+//! Not for: loading into a server or writing a directory (the commands do that with the
+//! bytes streamed here).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use super::config::Repository;
+use super::error::{BackupError, Result};
+use super::index;
+use super::keys::BlobId;
+use super::pack;
+use super::snapshot::{FileEntry, Snapshot, check_storage_id};
+
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+}
+
+struct Inner {
+    repo: Repository,
+    packs: Vec<String>,
+    blobs: HashMap<BlobId, Location>,
+}
+
+/// A repository opened for reading.
+#[derive(Clone)]
+pub struct RepositoryReader {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RepositoryReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RepositoryReader({}, {} blobs)",
+            self.inner.repo.store.url(),
+            self.inner.blobs.len()
+        )
+    }
+}
+
+impl RepositoryReader {
+    /// Loads every index. Needs a reader key.
+    pub async fn open(repo: Repository) -> Result<RepositoryReader> {
+        if !repo.keys.can_read() {
+            return Err(BackupError::Key(format!(
+                "{}: reading needs a reader key (--identity-file or --passphrase-file); a writer key cannot decrypt",
+                repo.store.url()
+            )));
+        }
+        let mut packs = Vec::new();
+        let mut pack_numbers: HashMap<String, u32> = HashMap::new();
+        let mut blobs = HashMap::new();
+        for listed in repo.store.list("index").await? {
+            let data = repo.store.get(&listed.name).await?;
+            check_storage_id(&listed.name, &data)?;
+            for p in index::decode(&repo.keys, &listed.name, &data)? {
+                let n = *pack_numbers.entry(p.pack.clone()).or_insert_with(|| {
+                    packs.push(p.pack.clone());
+                    (packs.len() - 1) as u32
+                });
+                for b in p.blobs {
+                    blobs.insert(
+                        b.id,
+                        Location {
+                            pack: n,
+                            offset: b.offset,
+                            length: b.length,
+                            raw_length: b.raw_length,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(RepositoryReader {
+            inner: Arc::new(Inner { repo, packs, blobs }),
+        })
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.inner.repo
+    }
+
+    /// Every snapshot with its ID, oldest first.
+    pub async fn snapshots(&self) -> Result<Vec<(String, Snapshot)>> {
+        let repo = &self.inner.repo;
+        let mut out = Vec::new();
+        for listed in repo.store.list("snapshots").await? {
+            let data = repo.store.get(&listed.name).await?;
+            let snap = Snapshot::decode(&repo.keys, &listed.name, &data)?;
+            out.push((
+                listed.name.trim_start_matches("snapshots/").to_string(),
+                snap,
+            ));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// The snapshot `id`: a full ID, a unique prefix of one, or `latest`.
+    pub async fn snapshot(&self, id: &str) -> Result<(String, Snapshot)> {
+        let mut all = self.snapshots().await?;
+        if id == "latest" {
+            return all.pop().ok_or_else(|| {
+                BackupError::Usage(format!("{}: no backup yet", self.inner.repo.store.url()))
+            });
+        }
+        let mut found: Vec<_> = all.into_iter().filter(|(s, _)| s.starts_with(id)).collect();
+        match found.len() {
+            1 => Ok(found.pop().unwrap()),
+            0 => Err(BackupError::Usage(format!("no backup {id}"))),
+            n => Err(BackupError::Usage(format!(
+                "{id} is the prefix of {n} backups"
+            ))),
+        }
+    }
+
+    /// The snapshot's file entries, read from its catalog one at a time.
+    pub fn catalog(&self, snapshot: &Snapshot) -> CatalogReader {
+        let mut catalog = snapshot.catalog.clone();
+        catalog.name = format!(
+            "the catalog (list of files) of the backup of {}",
+            snapshot.time
+        );
+        CatalogReader {
+            file: self.read_file(&catalog),
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Streams a logical file back.
+    pub fn read_file(&self, entry: &FileEntry) -> FileReader {
+        FileReader {
+            reader: self.clone(),
+            name: entry.name.clone(),
+            blobs: entry.blobs.clone(),
+            next: 0,
+            pack: None,
+        }
+    }
+}
+
+/// What `restore_to_dir` wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl RepositoryReader {
+    /// Writes every file of `snapshot` under `dir` (which must not exist or be empty),
+    /// each under a temporary name renamed into place once complete and synced; files
+    /// named in `write_last` (e.g. a dump's manifest) are written after all others, so a
+    /// directory that has them is complete. Files are 0600.
+    pub async fn restore_to_dir(
+        &self,
+        snapshot: &Snapshot,
+        dir: &Path,
+        write_last: &[&str],
+    ) -> Result<Restored> {
+        let io =
+            |path: &Path, e: std::io::Error| BackupError::Usage(format!("{}: {e}", path.display()));
+        if dir.exists() {
+            let mut entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+            if entries.next().is_some() {
+                return Err(BackupError::Usage(format!(
+                    "{}: not empty (restore --to-dir writes into a new or empty directory)",
+                    dir.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut done = Restored::default();
+        let mut last = Vec::new();
+        let mut catalog = self.catalog(snapshot);
+        while let Some(entry) = catalog.next().await? {
+            if write_last.contains(&entry.name.as_str()) {
+                last.push(entry);
+                continue;
+            }
+            self.restore_file(&entry, dir, &mut done).await?;
+        }
+        for entry in last {
+            self.restore_file(&entry, dir, &mut done).await?;
+        }
+        Ok(done)
+    }
+
+    async fn restore_file(&self, entry: &FileEntry, dir: &Path, done: &mut Restored) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(safe_relative(&entry.name)?);
+        let io =
+            |path: &Path, e: std::io::Error| BackupError::Usage(format!("{}: {e}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".rbackup-partial");
+        let tmp = PathBuf::from(tmp);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io(&tmp, e))?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut reader = self.read_file(entry);
+        let result = async {
+            let mut n = 0u64;
+            while let Some(chunk) = reader.next_chunk().await? {
+                out.write_all(&chunk).map_err(|e| io(&tmp, e))?;
+                n += chunk.len() as u64;
+            }
+            if n != entry.size {
+                return Err(BackupError::damaged(
+                    "catalog",
+                    format!(
+                        "{} restored {n} bytes, the catalog says {}",
+                        entry.name, entry.size
+                    ),
+                ));
+            }
+            let file = out.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
+            file.sync_all().map_err(|e| io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+            Ok(n)
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                done.files += 1;
+                done.bytes += n;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A file name from a catalog as a relative path that stays inside the target directory.
+fn safe_relative(name: &str) -> Result<PathBuf> {
+    let path = Path::new(name);
+    let ok = !name.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if !ok {
+        return Err(BackupError::damaged(
+            "catalog",
+            format!("file name {name:?} would leave the target directory"),
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// A snapshot's catalog, entry by entry.
+pub struct CatalogReader {
+    file: FileReader,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl CatalogReader {
+    pub async fn next(&mut self) -> Result<Option<FileEntry>> {
+        loop {
+            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let entry = serde_json::from_slice(&line[..nl])
+                    .map_err(|e| BackupError::damaged("catalog", format!("bad file entry: {e}")))?;
+                return Ok(Some(entry));
+            }
+            if self.done {
+                if !self.buf.is_empty() {
+                    return Err(BackupError::damaged("catalog", "truncated last entry"));
+                }
+                return Ok(None);
+            }
+            match self.file.next_chunk().await? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// One logical file, blob by blob.
+pub struct FileReader {
+    reader: RepositoryReader,
+    name: String,
+    blobs: Vec<BlobId>,
+    next: usize,
+    /// The last pack read: (object name, plaintext).
+    pack: Option<(String, Vec<u8>)>,
+}
+
+impl FileReader {
+    /// The next piece of the file (one blob), verified; `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(&id) = self.blobs.get(self.next) else {
+            return Ok(None);
+        };
+        let blob = self.blob(id).await.map_err(|e| e.in_file(&self.name))?;
+        self.next += 1;
+        Ok(Some(blob))
+    }
+
+    /// Writes the whole file to `out`.
+    pub async fn copy_to(&mut self, out: &mut impl std::io::Write) -> Result<u64> {
+        let mut n = 0;
+        while let Some(chunk) = self.next_chunk().await? {
+            out.write_all(&chunk).map_err(|e| BackupError::Storage {
+                object: self.name.clone(),
+                message: format!("writing the restored file: {e}"),
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn blob(&mut self, id: BlobId) -> Result<Vec<u8>> {
+        let inner = &self.reader.inner;
+        let loc = *inner.blobs.get(&id).ok_or_else(|| BackupError::Missing {
+            object: format!("blob {id} (listed by no index)"),
+            file: None,
+        })?;
+        let pack_name = pack::object_name(&inner.packs[loc.pack as usize]);
+        if self
+            .pack
+            .as_ref()
+            .map(|(n, _)| n != &pack_name)
+            .unwrap_or(true)
+        {
+            self.pack = None;
+            let stored = inner.repo.store.get(&pack_name).await?;
+            check_storage_id(&pack_name, &stored)?;
+            let plain = inner.repo.keys.decrypt(&pack_name, &stored)?;
+            self.pack = Some((pack_name.clone(), plain));
+        }
+        let plain = &self.pack.as_ref().expect("pack loaded").1;
+        let start = loc.offset as usize;
+        let slice = plain
+            .get(start..start + loc.length as usize)
+            .ok_or_else(|| {
+                BackupError::damaged(&pack_name, format!("blob {id} lies outside the pack"))
+            })?;
+        let raw = zstd::bulk::decompress(slice, loc.raw_length as usize)
+            .map_err(|e| BackupError::damaged(&pack_name, format!("blob {id}: zstd: {e}")))?;
+        if raw.len() != loc.raw_length as usize || inner.repo.keys.naming.blob_id(&raw) != id {
+            return Err(BackupError::damaged(
+                &pack_name,
+                format!("blob {id} does not match its hash"),
+            ));
+        }
+        Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_names_stay_inside_the_target() {
+        assert!(safe_relative("db/t.00001.sql").is_ok());
+        assert!(safe_relative("rdump.json").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "db/../../x", "./x"] {
+            assert!(safe_relative(bad).is_err(), "{bad}");
+        }
+    }
+}
