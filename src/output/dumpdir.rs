@@ -358,11 +358,15 @@ fn open_or_create(path: &Path) -> Result<(OwnedFd, bool)> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let parent = rfs::open(
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
+    // A parent one may write but not list (mode -wx) is opened as a path only: enough to
+    // create the directory in and open it.
+    let parent_flags = OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let parent = match rfs::open(parent, parent_flags | OFlags::RDONLY, Mode::empty()) {
+        Err(rustix::io::Errno::ACCESS) => {
+            rfs::open(parent, parent_flags | OFlags::PATH, Mode::empty())
+        }
+        other => other,
+    }
     .map_err(|e| Error::write(parent, e.into()))?;
     let created = match rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
