@@ -738,6 +738,20 @@ mod tests {
         sink.commit().unwrap();
         assert!(fs::symlink_metadata(&null).unwrap().is_symlink());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+
+        // A socket cannot be opened (ENXIO, as mysqldump's fopen finds): an error, and the
+        // socket is not replaced.
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = Sink::file(&socket, None).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::WRITE_ERROR, "{err}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::symlink_metadata(&socket)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
     }
 
     #[test]
