@@ -305,8 +305,8 @@ enum Landing {
     Stdout,
     /// A temporary file, published under its name by `commit`.
     Temp(TempFile),
-    /// The file itself, written as it is: a device, a fifo, a file reached through `/dev`
-    /// or `/proc` (`/dev/stdout`), or a regular file in a directory the user cannot write
+    /// The file itself, written as it is: a device, a fifo, a file reached through a
+    /// descriptor (`/dev/stdout`, `/dev/fd/N`, `/proc/..`), or a regular file in a directory the user cannot write
     /// (a failed dump then leaves it partial). `sync`: a regular file, fsynced on commit.
     InPlace {
         sync: bool,
@@ -318,8 +318,9 @@ enum Landing {
 pub enum TargetKind {
     /// Nothing, or a regular file: under a temporary name, renamed over it on success.
     Replace,
-    /// A device, fifo or socket, or a file reached through `/dev` or `/proc`: opened and
-    /// written as it is (as mysqldump), never replaced by a regular file.
+    /// A device, fifo or socket (whose open fails), or a file reached through a descriptor
+    /// (`/dev/stdout`, `/dev/fd/N`, `/proc/..`): opened and written as it is (as
+    /// mysqldump), never replaced by a regular file.
     InPlace,
     /// A directory: refused before anything is read.
     Directory,
