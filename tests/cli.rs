@@ -1426,6 +1426,45 @@ fn result_file_on_a_fifo_without_a_reader_still_stops_on_a_signal() {
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
+#[test]
+fn result_file_that_is_another_users_file_in_a_sticky_directory_fails_before_the_dump() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to run rdump as another user");
+        return;
+    }
+    let s = src();
+    let tmp = tempfile::tempdir().unwrap();
+    let sticky = tmp.path().join("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = sticky.join("dump.sql");
+    fs::write(&theirs, b"theirs").unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1002), Some(1002)).unwrap();
+    let mut cmd = rdump_command();
+    cmd.uid(1001)
+        .gid(1001)
+        .arg("--no-defaults")
+        .args(["-h127.0.0.1", &format!("-P{}", s.port())])
+        .arg(format!("-u{}", s.user()))
+        .arg(format!("-p{}", s.password()))
+        .arg(format!("--result-file={}", theirs.display()))
+        .args(["--verbose", "seldb", "t1"]);
+    let r = run(cmd);
+    assert_eq!(r.code, Some(5), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("another user's file in a sticky directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("-- Dumping table"), "{}", r.stderr);
+    assert_eq!(fs::read(&theirs).unwrap(), b"theirs");
+}
+
 /// Undoes `chattr +i` on drop (the temporary directory can then be removed).
 struct Immutable(PathBuf);
 

@@ -404,6 +404,24 @@ fn keep_group_and_mode(file: &fs::File, old: &fs::Metadata) {
     let _ = file.set_permissions(fs::Permissions::from_mode(mode));
 }
 
+/// Why the rename over `real` will fail, known before the dump: another user's file in a
+/// sticky directory (`/tmp`) that is not the user's either (the rename fails `EPERM`; with
+/// `fs.protected_regular` mysqldump's open fails too).
+fn cannot_replace(real: &Path, parent: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid();
+    if me.is_root() {
+        return None;
+    }
+    let old = fs::metadata(real).ok().filter(|m| m.is_file())?;
+    let dir = fs::metadata(parent).ok()?;
+    let me = me.as_raw();
+    (old.uid() != me && dir.mode() & 0o1000 != 0 && dir.uid() != me).then_some(
+        "it is another user's file in a sticky directory, which only they can replace; \
+         choose another name",
+    )
+}
+
 /// A directory the user cannot create the temporary file in.
 fn cannot_write_dir(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
@@ -447,6 +465,12 @@ impl Sink {
                         io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
                     ));
                 };
+                if let Some(why) = cannot_replace(&real, parent) {
+                    return Err(Error::write(
+                        path,
+                        io::Error::new(io::ErrorKind::PermissionDenied, why),
+                    ));
+                }
                 let created = Dir::open(parent).and_then(|d| d.create_temp(file_name));
                 match created {
                     Ok((file, temp)) => {
