@@ -3,7 +3,7 @@
 //! matches its manifest checksum; the manifest records the snapshot's coordinates; a
 //! directory that already holds a dump is refused, and so is one that is shared, another's,
 //! a symlink or not empty, without changing it; a new one is created in a parent one may
-//! write but not list.
+//! write but not list; a dump of more databases than `ulimit -n` allows descriptors works.
 
 mod common;
 
@@ -340,4 +340,45 @@ fn a_dump_directory_is_created_in_a_parent_one_may_write_but_not_list() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.join("rdump.json").is_file());
+}
+
+#[test]
+fn a_dump_of_more_databases_than_open_files_allowed_succeeds() {
+    use std::os::unix::process::CommandExt;
+    let server = Server::start(common::options(46, false));
+    let names: Vec<String> = (1..=120).map(|i| format!("m{i}")).collect();
+    let sql: String = names
+        .iter()
+        .map(|d| format!("CREATE DATABASE {d}; CREATE TABLE {d}.t (id INT PRIMARY KEY); INSERT INTO {d}.t VALUES (1);"))
+        .collect();
+    server.sql(&sql);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+    cmd.arg("--no-defaults")
+        .arg(format!("--socket={}", server.socket().display()))
+        .arg("-uroot")
+        .arg(format!("--dir={}", dir.display()))
+        .args(["--progress=never", "--databases"])
+        .args(&names);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(manifest::read(&dir).unwrap().databases.len(), 120);
 }
