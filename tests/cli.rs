@@ -1551,6 +1551,95 @@ fn result_file_writes_into_fifos_devices_and_dev_stdout_as_they_are() {
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 3);
 }
 
+#[test]
+fn result_file_on_a_fifo_without_a_reader_still_stops_on_a_signal() {
+    use std::os::unix::fs::FileTypeExt;
+    let s = src();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut cmd = rdump_command();
+    cmd.arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", s.socket().display()))
+        .arg(format!("--result-file={}", fifo.display()))
+        .args(["seldb", "t1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Long enough to connect and wait in open(2) for a reader that never comes.
+    std::thread::sleep(Duration::from_secs(2));
+    common::signal(&child, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        // Unblock it (a reader), so the test does not leave it behind.
+        let _ = fs::File::open(&fifo).map(|mut f| std::io::copy(&mut f, &mut std::io::sink()));
+        let _ = child.wait();
+        panic!("rdump -r on a fifo without a reader ignored SIGTERM for 10 s");
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.unwrap().code(), Some(143), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn result_file_that_is_another_users_file_in_a_sticky_directory_fails_before_the_dump() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to run rdump as another user");
+        return;
+    }
+    let s = src();
+    let tmp = tempfile::tempdir().unwrap();
+    let sticky = tmp.path().join("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = sticky.join("dump.sql");
+    fs::write(&theirs, b"theirs").unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1002), Some(1002)).unwrap();
+    let mut cmd = rdump_command();
+    cmd.uid(1001)
+        .gid(1001)
+        .arg("--no-defaults")
+        .args(["-h127.0.0.1", &format!("-P{}", s.port())])
+        .arg(format!("-u{}", s.user()))
+        .arg(format!("-p{}", s.password()))
+        .arg(format!("--result-file={}", theirs.display()))
+        .args(["--verbose", "seldb", "t1"]);
+    let r = run(cmd);
+    assert_eq!(r.code, Some(5), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("another user's file in a sticky directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("-- Dumping table"), "{}", r.stderr);
+    assert_eq!(fs::read(&theirs).unwrap(), b"theirs");
+}
+
 /// Undoes `chattr +i` on drop (the temporary directory can then be removed).
 struct Immutable(PathBuf);
 

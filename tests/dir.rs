@@ -2,7 +2,8 @@
 //! files (plain and zstd) restored with the `mariadb` client in manifest order; every file
 //! matches its manifest checksum; the manifest records the snapshot's coordinates; a
 //! directory that already holds a dump is refused, and so is one that is shared, another's,
-//! a symlink or not empty, without changing it.
+//! a symlink or not empty, without changing it; a new one is created in a parent one may
+//! write but not list; a dump of more databases than `ulimit -n` allows descriptors works.
 
 mod common;
 
@@ -301,4 +302,83 @@ fn a_shared_symlinked_or_nonempty_directory_is_refused_and_left_as_it_was() {
         listed.sort();
         assert_eq!(names(&dir.join("app")), listed);
     }
+}
+
+#[test]
+fn a_dump_directory_is_created_in_a_parent_one_may_write_but_not_list() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to run rdump as another user");
+        return;
+    }
+    let server = Server::start(common::options(45, false));
+    server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1),(2);");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // A drop box of user 1001: writable and searchable, not listable (mode -wx).
+    let dropbox = tmp.path().join("dropbox");
+    std::fs::create_dir(&dropbox).unwrap();
+    std::os::unix::fs::chown(&dropbox, Some(1001), Some(1001)).unwrap();
+    std::fs::set_permissions(&dropbox, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let dir = dropbox.join("dump");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .uid(1001)
+        .gid(1001)
+        .env("HOME", tmp.path())
+        .arg("--no-defaults")
+        .args(["-h127.0.0.1", &format!("-P{}", server.port())])
+        .arg(format!("-u{}", server.user()))
+        .arg(format!("-p{}", server.password()))
+        .arg(format!("--dir={}", dir.display()))
+        .args(["--progress=never", "app"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("rdump.json").is_file());
+}
+
+#[test]
+fn a_dump_of_more_databases_than_open_files_allowed_succeeds() {
+    use std::os::unix::process::CommandExt;
+    let server = Server::start(common::options(46, false));
+    let names: Vec<String> = (1..=120).map(|i| format!("m{i}")).collect();
+    let sql: String = names
+        .iter()
+        .map(|d| format!("CREATE DATABASE {d}; CREATE TABLE {d}.t (id INT PRIMARY KEY); INSERT INTO {d}.t VALUES (1);"))
+        .collect();
+    server.sql(&sql);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+    cmd.arg("--no-defaults")
+        .arg(format!("--socket={}", server.socket().display()))
+        .arg("-uroot")
+        .arg(format!("--dir={}", dir.display()))
+        .args(["--progress=never", "--databases"])
+        .args(&names);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(manifest::read(&dir).unwrap().databases.len(), 120);
 }

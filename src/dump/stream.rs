@@ -34,6 +34,26 @@ use crate::plan::Consistency;
 use crate::plan::{History, Output, Plan, Scope};
 use crate::sql::quote::{qualified, string_literal};
 
+/// `-r FILE` opened on a thread of its own: opening a fifo waits for its reader, and a wait
+/// on the runtime's thread would keep the signal handler from running (SIGINT or SIGTERM
+/// would not stop the dump). On a signal the thread is left waiting; the process exits.
+async fn open_result_file(path: &Path, zstd: Option<i32>) -> Result<Sink> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("rdump-open".into())
+        .spawn(move || {
+            let _ = tx.send(Sink::file(&owned, zstd));
+        })
+        .map_err(|e| Error::write(path, e))?;
+    rx.await.map_err(|_| {
+        Error::write(
+            path,
+            std::io::Error::other("the thread opening the file ended without a result"),
+        )
+    })?
+}
+
 /// Encoded rows are handed to the sink in pieces of about this size.
 const FLUSH_AT: usize = 256 * 1024;
 
@@ -87,7 +107,7 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     }
 
     let mut out = match &plan.output {
-        Output::ResultFile(path) => Sink::file(path, plan.zstd)?,
+        Output::ResultFile(path) => open_result_file(path, plan.zstd).await?,
         Output::Stdout | Output::Tab { .. } => Sink::stdout(plan.zstd)?,
         Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };

@@ -3,17 +3,19 @@
 //! loader's privileges. Before anything is checked or loaded, the dump directory, the
 //! directories inside it that the plan reads from, the manifest and every file the plan
 //! reads must be owned by the running user or root, be no symlink (inside the dump), and
-//! be writable by neither group nor others; the directories above the dump likewise, except
-//! that a sticky directory such as `/tmp` may be writable by others (no one can rename
-//! another's entry there). Nobody else can then replace a file between this check and its
-//! load.
+//! be writable by neither group nor others; every directory passed through to reach the
+//! dump likewise (those of the path as given, symlinks followed, not only of the resolved
+//! path), except that a sticky directory such as `/tmp` may be writable by others (no one
+//! can rename another's entry there), and every symlink followed on the way must be the
+//! user's or root's. Nobody else can then replace a file, or redirect the path, between
+//! this check and its load.
 //!
 //! `--skip-permission-check` turns this off (a dump on a filesystem without Unix owners, or
 //! one deliberately shared). Not for: sizes and checksums (see `verify`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::error::{LoadError, Result};
 use super::plan::FileRef;
@@ -22,12 +24,7 @@ use crate::format::manifest;
 /// Checks the dump at `dir` and the files the load reads (see the module doc).
 pub fn check(dir: &Path, files: &[FileRef]) -> Result<()> {
     let me = rustix::process::geteuid().as_raw();
-    let canonical = std::fs::canonicalize(dir).map_err(|e| LoadError::dump(dir, e.to_string()))?;
-    let mut above = canonical.parent();
-    while let Some(d) = above {
-        check_one(d, me, Place::Above)?;
-        above = d.parent();
-    }
+    let canonical = resolve(dir, me)?;
     check_one(&canonical, me, Place::Dump)?;
     let mut inside: BTreeSet<&str> = BTreeSet::new();
     inside.insert(manifest::FILE_NAME);
@@ -47,6 +44,62 @@ pub fn check(dir: &Path, files: &[FileRef]) -> Result<()> {
         check_one(&canonical.join(f), me, Place::Inside)?;
     }
     Ok(())
+}
+
+/// Resolves `dir` as the kernel does, checking every directory passed through (as
+/// `Place::Above`) and every symlink followed (owned by the user or root): the dump's path
+/// as given, not only its resolved one, must be one no one else can redirect (a symlink in
+/// a directory others can write could be pointed at another dump after the check).
+fn resolve(dir: &Path, me: u32) -> Result<PathBuf> {
+    let failed = |e: std::io::Error| LoadError::dump(dir, e.to_string());
+    let absolute = std::path::absolute(dir).map_err(failed)?;
+    let mut pending: VecDeque<PathBuf> = components(&absolute);
+    let mut at = PathBuf::from("/");
+    let mut followed = 0;
+    while let Some(next) = pending.pop_front() {
+        match next.components().next() {
+            Some(Component::RootDir) => at = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                at.pop();
+            }
+            Some(Component::Normal(_)) => {
+                check_one(&at, me, Place::Above)?;
+                let entry = at.join(&next);
+                let meta = std::fs::symlink_metadata(&entry).map_err(failed)?;
+                if !meta.file_type().is_symlink() {
+                    at = entry;
+                    continue;
+                }
+                if meta.uid() != me && meta.uid() != 0 {
+                    return Err(LoadError::Refused(format!(
+                        "{}: the symlink {} on the way to the dump is owned by another user \
+                         (uid {}); rload loads a dump only when no one but you and root can \
+                         change it (fix the permissions, or load with \
+                         --skip-permission-check)",
+                        dir.display(),
+                        entry.display(),
+                        meta.uid()
+                    )));
+                }
+                followed += 1;
+                if followed > 40 {
+                    return Err(failed(std::io::Error::from_raw_os_error(libc::ELOOP)));
+                }
+                let target = std::fs::read_link(&entry).map_err(failed)?;
+                let mut rest = components(&target);
+                rest.extend(pending);
+                pending = rest;
+            }
+            _ => {}
+        }
+    }
+    Ok(at)
+}
+
+fn components(path: &Path) -> VecDeque<PathBuf> {
+    path.components()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,6 +216,37 @@ mod tests {
             e.to_string().contains("is a symlink inside the dump"),
             "{e}"
         );
+
+        // A symlink to the dump in a directory others can write: they could point it
+        // elsewhere after the check.
+        fs::set_permissions(&chunk, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(&chunk).unwrap();
+        fs::write(&chunk, b"").unwrap();
+        fs::set_permissions(&chunk, fs::Permissions::from_mode(0o600)).unwrap();
+        check(t.path(), &[file("db/t.00000.sql")]).unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let via = shared.path().join("current");
+        std::os::unix::fs::symlink(t.path(), &via).unwrap();
+        let e = check(&via, &[file("db/t.00000.sql")]).unwrap_err();
+        assert!(
+            e.to_string().contains("writable by others (mode 777)"),
+            "{e}"
+        );
+        // In a directory only its owner can change, the symlink is followed.
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        check(&via, &[file("db/t.00000.sql")]).unwrap();
+        check(&via.join("db/.."), &[file("db/t.00000.sql")]).unwrap();
+        // A symlink of another user (in /tmp, sticky, its owner may replace it).
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::lchown(&via, Some(1234), None).unwrap();
+            let e = check(&via, &[]).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("is owned by another user (uid 1234)"),
+                "{e}"
+            );
+        }
 
         fs::set_permissions(t.path(), fs::Permissions::from_mode(0o1777)).unwrap();
         let e = check(t.path(), &[]).unwrap_err();

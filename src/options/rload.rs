@@ -94,9 +94,9 @@ pub static LOAD_OPTIONS: &[OptDef] = &[
         "permission-check",
         None,
         "Load only a dump that no one but you and root can change: the dump directory, \
-         the files and directories in it and the directories above it owned by you or \
-         root, no symlink inside it, none writable by group or others (sticky directories \
-         above it excepted). Default ON; --skip-permission-check loads a dump others could \
+         the files and directories in it and the directories and symlinks on the way to it \
+         owned by you or root, no symlink inside it, none writable by group or others \
+         (sticky directories on the way excepted). Default ON; --skip-permission-check loads a dump others could \
          have changed (their SQL then runs with your privileges).",
     ),
     flag(

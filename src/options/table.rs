@@ -787,7 +787,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         Some('r'),
         "name",
         Opt::ResultFile,
-        "Direct output to a given file. rdump: created mode 0600 whatever the umask (mysqldump's follow it), written under a temporary name and renamed on success; a device, fifo or /dev/stdout is written as it is.",
+        "Direct output to a given file. rdump: a new file is created mode 0600 whatever the umask (mysqldump's follow it), an existing one of yours replaced by one with its mode and group; written under a temporary name and renamed on success; a device, fifo or /dev/stdout is written as it is.",
     ),
     flag(
         "routines",

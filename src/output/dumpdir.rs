@@ -4,8 +4,9 @@
 //!
 //! Every file and subdirectory is created relative to the directory's descriptor, never by
 //! a path: a temporary file with `O_CREAT | O_EXCL | O_NOFOLLOW` (mode 0600), a
-//! subdirectory with `mkdirat` and opened with `O_NOFOLLOW`. A symlink planted inside a
-//! directory is therefore never followed.
+//! subdirectory with `mkdirat` and opened with `O_NOFOLLOW` (for each file written in it:
+//! a dump holds descriptors for the files in flight, not one per database). A symlink
+//! planted inside a directory is therefore never followed.
 //!
 //! A dump directory is either created by rdump (`mkdir`, which fails if anything exists
 //! under the name; mode 0700) or an existing one accepted only if it is a real directory
@@ -26,7 +27,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +47,7 @@ pub const PARTIAL_SUFFIX: &str = ".rdump-partial";
 pub struct Dir(Arc<DirInner>);
 
 struct DirInner {
-    fd: OwnedFd,
+    at: At,
     /// For messages.
     path: PathBuf,
     /// A dump directory's: the journal and this directory's place in the dump ("" or
@@ -56,10 +57,21 @@ struct DirInner {
     replace: bool,
 }
 
+enum At {
+    /// Open for the directory's life: a dump's root, `-r`'s directory.
+    Open(OwnedFd),
+    /// A database's directory in a dump: opened from the dump's root (never through a
+    /// symlink) for each file, and held only while that file is written, so a dump of
+    /// thousands of databases holds no descriptor for each (`ulimit -n` is often 1024).
+    Below { root: Dir, name: String },
+}
+
 /// A file being written under a temporary name in a `Dir`: removed when dropped unless
 /// `publish`ed.
 pub struct TempFile {
     dir: Dir,
+    /// The directory's descriptor opened for this file (`At::Below`).
+    own: Option<OwnedFd>,
     temp: String,
     name: String,
     published: bool,
@@ -82,11 +94,35 @@ impl Dir {
             other => other,
         }?;
         Ok(Dir(Arc::new(DirInner {
-            fd,
+            at: At::Open(fd),
             path: path.to_path_buf(),
             journal: None,
             replace: true,
         })))
+    }
+
+    /// The directory's own descriptor (`At::Open`).
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.0.at {
+            At::Open(fd) => Some(fd.as_fd()),
+            At::Below { .. } => None,
+        }
+    }
+
+    /// A descriptor of a directory that has none of its own (`At::Below`), opened now.
+    fn reopen(&self) -> io::Result<Option<OwnedFd>> {
+        match &self.0.at {
+            At::Open(_) => Ok(None),
+            At::Below { root, name } => {
+                let root = root.fd().expect("a dump's root is open");
+                Ok(Some(rfs::openat(
+                    root,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?))
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -99,6 +135,11 @@ impl Dir {
         if let Some((journal, prefix)) = &self.0.journal {
             note(journal, &format!("{prefix}{name}"))?;
         }
+        let own = self.reopen()?;
+        let fd = match &own {
+            Some(fd) => fd.as_fd(),
+            None => self.fd().expect("an open directory"),
+        };
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut tries = 0;
         loop {
@@ -111,7 +152,7 @@ impl Dir {
                 std::process::id()
             );
             match rfs::openat(
-                &self.0.fd,
+                fd,
                 temp.as_str(),
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
@@ -119,6 +160,7 @@ impl Dir {
                 Ok(fd) => {
                     let file = TempFile {
                         dir: self.clone(),
+                        own,
                         temp,
                         name: name.to_string(),
                         published: false,
@@ -133,23 +175,17 @@ impl Dir {
 
     /// Makes the directory's entries durable.
     pub fn sync(&self) -> io::Result<()> {
-        rfs::fsync(&self.0.fd).map_err(io::Error::from)
-    }
-
-    /// `temp` becomes `name`: replacing what is there (`Dir::open`), or failing if `name`
-    /// exists (a dump directory).
-    fn publish(&self, temp: &str, name: &str) -> io::Result<()> {
-        let fd = &self.0.fd;
-        if self.0.replace {
-            return rfs::renameat(fd, temp, fd, name).map_err(io::Error::from);
+        match self.reopen()? {
+            Some(fd) => rfs::fsync(&fd),
+            None => rfs::fsync(self.fd().expect("an open directory")),
         }
-        publish_no_replace(fd, temp, name)
+        .map_err(io::Error::from)
     }
 }
 
 /// `temp` becomes `name` unless `name` exists: a hard link (NFS has it), else a rename
 /// that refuses to replace (filesystems without hard links).
-fn publish_no_replace(fd: &OwnedFd, temp: &str, name: &str) -> io::Result<()> {
+fn publish_no_replace(fd: BorrowedFd<'_>, temp: &str, name: &str) -> io::Result<()> {
     use rustix::io::Errno;
     match rfs::linkat(fd, temp, fd, name, AtFlags::empty()) {
         Ok(()) => {
@@ -170,12 +206,25 @@ impl TempFile {
         &self.name
     }
 
-    /// The temporary file takes its name (see `Dir::publish`), and the directory entry is
-    /// made durable.
+    /// The directory's descriptor.
+    fn fd(&self) -> BorrowedFd<'_> {
+        match &self.own {
+            Some(fd) => fd.as_fd(),
+            None => self.dir.fd().expect("an open directory"),
+        }
+    }
+
+    /// The temporary file takes its name: replacing what is there (`Dir::open`), or
+    /// failing if `name` exists (a dump directory); the directory entry is made durable.
     pub fn publish(mut self) -> io::Result<()> {
-        self.dir.publish(&self.temp, &self.name)?;
+        let fd = self.fd();
+        if self.dir.0.replace {
+            rfs::renameat(fd, self.temp.as_str(), fd, self.name.as_str())?;
+        } else {
+            publish_no_replace(fd, &self.temp, &self.name)?;
+        }
         self.published = true;
-        let _ = self.dir.sync();
+        let _ = rfs::fsync(self.fd());
         Ok(())
     }
 }
@@ -183,7 +232,7 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.published {
-            let _ = rfs::unlinkat(&self.dir.0.fd, self.temp.as_str(), AtFlags::empty());
+            let _ = rfs::unlinkat(self.fd(), self.temp.as_str(), AtFlags::empty());
         }
     }
 }
@@ -283,7 +332,7 @@ impl DumpDir {
         let journal = Arc::new(journal);
         Ok(DumpDir {
             root: Dir(Arc::new(DirInner {
-                fd,
+                at: At::Open(fd),
                 path: path.to_path_buf(),
                 journal: Some((journal, String::new())),
                 replace: false,
@@ -315,12 +364,13 @@ impl DumpDir {
             .as_ref()
             .expect("a dump directory's journal");
         note(journal, &format!("{name}/")).map_err(|e| Error::write(&path, e))?;
-        let parent = &self.root.0.fd;
+        let parent = self.root.fd().expect("a dump's root is open");
         match rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(Error::write(&path, e.into())),
         }
-        let fd = rfs::openat(
+        // A real directory, not a symlink (checked now; each file opens it the same way).
+        rfs::openat(
             parent,
             name,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -328,7 +378,10 @@ impl DumpDir {
         )
         .map_err(|e| Error::write(&path, e.into()))?;
         let dir = Dir(Arc::new(DirInner {
-            fd,
+            at: At::Below {
+                root: self.root.clone(),
+                name: name.to_string(),
+            },
             path,
             journal: Some((Arc::clone(journal), format!("{name}/"))),
             replace: false,
@@ -340,7 +393,9 @@ impl DumpDir {
     /// The dump is complete: its journal goes (the lock with it, when the last `Dir` of
     /// the dump is dropped).
     pub fn finish(self) {
-        let _ = rfs::unlinkat(&self.root.0.fd, JOURNAL, AtFlags::empty());
+        if let Some(fd) = self.root.fd() {
+            let _ = rfs::unlinkat(fd, JOURNAL, AtFlags::empty());
+        }
         let _ = self.root.sync();
     }
 }
@@ -358,11 +413,15 @@ fn open_or_create(path: &Path) -> Result<(OwnedFd, bool)> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let parent = rfs::open(
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
+    // A parent one may write but not list (mode -wx) is opened as a path only: enough to
+    // create the directory in and open it.
+    let parent_flags = OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let parent = match rfs::open(parent, parent_flags | OFlags::RDONLY, Mode::empty()) {
+        Err(rustix::io::Errno::ACCESS) => {
+            rfs::open(parent, parent_flags | OFlags::PATH, Mode::empty())
+        }
+        other => other,
+    }
     .map_err(|e| Error::write(parent, e.into()))?;
     let created = match rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,

@@ -305,8 +305,8 @@ enum Landing {
     Stdout,
     /// A temporary file, published under its name by `commit`.
     Temp(TempFile),
-    /// The file itself, written as it is: a device, a fifo, a file reached through `/dev`
-    /// or `/proc` (`/dev/stdout`), or a regular file in a directory the user cannot write
+    /// The file itself, written as it is: a device, a fifo, a file reached through a
+    /// descriptor (`/dev/stdout`, `/dev/fd/N`, `/proc/..`), or a regular file in a directory the user cannot write
     /// (a failed dump then leaves it partial). `sync`: a regular file, fsynced on commit.
     InPlace {
         sync: bool,
@@ -318,8 +318,9 @@ enum Landing {
 pub enum TargetKind {
     /// Nothing, or a regular file: under a temporary name, renamed over it on success.
     Replace,
-    /// A device, fifo or socket, or a file reached through `/dev` or `/proc`: opened and
-    /// written as it is (as mysqldump), never replaced by a regular file.
+    /// A device, fifo or socket (whose open fails), or a file reached through a descriptor
+    /// (`/dev/stdout`, `/dev/fd/N`, `/proc/..`): opened and written as it is (as
+    /// mysqldump), never replaced by a regular file.
     InPlace,
     /// A directory: refused before anything is read.
     Directory,
@@ -341,26 +342,84 @@ pub fn target_kind(path: &Path) -> io::Result<TargetKind> {
     Ok(TargetKind::Replace)
 }
 
-/// `/dev/stdout`, `/proc/self/fd/1`, or a symlink leading there: the file is whatever a
-/// descriptor of the process is open on (a shell's `>>` redirection), not a name to
-/// replace.
+/// `/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/1`, or a symlink leading there: the file is
+/// whatever a descriptor of the process is open on (a shell's redirection), not a name to
+/// replace. A regular file elsewhere under `/dev` (`/dev/shm`, a tmpfs) is an ordinary file.
 fn reached_through_dev_or_proc(path: &Path) -> bool {
+    let names_a_descriptor = |at: &Path| {
+        at.starts_with("/proc")
+            || at.starts_with("/dev/fd")
+            || ["/dev/stdin", "/dev/stdout", "/dev/stderr"]
+                .iter()
+                .any(|d| at == Path::new(d))
+    };
     let mut at = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     for _ in 0..40 {
-        if at.starts_with("/dev") || at.starts_with("/proc") {
+        if names_a_descriptor(&at) {
             return true;
         }
         match fs::read_link(&at) {
-            Ok(next) => {
-                at = match at.parent() {
-                    Some(parent) => parent.join(next),
-                    None => next,
-                }
-            }
+            Ok(next) => at = follow(&at, next),
             Err(_) => return false,
         }
     }
     false
+}
+
+/// Where the symlink `at`, reading `next`, leads.
+fn follow(at: &Path, next: PathBuf) -> PathBuf {
+    match at.parent() {
+        Some(parent) => parent.join(next),
+        None => next,
+    }
+}
+
+/// The file a chain of symlinks at `path` ends at, whether it exists or not (a dangling
+/// symlink names the file to create).
+fn final_target(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::read_link(&at) {
+            Ok(next) => at = follow(&at, next),
+            Err(_) => break,
+        }
+    }
+    at
+}
+
+/// The file replacing an existing one of the user's takes its group and permissions, as
+/// the file mysqldump writes into keeps them (a group rdump cannot give takes the group's
+/// permissions away). One of another user keeps rdump's 0600 and owner: copying a
+/// stranger's mode or owner would hand them the dump (a file planted in `/tmp` for root's
+/// `-r`).
+fn keep_group_and_mode(file: &fs::File, old: &fs::Metadata) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, fchown};
+    if old.uid() != rustix::process::geteuid().as_raw() {
+        return;
+    }
+    let mut mode = old.mode() & 0o777;
+    if fchown(file, None, Some(old.gid())).is_err() {
+        mode &= !0o070;
+    }
+    let _ = file.set_permissions(fs::Permissions::from_mode(mode));
+}
+
+/// Why the rename over `real` will fail, known before the dump: another user's file in a
+/// sticky directory (`/tmp`) that is not the user's either (the rename fails `EPERM`; with
+/// `fs.protected_regular` mysqldump's open fails too).
+fn cannot_replace(real: &Path, parent: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid();
+    if me.is_root() {
+        return None;
+    }
+    let old = fs::metadata(real).ok().filter(|m| m.is_file())?;
+    let dir = fs::metadata(parent).ok()?;
+    let me = me.as_raw();
+    (old.uid() != me && dir.mode() & 0o1000 != 0 && dir.uid() != me).then_some(
+        "it is another user's file in a sticky directory, which only they can replace; \
+         choose another name",
+    )
 }
 
 /// A directory the user cannot create the temporary file in.
@@ -393,12 +452,9 @@ impl Sink {
             )),
             TargetKind::InPlace => Sink::in_place(path, zstd_level),
             TargetKind::Replace => {
-                // Through a symlink: the file it names is replaced, the symlink kept.
-                let real = if fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
-                    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-                } else {
-                    path.to_path_buf()
-                };
+                // Through a symlink: the file it names is replaced (or created), the
+                // symlink kept.
+                let real = final_target(path);
                 let parent = match real.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
@@ -409,9 +465,20 @@ impl Sink {
                         io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
                     ));
                 };
+                if let Some(why) = cannot_replace(&real, parent) {
+                    return Err(Error::write(
+                        path,
+                        io::Error::new(io::ErrorKind::PermissionDenied, why),
+                    ));
+                }
                 let created = Dir::open(parent).and_then(|d| d.create_temp(file_name));
                 match created {
-                    Ok((file, temp)) => Sink::on_temp(path, file, temp, zstd_level, None),
+                    Ok((file, temp)) => {
+                        if let Some(old) = fs::metadata(&real).ok().filter(|m| m.is_file()) {
+                            keep_group_and_mode(&file, &old);
+                        }
+                        Sink::on_temp(path, file, temp, zstd_level, None)
+                    }
                     Err(e) if cannot_write_dir(&e) && real.is_file() => {
                         Sink::in_place(path, zstd_level).map_err(|_| Error::write(path, e))
                     }
@@ -696,6 +763,88 @@ mod tests {
         sink.commit().unwrap();
         assert!(fs::symlink_metadata(&null).unwrap().is_symlink());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+
+        // A socket cannot be opened (ENXIO, as mysqldump's fopen finds): an error, and the
+        // socket is not replaced.
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = Sink::file(&socket, None).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::WRITE_ERROR, "{err}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::symlink_metadata(&socket)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+    }
+
+    #[test]
+    fn a_regular_file_under_dev_shm_is_replaced_not_written_in_place() {
+        let shm = Path::new("/dev/shm");
+        let Ok(dir) = tempfile::tempdir_in(shm) else {
+            eprintln!("SKIPPED: /dev/shm is not writable here");
+            return;
+        };
+        let file = dir.path().join("dump.sql");
+        fs::write(&file, b"old").unwrap();
+        assert_eq!(target_kind(&file).unwrap(), TargetKind::Replace);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/fd/1", &link).unwrap();
+        assert_eq!(target_kind(&link).unwrap(), TargetKind::InPlace);
+    }
+
+    #[test]
+    fn a_dangling_symlink_is_kept_and_the_file_it_names_created() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("backups")).unwrap();
+        let link = dir.path().join("latest.sql");
+        std::os::unix::fs::symlink("backups/dump.sql", &link).unwrap();
+        let mut sink = Sink::file(&link, None).unwrap();
+        sink.write_all(b"new").unwrap();
+        sink.commit().unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(
+            fs::read(dir.path().join("backups/dump.sql")).unwrap(),
+            b"new"
+        );
+    }
+
+    #[test]
+    fn a_replaced_file_of_the_user_keeps_its_group_and_mode_a_new_one_is_0600() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dump.sql");
+        let write = |bytes: &[u8]| {
+            let mut sink = Sink::file(&file, None).unwrap();
+            sink.write_all(bytes).unwrap();
+            sink.commit().unwrap();
+        };
+        write(b"first");
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o7777, 0o600);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+        // Tests run as root, who may give a file any group (as a DBA's cron job finds it).
+        let root = rustix::process::geteuid().is_root();
+        if root {
+            std::os::unix::fs::chown(&file, None, Some(4321)).unwrap();
+        }
+        // A hard link keeps the previous dump (the rename replaces the name only).
+        let link = dir.path().join("previous.sql");
+        fs::hard_link(&file, &link).unwrap();
+        write(b"second");
+        assert_eq!(fs::read(&link).unwrap(), b"first");
+        let meta = fs::metadata(&file).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"second");
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        if root {
+            assert_eq!(meta.gid(), 4321);
+            // Another user's file (planted for root's -r in /tmp): not handed to them.
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+            std::os::unix::fs::chown(&file, Some(1234), Some(4321)).unwrap();
+            write(b"third");
+            let meta = fs::metadata(&file).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+        }
     }
 
     #[test]
