@@ -9,7 +9,7 @@
 //! waits (and so does its server connection) until the writer drains it.
 //! Not for: deciding chunks (see `chunk`) or what the stream contains (see `stream`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -43,13 +43,35 @@ pub struct ChunkRead {
 /// Idle reader sessions, each inside the shared snapshot.
 pub struct ReaderPool {
     idle: Vec<Session>,
+    /// The tables (database, name) every session opened at the snapshot's start
+    /// (`group::hold_tables`), the only ones it reads; `None`: any table (readers outside a
+    /// snapshot, under the dump's table locks, whose lock waits are bounded).
+    held: Option<HashSet<(String, String)>>,
 }
 
 type Reading = (JoinHandle<Result<u64>>, mpsc::Receiver<SeparatedRows>);
 
 impl ReaderPool {
     pub fn new(sessions: Vec<Session>) -> ReaderPool {
-        ReaderPool { idle: sessions }
+        ReaderPool {
+            idle: sessions,
+            held: None,
+        }
+    }
+
+    /// A pool whose sessions hold `tables` and read only those.
+    pub fn holding(sessions: Vec<Session>, tables: Vec<(String, String)>) -> ReaderPool {
+        ReaderPool {
+            idle: sessions,
+            held: Some(tables.into_iter().collect()),
+        }
+    }
+
+    /// Whether the pool may read `db`.`table`.
+    pub fn reads(&self, db: &str, table: &str) -> bool {
+        self.held
+            .as_ref()
+            .is_none_or(|h| h.contains(&(db.to_string(), table.to_string())))
     }
 
     pub fn len(&self) -> usize {

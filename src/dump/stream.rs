@@ -15,6 +15,7 @@ use crate::dump::catalog;
 
 use crate::client::conn::Session;
 use crate::dump::chunk;
+use crate::dump::group;
 use crate::dump::pool::{ChunkRead, ReaderPool};
 use crate::dump::read::TableRead;
 use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
@@ -92,7 +93,7 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };
 
-    let (mut strategy, mut pool) = choose_strategy(&s, plan).await?;
+    let (mut strategy, mut pool) = choose_strategy(&mut s, plan, &selection).await?;
     let written = match strategy.setup(&mut s).await {
         Ok(coords) => {
             if plan.verbose {
@@ -146,10 +147,13 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
 /// The consistency strategy, with reader connections when the stream is read by several
 /// (`plan.stream.threads`): they share the dump's snapshot (single transaction), start one
 /// under its global lock (lock-all-tables), or read under its table locks. `--tab` and
-/// `--dump-slave` read on one connection.
+/// `--dump-slave` read on one connection. Every session's lock waits are then bounded
+/// (`group::bound_lock_waits`), and a snapshot's sessions hold the tables the readers may
+/// read from its start (`group::hold_tables`).
 async fn choose_strategy(
-    s: &Session,
+    s: &mut Session,
     plan: &Plan,
+    selection: &[(String, Vec<String>)],
 ) -> Result<(Box<dyn snapshot::ConsistencyStrategy>, Option<ReaderPool>)> {
     let c = &plan.consistency;
     let parallel = plan.stream.threads > 1
@@ -161,15 +165,18 @@ async fn choose_strategy(
     }
     // A single transaction takes its lock on one more connection (see SharedSnapshot).
     let locker = usize::from(matches!(c.mode, Consistency::SingleTransaction));
+    group::bound_lock_waits(s).await?;
     let mut readers = try_join_all((0..plan.stream.threads + locker).map(|_| async {
         let mut r = Session::connect(&plan.connection).await?;
         prepare_session(&mut r, plan).await?;
+        group::bound_lock_waits(&mut r).await?;
         Ok::<Session, Error>(r)
     }))
     .await?;
     Ok(match c.mode {
         Consistency::SingleTransaction => {
             let locker = readers.pop().expect("one connection more than the readers");
+            let held = pooled_tables(s, plan, selection).await;
             (
                 Box::new(SharedSnapshot::new(
                     c,
@@ -177,19 +184,50 @@ async fn choose_strategy(
                     readers,
                     locker,
                     plan.stream.threads_given,
+                    held,
                 )?),
                 None,
             )
         }
-        Consistency::LockAllTables => (
-            Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers)),
-            None,
-        ),
+        Consistency::LockAllTables => {
+            let held = pooled_tables(s, plan, selection).await;
+            (
+                Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers, held)),
+                None,
+            )
+        }
         Consistency::LockTables | Consistency::None => (
             snapshot::strategy_for(c, &s.dialect),
             Some(ReaderPool::new(readers)),
         ),
     })
+}
+
+/// The tables the reader pool may read (base tables of a transactional engine with their
+/// data here), listed before the snapshot starts so that its sessions hold them from its
+/// start. A table missing from it (created meanwhile; a listing that failed) is read by
+/// the dump's own session, which no other session of the dump waits for.
+async fn pooled_tables(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+) -> Vec<(String, String)> {
+    let mut held = Vec::new();
+    for (db, named) in selection {
+        let mut missing = Vec::new();
+        let Ok(tables) = tables_of(s, plan, db, named, Some(&mut missing)).await else {
+            continue;
+        };
+        held.extend(
+            tables
+                .into_iter()
+                .filter(|t| {
+                    t.kind == TableKind::Base && t.is_transactional() && !t.data_lives_elsewhere()
+                })
+                .map(|t| (db.clone(), t.name)),
+        );
+    }
+    held
 }
 
 /// Everything between the header and the footer, inside the consistent view.
@@ -672,9 +710,11 @@ async fn dump_table(
                 // table of a table-lock engine (MyISAM, Aria): under --lock-tables only this
                 // session holds its READ LOCAL lock; readers would see rows inserted after
                 // it, and their reads would queue behind a writer waiting for it (a hang).
+                // Nor does a table the readers did not open at the snapshot's start (they
+                // would ask for its metadata lock behind any DDL waiting for this session).
                 let pool = pool
                     .as_mut()
-                    .filter(|p| !p.is_empty() && t.is_transactional());
+                    .filter(|p| !p.is_empty() && t.is_transactional() && p.reads(db, &t.name));
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK
                 // TABLES is left open in the output.
