@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::client::conn::Session;
+use crate::client::conn::{Session, open_sessions};
 use crate::dump::catalog;
 use crate::dump::chunk;
 use crate::dump::consistency::Wants;
@@ -109,13 +108,29 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         }
     }
 
-    let mut workers = try_join_all((0..opts.threads.max(1)).map(|_| async {
-        let mut w = Session::connect(&plan.connection).await?;
+    let threads = opts.threads.max(1);
+    let (mut workers, refused) = open_sessions(&plan.connection, threads, |mut w| async {
         prepare_session(&mut w, plan).await?;
         group::bound_lock_waits(&mut w).await?;
-        Ok::<Session, Error>(w)
-    }))
-    .await?;
+        Ok(w)
+    })
+    .await;
+    // An account or server that allows fewer connections (1226 max_user_connections, 1040
+    // too many connections): dump with the workers that opened, at least one.
+    if let Some(e) = refused {
+        if workers.is_empty() {
+            return Err(e);
+        }
+        eprintln!(
+            "rdump: warning: {} of {threads} worker connections could be opened ({e}); dumping with {}",
+            workers.len(),
+            workers.len()
+        );
+    }
+    let opts = &DirOptions {
+        threads: workers.len(),
+        ..opts.clone()
+    };
 
     // The consistent view: lock, snapshots, coordinates; DDL held off; then release.
     let wants = Wants::from_plan(&plan.consistency, &control.dialect);

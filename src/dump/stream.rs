@@ -9,11 +9,9 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use futures::future::try_join_all;
-
 use crate::dump::catalog;
 
-use crate::client::conn::Session;
+use crate::client::conn::{Session, open_sessions};
 use crate::dump::chunk;
 use crate::dump::group;
 use crate::dump::pool::{ChunkRead, ReaderPool};
@@ -165,14 +163,35 @@ async fn choose_strategy(
     }
     // A single transaction takes its lock on one more connection (see SharedSnapshot).
     let locker = usize::from(matches!(c.mode, Consistency::SingleTransaction));
+    let (mut readers, refused) = open_sessions(
+        &plan.connection,
+        plan.stream.threads + locker,
+        |mut r| async {
+            prepare_session(&mut r, plan).await?;
+            group::bound_lock_waits(&mut r).await?;
+            Ok(r)
+        },
+    )
+    .await;
+    // An account or server that allows fewer connections (1226 max_user_connections, 1040
+    // too many connections): read with those that opened, down to this one, as mysqldump.
+    if let Some(e) = refused {
+        let usable = readers.len().saturating_sub(locker);
+        if usable == 0 {
+            eprintln!(
+                "rdump: warning: no reader connection could be opened ({e}); reading with one connection"
+            );
+            for r in readers {
+                r.close().await;
+            }
+            return Ok((snapshot::strategy_for(c, &s.dialect), None));
+        }
+        eprintln!(
+            "rdump: warning: {usable} of {} reader connections could be opened ({e}); reading with {usable}",
+            plan.stream.threads
+        );
+    }
     group::bound_lock_waits(s).await?;
-    let mut readers = try_join_all((0..plan.stream.threads + locker).map(|_| async {
-        let mut r = Session::connect(&plan.connection).await?;
-        prepare_session(&mut r, plan).await?;
-        group::bound_lock_waits(&mut r).await?;
-        Ok::<Session, Error>(r)
-    }))
-    .await?;
     Ok(match c.mode {
         Consistency::SingleTransaction => {
             let locker = readers.pop().expect("one connection more than the readers");
