@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use futures::future::{BoxFuture, try_join_all};
+use futures::future::{BoxFuture, join_all, try_join_all};
 
 use crate::client::conn::Session;
 use crate::dump::consistency::{
@@ -150,7 +150,10 @@ pub async fn hold_tables(sessions: &mut [Session], tables: &[(String, String)]) 
             (sql, context)
         })
         .collect();
-    try_join_all(sessions.iter_mut().map(|s| {
+    // Every session's statement runs to its end, also after another's failed: a session
+    // left in the middle of a multi-statement result could not be used again (a pool that
+    // holds one database at a time retries with the same sessions).
+    let outcomes = join_all(sessions.iter_mut().map(|s| {
         let batches = &batches;
         async move {
             for (sql, context) in batches {
@@ -159,8 +162,8 @@ pub async fn hold_tables(sessions: &mut [Session], tables: &[(String, String)]) 
             Ok::<(), Error>(())
         }
     }))
-    .await?;
-    Ok(())
+    .await;
+    outcomes.into_iter().collect()
 }
 
 pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {

@@ -215,7 +215,12 @@ async fn choose_strategy(
                 None,
             )
         }
-        Consistency::LockTables | Consistency::None => (
+        // Under --lock-tables the readers hold each database's tables while it is dumped.
+        Consistency::LockTables => (
+            snapshot::strategy_for(c, &s.dialect),
+            Some(ReaderPool::per_database(readers)),
+        ),
+        Consistency::None => (
             snapshot::strategy_for(c, &s.dialect),
             Some(ReaderPool::new(readers)),
         ),
@@ -247,6 +252,39 @@ async fn pooled_tables(
         );
     }
     held
+}
+
+/// Runs the strategy's step before a database (`--lock-tables`: LOCK TABLES on its
+/// tables); then a pool whose readers work under those locks opens the database's tables
+/// in a transaction of each reader (`ReaderPool::hold_database`), so that no reader asks
+/// for a table's metadata lock while a DDL statement waits for this session's lock. When a
+/// DDL statement got in between the two (a reader's wait times out), nothing of the
+/// database has been read yet: the readers let go, the locks are released so the DDL ends,
+/// and both are taken again.
+async fn lock_database(
+    strategy: &mut dyn snapshot::ConsistencyStrategy,
+    s: &mut Session,
+    db: &str,
+    tables: &[TableInfo],
+    pool: &mut Option<ReaderPool>,
+) -> Result<()> {
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        strategy.before_database(s, db, tables).await?;
+        let Some(p) = pool.as_mut().filter(|p| p.holds_per_database()) else {
+            return Ok(());
+        };
+        match p.hold_database(db, tables).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.sql_error_code() == Some(1205) && attempt < 10 => {
+                p.release_database().await;
+                strategy.after_database(s).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Everything between the header and the footer, inside the consistent view.
@@ -294,10 +332,13 @@ async fn write_dump(
         let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) =
             listed.into_iter().partition(|t| t.is_log_table);
         // As mysqldump's `--force`, also past LOCK TABLES and UNLOCK TABLES errors.
-        let r = strategy.before_database(s, db, &tables).await;
+        let r = lock_database(strategy, s, db, &tables, pool).await;
         tolerate(plan, &mut summary, r)?;
         let views = dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
         dumped.push((db, views));
+        if let Some(p) = pool.as_mut() {
+            p.release_database().await;
+        }
         let r = strategy.after_database(s).await;
         tolerate(plan, &mut summary, r)?;
         // The server refuses to lock log tables, and to read them while others are locked.
