@@ -23,11 +23,18 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// Connecting failed: wrong password, unreachable server, TLS refused. Every error
+    /// Connecting failed: wrong password, too many connections, TLS refused. Every error
     /// reads as mariadb-dump's `Got error: 1045: "Access denied ..." when ...`, with the
     /// server added.
     #[error("Got error: {message} when trying to connect to {server}")]
     Connect { server: String, message: String },
+
+    /// Nothing answered the connection at all (no socket, refused, unknown host), worded
+    /// as mysqldump's: `Got error: 2002: "Can't connect to local server through socket
+    /// '/run/mysqld/mysqld.sock' (2)" when trying to connect`; the message names the
+    /// server.
+    #[error("Got error: {message} when trying to connect")]
+    Unreachable { message: String },
 
     /// The server answered an SQL statement with an error.
     #[error("{server}: Got error: {message} when {context}")]
@@ -98,7 +105,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Connect { .. } | Error::Server { .. } => exit::MYSQL_ERROR,
+            Error::Connect { .. } | Error::Unreachable { .. } | Error::Server { .. } => {
+                exit::MYSQL_ERROR
+            }
             Error::NotFound { .. } => exit::MYSQL_ERROR,
             Error::IllegalTable { .. } => exit::ILLEGAL_TABLE,
             Error::Consistency { .. } | Error::Rows { .. } => exit::CONSISTENCY,

@@ -592,11 +592,39 @@ fn unreachable_tcp_port_is_exit_2_naming_the_address() {
     ];
     let out = run(rdump(&conn, &["errs"]));
     out.assert_code(2);
-    let msg = out.message();
-    assert_contains(msg, &format!("127.0.0.1:{port}"));
-    assert_contains(msg, "Connection refused");
+    // As the client library says it (naming the port too, as MySQL's clients do); it
+    // never connected, so no "Lost connection".
+    assert_eq!(
+        out.message(),
+        format!(
+            "rdump: Got error: 2003: \"Can't connect to server on '127.0.0.1:{port}' (111)\" \
+             when trying to connect"
+        )
+    );
     out.assert_nowhere("some-password");
     assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn unknown_host_is_exit_2_as_the_client_library_says_it() {
+    let conn = vec![
+        "-hno-such-host.invalid".into(),
+        "-urdump".into(),
+        "-psome-password".into(),
+    ];
+    let out = run(rdump(&conn, &["errs"]));
+    out.assert_code(2);
+    let theirs = common::system_dump_message(&["-hno-such-host.invalid", "-urdump", "errs"]);
+    assert_eq!(
+        out.message().strip_prefix("rdump: "),
+        theirs.strip_prefix("mariadb-dump: "),
+        "{}",
+        out.describe()
+    );
+    assert_contains(
+        out.message(),
+        "2005: \"Unknown server host 'no-such-host.invalid'",
+    );
 }
 
 #[test]
@@ -610,9 +638,25 @@ fn missing_socket_is_exit_2_naming_the_socket() {
     ];
     let out = run(rdump(&conn, &["errs"]));
     out.assert_code(2);
-    let msg = out.message();
-    assert_contains(msg, &socket.display().to_string());
-    assert_contains(msg, "No such file or directory");
+    // Word for word mariadb-dump's message.
+    let theirs = common::system_dump_message(&[
+        &format!("--socket={}", socket.display()),
+        "-urdump",
+        "errs",
+    ]);
+    assert_eq!(
+        out.message().strip_prefix("rdump: "),
+        theirs.strip_prefix("mariadb-dump: "),
+        "{}",
+        out.describe()
+    );
+    assert_contains(
+        out.message(),
+        &format!(
+            "2002: \"Can't connect to local server through socket '{}' (2)\"",
+            socket.display()
+        ),
+    );
     out.assert_nowhere("some-password");
     assert!(out.stdout.is_empty(), "{}", out.describe());
 }

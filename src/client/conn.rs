@@ -6,9 +6,11 @@
 //! Passwords go into the driver's options and nowhere else; `Session::server` is the
 //! address only.
 
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, Value};
@@ -79,15 +81,21 @@ fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
 }
 
 /// Opens a lean connection and runs what the driver's options would run on connect (SET
-/// NAMES, --init-command). `None` when the lean client cannot serve it, or failed at all
-/// (then the driver tries, and reports any error in its own words).
+/// NAMES, --init-command). `Ok(None)` when the lean client cannot serve it, or failed in a
+/// way the driver may not (then the driver tries, and reports any error in its own words).
+/// A connection nothing answered (`Failure::Unreached`, `UnknownHost`) or the server
+/// refused (an error packet: access denied, too many connections) is that failure: the
+/// driver would meet the same.
 ///
 /// TLS failures (`WireError::Tls`: no TLS from the server when the mode requires it, a
-/// certificate the mode's checks refuse, a bad --ssl-ca/cert/key file) go the same way:
-/// the driver is configured alike (`ssl_opts`), so it fails too and says why, or connects
+/// certificate the mode's checks refuse, a bad --ssl-ca/cert/key file) go to the driver:
+/// it is configured alike (`ssl_opts`), so it fails too and says why, or connects
 /// with TLS all the same. Neither client ever falls back to plain text after a TLS failure;
 /// the driver only for PREFERRED when the server offers no TLS at all, as the wire does.
-async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
+async fn open_wire(
+    opts: &ConnectionOptions,
+    tls: TlsWish,
+) -> std::result::Result<Option<WireConn>, Failure> {
     let password = match &opts.password {
         Password::Given(s) => Some(s.expose()),
         Password::None | Password::Prompt => None,
@@ -95,9 +103,10 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
     let user = user_name(opts);
     let tls_config = match tls {
         TlsWish::No => None,
-        TlsWish::IfOffered | TlsWish::Yes => {
-            Some(crate::client::tls::client_config(&opts.ssl).ok()?)
-        }
+        TlsWish::IfOffered | TlsWish::Yes => match crate::client::tls::client_config(&opts.ssl) {
+            Ok(c) => Some(c),
+            Err(_) => return Ok(None),
+        },
     };
     let login = Login {
         user: &user,
@@ -114,17 +123,139 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
         Ok(c) => c,
         Err(WireError::Unsupported(_)) => {
             WIRE_DECLINED.store(true, Ordering::Relaxed);
-            return None;
+            return Ok(None);
         }
-        Err(_) => return None,
+        Err(WireError::Connect(e)) => return Err(Failure::Unreached(e)),
+        Err(WireError::Resolve(e)) => return Err(Failure::UnknownHost(e)),
+        Err(e @ WireError::Server { .. }) => {
+            return Err(Failure::Other(Error::Connect {
+                server: server_label(opts),
+                message: e.to_string(),
+            }));
+        }
+        Err(_) => return Ok(None),
     };
     for sql in init_statements(opts) {
         if c.query_drop(&sql).await.is_err() {
-            return None;
+            return Ok(None);
         }
     }
-    Some(c)
+    Ok(Some(c))
 }
+
+/// Whether a connection is a process's first to the server, or one more of a dump or load
+/// whose first connection is open (then a refused connect means a full accept queue, not a
+/// server that is down, and is tried again too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    First,
+    More,
+}
+
+/// How long a connection is tried again while the server's accept queue is full (EAGAIN
+/// on a unix socket when more connections arrive at once than its `back_log`; a refused
+/// TCP connect for one more connection).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How one attempt to open a connection failed.
+enum Failure {
+    /// Nothing answered: no socket, refused, unreachable, accept queue full.
+    Unreached(io::Error),
+    /// The host name did not resolve.
+    UnknownHost(io::Error),
+    /// Anything else (the server refused: access denied, too many connections; TLS), as
+    /// reported.
+    Other(Error),
+}
+
+impl Failure {
+    /// Worth another attempt: the server's accept queue was full.
+    fn transient(&self, opening: Opening) -> bool {
+        match self {
+            Failure::Unreached(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN) => true,
+                Some(libc::ECONNREFUSED) => opening == Opening::More,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The error, worded as the client library words a failure to connect at all:
+    /// `2002: "Can't connect to local server through socket '...' (2)"`,
+    /// `2003: "Can't connect to server on 'db1:3306' (111)"`, `2005: "Unknown server
+    /// host 'db1' (-2)"` (the TCP form names the port, as MySQL's clients do).
+    fn into_error(self, opts: &ConnectionOptions) -> Error {
+        let errno = |e: &io::Error| {
+            e.raw_os_error()
+                .map_or_else(|| e.to_string(), |n| n.to_string())
+        };
+        let message = match (address(opts), self) {
+            (_, Failure::Other(e)) => return e,
+            (Address::Socket(path), Failure::Unreached(e) | Failure::UnknownHost(e)) => format!(
+                "2002: \"Can't connect to local server through socket '{path}' ({})\"",
+                errno(&e)
+            ),
+            (Address::Tcp(host, port), Failure::Unreached(e)) => format!(
+                "2003: \"Can't connect to server on '{}:{port}' ({})\"",
+                opts.host.as_deref().unwrap_or(&host),
+                errno(&e)
+            ),
+            (Address::Tcp(host, _), Failure::UnknownHost(e)) => format!(
+                "2005: \"Unknown server host '{}' ({})\"",
+                opts.host.as_deref().unwrap_or(&host),
+                resolver_code(&e)
+            ),
+        };
+        Error::Unreachable { message }
+    }
+}
+
+/// getaddrinfo's error code for a failed lookup, as the client library prints it (the
+/// standard library keeps only its text).
+fn resolver_code(e: &io::Error) -> String {
+    let text = e.to_string();
+    [
+        ("Name or service not known", "-2"),
+        ("Temporary failure in name resolution", "-3"),
+        ("No address associated with hostname", "-5"),
+    ]
+    .iter()
+    .find(|(words, _)| text.contains(words))
+    .map_or(text.clone(), |(_, code)| code.to_string())
+}
+
+/// Tries `attempt` again, backing off, while it fails transiently (see `Failure`), for up
+/// to `CONNECT_PATIENCE`; the last failure is the error.
+async fn with_retries<T, F, Fut>(
+    opts: &ConnectionOptions,
+    opening: Opening,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Failure>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match attempt().await {
+            Ok(t) => return Ok(t),
+            Err(f) if f.transient(opening) && started.elapsed() < CONNECT_PATIENCE => {
+                // Spread the attempts of many connections over time.
+                let jitter = Duration::from_micros(u64::from(std::process::id() % 7) * 700)
+                    + Duration::from_nanos(started.elapsed().subsec_nanos() as u64 % 3_000_000);
+                tokio::time::sleep(pause + jitter).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(f) => return Err(f.into_error(opts)),
+        }
+    }
+}
+
+/// Connections opened at once by `open_sessions` and rload: more at once only fill the
+/// server's accept queue.
+pub const CONNECTS_AT_ONCE: usize = 8;
 
 fn user_name(opts: &ConnectionOptions) -> String {
     opts.user
@@ -300,8 +431,15 @@ async fn check_negotiated_tls(
 /// Opens one driver connection as the options say (socket or TCP, TLS per `--ssl-mode`,
 /// falling back to plain for PREFERRED when the server has no TLS) and learns the server's
 /// dialect. Returns the connection, the server's label for messages, and the dialect.
-/// Every tool's connections are opened here (`Session`, and rload's `LoadConn`).
-pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
+/// Every tool's connections are opened here (`Session`, and rload's `LoadConn`); a full
+/// accept queue is waited out (`with_retries`).
+pub async fn open(opts: &ConnectionOptions, opening: Opening) -> Result<(Conn, String, Dialect)> {
+    with_retries(opts, opening, || open_driver(opts)).await
+}
+
+async fn open_driver(
+    opts: &ConnectionOptions,
+) -> std::result::Result<(Conn, String, Dialect), Failure> {
     let server = server_label(opts);
     let on_socket = matches!(address(opts), Address::Socket(_));
     let conn = match opts.ssl.mode {
@@ -315,31 +453,103 @@ pub async fn open(opts: &ConnectionOptions) -> Result<(Conn, String, Dialect)> {
         },
         _ => Conn::new(builder(opts, true)).await,
     };
-    let mut conn = conn.map_err(|e| Error::Connect {
-        server: server.clone(),
-        message: describe(&e),
-    })?;
-    let version: Option<String> =
-        conn.query_first("SELECT VERSION()")
-            .await
-            .map_err(|e| Error::Server {
-                server: server.clone(),
-                context: "reading the server version".into(),
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(mysql_async::Error::Io(mysql_async::IoError::Io(e))) if never_connected(&e) => {
+            return Err(Failure::Unreached(e));
+        }
+        Err(e) => {
+            return Err(Failure::Other(Error::Connect {
+                server,
                 message: describe(&e),
-            })?;
+            }));
+        }
+    };
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| {
+        Failure::Other(Error::Server {
+            server: server.clone(),
+            context: "reading the server version".into(),
+            message: describe(&e),
+        })
+    })?;
     let dialect = Dialect::from_version_string(&version.unwrap_or_default());
     if opts.ssl.restricted() {
-        check_negotiated_tls(&mut conn, opts, &server).await?;
+        check_negotiated_tls(&mut conn, opts, &server)
+            .await
+            .map_err(Failure::Other)?;
     }
     Ok((conn, server, dialect))
 }
 
+/// An I/O error that only a connect gives: nothing answered.
+fn never_connected(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOENT
+                | libc::ECONNREFUSED
+                | libc::EAGAIN
+                | libc::ENETUNREACH
+                | libc::EHOSTUNREACH
+                | libc::ETIMEDOUT
+                | libc::EACCES
+                | libc::ENOTSOCK
+        )
+    )
+}
+
+/// Opens `n` sessions more (`Opening::More`), `CONNECTS_AT_ONCE` at a time, each readied
+/// by `ready`. Returns those that opened, and the first error of those that did not (a
+/// server or account limit: 1040 too many connections, 1226 max_user_connections): the
+/// caller decides whether fewer will do.
+pub async fn open_sessions<F, Fut>(
+    opts: &ConnectionOptions,
+    n: usize,
+    ready: F,
+) -> (Vec<Session>, Option<Error>)
+where
+    F: Fn(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<Session>>,
+{
+    use futures::StreamExt;
+    let ready = &ready;
+    let outcomes: Vec<Result<Session>> = futures::stream::iter(0..n)
+        .map(|_| async move { ready(Session::connect_more(opts).await?).await })
+        .buffer_unordered(CONNECTS_AT_ONCE)
+        .collect()
+        .await;
+    let mut opened = Vec::with_capacity(n);
+    let mut refused = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(s) => opened.push(s),
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    (opened, refused)
+}
+
 impl Session {
-    /// Opens one connection: the lean client when it can serve the options, else the
-    /// driver (see `open`).
+    /// Opens a process's first connection: the lean client when it can serve the options,
+    /// else the driver (see `open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<Session> {
+        Session::open(opts, Opening::First).await
+    }
+
+    /// Opens one more connection of a dump whose first is open (see `Opening`).
+    pub async fn connect_more(opts: &ConnectionOptions) -> Result<Session> {
+        Session::open(opts, Opening::More).await
+    }
+
+    async fn open(opts: &ConnectionOptions, opening: Opening) -> Result<Session> {
+        with_retries(opts, opening, || Session::open_once(opts)).await
+    }
+
+    async fn open_once(opts: &ConnectionOptions) -> std::result::Result<Session, Failure> {
         if let Some(tls) = wire_allowed(opts)
-            && let Some(c) = open_wire(opts, tls).await
+            && let Some(c) = open_wire(opts, tls).await?
         {
             // The handshake carries VERSION(); MariaDB 10.x prefixes it with "5.5.5-" for
             // old replication clients.
@@ -353,7 +563,7 @@ impl Session {
                 opts,
             ));
         }
-        let (conn, server, dialect) = open(opts).await?;
+        let (conn, server, dialect) = open_driver(opts).await?;
         Ok(Session::new(Link::Driver(conn), server, dialect, opts))
     }
 

@@ -61,6 +61,11 @@ pub enum WireError {
         state: String,
         message: String,
     },
+    /// Nothing answered: the socket or TCP connect failed (no such socket, refused,
+    /// unreachable, the server's accept queue full). Never reached the server.
+    Connect(io::Error),
+    /// The host name did not resolve.
+    Resolve(io::Error),
     /// The socket failed or closed.
     Io(io::Error),
     /// The server sent something we cannot parse.
@@ -80,6 +85,8 @@ impl std::fmt::Display for WireError {
             WireError::Server { code, message, .. } => {
                 f.write_str(&crate::error::server_error(*code, message))
             }
+            WireError::Connect(e) => write!(f, "Can't connect to server ({e})"),
+            WireError::Resolve(e) => write!(f, "Unknown server host ({e})"),
             WireError::Io(e) => write!(f, "Lost connection to server ({e})"),
             WireError::Protocol(m) => write!(f, "client error: {m}"),
             WireError::Unsupported(m) => write!(f, "client error: not supported: {m}"),
@@ -246,9 +253,23 @@ impl WireConn {
     /// Connects and logs in. `Unsupported` means: use the driver for this connection.
     pub async fn connect(target: Target<'_>, login: &Login<'_>) -> WireResult<WireConn> {
         let (stream, host, local) = match target {
-            Target::Socket(path) => (Stream::Unix(UnixStream::connect(path).await?), None, true),
+            Target::Socket(path) => {
+                let s = UnixStream::connect(path)
+                    .await
+                    .map_err(WireError::Connect)?;
+                (Stream::Unix(s), None, true)
+            }
             Target::Tcp(host, port) => {
-                let s = TcpStream::connect((host, port)).await?;
+                let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+                    .await
+                    .map_err(WireError::Resolve)?
+                    .collect();
+                if addrs.is_empty() {
+                    return Err(WireError::Resolve(io::Error::other("no address")));
+                }
+                let s = TcpStream::connect(&addrs[..])
+                    .await
+                    .map_err(WireError::Connect)?;
                 s.set_nodelay(true)?;
                 let local = s.peer_addr().is_ok_and(|a| a.ip().is_loopback());
                 (Stream::Tcp(s), Some(host), local)

@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::client::conn::Session;
+use crate::client::conn::{Session, open_sessions};
 use crate::dump::catalog;
 use crate::dump::chunk;
 use crate::dump::consistency::Wants;
@@ -100,6 +99,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
 
     let mut control = Session::connect(&plan.connection).await?;
     prepare_session(&mut control, plan).await?;
+    group::bound_lock_waits(&mut control).await?;
     let selection = resolve_selection(&mut control, plan, None).await?;
     let mut tables: Vec<(String, TableInfo)> = Vec::new();
     for (db, named) in &selection {
@@ -108,12 +108,29 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         }
     }
 
-    let mut workers = try_join_all((0..opts.threads.max(1)).map(|_| async {
-        let mut w = Session::connect(&plan.connection).await?;
+    let threads = opts.threads.max(1);
+    let (mut workers, refused) = open_sessions(&plan.connection, threads, |mut w| async {
         prepare_session(&mut w, plan).await?;
-        Ok::<Session, Error>(w)
-    }))
-    .await?;
+        group::bound_lock_waits(&mut w).await?;
+        Ok(w)
+    })
+    .await;
+    // An account or server that allows fewer connections (1226 max_user_connections, 1040
+    // too many connections): dump with the workers that opened, at least one.
+    if let Some(e) = refused {
+        if workers.is_empty() {
+            return Err(e);
+        }
+        eprintln!(
+            "rdump: warning: {} of {threads} worker connections could be opened ({e}); dumping with {}",
+            workers.len(),
+            workers.len()
+        );
+    }
+    let opts = &DirOptions {
+        threads: workers.len(),
+        ..opts.clone()
+    };
 
     // The consistent view: lock, snapshots, coordinates; DDL held off; then release.
     let wants = Wants::from_plan(&plan.consistency, &control.dialect);
@@ -127,9 +144,6 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     let mut strategy = group::group_strategy(opts.consistency, &control.dialect, wants)?;
     let lock_started = Instant::now();
     let start = strategy.lock(&mut control, &mut workers, &tables).await?;
-    hold_off_ddl(&mut workers[0], &tables).await?;
-    let mut manifest = new_manifest(plan, opts, &control, &started_at, strategy.name(), &start);
-    let mut entries = table_entries(&tables);
     let non_transactional: Vec<usize> = tables
         .iter()
         .enumerate()
@@ -138,13 +152,27 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         })
         .map(|(i, _)| i)
         .collect();
+    // The tables the workers read: each has its data here, and is not read under the lock.
+    let read_by_workers: Vec<usize> = (0..tables.len())
+        .filter(|&i| {
+            let (db, t) = &tables[i];
+            t.kind == TableKind::Base
+                && !t.data_lives_elsewhere()
+                && plan.selection.wants_rows(db, &t.name)
+                && !(start.blocks_writes && !t.is_transactional())
+        })
+        .collect();
+    hold_off_ddl(&mut workers, &tables, &read_by_workers).await?;
+    let mut manifest = new_manifest(plan, opts, &control, &started_at, strategy.name(), &start);
+    let mut entries = table_entries(&tables);
     if start.blocks_writes {
         // Non-transactional tables have no snapshot: read them while writes are stopped.
         let mut zstd = None;
         for &i in &non_transactional {
             let (db, t) = &tables[i];
-            let jobs = plan_table(&mut control, plan, opts, &dump_dir, db, t, i, u64::MAX).await?;
-            record_columns(&mut entries[i], &jobs);
+            let dir = dump_dir.subdir(&file_name(db))?;
+            let jobs = plan_table(&mut control, plan, opts, &dir, db, t, i, u64::MAX).await?;
+            entries[i].columns = column_entries(&jobs);
             for job in jobs {
                 let (sink, written) =
                     write_chunk(&mut control, plan, opts, &job, None, &mut zstd).await?;
@@ -168,29 +196,46 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
             write_database_files(&mut control, plan, &dump_dir, db, &tables, &mut entries).await?,
         );
     }
-    let mut order: Vec<usize> = (0..tables.len())
-        .filter(|i| {
-            let (db, t) = &tables[*i];
-            t.kind == TableKind::Base
-                && !t.data_lives_elsewhere()
-                && plan.selection.wants_rows(db, &t.name)
-                && !(start.blocks_writes && non_transactional.contains(i))
-        })
-        .collect();
+    let mut order = read_by_workers;
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].estimated_rows));
     let progress = Progress_::new(plan, order.iter().map(|&i| entries[i].estimated_rows).sum());
 
-    // The workers start on the first (biggest) table's chunks while the control connection
-    // plans the next tables: planning may walk a key, which costs the server a read.
+    // Worker 0 plans the tables' chunks, biggest first, and then reads chunks too; the
+    // others start on the first table's chunks at once. Planning may walk a key, which
+    // reads the table: it runs in a worker's snapshot, which holds every table already
+    // (`hold_off_ddl`), never on the control connection, whose query would queue behind a
+    // DDL statement waiting for the workers while they wait for its chunks.
     let (queue, jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let to_plan = order
+        .iter()
+        .map(|&i| {
+            let (db, t) = &tables[i];
+            Ok((i, db.clone(), t.clone(), dump_dir.subdir(&file_name(db))?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut planning = Some((queue, to_plan));
     let mut set = tokio::task::JoinSet::new();
     for (n, mut w) in workers.into_iter().enumerate() {
         let jobs = Arc::clone(&jobs);
         let plan = plan.clone();
         let opts = opts.clone();
         let bar = progress.worker(n);
+        let planning = planning.take();
         set.spawn(async move {
+            let mut columns = Vec::new();
+            if let Some((queue, to_plan)) = planning {
+                for (slot, db, t, dir) in to_plan {
+                    bar.set_message(format!("planning {}", qualified(&db, &t.name)));
+                    let planned =
+                        plan_table(&mut w, &plan, &opts, &dir, &db, &t, slot, opts.chunk_rows)
+                            .await?;
+                    columns.push((slot, column_entries(&planned)));
+                    if planned.into_iter().any(|job| queue.send(job).is_err()) {
+                        break;
+                    }
+                }
+            }
             let mut done = Vec::new();
             // The previous chunk's file is fsynced and renamed on a blocking thread while
             // this worker reads the next one (at most one pending per worker). A pending
@@ -221,34 +266,20 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
             bar.finish();
             let _ = w.exec("COMMIT", "ending the snapshot").await;
             w.close().await;
-            Ok::<_, Error>(done)
+            Ok::<_, Error>((done, columns))
         });
     }
-    for i in order {
-        let (db, t) = &tables[i];
-        let planned = plan_table(
-            &mut control,
-            plan,
-            opts,
-            &dump_dir,
-            db,
-            t,
-            i,
-            opts.chunk_rows,
-        )
-        .await?;
-        record_columns(&mut entries[i], &planned);
-        if planned.into_iter().any(|job| queue.send(job).is_err()) {
-            break; // every worker has stopped; its error is reported below
-        }
-    }
-    drop(queue);
+    drop(planning);
     // JoinSet aborts the other workers when dropped on the first error.
     while let Some(joined) = set.join_next().await {
-        let done = joined.map_err(|e| Error::Usage(format!("a worker failed: {e}")))??;
+        let (done, columns) =
+            joined.map_err(|e| Error::Usage(format!("a worker failed: {e}")))??;
         for (slot, entry) in done {
             entries[slot].rows += entry.rows;
             entries[slot].chunks.push(entry);
+        }
+        for (slot, columns) in columns {
+            entries[slot].columns = columns;
         }
     }
     progress.finish();
@@ -290,25 +321,33 @@ async fn control_has_binlog(control: &mut Session) -> Result<bool> {
     Ok(matches!(v.as_deref(), Some("1") | Some("ON")))
 }
 
-/// Opens every dumped transactional table in a worker's snapshot transaction: its metadata
-/// lock then holds DDL on those tables off until the dump ends, so definitions match the
-/// data. Not MyISAM/Aria tables: a SELECT on them takes a table-level read lock, which
-/// queues behind a writer waiting for the control connection's LOCK TABLES while the
-/// control connection waits for this step: a deadlock (seen in the consistency test).
-/// Those tables are read under the lock instead.
-async fn hold_off_ddl(worker: &mut Session, tables: &[(String, TableInfo)]) -> Result<()> {
-    for (db, t) in tables
-        .iter()
-        .filter(|(_, t)| t.kind == TableKind::Base && !t.is_log_table && t.is_transactional())
-    {
-        worker
-            .exec(
-                &format!("SELECT 1 FROM {} LIMIT 0", qualified(db, &t.name)),
-                &format!("opening {} in the snapshot", qualified(db, &t.name)),
-            )
-            .await?;
+/// Opens every table the workers read in every worker's snapshot, while the lock holds
+/// DDL off (`group::hold_tables`): a DDL statement on them then waits until the dump ends,
+/// definitions match the data, and no worker ever waits for a table's metadata lock behind
+/// such a statement. Transactional tables always (their definitions must match the data
+/// even with `--no-data`); MyISAM/Aria tables only when the workers read them (no lock
+/// that stops writes): under the control connection's LOCK TABLES a SELECT on them takes a
+/// table-level read lock, which queues behind a writer waiting for that lock while the
+/// control connection waits for this step (a deadlock seen in the consistency test), so
+/// they are read under the lock instead.
+async fn hold_off_ddl(
+    workers: &mut [Session],
+    tables: &[(String, TableInfo)],
+    read_by_workers: &[usize],
+) -> Result<()> {
+    let mut read = vec![false; tables.len()];
+    for &i in read_by_workers {
+        read[i] = true;
     }
-    Ok(())
+    let held: Vec<(String, String)> = tables
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, t))| {
+            t.kind == TableKind::Base && !t.is_log_table && (t.is_transactional() || read[*i])
+        })
+        .map(|(_, (db, t))| (db.clone(), t.name.clone()))
+        .collect();
+    group::hold_tables(workers, &held).await
 }
 
 fn table_entries(tables: &[(String, TableInfo)]) -> Vec<TableEntry> {
@@ -319,19 +358,20 @@ fn table_entries(tables: &[(String, TableInfo)]) -> Vec<TableEntry> {
 }
 
 /// The data files' columns and their kinds, for the manifest.
-fn record_columns(entry: &mut TableEntry, jobs: &[Job]) {
-    if let Some(job) = jobs.first() {
-        entry.columns = job
-            .read
-            .columns
-            .iter()
-            .zip(&job.read.kinds)
-            .map(|(name, kind)| manifest::ColumnEntry {
-                name: name.clone(),
-                kind: kind.name().to_string(),
-            })
-            .collect();
-    }
+fn column_entries(jobs: &[Job]) -> Vec<manifest::ColumnEntry> {
+    jobs.first()
+        .map(|job| {
+            job.read
+                .columns
+                .iter()
+                .zip(&job.read.kinds)
+                .map(|(name, kind)| manifest::ColumnEntry {
+                    name: name.clone(),
+                    kind: kind.name().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn relative(db: &str, name: &str) -> String {
@@ -343,7 +383,7 @@ async fn plan_table(
     control: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
-    dump_dir: &DumpDir,
+    dir: &Dir,
     db: &str,
     t: &TableInfo,
     slot: usize,
@@ -370,7 +410,6 @@ async fn plan_table(
             .await?
             .chunks
     };
-    let dir = dump_dir.subdir(&file_name(db))?;
     let ext = match (opts.format, plan.zstd.is_some()) {
         (DirFormat::Sql, false) => "sql",
         (DirFormat::Sql, true) => "sql.zst",

@@ -7,10 +7,19 @@
 //! `--consistency` policy is a small type behind `GroupStrategy`; `group_strategy` picks
 //! one. Not for: the single-connection strategies of the mysqldump-compatible stream (see
 //! `snapshot`), or reading data.
+//!
+//! It also owns the rule that keeps DDL from deadlocking with a dump of several sessions
+//! (`hold_tables`, `bound_lock_waits`): every session that will read a table opens it in
+//! its snapshot while the lock still holds DDL off, all in one order, so no session of the
+//! dump ever asks for a table's metadata lock after a DDL statement may have queued for it
+//! (the DDL waits for the dump instead, and the dump never waits for the DDL); and every
+//! lock wait of those sessions is bounded, so a wait that could still close a cycle through
+//! rdump (no lock to take: `--consistency=snapshot-only|none`, `--lock-tables`) fails the
+//! dump within seconds instead of stalling the application's queries behind it.
 
 use std::time::Instant;
 
-use futures::future::{BoxFuture, try_join_all};
+use futures::future::{BoxFuture, join_all, try_join_all};
 
 use crate::client::conn::Session;
 use crate::dump::consistency::{
@@ -21,6 +30,7 @@ use crate::format::coordinates::Coordinates;
 use crate::format::objects::TableInfo;
 use crate::plan::DirConsistency;
 use crate::sql::dialect::Dialect;
+use crate::sql::quote::qualified;
 
 /// What `lock` established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,71 @@ pub fn group_strategy(
             snapshot: false,
         }),
     })
+}
+
+/// Seconds a session of a dump read by several connections waits for a metadata or table
+/// lock before its statement fails (`lock_wait_timeout`; the server's default is a day).
+pub const LOCK_WAIT_SECONDS: u32 = 10;
+
+/// Bounds every lock wait of `s` to `LOCK_WAIT_SECONDS`: a dump of several sessions that
+/// waits for a lock fails cleanly (error 1205) rather than keep a DDL statement, and the
+/// application's queries queued behind it, waiting.
+pub async fn bound_lock_waits(s: &mut Session) -> Result<()> {
+    s.exec(
+        &format!("SET SESSION lock_wait_timeout = {LOCK_WAIT_SECONDS}"),
+        "bounding lock waits",
+    )
+    .await
+}
+
+/// Tables opened per statement batch by `hold_tables` (one round trip each).
+const HOLD_BATCH: usize = 64;
+
+/// Opens every table of `tables` (database, name) in the snapshot of every session, in one
+/// order (by name), while the caller's lock holds DDL off: each session then keeps the
+/// tables' metadata locks until its transaction ends, and never has to ask for one again.
+/// A DDL statement on them issued later waits for the dump to end; without this, a session
+/// asking for a table after such a statement queued would wait for it, while it waits for
+/// a session of the dump that holds the table: a cycle the server cannot see.
+pub async fn hold_tables(sessions: &mut [Session], tables: &[(String, String)]) -> Result<()> {
+    let mut sorted: Vec<&(String, String)> = tables.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let batches: Vec<(String, String)> = sorted
+        .chunks(HOLD_BATCH)
+        .map(|batch| {
+            let sql = batch
+                .iter()
+                .map(|(db, t)| format!("SELECT 1 FROM {} LIMIT 0", qualified(db, t)))
+                .collect::<Vec<_>>()
+                .join(";");
+            let (first, last) = (batch[0], batch[batch.len() - 1]);
+            let context = if batch.len() == 1 {
+                format!("opening {} in the snapshot", qualified(&first.0, &first.1))
+            } else {
+                format!(
+                    "opening the dumped tables {} to {} in the snapshot",
+                    qualified(&first.0, &first.1),
+                    qualified(&last.0, &last.1)
+                )
+            };
+            (sql, context)
+        })
+        .collect();
+    // Every session's statement runs to its end, also after another's failed: a session
+    // left in the middle of a multi-statement result could not be used again (a pool that
+    // holds one database at a time retries with the same sessions).
+    let outcomes = join_all(sessions.iter_mut().map(|s| {
+        let batches = &batches;
+        async move {
+            for (sql, context) in batches {
+                s.exec(sql, context).await?;
+            }
+            Ok::<(), Error>(())
+        }
+    }))
+    .await;
+    outcomes.into_iter().collect()
 }
 
 pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {

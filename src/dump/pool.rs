@@ -9,16 +9,18 @@
 //! waits (and so does its server connection) until the writer drains it.
 //! Not for: deciding chunks (see `chunk`) or what the stream contains (see `stream`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::conn::Session;
+use crate::dump::group;
 use crate::dump::read::TableRead;
 use crate::error::{Error, Result};
 use crate::format::encode::sql::{InsertStyle, SeparatedRows, SqlEncoder, StatementJoiner};
+use crate::format::objects::{TableInfo, TableKind};
 
 /// Encoded bytes are sent to the writer in pieces of about this size.
 const BUFFER_BYTES: usize = 256 * 1024;
@@ -43,13 +45,95 @@ pub struct ChunkRead {
 /// Idle reader sessions, each inside the shared snapshot.
 pub struct ReaderPool {
     idle: Vec<Session>,
+    /// The tables (database, name) every session opened at the snapshot's start, or for
+    /// the database being dumped (`group::hold_tables`), the only ones it reads; `None`:
+    /// any table (readers outside a snapshot and without locks: `--skip-lock-tables`).
+    held: Option<HashSet<(String, String)>>,
+    /// The readers hold the tables of one database at a time (`hold_database`), in a
+    /// transaction of each, while the dump's session holds their LOCK TABLES.
+    per_database: bool,
 }
 
 type Reading = (JoinHandle<Result<u64>>, mpsc::Receiver<SeparatedRows>);
 
 impl ReaderPool {
     pub fn new(sessions: Vec<Session>) -> ReaderPool {
-        ReaderPool { idle: sessions }
+        ReaderPool {
+            idle: sessions,
+            held: None,
+            per_database: false,
+        }
+    }
+
+    /// A pool that reads under the dump's `--lock-tables`: each database's tables are
+    /// held by `hold_database` before they are read.
+    pub fn per_database(sessions: Vec<Session>) -> ReaderPool {
+        ReaderPool {
+            idle: sessions,
+            held: Some(HashSet::new()),
+            per_database: true,
+        }
+    }
+
+    pub fn holds_per_database(&self) -> bool {
+        self.per_database
+    }
+
+    /// Opens `db`'s transactional tables in a new transaction of every reader (see
+    /// `group::hold_tables`), waiting at most a second for each; the pool then reads those.
+    /// A DDL statement that waits for the dump's locks makes this time out (1205): the
+    /// caller releases and tries again.
+    pub async fn hold_database(&mut self, db: &str, tables: &[TableInfo]) -> Result<()> {
+        let list: Vec<(String, String)> = tables
+            .iter()
+            .filter(|t| {
+                t.kind == TableKind::Base && t.is_transactional() && !t.data_lives_elsewhere()
+            })
+            .map(|t| (db.to_string(), t.name.clone()))
+            .collect();
+        for s in &mut self.idle {
+            s.exec(
+                "START TRANSACTION",
+                "starting a reader's transaction for the database",
+            )
+            .await?;
+            s.exec("SET SESSION lock_wait_timeout = 1", "bounding lock waits")
+                .await?;
+        }
+        let held = group::hold_tables(&mut self.idle, &list).await;
+        for s in &mut self.idle {
+            group::bound_lock_waits(s).await?;
+        }
+        held?;
+        self.held = Some(list.into_iter().collect());
+        Ok(())
+    }
+
+    /// Ends the readers' transactions of `hold_database`: the tables are theirs no more.
+    pub async fn release_database(&mut self) {
+        if !self.per_database {
+            return;
+        }
+        for s in &mut self.idle {
+            let _ = s.exec("COMMIT", "ending a reader's transaction").await;
+        }
+        self.held = Some(HashSet::new());
+    }
+
+    /// A pool whose sessions hold `tables` and read only those.
+    pub fn holding(sessions: Vec<Session>, tables: Vec<(String, String)>) -> ReaderPool {
+        ReaderPool {
+            idle: sessions,
+            held: Some(tables.into_iter().collect()),
+            per_database: false,
+        }
+    }
+
+    /// Whether the pool may read `db`.`table`.
+    pub fn reads(&self, db: &str, table: &str) -> bool {
+        self.held
+            .as_ref()
+            .is_none_or(|h| h.contains(&(db.to_string(), table.to_string())))
     }
 
     pub fn len(&self) -> usize {

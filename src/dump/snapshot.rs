@@ -13,7 +13,7 @@ use crate::dump::consistency::{
     Wants, global_read_lock, lock_for_reading, read_current_coordinates,
     restart_replica_sql_thread, snapshot_coordinates, start_snapshot, stop_replica_sql_thread,
 };
-use crate::dump::group::{GroupStrategy, group_strategy, start_snapshots};
+use crate::dump::group::{GroupStrategy, group_strategy, hold_tables, start_snapshots};
 use crate::dump::pool::ReaderPool;
 use crate::error::{Error, Result};
 use crate::format::coordinates::Coordinates;
@@ -62,6 +62,9 @@ pub struct SharedSnapshot {
     fallback: Option<Snapshot>,
     wants: Wants,
     warn_on_fallback: bool,
+    /// The tables the readers may read: every session of the snapshot opens them under
+    /// the lock (`group::hold_tables`).
+    held: Vec<(String, String)>,
 }
 
 impl SharedSnapshot {
@@ -71,6 +74,7 @@ impl SharedSnapshot {
         readers: Vec<Session>,
         locker: Session,
         warn_on_fallback: bool,
+        held: Vec<(String, String)>,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
         Ok(SharedSnapshot {
@@ -80,6 +84,7 @@ impl SharedSnapshot {
             fallback: None,
             wants,
             warn_on_fallback,
+            held,
         })
     }
 }
@@ -94,10 +99,21 @@ impl ConsistencyStrategy for SharedSnapshot {
                 Ok(start) => {
                     // The dump's own session joins the snapshot too, while commits are
                     // still stopped: it reads a table's rows itself when `--force` has
-                    // left the pool without readers, and MyISAM tables.
-                    let joined = start_snapshots(std::slice::from_mut(s)).await;
+                    // left the pool without readers, and MyISAM tables. Then every session
+                    // opens the tables the readers may read, while DDL is still held off.
+                    let joined = match start_snapshots(std::slice::from_mut(s)).await {
+                        Ok(()) => {
+                            let held = &self.held;
+                            let (a, b) = futures::join!(
+                                hold_tables(&mut self.readers, held),
+                                hold_tables(std::slice::from_mut(s), held)
+                            );
+                            a.and(b)
+                        }
+                        Err(e) => Err(e),
+                    };
                     let released = self.group.release(&mut locker).await;
-                    released.and(joined).map(|()| start)
+                    joined.and(released).map(|()| start)
                 }
                 Err(e) => Err(e),
             };
@@ -145,7 +161,12 @@ impl ConsistencyStrategy for SharedSnapshot {
     }
 
     fn readers(&mut self) -> Option<ReaderPool> {
-        (!self.readers.is_empty()).then(|| ReaderPool::new(std::mem::take(&mut self.readers)))
+        (!self.readers.is_empty()).then(|| {
+            ReaderPool::holding(
+                std::mem::take(&mut self.readers),
+                std::mem::take(&mut self.held),
+            )
+        })
     }
 }
 
@@ -178,6 +199,7 @@ pub fn strategy_for(plan: &ConsistencyPlan, dialect: &Dialect) -> Box<dyn Consis
         Consistency::LockAllTables => Box::new(GlobalReadLock {
             wants,
             readers: Vec::new(),
+            held: Vec::new(),
             stopped_sql_thread: false,
         }),
         Consistency::LockTables => Box::new(TableLocks { wants }),
@@ -237,15 +259,23 @@ pub struct GlobalReadLock {
     wants: Wants,
     /// Reader connections that start snapshots while the lock is held.
     readers: Vec<Session>,
+    /// The tables the readers may read, opened in their snapshots under the lock.
+    held: Vec<(String, String)>,
     /// `--dump-slave` stopped the replica's SQL thread: teardown starts it again.
     stopped_sql_thread: bool,
 }
 
 impl GlobalReadLock {
-    pub fn with_readers(plan: &ConsistencyPlan, dialect: &Dialect, readers: Vec<Session>) -> Self {
+    pub fn with_readers(
+        plan: &ConsistencyPlan,
+        dialect: &Dialect,
+        readers: Vec<Session>,
+        held: Vec<(String, String)>,
+    ) -> Self {
         GlobalReadLock {
             wants: Wants::from_plan(plan, dialect),
             readers,
+            held,
             stopped_sql_thread: false,
         }
     }
@@ -259,12 +289,18 @@ impl ConsistencyStrategy for GlobalReadLock {
             }
             global_read_lock(s, self.wants.flush_logs).await?;
             start_snapshots(&mut self.readers).await?;
+            hold_tables(&mut self.readers, &self.held).await?;
             read_current_coordinates(s, self.wants).await
         })
     }
 
     fn readers(&mut self) -> Option<ReaderPool> {
-        (!self.readers.is_empty()).then(|| ReaderPool::new(std::mem::take(&mut self.readers)))
+        (!self.readers.is_empty()).then(|| {
+            ReaderPool::holding(
+                std::mem::take(&mut self.readers),
+                std::mem::take(&mut self.held),
+            )
+        })
     }
 
     fn teardown<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<()>> {

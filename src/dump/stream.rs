@@ -9,12 +9,11 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use futures::future::try_join_all;
-
 use crate::dump::catalog;
 
-use crate::client::conn::Session;
+use crate::client::conn::{Session, open_sessions};
 use crate::dump::chunk;
+use crate::dump::group;
 use crate::dump::pool::{ChunkRead, ReaderPool};
 use crate::dump::read::TableRead;
 use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
@@ -112,7 +111,7 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };
 
-    let (mut strategy, mut pool) = choose_strategy(&s, plan).await?;
+    let (mut strategy, mut pool) = choose_strategy(&mut s, plan, &selection).await?;
     let mut purge_to = None;
     let written = match strategy.setup(&mut s).await {
         Ok(coords) => {
@@ -177,10 +176,13 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
 /// The consistency strategy, with reader connections when the stream is read by several
 /// (`plan.stream.threads`): they share the dump's snapshot (single transaction), start one
 /// under its global lock (lock-all-tables), or read under its table locks. `--tab` and
-/// `--dump-slave` read on one connection.
+/// `--dump-slave` read on one connection. Every session's lock waits are then bounded
+/// (`group::bound_lock_waits`), and a snapshot's sessions hold the tables the readers may
+/// read from its start (`group::hold_tables`).
 async fn choose_strategy(
-    s: &Session,
+    s: &mut Session,
     plan: &Plan,
+    selection: &[(String, Vec<String>)],
 ) -> Result<(Box<dyn snapshot::ConsistencyStrategy>, Option<ReaderPool>)> {
     let c = &plan.consistency;
     let parallel = plan.stream.threads > 1
@@ -192,15 +194,39 @@ async fn choose_strategy(
     }
     // A single transaction takes its lock on one more connection (see SharedSnapshot).
     let locker = usize::from(matches!(c.mode, Consistency::SingleTransaction));
-    let mut readers = try_join_all((0..plan.stream.threads + locker).map(|_| async {
-        let mut r = Session::connect(&plan.connection).await?;
-        prepare_session(&mut r, plan).await?;
-        Ok::<Session, Error>(r)
-    }))
-    .await?;
+    let (mut readers, refused) = open_sessions(
+        &plan.connection,
+        plan.stream.threads + locker,
+        |mut r| async {
+            prepare_session(&mut r, plan).await?;
+            group::bound_lock_waits(&mut r).await?;
+            Ok(r)
+        },
+    )
+    .await;
+    // An account or server that allows fewer connections (1226 max_user_connections, 1040
+    // too many connections): read with those that opened, down to this one, as mysqldump.
+    if let Some(e) = refused {
+        let usable = readers.len().saturating_sub(locker);
+        if usable == 0 {
+            eprintln!(
+                "rdump: warning: no reader connection could be opened ({e}); reading with one connection"
+            );
+            for r in readers {
+                r.close().await;
+            }
+            return Ok((snapshot::strategy_for(c, &s.dialect), None));
+        }
+        eprintln!(
+            "rdump: warning: {usable} of {} reader connections could be opened ({e}); reading with {usable}",
+            plan.stream.threads
+        );
+    }
+    group::bound_lock_waits(s).await?;
     Ok(match c.mode {
         Consistency::SingleTransaction => {
             let locker = readers.pop().expect("one connection more than the readers");
+            let held = pooled_tables(s, plan, selection).await;
             (
                 Box::new(SharedSnapshot::new(
                     c,
@@ -208,19 +234,88 @@ async fn choose_strategy(
                     readers,
                     locker,
                     plan.stream.threads_given,
+                    held,
                 )?),
                 None,
             )
         }
-        Consistency::LockAllTables => (
-            Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers)),
-            None,
+        Consistency::LockAllTables => {
+            let held = pooled_tables(s, plan, selection).await;
+            (
+                Box::new(GlobalReadLock::with_readers(c, &s.dialect, readers, held)),
+                None,
+            )
+        }
+        // Under --lock-tables the readers hold each database's tables while it is dumped.
+        Consistency::LockTables => (
+            snapshot::strategy_for(c, &s.dialect),
+            Some(ReaderPool::per_database(readers)),
         ),
-        Consistency::LockTables | Consistency::None => (
+        Consistency::None => (
             snapshot::strategy_for(c, &s.dialect),
             Some(ReaderPool::new(readers)),
         ),
     })
+}
+
+/// The tables the reader pool may read (base tables of a transactional engine with their
+/// data here), listed before the snapshot starts so that its sessions hold them from its
+/// start. A table missing from it (created meanwhile; a listing that failed) is read by
+/// the dump's own session, which no other session of the dump waits for.
+async fn pooled_tables(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+) -> Vec<(String, String)> {
+    let mut held = Vec::new();
+    for (db, named) in selection {
+        let mut missing = Vec::new();
+        let Ok(tables) = tables_of(s, plan, db, named, Some(&mut missing)).await else {
+            continue;
+        };
+        held.extend(
+            tables
+                .into_iter()
+                .filter(|t| {
+                    t.kind == TableKind::Base && t.is_transactional() && !t.data_lives_elsewhere()
+                })
+                .map(|t| (db.clone(), t.name)),
+        );
+    }
+    held
+}
+
+/// Runs the strategy's step before a database (`--lock-tables`: LOCK TABLES on its
+/// tables); then a pool whose readers work under those locks opens the database's tables
+/// in a transaction of each reader (`ReaderPool::hold_database`), so that no reader asks
+/// for a table's metadata lock while a DDL statement waits for this session's lock. When a
+/// DDL statement got in between the two (a reader's wait times out), nothing of the
+/// database has been read yet: the readers let go, the locks are released so the DDL ends,
+/// and both are taken again.
+async fn lock_database(
+    strategy: &mut dyn snapshot::ConsistencyStrategy,
+    s: &mut Session,
+    db: &str,
+    tables: &[TableInfo],
+    pool: &mut Option<ReaderPool>,
+) -> Result<()> {
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        strategy.before_database(s, db, tables).await?;
+        let Some(p) = pool.as_mut().filter(|p| p.holds_per_database()) else {
+            return Ok(());
+        };
+        match p.hold_database(db, tables).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.sql_error_code() == Some(1205) && attempt < 10 => {
+                p.release_database().await;
+                strategy.after_database(s).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Everything between the header and the footer, inside the consistent view.
@@ -268,10 +363,13 @@ async fn write_dump(
         let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) =
             listed.into_iter().partition(|t| t.is_log_table);
         // As mysqldump's `--force`, also past LOCK TABLES and UNLOCK TABLES errors.
-        let r = strategy.before_database(s, db, &tables).await;
+        let r = lock_database(strategy, s, db, &tables, pool).await;
         tolerate(plan, &mut summary, r)?;
         let views = dump_database(s, plan, db, &tables, out, &mut summary, pool).await?;
         dumped.push((db, views));
+        if let Some(p) = pool.as_mut() {
+            p.release_database().await;
+        }
         let r = strategy.after_database(s).await;
         tolerate(plan, &mut summary, r)?;
         // The server refuses to lock log tables, and to read them while others are locked.
@@ -724,9 +822,14 @@ async fn dump_table(
                 // table of a table-lock engine (MyISAM, Aria): under --lock-tables only this
                 // session holds its READ LOCAL lock; readers would see rows inserted after
                 // it, and their reads would queue behind a writer waiting for it (a hang).
-                // Key ranges are planned on the current rows: other versions read whole.
+                // Key ranges are planned on the current rows: other versions read whole. Nor
+                // does a table the readers did not open at the snapshot's start (they would
+                // ask for its metadata lock behind any DDL waiting for this session).
                 let pool = pool.as_mut().filter(|p| {
-                    !p.is_empty() && t.is_transactional() && *history == History::Current
+                    !p.is_empty()
+                        && t.is_transactional()
+                        && *history == History::Current
+                        && p.reads(db, &t.name)
                 });
                 // Planned before the data block opens: from `data_start` on, every outcome
                 // (rows, or an error `--force` goes past) ends with `data_end`, so no LOCK

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, InfileData, Row};
 
-use crate::client::conn::cell_string;
+use crate::client::conn::{Opening, cell_string};
 use crate::client::options::ConnectionOptions;
 use crate::error::{Error, describe};
 use crate::sql::dialect::Dialect;
@@ -36,7 +36,17 @@ pub struct LoadConn {
 impl LoadConn {
     /// Opens one connection, exactly as rdump's sessions are opened (`crate::client::conn::open`).
     pub async fn connect(opts: &ConnectionOptions) -> Result<LoadConn, Error> {
-        let (conn, server, dialect) = crate::client::conn::open(opts).await?;
+        LoadConn::open(opts, Opening::First).await
+    }
+
+    /// Opens one more connection of a load whose first is open: a refused connect (the
+    /// server's accept queue full) is tried again too.
+    pub async fn connect_more(opts: &ConnectionOptions) -> Result<LoadConn, Error> {
+        LoadConn::open(opts, Opening::More).await
+    }
+
+    async fn open(opts: &ConnectionOptions, opening: Opening) -> Result<LoadConn, Error> {
+        let (conn, server, dialect) = crate::client::conn::open(opts, opening).await?;
         Ok(LoadConn {
             conn,
             server,

@@ -276,14 +276,21 @@ pub async fn load(
     };
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
+    // A few connections open at a time: all at once overflow the server's accept queue.
+    let opening = Arc::new(tokio::sync::Semaphore::new(
+        crate::client::conn::CONNECTS_AT_ONCE,
+    ));
     for n in 0..threads {
+        let opening = Arc::clone(&opening);
         let shared = Arc::clone(&shared);
         let connection = connection.clone();
         let opts = opts.clone();
         let line = bars.worker(n);
         let total = bars.total.clone();
         set.spawn(async move {
-            let mut conn = LoadConn::connect(&connection).await?;
+            let permit = opening.acquire().await;
+            let mut conn = LoadConn::connect_more(&connection).await?;
+            drop(permit);
             prepare_session(&mut conn, &opts).await?;
             shared.journal.register(&mut conn).await?;
             let mut busy = Busy::default();

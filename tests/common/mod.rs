@@ -865,6 +865,19 @@ fn start_watchdog() {
     });
 }
 
+/// The one line the system's `mariadb-dump --no-defaults <args>` prints on stderr when it
+/// fails (for comparing messages word for word).
+pub fn system_dump_message(args: &[&str]) -> String {
+    let out = Command::new(system_dump_bin())
+        .arg("--no-defaults")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", system_dump_bin()));
+    assert!(!out.status.success(), "mariadb-dump {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
 /// Starts two servers at once (each start takes ~0.4 s, mostly waiting).
 pub fn start_two(a: ServerOptions, b: ServerOptions) -> (Server, Server) {
     std::thread::scope(|s| {
