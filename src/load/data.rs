@@ -7,7 +7,7 @@
 //!
 //! * SQL chunks: the file's statements (the splitter runs on a blocking thread, one
 //!   statement ahead of the server), each run on its own; the INSERTs' affected rows must
-//!   reach the manifest's row count.
+//!   equal the manifest's row count (fewer: rows rejected; more: rows the dump did not have).
 //! * CSV chunks: `LOAD DATA LOCAL INFILE` (`encode::csv::load_data_sql`) fed from the file,
 //!   decompressed on a blocking thread; the loaded row count must equal the manifest's (LOCAL
 //!   turns duplicate keys and bad values into warnings, so this is where they show).
@@ -15,9 +15,10 @@
 //! Any warning other than 1265 on an ENUM column (the ENUM error value, index 0, which a
 //! faithful dump carries) stops the load: the value did not load as dumped. On a
 //! transactional table a chunk is one transaction with its journal row; on others it is
-//! bracketed by `started`/`done` journal rows (see `journal`). A read or decompression error
-//! while loading (a file changed after verification) fails the chunk like a server error:
-//! rolled back, or left `started` for `--resume` to clean.
+//! bracketed by `started`/`done` journal rows (see `journal`). Each file is hashed again as
+//! it loads (`chunkfile`): bytes that differ from the manifest's checksum (a file changed
+//! after verification), or a read or decompression error, fail the chunk like a server
+//! error, before its journal row: rolled back, or left `started` for `--resume` to clean.
 //!
 //! Not for: creating tables (see `schema`).
 
@@ -32,6 +33,7 @@ use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::{Notify, mpsc};
 
+use super::chunkfile::ChunkFile;
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use super::journal::{self, Journal};
@@ -526,20 +528,20 @@ async fn load_and_record(
     let rows = if shared.plan.csv {
         load_csv(conn, t, &path, chunk, &context, total).await
     } else {
-        load_sql(conn, t, &path, &context, total).await
+        load_sql(conn, t, &path, chunk, &context, total).await
     }?;
-    let short = if shared.plan.csv {
-        rows != chunk.rows
-    } else {
-        rows < chunk.rows
-    };
-    if short {
+    if rows != chunk.rows {
         return Err(LoadError::Data {
             server: conn.server.clone(),
             context,
             message: format!(
-                "{rows} rows loaded, the manifest says {} (duplicate keys or rejected rows?)",
-                chunk.rows
+                "{rows} rows loaded, the manifest says {} ({})",
+                chunk.rows,
+                if rows < chunk.rows {
+                    "duplicate keys or rejected rows?"
+                } else {
+                    "the file holds more rows than were dumped"
+                }
             ),
         });
     }
@@ -552,36 +554,6 @@ async fn load_and_record(
         conn.exec("COMMIT", "committing the chunk").await?;
     }
     Ok(chunk.rows)
-}
-
-/// Counts the stored bytes read, for the progress bar.
-struct Counting<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-/// Opens a chunk file for reading, decompressed, counting stored bytes on `bar`.
-fn open_counted(path: &Path, bar: ProgressBar) -> io::Result<Box<dyn io::BufRead + Send>> {
-    let file = Counting {
-        inner: std::fs::File::open(path)?,
-        bar,
-    };
-    Ok(if script::is_zstd(path) {
-        Box::new(io::BufReader::with_capacity(
-            BLOCK,
-            zstd::stream::read::Decoder::new(file)?,
-        ))
-    } else {
-        Box::new(io::BufReader::with_capacity(BLOCK, file))
-    })
 }
 
 fn read_error(path: &Path, e: &io::Error) -> String {
@@ -597,14 +569,16 @@ async fn load_sql(
     conn: &mut LoadConn,
     t: &TableTarget,
     path: &Path,
+    chunk: &ChunkEntry,
     context: &str,
     total: &ProgressBar,
 ) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Vec<u8>, String>>(2);
     let file: PathBuf = path.to_path_buf();
     let bar = total.clone();
+    let checksum = chunk.checksum.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        let reader = match open_counted(&file, bar) {
+        let reader = match ChunkFile::open(&file, bar) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(read_error(&file, &e)));
@@ -620,8 +594,12 @@ async fn load_sql(
             };
             let stop = item.is_err();
             if tx.blocking_send(item).is_err() || stop {
-                break;
+                return;
             }
+        }
+        // Every statement was sent: the last item says whether they were the checked bytes.
+        if let Err(e) = s.into_inner().check(&checksum) {
+            let _ = tx.blocking_send(Err(e));
         }
     });
     let mut rows = 0u64;
@@ -682,6 +660,7 @@ async fn load_csv(
     let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let file: PathBuf = path.to_path_buf();
     let bar = total.clone();
+    let checksum = chunk.checksum.clone();
     let failed = Arc::clone(&failure);
     let reader = tokio::task::spawn_blocking(move || {
         let fail = |e: io::Error| {
@@ -689,7 +668,7 @@ async fn load_csv(
             *failed.lock().expect("failure lock") = Some(msg.clone());
             let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
         };
-        let mut reader = match open_counted(&file, bar) {
+        let mut reader = match ChunkFile::open(&file, bar) {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
@@ -700,11 +679,16 @@ async fn load_csv(
                 Ok(n) => {
                     block.truncate(n);
                     if tx.blocking_send(Ok(block)).is_err() {
-                        break;
+                        return;
                     }
                 }
                 Err(e) => return fail(e),
             }
+        }
+        // The stream ends with an error, not its end, unless these were the checked bytes.
+        if let Err(message) = reader.check(&checksum) {
+            *failed.lock().expect("failure lock") = Some(message.clone());
+            let _ = tx.blocking_send(Err(io::Error::new(io::ErrorKind::InvalidData, message)));
         }
     });
     let data = async move {

@@ -19,6 +19,7 @@
 //! | `plan` | reading the manifest, filters and renaming, the load id |
 //! | `trust` | that no one but the user and root can change the dump (owners, modes, no symlinks) |
 //! | `verify` | sizes, checksums and zstd frames of every file the plan reads |
+//! | `chunkfile` | a chunk file read while it loads, hashed again against the manifest |
 //! | `journal` | the `rdump_load` journal in the target: exactly-once chunks, resume |
 //! | `indexes` | which index definitions of a CREATE TABLE are deferred |
 //! | `schema` | existing objects, databases/tables/sequences, deferred ALTERs |
@@ -38,6 +39,7 @@
 //!
 //! Exit codes: see `error`.
 
+pub mod chunkfile;
 pub mod conn;
 pub mod data;
 pub mod error;
