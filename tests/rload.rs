@@ -14,6 +14,8 @@
 //! * a chunk changed while the load runs (one row altered, same size; one row appended) is
 //!   hashed as it loads and fails the load naming the file (exit 5), uncommitted; a chunk
 //!   with more rows than the manifest says fails it (exit 3);
+//! * a second rload of a dump into a server where one runs is refused (exit 1) without
+//!   touching the journal or talking of an incomplete load, and after it finished;
 //! * a load killed with SIGKILL in the middle is refused without `--resume` and finished
 //!   with it, identical to an uninterrupted one, including a MyISAM chunk left half-loaded;
 //!   the password is masked in the process's command line;
@@ -694,6 +696,56 @@ fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
     drop_databases(&b, &["big", "rdump_load"]);
     assert_ok(&rload(&b, &dir, &[]), "untouched");
     assert_eq!(b.sql_value("SELECT COUNT(*) FROM big.inno"), "120000");
+}
+
+#[test]
+fn a_second_load_of_one_dump_is_refused_while_the_first_runs_and_after_it() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| start(57, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(
+        a,
+        &dir,
+        &["--chunk-size=2000", "--threads=2", "big", "inno"],
+    );
+    let mut first = rload_command(&b, &dir, &["--threads=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut first, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    let journal =
+        |b: &Server| b.sql_rows("SELECT item, state FROM rdump_load.rload_journal ORDER BY item");
+    let before = journal(&b);
+    for args in [&[][..], &["--resume"][..]] {
+        let out = rload(&b, &dir, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("another rload is loading this dump"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("the load is incomplete"), "{args:?}: {err}");
+        assert_eq!(
+            journal(&b),
+            before,
+            "{args:?}: the second load changed the journal"
+        );
+    }
+    common::resume(&first);
+    let out = first.wait_with_output().unwrap();
+    assert_ok(&out, "first");
+    assert_eq!(b.sql_value("SELECT COUNT(*) FROM big.inno"), "120000");
+    // After it: the dump's objects exist; no talk of an incomplete load.
+    let out = rload(&b, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already exist"), "{err}");
+    assert!(!err.contains("--resume"), "{err}");
 }
 
 fn replica_status(r: &Server, column: &str) -> String {

@@ -37,6 +37,10 @@
 //! manifest and every file were checked and the target was found free of the dump's objects
 //! (or `--drop-existing`, or `--resume` of a journal for this very dump).
 //!
+//! One rload at a time loads a dump into a server: the run holds `journal::Claim` (a named
+//! lock on a connection of its own) from before it reads the journal to its end, and a
+//! second run is refused, unchanged, saying that another load holds the dump.
+//!
 //! Exit codes: see `error`.
 
 pub mod chunkfile;
@@ -255,6 +259,8 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
             .as_deref()
             != Some("2");
 
+    // No other rload of this dump into this server from here to the end.
+    let claim = journal::Claim::take(&connection, &plan.load_id).await?;
     let (resuming, conflicts) = admit(&mut control, &plan, opts).await?;
 
     // From here on the target changes.
@@ -330,6 +336,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     };
     journal.finish(&mut control).await?;
     control.close().await;
+    claim.release().await;
     say(opts, || {
         format!(
             "post objects and journal done in {:.2} s",
