@@ -1,5 +1,6 @@
 //! Directory dumps under stress: a killed worker connection or SIGINT leaves no manifest
-//! and no half-written chunk file and exits non-zero; a re-run into the interrupted
+//! and no half-written chunk file and exits non-zero; SIGINT stops a directory dump or the
+//! single stream within 2 s, its message the last line; a re-run into the interrupted
 //! directory clears it and leaves exactly the files of its manifest; a second rdump into a
 //! directory being dumped into fails at once and the first completes; DDL on a dumped table
 //! waits until the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
@@ -129,15 +130,66 @@ fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
         .unwrap();
     wait_mid_dump(&mut child, &dir);
     common::signal(&child, libc::SIGINT);
+    let signalled = std::time::Instant::now();
     common::resume(&child);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert_not_a_dump(&dir);
+    assert_stopped_promptly_with_its_message(took, &stderr);
+}
+
+/// A dump or load stopped by SIGINT exits within 2 s of it, and its message is the last
+/// thing on stderr.
+fn assert_stopped_promptly_with_its_message(took: std::time::Duration, stderr: &str) {
+    eprintln!("stopped {:.2} s after SIGINT", took.as_secs_f64());
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "took {took:?} to stop after SIGINT: {stderr}"
+    );
+    let last = stderr.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("rdump: interrupted by SIGINT"),
+        "not the last line: {stderr:?}"
+    );
+}
+
+#[test]
+fn sigint_stops_the_single_stream_promptly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let result = tmp.path().join("big.sql");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--progress=never", "--single-transaction"])
+        .arg(format!("--result-file={}", result.display()))
+        .arg("big")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stopped once its readers are reading the table.
+    common::stop_when(&mut child, "a reader on big.t", || {
+        !server()
+            .sql_rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT%FROM `big`.`t`%' \
+                 AND INFO NOT LIKE '%PROCESSLIST%'",
+            )
+            .is_empty()
+    });
+    // Signalled while it runs at full speed, not while stopped.
+    common::resume(&child);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::signal(&child, libc::SIGINT);
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!result.exists(), "an interrupted dump left its result file");
+    assert_stopped_promptly_with_its_message(took, &stderr);
 }
 
 /// Every file under `dir`, relative, sorted.

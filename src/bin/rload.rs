@@ -73,11 +73,12 @@ fn run(mut opts: LoadOptions) -> i32 {
         }
     };
     let changed = AtomicBool::new(false);
+    let mut watch = rdump::process::signals::watch();
     let result = runtime.block_on(async {
         tokio::select! {
             r = rdump::load::run(&opts, &changed) => r,
             // Dropping the load closes its connections: open chunk transactions roll back.
-            e = interrupted() => Err(e),
+            e = interrupted(&mut watch) => Err(e),
         }
     });
     // Do not wait for blocking readers of an abandoned load.
@@ -103,7 +104,7 @@ fn run(mut opts: LoadOptions) -> i32 {
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
-async fn interrupted() -> LoadError {
-    let (name, signal) = rdump::process::signals::interrupted().await;
+async fn interrupted(watch: &mut rdump::process::signals::Watch) -> LoadError {
+    let (name, signal) = watch.interrupted().await;
     LoadError::Interrupted { name, signal }
 }
