@@ -14,6 +14,8 @@
 //! * a chunk changed while the load runs (one row altered, same size; one row appended) is
 //!   hashed as it loads and fails the load naming the file (exit 5), uncommitted; a chunk
 //!   with more rows than the manifest says fails it (exit 3);
+//! * databases and tables with the longest names the server takes (50 `#`, each `@0023` in
+//!   a file name; 64 two-byte characters) dump with `--dir` and load back identical;
 //! * a second rload of a dump into a server where one runs is refused (exit 1) without
 //!   touching the journal or talking of an incomplete load, and after it finished;
 //! * a load killed with SIGKILL in the middle is refused without `--resume` and finished
@@ -746,6 +748,66 @@ fn a_second_load_of_one_dump_is_refused_while_the_first_runs_and_after_it() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("already exist"), "{err}");
     assert!(!err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn names_at_the_servers_limits_round_trip_through_dir_and_rload() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| start(58, false));
+        let b = s.spawn(|| start(59, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // The longest names MariaDB stores (its own file names encode them): 50 `#` for a
+    // table (each is `@0023` on disk, and in rdump's file names), 51 for a database, 64
+    // two-byte and 50 three-byte characters.
+    let hashes_db = "#".repeat(51);
+    let kana_db = "ー".repeat(51);
+    let tables = [
+        "#".repeat(50),
+        "é".repeat(64),
+        "ー".repeat(50),
+        format!("{}{}", "#".repeat(20), "ー".repeat(30)),
+    ];
+    let dbs = [hashes_db.as_str(), kana_db.as_str()];
+    for db in dbs {
+        let mut sql = format!("CREATE DATABASE {0}; USE {0};", quote_ident(db));
+        for (i, t) in tables.iter().enumerate() {
+            sql.push_str(&format!(
+                "CREATE TABLE {0} (id INT PRIMARY KEY, v VARCHAR(20)); \
+                 INSERT INTO {0} SELECT seq, CONCAT('row ', seq) FROM seq_1_to_7; \
+                 CREATE TRIGGER {1} BEFORE INSERT ON {0} FOR EACH ROW SET NEW.v = NEW.v;",
+                quote_ident(t),
+                quote_ident(&format!("tr{i}"))
+            ));
+        }
+        a.sql(&sql);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (label, args) in [
+        ("sql", vec!["--chunk-size=3"]),
+        ("csv+zstd", vec!["--chunk-size=3", "--format=csv", "--zstd"]),
+    ] {
+        let dir = tmp.path().join(label);
+        let mut args: Vec<&str> = args;
+        args.extend(["--databases"]);
+        args.extend(dbs);
+        rdump_dir(&a, &dir, &args);
+        drop_databases(&b, &dbs);
+        assert_ok(&rload(&b, &dir, &[]), label);
+        check_same(&snapshot_of(&a, &dbs), &snapshot_of(&b, &dbs))
+            .unwrap_or_else(|e| panic!("[{label}] {e}"));
+        for t in &tables {
+            assert_eq!(
+                b.sql_value(&format!(
+                    "SELECT COUNT(*) FROM {}.{}",
+                    quote_ident(&hashes_db),
+                    quote_ident(t)
+                )),
+                "7",
+                "[{label}] {t}"
+            );
+        }
+    }
 }
 
 fn replica_status(r: &Server, column: &str) -> String {

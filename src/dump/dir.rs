@@ -9,7 +9,8 @@
 //! unfinished one of the user's that no one else can write) and creates every file in it.
 //! Not for: the mysqldump-compatible single stream (see `stream`).
 //!
-//! Layout, with every name passed through `format::names::file_name`:
+//! Layout, with every name passed through `format::names::dir_file_name` (cut and hashed
+//! when its encoded form would not fit in a file name; the manifest has the real names):
 //! `DIR/rdump.json`, `DIR/<db>/database.sql`, `DIR/<db>/<t>.schema.sql`,
 //! `DIR/<db>/<t>.<NNNNN>.sql|csv[.zst]`, `DIR/<db>/<t>.triggers.sql`, `DIR/<db>/views.sql`,
 //! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
@@ -38,7 +39,7 @@ use crate::format::manifest::{
     self, ChunkEntry, ConsistencyEntry, CoordinatesEntry, DatabaseEntry, FileEntry, Manifest,
     OptionsEntry, ServerEntry, SourceEntry, TableEntry,
 };
-use crate::format::names::file_name;
+use crate::format::names::dir_file_name as file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
 use crate::output::dumpdir::{Dir, DumpDir};
