@@ -3,7 +3,9 @@
 //! single stream within 2 s, its message the last line; a re-run into the interrupted
 //! directory clears it and leaves exactly the files of its manifest; a second rdump into a
 //! directory being dumped into fails at once and the first completes; DDL on a dumped table
-//! waits until the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
+//! waits until the dump ends; progress bars show on a terminal (labelled, with separators,
+//! chunks "of N") and not on a pipe, and `--progress=always` prints plain lines to a file;
+//! memory stays bounded
 //! with 8 threads.
 
 mod common;
@@ -362,8 +364,17 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         screen.contains("thread 0:"),
         "no per-thread line on the terminal"
     );
+    // Labelled numbers: the row total is the catalog's estimate, rates are whole numbers
+    // with separators, a table's chunks are counted "of N".
+    assert!(screen.contains(" rows (estimate), "), "{screen}");
+    assert!(screen.contains(" rows/s, "), "{screen}");
+    assert!(screen.contains(" of 20 "), "no 'chunk i of 20':\n{screen}");
     assert!(
-        screen.contains("rdump: 1 databases, 1 tables, 1000000 rows"),
+        !has_four_decimal_rate(&screen),
+        "a rate with four decimals:\n{screen}"
+    );
+    assert!(
+        screen.contains("rdump: 1 databases, 1 tables, 1,000,000 rows"),
         "no summary:\n{screen}"
     );
 
@@ -386,6 +397,39 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         stderr.lines().count(),
         1,
         "only the summary on a pipe: {stderr}"
+    );
+
+    // --progress=always with stderr a file: a plain line every few seconds (here 0.2 s).
+    let log_dir = tmp.path().join("log");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args([
+            "-uroot",
+            "--threads=1",
+            "--chunk-size=50000",
+            "--progress=always",
+        ])
+        .arg(format!("--dir={}", log_dir.display()))
+        .arg("big")
+        .env("RDUMP_PROGRESS_SECONDS", "0.2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "no progress lines: {stderr}");
+    assert!(
+        lines[0].starts_with("rdump: 00:00:0") && lines[0].contains(" rows (estimate), "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("rdump: 1 databases"),
+        "{stderr}"
     );
 
     let quiet_dir = tmp.path().join("quiet");
@@ -447,4 +491,12 @@ fn memory_stays_bounded_with_eight_threads() {
             "[{label}] peak RSS {rss_kb} kB is over 64 MB"
         );
     }
+}
+
+/// Whether some "…/s" rate on the screen has four decimals (indicatif's `{per_sec}`).
+fn has_four_decimal_rate(screen: &str) -> bool {
+    screen.split("/s").any(|before| {
+        let tail: Vec<char> = before.chars().rev().take(5).collect();
+        tail.len() == 5 && tail[..4].iter().all(|c| c.is_ascii_digit()) && tail[4] == '.'
+    })
 }

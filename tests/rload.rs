@@ -694,10 +694,29 @@ fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
     );
     assert!(err.contains(&last.file), "{err}");
 
-    // The untouched dump loads.
+    // The untouched dump loads; with --progress=always and stderr not a terminal, plain
+    // progress lines (every 0.05 s here) come before a summary with thousands separators.
     drop_databases(&b, &["big", "rdump_load"]);
-    assert_ok(&rload(&b, &dir, &[]), "untouched");
+    let out = rload_command(&b, &dir, &["--progress=always", "--threads=1"])
+        .env("RDUMP_PROGRESS_SECONDS", "0.05")
+        .output()
+        .unwrap();
+    assert_ok(&out, "untouched");
     assert_eq!(b.sql_value("SELECT COUNT(*) FROM big.inno"), "120000");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(
+        lines[0].starts_with("rload: 00:00:0") && lines[0].contains(" MB of chunk files"),
+        "{err}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("rload: 1 databases, 1 tables, 120,000 rows in 60 chunks"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Ok(Command::Dump(plan)) => match run(*plan) {
             Ok(()) => exit::OK,
             Err(e) => {
+                // No bar lines above (or after) the message.
+                rdump::process::progress::stop();
                 eprintln!("rdump: {e}");
                 e.exit_code()
             }

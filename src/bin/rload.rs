@@ -91,6 +91,8 @@ fn run(mut opts: LoadOptions) -> i32 {
             exit::OK
         }
         Err(e) => {
+            // The abandoned load's threads may still report: no bar after this message.
+            rdump::process::progress::stop();
             eprintln!("rload: {e}");
             if changed.load(Ordering::Relaxed) {
                 eprintln!(

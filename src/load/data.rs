@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{Notify, mpsc};
 
 use super::chunkfile::ChunkFile;
@@ -46,6 +46,7 @@ use crate::format::encode::csv::load_data_sql;
 use crate::format::manifest::ChunkEntry;
 use crate::format::objects::ColumnKind;
 use crate::plan::Progress;
+use crate::process::progress::{Board, mb};
 use crate::sql::quote::{ident, qualified};
 
 const BLOCK: usize = 256 * 1024;
@@ -201,9 +202,37 @@ struct Shared {
     /// Loading chunks blocks others on a table with an AUTO_INCREMENT column (CSV, and the
     /// server's innodb_autoinc_lock_mode is not 2).
     autoinc_lock: bool,
+    /// The whole load's bar (bytes of chunk files), and the tables getting their indexes.
+    total: ProgressBar,
+    indexing: Mutex<Vec<String>>,
 }
 
 impl Shared {
+    /// Shows on the whole load's bar which tables are getting their indexes; once every
+    /// chunk file is read, the bar says the data is in rather than "ETA 0s".
+    fn indexing(&self, name: &str, on: bool) {
+        let mut names = self.indexing.lock().expect("indexing lock");
+        if on {
+            names.push(name.to_string());
+        } else {
+            names.retain(|n| n != name);
+        }
+        let data_in = self
+            .total
+            .length()
+            .is_some_and(|l| self.total.position() >= l);
+        if data_in {
+            self.total.set_style(index_style());
+        }
+        self.total.set_message(match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("; adding indexes to {one}"),
+            [one, rest @ ..] => {
+                format!("; adding indexes to {one} and {} more table(s)", rest.len())
+            }
+        });
+    }
+
     /// Whether a second connection may load chunks of `t` while one does, without just
     /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) into a table with an
     /// AUTO_INCREMENT column only when the server interleaves AUTO-INC values.
@@ -255,7 +284,7 @@ pub async fn load(
         return Ok(summary);
     }
     let threads = opts.threads.max(1).min(jobs);
-    let bars = Bars::new(opts.progress, summary.bytes);
+    let mut bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
         plan: Arc::clone(plan),
         journal: Arc::clone(journal),
@@ -266,6 +295,8 @@ pub async fn load(
         indexed: AtomicUsize::new(0),
         verbose: opts.verbose,
         autoinc_lock,
+        total: bars.total.clone(),
+        indexing: Mutex::new(Vec::new()),
     });
     let feed = async {
         while let Some(t) = tables.recv().await {
@@ -366,9 +397,10 @@ async fn worker(
             } => {
                 mine = Some(table);
                 line.set_message(format!(
-                    "{} chunk {}",
+                    "{} chunk {} of {}",
                     qualified(&target.db, &target.entry.name),
-                    chunk.index
+                    chunk.index + 1,
+                    target.entry.chunks.len()
                 ));
                 let begin = Instant::now();
                 let rows =
@@ -395,7 +427,10 @@ async fn worker(
         } else {
             line.set_message(format!("{name}: adding {} index(es)", t.deferred.len()));
             let begin = Instant::now();
-            schema::add_indexes(conn, &t).await?;
+            shared.indexing(&name, true);
+            let added = schema::add_indexes(conn, &t).await;
+            shared.indexing(&name, false);
+            added?;
             shared.journal.mark_done(conn, &item, 0).await?;
             shared.indexed.fetch_add(1, Ordering::Relaxed);
             busy.indexing += begin.elapsed();
@@ -753,33 +788,50 @@ async fn check_warnings(conn: &mut LoadConn, t: &TableTarget, context: &str) -> 
     })
 }
 
-/// Progress bars on stderr: bytes of chunk files for the whole load, one line per thread;
-/// hidden when stderr is not a terminal or with `--progress=never`.
+/// Progress on stderr (see `process::progress`): bytes of chunk files for the whole load
+/// (decimal MB, as the summary), one line per connection; a plain line every few seconds
+/// with `--progress=always` when stderr is not a terminal.
 struct Bars {
-    multi: MultiProgress,
+    board: Board,
     total: ProgressBar,
+}
+
+fn index_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {decimal_total_bytes} of chunk files loaded{msg}",
+    )
+    .expect("progress template")
+    .progress_chars("=> ")
 }
 
 impl Bars {
     fn new(progress: Progress, bytes: u64) -> Bars {
-        let target = match progress {
-            Progress::Never => ProgressDrawTarget::hidden(),
-            Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let total = multi.add(ProgressBar::new(bytes.max(1)));
+        let mut board = Board::new(progress);
+        let total = board.multi.add(ProgressBar::new(bytes.max(1)));
         total.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})",
+                "{elapsed_precise} [{bar:30}] {decimal_bytes} of {decimal_total_bytes} of chunk \
+                 files ({decimal_bytes_per_sec}, ETA {eta}){msg}",
             )
             .expect("progress template")
             .progress_chars("=> "),
         );
-        Bars { multi, total }
+        let bar = total.clone();
+        board.lines_every_few_seconds("rload", move || {
+            let secs = bar.elapsed().as_secs_f64().max(0.001);
+            format!(
+                "{} of {} of chunk files ({}/s){}",
+                mb(bar.position()),
+                mb(bar.length().unwrap_or(0)),
+                mb((bar.position() as f64 / secs) as u64),
+                bar.message()
+            )
+        });
+        Bars { board, total }
     }
 
     fn worker(&self, n: usize) -> ProgressBar {
-        let line = self.multi.add(ProgressBar::new_spinner());
+        let line = self.board.multi.add(ProgressBar::new_spinner());
         line.set_style(
             ProgressStyle::with_template(&format!("  thread {n}: {{msg}}"))
                 .expect("progress template"),
@@ -787,9 +839,9 @@ impl Bars {
         line
     }
 
-    fn finish(&self) {
+    fn finish(&mut self) {
         self.total.finish_and_clear();
-        let _ = self.multi.clear();
+        self.board.finish();
     }
 }
 

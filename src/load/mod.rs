@@ -69,6 +69,7 @@ use self::journal::Journal;
 use self::plan::LoadPlan;
 use crate::client::options::{ConnectionOptions, Password};
 use crate::plan::Progress;
+use crate::process::progress::{mb, thousands};
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,25 +135,25 @@ impl Summary {
     /// The line printed at the end (unless `--quiet`).
     pub fn line(&self) -> String {
         let mut s = format!(
-            "rload: {} databases, {} tables, {} rows in {} chunks, {:.1} MB checked in {} files, {:.1} s",
-            self.databases,
-            self.tables,
-            self.data.rows,
-            self.data.chunks,
-            self.bytes_verified as f64 / 1e6,
-            self.files_verified,
+            "rload: {} databases, {} tables, {} rows in {} chunks, {} checked in {} files, {:.1} s",
+            thousands(self.databases as u64),
+            thousands(self.tables as u64),
+            thousands(self.data.rows),
+            thousands(self.data.chunks as u64),
+            mb(self.bytes_verified),
+            thousands(self.files_verified as u64),
             self.seconds
         );
         if self.data.indexed_tables > 0 {
             s.push_str(&format!(
                 "; indexes added after the data on {} tables",
-                self.data.indexed_tables
+                thousands(self.data.indexed_tables as u64)
             ));
         }
         if self.resumed {
             s.push_str(&format!(
                 "; resumed: {} chunks were already loaded",
-                self.data.skipped
+                thousands(self.data.skipped as u64)
             ));
         }
         if let Some(r) = &self.replica {
