@@ -449,6 +449,40 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
     );
 }
 
+#[test]
+fn the_single_stream_shows_progress_on_a_terminal_and_writes_the_same_dump() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let shown = tmp.path().join("shown.sql");
+    let cmd = format!(
+        "{} --no-defaults --socket={} -uroot --single-transaction --skip-dump-date big > {}",
+        env!("CARGO_BIN_EXE_rdump"),
+        server().socket().display(),
+        shown.display()
+    );
+    let screen = run_in_pty(&cmd);
+    assert!(
+        screen.contains(" MB of data written ("),
+        "no progress on the terminal:\n{screen}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--single-transaction", "--skip-dump-date", "big"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&shown).unwrap() == out.stdout,
+        "the dump differs when progress shows"
+    );
+}
+
 /// Peak RSS of a child, from wait4's rusage (kilobytes).
 fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
     let child = cmd
