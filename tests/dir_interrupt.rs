@@ -483,6 +483,47 @@ fn the_single_stream_shows_progress_on_a_terminal_and_writes_the_same_dump() {
     );
 }
 
+#[test]
+fn ctrl_c_on_a_terminal_clears_the_bars_before_its_message() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    // SIGINT after 1.5 s, while the bars show (the dump takes longer on one thread).
+    let cmd = format!(
+        "timeout -s INT 1.5 {} --no-defaults --socket={} -uroot --threads=1 --chunk-size=20000 \
+         --dir={} big",
+        env!("CARGO_BIN_EXE_rdump"),
+        server().socket().display(),
+        dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let message = screen
+        .rfind("rdump: interrupted by SIGINT")
+        .unwrap_or_else(|| panic!("no message:\n{screen:?}"));
+    let (before, after) = screen.split_at(message);
+    let last_bar = before
+        .rfind("rows (estimate)")
+        .unwrap_or_else(|| panic!("no bar before the message:\n{screen:?}"));
+    // Each line of the bars is erased (ESC[2K) after their last drawing, and nothing is
+    // drawn after the message.
+    let erased = before[last_bar..].matches("\x1b[2K").count();
+    assert!(
+        erased >= 2,
+        "bar lines left above the message: {:?}",
+        &before[last_bar..]
+    );
+    assert!(
+        !after.contains("rows (estimate)") && !after.contains("thread 0:"),
+        "a bar after the message: {after:?}"
+    );
+    assert_not_a_dump(&dir);
+}
+
 /// Peak RSS of a child, from wait4's rusage (kilobytes).
 fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
     let child = cmd
