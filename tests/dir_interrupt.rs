@@ -1,8 +1,11 @@
 //! Directory dumps under stress: a killed worker connection or SIGINT leaves no manifest
-//! and no half-written chunk file and exits non-zero; a re-run into the interrupted
+//! and no half-written chunk file and exits non-zero; SIGINT stops a directory dump or the
+//! single stream within 2 s, its message the last line; a re-run into the interrupted
 //! directory clears it and leaves exactly the files of its manifest; a second rdump into a
 //! directory being dumped into fails at once and the first completes; DDL on a dumped table
-//! waits until the dump ends; progress bars show on a terminal and not on a pipe; memory stays bounded
+//! waits until the dump ends; progress bars show on a terminal (labelled, with separators,
+//! chunks "of N") and not on a pipe, and `--progress=always` prints plain lines to a file;
+//! memory stays bounded
 //! with 8 threads.
 
 mod common;
@@ -129,15 +132,66 @@ fn sigint_stops_the_dump_without_a_manifest_or_partial_files() {
         .unwrap();
     wait_mid_dump(&mut child, &dir);
     common::signal(&child, libc::SIGINT);
+    let signalled = std::time::Instant::now();
     common::resume(&child);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert_not_a_dump(&dir);
+    assert_stopped_promptly_with_its_message(took, &stderr);
+}
+
+/// A dump or load stopped by SIGINT exits within 2 s of it, and its message is the last
+/// thing on stderr.
+fn assert_stopped_promptly_with_its_message(took: std::time::Duration, stderr: &str) {
+    eprintln!("stopped {:.2} s after SIGINT", took.as_secs_f64());
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "took {took:?} to stop after SIGINT: {stderr}"
+    );
+    let last = stderr.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("rdump: interrupted by SIGINT"),
+        "not the last line: {stderr:?}"
+    );
+}
+
+#[test]
+fn sigint_stops_the_single_stream_promptly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let result = tmp.path().join("big.sql");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--progress=never", "--single-transaction"])
+        .arg(format!("--result-file={}", result.display()))
+        .arg("big")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stopped once its readers are reading the table.
+    common::stop_when(&mut child, "a reader on big.t", || {
+        !server()
+            .sql_rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT%FROM `big`.`t`%' \
+                 AND INFO NOT LIKE '%PROCESSLIST%'",
+            )
+            .is_empty()
+    });
+    // Signalled while it runs at full speed, not while stopped.
+    common::resume(&child);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::signal(&child, libc::SIGINT);
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!result.exists(), "an interrupted dump left its result file");
+    assert_stopped_promptly_with_its_message(took, &stderr);
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -310,8 +364,17 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         screen.contains("thread 0:"),
         "no per-thread line on the terminal"
     );
+    // Labelled numbers: the row total is the catalog's estimate, rates are whole numbers
+    // with separators, a table's chunks are counted "of N".
+    assert!(screen.contains(" rows (estimate), "), "{screen}");
+    assert!(screen.contains(" rows/s, "), "{screen}");
+    assert!(screen.contains(" of 20 "), "no 'chunk i of 20':\n{screen}");
     assert!(
-        screen.contains("rdump: 1 databases, 1 tables, 1000000 rows"),
+        !has_four_decimal_rate(&screen),
+        "a rate with four decimals:\n{screen}"
+    );
+    assert!(
+        screen.contains("rdump: 1 databases, 1 tables, 1,000,000 rows"),
         "no summary:\n{screen}"
     );
 
@@ -336,6 +399,39 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         "only the summary on a pipe: {stderr}"
     );
 
+    // --progress=always with stderr a file: a plain line every few seconds (here 0.2 s).
+    let log_dir = tmp.path().join("log");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args([
+            "-uroot",
+            "--threads=1",
+            "--chunk-size=50000",
+            "--progress=always",
+        ])
+        .arg(format!("--dir={}", log_dir.display()))
+        .arg("big")
+        .env("RDUMP_PROGRESS_SECONDS", "0.2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "no progress lines: {stderr}");
+    assert!(
+        lines[0].starts_with("rdump: 00:00:0") && lines[0].contains(" rows (estimate), "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("rdump: 1 databases"),
+        "{stderr}"
+    );
+
     let quiet_dir = tmp.path().join("quiet");
     let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
         .arg("--no-defaults")
@@ -351,6 +447,81 @@ fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
         "--quiet printed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_single_stream_shows_progress_on_a_terminal_and_writes_the_same_dump() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let shown = tmp.path().join("shown.sql");
+    let cmd = format!(
+        "{} --no-defaults --socket={} -uroot --single-transaction --skip-dump-date big > {}",
+        env!("CARGO_BIN_EXE_rdump"),
+        server().socket().display(),
+        shown.display()
+    );
+    let screen = run_in_pty(&cmd);
+    assert!(
+        screen.contains(" MB of data written ("),
+        "no progress on the terminal:\n{screen}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rdump"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", server().socket().display()))
+        .args(["-uroot", "--single-transaction", "--skip-dump-date", "big"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&shown).unwrap() == out.stdout,
+        "the dump differs when progress shows"
+    );
+}
+
+#[test]
+fn ctrl_c_on_a_terminal_clears_the_bars_before_its_message() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    // SIGINT after 1.5 s, while the bars show (the dump takes longer on one thread).
+    let cmd = format!(
+        "timeout -s INT 1.5 {} --no-defaults --socket={} -uroot --threads=1 --chunk-size=20000 \
+         --dir={} big",
+        env!("CARGO_BIN_EXE_rdump"),
+        server().socket().display(),
+        dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let message = screen
+        .rfind("rdump: interrupted by SIGINT")
+        .unwrap_or_else(|| panic!("no message:\n{screen:?}"));
+    let (before, after) = screen.split_at(message);
+    let last_bar = before
+        .rfind("rows (estimate)")
+        .unwrap_or_else(|| panic!("no bar before the message:\n{screen:?}"));
+    // Each line of the bars is erased (ESC[2K) after their last drawing, and nothing is
+    // drawn after the message.
+    let erased = before[last_bar..].matches("\x1b[2K").count();
+    assert!(
+        erased >= 2,
+        "bar lines left above the message: {:?}",
+        &before[last_bar..]
+    );
+    assert!(
+        !after.contains("rows (estimate)") && !after.contains("thread 0:"),
+        "a bar after the message: {after:?}"
+    );
+    assert_not_a_dump(&dir);
 }
 
 /// Peak RSS of a child, from wait4's rusage (kilobytes).
@@ -395,4 +566,12 @@ fn memory_stays_bounded_with_eight_threads() {
             "[{label}] peak RSS {rss_kb} kB is over 64 MB"
         );
     }
+}
+
+/// Whether some "…/s" rate on the screen has four decimals (indicatif's `{per_sec}`).
+fn has_four_decimal_rate(screen: &str) -> bool {
+    screen.split("/s").any(|before| {
+        let tail: Vec<char> = before.chars().rev().take(5).collect();
+        tail.len() == 5 && tail[..4].iter().all(|c| c.is_ascii_digit()) && tail[4] == '.'
+    })
 }

@@ -11,6 +11,13 @@
 //! * objects that exist are refused (exit 1) unless `--drop-existing`; `--target-database`
 //!   renames a database, its view's references included; a chunk damaged after the check
 //!   (SQL cut inside a string: exit 5; CSV cut in half: exit 3) is rolled back;
+//! * a chunk changed while the load runs (one row altered, same size; one row appended) is
+//!   hashed as it loads and fails the load naming the file (exit 5), uncommitted; a chunk
+//!   with more rows than the manifest says fails it (exit 3);
+//! * databases and tables with the longest names the server takes (50 `#`, each `@0023` in
+//!   a file name; 64 two-byte characters) dump with `--dir` and load back identical;
+//! * a second rload of a dump into a server where one runs is refused (exit 1) without
+//!   touching the journal or talking of an incomplete load, and after it finished;
 //! * a load killed with SIGKILL in the middle is refused without `--resume` and finished
 //!   with it, identical to an uninterrupted one, including a MyISAM chunk left half-loaded;
 //!   the password is masked in the process's command line;
@@ -576,6 +583,250 @@ fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
     );
     assert!(!databases(&b).iter().any(|r| r[0] == "rdump_load"));
     eprintln!("killed after {at_kill} of {chunks} chunks; resumed to an identical copy");
+}
+
+/// Chunks the target's journal has as loaded.
+fn done_chunks(target: &Server) -> usize {
+    journal_value(
+        target,
+        "SELECT COUNT(*) FROM rdump_load.rload_journal WHERE state = 'done' AND item LIKE 'chunk %'",
+    )
+    .and_then(|v| v.parse::<usize>().ok())
+    .unwrap_or(0)
+}
+
+#[test]
+fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| start(56, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(
+        a,
+        &dir,
+        &["--chunk-size=2000", "--threads=2", "big", "inno"],
+    );
+    let m = rdump::format::manifest::read(&dir).unwrap();
+    let last = m.databases[0].tables[0].chunks.last().unwrap().clone();
+    assert!(last.index >= 50, "{} chunks", last.index + 1);
+    let original = std::fs::read(dir.join(&last.file)).unwrap();
+    let alter = |bytes: &mut Vec<u8>| {
+        // One letter of one row's string, same size.
+        let values = bytes.windows(8).position(|w| w == b"VALUES (").unwrap();
+        let quote = values + bytes[values..].iter().position(|&c| c == b'\'').unwrap();
+        bytes[quote + 1] = if bytes[quote + 1] == b'Z' { b'Y' } else { b'Z' };
+    };
+    let append = |bytes: &mut Vec<u8>| {
+        bytes.extend_from_slice(b"INSERT INTO `inno` VALUES (999999,1,'appended');\n");
+    };
+    let edits: [(&str, &dyn Fn(&mut Vec<u8>)); 2] =
+        [("one row altered", &alter), ("one row appended", &append)];
+    for (label, edit) in edits {
+        drop_databases(&b, &["big", "rdump_load"]);
+        let mut child = rload_command(&b, &dir, &["--threads=1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Verified and loading, the last chunk not reached yet (one connection loads the
+        // chunks in order).
+        stop_when(&mut child, "3 chunks were loaded", || done_chunks(&b) >= 3);
+        let mut bytes = original.clone();
+        edit(&mut bytes);
+        std::fs::write(dir.join(&last.file), &bytes).unwrap();
+        common::resume(&child);
+        let out = child.wait_with_output().unwrap();
+        std::fs::write(dir.join(&last.file), &original).unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "[{label}] {err}");
+        assert!(err.contains(&last.file), "[{label}] {err}");
+        assert!(
+            err.contains("changed after it was checked"),
+            "[{label}] {err}"
+        );
+        assert!(!err.contains("rload: 1 databases"), "[{label}] {err}");
+        // The chunk is not in: no journal row, none of its rows.
+        assert_eq!(
+            journal_value(
+                &b,
+                &format!(
+                    "SELECT COUNT(*) FROM rdump_load.rload_journal WHERE item = 'chunk {}'",
+                    last.file
+                )
+            )
+            .as_deref(),
+            Some("0"),
+            "[{label}]"
+        );
+        let range = last.range.clone().unwrap();
+        assert_eq!(
+            b.sql_value(&format!(
+                "SELECT COUNT(*) FROM big.inno WHERE {range} OR id = 999999"
+            )),
+            "0",
+            "[{label}] the changed chunk's rows were kept"
+        );
+        eprintln!("[{label}] {}", err.lines().next().unwrap_or(""));
+    }
+
+    // A file with more rows than the manifest says (here: a manifest that says one fewer)
+    // fails as one with fewer does.
+    let fewer = tmp.path().join("fewer");
+    copy_dir(&dir, &fewer);
+    edit_manifest(&fewer, |m| {
+        let c = chunk_entry(m, &last.file);
+        c["rows"] = (last.rows - 1).into();
+    });
+    drop_databases(&b, &["big", "rdump_load"]);
+    let out = rload(&b, &fewer, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} rows loaded, the manifest says {}",
+            last.rows,
+            last.rows - 1
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&last.file), "{err}");
+
+    // The untouched dump loads; with --progress=always and stderr not a terminal, plain
+    // progress lines (every 0.05 s here) come before a summary with thousands separators.
+    drop_databases(&b, &["big", "rdump_load"]);
+    let out = rload_command(&b, &dir, &["--progress=always", "--threads=1"])
+        .env("RDUMP_PROGRESS_SECONDS", "0.05")
+        .output()
+        .unwrap();
+    assert_ok(&out, "untouched");
+    assert_eq!(b.sql_value("SELECT COUNT(*) FROM big.inno"), "120000");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(
+        lines[0].starts_with("rload: 00:00:0") && lines[0].contains(" MB of chunk files"),
+        "{err}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("rload: 1 databases, 1 tables, 120,000 rows in 60 chunks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_second_load_of_one_dump_is_refused_while_the_first_runs_and_after_it() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| start(57, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(
+        a,
+        &dir,
+        &["--chunk-size=2000", "--threads=2", "big", "inno"],
+    );
+    let mut first = rload_command(&b, &dir, &["--threads=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut first, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    let journal =
+        |b: &Server| b.sql_rows("SELECT item, state FROM rdump_load.rload_journal ORDER BY item");
+    let before = journal(&b);
+    for args in [&[][..], &["--resume"][..]] {
+        let out = rload(&b, &dir, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("another rload is loading this dump"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("the load is incomplete"), "{args:?}: {err}");
+        assert_eq!(
+            journal(&b),
+            before,
+            "{args:?}: the second load changed the journal"
+        );
+    }
+    common::resume(&first);
+    let out = first.wait_with_output().unwrap();
+    assert_ok(&out, "first");
+    assert_eq!(b.sql_value("SELECT COUNT(*) FROM big.inno"), "120000");
+    // After it: the dump's objects exist; no talk of an incomplete load.
+    let out = rload(&b, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already exist"), "{err}");
+    assert!(!err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn names_at_the_servers_limits_round_trip_through_dir_and_rload() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| start(58, false));
+        let b = s.spawn(|| start(59, false));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // The longest names MariaDB stores (its own file names encode them): 50 `#` for a
+    // table (each is `@0023` on disk, and in rdump's file names), 51 for a database, 64
+    // two-byte and 50 three-byte characters.
+    let hashes_db = "#".repeat(51);
+    let kana_db = "ー".repeat(51);
+    let tables = [
+        "#".repeat(50),
+        "é".repeat(64),
+        "ー".repeat(50),
+        format!("{}{}", "#".repeat(20), "ー".repeat(30)),
+    ];
+    let dbs = [hashes_db.as_str(), kana_db.as_str()];
+    for db in dbs {
+        let mut sql = format!("CREATE DATABASE {0}; USE {0};", quote_ident(db));
+        for (i, t) in tables.iter().enumerate() {
+            sql.push_str(&format!(
+                "CREATE TABLE {0} (id INT PRIMARY KEY, v VARCHAR(20)); \
+                 INSERT INTO {0} SELECT seq, CONCAT('row ', seq) FROM seq_1_to_7; \
+                 CREATE TRIGGER {1} BEFORE INSERT ON {0} FOR EACH ROW SET NEW.v = NEW.v;",
+                quote_ident(t),
+                quote_ident(&format!("tr{i}"))
+            ));
+        }
+        a.sql(&sql);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (label, args) in [
+        ("sql", vec!["--chunk-size=3"]),
+        ("csv+zstd", vec!["--chunk-size=3", "--format=csv", "--zstd"]),
+    ] {
+        let dir = tmp.path().join(label);
+        let mut args: Vec<&str> = args;
+        args.extend(["--databases"]);
+        args.extend(dbs);
+        rdump_dir(&a, &dir, &args);
+        drop_databases(&b, &dbs);
+        assert_ok(&rload(&b, &dir, &[]), label);
+        check_same(&snapshot_of(&a, &dbs), &snapshot_of(&b, &dbs))
+            .unwrap_or_else(|e| panic!("[{label}] {e}"));
+        for t in &tables {
+            assert_eq!(
+                b.sql_value(&format!(
+                    "SELECT COUNT(*) FROM {}.{}",
+                    quote_ident(&hashes_db),
+                    quote_ident(t)
+                )),
+                "7",
+                "[{label}] {t}"
+            );
+        }
+    }
 }
 
 fn replica_status(r: &Server, column: &str) -> String {

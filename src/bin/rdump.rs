@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Ok(Command::Dump(plan)) => match run(*plan) {
             Ok(()) => exit::OK,
             Err(e) => {
+                // No bar lines above (or after) the message.
+                rdump::process::progress::stop();
                 eprintln!("rdump: {e}");
                 e.exit_code()
             }
@@ -58,11 +60,12 @@ fn run(mut plan: Plan) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("could not start the runtime: {e}")))?;
+    let mut watch = rdump::process::signals::watch();
     runtime.block_on(async {
         if let Output::Dir(opts) = &plan.output {
             return tokio::select! {
                 r = rdump::dump::dir::run(&plan, opts) => r.map(|_| ()),
-                e = interrupted() => Err(e),
+                e = interrupted(&mut watch) => Err(e),
             };
         }
         tokio::select! {
@@ -77,13 +80,13 @@ fn run(mut plan: Plan) -> Result<(), Error> {
                 Err(e) => Err(e),
             },
             // Dropping the dump future removes any uncommitted result file.
-            e = interrupted() => Err(e),
+            e = interrupted(&mut watch) => Err(e),
         }
     })
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
-async fn interrupted() -> Error {
-    let (name, signal) = rdump::process::signals::interrupted().await;
+async fn interrupted(watch: &mut rdump::process::signals::Watch) -> Error {
+    let (name, signal) = watch.interrupted().await;
     Error::Interrupted { name, signal }
 }

@@ -73,11 +73,12 @@ fn run(mut opts: LoadOptions) -> i32 {
         }
     };
     let changed = AtomicBool::new(false);
+    let mut watch = rdump::process::signals::watch();
     let result = runtime.block_on(async {
         tokio::select! {
             r = rdump::load::run(&opts, &changed) => r,
             // Dropping the load closes its connections: open chunk transactions roll back.
-            e = interrupted() => Err(e),
+            e = interrupted(&mut watch) => Err(e),
         }
     });
     // Do not wait for blocking readers of an abandoned load.
@@ -90,6 +91,8 @@ fn run(mut opts: LoadOptions) -> i32 {
             exit::OK
         }
         Err(e) => {
+            // The abandoned load's threads may still report: no bar after this message.
+            rdump::process::progress::stop();
             eprintln!("rload: {e}");
             if changed.load(Ordering::Relaxed) {
                 eprintln!(
@@ -103,7 +106,7 @@ fn run(mut opts: LoadOptions) -> i32 {
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
-async fn interrupted() -> LoadError {
-    let (name, signal) = rdump::process::signals::interrupted().await;
+async fn interrupted(watch: &mut rdump::process::signals::Watch) -> LoadError {
+    let (name, signal) = watch.interrupted().await;
     LoadError::Interrupted { name, signal }
 }

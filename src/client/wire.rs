@@ -239,7 +239,15 @@ pub struct WireConn {
     /// Yields before waiting for the socket (`Stream::read`): the server runs on this
     /// machine (a unix socket, or TCP to a loopback address), so its threads share our CPUs.
     yields: usize,
+    /// Socket reads since the task last gave its thread back (`READS_PER_YIELD`).
+    reads: u32,
 }
+
+/// A reader whose rows are always there gives its thread back (`yield_now`) every this many
+/// socket reads (at most 2 MiB of rows with 256 KiB reads), as well as when tokio's budget
+/// of 128 reads is spent: 128 reads of rows to encode kept one poll busy for up to a second,
+/// and the binary's `select!` on the same thread saw a Ctrl-C only after it.
+const READS_PER_YIELD: u32 = 8;
 
 /// The answer to a query before its rows.
 enum Response {
@@ -290,6 +298,7 @@ impl WireConn {
             server_version: String::new(),
             unread: None,
             yields: if local { YIELDS_BEFORE_WAIT } else { 0 },
+            reads: 0,
         };
         c.handshake(login, tls, host).await?;
         Ok(c)
@@ -703,6 +712,11 @@ impl WireConn {
                 }
                 self.buf.resize(new_len, 0);
             }
+        }
+        self.reads += 1;
+        if self.reads >= READS_PER_YIELD {
+            self.reads = 0;
+            tokio::task::yield_now().await;
         }
         let n = self
             .stream

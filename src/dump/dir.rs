@@ -9,7 +9,8 @@
 //! unfinished one of the user's that no one else can write) and creates every file in it.
 //! Not for: the mysqldump-compatible single stream (see `stream`).
 //!
-//! Layout, with every name passed through `format::names::file_name`:
+//! Layout, with every name passed through `format::names::dir_file_name` (cut and hashed
+//! when its encoded form would not fit in a file name; the manifest has the real names):
 //! `DIR/rdump.json`, `DIR/<db>/database.sql`, `DIR/<db>/<t>.schema.sql`,
 //! `DIR/<db>/<t>.<NNNNN>.sql|csv[.zst]`, `DIR/<db>/<t>.triggers.sql`, `DIR/<db>/views.sql`,
 //! `DIR/<db>/routines.sql`, `DIR/<db>/events.sql`. A table's own files always carry two
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 
 use crate::client::conn::{Session, open_sessions};
@@ -37,12 +38,13 @@ use crate::format::manifest::{
     self, ChunkEntry, ConsistencyEntry, CoordinatesEntry, DatabaseEntry, FileEntry, Manifest,
     OptionsEntry, ServerEntry, SourceEntry, TableEntry,
 };
-use crate::format::names::file_name;
+use crate::format::names::dir_file_name as file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
 use crate::output::dumpdir::{Dir, DumpDir};
 use crate::output::sink::{Sealed, Sink, ZstdContext};
-use crate::plan::{DirFormat, DirOptions, Plan, Progress};
+use crate::plan::{DirFormat, DirOptions, Plan};
+use crate::process::progress::{Board, Display, elapsed, mb, per_second, thousands};
 use crate::sql::dialect::Flavor;
 use crate::sql::quote::{ident, qualified};
 
@@ -56,6 +58,8 @@ struct Job {
     /// Index of the table in the manifest's list, to file the result under it.
     slot: usize,
     chunk: chunk::Chunk,
+    /// How many chunks the table has (for "chunk 3 of 12").
+    of: usize,
     read: Arc<TableRead>,
     /// The database's directory in the dump, and the file's name there.
     dir: Dir,
@@ -198,7 +202,7 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let mut order = read_by_workers;
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].estimated_rows));
-    let progress = Progress_::new(plan, order.iter().map(|&i| entries[i].estimated_rows).sum());
+    let mut progress = Progress_::new(plan, order.iter().map(|&i| entries[i].estimated_rows).sum());
 
     // Worker 0 plans the tables' chunks, biggest first, and then reads chunks too; the
     // others start on the first table's chunks at once. Planning may walk a key, which
@@ -248,9 +252,10 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
                 let job = jobs.lock().await.recv().await;
                 let Some(job) = job else { break };
                 bar.set_message(format!(
-                    "{} chunk {}",
+                    "{} chunk {} of {}",
                     qualified(&job.db, &job.table),
-                    job.chunk.index
+                    job.chunk.index + 1,
+                    job.of
                 ));
                 let (sink, written) =
                     write_chunk(&mut w, &plan, &opts, &job, Some(&bar), &mut zstd).await?;
@@ -298,13 +303,18 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
         ..summary
     };
     if !plan.quiet {
+        let before_zstd = if plan.zstd.is_some() {
+            format!(" ({} of data before zstd)", mb(progress.data_bytes()))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "rdump: {} databases, {} tables, {} rows, {} files, {:.1} MB in {:.1} s; consistency {} (lock held {} ms)",
-            summary.databases,
-            summary.tables,
-            summary.rows,
-            summary.files,
-            summary.bytes as f64 / 1e6,
+            "rdump: {} databases, {} tables, {} rows, {} files, {}{before_zstd} in {:.1} s; consistency {} (lock held {} ms)",
+            thousands(summary.databases as u64),
+            thousands(summary.tables as u64),
+            thousands(summary.rows),
+            thousands(summary.files as u64),
+            mb(summary.bytes),
             started.elapsed().as_secs_f64(),
             summary.method,
             summary.lock_ms
@@ -416,6 +426,7 @@ async fn plan_table(
         (DirFormat::Csv, false) => "csv",
         (DirFormat::Csv, true) => "csv.zst",
     };
+    let of = chunks.len();
     Ok(chunks
         .into_iter()
         .map(|chunk| {
@@ -429,6 +440,7 @@ async fn plan_table(
                 name,
                 read: Arc::clone(&read),
                 chunk,
+                of,
             }
         })
         .collect())
@@ -663,12 +675,13 @@ async fn write_database_files(
     Ok(entry)
 }
 
-/// Progress bars on stderr: one for the whole dump, one line per worker; hidden when
-/// stderr is not a terminal or with `--progress=never`.
+/// Progress on stderr (see `process::progress`): one bar for the whole dump, one line per
+/// worker; a plain line every few seconds with `--progress=always` when stderr is not a
+/// terminal.
 struct Progress_ {
-    multi: MultiProgress,
+    board: Board,
     total: ProgressBar,
-    /// Encoded bytes written by all workers (before compression).
+    /// Encoded bytes written by all workers (before compression: "of data").
     bytes: Arc<AtomicU64>,
 }
 
@@ -679,6 +692,25 @@ pub struct WorkerProgress {
     bytes: Arc<AtomicU64>,
 }
 
+/// The whole dump's status: rows against the catalog's estimate (labelled as one), rates,
+/// bytes of data (encoded, before any compression).
+fn dump_status(total: &ProgressBar, bytes: u64) -> String {
+    let secs = total.elapsed().as_secs_f64();
+    let rows = total.position();
+    let mut s = format!(
+        "{} of about {} rows (estimate), {} rows/s, {} of data ({}/s)",
+        thousands(rows),
+        thousands(total.length().unwrap_or(0)),
+        per_second(rows, secs),
+        mb(bytes),
+        mb((bytes as f64 / secs.max(0.001)) as u64),
+    );
+    if total.length().is_some_and(|l| rows < l) && rows > 0 {
+        s.push_str(&format!(", ETA {}", elapsed(total.eta())));
+    }
+    s
+}
+
 impl WorkerProgress {
     fn set_message(&self, msg: String) {
         self.line.set_message(msg);
@@ -687,12 +719,7 @@ impl WorkerProgress {
     fn inc(&self, rows: u64, bytes: u64) {
         self.total.inc(rows);
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let secs = self.total.elapsed().as_secs_f64().max(0.001);
-        self.total.set_message(format!(
-            "{:.1} MB, {:.1} MB/s",
-            total as f64 / 1e6,
-            total as f64 / 1e6 / secs
-        ));
+        self.total.set_message(dump_status(&self.total, total));
     }
     fn finish(&self) {
         self.line.finish_and_clear();
@@ -701,31 +728,30 @@ impl WorkerProgress {
 
 impl Progress_ {
     fn new(plan: &Plan, rows: u64) -> Progress_ {
-        let target = match plan.progress {
-            Progress::Never => ProgressDrawTarget::hidden(),
-            Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let total = multi.add(ProgressBar::new(rows.max(1)));
+        let mut board = Board::new(plan.progress);
+        let total = board.multi.add(ProgressBar::new(rows.max(1)));
         total.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, {msg}, ETA {eta})",
-            )
-            .expect("progress template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                .expect("progress template")
+                .progress_chars("=> "),
         );
-        if plan.progress != Progress::Never {
+        if board.display == Display::Bars {
             total.enable_steady_tick(std::time::Duration::from_millis(200));
         }
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (bar, counted) = (total.clone(), Arc::clone(&bytes));
+        board.lines_every_few_seconds("rdump", move || {
+            dump_status(&bar, counted.load(Ordering::Relaxed))
+        });
         Progress_ {
-            multi,
+            board,
             total,
-            bytes: Arc::new(AtomicU64::new(0)),
+            bytes,
         }
     }
 
     fn worker(&self, n: usize) -> WorkerProgress {
-        let line = self.multi.add(ProgressBar::new_spinner());
+        let line = self.board.multi.add(ProgressBar::new_spinner());
         line.set_style(
             ProgressStyle::with_template(&format!("  thread {n}: {{msg}}"))
                 .expect("progress template"),
@@ -737,9 +763,14 @@ impl Progress_ {
         }
     }
 
-    fn finish(&self) {
+    /// Bytes of data written (before compression).
+    fn data_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn finish(&mut self) {
         self.total.finish_and_clear();
-        let _ = self.multi.clear();
+        self.board.finish();
     }
 }
 

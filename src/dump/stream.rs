@@ -5,9 +5,12 @@
 //! `read` plans each table's SELECT, `encode` turns rows into bytes, `script` writes every
 //! other line, and `sink` stores them. Not for: flag handling (done in `options`/`plan`).
 
+use std::io::IsTerminal;
 use std::path::Path;
-
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dump::catalog;
 
@@ -30,7 +33,8 @@ use crate::format::script;
 use crate::format::shape::{CoordinateStyle, GtidPurged};
 use crate::output::sink::Sink;
 use crate::plan::Consistency;
-use crate::plan::{History, Output, Plan, Scope};
+use crate::plan::{History, Output, Plan, Progress, Scope};
+use crate::process::progress::{Board, Display, mb};
 use crate::sql::quote::{qualified, string_literal};
 
 /// `-r FILE` opened on a thread of its own: opening a fifo waits for its reader, and a wait
@@ -111,6 +115,8 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
         Output::Dir(_) => return Err(Error::Usage("--dir is handled by dir::run".into())),
     };
 
+    let mut progress = StreamProgress::start(plan, &mut out);
+
     let (mut strategy, mut pool) = choose_strategy(&mut s, plan, &selection).await?;
     let mut purge_to = None;
     let written = match strategy.setup(&mut s).await {
@@ -170,7 +176,68 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
             .await?;
     }
     s.close().await;
+    progress.finish();
     Ok(summary)
+}
+
+/// The single stream's progress on stderr (see `process::progress`): elapsed time, data
+/// written (before compression) and its rate; a bar on a terminal, unless the dump itself
+/// goes to that terminal (stdout), plain lines with `--progress=always` elsewhere.
+struct StreamProgress {
+    board: Board,
+    bar: ProgressBar,
+}
+
+impl StreamProgress {
+    fn start(plan: &Plan, out: &mut Sink) -> StreamProgress {
+        let dump_on_terminal =
+            matches!(plan.output, Output::Stdout) && std::io::stdout().is_terminal();
+        let mode = if dump_on_terminal {
+            Progress::Never
+        } else {
+            plan.progress
+        };
+        let mut board = Board::new(mode);
+        let bar = board.multi.add(ProgressBar::new_spinner());
+        if board.display == Display::Hidden {
+            return StreamProgress { board, bar };
+        }
+        let data = Arc::new(AtomicU64::new(0));
+        out.meter(Arc::clone(&data));
+        let status = {
+            let data = Arc::clone(&data);
+            move |secs: f64| {
+                let bytes = data.load(Ordering::Relaxed);
+                format!(
+                    "{} of data written ({}/s)",
+                    mb(bytes),
+                    mb((bytes as f64 / secs.max(0.001)) as u64)
+                )
+            }
+        };
+        let shown = status.clone();
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} {spinner} {status}")
+                .expect("progress template")
+                .with_key(
+                    "status",
+                    move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&shown(state.elapsed().as_secs_f64()));
+                    },
+                ),
+        );
+        if board.display == Display::Bars {
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        let started = std::time::Instant::now();
+        board.lines_every_few_seconds("rdump", move || status(started.elapsed().as_secs_f64()));
+        StreamProgress { board, bar }
+    }
+
+    fn finish(&mut self) {
+        self.bar.finish_and_clear();
+        self.board.finish();
+    }
 }
 
 /// The consistency strategy, with reader connections when the stream is read by several

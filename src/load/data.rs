@@ -7,7 +7,7 @@
 //!
 //! * SQL chunks: the file's statements (the splitter runs on a blocking thread, one
 //!   statement ahead of the server), each run on its own; the INSERTs' affected rows must
-//!   reach the manifest's row count.
+//!   equal the manifest's row count (fewer: rows rejected; more: rows the dump did not have).
 //! * CSV chunks: `LOAD DATA LOCAL INFILE` (`encode::csv::load_data_sql`) fed from the file,
 //!   decompressed on a blocking thread; the loaded row count must equal the manifest's (LOCAL
 //!   turns duplicate keys and bad values into warnings, so this is where they show).
@@ -15,9 +15,10 @@
 //! Any warning other than 1265 on an ENUM column (the ENUM error value, index 0, which a
 //! faithful dump carries) stops the load: the value did not load as dumped. On a
 //! transactional table a chunk is one transaction with its journal row; on others it is
-//! bracketed by `started`/`done` journal rows (see `journal`). A read or decompression error
-//! while loading (a file changed after verification) fails the chunk like a server error:
-//! rolled back, or left `started` for `--resume` to clean.
+//! bracketed by `started`/`done` journal rows (see `journal`). Each file is hashed again as
+//! it loads (`chunkfile`): bytes that differ from the manifest's checksum (a file changed
+//! after verification), or a read or decompression error, fail the chunk like a server
+//! error, before its journal row: rolled back, or left `started` for `--resume` to clean.
 //!
 //! Not for: creating tables (see `schema`).
 
@@ -29,9 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{Notify, mpsc};
 
+use super::chunkfile::ChunkFile;
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
 use super::journal::{self, Journal};
@@ -44,6 +46,7 @@ use crate::format::encode::csv::load_data_sql;
 use crate::format::manifest::ChunkEntry;
 use crate::format::objects::ColumnKind;
 use crate::plan::Progress;
+use crate::process::progress::{Board, mb};
 use crate::sql::quote::{ident, qualified};
 
 const BLOCK: usize = 256 * 1024;
@@ -199,9 +202,37 @@ struct Shared {
     /// Loading chunks blocks others on a table with an AUTO_INCREMENT column (CSV, and the
     /// server's innodb_autoinc_lock_mode is not 2).
     autoinc_lock: bool,
+    /// The whole load's bar (bytes of chunk files), and the tables getting their indexes.
+    total: ProgressBar,
+    indexing: Mutex<Vec<String>>,
 }
 
 impl Shared {
+    /// Shows on the whole load's bar which tables are getting their indexes; once every
+    /// chunk file is read, the bar says the data is in rather than "ETA 0s".
+    fn indexing(&self, name: &str, on: bool) {
+        let mut names = self.indexing.lock().expect("indexing lock");
+        if on {
+            names.push(name.to_string());
+        } else {
+            names.retain(|n| n != name);
+        }
+        let data_in = self
+            .total
+            .length()
+            .is_some_and(|l| self.total.position() >= l);
+        if data_in {
+            self.total.set_style(index_style());
+        }
+        self.total.set_message(match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("; adding indexes to {one}"),
+            [one, rest @ ..] => {
+                format!("; adding indexes to {one} and {} more table(s)", rest.len())
+            }
+        });
+    }
+
     /// Whether a second connection may load chunks of `t` while one does, without just
     /// waiting for its lock: InnoDB only; CSV (`LOAD DATA`) into a table with an
     /// AUTO_INCREMENT column only when the server interleaves AUTO-INC values.
@@ -253,7 +284,7 @@ pub async fn load(
         return Ok(summary);
     }
     let threads = opts.threads.max(1).min(jobs);
-    let bars = Bars::new(opts.progress, summary.bytes);
+    let mut bars = Bars::new(opts.progress, summary.bytes);
     let shared = Arc::new(Shared {
         plan: Arc::clone(plan),
         journal: Arc::clone(journal),
@@ -264,6 +295,8 @@ pub async fn load(
         indexed: AtomicUsize::new(0),
         verbose: opts.verbose,
         autoinc_lock,
+        total: bars.total.clone(),
+        indexing: Mutex::new(Vec::new()),
     });
     let feed = async {
         while let Some(t) = tables.recv().await {
@@ -371,9 +404,10 @@ async fn worker(
             } => {
                 mine = Some(table);
                 line.set_message(format!(
-                    "{} chunk {}",
+                    "{} chunk {} of {}",
                     qualified(&target.db, &target.entry.name),
-                    chunk.index
+                    chunk.index + 1,
+                    target.entry.chunks.len()
                 ));
                 let begin = Instant::now();
                 let rows =
@@ -400,7 +434,10 @@ async fn worker(
         } else {
             line.set_message(format!("{name}: adding {} index(es)", t.deferred.len()));
             let begin = Instant::now();
-            schema::add_indexes(conn, &t).await?;
+            shared.indexing(&name, true);
+            let added = schema::add_indexes(conn, &t).await;
+            shared.indexing(&name, false);
+            added?;
             shared.journal.mark_done(conn, &item, 0).await?;
             shared.indexed.fetch_add(1, Ordering::Relaxed);
             busy.indexing += begin.elapsed();
@@ -533,20 +570,20 @@ async fn load_and_record(
     let rows = if shared.plan.csv {
         load_csv(conn, t, &path, chunk, &context, total).await
     } else {
-        load_sql(conn, t, &path, &context, total).await
+        load_sql(conn, t, &path, chunk, &context, total).await
     }?;
-    let short = if shared.plan.csv {
-        rows != chunk.rows
-    } else {
-        rows < chunk.rows
-    };
-    if short {
+    if rows != chunk.rows {
         return Err(LoadError::Data {
             server: conn.server.clone(),
             context,
             message: format!(
-                "{rows} rows loaded, the manifest says {} (duplicate keys or rejected rows?)",
-                chunk.rows
+                "{rows} rows loaded, the manifest says {} ({})",
+                chunk.rows,
+                if rows < chunk.rows {
+                    "duplicate keys or rejected rows?"
+                } else {
+                    "the file holds more rows than were dumped"
+                }
             ),
         });
     }
@@ -559,36 +596,6 @@ async fn load_and_record(
         conn.exec("COMMIT", "committing the chunk").await?;
     }
     Ok(chunk.rows)
-}
-
-/// Counts the stored bytes read, for the progress bar.
-struct Counting<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-/// Opens a chunk file for reading, decompressed, counting stored bytes on `bar`.
-fn open_counted(path: &Path, bar: ProgressBar) -> io::Result<Box<dyn io::BufRead + Send>> {
-    let file = Counting {
-        inner: std::fs::File::open(path)?,
-        bar,
-    };
-    Ok(if script::is_zstd(path) {
-        Box::new(io::BufReader::with_capacity(
-            BLOCK,
-            zstd::stream::read::Decoder::new(file)?,
-        ))
-    } else {
-        Box::new(io::BufReader::with_capacity(BLOCK, file))
-    })
 }
 
 fn read_error(path: &Path, e: &io::Error) -> String {
@@ -604,14 +611,16 @@ async fn load_sql(
     conn: &mut LoadConn,
     t: &TableTarget,
     path: &Path,
+    chunk: &ChunkEntry,
     context: &str,
     total: &ProgressBar,
 ) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Vec<u8>, String>>(2);
     let file: PathBuf = path.to_path_buf();
     let bar = total.clone();
+    let checksum = chunk.checksum.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        let reader = match open_counted(&file, bar) {
+        let reader = match ChunkFile::open(&file, bar) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(read_error(&file, &e)));
@@ -627,8 +636,12 @@ async fn load_sql(
             };
             let stop = item.is_err();
             if tx.blocking_send(item).is_err() || stop {
-                break;
+                return;
             }
+        }
+        // Every statement was sent: the last item says whether they were the checked bytes.
+        if let Err(e) = s.into_inner().check(&checksum) {
+            let _ = tx.blocking_send(Err(e));
         }
     });
     let mut rows = 0u64;
@@ -689,6 +702,7 @@ async fn load_csv(
     let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let file: PathBuf = path.to_path_buf();
     let bar = total.clone();
+    let checksum = chunk.checksum.clone();
     let failed = Arc::clone(&failure);
     let reader = tokio::task::spawn_blocking(move || {
         let fail = |e: io::Error| {
@@ -696,7 +710,7 @@ async fn load_csv(
             *failed.lock().expect("failure lock") = Some(msg.clone());
             let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
         };
-        let mut reader = match open_counted(&file, bar) {
+        let mut reader = match ChunkFile::open(&file, bar) {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
@@ -707,11 +721,16 @@ async fn load_csv(
                 Ok(n) => {
                     block.truncate(n);
                     if tx.blocking_send(Ok(block)).is_err() {
-                        break;
+                        return;
                     }
                 }
                 Err(e) => return fail(e),
             }
+        }
+        // The stream ends with an error, not its end, unless these were the checked bytes.
+        if let Err(message) = reader.check(&checksum) {
+            *failed.lock().expect("failure lock") = Some(message.clone());
+            let _ = tx.blocking_send(Err(io::Error::new(io::ErrorKind::InvalidData, message)));
         }
     });
     let data = async move {
@@ -776,33 +795,50 @@ async fn check_warnings(conn: &mut LoadConn, t: &TableTarget, context: &str) -> 
     })
 }
 
-/// Progress bars on stderr: bytes of chunk files for the whole load, one line per thread;
-/// hidden when stderr is not a terminal or with `--progress=never`.
+/// Progress on stderr (see `process::progress`): bytes of chunk files for the whole load
+/// (decimal MB, as the summary), one line per connection; a plain line every few seconds
+/// with `--progress=always` when stderr is not a terminal.
 struct Bars {
-    multi: MultiProgress,
+    board: Board,
     total: ProgressBar,
+}
+
+fn index_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {decimal_total_bytes} of chunk files loaded{msg}",
+    )
+    .expect("progress template")
+    .progress_chars("=> ")
 }
 
 impl Bars {
     fn new(progress: Progress, bytes: u64) -> Bars {
-        let target = match progress {
-            Progress::Never => ProgressDrawTarget::hidden(),
-            Progress::Auto | Progress::Always => ProgressDrawTarget::stderr(),
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let total = multi.add(ProgressBar::new(bytes.max(1)));
+        let mut board = Board::new(progress);
+        let total = board.multi.add(ProgressBar::new(bytes.max(1)));
         total.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})",
+                "{elapsed_precise} [{bar:30}] {decimal_bytes} of {decimal_total_bytes} of chunk \
+                 files ({decimal_bytes_per_sec}, ETA {eta}){msg}",
             )
             .expect("progress template")
             .progress_chars("=> "),
         );
-        Bars { multi, total }
+        let bar = total.clone();
+        board.lines_every_few_seconds("rload", move || {
+            let secs = bar.elapsed().as_secs_f64().max(0.001);
+            format!(
+                "{} of {} of chunk files ({}/s){}",
+                mb(bar.position()),
+                mb(bar.length().unwrap_or(0)),
+                mb((bar.position() as f64 / secs) as u64),
+                bar.message()
+            )
+        });
+        Bars { board, total }
     }
 
     fn worker(&self, n: usize) -> ProgressBar {
-        let line = self.multi.add(ProgressBar::new_spinner());
+        let line = self.board.multi.add(ProgressBar::new_spinner());
         line.set_style(
             ProgressStyle::with_template(&format!("  thread {n}: {{msg}}"))
                 .expect("progress template"),
@@ -810,9 +846,9 @@ impl Bars {
         line
     }
 
-    fn finish(&self) {
+    fn finish(&mut self) {
         self.total.finish_and_clear();
-        let _ = self.multi.clear();
+        self.board.finish();
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Not for: data chunks (see `data`, which streams them).
 
-use std::path::Path;
+use super::plan::LoadPlan;
+use crate::format::manifest::FileEntry;
 
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
@@ -35,11 +36,13 @@ pub struct Script<'a> {
 /// Reads and runs a whole file; `edit` sees each statement (renamed) first.
 pub async fn run_file(
     conn: &mut LoadConn,
-    path: &Path,
+    plan: &LoadPlan,
+    file: &FileEntry,
     script: &Script<'_>,
     mut edit: impl FnMut(&[u8]) -> Edit,
 ) -> Result<()> {
-    let text = script::read_all(path).map_err(|e| LoadError::dump(path, e.to_string()))?;
+    let path = &plan.path(&file.file);
+    let text = plan.read_file(file)?;
     let mut splitter = Splitter::new(&text[..]);
     loop {
         let stmt = match splitter.next_statement() {

@@ -108,6 +108,53 @@ pub async fn earlier(conn: &mut LoadConn, load_id: &str) -> Result<Option<Earlie
     Ok(begun.map(|begun_at| Earlier { begun_at }))
 }
 
+/// This run's hold on the load of one dump into one server: a named lock
+/// (`GET_LOCK('rload <load_id>')`) on a connection of its own, kept until the load ends
+/// (dropping the claim closes the connection, which releases the lock). Two rloads of one
+/// dump into one server cannot both run: the second is refused before it reads the journal
+/// or changes anything.
+pub struct Claim {
+    conn: LoadConn,
+}
+
+impl Claim {
+    /// Takes the lock, or says who holds it.
+    pub async fn take(
+        connection: &crate::client::options::ConnectionOptions,
+        load_id: &str,
+    ) -> Result<Claim> {
+        let mut conn = LoadConn::connect(connection).await?;
+        // Idle through the whole load: not ended by the server's wait_timeout.
+        conn.exec(
+            "SET SESSION wait_timeout = 31536000",
+            "preparing the load's lock connection",
+        )
+        .await?;
+        let name = string_literal(&format!("rload {load_id}"));
+        let got = conn
+            .first_value(&format!("SELECT GET_LOCK({name}, 0)"), "locking the load")
+            .await?;
+        if got.as_deref() == Some("1") {
+            return Ok(Claim { conn });
+        }
+        let holder = conn
+            .first_value(&format!("SELECT IS_USED_LOCK({name})"), "locking the load")
+            .await?
+            .unwrap_or_else(|| "?".into());
+        Err(LoadError::Refused(format!(
+            "{}: another rload is loading this dump into this server (its connection {holder} \
+             holds the lock {name}); nothing was changed. Once it ends, the dump is loaded \
+             (or, if that run fails, run with --resume to finish its load)",
+            conn.server
+        )))
+    }
+
+    /// Releases the lock (the load is finished).
+    pub async fn release(self) {
+        self.conn.close().await;
+    }
+}
+
 impl Journal {
     /// Creates the journal tables if needed and starts (or, with `resume`, continues) the
     /// journal of this load. A fresh start clears whatever an earlier load of the same dump

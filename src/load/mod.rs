@@ -19,6 +19,7 @@
 //! | `plan` | reading the manifest, filters and renaming, the load id |
 //! | `trust` | that no one but the user and root can change the dump (owners, modes, no symlinks) |
 //! | `verify` | sizes, checksums and zstd frames of every file the plan reads |
+//! | `chunkfile` | a chunk file read while it loads, hashed again against the manifest |
 //! | `journal` | the `rdump_load` journal in the target: exactly-once chunks, resume |
 //! | `indexes` | which index definitions of a CREATE TABLE are deferred |
 //! | `schema` | existing objects, databases/tables/sequences, deferred ALTERs |
@@ -36,8 +37,13 @@
 //! manifest and every file were checked and the target was found free of the dump's objects
 //! (or `--drop-existing`, or `--resume` of a journal for this very dump).
 //!
+//! One rload at a time loads a dump into a server: the run holds `journal::Claim` (a named
+//! lock on a connection of its own) from before it reads the journal to its end, and a
+//! second run is refused, unchanged, saying that another load holds the dump.
+//!
 //! Exit codes: see `error`.
 
+pub mod chunkfile;
 pub mod conn;
 pub mod data;
 pub mod error;
@@ -63,6 +69,7 @@ use self::journal::Journal;
 use self::plan::LoadPlan;
 use crate::client::options::{ConnectionOptions, Password};
 use crate::plan::Progress;
+use crate::process::progress::{mb, thousands};
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,25 +135,25 @@ impl Summary {
     /// The line printed at the end (unless `--quiet`).
     pub fn line(&self) -> String {
         let mut s = format!(
-            "rload: {} databases, {} tables, {} rows in {} chunks, {:.1} MB checked in {} files, {:.1} s",
-            self.databases,
-            self.tables,
-            self.data.rows,
-            self.data.chunks,
-            self.bytes_verified as f64 / 1e6,
-            self.files_verified,
+            "rload: {} databases, {} tables, {} rows in {} chunks, {} checked in {} files, {:.1} s",
+            thousands(self.databases as u64),
+            thousands(self.tables as u64),
+            thousands(self.data.rows),
+            thousands(self.data.chunks as u64),
+            mb(self.bytes_verified),
+            thousands(self.files_verified as u64),
             self.seconds
         );
         if self.data.indexed_tables > 0 {
             s.push_str(&format!(
                 "; indexes added after the data on {} tables",
-                self.data.indexed_tables
+                thousands(self.data.indexed_tables as u64)
             ));
         }
         if self.resumed {
             s.push_str(&format!(
                 "; resumed: {} chunks were already loaded",
-                self.data.skipped
+                thousands(self.data.skipped as u64)
             ));
         }
         if let Some(r) = &self.replica {
@@ -253,6 +260,8 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
             .as_deref()
             != Some("2");
 
+    // No other rload of this dump into this server from here to the end.
+    let claim = journal::Claim::take(&connection, &plan.load_id).await?;
     let (resuming, conflicts) = admit(&mut control, &plan, opts).await?;
 
     // From here on the target changes.
@@ -328,6 +337,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     };
     journal.finish(&mut control).await?;
     control.close().await;
+    claim.release().await;
     say(opts, || {
         format!(
             "post objects and journal done in {:.2} s",

@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::LoadOptions;
+use super::chunkfile::ChunkFile;
 use super::error::{LoadError, Result};
 use crate::error::Error;
 use crate::format::manifest::{self, ChunkEntry, FileEntry, Manifest, TableEntry};
@@ -72,6 +73,20 @@ pub struct LoadPlan {
 impl LoadPlan {
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.join(relative)
+    }
+
+    /// A whole (small: schema, triggers, views, routines, events) file of the dump,
+    /// decompressed, checked again against the manifest's checksum: `verify` checked it
+    /// before the load, but the post objects run after the data, maybe hours later.
+    pub fn read_file(&self, f: &FileEntry) -> Result<Vec<u8>> {
+        let path = self.path(&f.file);
+        let fail = |m: String| LoadError::dump(&path, m);
+        let mut file = ChunkFile::open(&path, indicatif::ProgressBar::hidden())
+            .map_err(|e| fail(e.to_string()))?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut text).map_err(|e| fail(e.to_string()))?;
+        file.check(&f.checksum).map_err(fail)?;
+        Ok(text)
     }
 
     /// Every file the load reads, each once, in manifest order.

@@ -20,6 +20,7 @@ use super::journal::{self, Journal};
 use super::plan::{DbPlan, LoadPlan};
 use super::script::starts_with_words;
 use crate::client::conn::cell_string;
+use crate::format::manifest::FileEntry;
 use crate::sql::quote::{ident, qualified, string_literal};
 
 /// Creates routines, views, triggers and events; returns how many files ran.
@@ -30,43 +31,43 @@ pub async fn create(
     seed_replica: bool,
 ) -> Result<usize> {
     // In run order: (database, file, what it does, how).
-    let mut steps: Vec<(&DbPlan, &str, String, Step)> = Vec::new();
+    let mut steps: Vec<(&DbPlan, &FileEntry, String, Step)> = Vec::new();
     for d in &plan.databases {
         if let Some(f) = &d.routines_file {
             let what = format!("creating routines in {}", ident(&d.target));
-            steps.push((d, &f.file, what, Step::Whole));
+            steps.push((d, f, what, Step::Whole));
         }
     }
     for d in &plan.databases {
         if let Some(f) = &d.views_file {
             let what = format!("creating stand-in views in {}", ident(&d.target));
-            steps.push((d, &f.file, what, Step::StandInViews));
+            steps.push((d, f, what, Step::StandInViews));
         }
     }
     for d in &plan.databases {
         if let Some(f) = &d.views_file {
             let what = format!("creating views in {}", ident(&d.target));
-            steps.push((d, &f.file, what, Step::Whole));
+            steps.push((d, f, what, Step::Whole));
         }
     }
     for d in &plan.databases {
         for t in &d.tables {
             if let Some(f) = &t.triggers_file {
                 let what = format!("creating triggers on {}", qualified(&d.target, &t.name));
-                steps.push((d, &f.file, what, Step::Triggers(&t.name)));
+                steps.push((d, f, what, Step::Triggers(&t.name)));
             }
         }
     }
     for d in &plan.databases {
         if let Some(f) = &d.events_file {
             let what = format!("creating events in {}", ident(&d.target));
-            steps.push((d, &f.file, what, Step::Whole));
+            steps.push((d, f, what, Step::Whole));
         }
     }
     let mut ran = 0;
     for (d, file, context, step) in steps {
         // A views file done is done with its stand-ins.
-        let item = journal::post_item(file);
+        let item = journal::post_item(&file.file);
         if journal.is_done(&item) {
             continue;
         }
@@ -82,10 +83,10 @@ pub async fn create(
         };
         if let Step::StandInViews = step {
             // Not journaled: run again (they drop what they create) until the file is done.
-            run_file(conn, &plan.path(file), &script, stand_ins_only()).await?;
+            run_file(conn, plan, file, &script, stand_ins_only()).await?;
             continue;
         }
-        run_file(conn, &plan.path(file), &script, |_| Edit::Keep).await?;
+        run_file(conn, plan, file, &script, |_| Edit::Keep).await?;
         journal.mark_done(conn, &item, 0).await?;
         ran += 1;
     }

@@ -17,7 +17,7 @@ use super::journal::{self, Journal};
 use super::plan::{DbPlan, LoadPlan};
 use super::script::{self, Splitter, starts_with_words};
 use crate::client::conn::cell_string;
-use crate::format::manifest::TableEntry;
+use crate::format::manifest::{FileEntry, TableEntry};
 use crate::sql::quote::{ident, qualified, string_literal};
 
 /// A table as the data phase sees it.
@@ -74,9 +74,9 @@ impl std::fmt::Display for Conflict {
 
 /// Names of the objects a file defines: `(kind, name)` from `DROP <kind> IF EXISTS name`
 /// (routines, events) or `CREATE ... TRIGGER name`.
-fn defined_names(plan: &LoadPlan, file: &str) -> Result<Vec<(String, String)>> {
-    let path = plan.path(file);
-    let text = script::read_all(&path).map_err(|e| LoadError::dump(&path, e.to_string()))?;
+fn defined_names(plan: &LoadPlan, file: &FileEntry) -> Result<Vec<(String, String)>> {
+    let path = plan.path(&file.file);
+    let text = plan.read_file(file)?;
     let mut s = Splitter::new(&text[..]);
     let mut out = Vec::new();
     while let Some(stmt) = s
@@ -154,7 +154,7 @@ pub async fn conflicts(conn: &mut LoadConn, plan: &LoadPlan) -> Result<Vec<Confl
             .chain(d.routines_file.iter())
             .chain(d.events_file.iter());
         for f in files {
-            for (kind, name) in defined_names(plan, &f.file)? {
+            for (kind, name) in defined_names(plan, f)? {
                 let kind = if kind == "trigger" || kind == "event" {
                     kind
                 } else {
@@ -230,9 +230,9 @@ pub async fn drop_conflicts(conn: &mut LoadConn, conflicts: &[Conflict]) -> Resu
 }
 
 /// The CREATE TABLE statement of a schema file (renamed as it will run).
-fn create_statement(plan: &LoadPlan, d: &DbPlan, file: &str) -> Result<Option<String>> {
-    let path = plan.path(file);
-    let text = script::read_all(&path).map_err(|e| LoadError::dump(&path, e.to_string()))?;
+fn create_statement(plan: &LoadPlan, d: &DbPlan, file: &FileEntry) -> Result<Option<String>> {
+    let path = plan.path(&file.file);
+    let text = plan.read_file(file)?;
     let mut s = Splitter::new(&text[..]);
     while let Some(stmt) = s
         .next_statement()
@@ -288,7 +288,7 @@ pub async fn create(
             let Some(f) = t.schema_file.as_ref().filter(|_| t.kind == "table") else {
                 continue;
             };
-            if let Some(create) = create_statement(plan, d, &f.file)? {
+            if let Some(create) = create_statement(plan, d, f)? {
                 for fk in indexes::foreign_keys(&create) {
                     let parent_db = fk.parent_db.unwrap_or_else(|| d.target.clone());
                     referenced
@@ -313,7 +313,7 @@ pub async fn create(
                         context: context.clone(),
                     };
                     let mut options = None;
-                    run_file(conn, &plan.path(&f.file), &script, |stmt| {
+                    run_file(conn, plan, f, &script, |stmt| {
                         if starts_with_words(stmt, "CREATE DATABASE") {
                             options = database_options(stmt, &d.target);
                         }
@@ -398,25 +398,20 @@ pub async fn create(
                         context,
                     };
                     let replacement = deferral.as_ref().map(|x| x.create.clone().into_bytes());
-                    run_file(
-                        conn,
-                        &plan.path(&f.file),
-                        &script,
-                        |stmt| match &replacement {
-                            Some(r) if starts_with_words(stmt, "CREATE TABLE") => {
-                                Edit::Replace(r.clone())
-                            }
-                            // The file's own DROP: the table is known to be absent (the load was
-                            // admitted on a target without it, dropped it, or dropped it above),
-                            // and a DROP IF EXISTS of a missing table costs the server ~10 ms.
-                            _ if starts_with_words(stmt, "DROP TABLE")
-                                || starts_with_words(stmt, "DROP SEQUENCE") =>
-                            {
-                                Edit::Skip
-                            }
-                            _ => Edit::Keep,
-                        },
-                    )
+                    run_file(conn, plan, f, &script, |stmt| match &replacement {
+                        Some(r) if starts_with_words(stmt, "CREATE TABLE") => {
+                            Edit::Replace(r.clone())
+                        }
+                        // The file's own DROP: the table is known to be absent (the load was
+                        // admitted on a target without it, dropped it, or dropped it above),
+                        // and a DROP IF EXISTS of a missing table costs the server ~10 ms.
+                        _ if starts_with_words(stmt, "DROP TABLE")
+                            || starts_with_words(stmt, "DROP SEQUENCE") =>
+                        {
+                            Edit::Skip
+                        }
+                        _ => Edit::Keep,
+                    })
                     .await?;
                     journal.mark_done(conn, &item, 0).await?;
                     if let Some(x) = deferral {

@@ -29,31 +29,10 @@
 //! Not for: running statements (see `data`, `schema`, `post`).
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead};
 use std::path::Path;
 
 use crate::sql::quote::ident;
-
-const READ_BUFFER: usize = 256 * 1024;
-
-/// Opens a dump file for reading, decompressing `.zst` files on the way.
-pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
-    let file = File::open(path)?;
-    if is_zstd(path) {
-        let decoder = zstd::stream::read::Decoder::new(file)?;
-        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, decoder)))
-    } else {
-        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
-    }
-}
-
-/// Reads a whole (small) dump file, decompressed.
-pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    open(path)?.read_to_end(&mut out)?;
-    Ok(out)
-}
 
 pub fn is_zstd(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "zst")
@@ -101,6 +80,11 @@ impl<R: BufRead> Splitter<R> {
             version_comment: false,
             pending: VecDeque::new(),
         }
+    }
+
+    /// The reader, once the statements are read.
+    pub fn into_inner(self) -> R {
+        self.reader
     }
 
     /// Whether backslashes escape in strings (false under `NO_BACKSLASH_ESCAPES`).

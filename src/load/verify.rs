@@ -5,8 +5,10 @@
 //! the same pass), on `threads` threads.
 //!
 //! A failure names the file and what is wrong with it; all damaged files are listed. The
-//! load then stops with exit code 5 before connecting. Not for: loading (a file changed
-//! after this check still fails cleanly there: see `data`).
+//! load then stops with exit code 5 before connecting. This check alone cannot hold for a
+//! file changed after it: the loader hashes each chunk again as it loads it (`chunkfile`)
+//! and fails the chunk, uncommitted, when its bytes differ. Schema and post-object files
+//! are small and read whole when run, right after this check. Not for: loading.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};

@@ -141,7 +141,7 @@ pub static LOAD_OPTIONS: &[OptDef] = &[
         "progress",
         None,
         "when",
-        "Progress bars on stderr: auto (on a terminal), always or never.",
+        "Progress on stderr: auto (bars on a terminal), always (also a line every 5 s to a file or pipe) or never.",
     ),
     flag("quiet", Some('q'), "No summary line at the end."),
     flag("verbose", Some('v'), "Say what is being done on stderr."),

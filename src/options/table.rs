@@ -774,7 +774,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         None,
         "name",
         Opt::Progress,
-        "rdump: progress bars on stderr: auto (on a terminal), always or never.",
+        "rdump: progress on stderr: auto (bars on a terminal), always (also a line every 5 s to a file or pipe) or never.",
     ),
     flag(
         "quiet",

@@ -21,6 +21,8 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::Xxh3;
 use zstd::stream::raw::{self, Operation};
@@ -298,6 +300,8 @@ pub struct Sink {
     landing: Landing,
     /// For messages: the final path, or "stdout".
     name: PathBuf,
+    /// Adds the bytes handed to `write_all` (before compression), for a progress display.
+    meter: Option<Arc<AtomicU64>>,
 }
 
 /// Where a sink's bytes end up, and what `commit` does about it.
@@ -436,6 +440,7 @@ impl Sink {
             chain,
             landing: Landing::Stdout,
             name,
+            meter: None,
         })
     }
 
@@ -519,6 +524,7 @@ impl Sink {
             chain,
             landing: Landing::Temp(temp),
             name: path.to_path_buf(),
+            meter: None,
         })
     }
 
@@ -536,6 +542,7 @@ impl Sink {
             chain,
             landing: Landing::InPlace { sync },
             name: path.to_path_buf(),
+            meter: None,
         })
     }
 
@@ -543,7 +550,15 @@ impl Sink {
         &self.name
     }
 
+    /// Counts every byte written from now on (before compression) into `meter`.
+    pub fn meter(&mut self, meter: Arc<AtomicU64>) {
+        self.meter = Some(meter);
+    }
+
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(m) = &self.meter {
+            m.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
         self.chain
             .write_all(bytes)
             .map_err(|e| Error::write(&self.name, e))
