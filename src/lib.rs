@@ -14,10 +14,13 @@
 //! - `load`: `rload`.
 //! - `trust`: what makes backups trustworthy without a repository (retention policy,
 //!   health verdicts, metrics, logs, the config file); to move under `backup/`.
+//! - `binlog`: binlog archiving for point-in-time recovery (a replication client on
+//!   `client`, segments handed to a store); nothing before it depends on it.
 //!
 //! Data flows one way: options -> plan -> dump (snapshot -> read) -> format (encode) ->
 //! output (sink) -> manifest. See ARCHITECTURE.md for the map and the invariants.
 
+pub mod binlog;
 pub mod client;
 pub mod dump;
 pub mod error;

@@ -2,6 +2,9 @@
 //! compression, character set, init command) and running statements with errors that name
 //! the server and the object.
 //!
+//! `open_replication` gives `binlog` a connection on the lean client alone (the replication
+//! protocol is served by `wire` only).
+//!
 //! Not for: deciding what to run (see `dump`, `load`) or encoding rows.
 //! Passwords go into the driver's options and nowhere else; `Session::server` is the
 //! address only.
@@ -42,10 +45,9 @@ enum Link {
 /// go straight to the driver, instead of each trying first.
 static WIRE_DECLINED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process may use the lean client, and with what TLS: not with `--compress`,
-/// nor with `RDUMP_WIRE=driver` (kept for comparing the two paths), nor when a session
-/// already found it cannot serve these options. TLS as the driver does it (see `open`):
-/// never on a unix socket, if offered for PREFERRED over TCP, always for the other modes.
+/// Whether this process may use the lean client, and with what TLS (`tls_wish`): not with
+/// `--compress`, nor with `RDUMP_WIRE=driver` (kept for comparing the two paths), nor when
+/// a session already found it cannot serve these options.
 fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
     if WIRE_DECLINED.load(Ordering::Relaxed)
         || opts.compress
@@ -53,13 +55,19 @@ fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
     {
         return None;
     }
+    Some(tls_wish(opts))
+}
+
+/// TLS on the lean client as the driver does it: never on a unix socket, if offered for
+/// PREFERRED over TCP, always for the other modes.
+fn tls_wish(opts: &ConnectionOptions) -> TlsWish {
     let on_socket = matches!(address(opts), Address::Socket(_));
-    Some(match opts.ssl.mode {
+    match opts.ssl.mode {
         SslMode::Disabled => TlsWish::No,
         _ if on_socket => TlsWish::No,
         SslMode::Preferred => TlsWish::IfOffered,
         SslMode::Required | SslMode::VerifyCa | SslMode::VerifyIdentity => TlsWish::Yes,
-    })
+    }
 }
 
 /// Opens a lean connection and runs what the driver's options would run on connect (SET
@@ -72,6 +80,18 @@ fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
 /// with TLS all the same. Neither client ever falls back to plain text after a TLS failure;
 /// the driver only for PREFERRED when the server offers no TLS at all, as the wire does.
 async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
+    match connect_wire(opts, tls).await {
+        Ok(c) => Some(c),
+        Err(WireError::Unsupported(_)) => {
+            WIRE_DECLINED.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Opens a lean connection and runs the init statements; the error as it is.
+async fn connect_wire(opts: &ConnectionOptions, tls: TlsWish) -> WireResult<WireConn> {
     let password = match &opts.password {
         Password::Given(s) => Some(s.expose()),
         Password::None | Password::Prompt => None,
@@ -79,9 +99,10 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
     let user = user_name(opts);
     let tls_config = match tls {
         TlsWish::No => None,
-        TlsWish::IfOffered | TlsWish::Yes => {
-            Some(crate::client::tls::client_config(&opts.ssl).ok()?)
-        }
+        TlsWish::IfOffered | TlsWish::Yes => Some(
+            crate::client::tls::client_config(&opts.ssl)
+                .map_err(|e| WireError::Tls(e.to_string()))?,
+        ),
     };
     let login = Login {
         user: &user,
@@ -94,20 +115,34 @@ async fn open_wire(opts: &ConnectionOptions, tls: TlsWish) -> Option<WireConn> {
         Address::Socket(path) => Target::Socket(path),
         Address::Tcp(host, port) => Target::Tcp(host, *port),
     };
-    let mut c = match WireConn::connect(target, &login).await {
-        Ok(c) => c,
-        Err(WireError::Unsupported(_)) => {
-            WIRE_DECLINED.store(true, Ordering::Relaxed);
-            return None;
-        }
-        Err(_) => return None,
-    };
+    let mut c = WireConn::connect(target, &login).await?;
     for sql in init_statements(opts) {
-        if c.query_drop(&sql).await.is_err() {
-            return None;
-        }
+        c.query_drop(&sql).await?;
     }
-    Some(c)
+    Ok(c)
+}
+
+/// A connection on the lean client only, for the replication protocol (`binlog`), which
+/// mysql_async cannot serve as needed. Returns it with the server's label and dialect.
+/// `--compress` and authentication the lean client does not do are refused with a clear
+/// error rather than served by another client.
+pub async fn open_replication(opts: &ConnectionOptions) -> Result<(WireConn, String, Dialect)> {
+    let server = server_label(opts);
+    let connect_error = |message: String| Error::Connect {
+        server: server.clone(),
+        message,
+    };
+    if opts.compress {
+        return Err(connect_error(
+            "the binlog stream does not support --compress".into(),
+        ));
+    }
+    let c = connect_wire(opts, tls_wish(opts))
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
+    let version = c.server_version();
+    let dialect = Dialect::from_version_string(version.strip_prefix("5.5.5-").unwrap_or(version));
+    Ok((c, server, dialect))
 }
 
 fn user_name(opts: &ConnectionOptions) -> String {
