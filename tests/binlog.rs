@@ -124,18 +124,25 @@ fn assert_archive_matches(server: &Server, store: &LocalDirStore, scratch: &Path
     compared
 }
 
-/// Every segment follows the one before it in its file, and each file's first segment
-/// starts right after its FORMAT_DESCRIPTION or where the previous file's archive left.
+/// Every segment follows the one before it in its file, with the same FORMAT_DESCRIPTION
+/// (the file's own, not the copy the server re-sends after a reconnect), and each file's
+/// first segment starts right after its FORMAT_DESCRIPTION or where the previous file's
+/// archive left.
 fn assert_contiguous(store: &LocalDirStore) {
-    let mut last: Option<(String, u64, Option<String>)> = None;
+    let mut last: Option<(String, u64, Option<String>, Vec<u8>)> = None;
     for (n, r) in store.records().unwrap() {
         let Record::Segment(s) = r else {
             last = None;
             continue;
         };
-        if let Some((file, end, rotate_to)) = &last {
+        if let Some((file, end, rotate_to, fde)) = &last {
             if *file == s.file {
                 assert_eq!(*end, s.start, "segment {n} of {} does not follow", s.file);
+                assert_eq!(
+                    *fde, s.format_description,
+                    "segment {n} of {}: another FORMAT_DESCRIPTION",
+                    s.file
+                );
             } else {
                 assert_eq!(
                     rotate_to.as_deref().unwrap_or(&s.file),
@@ -151,7 +158,12 @@ fn assert_contiguous(store: &LocalDirStore) {
                 );
             }
         }
-        last = Some((s.file.clone(), s.end, s.rotate_to.clone()));
+        last = Some((
+            s.file.clone(),
+            s.end,
+            s.rotate_to.clone(),
+            s.format_description.clone(),
+        ));
     }
 }
 
@@ -205,4 +217,381 @@ fn once_archives_every_file_up_to_the_current_position_byte_for_byte() {
         ))
         .unwrap();
     assert_eq!(again.events, 0, "{again:?}");
+}
+
+#[test]
+fn an_event_longer_than_a_packet_is_archived_whole() {
+    let server = Server::start(ServerOptions {
+        binlog: true,
+        extra_args: vec!["--max-allowed-packet=64M".into()],
+        ..Default::default()
+    });
+    server.sql(
+        "CREATE DATABASE pitr; CREATE TABLE pitr.big (id INT PRIMARY KEY, b LONGBLOB); \
+         INSERT INTO pitr.big VALUES (1, REPEAT('z', 20 * 1024 * 1024)), (2, 'small');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    runtime()
+        .block_on(archive(
+            &connection(&server),
+            &mut store,
+            &once(),
+            std::future::pending(),
+        ))
+        .unwrap();
+    assert_contiguous(&store);
+    assert_eq!(assert_archive_matches(&server, &store, dir.path()), 1);
+    let archived: u64 = store
+        .records()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Record::Segment(s) => Some(s.end - s.start),
+            Record::Gap(_) => None,
+        })
+        .sum();
+    assert!(archived > 20 << 20, "{archived}");
+}
+
+/// Environment of the archiver child process (`archiver_child`).
+const CHILD_DIR: &str = "RDUMP_BINLOG_CHILD_DIR";
+const CHILD_SOCKET: &str = "RDUMP_BINLOG_CHILD_SOCKET";
+
+/// Not a test: the body of the archiver process that `archiver_killed_with_sigkill...`
+/// starts and kills (it runs only with the child's environment).
+#[test]
+#[ignore]
+fn archiver_child() {
+    let (Some(dir), Some(socket)) = (std::env::var_os(CHILD_DIR), std::env::var_os(CHILD_SOCKET))
+    else {
+        return;
+    };
+    let conn = ConnectionOptions {
+        socket: Some(socket.into()),
+        user: Some(common::TEST_USER.into()),
+        password: Password::Given(Secret::new(common::TEST_PASSWORD)),
+        ..Default::default()
+    };
+    let opts = ArchiveOptions {
+        cut: CutPolicy {
+            flush_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut store = LocalDirStore::open(Path::new(&dir)).unwrap();
+    let result = runtime().block_on(archive(&conn, &mut store, &opts, std::future::pending()));
+    panic!("the archiver ended: {result:?}");
+}
+
+fn spawn_archiver(server: &Server, dir: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["archiver_child", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_SOCKET, server.socket())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn segments(store_dir: &Path) -> usize {
+    std::fs::read_dir(store_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Writes in a loop on another thread until the returned flag is set.
+fn writer(
+    server: &Server,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let socket = server.socket();
+    let handle = std::thread::spawn(move || {
+        let mut i = 0;
+        while !flag.load(Ordering::Relaxed) {
+            let out = Command::new(common::client_bin())
+                .arg("--no-defaults")
+                .arg("-uroot")
+                .arg(format!("--socket={}", socket.display()))
+                .arg("-e")
+                .arg(format!(
+                    "INSERT INTO pitr.t (v) VALUES (REPEAT('w', {})); \
+                     INSERT INTO pitr.m (v) VALUES ('w{i}'); \
+                     UPDATE pitr.t SET v = CONCAT(v, 'u') WHERE id = {};",
+                    i % 150,
+                    i / 2 + 1
+                ))
+                .output()
+                .unwrap();
+            // A restart of the server in the middle: try again.
+            if !out.status.success() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            i += 1;
+        }
+    });
+    (done, handle)
+}
+
+fn stop_writer(
+    w: (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ),
+) {
+    w.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    w.1.join().unwrap();
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn archiver_killed_with_sigkill_mid_stream_resumes_without_gap_or_duplicate() {
+    let server = source();
+    some_writes(&server, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("archive");
+    let w = writer(&server);
+    let mut child = spawn_archiver(&server, &store_dir);
+    // Segments are committed every flush interval while the writes go on.
+    wait_for("3 segments from the first archiver", || {
+        segments(&store_dir) >= 3
+    });
+    assert!(
+        LocalDirStore::open(&store_dir).is_err(),
+        "a second archiver on the same archive must refuse"
+    );
+    common::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let before = segments(&store_dir);
+    server.sql("FLUSH BINARY LOGS");
+    let mut child = spawn_archiver(&server, &store_dir);
+    wait_for("segments from the second archiver", || {
+        segments(&store_dir) >= before + 3
+    });
+    common::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    stop_writer(w);
+    // A last run to the current position; then the archive must be the binlog exactly.
+    let target = master_status(&server);
+    let mut store = LocalDirStore::open(&store_dir).unwrap();
+    let report = runtime()
+        .block_on(archive(
+            &connection(&server),
+            &mut store,
+            &once(),
+            std::future::pending(),
+        ))
+        .unwrap();
+    assert_eq!(report.position.as_ref(), Some(&target));
+    assert_contiguous(&store);
+    assert_eq!(assert_archive_matches(&server, &store, dir.path()), 2);
+}
+
+#[test]
+fn the_archive_stays_contiguous_across_a_cut_connection_and_a_source_restart() {
+    let mut server = source();
+    some_writes(&server, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("archive");
+    let conn = connection(&server);
+    let opts = ArchiveOptions {
+        cut: CutPolicy {
+            flush_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let rt = runtime();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let store_dir = store_dir.clone();
+        rt.spawn(async move {
+            let mut store = LocalDirStore::open(&store_dir).unwrap();
+            archive(&conn, &mut store, &opts, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    let w = writer(&server);
+    wait_for("segments", || segments(&store_dir) >= 2);
+    // Cut the connection: KILL the server's dump thread.
+    let dump_thread = || {
+        server
+            .sql_rows("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'")
+            .into_iter()
+            .next()
+            .map(|r| r[0].clone())
+    };
+    wait_for("the dump thread", || dump_thread().is_some());
+    let id = dump_thread().unwrap();
+    server.sql(&format!("KILL {id}"));
+    let before = segments(&store_dir);
+    wait_for("segments after the cut", || {
+        segments(&store_dir) >= before + 2
+    });
+    server.restart();
+    let before = segments(&store_dir);
+    wait_for("segments after the restart", || {
+        segments(&store_dir) >= before + 2
+    });
+    stop_writer(w);
+    let target = master_status(&server);
+    let archived_up_to = |target: &Position| {
+        let store_dir = store_dir.clone();
+        let target = target.clone();
+        move || {
+            std::fs::read_dir(&store_dir).unwrap().flatten().any(|e| {
+                e.file_name().to_string_lossy().ends_with(".json")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                        t.contains(&format!("\"file\": \"{}\"", target.file))
+                            && t.contains(&format!("\"end\": {}", target.pos))
+                    })
+            })
+        }
+    };
+    wait_for(
+        "the archive to reach the server's position",
+        archived_up_to(&target),
+    );
+    stop_tx.send(()).unwrap();
+    let report = rt.block_on(task).unwrap().unwrap();
+    assert!(report.reconnects >= 2, "{report:?}");
+    let store = LocalDirStore::open(&store_dir).unwrap();
+    assert_contiguous(&store);
+    assert!(assert_archive_matches(&server, &store, dir.path()) >= 2);
+    // The file the restart closed ends with a STOP event, archived.
+    assert!(
+        store
+            .records()
+            .unwrap()
+            .iter()
+            .any(|(_, r)| matches!(r, Record::Segment(s) if s.ends_with_stop))
+    );
+}
+
+#[test]
+fn a_binlog_purged_while_the_archiver_was_down_is_err_1236_and_becomes_a_gap() {
+    let server = source();
+    some_writes(&server, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    let conn = connection(&server);
+    let rt = runtime();
+    rt.block_on(archive(&conn, &mut store, &once(), std::future::pending()))
+        .unwrap();
+    let archived_to = store.records().unwrap().len();
+    // While the archiver is down: more writes, two rotations, the old files purged.
+    some_writes(&server, 10);
+    server.sql("FLUSH BINARY LOGS");
+    some_writes(&server, 10);
+    server.sql("FLUSH BINARY LOGS");
+    let current = master_status(&server).file;
+    // The server keeps a file until InnoDB's checkpoint has passed it and no dump thread
+    // reads it: purge until it has gone.
+    wait_for("the old binlogs purged", || {
+        server.sql(&format!("PURGE BINARY LOGS TO '{current}'"));
+        binlog_files(&server) == [current.clone()]
+    });
+    let e = rt
+        .block_on(archive(&conn, &mut store, &once(), std::future::pending()))
+        .unwrap_err();
+    let ArchiveError::Purged { position, .. } = &e else {
+        panic!("expected Purged, got {e:?}");
+    };
+    assert_eq!(
+        position.as_ref().map(|p| p.file.as_str()),
+        Some("binlog.000001")
+    );
+    assert!(e.to_string().contains("GAP IN THE BINLOG ARCHIVE"), "{e}");
+    assert_eq!(
+        store.records().unwrap().len(),
+        archived_to,
+        "nothing archived"
+    );
+    let gap = rt
+        .block_on(rdump::binlog::mark_gap(&conn, &mut store, e))
+        .unwrap();
+    assert_eq!(gap.resume_at.file, current);
+    some_writes(&server, 5);
+    rt.block_on(archive(&conn, &mut store, &once(), std::future::pending()))
+        .unwrap();
+    let records = store.records().unwrap();
+    assert!(
+        matches!(records[archived_to].1, Record::Gap(_)),
+        "{records:?}"
+    );
+    assert!(matches!(records.last().unwrap().1, Record::Segment(_)));
+    assert_eq!(assert_archive_matches(&server, &store, dir.path()), 1);
+}
+
+#[test]
+fn a_corrupt_event_stops_the_archive_at_the_last_good_event() {
+    let server = source();
+    some_writes(&server, 20);
+    server.sql("INSERT INTO pitr.m (v) VALUES ('needle-in-the-binlog')");
+    some_writes(&server, 5);
+    server.sql("FLUSH BINARY LOGS");
+    // Flip one byte of a statement's text in the closed file (the server does not check
+    // checksums when it sends, as master_verify_checksum is off by default).
+    let path = server.dir().join("binlog.000001");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"needle")
+        .expect("the statement is in the binlog");
+    bytes[at] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    let e = runtime()
+        .block_on(archive(
+            &connection(&server),
+            &mut store,
+            &once(),
+            std::future::pending(),
+        ))
+        .unwrap_err();
+    let ArchiveError::Corrupt {
+        file, pos, problem, ..
+    } = &e
+    else {
+        panic!("expected Corrupt, got {e:?}");
+    };
+    assert_eq!(file, "binlog.000001");
+    assert!(problem.contains("CRC32"), "{problem}");
+    // The event starts before the flipped byte and ends after it; the archive ends
+    // exactly where it starts.
+    assert!((*pos as usize) < at, "{pos} {at}");
+    let last_end = store
+        .records()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Record::Segment(s) => Some(s.end),
+            Record::Gap(_) => None,
+        })
+        .max();
+    assert_eq!(last_end, Some(*pos));
+    assert_contiguous(&store);
 }
