@@ -207,8 +207,10 @@ fn once_archives_every_file_up_to_the_current_position_byte_for_byte() {
     assert_eq!(report.position.as_ref(), Some(&target), "{report:?}");
     assert_contiguous(&store);
     assert_eq!(assert_archive_matches(&server, &store, dir.path()), 3);
-    // Run again: nothing new, nothing archived twice.
-    let again = runtime()
+    // Run again: only what the server wrote since (a BINLOG_CHECKPOINT may follow a
+    // rotation late), nothing archived twice.
+    let before = store.records().unwrap().len();
+    runtime()
         .block_on(archive(
             &connection(&server),
             &mut store,
@@ -216,7 +218,12 @@ fn once_archives_every_file_up_to_the_current_position_byte_for_byte() {
             std::future::pending(),
         ))
         .unwrap();
-    assert_eq!(again.events, 0, "{again:?}");
+    for (_, r) in &store.records().unwrap()[before..] {
+        let Record::Segment(s) = r else { panic!() };
+        assert!(s.file == target.file && s.start >= target.pos, "{s:?}");
+    }
+    assert_contiguous(&store);
+    assert_eq!(assert_archive_matches(&server, &store, dir.path()), 3);
 }
 
 #[test]
@@ -594,4 +601,113 @@ fn a_corrupt_event_stops_the_archive_at_the_last_good_event() {
         .max();
     assert_eq!(last_end, Some(*pos));
     assert_contiguous(&store);
+}
+
+#[test]
+fn an_idle_source_keeps_the_stream_alive_with_heartbeats() {
+    let server = source();
+    some_writes(&server, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("archive");
+    let conn = connection(&server);
+    let opts = ArchiveOptions {
+        heartbeat: Duration::from_millis(200),
+        read_timeout: Duration::from_millis(1000),
+        ..Default::default()
+    };
+    let rt = runtime();
+    let report = rt
+        .block_on(async {
+            let mut store = LocalDirStore::open(&store_dir).unwrap();
+            // Idle for three read timeouts: only heartbeats arrive.
+            archive(
+                &conn,
+                &mut store,
+                &opts,
+                tokio::time::sleep(Duration::from_secs(3)),
+            )
+            .await
+        })
+        .unwrap();
+    assert_eq!(report.reconnects, 0, "{report:?}");
+    assert!(report.events > 0, "{report:?}");
+}
+
+#[test]
+fn a_start_at_a_gtid_archives_from_the_next_transaction() {
+    let server = source();
+    some_writes(&server, 5);
+    let gtid = server.sql_value("SELECT @@gtid_binlog_pos");
+    let after = master_status(&server);
+    some_writes(&server, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    let opts = ArchiveOptions {
+        start: Some(rdump::sql::dialect::BinlogStart::Gtid(gtid.clone())),
+        ..once()
+    };
+    runtime()
+        .block_on(archive(
+            &connection(&server),
+            &mut store,
+            &opts,
+            std::future::pending(),
+        ))
+        .unwrap();
+    let records = store.records().unwrap();
+    let Record::Segment(first) = &records[0].1 else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (first.file.as_str(), first.start),
+        (after.file.as_str(), after.pos),
+        "archiving after {gtid} starts where the server was then"
+    );
+    let next_seq: u64 = gtid.rsplit('-').next().unwrap().parse::<u64>().unwrap() + 1;
+    assert_eq!(first.gtids[0].first, next_seq, "{:?}", first.gtids);
+    assert_contiguous(&store);
+    // The archived bytes are the file's from there on.
+    let file = std::fs::read(server.dir().join(&after.file)).unwrap();
+    let bytes = store.segment_bytes(records[0].0, first).unwrap();
+    assert_eq!(&file[first.start as usize..first.end as usize], &bytes[..]);
+}
+
+#[test]
+fn a_second_archiver_with_the_same_server_id_refuses_instead_of_taking_over() {
+    let server = source();
+    some_writes(&server, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connection(&server);
+    let opts = ArchiveOptions {
+        heartbeat: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let rt = runtime();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let first = {
+        let (conn, opts, path) = (conn.clone(), opts.clone(), dir.path().join("a"));
+        rt.spawn(async move {
+            let mut store = LocalDirStore::open(&path).unwrap();
+            archive(&conn, &mut store, &opts, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    wait_for("the first archiver's dump thread", || {
+        server.sql_value(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Binlog Dump'",
+        ) == "1"
+    });
+    let mut other = LocalDirStore::open(&dir.path().join("b")).unwrap();
+    let e = rt
+        .block_on(archive(&conn, &mut other, &opts, std::future::pending()))
+        .unwrap_err();
+    assert!(
+        matches!(&e, ArchiveError::Config(m) if m.contains("already connected")),
+        "{e:?}"
+    );
+    stop_tx.send(()).unwrap();
+    let report = rt.block_on(first).unwrap().unwrap();
+    assert_eq!(report.reconnects, 0, "the first archiver was not disturbed");
 }

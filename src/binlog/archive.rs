@@ -267,6 +267,11 @@ pub async fn archive<S: SegmentStore>(
                     };
                     match frame {
                         Frame::Artificial => {}
+                        Frame::Skipped { position } => {
+                            if target.as_ref().is_some_and(|t| reached(&position, t)) {
+                                break Ok(Ended::Finished);
+                            }
+                        }
                         Frame::FileStart { file, format_description: fde, resent } => {
                             if builder.open_file().is_some_and(|f| f != file)
                                 && let Err(e) = commit(&mut builder, store, &mut report, &mut resume).await

@@ -107,23 +107,22 @@ pub async fn open(
             "{server}: the server's own server_id is {server_id}; choose another --server-id"
         )));
     }
-    let (cols, hosts) = conn
-        .query_all(dialect.replica_hosts_sql())
+    // A replica with our id: a real one (refuse: registering would make the source drop
+    // its connection), or the dump thread of our own previous run, which the source
+    // drops at its next heartbeat once it finds the socket closed: wait that long.
+    let patience = heartbeat * 3 + Duration::from_secs(2);
+    let waited = std::time::Instant::now();
+    while replica_registered(&mut conn, &dialect, server_id)
         .await
-        .map_err(|e| err("listing the registered replicas", e))?;
-    let id_col = cols
-        .iter()
-        .position(|c| c.name_str().eq_ignore_ascii_case("Server_id"))
-        .unwrap_or(0);
-    if hosts.iter().any(|r| {
-        r.get(id_col)
-            .and_then(|c| c.as_deref())
-            .is_some_and(|id| id == server_id.to_string().as_bytes())
-    }) {
-        return Err(ArchiveError::Config(format!(
-            "{server}: a replica with server id {server_id} is already connected (another \
-             archiver, or a replica): choose another --server-id"
-        )));
+        .map_err(|e| err("listing the registered replicas", e))?
+    {
+        if waited.elapsed() >= patience {
+            return Err(ArchiveError::Config(format!(
+                "{server}: a replica with server id {server_id} is already connected (another \
+                 archiver, or a replica): choose another --server-id"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let gtid = match start {
         BinlogStart::Gtid(g) => Some(g.as_str()),
@@ -149,6 +148,25 @@ pub async fn open(
         server,
         dialect,
     })
+}
+
+/// Whether a replica with `server_id` is registered on the source.
+async fn replica_registered(
+    conn: &mut WireConn,
+    dialect: &Dialect,
+    server_id: u32,
+) -> Result<bool, WireError> {
+    let (cols, hosts) = conn.query_all(dialect.replica_hosts_sql()).await?;
+    let id_col = cols
+        .iter()
+        .position(|c| c.name_str().eq_ignore_ascii_case("Server_id"))
+        .unwrap_or(0);
+    let id = server_id.to_string();
+    Ok(hosts.iter().any(|r| {
+        r.get(id_col)
+            .and_then(|c| c.as_deref())
+            .is_some_and(|c| c == id.as_bytes())
+    }))
 }
 
 /// The server's current binlog position (SHOW MASTER STATUS), on a connection of its own.
@@ -223,6 +241,9 @@ pub enum Frame {
     },
     /// A heartbeat, fake ROTATE or other artificial event: in no file.
     Artificial,
+    /// An event of a dump by GTID before its first transaction (see `Framer::accept`),
+    /// ending at `position`: not archived.
+    Skipped { position: Position },
 }
 
 /// A checked event of a binlog file, with what the archive records about it.
@@ -249,8 +270,9 @@ pub struct Framer {
     file: Option<String>,
     /// Where the next event of `file` must start; `None` until known (a dump by GTID).
     expected: Option<u64>,
-    /// A dump by GTID: positions are learnt from the first event of the file (the server
-    /// skips the transactions before the GTID position without a word).
+    /// A dump by GTID, before its first transaction: positions are learnt from the first
+    /// GTID event (the server skips the transactions before the GTID position without a
+    /// word, so nothing before it can be checked for continuity).
     learning: bool,
     checksum: Checksum,
     in_transaction: bool,
@@ -357,6 +379,17 @@ impl Framer {
             .ok_or_else(|| self.fail(None, "event whose end is before its size"))?;
         event::verify_checksum(&bytes, &header, self.checksum)
             .map_err(|e| self.fail(Some(start), e))?;
+        if self.learning && header.kind != kind::GTID {
+            // By GTID the server sends a file's events that belong to no transaction
+            // (GTID_LIST, BINLOG_CHECKPOINT) and skips the transactions before the start
+            // without a word: the archive starts at the first transaction it sends.
+            return Ok(Frame::Skipped {
+                position: Position {
+                    file: self.file.clone().unwrap_or_default(),
+                    pos: u64::from(header.log_pos),
+                },
+            });
+        }
         match self.expected {
             Some(want) if want != start => {
                 return Err(self.fail(
