@@ -711,3 +711,27 @@ fn a_second_archiver_with_the_same_server_id_refuses_instead_of_taking_over() {
     let report = rt.block_on(first).unwrap().unwrap();
     assert_eq!(report.reconnects, 0, "the first archiver was not disturbed");
 }
+
+#[test]
+fn a_binlog_without_checksums_is_archived_byte_for_byte_too() {
+    let server = Server::start(ServerOptions {
+        binlog: true,
+        extra_args: vec!["--binlog-checksum=NONE".into()],
+        ..Default::default()
+    });
+    some_writes(&server, 20);
+    server.sql("FLUSH BINARY LOGS");
+    some_writes(&server, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    runtime()
+        .block_on(archive(
+            &connection(&server),
+            &mut store,
+            &once(),
+            std::future::pending(),
+        ))
+        .unwrap();
+    assert_contiguous(&store);
+    assert_eq!(assert_archive_matches(&server, &store, dir.path()), 2);
+}
