@@ -781,3 +781,41 @@ fn an_archive_begun_mid_file_rebuilds_a_file_mariadb_binlog_reads() {
         "{text}"
     );
 }
+
+#[test]
+fn a_refused_login_fails_at_once_and_a_server_down_is_retried() {
+    let mut server = source();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(&dir.path().join("archive")).unwrap();
+    let rt = runtime();
+    let wrong = ConnectionOptions {
+        password: Password::Given(Secret::new("not-the-password")),
+        ..connection(&server)
+    };
+    let begin = std::time::Instant::now();
+    let e = rt
+        .block_on(archive(&wrong, &mut store, &once(), std::future::pending()))
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::Server { .. }), "{e:?}");
+    assert!(e.to_string().contains("1045"), "{e}");
+    assert!(!e.to_string().contains("not-the-password"), "{e}");
+    assert!(
+        begin.elapsed() < Duration::from_secs(10),
+        "retried a refused login"
+    );
+    // A server that is down is retried for `reconnect_for`, then the run fails.
+    let conn = connection(&server);
+    server.stop();
+    let opts = ArchiveOptions {
+        reconnect_for: Duration::from_secs(1),
+        start: Some(rdump::sql::dialect::BinlogStart::Position {
+            file: "binlog.000001".into(),
+            pos: 4,
+        }),
+        ..Default::default()
+    };
+    let e = rt
+        .block_on(archive(&conn, &mut store, &opts, std::future::pending()))
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::Connection { .. }), "{e:?}");
+}

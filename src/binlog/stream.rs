@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::binlog::event::{self, Checksum, EventError, FIRST_EVENT_POS, GtidEvent, Header, kind};
 use crate::binlog::{ArchiveError, Position};
-use crate::client::conn::open_replication;
+use crate::client::conn::{open_replication, server_label};
 use crate::client::options::ConnectionOptions;
 use crate::client::wire::{WireConn, WireError};
 use crate::sql::dialect::{BinlogStart, Dialect};
@@ -65,6 +65,31 @@ fn server_error(server: &str, context: &str, e: WireError) -> ArchiveError {
     }
 }
 
+/// Opens a replication connection. A server that cannot be reached, or that is shutting
+/// down or full, is `ArchiveError::Connection` (retried); one that refuses us (a wrong
+/// password, TLS that cannot be had) is `Server`, and the run fails at once.
+async fn connect(opts: &ConnectionOptions) -> Result<(WireConn, String, Dialect), ArchiveError> {
+    let server = server_label(opts);
+    match open_replication(opts).await {
+        Ok((conn, dialect)) => Ok((conn, server, dialect)),
+        Err(
+            e @ (WireError::Io(_)
+            | WireError::Server {
+                code: 1040 | 1053 | 2013,
+                ..
+            }),
+        ) => Err(ArchiveError::Connection {
+            server,
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ArchiveError::Server {
+            server,
+            context: "connecting".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
 /// Connects as a replica with `server_id` and starts a dump at `start`. Checks first that
 /// the server writes a binlog and that no replica with our id is registered there.
 /// Connection failures are `ArchiveError::Connection` (worth retrying); ERR 1236 is
@@ -75,15 +100,7 @@ pub async fn open(
     server_id: u32,
     heartbeat: Duration,
 ) -> Result<Stream, ArchiveError> {
-    let (mut conn, server, dialect) = match open_replication(opts).await {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(ArchiveError::Connection {
-                server: crate::client::conn::server_label(opts),
-                message: e.to_string(),
-            });
-        }
-    };
+    let (mut conn, server, dialect) = connect(opts).await?;
     let err = |context: &str, e: WireError| server_error(&server, context, e);
     let (_, rows) = conn
         .query_all("SELECT @@GLOBAL.log_bin, @@GLOBAL.server_id")
@@ -171,13 +188,7 @@ async fn replica_registered(
 
 /// The server's current binlog position (SHOW MASTER STATUS), on a connection of its own.
 pub async fn current_position(opts: &ConnectionOptions) -> Result<Position, ArchiveError> {
-    let (mut conn, server, dialect) =
-        open_replication(opts)
-            .await
-            .map_err(|e| ArchiveError::Connection {
-                server: crate::client::conn::server_label(opts),
-                message: e.to_string(),
-            })?;
+    let (mut conn, server, dialect) = connect(opts).await?;
     let (_, rows) = conn
         .query_all(dialect.binlog_status_sql())
         .await
@@ -205,13 +216,7 @@ pub async fn current_position(opts: &ConnectionOptions) -> Result<Position, Arch
 
 /// The oldest binlog file the server still has (SHOW BINARY LOGS, first row).
 pub async fn oldest_binlog(opts: &ConnectionOptions) -> Result<String, ArchiveError> {
-    let (mut conn, server, _) =
-        open_replication(opts)
-            .await
-            .map_err(|e| ArchiveError::Connection {
-                server: crate::client::conn::server_label(opts),
-                message: e.to_string(),
-            })?;
+    let (mut conn, server, _) = connect(opts).await?;
     let (_, rows) = conn
         .query_all("SHOW BINARY LOGS")
         .await

@@ -123,26 +123,21 @@ async fn connect_wire(opts: &ConnectionOptions, tls: TlsWish) -> WireResult<Wire
 }
 
 /// A connection on the lean client only, for the replication protocol (`binlog`), which
-/// mysql_async cannot serve as needed. Returns it with the server's label and dialect.
-/// `--compress` and authentication the lean client does not do are refused with a clear
-/// error rather than served by another client.
-pub async fn open_replication(opts: &ConnectionOptions) -> Result<(WireConn, String, Dialect)> {
-    let server = server_label(opts);
-    let connect_error = |message: String| Error::Connect {
-        server: server.clone(),
-        message,
-    };
+/// mysql_async cannot serve as needed; with the server's dialect. `--compress` and
+/// authentication the lean client does not do are `WireError::Unsupported`, never served
+/// by another client. The error is the client's own, so that the caller can tell a server
+/// that is down (`WireError::Io`, worth retrying) from one that refuses (`Server`).
+/// `server_label` names the server in messages.
+pub async fn open_replication(opts: &ConnectionOptions) -> WireResult<(WireConn, Dialect)> {
     if opts.compress {
-        return Err(connect_error(
+        return Err(WireError::Unsupported(
             "the binlog stream does not support --compress".into(),
         ));
     }
-    let c = connect_wire(opts, tls_wish(opts))
-        .await
-        .map_err(|e| connect_error(e.to_string()))?;
+    let c = connect_wire(opts, tls_wish(opts)).await?;
     let version = c.server_version();
     let dialect = Dialect::from_version_string(version.strip_prefix("5.5.5-").unwrap_or(version));
-    Ok((c, server, dialect))
+    Ok((c, dialect))
 }
 
 fn user_name(opts: &ConnectionOptions) -> String {
