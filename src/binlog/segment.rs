@@ -5,7 +5,12 @@
 //! FORMAT_DESCRIPTION (which every segment carries in its description), so the 4-byte
 //! magic, the FORMAT_DESCRIPTION and a file's segments in order make the file again
 //! (`rebuild_file`), readable by `mariadb-binlog`/`mysqlbinlog`, and any one segment
-//! after the magic and FORMAT_DESCRIPTION can be read alone.
+//! after the magic and FORMAT_DESCRIPTION can be read alone. Two bytes of such a file may
+//! differ from the server's own: the server clears the FORMAT_DESCRIPTION's in-use flag
+//! in what it sends (outside the CRC32, which is computed without it), and when archiving
+//! began past a file's start, the FORMAT_DESCRIPTION is the copy the server re-sends with
+//! its `log_pos` zeroed (offsets in the rebuilt file then differ from the events'
+//! positions; `mariadb-binlog` reads it all the same).
 //!
 //! `SegmentStore` is what the archiver needs of a place to keep segments: the point to
 //! resume from, an atomic commit of one segment, and a gap marker. The repository
