@@ -819,3 +819,79 @@ fn a_refused_login_fails_at_once_and_a_server_down_is_retried() {
         .unwrap_err();
     assert!(matches!(e, ArchiveError::Connection { .. }), "{e:?}");
 }
+
+/// CPU time (user + system) of a process so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3 (index 0 here); utime 14, stime 15 (1-based).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Not a pass/fail test: the archiver's CPU under sysbench `oltp_write_only` with 2
+/// threads for 20 s (`cargo test --test binlog archiver_cpu -- --ignored --nocapture`;
+/// a debug build unless run with `--release`).
+#[test]
+#[ignore]
+fn archiver_cpu_under_a_sysbench_write_load() {
+    let server = source();
+    server.sql("CREATE DATABASE sbtest");
+    let sysbench = |command: &str, extra: &[&str]| {
+        let out = Command::new("sysbench")
+            .arg("oltp_write_only")
+            .arg("--db-driver=mysql")
+            .arg(format!("--mysql-socket={}", server.socket().display()))
+            .arg("--mysql-user=root")
+            .args(["--tables=2", "--table-size=10000"])
+            .args(extra)
+            .arg(command)
+            .output()
+            .expect("run sysbench");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sysbench("prepare", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("archive");
+    let mut child = spawn_archiver(&server, &store_dir);
+    wait_for("the archiver to catch up", || {
+        server.sql_value(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Binlog Dump'",
+        ) == "1"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let before = cpu_time(child.id());
+    let started = std::time::Instant::now();
+    let out = sysbench("run", &["--threads=2", "--time=20"]);
+    let wall = started.elapsed();
+    let used = cpu_time(child.id()) - before;
+    common::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let tps = out
+        .lines()
+        .find(|l| l.contains("transactions:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let archived: u64 = std::fs::read_dir(&store_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    println!(
+        "archiver CPU: {:.2} s in {:.1} s = {:.1}% of one core; {tps}; {} MiB archived",
+        used.as_secs_f64(),
+        wall.as_secs_f64(),
+        100.0 * used.as_secs_f64() / wall.as_secs_f64(),
+        archived >> 20
+    );
+}
