@@ -190,6 +190,37 @@ pub fn verify_checksum(ev: &[u8], header: &Header, checksum: Checksum) -> Result
     Ok(())
 }
 
+/// Checks an event's CRC32 like `verify_checksum` (not for a FORMAT_DESCRIPTION) and
+/// returns the CRC32 state of the whole event, trailer included, for a segment's own
+/// checksum (`Hasher::combine`): the bytes are read once.
+pub fn verified_crc(
+    ev: &[u8],
+    header: &Header,
+    checksum: Checksum,
+) -> Result<crc32fast::Hasher, EventError> {
+    let mut h = crc32fast::Hasher::new();
+    if checksum == Checksum::Off || header.kind == kind::FORMAT_DESCRIPTION {
+        verify_checksum(ev, header, checksum)?;
+        h.update(ev);
+        return Ok(h);
+    }
+    if ev.len() < HEADER_LEN + CRC_LEN {
+        return Err(EventError::Truncated {
+            have: ev.len(),
+            want: HEADER_LEN + CRC_LEN,
+        });
+    }
+    let (body, trailer) = ev.split_at(ev.len() - CRC_LEN);
+    h.update(body);
+    let stored = u32::from_le_bytes(trailer.try_into().expect("4 bytes"));
+    let computed = h.clone().finalize();
+    if stored != computed {
+        return Err(EventError::Checksum { stored, computed });
+    }
+    h.update(trailer);
+    Ok(h)
+}
+
 /// Whether the last 4 bytes of `ev` are the CRC32 of the rest (for events made up by the
 /// server, whose checksum setting is the stream's, not a file's).
 pub fn has_valid_crc(ev: &[u8], header: &Header) -> bool {
@@ -354,6 +385,21 @@ pub(crate) mod tests {
                 "flip at {i} passed"
             );
         }
+    }
+
+    #[test]
+    fn the_verified_crc_is_the_whole_events() {
+        let ev = event(kind::QUERY, 1, 100, 0, b"0123456789abcdefBEGIN");
+        let h = Header::parse(&ev).unwrap();
+        for checksum in [Checksum::Crc32, Checksum::Off] {
+            assert_eq!(
+                verified_crc(&ev, &h, checksum).unwrap().finalize(),
+                crc32fast::hash(&ev)
+            );
+        }
+        let mut bad = ev.clone();
+        bad[20] ^= 1;
+        assert!(verified_crc(&bad, &h, Checksum::Crc32).is_err());
     }
 
     #[test]

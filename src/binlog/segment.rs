@@ -242,7 +242,7 @@ impl SegmentBuilder {
             }
         }
         open.bytes.extend_from_slice(&ev.bytes);
-        open.crc.update(&ev.bytes);
+        open.crc.combine(&ev.crc);
     }
 
     /// The file of the open segment, if any.
@@ -297,8 +297,12 @@ mod tests {
     use crate::binlog::event::{Gtid, GtidEvent, Header};
 
     fn framed(start: u64, len: u64, gtid: Option<u64>, at_boundary: bool) -> FramedEvent {
+        let bytes = vec![7; len as usize];
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes);
         FramedEvent {
-            bytes: vec![7; len as usize],
+            crc,
+            bytes,
             header: Header {
                 timestamp: 1000 + start as u32,
                 kind: 2,

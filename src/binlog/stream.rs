@@ -255,6 +255,8 @@ pub enum Frame {
 #[derive(Debug)]
 pub struct FramedEvent {
     pub bytes: Vec<u8>,
+    /// The CRC32 state of `bytes` (all of them), computed while checking the event.
+    pub crc: crc32fast::Hasher,
     pub header: Header,
     pub file: String,
     /// Where it starts and ends in `file`.
@@ -382,7 +384,7 @@ impl Framer {
         let start = header
             .start_pos()
             .ok_or_else(|| self.fail(None, "event whose end is before its size"))?;
-        event::verify_checksum(&bytes, &header, self.checksum)
+        let crc = event::verified_crc(&bytes, &header, self.checksum)
             .map_err(|e| self.fail(Some(start), e))?;
         if self.learning && header.kind != kind::GTID {
             // By GTID the server sends a file's events that belong to no transaction
@@ -414,6 +416,7 @@ impl Framer {
             .ok_or_else(|| self.fail(Some(start), "event before any ROTATE"))?;
         let end = u64::from(header.log_pos);
         let mut framed = FramedEvent {
+            crc,
             gtid: None,
             at_boundary: false,
             rotate_to: None,
