@@ -94,27 +94,98 @@ fn reached(at: &Position, target: &Position) -> bool {
     }
 }
 
-/// Commits the open segment, if any.
-async fn commit<S: SegmentStore>(
-    builder: &mut SegmentBuilder,
-    store: &mut S,
-    report: &mut ArchiveReport,
-    resume: &mut Option<ResumePoint>,
-) -> Result<(), ArchiveError> {
-    if let Some((segment, bytes)) = builder.take() {
-        store
-            .commit(&segment, &bytes)
-            .await
-            .map_err(store_error("committing a segment"))?;
-        report.segments += 1;
-        report.bytes += bytes.len() as u64;
-        report.position = Some(Position {
-            file: segment.file.clone(),
-            pos: segment.end,
-        });
-        *resume = Some(segment.resume_point());
+/// What a run keeps between events and across connections.
+struct Run<'a, S> {
+    store: &'a mut S,
+    builder: SegmentBuilder,
+    report: ArchiveReport,
+    /// Where the archive ends: after the last committed segment.
+    resume: Option<ResumePoint>,
+    /// The FORMAT_DESCRIPTION of the file being archived: the archive's own copy when it
+    /// has one, so that a resumed file's segments carry the same one.
+    format_description: Option<(String, Vec<u8>)>,
+    /// With `once`: the server's position at the start.
+    target: Option<Position>,
+}
+
+impl<S: SegmentStore> Run<'_, S> {
+    /// Commits the open segment, if any.
+    async fn commit(&mut self) -> Result<(), ArchiveError> {
+        if let Some((segment, bytes)) = self.builder.take() {
+            self.store
+                .commit(&segment, &bytes)
+                .await
+                .map_err(store_error("committing a segment"))?;
+            self.report.segments += 1;
+            self.report.bytes += bytes.len() as u64;
+            self.report.position = Some(Position {
+                file: segment.file.clone(),
+                pos: segment.end,
+            });
+            self.resume = Some(segment.resume_point());
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Commits the open segment if it is of another file than `file`.
+    async fn commit_other_file(&mut self, file: &str) -> Result<(), ArchiveError> {
+        if self.builder.open_file().is_some_and(|f| f != file) {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    fn reached_target(&self, at: &Position) -> bool {
+        self.target.as_ref().is_some_and(|t| reached(at, t))
+    }
+
+    /// Takes one checked frame; `true` once `once`'s target is reached.
+    async fn on_frame(&mut self, frame: Frame, server: &str) -> Result<bool, ArchiveError> {
+        match frame {
+            Frame::Artificial => Ok(false),
+            Frame::Skipped { position } => Ok(self.reached_target(&position)),
+            Frame::FileStart {
+                file,
+                format_description,
+                resent,
+            } => {
+                self.commit_other_file(&file).await?;
+                let ours = self
+                    .format_description
+                    .as_ref()
+                    .is_some_and(|(f, _)| *f == file);
+                if !(resent && ours) {
+                    self.format_description = Some((file, format_description));
+                }
+                Ok(false)
+            }
+            Frame::Event(ev) => {
+                self.commit_other_file(&ev.file).await?;
+                let Some((_, fde)) = self
+                    .format_description
+                    .as_ref()
+                    .filter(|(f, _)| *f == ev.file)
+                else {
+                    return Err(ArchiveError::Corrupt {
+                        server: server.to_string(),
+                        file: ev.file.clone(),
+                        pos: ev.start,
+                        problem: "an event before its file's FORMAT_DESCRIPTION".into(),
+                    });
+                };
+                self.builder.push(&ev, fde);
+                self.report.events += 1;
+                let done = self.reached_target(&Position {
+                    file: ev.file.clone(),
+                    pos: ev.end,
+                });
+                if done || self.builder.due(Instant::now()) {
+                    self.commit().await?;
+                }
+                Ok(done)
+            }
+        }
+    }
 }
 
 /// Reads the stream on its own task, so that a read is never cancelled half-way (a
@@ -156,8 +227,7 @@ pub async fn archive<S: SegmentStore>(
     stop: impl Future<Output = ()>,
 ) -> Result<ArchiveReport, ArchiveError> {
     tokio::pin!(stop);
-    let mut report = ArchiveReport::default();
-    let mut resume = store
+    let resume = store
         .resume_point()
         .await
         .map_err(store_error("reading where the archive ends"))?;
@@ -174,171 +244,146 @@ pub async fn archive<S: SegmentStore>(
             },
         },
     };
-    report.position = resume.as_ref().map(|r| r.position.clone());
-    // The FORMAT_DESCRIPTION of the file being archived: the archive's own copy when it
-    // has one, so that a resumed file's segments carry the same one.
-    let mut format_description: Option<(String, Vec<u8>)> = resume.as_ref().and_then(|r| {
-        r.format_description
-            .clone()
-            .map(|f| (r.position.file.clone(), f))
-    });
     let target = if opts.once {
         Some(stream::current_position(conn).await?)
     } else {
         None
     };
-    if let (Some(t), BinlogStart::Position { file, pos }) = (&target, &start)
-        && reached(
-            &Position {
-                file: file.clone(),
-                pos: *pos,
-            },
-            t,
-        )
+    let mut run = Run {
+        store,
+        builder: SegmentBuilder::new(opts.cut),
+        report: ArchiveReport {
+            position: resume.as_ref().map(|r| r.position.clone()),
+            ..Default::default()
+        },
+        format_description: resume.as_ref().and_then(|r| {
+            r.format_description
+                .clone()
+                .map(|f| (r.position.file.clone(), f))
+        }),
+        resume,
+        target,
+    };
+    if let BinlogStart::Position { file, pos } = &start
+        && run.reached_target(&Position {
+            file: file.clone(),
+            pos: *pos,
+        })
     {
-        return Ok(report);
+        return Ok(run.report);
     }
-    let mut builder = SegmentBuilder::new(opts.cut);
     let mut failing_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(200);
     loop {
-        let opened = stream::open(conn, &start, opts.server_id, opts.heartbeat).await;
-        let stream = match opened {
-            Ok(s) => s,
-            Err(e @ ArchiveError::Connection { .. }) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= opts.reconnect_for {
-                    return Err(e);
+        let lost = match stream::open(conn, &start, opts.server_id, opts.heartbeat).await {
+            Ok(stream) => {
+                let ended = follow(&mut run, stream, &start, opts, &mut stop).await;
+                if ended.received_any {
+                    failing_since = None;
+                    backoff = Duration::from_millis(200);
                 }
-                tokio::select! {
-                    _ = &mut stop => return Ok(report),
-                    _ = tokio::time::sleep(backoff) => {}
+                // What was received and checked is committed, however the stream ended.
+                run.commit().await?;
+                match ended.outcome? {
+                    Ended::Finished => return Ok(run.report),
+                    Ended::Lost(e) => {
+                        run.report.reconnects += 1;
+                        e
+                    }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
             }
+            Err(e @ ArchiveError::Connection { .. }) => e,
             Err(e) => return Err(e),
         };
-        let server = stream.server.clone();
-        let mut framer = Framer::new(&start, Checksum::Crc32);
-        let (tx, mut rx) = mpsc::channel(8);
-        let reader = tokio::spawn(read_packets(stream.conn, tx, opts.read_timeout));
-        let mut received_any = false;
-        let ended: Result<Ended, ArchiveError> = loop {
-            let deadline = builder.deadline();
-            let sleep_to = deadline.map(tokio::time::Instant::from_std);
-            tokio::select! {
-                biased;
-                _ = &mut stop => break Ok(Ended::Finished),
-                _ = async { tokio::time::sleep_until(sleep_to.expect("deadline")).await }, if sleep_to.is_some() => {
-                    if let Err(e) = commit(&mut builder, store, &mut report, &mut resume).await {
-                        break Err(e);
-                    }
+        let since = *failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= opts.reconnect_for {
+            return Err(lost);
+        }
+        if let Some(r) = &run.resume {
+            start = BinlogStart::Position {
+                file: r.position.file.clone(),
+                pos: r.position.pos,
+            };
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(run.report),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How one connection's stream went.
+struct Followed {
+    outcome: Result<Ended, ArchiveError>,
+    /// Whether any packet arrived (the connection worked).
+    received_any: bool,
+}
+
+/// Follows one connection's stream until it ends, `stop` fires or `once`'s target is
+/// reached, committing segments as they are due.
+async fn follow<S: SegmentStore>(
+    run: &mut Run<'_, S>,
+    stream: stream::Stream,
+    start: &BinlogStart,
+    opts: &ArchiveOptions,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Followed {
+    let server = stream.server.clone();
+    let mut framer = Framer::new(start, Checksum::Crc32);
+    let (tx, mut rx) = mpsc::channel(8);
+    let reader = tokio::spawn(read_packets(stream.conn, tx, opts.read_timeout));
+    let mut received_any = false;
+    let lost = |message: &str| {
+        Ok(Ended::Lost(ArchiveError::Connection {
+            server: server.clone(),
+            message: message.to_string(),
+        }))
+    };
+    let outcome = loop {
+        let sleep_to = run.builder.deadline().map(tokio::time::Instant::from_std);
+        let msg = tokio::select! {
+            biased;
+            _ = &mut *stop => break Ok(Ended::Finished),
+            _ = async { tokio::time::sleep_until(sleep_to.expect("deadline")).await }, if sleep_to.is_some() => {
+                match run.commit().await {
+                    Ok(()) => continue,
+                    Err(e) => break Err(e),
                 }
-                msg = rx.recv() => {
-                    let bytes = match msg {
-                        None => break Ok(Ended::Lost(ArchiveError::Connection {
-                            server: server.clone(),
-                            message: "the stream ended".into(),
-                        })),
-                        Some(Ok(BinlogPacket::Event(bytes))) => bytes,
-                        Some(Ok(BinlogPacket::End)) => break Ok(Ended::Lost(ArchiveError::Connection {
-                            server: server.clone(),
-                            message: "the server ended the binlog dump".into(),
-                        })),
-                        Some(Err(e)) => match read_error(&server, framer.position().as_ref(), e) {
-                            e @ ArchiveError::Connection { .. } => break Ok(Ended::Lost(e)),
-                            e => break Err(e),
-                        },
-                    };
-                    if !received_any {
-                        received_any = true;
-                        failing_since = None;
-                        backoff = Duration::from_millis(200);
-                    }
-                    let frame = match framer.accept(bytes) {
-                        Ok(f) => f,
-                        Err(fe) => break Err(ArchiveError::Corrupt {
-                            server: server.clone(),
-                            file: fe.file,
-                            pos: fe.pos,
-                            problem: fe.problem,
-                        }),
-                    };
-                    match frame {
-                        Frame::Artificial => {}
-                        Frame::Skipped { position } => {
-                            if target.as_ref().is_some_and(|t| reached(&position, t)) {
-                                break Ok(Ended::Finished);
-                            }
-                        }
-                        Frame::FileStart { file, format_description: fde, resent } => {
-                            if builder.open_file().is_some_and(|f| f != file)
-                                && let Err(e) = commit(&mut builder, store, &mut report, &mut resume).await
-                            {
-                                break Err(e);
-                            }
-                            let ours = format_description.as_ref().is_some_and(|(f, _)| *f == file);
-                            if !(resent && ours) {
-                                format_description = Some((file, fde));
-                            }
-                        }
-                        Frame::Event(ev) => {
-                            if builder.open_file().is_some_and(|f| f != ev.file)
-                                && let Err(e) = commit(&mut builder, store, &mut report, &mut resume).await
-                            {
-                                break Err(e);
-                            }
-                            let Some((_, fde)) = format_description.as_ref().filter(|(f, _)| *f == ev.file) else {
-                                break Err(ArchiveError::Corrupt {
-                                    server: server.clone(),
-                                    file: ev.file.clone(),
-                                    pos: ev.start,
-                                    problem: "an event before its file's FORMAT_DESCRIPTION".into(),
-                                });
-                            };
-                            builder.push(&ev, fde);
-                            report.events += 1;
-                            let done = target.as_ref().is_some_and(|t| {
-                                reached(&Position { file: ev.file.clone(), pos: ev.end }, t)
-                            });
-                            if (done || builder.due(Instant::now()))
-                                && let Err(e) = commit(&mut builder, store, &mut report, &mut resume).await
-                            {
-                                break Err(e);
-                            }
-                            if done {
-                                break Ok(Ended::Finished);
-                            }
-                        }
-                    }
-                }
+            }
+            msg = rx.recv() => msg,
+        };
+        let bytes = match msg {
+            None => break lost("the stream ended"),
+            Some(Ok(BinlogPacket::End)) => break lost("the server ended the binlog dump"),
+            Some(Ok(BinlogPacket::Event(bytes))) => bytes,
+            Some(Err(e)) => match read_error(&server, framer.position().as_ref(), e) {
+                e @ ArchiveError::Connection { .. } => break Ok(Ended::Lost(e)),
+                e => break Err(e),
+            },
+        };
+        received_any = true;
+        let frame = match framer.accept(bytes) {
+            Ok(f) => f,
+            Err(fe) => {
+                break Err(ArchiveError::Corrupt {
+                    server: server.clone(),
+                    file: fe.file,
+                    pos: fe.pos,
+                    problem: fe.problem,
+                });
             }
         };
-        reader.abort();
-        // What was received and checked is committed, however the stream ended.
-        commit(&mut builder, store, &mut report, &mut resume).await?;
-        match ended? {
-            Ended::Finished => return Ok(report),
-            Ended::Lost(e) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= opts.reconnect_for {
-                    return Err(e);
-                }
-                report.reconnects += 1;
-                if let Some(r) = &resume {
-                    start = BinlogStart::Position {
-                        file: r.position.file.clone(),
-                        pos: r.position.pos,
-                    };
-                }
-                tokio::select! {
-                    _ = &mut stop => return Ok(report),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+        match run.on_frame(frame, &server).await {
+            Ok(false) => {}
+            Ok(true) => break Ok(Ended::Finished),
+            Err(e) => break Err(e),
         }
+    };
+    reader.abort();
+    Followed {
+        outcome,
+        received_any,
     }
 }
 
