@@ -26,6 +26,10 @@ pub mod kind {
     pub const XID: u8 = 16;
     pub const HEARTBEAT: u8 = 27;
     pub const XA_PREPARE: u8 = 38;
+    /// MySQL's GTID events (MariaDB's is `GTID`) and MySQL 8's compressed transaction.
+    pub const MYSQL_GTID: u8 = 33;
+    pub const MYSQL_ANONYMOUS_GTID: u8 = 34;
+    pub const MYSQL_TRANSACTION_PAYLOAD: u8 = 40;
     pub const ANNOTATE_ROWS: u8 = 160;
     pub const BINLOG_CHECKPOINT: u8 = 161;
     pub const GTID: u8 = 162;

@@ -284,6 +284,8 @@ pub struct Framer {
     checksum: Checksum,
     in_transaction: bool,
     standalone: bool,
+    /// After a MySQL GTID event: the next query says whether a transaction follows.
+    first_query_decides: bool,
 }
 
 /// A framing failure: an error in `file` at `pos`.
@@ -309,6 +311,7 @@ impl Framer {
             checksum,
             in_transaction: false,
             standalone: false,
+            first_query_decides: false,
         }
     }
 
@@ -386,7 +389,11 @@ impl Framer {
             .ok_or_else(|| self.fail(None, "event whose end is before its size"))?;
         let crc = event::verified_crc(&bytes, &header, self.checksum)
             .map_err(|e| self.fail(Some(start), e))?;
-        if self.learning && header.kind != kind::GTID {
+        let starts_transaction = matches!(
+            header.kind,
+            kind::GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID
+        );
+        if self.learning && !starts_transaction {
             // By GTID the server sends a file's events that belong to no transaction
             // (GTID_LIST, BINLOG_CHECKPOINT) and skips the transactions before the start
             // without a word: the archive starts at the first transaction it sends.
@@ -445,13 +452,27 @@ impl Framer {
                 self.standalone = g.standalone;
                 ev.gtid = Some(g);
             }
-            kind::XID | kind::XA_PREPARE => self.in_transaction = false,
+            kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
+                // MySQL's GTID event does not say whether a transaction or a single
+                // statement (DDL) follows: its first query does (BEGIN or not).
+                self.in_transaction = true;
+                self.standalone = false;
+                self.first_query_decides = true;
+            }
+            kind::XID | kind::XA_PREPARE | kind::MYSQL_TRANSACTION_PAYLOAD => {
+                self.in_transaction = false
+            }
             kind::QUERY if self.in_transaction => {
                 let text = event::query_text(&ev.bytes, checksum)?;
-                let ends = |word: &[u8]| {
+                let starts = |word: &[u8]| {
                     text.len() >= word.len() && text[..word.len()].eq_ignore_ascii_case(word)
                 };
-                if self.standalone || ends(b"COMMIT") || ends(b"ROLLBACK") {
+                let decides = std::mem::take(&mut self.first_query_decides);
+                if (decides && !starts(b"BEGIN"))
+                    || self.standalone
+                    || starts(b"COMMIT")
+                    || starts(b"ROLLBACK")
+                {
                     self.in_transaction = false;
                 }
             }
@@ -648,6 +669,33 @@ mod tests {
         assert!(push(&mut f, query("COMMIT", 0)));
         assert!(!push(&mut f, gtid(3, true)));
         assert!(push(&mut f, query("CREATE TABLE t (a INT)", 0)));
+    }
+
+    #[test]
+    fn mysql_transactions_end_at_xid_or_after_a_ddl_statement() {
+        let mut f = Framer::new(&start_at("b.000001", 100), Checksum::Crc32);
+        f.accept(fake_rotate("b.000001", 100)).unwrap();
+        let mut pos = 100u64;
+        let mut push = |f: &mut Framer, ev: Vec<u8>| -> bool {
+            let ev = sized(ev, pos);
+            pos += ev.len() as u64;
+            match f.accept(ev).unwrap() {
+                Frame::Event(e) => e.at_boundary,
+                other => panic!("{other:?}"),
+            }
+        };
+        let gtid = || event(kind::MYSQL_GTID, 1, 0, 0, &[0; 42]);
+        assert!(!push(&mut f, gtid()));
+        assert!(!push(&mut f, query("BEGIN", 0)));
+        assert!(!push(&mut f, event(30, 1, 0, 0, b"rows")));
+        assert!(push(&mut f, event(kind::XID, 1, 0, 0, &7u64.to_le_bytes())));
+        assert!(!push(&mut f, gtid()));
+        assert!(push(&mut f, query("CREATE TABLE t (a INT)", 0)));
+        assert!(!push(&mut f, gtid()));
+        assert!(push(
+            &mut f,
+            event(kind::MYSQL_TRANSACTION_PAYLOAD, 1, 0, 0, b"zstd")
+        ));
     }
 
     #[test]
