@@ -160,6 +160,7 @@ pub async fn open(
     conn.send_command(&dump)
         .await
         .map_err(|e| err("starting the binlog dump", e))?;
+    conn.wait_without_yielding();
     Ok(Stream {
         conn,
         server,

@@ -405,6 +405,12 @@ impl WireConn {
         }
     }
 
+    /// Never yield the CPU before waiting for an empty socket (see `Stream::read`): for a
+    /// connection that mostly waits, as a binlog stream does, where spinning only costs.
+    pub fn wait_without_yielding(&mut self) {
+        self.yields = 0;
+    }
+
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
