@@ -16,11 +16,14 @@
 //!   health verdicts, metrics, logs, the config file); to move under `backup/`.
 //! - `backup`: the `rbackup` repository (REPOSITORY.md): chunks, packs, index, snapshots,
 //!   locks on a local path or S3; no SQL (the dump feeds it through its sink).
+//! - `binlog`: binlog archiving for point-in-time recovery (a replication client on
+//!   `client`, segments handed to a store); nothing before it depends on it.
 //!
 //! Data flows one way: options -> plan -> dump (snapshot -> read) -> format (encode) ->
 //! output (sink) -> manifest. See ARCHITECTURE.md for the map and the invariants.
 
 pub mod backup;
+pub mod binlog;
 pub mod client;
 pub mod dump;
 pub mod error;

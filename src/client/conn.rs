@@ -2,6 +2,9 @@
 //! compression, character set, init command) and running statements with errors that name
 //! the server and the object.
 //!
+//! `open_replication` gives `binlog` a connection on the lean client alone (the replication
+//! protocol is served by `wire` only).
+//!
 //! Not for: deciding what to run (see `dump`, `load`) or encoding rows.
 //! Passwords go into the driver's options and nowhere else; `Session::server` is the
 //! address only.
@@ -60,10 +63,9 @@ enum Link {
 /// go straight to the driver, instead of each trying first.
 static WIRE_DECLINED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process may use the lean client, and with what TLS: not with `--compress`,
-/// nor with `RDUMP_WIRE=driver` (kept for comparing the two paths), nor when a session
-/// already found it cannot serve these options. TLS as the driver does it (see `open`):
-/// never on a unix socket, if offered for PREFERRED over TCP, always for the other modes.
+/// Whether this process may use the lean client, and with what TLS (`tls_wish`): not with
+/// `--compress`, nor with `RDUMP_WIRE=driver` (kept for comparing the two paths), nor when
+/// a session already found it cannot serve these options.
 fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
     if WIRE_DECLINED.load(Ordering::Relaxed)
         || opts.compress
@@ -71,13 +73,19 @@ fn wire_allowed(opts: &ConnectionOptions) -> Option<TlsWish> {
     {
         return None;
     }
+    Some(tls_wish(opts))
+}
+
+/// TLS on the lean client as the driver does it: never on a unix socket, if offered for
+/// PREFERRED over TCP, always for the other modes.
+fn tls_wish(opts: &ConnectionOptions) -> TlsWish {
     let on_socket = matches!(address(opts), Address::Socket(_));
-    Some(match opts.ssl.mode {
+    match opts.ssl.mode {
         SslMode::Disabled => TlsWish::No,
         _ if on_socket => TlsWish::No,
         SslMode::Preferred => TlsWish::IfOffered,
         SslMode::Required | SslMode::VerifyCa | SslMode::VerifyIdentity => TlsWish::Yes,
-    })
+    }
 }
 
 /// Opens a lean connection and runs what the driver's options would run on connect (SET
@@ -96,30 +104,7 @@ async fn open_wire(
     opts: &ConnectionOptions,
     tls: TlsWish,
 ) -> std::result::Result<Option<WireConn>, Failure> {
-    let password = match &opts.password {
-        Password::Given(s) => Some(s.expose()),
-        Password::None | Password::Prompt => None,
-    };
-    let user = user_name(opts);
-    let tls_config = match tls {
-        TlsWish::No => None,
-        TlsWish::IfOffered | TlsWish::Yes => match crate::client::tls::client_config(&opts.ssl) {
-            Ok(c) => Some(c),
-            Err(_) => return Ok(None),
-        },
-    };
-    let login = Login {
-        user: &user,
-        password,
-        tls,
-        tls_config,
-    };
-    let addr = address(opts);
-    let target = match &addr {
-        Address::Socket(path) => Target::Socket(path),
-        Address::Tcp(host, port) => Target::Tcp(host, *port),
-    };
-    let mut c = match WireConn::connect(target, &login).await {
+    let mut c = match connect_wire(opts, tls).await {
         Ok(c) => c,
         Err(WireError::Unsupported(_)) => {
             WIRE_DECLINED.store(true, Ordering::Relaxed);
@@ -141,6 +126,56 @@ async fn open_wire(
         }
     }
     Ok(Some(c))
+}
+
+/// Opens a lean connection (TLS as `tls` says); the client's error as it is. The init
+/// statements are the caller's.
+async fn connect_wire(opts: &ConnectionOptions, tls: TlsWish) -> WireResult<WireConn> {
+    let password = match &opts.password {
+        Password::Given(s) => Some(s.expose()),
+        Password::None | Password::Prompt => None,
+    };
+    let user = user_name(opts);
+    let tls_config = match tls {
+        TlsWish::No => None,
+        TlsWish::IfOffered | TlsWish::Yes => Some(
+            crate::client::tls::client_config(&opts.ssl)
+                .map_err(|e| WireError::Tls(e.to_string()))?,
+        ),
+    };
+    let login = Login {
+        user: &user,
+        password,
+        tls,
+        tls_config,
+    };
+    let addr = address(opts);
+    let target = match &addr {
+        Address::Socket(path) => Target::Socket(path),
+        Address::Tcp(host, port) => Target::Tcp(host, *port),
+    };
+    WireConn::connect(target, &login).await
+}
+
+/// A connection on the lean client only, for the replication protocol (`binlog`), which
+/// mysql_async cannot serve as needed; with the server's dialect. `--compress` and
+/// authentication the lean client does not do are `WireError::Unsupported`, never served
+/// by another client. The error is the client's own, so that the caller can tell a server
+/// that is down (`WireError::Io`, `Connect`: worth retrying) from one that refuses
+/// (`Server`). `server_label` names the server in messages.
+pub async fn open_replication(opts: &ConnectionOptions) -> WireResult<(WireConn, Dialect)> {
+    if opts.compress {
+        return Err(WireError::Unsupported(
+            "the binlog stream does not support --compress".into(),
+        ));
+    }
+    let mut c = connect_wire(opts, tls_wish(opts)).await?;
+    for sql in init_statements(opts) {
+        c.query_drop(&sql).await?;
+    }
+    let version = c.server_version();
+    let dialect = Dialect::from_version_string(version.strip_prefix("5.5.5-").unwrap_or(version));
+    Ok((c, dialect))
 }
 
 /// Whether a connection is a process's first to the server, or one more of a dump or load

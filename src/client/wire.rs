@@ -25,6 +25,11 @@
 //! less securely or not at all. `RDUMP_WIRE=driver` forces mysql_async everywhere (to
 //! compare the two paths; `tests/fidelity.rs` dumps through both and expects the same).
 //!
+//! Replication: `command_ok` (for COM_REGISTER_SLAVE), then `send_command` of a
+//! COM_BINLOG_DUMP (the packets are made by `binlog::stream` and `dialect`) and
+//! `next_binlog_packet`, which hands each event over as the server sent it, never parsed
+//! or re-encoded here (`binlog::event` reads and checks them).
+//!
 //! Not for: deciding what to run, or rload (which needs LOAD DATA LOCAL: mysql_async).
 
 use std::io;
@@ -428,6 +433,12 @@ impl WireConn {
         }
     }
 
+    /// Never yield the CPU before waiting for an empty socket (see `Stream::read`): for a
+    /// connection that mostly waits, as a binlog stream does, where spinning only costs.
+    pub fn wait_without_yielding(&mut self) {
+        self.yields = 0;
+    }
+
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
@@ -685,6 +696,48 @@ impl WireConn {
         Ok((cols, rows))
     }
 
+    /// Sends one command packet (a new command: sequence id 0) and reads the OK that
+    /// answers it; an ERR is `WireError::Server`.
+    pub async fn command_ok(&mut self, packet: &[u8]) -> WireResult<()> {
+        self.send_command(packet).await?;
+        let p = self.read_packet().await?;
+        match p.first() {
+            Some(0x00) => Ok(()),
+            Some(0xFF) => Err(parse_err(&p)),
+            _ => Err(protocol("expected OK after a command")),
+        }
+    }
+
+    /// Sends one command packet (sequence id 0) without reading an answer: for
+    /// COM_BINLOG_DUMP(_GTID), whose answer is the event stream (`next_binlog_packet`).
+    pub async fn send_command(&mut self, packet: &[u8]) -> WireResult<()> {
+        self.drain_unread().await?;
+        self.seq = 0;
+        self.write_packet(packet).await
+    }
+
+    /// The next packet of a binlog stream, after `send_command` of a COM_BINLOG_DUMP: an
+    /// event's bytes exactly as the server sent them (the 0x00 marker removed; an event
+    /// longer than 16 MiB arrives in several packets and is joined), or `End` when a
+    /// non-blocking dump has reached the end of the binlog (EOF packet). An ERR packet
+    /// (e.g. 1236, the binlog is purged) is `WireError::Server`. The connection is good
+    /// for nothing else afterwards.
+    pub async fn next_binlog_packet(&mut self) -> WireResult<BinlogPacket> {
+        let mut p = self.read_packet().await?;
+        match p.first() {
+            Some(0x00) => {
+                p.remove(0);
+                Ok(BinlogPacket::Event(p))
+            }
+            Some(0xFE) if p.len() < 9 => Ok(BinlogPacket::End),
+            Some(0xFF) => Err(parse_err(&p)),
+            Some(b) => Err(protocol(format!(
+                "binlog stream: packet starting with {b:#04x}"
+            ))),
+            None => Err(protocol("binlog stream: empty packet")),
+        }
+    }
+
     /// Says goodbye (COM_QUIT); errors are irrelevant then.
     pub async fn close(mut self) {
         self.seq = 0;
@@ -783,6 +836,15 @@ impl WireConn {
         self.stream.write_all(&out).await?;
         Ok(())
     }
+}
+
+/// One packet of a binlog stream (`WireConn::next_binlog_packet`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum BinlogPacket {
+    /// An event: its 19-byte header, body and (with checksums on) its CRC32, as sent.
+    Event(Vec<u8>),
+    /// The end of a non-blocking dump.
+    End,
 }
 
 /// Where a result set's reading stands.

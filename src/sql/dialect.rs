@@ -1,11 +1,64 @@
 //! Server dialects: the one place that knows how MariaDB and MySQL (5.7, 8.0, 8.4) differ.
 //!
 //! It answers questions ("how do I read binlog coordinates?", "how do I write a CHANGE
-//! MASTER for this server?") with SQL text, so no version check is scattered elsewhere.
+//! MASTER for this server?") with SQL text, so no version check is scattered elsewhere; and,
+//! for the binlog archiver, the replication command that starts a binlog stream
+//! (COM_BINLOG_DUMP, or MySQL's COM_BINLOG_DUMP_GTID with its binary GTID set) as bytes.
 //! Not for: running SQL (callers run what it returns) or parsing results beyond naming the
 //! columns to read. MySQL 8 cannot be run here, so its answers are unit-tested on their text.
 
 use crate::sql::quote::string_literal;
+
+/// Where a binlog stream starts: a file and position, or after a GTID position (MariaDB:
+/// `gtid_binlog_pos` form "0-1-100,1-2-7"; MySQL: an executed set "uuid:1-100").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinlogStart {
+    Position { file: String, pos: u64 },
+    Gtid(String),
+}
+
+/// MySQL's binary form of a GTID set (as COM_BINLOG_DUMP_GTID carries it): the number of
+/// source UUIDs (u64), then per UUID its 16 bytes, the number of intervals (u64) and each
+/// interval as start and end, the end one past the last (u64 each). "uuid:1-5:7" has the
+/// intervals [1, 6) and [7, 8).
+pub fn mysql_gtid_set_encoding(set: &str) -> Result<Vec<u8>, String> {
+    let mut sids = Vec::new();
+    for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut fields = part.split(':');
+        let uuid_text = fields.next().unwrap_or_default();
+        let hex_text: String = uuid_text.chars().filter(|c| *c != '-').collect();
+        let uuid = hex::decode(&hex_text)
+            .ok()
+            .filter(|b| b.len() == 16 && uuid_text.len() == 36)
+            .ok_or_else(|| format!("bad source UUID {uuid_text:?} in GTID set"))?;
+        let mut intervals = Vec::new();
+        for range in fields {
+            let bad =
+                || format!("bad interval {range:?} in GTID set (tagged GTIDs are not supported)");
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            let start: u64 = a.parse().map_err(|_| bad())?;
+            let last: u64 = b.parse().map_err(|_| bad())?;
+            if start == 0 || last < start {
+                return Err(bad());
+            }
+            intervals.push((start, last + 1));
+        }
+        if intervals.is_empty() {
+            return Err(format!("no interval for {uuid_text} in GTID set"));
+        }
+        sids.push((uuid, intervals));
+    }
+    let mut out = (sids.len() as u64).to_le_bytes().to_vec();
+    for (uuid, intervals) in sids {
+        out.extend_from_slice(&uuid);
+        out.extend_from_slice(&(intervals.len() as u64).to_le_bytes());
+        for (start, end) in intervals {
+            out.extend_from_slice(&start.to_le_bytes());
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -89,6 +142,17 @@ impl Dialect {
             "SHOW REPLICA STATUS"
         } else {
             "SHOW SLAVE STATUS"
+        }
+    }
+
+    /// Statement listing the replicas registered on this source (column `Server_id`).
+    pub fn replica_hosts_sql(&self) -> &'static str {
+        if self.mysql_at_least(8, 0, 22) {
+            "SHOW REPLICAS"
+        } else if self.mariadb_at_least(10, 5, 1) {
+            "SHOW REPLICA HOSTS"
+        } else {
+            "SHOW SLAVE HOSTS"
         }
     }
 
@@ -209,6 +273,83 @@ impl Dialect {
         }
     }
 
+    /// Session variables a binlog reader sets before COM_BINLOG_DUMP: events as they are
+    /// in the file, checksums included (the server would otherwise strip them), and a
+    /// heartbeat every `heartbeat_ns` while idle. MariaDB also needs
+    /// `@mariadb_slave_capability=4` (GTID-aware; without it GTID events arrive rewritten
+    /// as dummy queries) and, to start at a GTID position, `@slave_connect_state`.
+    pub fn binlog_session_sql(&self, heartbeat_ns: u64, connect_gtid: Option<&str>) -> Vec<String> {
+        let mut sql = Vec::new();
+        match self.flavor {
+            Flavor::MariaDb => {
+                sql.push("SET @mariadb_slave_capability = 4".to_string());
+                sql.push("SET @master_binlog_checksum = @@global.binlog_checksum".to_string());
+                if let Some(gtid) = connect_gtid {
+                    sql.push(format!(
+                        "SET @slave_connect_state = {}",
+                        string_literal(gtid)
+                    ));
+                    sql.push("SET @slave_gtid_strict_mode = 1".to_string());
+                }
+            }
+            Flavor::MySql if self.mysql_at_least(8, 0, 26) => {
+                sql.push("SET @source_binlog_checksum = @@global.binlog_checksum".to_string());
+            }
+            Flavor::MySql => {
+                sql.push("SET @master_binlog_checksum = @@global.binlog_checksum".to_string());
+            }
+        }
+        sql.push(format!("SET @master_heartbeat_period = {heartbeat_ns}"));
+        sql
+    }
+
+    /// The command packet that starts a binlog stream: COM_BINLOG_DUMP at `file`/`pos`
+    /// (MariaDB also by GTID: `@slave_connect_state`, then an empty file name at 4), or
+    /// on MySQL by GTID COM_BINLOG_DUMP_GTID with the executed set `gtid_set`, as the
+    /// server's binary encoding. MariaDB gets BINLOG_SEND_ANNOTATE_ROWS_EVENT, so that
+    /// the statement behind each row event is archived too. `Err` for a GTID set that
+    /// cannot be read (MySQL 8.3's tagged GTIDs are not supported).
+    pub fn binlog_dump_command(
+        &self,
+        start: &BinlogStart,
+        server_id: u32,
+    ) -> Result<Vec<u8>, String> {
+        const COM_BINLOG_DUMP: u8 = 0x12;
+        const COM_BINLOG_DUMP_GTID: u8 = 0x1E;
+        const BINLOG_SEND_ANNOTATE_ROWS_EVENT: u16 = 0x02;
+        const BINLOG_THROUGH_GTID: u16 = 0x04;
+        let flags = if self.is_mariadb() {
+            BINLOG_SEND_ANNOTATE_ROWS_EVENT
+        } else {
+            0
+        };
+        let by_position = |file: &str, pos: u64| -> Result<Vec<u8>, String> {
+            let pos =
+                u32::try_from(pos).map_err(|_| format!("binlog position {pos} is past 4 GiB"))?;
+            let mut p = vec![COM_BINLOG_DUMP];
+            p.extend_from_slice(&pos.to_le_bytes());
+            p.extend_from_slice(&flags.to_le_bytes());
+            p.extend_from_slice(&server_id.to_le_bytes());
+            p.extend_from_slice(file.as_bytes());
+            Ok(p)
+        };
+        match (start, self.flavor) {
+            (BinlogStart::Position { file, pos }, _) => by_position(file, *pos),
+            (BinlogStart::Gtid(_), Flavor::MariaDb) => by_position("", 4),
+            (BinlogStart::Gtid(set), Flavor::MySql) => {
+                let data = mysql_gtid_set_encoding(set)?;
+                let mut p = vec![COM_BINLOG_DUMP_GTID];
+                p.extend_from_slice(&BINLOG_THROUGH_GTID.to_le_bytes());
+                p.extend_from_slice(&server_id.to_le_bytes());
+                p.extend_from_slice(&0u32.to_le_bytes()); // no file name
+                p.extend_from_slice(&4u64.to_le_bytes());
+                p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                p.extend_from_slice(&data);
+                Ok(p)
+            }
+        }
+    }
+
     /// MariaDB can report the binlog position of a consistent snapshot without a global lock.
     pub fn snapshot_binlog_status_sql(&self) -> Option<&'static str> {
         self.is_mariadb()
@@ -282,6 +423,93 @@ mod tests {
     }
     fn mariadb() -> Dialect {
         Dialect::from_version_string("10.11.19-MariaDB-0+deb12u1-log")
+    }
+
+    #[test]
+    fn binlog_session_sets_capability_checksum_and_heartbeat() {
+        assert_eq!(
+            mariadb().binlog_session_sql(2_000_000_000, Some("0-1-5")),
+            [
+                "SET @mariadb_slave_capability = 4",
+                "SET @master_binlog_checksum = @@global.binlog_checksum",
+                "SET @slave_connect_state = '0-1-5'",
+                "SET @slave_gtid_strict_mode = 1",
+                "SET @master_heartbeat_period = 2000000000",
+            ]
+        );
+        assert_eq!(
+            mysql("8.0.36").binlog_session_sql(1000, None),
+            [
+                "SET @source_binlog_checksum = @@global.binlog_checksum",
+                "SET @master_heartbeat_period = 1000",
+            ]
+        );
+        assert_eq!(
+            mysql("5.7.44").binlog_session_sql(1000, None)[0],
+            "SET @master_binlog_checksum = @@global.binlog_checksum"
+        );
+    }
+
+    #[test]
+    fn binlog_dump_by_position_asks_mariadb_for_annotate_rows_events() {
+        let start = BinlogStart::Position {
+            file: "binlog.000003".into(),
+            pos: 0x0102,
+        };
+        let p = mariadb().binlog_dump_command(&start, 7).unwrap();
+        let mut want = vec![0x12, 0x02, 0x01, 0, 0, 0x02, 0x00, 7, 0, 0, 0];
+        want.extend_from_slice(b"binlog.000003");
+        assert_eq!(p, want);
+        let p = mysql("8.0.36").binlog_dump_command(&start, 7).unwrap();
+        assert_eq!(&p[5..7], &[0, 0], "no MariaDB flag for MySQL");
+        let far = BinlogStart::Position {
+            file: "b".into(),
+            pos: 1 << 32,
+        };
+        assert!(mariadb().binlog_dump_command(&far, 7).is_err());
+        // MariaDB by GTID: @slave_connect_state, then an empty name at 4.
+        let p = mariadb()
+            .binlog_dump_command(&BinlogStart::Gtid("0-1-9".into()), 7)
+            .unwrap();
+        assert_eq!(p, [0x12, 4, 0, 0, 0, 0x02, 0, 7, 0, 0, 0]);
+    }
+
+    #[test]
+    fn mysql_binlog_dump_gtid_carries_the_encoded_set() {
+        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, \n\
+                   4e11fa47-71ca-11e1-9e33-c80aa9429562:10";
+        let p = mysql("8.0.36")
+            .binlog_dump_command(&BinlogStart::Gtid(set.into()), 9)
+            .unwrap();
+        assert_eq!(p[0], 0x1E);
+        assert_eq!(&p[1..3], &[0x04, 0], "BINLOG_THROUGH_GTID");
+        assert_eq!(&p[3..7], &9u32.to_le_bytes());
+        assert_eq!(&p[7..11], &0u32.to_le_bytes(), "no file name");
+        assert_eq!(&p[11..19], &4u64.to_le_bytes());
+        let data_len = u32::from_le_bytes(p[19..23].try_into().unwrap()) as usize;
+        let data = &p[23..];
+        assert_eq!(data.len(), data_len);
+        let mut want = 2u64.to_le_bytes().to_vec();
+        want.extend_from_slice(&hex::decode("3E11FA4771CA11E19E33C80AA9429562").unwrap());
+        want.extend_from_slice(&2u64.to_le_bytes());
+        for v in [1u64, 6, 7, 8] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&hex::decode("4e11fa4771ca11e19e33c80aa9429562").unwrap());
+        want.extend_from_slice(&1u64.to_le_bytes());
+        for v in [10u64, 11] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(data, want);
+        for bad in [
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562",
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:0-3",
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:5-3",
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:tag:1-3",
+            "not-a-uuid:1-3",
+        ] {
+            assert!(mysql_gtid_set_encoding(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //!   restored as a user would do it, `mariadb < dump.sql`: [`Server::restore`],
 //!   [`Server::restore_file`]; fixtures are loaded with `mariadb --comments`
 //!   (keeps comments in routine bodies): [`Server::load_file`].
+//! * [`Server::restart`] stops a server cleanly and starts it again on the same datadir,
+//!   socket and port (a source restarting under a replica or the binlog archiver).
 //! * Dropping a [`Server`] stops it (SIGTERM, up to 10 s, then SIGKILL) and removes
 //!   its directory; this also happens when a test panics (Drop runs on unwind).
 //!   Set `RDUMP_TEST_KEEP=1` to keep the directory of a server whose test panicked.
@@ -129,6 +131,29 @@ pub struct Server {
     port: u16,
     options: ServerOptions,
     start_time: Duration,
+    /// `mariadbd`'s arguments, for `restart`.
+    args: Vec<String>,
+}
+
+/// Spawns `mariadbd` with `args` (its stderr into `dir/stderr.log`).
+fn spawn_server(args: &[String], dir: &Path, options: &ServerOptions) -> Result<Child, StartError> {
+    let mut cmd = Command::new(mariadbd_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("stderr.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        );
+    if let Some(tz) = &options.system_time_zone {
+        cmd.env("TZ", tz);
+    }
+    spawn_with_parent_death_signal(cmd)
+        .map_err(|e| StartError::Other(format!("cannot spawn {}: {e}", mariadbd_bin())))
 }
 
 enum StartError {
@@ -224,30 +249,33 @@ impl Server {
         }
         args.extend(options.extra_args.iter().cloned());
 
-        let mut cmd = Command::new(mariadbd_bin());
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                fs::File::create(dir.path().join("stderr.log"))
-                    .map(Stdio::from)
-                    .unwrap_or_else(|_| Stdio::null()),
-            );
-        if let Some(tz) = &options.system_time_zone {
-            cmd.env("TZ", tz);
-        }
-        let child = spawn_with_parent_death_signal(cmd)
-            .map_err(|e| StartError::Other(format!("cannot spawn {}: {e}", mariadbd_bin())))?;
+        let child = spawn_server(&args, dir.path(), options)?;
         let mut server = Server {
             child: Some(child),
             dir: Some(dir),
             port,
             options: options.clone(),
             start_time: Duration::ZERO,
+            args,
         };
         server.wait_ready()?;
         server.start_time = begin.elapsed();
         Ok(server)
+    }
+
+    /// Stops the server (SIGTERM, a clean shutdown) and starts it again on the same
+    /// datadir, socket and port; panics if it does not come back.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = spawn_server(&self.args, self.dir(), &self.options)
+            .unwrap_or_else(|_| panic!("cannot restart mariadbd"));
+        self.child = Some(child);
+        if self.wait_ready().is_err() {
+            panic!(
+                "mariadbd did not come back after a restart:\n{}",
+                self.error_log_tail(40)
+            );
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), StartError> {

@@ -1,0 +1,441 @@
+//! The archiver's run: resume where the store says, stream, cut segments, commit them, and
+//! reconnect after a lost connection (a network cut, a server restart) at exactly the
+//! event after the last committed one, until stopped or, with `once`, until the position
+//! the server had when the run started.
+//!
+//! Whatever ends a connection, the events received and checked before it are committed
+//! first: a lost connection, a corrupt event (the good events before it are kept, the bad
+//! one never is), a stop. ERR 1236 (the binlog needed is purged) ends the run with
+//! `ArchiveError::Purged`, never retried; `mark_gap` turns it into a gap in the store.
+//!
+//! Not for: checking events (`stream`), where segments end (`segment`), or storage.
+
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::binlog::event::{Checksum, FIRST_EVENT_POS};
+use crate::binlog::segment::{
+    CutPolicy, Gap, ResumePoint, SegmentBuilder, SegmentStore, StoreError,
+};
+use crate::binlog::stream::{self, DEFAULT_SERVER_ID, Frame, Framer, read_error};
+use crate::binlog::{ArchiveError, Position};
+use crate::client::options::ConnectionOptions;
+use crate::client::wire::{BinlogPacket, WireConn, WireError, WireResult};
+use crate::sql::dialect::BinlogStart;
+
+/// How an archiver runs.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// The server id to register with (see `stream::DEFAULT_SERVER_ID`).
+    pub server_id: u32,
+    pub cut: CutPolicy,
+    /// How often an idle server sends a heartbeat.
+    pub heartbeat: Duration,
+    /// No event nor heartbeat for this long: the connection is taken as lost.
+    pub read_timeout: Duration,
+    /// Reconnecting is given up after failing for this long (the run then fails).
+    pub reconnect_for: Duration,
+    /// Archive up to the server's position at the start (SHOW MASTER STATUS), then stop.
+    pub once: bool,
+    /// Where to start when the store is empty; `None`: the oldest binlog on the server.
+    pub start: Option<BinlogStart>,
+}
+
+impl Default for ArchiveOptions {
+    fn default() -> Self {
+        ArchiveOptions {
+            server_id: DEFAULT_SERVER_ID,
+            cut: CutPolicy::default(),
+            heartbeat: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(10),
+            reconnect_for: Duration::from_secs(300),
+            once: false,
+            start: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    pub segments: u64,
+    pub events: u64,
+    pub bytes: u64,
+    /// Connections lost and opened again.
+    pub reconnects: u64,
+    /// Where the archive ends now (the next run starts there).
+    pub position: Option<Position>,
+}
+
+fn store_error(context: &'static str) -> impl Fn(StoreError) -> ArchiveError {
+    move |e| ArchiveError::Store {
+        context: context.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The number after the last dot of a binlog file name ("binlog.000012" is 12), for
+/// ordering files.
+fn file_index(name: &str) -> Option<u64> {
+    name.rsplit_once('.').and_then(|(_, n)| n.parse().ok())
+}
+
+/// Whether position `at` is at or past `target`.
+fn reached(at: &Position, target: &Position) -> bool {
+    if at.file == target.file {
+        return at.pos >= target.pos;
+    }
+    match (file_index(&at.file), file_index(&target.file)) {
+        (Some(a), Some(t)) => a > t,
+        _ => at.file > target.file,
+    }
+}
+
+/// What a run keeps between events and across connections.
+struct Run<'a, S> {
+    store: &'a mut S,
+    builder: SegmentBuilder,
+    report: ArchiveReport,
+    /// Where the archive ends: after the last committed segment.
+    resume: Option<ResumePoint>,
+    /// The FORMAT_DESCRIPTION of the file being archived: the archive's own copy when it
+    /// has one, so that a resumed file's segments carry the same one.
+    format_description: Option<(String, Vec<u8>)>,
+    /// With `once`: the server's position at the start.
+    target: Option<Position>,
+}
+
+impl<S: SegmentStore> Run<'_, S> {
+    /// Commits the open segment, if any.
+    async fn commit(&mut self) -> Result<(), ArchiveError> {
+        if let Some((segment, bytes)) = self.builder.take() {
+            self.store
+                .commit(&segment, &bytes)
+                .await
+                .map_err(store_error("committing a segment"))?;
+            self.report.segments += 1;
+            self.report.bytes += bytes.len() as u64;
+            self.report.position = Some(Position {
+                file: segment.file.clone(),
+                pos: segment.end,
+            });
+            self.resume = Some(segment.resume_point());
+        }
+        Ok(())
+    }
+
+    /// Commits the open segment if it is of another file than `file`.
+    async fn commit_other_file(&mut self, file: &str) -> Result<(), ArchiveError> {
+        if self.builder.open_file().is_some_and(|f| f != file) {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    fn reached_target(&self, at: &Position) -> bool {
+        self.target.as_ref().is_some_and(|t| reached(at, t))
+    }
+
+    /// Takes one checked frame; `true` once `once`'s target is reached.
+    async fn on_frame(&mut self, frame: Frame, server: &str) -> Result<bool, ArchiveError> {
+        match frame {
+            Frame::Artificial => Ok(false),
+            Frame::Skipped { position } => Ok(self.reached_target(&position)),
+            Frame::FileStart {
+                file,
+                format_description,
+                resent,
+            } => {
+                self.commit_other_file(&file).await?;
+                let ours = self
+                    .format_description
+                    .as_ref()
+                    .is_some_and(|(f, _)| *f == file);
+                if !(resent && ours) {
+                    self.format_description = Some((file, format_description));
+                }
+                Ok(false)
+            }
+            Frame::Event(ev) => {
+                self.commit_other_file(&ev.file).await?;
+                let Some((_, fde)) = self
+                    .format_description
+                    .as_ref()
+                    .filter(|(f, _)| *f == ev.file)
+                else {
+                    return Err(ArchiveError::Corrupt {
+                        server: server.to_string(),
+                        file: ev.file.clone(),
+                        pos: ev.start,
+                        problem: "an event before its file's FORMAT_DESCRIPTION".into(),
+                    });
+                };
+                self.builder.push(&ev, fde);
+                self.report.events += 1;
+                let done = self.reached_target(&Position {
+                    file: ev.file.clone(),
+                    pos: ev.end,
+                });
+                if done || self.builder.due(Instant::now()) {
+                    self.commit().await?;
+                }
+                Ok(done)
+            }
+        }
+    }
+}
+
+/// Reads the stream on its own task, so that a read is never cancelled half-way (a
+/// flush timer or a stop only drops the channel's receiver).
+async fn read_packets(
+    mut conn: WireConn,
+    tx: mpsc::Sender<WireResult<BinlogPacket>>,
+    timeout: Duration,
+) {
+    loop {
+        let packet = match tokio::time::timeout(timeout, conn.next_binlog_packet()).await {
+            Ok(p) => p,
+            Err(_) => Err(WireError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no event nor heartbeat for {} s", timeout.as_secs()),
+            ))),
+        };
+        let last = !matches!(packet, Ok(BinlogPacket::Event(_)));
+        if tx.send(packet).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// How one connection's stream ended.
+enum Ended {
+    /// Stopped by the caller, or `once` reached its target.
+    Finished,
+    /// Lost; reconnect.
+    Lost(ArchiveError),
+}
+
+/// Archives the binlog of the server `conn` points at into `store` (see the module doc).
+/// `stop` ends the run (the open segment is committed first).
+pub async fn archive<S: SegmentStore>(
+    conn: &ConnectionOptions,
+    store: &mut S,
+    opts: &ArchiveOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<ArchiveReport, ArchiveError> {
+    tokio::pin!(stop);
+    let resume = store
+        .resume_point()
+        .await
+        .map_err(store_error("reading where the archive ends"))?;
+    let mut start = match &resume {
+        Some(r) => BinlogStart::Position {
+            file: r.position.file.clone(),
+            pos: r.position.pos,
+        },
+        None => match &opts.start {
+            Some(s) => s.clone(),
+            None => BinlogStart::Position {
+                file: stream::oldest_binlog(conn).await?,
+                pos: FIRST_EVENT_POS,
+            },
+        },
+    };
+    let target = if opts.once {
+        Some(stream::current_position(conn).await?)
+    } else {
+        None
+    };
+    let mut run = Run {
+        store,
+        builder: SegmentBuilder::new(opts.cut),
+        report: ArchiveReport {
+            position: resume.as_ref().map(|r| r.position.clone()),
+            ..Default::default()
+        },
+        format_description: resume.as_ref().and_then(|r| {
+            r.format_description
+                .clone()
+                .map(|f| (r.position.file.clone(), f))
+        }),
+        resume,
+        target,
+    };
+    if let BinlogStart::Position { file, pos } = &start
+        && run.reached_target(&Position {
+            file: file.clone(),
+            pos: *pos,
+        })
+    {
+        return Ok(run.report);
+    }
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let lost = match stream::open(conn, &start, opts.server_id, opts.heartbeat).await {
+            Ok(stream) => {
+                let ended = follow(&mut run, stream, &start, opts, &mut stop).await;
+                if ended.received_any {
+                    failing_since = None;
+                    backoff = Duration::from_millis(200);
+                }
+                // What was received and checked is committed, however the stream ended.
+                run.commit().await?;
+                match ended.outcome? {
+                    Ended::Finished => return Ok(run.report),
+                    Ended::Lost(e) => {
+                        run.report.reconnects += 1;
+                        e
+                    }
+                }
+            }
+            Err(e @ ArchiveError::Connection { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        let since = *failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= opts.reconnect_for {
+            return Err(lost);
+        }
+        if let Some(r) = &run.resume {
+            start = BinlogStart::Position {
+                file: r.position.file.clone(),
+                pos: r.position.pos,
+            };
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(run.report),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How one connection's stream went.
+struct Followed {
+    outcome: Result<Ended, ArchiveError>,
+    /// Whether any packet arrived (the connection worked).
+    received_any: bool,
+}
+
+/// Follows one connection's stream until it ends, `stop` fires or `once`'s target is
+/// reached, committing segments as they are due.
+async fn follow<S: SegmentStore>(
+    run: &mut Run<'_, S>,
+    stream: stream::Stream,
+    start: &BinlogStart,
+    opts: &ArchiveOptions,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Followed {
+    let server = stream.server.clone();
+    let mut framer = Framer::new(start, Checksum::Crc32);
+    let (tx, mut rx) = mpsc::channel(8);
+    let reader = tokio::spawn(read_packets(stream.conn, tx, opts.read_timeout));
+    let mut received_any = false;
+    let lost = |message: &str| {
+        Ok(Ended::Lost(ArchiveError::Connection {
+            server: server.clone(),
+            message: message.to_string(),
+        }))
+    };
+    let outcome = loop {
+        let sleep_to = run.builder.deadline().map(tokio::time::Instant::from_std);
+        let msg = tokio::select! {
+            biased;
+            _ = &mut *stop => break Ok(Ended::Finished),
+            _ = async { tokio::time::sleep_until(sleep_to.expect("deadline")).await }, if sleep_to.is_some() => {
+                match run.commit().await {
+                    Ok(()) => continue,
+                    Err(e) => break Err(e),
+                }
+            }
+            msg = rx.recv() => msg,
+        };
+        let bytes = match msg {
+            None => break lost("the stream ended"),
+            Some(Ok(BinlogPacket::End)) => break lost("the server ended the binlog dump"),
+            Some(Ok(BinlogPacket::Event(bytes))) => bytes,
+            Some(Err(e)) => match read_error(&server, framer.position().as_ref(), e) {
+                e @ ArchiveError::Connection { .. } => break Ok(Ended::Lost(e)),
+                e => break Err(e),
+            },
+        };
+        received_any = true;
+        let frame = match framer.accept(bytes) {
+            Ok(f) => f,
+            Err(fe) => {
+                break Err(ArchiveError::Corrupt {
+                    server: server.clone(),
+                    file: fe.file,
+                    pos: fe.pos,
+                    problem: fe.problem,
+                });
+            }
+        };
+        match run.on_frame(frame, &server).await {
+            Ok(false) => {}
+            Ok(true) => break Ok(Ended::Finished),
+            Err(e) => break Err(e),
+        }
+    };
+    reader.abort();
+    Followed {
+        outcome,
+        received_any,
+    }
+}
+
+/// Turns `ArchiveError::Purged` into a gap in `store`: archiving goes on from the start
+/// of the oldest binlog the server still has. Returns the gap recorded; any other error
+/// is handed back as it is.
+pub async fn mark_gap<S: SegmentStore>(
+    conn: &ConnectionOptions,
+    store: &mut S,
+    error: ArchiveError,
+) -> Result<Gap, ArchiveError> {
+    let ArchiveError::Purged { message, .. } = &error else {
+        return Err(error);
+    };
+    let after = store
+        .resume_point()
+        .await
+        .map_err(store_error("reading where the archive ends"))?
+        .map(|r| r.position);
+    let gap = Gap {
+        after,
+        resume_at: Position {
+            file: stream::oldest_binlog(conn).await?,
+            pos: FIRST_EVENT_POS,
+        },
+        message: message.clone(),
+        recorded_at: chrono::Utc::now().timestamp(),
+    };
+    store
+        .record_gap(&gap)
+        .await
+        .map_err(store_error("recording a gap"))?;
+    Ok(gap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(file: &str, pos: u64) -> Position {
+        Position {
+            file: file.into(),
+            pos,
+        }
+    }
+
+    #[test]
+    fn positions_order_by_file_number_then_offset() {
+        assert!(reached(&at("b.000002", 500), &at("b.000002", 500)));
+        assert!(!reached(&at("b.000002", 499), &at("b.000002", 500)));
+        assert!(reached(&at("b.000010", 4), &at("b.000009", 9000)));
+        assert!(!reached(&at("b.000009", 9000), &at("b.000010", 4)));
+        assert!(reached(&at("b.1000000", 4), &at("b.999999", 4)));
+    }
+}
