@@ -13,7 +13,8 @@
 //! - `dump`: the dump itself (catalog, consistency, chunks, readers, the two orchestrators).
 //! - `load`: `rload`.
 //! - `trust`: what makes backups trustworthy without a repository (retention policy,
-//!   health verdicts, metrics, logs, the config file); to move under `backup/`.
+//!   health verdicts, metrics, logs, the config file); a sibling of `backup`, which holds
+//!   no policy.
 //! - `backup`: the `rbackup` repository (REPOSITORY.md): chunks, packs, index, snapshots,
 //!   locks on a local path or S3; no SQL (the dump feeds it through its sink).
 //! - `binlog`: binlog archiving for point-in-time recovery (a replication client on
