@@ -196,6 +196,23 @@ fn backup_then_restore_into_a_server_through_a_local_repository() {
     assert!(text(&out).contains("no_such_db"), "{}", text(&out));
     assert!(out.stdout.is_empty(), "{}", text(&out));
     assert_eq!(snapshot_count(repo, &["--passphrase-file", pass], &[]), 2);
+
+    // With no --databases, every database.
+    let mut dump = connection(&a);
+    dump.push("--progress=never".into());
+    let out = rbackup(
+        &args(
+            &["backup", "--repo", repo, "--writer-key-file", wk, "--json"],
+            &dump,
+        ),
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = all["meta"]["databases"].as_array().unwrap();
+    for db in FIXTURE_DBS.iter().chain(&["mysql"]) {
+        assert!(names.iter().any(|n| n == db), "{db} not in {names:?}");
+    }
 }
 
 #[test]

@@ -81,7 +81,7 @@ const RESTORE_HELP: &str = "\
 Into a server: the target's connection options and the load options are rload's, read also
 from the [client] and [rbackup] groups: -h -P -S -u -p --ssl-* ..., --threads N,
 --databases DB,..., --drop-existing, ... See rload --help. The backup is written to a
-private temporary directory (mode 0700, next to $TMPDIR) and removed after the load, so
+private temporary directory (mode 0700, in $TMPDIR) and removed after the load, so
 that much free space is needed there. Give the ID before the connection options.
 
 Exit codes:
@@ -107,6 +107,7 @@ struct BackupArgs {
     /// Print a JSON summary on stdout instead of the ID alone.
     #[arg(long)]
     json: bool,
+    /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
     /// rdump's options (connection, selection), see split_own.
@@ -126,6 +127,7 @@ struct RestoreArgs {
     /// Write the backup's files into this new (or empty) directory instead of a server.
     #[arg(long, value_name = "DIR")]
     to_dir: Option<PathBuf>,
+    /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
     /// rload's options (target connection, load), see split_own.
