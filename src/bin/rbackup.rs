@@ -536,6 +536,8 @@ fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
         plan.connection.password = Password::Given(Secret::new(pw));
     }
     plan.quiet = true;
+    // The repository compresses each blob; a compressed stream would not deduplicate.
+    plan.zstd = None;
     Ok(plan)
 }
 
