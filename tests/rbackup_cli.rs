@@ -387,13 +387,22 @@ async fn restore_to_dir_writes_the_files_back_and_names_damage() {
             .all(|p| !p.to_str().unwrap().ends_with(".rbackup-partial"))
     );
 
-    // restore into a server is not wired yet: says so, exit 1.
+    // Into a server, the damage is found while staging, before any connection: exit 5,
+    // the damaged object named (tests/rbackup_roundtrip.rs restores into real servers).
     let out = rbackup(
-        &["restore", "--repo", &url, "--identity-file", &id_file],
+        &[
+            "restore",
+            "--repo",
+            &url,
+            "--identity-file",
+            &id_file,
+            "--no-defaults",
+            "--socket=/nonexistent/rbackup-test.sock",
+        ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("--to-dir"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("(needed by "), "{}", text(&out));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

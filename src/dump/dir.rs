@@ -41,8 +41,9 @@ use crate::format::manifest::{
 use crate::format::names::dir_file_name as file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
-use crate::output::dumpdir::{Dir, DumpDir};
-use crate::output::sink::{Sealed, Sink, ZstdContext};
+use crate::output::destination::{Destination, Place};
+use crate::output::dumpdir::DumpDir;
+use crate::output::sink::{Sealed, ZstdContext};
 use crate::plan::{DirFormat, DirOptions, Plan};
 use crate::process::progress::{Board, Display, elapsed, mb, per_second, thousands};
 use crate::sql::dialect::Flavor;
@@ -62,7 +63,7 @@ struct Job {
     of: usize,
     read: Arc<TableRead>,
     /// The database's directory in the dump, and the file's name there.
-    dir: Dir,
+    dir: Place,
     name: String,
     /// Path relative to the dump directory, for the manifest.
     relative: String,
@@ -78,9 +79,21 @@ pub struct DirSummary {
     pub bytes: u64,
     pub lock_ms: u64,
     pub method: &'static str,
+    /// The dumped databases' names and the data's coordinates (`file`, `position`,
+    /// `gtid`), as the manifest records them: what a backup's snapshot says of it.
+    pub database_names: Vec<String>,
+    pub coordinates: serde_json::Value,
 }
 
 pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
+    // Claimed (and locked) before connecting: an unusable directory fails at once.
+    let dump_dir = DumpDir::claim(&opts.dir, manifest::FILE_NAME)?;
+    run_to(plan, opts, Destination::Dir(dump_dir)).await
+}
+
+/// The same dump into `dump_dir`: a claimed directory, or a backup being written
+/// (`rbackup backup`; `opts.dir` is then unused and the caller commits the backup).
+pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Result<DirSummary> {
     // The data files say TIME_ZONE='+00:00': TIMESTAMPs are always read in UTC here.
     let mut utc = plan.clone();
     utc.shape.tz_utc = true;
@@ -98,8 +111,6 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let started = Instant::now();
     let started_at = chrono::Local::now().to_rfc3339();
-    // Claimed (and locked) before connecting: an unusable directory fails at once.
-    let dump_dir = DumpDir::claim(&opts.dir, manifest::FILE_NAME)?;
 
     let mut control = Session::connect(&plan.connection).await?;
     prepare_session(&mut control, plan).await?;
@@ -294,10 +305,15 @@ pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
     }
     let summary = finish_manifest(&mut manifest, databases, entries, lock_ms);
     control.close().await;
-    let written = manifest::write(dump_dir.root(), &manifest)?;
+    let written = manifest::write(&dump_dir.root(), &manifest)?;
     dump_dir.finish();
+    let c = &manifest.coordinates;
     let summary = DirSummary {
         method: strategy.name(),
+        database_names: manifest.databases.iter().map(|d| d.name.clone()).collect(),
+        coordinates: serde_json::json!({
+            "file": c.binlog_file, "position": c.binlog_position, "gtid": c.gtid,
+        }),
         files: summary.files + 1,
         bytes: summary.bytes + written.bytes,
         ..summary
@@ -393,7 +409,7 @@ async fn plan_table(
     control: &mut Session,
     plan: &Plan,
     opts: &DirOptions,
-    dir: &Dir,
+    dir: &Place,
     db: &str,
     t: &TableInfo,
     slot: usize,
@@ -497,7 +513,7 @@ async fn write_chunk(
         qualified(&job.db, &job.table),
         job.chunk.index
     );
-    let mut sink = Sink::in_dir(&job.dir, &job.name, plan.zstd, zstd.take())?;
+    let mut sink = job.dir.sink(&job.name, plan.zstd, zstd.take())?;
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     let mut encoder = match opts.format {
         DirFormat::Sql => {
@@ -561,8 +577,8 @@ async fn write_chunk(
 }
 
 /// Writes one schema file and returns its manifest entry.
-fn schema_file(plan: &Plan, dir: &Dir, db: &str, name: &str, text: &str) -> Result<FileEntry> {
-    let mut sink = Sink::in_dir(dir, name, None, None)?;
+fn schema_file(plan: &Plan, dir: &Place, db: &str, name: &str, text: &str) -> Result<FileEntry> {
+    let mut sink = dir.sink(name, None, None)?;
     sink.write_all(script::schema_preamble(&plan.connection.character_set).as_bytes())?;
     sink.write_all(&TextCharset::of(&plan.connection.character_set).script(text))?;
     let w = sink.commit()?;
@@ -577,7 +593,7 @@ fn schema_file(plan: &Plan, dir: &Dir, db: &str, name: &str, text: &str) -> Resu
 async fn write_database_files(
     s: &mut Session,
     plan: &Plan,
-    dump_dir: &DumpDir,
+    dump_dir: &Destination,
     db: &str,
     tables: &[(String, TableInfo)],
     entries: &mut [TableEntry],

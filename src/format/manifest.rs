@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::objects::{TableInfo, TableKind};
-use crate::output::dumpdir::Dir;
-use crate::output::sink::{Sink, Written};
+use crate::output::destination::Place;
+use crate::output::sink::Written;
 
 pub const FILE_NAME: &str = "rdump.json";
 pub const FORMAT: &str = "rdump-dir";
@@ -203,10 +203,10 @@ impl DatabaseEntry {
 
 /// Writes `DIR/rdump.json` atomically (temp file, fsync, link), never replacing a manifest
 /// that is there already (see `output::dumpdir`).
-pub fn write(dir: &Dir, manifest: &Manifest) -> Result<Written> {
+pub fn write(dir: &Place, manifest: &Manifest) -> Result<Written> {
     let text = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::Usage(format!("could not encode the manifest: {e}")))?;
-    let mut sink = Sink::in_dir(dir, FILE_NAME, None, None)?;
+    let mut sink = dir.sink(FILE_NAME, None, None)?;
     sink.write_all(&text)?;
     sink.write_all(b"\n")?;
     sink.commit()

@@ -68,6 +68,9 @@ enum Base {
     File(fs::File),
     /// The same, written around the page cache (see `direct`).
     Direct(DirectFile),
+    /// A logical file of a backup (`output::destination`): its bytes go to the repository
+    /// writer as they come.
+    Repository(Box<crate::backup::FileWriter>),
 }
 
 impl Write for Counted {
@@ -77,6 +80,10 @@ impl Write for Counted {
             Base::File(w) => w.write(buf)?,
             Base::Direct(w) => {
                 w.write(buf)?;
+                buf.len()
+            }
+            Base::Repository(w) => {
+                w.write(buf).map_err(io::Error::other)?;
                 buf.len()
             }
         };
@@ -96,6 +103,8 @@ impl Write for Counted {
             Base::File(w) => w.flush(),
             // Blocks are written when full; the rest by `DirectFile::finish`.
             Base::Direct(_) => Ok(()),
+            // Chunks are cut when complete; the rest by `FileWriter::finish`.
+            Base::Repository(_) => Ok(()),
         }
     }
 }
@@ -117,7 +126,7 @@ impl Base {
         match self {
             Base::Stdout(w) => PageCacheDrop::new(w.as_raw_fd()),
             Base::File(w) => PageCacheDrop::new(w.as_raw_fd()),
-            Base::Direct(_) => None,
+            Base::Direct(_) | Base::Repository(_) => None,
         }
     }
 }
@@ -315,6 +324,8 @@ enum Landing {
     InPlace {
         sync: bool,
     },
+    /// A backup's logical file, closed into the backup's catalog by `commit`.
+    Repository(std::sync::Arc<crate::backup::BackupWriter>),
 }
 
 /// How `-r FILE` (or a `--tab` file) is written, from what is at the path now.
@@ -546,6 +557,19 @@ impl Sink {
         })
     }
 
+    /// The logical file `name` of the backup `writer` (see `output::destination`): no
+    /// compression here, the repository compresses each blob.
+    pub fn in_repository(writer: &std::sync::Arc<crate::backup::BackupWriter>, name: &str) -> Sink {
+        let base = Base::Repository(Box::new(writer.file(name)));
+        let chain = Chain::new(base, None).expect("no zstd context to make");
+        Sink {
+            chain,
+            landing: Landing::Repository(std::sync::Arc::clone(writer)),
+            name: PathBuf::from(format!("repository file {name}")),
+            meter: None,
+        }
+    }
+
     pub fn name(&self) -> &Path {
         &self.name
     }
@@ -605,7 +629,16 @@ impl Sealed {
             checksum: counted.hasher.as_ref().map_or(0, Xxh3::digest128),
         };
         let mut behind = counted.behind.take();
-        let base = match counted.base {
+        let base = match (counted.base, &self.landing) {
+            (Base::Repository(file), Landing::Repository(writer)) => {
+                writer
+                    .close_file(*file, serde_json::Value::Null)
+                    .map_err(|e| Error::write(&name, io::Error::other(e)))?;
+                return Ok(written);
+            }
+            (base, _) => base,
+        };
+        let base = match base {
             Base::Direct(d) => Base::File(d.finish().map_err(|e| Error::write(&name, e))?),
             other => other,
         };
