@@ -670,3 +670,33 @@ async fn a_held_lock_is_refreshed_and_never_goes_stale() {
     held.check().unwrap();
     held.release().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_over_is_lost_not_overwritten_by_the_old_holder() {
+    // The holder looked stale (paused, partitioned) and another operation took the lock
+    // over; when the old holder comes back its refresher must not overwrite the new
+    // holder's lock (both would go on), and its release must not delete it.
+    let repo = Repo::local().await;
+    let store = repo.store();
+    let name = "locks/unique-backup-db1";
+    let ttl = Duration::from_secs(3);
+    let held = lock::acquire_with_ttl(&store, LockKind::Unique("backup-db1".into()), "backup", ttl)
+        .await
+        .unwrap();
+    let theirs = lock_body(1, "another-host", chrono::Utc::now());
+    store.put(name, theirs.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        store.get(name).await.unwrap(),
+        theirs,
+        "the new holder's lock was overwritten"
+    );
+    let e = held.check().unwrap_err();
+    assert!(matches!(e, BackupError::Locked(_)), "{e}");
+    held.release().await.unwrap();
+    assert_eq!(
+        store.get(name).await.unwrap(),
+        theirs,
+        "the new holder's lock was deleted"
+    );
+}

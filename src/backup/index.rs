@@ -56,7 +56,7 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let s = self
             .data
-            .get(self.at..self.at + n)
+            .get(self.at..self.at.saturating_add(n))
             .ok_or_else(|| BackupError::damaged(self.object, "index truncated"))?;
         self.at += n;
         Ok(s)
@@ -142,6 +142,22 @@ pub fn decode(keys: &Keys, object: &str, data: &[u8]) -> Result<Vec<PackBlobs>> 
 mod tests {
     use super::*;
     use crate::backup::keys::NamingKey;
+
+    #[test]
+    fn a_forged_length_is_damage_not_a_panic() {
+        // The location part's length is a u64 from the object: at + len must not overflow.
+        let identity = age::x25519::Identity::generate();
+        let reader = Keys {
+            naming: NamingKey::generate(),
+            recipient: Some(identity.to_public()),
+            identity: Some(identity),
+        };
+        let mut data = encode(&reader, &[]);
+        let at = MAGIC.len() + 1 + 4;
+        data[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = decode(&reader, "index/x", &data).unwrap_err();
+        assert!(e.is_damage(), "{e}");
+    }
 
     #[test]
     fn writers_read_presence_readers_read_locations() {

@@ -94,6 +94,14 @@ impl NamingKey {
         u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
     }
 
+    /// MAC of a snapshot's canonical bytes: age does not say who encrypted, and the
+    /// repository recipient is public (in `config`), so without it anyone who can put an
+    /// object could add a snapshot (say an empty one dated 2099 that `latest` would pick).
+    pub fn snapshot_mac(&self, canonical: &[u8]) -> String {
+        let k = blake3::derive_key("rbackup v1 snapshot mac", &self.0);
+        blake3::keyed_hash(&k, canonical).to_hex().to_string()
+    }
+
     /// MAC of the config's canonical bytes.
     pub fn config_mac(&self, canonical: &[u8]) -> String {
         let k = blake3::derive_key("rbackup v1 config mac", &self.0);

@@ -39,10 +39,14 @@ pub struct LockInfo {
     pub created: String,
     pub refreshed: String,
     pub ttl_secs: u64,
+    /// Unique to one acquisition: a refresh or release touches a lock object only while
+    /// it still holds this token (another operation may have taken it over as stale).
+    #[serde(default)]
+    pub token: String,
 }
 
 impl LockInfo {
-    fn new(kind: &str, operation: &str, ttl: Duration) -> LockInfo {
+    fn new(kind: &str, operation: &str, ttl: Duration, token: &str) -> LockInfo {
         let now = now();
         LockInfo {
             kind: kind.into(),
@@ -52,6 +56,7 @@ impl LockInfo {
             created: now.clone(),
             refreshed: now,
             ttl_secs: ttl.as_secs().max(1),
+            token: token.to_string(),
         }
     }
 
@@ -117,6 +122,7 @@ fn unique_suffix() -> String {
 pub struct LockGuard {
     store: Store,
     names: Vec<String>,
+    token: String,
     refresher: tokio::task::JoinHandle<()>,
     lost: Arc<AtomicBool>,
     released: bool,
@@ -143,6 +149,7 @@ async fn read_info(store: &Store, name: &str) -> Result<Option<(LockInfo, Option
         created: String::new(),
         refreshed: String::new(),
         ttl_secs: 0,
+        token: String::new(),
     });
     Ok(Some((info, head.e_tag)))
 }
@@ -195,7 +202,8 @@ pub async fn acquire_with_ttl(
     ttl: Duration,
 ) -> Result<LockGuard> {
     let mut names = Vec::new();
-    let result = take(store, &kind, operation, ttl, &mut names).await;
+    let token = unique_suffix();
+    let result = take(store, &kind, operation, ttl, &token, &mut names).await;
     if let Err(e) = result {
         for n in &names {
             let _ = store.delete(n).await;
@@ -209,11 +217,13 @@ pub async fn acquire_with_ttl(
         kind_word(&kind).to_string(),
         operation.to_string(),
         ttl,
+        token.clone(),
         lost.clone(),
     ));
     Ok(LockGuard {
         store: store.clone(),
         names,
+        token,
         refresher,
         lost,
         released: false,
@@ -233,10 +243,13 @@ async fn take(
     kind: &LockKind,
     operation: &str,
     ttl: Duration,
+    token: &str,
     names: &mut Vec<String>,
 ) -> Result<()> {
     let body = |k: &str| {
-        Bytes::from(serde_json::to_vec(&LockInfo::new(k, operation, ttl)).expect("lock serializes"))
+        Bytes::from(
+            serde_json::to_vec(&LockInfo::new(k, operation, ttl, token)).expect("lock serializes"),
+        )
     };
     match kind {
         LockKind::Shared | LockKind::Unique(_) => {
@@ -295,9 +308,10 @@ async fn refresh(
     kind: String,
     operation: String,
     ttl: Duration,
+    token: String,
     lost: Arc<AtomicBool>,
 ) {
-    let mut info = LockInfo::new(&kind, &operation, ttl);
+    let mut info = LockInfo::new(&kind, &operation, ttl, &token);
     let mut last_ok = tokio::time::Instant::now();
     let mut interval = tokio::time::interval(ttl / 3);
     interval.tick().await;
@@ -307,7 +321,29 @@ async fn refresh(
         let body = Bytes::from(serde_json::to_vec(&info).expect("lock serializes"));
         let mut ok = true;
         for n in &names {
-            ok &= store.put(n, body.clone()).await.is_ok();
+            // Only a lock that is still ours is refreshed: one that was taken over (we
+            // looked stale: paused, partitioned) or deleted is lost, never overwritten,
+            // and the operation fails at its next `check` instead of going on alongside
+            // the new holder. On S3 the overwrite is conditional on the version read.
+            match read_info(&store, n).await {
+                Ok(Some((held, e_tag))) if held.token == token => {
+                    let put = match e_tag {
+                        Some(tag) => match store.replace_if(n, body.clone(), &tag).await {
+                            Ok(Some(true)) => Ok(()),
+                            Ok(Some(false)) => {
+                                lost.store(true, Ordering::SeqCst);
+                                Ok(())
+                            }
+                            Ok(None) => store.put(n, body.clone()).await,
+                            Err(e) => Err(e),
+                        },
+                        None => store.put(n, body.clone()).await,
+                    };
+                    ok &= put.is_ok();
+                }
+                Ok(_) => lost.store(true, Ordering::SeqCst),
+                Err(_) => ok = false,
+            }
         }
         if ok {
             last_ok = tokio::time::Instant::now();
@@ -330,12 +366,16 @@ impl LockGuard {
         Ok(())
     }
 
-    /// Deletes the lock objects.
+    /// Deletes the lock objects that are still ours (not one another operation took
+    /// over meanwhile).
     pub async fn release(mut self) -> Result<()> {
         self.refresher.abort();
         self.released = true;
         for n in self.names.iter().rev() {
-            self.store.delete(n).await?;
+            match read_info(&self.store, n).await? {
+                Some((held, _)) if held.token == self.token => self.store.delete(n).await?,
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -351,9 +391,14 @@ impl Drop for LockGuard {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
             let names = std::mem::take(&mut self.names);
+            let token = self.token.clone();
             handle.spawn(async move {
                 for n in names.iter().rev() {
-                    let _ = store.delete(n).await;
+                    if let Ok(Some((held, _))) = read_info(&store, n).await
+                        && held.token == token
+                    {
+                        let _ = store.delete(n).await;
+                    }
                 }
             });
         }
@@ -366,11 +411,11 @@ mod tests {
 
     #[test]
     fn staleness_by_time_and_by_dead_process() {
-        let mut info = LockInfo::new("shared", "backup", Duration::from_secs(60));
+        let mut info = LockInfo::new("shared", "backup", Duration::from_secs(60), "t");
         assert!(!info.is_stale());
         info.refreshed = (chrono::Utc::now() - chrono::Duration::seconds(120)).to_rfc3339();
         assert!(info.is_stale());
-        let mut dead = LockInfo::new("shared", "backup", Duration::from_secs(600));
+        let mut dead = LockInfo::new("shared", "backup", Duration::from_secs(600), "t");
         dead.pid = i32::MAX as u32 - 1;
         assert!(dead.is_stale());
         let mut other_host = dead.clone();

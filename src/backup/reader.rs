@@ -353,27 +353,90 @@ impl FileReader {
             self.pack = Some((pack_name.clone(), plain));
         }
         let plain = &self.pack.as_ref().expect("pack loaded").1;
-        let start = loc.offset as usize;
-        let slice = plain
-            .get(start..start + loc.length as usize)
-            .ok_or_else(|| {
-                BackupError::damaged(&pack_name, format!("blob {id} lies outside the pack"))
-            })?;
-        let raw = zstd::bulk::decompress(slice, loc.raw_length as usize)
-            .map_err(|e| BackupError::damaged(&pack_name, format!("blob {id}: zstd: {e}")))?;
-        if raw.len() != loc.raw_length as usize || inner.repo.keys.naming.blob_id(&raw) != id {
-            return Err(BackupError::damaged(
-                &pack_name,
-                format!("blob {id} does not match its hash"),
-            ));
-        }
-        Ok(raw)
+        let max_raw = inner.repo.config.chunker.max as usize;
+        decode_blob(&inner.repo.keys.naming, max_raw, &pack_name, plain, loc, id)
     }
+}
+
+/// Cuts blob `id` out of its pack's plaintext, decompresses and checks it. The raw length
+/// comes from an index, which any writer key can write: it is refused past the chunker's
+/// `max_raw` before anything is allocated for it, so a forged length (up to 4 GiB) with a
+/// zstd bomb behind it cannot make a reader allocate or inflate more than one chunk.
+fn decode_blob(
+    naming: &super::keys::NamingKey,
+    max_raw: usize,
+    pack_name: &str,
+    plain: &[u8],
+    loc: Location,
+    id: BlobId,
+) -> Result<Vec<u8>> {
+    if loc.raw_length as usize > max_raw {
+        return Err(BackupError::damaged(
+            pack_name,
+            format!(
+                "blob {id}: the index gives it {} bytes, more than a chunk's {max_raw}",
+                loc.raw_length
+            ),
+        ));
+    }
+    let start = loc.offset as usize;
+    let slice = plain
+        .get(start..start + loc.length as usize)
+        .ok_or_else(|| {
+            BackupError::damaged(pack_name, format!("blob {id} lies outside the pack"))
+        })?;
+    let raw = zstd::bulk::decompress(slice, loc.raw_length as usize)
+        .map_err(|e| BackupError::damaged(pack_name, format!("blob {id}: zstd: {e}")))?;
+    if raw.len() != loc.raw_length as usize || naming.blob_id(&raw) != id {
+        return Err(BackupError::damaged(
+            pack_name,
+            format!("blob {id} does not match its hash"),
+        ));
+    }
+    Ok(raw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forged_raw_length_is_refused_before_decompressing() {
+        // A writer key can write an index: it could claim 4 GiB for a blob whose
+        // compressed bytes are a tiny zstd bomb. Nothing past one chunk is inflated.
+        let naming = crate::backup::keys::NamingKey::generate();
+        let max = 128 * 1024;
+        let raw = vec![0u8; 1 << 20];
+        let id = naming.blob_id(&raw);
+        let plain = zstd::bulk::compress(&raw, 1).unwrap();
+        assert!(plain.len() < 4096);
+        let loc = Location {
+            pack: 0,
+            offset: 0,
+            length: plain.len() as u32,
+            raw_length: raw.len() as u32,
+        };
+        let e = decode_blob(&naming, max, "data/ab/abc", &plain, loc, id).unwrap_err();
+        assert!(
+            e.is_damage() && e.to_string().contains("more than a chunk"),
+            "{e}"
+        );
+        // Within the bound it decodes and is checked.
+        let small = vec![7u8; max];
+        let sid = naming.blob_id(&small);
+        let splain = zstd::bulk::compress(&small, 1).unwrap();
+        let sloc = Location {
+            length: splain.len() as u32,
+            raw_length: small.len() as u32,
+            ..loc
+        };
+        assert_eq!(
+            decode_blob(&naming, max, "data/ab/abc", &splain, sloc, sid).unwrap(),
+            small
+        );
+        let e = decode_blob(&naming, max, "data/ab/abc", &splain, sloc, id).unwrap_err();
+        assert!(e.to_string().contains("does not match its hash"), "{e}");
+    }
 
     #[test]
     fn catalog_names_stay_inside_the_target() {

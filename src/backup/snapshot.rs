@@ -51,12 +51,18 @@ pub struct Snapshot {
     pub stats: Stats,
     /// The catalog: JSON lines of `FileEntry`, stored as a logical file.
     pub catalog: FileEntry,
+    /// Keyed BLAKE3 of the snapshot's JSON with `mac` empty, under a key derived from the
+    /// naming key (REPOSITORY.md, "Snapshots"): only a writer or reader can make one.
+    #[serde(default)]
+    pub mac: String,
 }
 
 impl Snapshot {
     /// The stored bytes and the object name.
     pub fn encode(&self, keys: &Keys) -> (String, Vec<u8>) {
-        let json = serde_json::to_vec(self).expect("snapshot serializes");
+        let mut signed = self.clone();
+        signed.mac = keys.naming.snapshot_mac(&self.canonical());
+        let json = serde_json::to_vec(&signed).expect("snapshot serializes");
         let stored = keys.encrypt(&json);
         (format!("snapshots/{}", storage_id(&stored)), stored)
     }
@@ -72,8 +78,23 @@ impl Snapshot {
                 "{object}: snapshot version {version} (this rbackup reads {VERSION})"
             )));
         }
-        serde_json::from_value(value)
-            .map_err(|e| BackupError::damaged(object, format!("not a snapshot: {e}")))
+        let snapshot: Snapshot = serde_json::from_value(value)
+            .map_err(|e| BackupError::damaged(object, format!("not a snapshot: {e}")))?;
+        if keys.naming.snapshot_mac(&snapshot.canonical()) != snapshot.mac {
+            return Err(BackupError::damaged(
+                object,
+                "its MAC does not match: not written with this repository's naming key \
+                 (a forged snapshot, or another repository's)",
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    /// The bytes the MAC covers: the JSON with `mac` empty.
+    fn canonical(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.mac = String::new();
+        serde_json::to_vec(&c).expect("snapshot serializes")
     }
 }
 
@@ -108,5 +129,58 @@ mod hex_ids {
             .iter()
             .map(|s| s.parse().map_err(D::Error::custom))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::keys::NamingKey;
+
+    fn keys(naming: NamingKey, identity: &age::x25519::Identity) -> Keys {
+        Keys {
+            naming,
+            recipient: Some(identity.to_public()),
+            identity: Some(identity.clone()),
+        }
+    }
+
+    fn snapshot(time: &str) -> Snapshot {
+        Snapshot {
+            version: VERSION,
+            time: time.into(),
+            host: "db1".into(),
+            tags: vec!["nightly".into()],
+            program: "rbackup test".into(),
+            meta: serde_json::json!({"databases": ["a", "b"], "binlog": {"pos": 4}}),
+            stats: Stats::default(),
+            catalog: FileEntry {
+                name: String::new(),
+                size: 0,
+                blobs: Vec::new(),
+                meta: serde_json::Value::Null,
+            },
+            mac: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_made_without_the_naming_key_is_refused() {
+        let identity = age::x25519::Identity::generate();
+        let reader = keys(NamingKey::generate(), &identity);
+        let (name, stored) = snapshot("2026-01-01T00:00:00Z").encode(&reader);
+        let back = Snapshot::decode(&reader, &name, &stored).unwrap();
+        assert_eq!(back.meta, snapshot("x").meta);
+        // Someone with only the public recipient (it is in `config`) encrypts a snapshot
+        // of their own, dated so that `latest` picks it: refused, not restored.
+        let outsider = keys(NamingKey::generate(), &identity);
+        let (name, stored) = snapshot("2099-01-01T00:00:00Z").encode(&outsider);
+        let e = Snapshot::decode(&reader, &name, &stored).unwrap_err();
+        assert!(e.is_damage() && e.to_string().contains("MAC"), "{e}");
+        let mut plain = snapshot("2099-01-01T00:00:00Z");
+        plain.mac = "00".repeat(32);
+        let stored = reader.encrypt(&serde_json::to_vec(&plain).unwrap());
+        let name = format!("snapshots/{}", crate::backup::keys::storage_id(&stored));
+        assert!(Snapshot::decode(&reader, &name, &stored).is_err());
     }
 }

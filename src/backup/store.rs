@@ -128,7 +128,17 @@ impl Store {
         let (inner, local): (Arc<dyn ObjectStore>, bool) = match &location {
             Location::Local(path) => {
                 if create {
-                    std::fs::create_dir_all(path).map_err(|e| usage(&e))?;
+                    // The repository's root is 0700: object_store makes its files and
+                    // folders with the umask's modes (0644, 0755), and in a repository
+                    // made with --no-encryption the packs are the data in clear.
+                    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(path)
+                        .map_err(|e| usage(&e))?;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| usage(&e))?;
                 }
                 if !path.is_dir() {
                     return Err(BackupError::Usage(format!(
@@ -384,6 +394,16 @@ fn is_loopback(endpoint: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_local_repository_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        Store::open(root.to_str().unwrap(), &StoreOptions::default(), true).unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 
     #[test]
     fn urls_parse_into_locations() {

@@ -245,6 +245,7 @@ impl BackupWriter {
             meta: info.meta,
             stats: self.stats(),
             catalog,
+            mac: String::new(),
         };
         let (name, stored) = snapshot.encode(&self.shared.repo.keys);
         let store = &self.shared.repo.store;

@@ -81,8 +81,9 @@ impl LocalDirStore {
     /// The bytes of segment record `n`, checked against its CRC32.
     pub fn segment_bytes(&self, n: u64, segment: &Segment) -> Result<Vec<u8>, StoreError> {
         let bytes = fs::read(self.path(n, "seg"))?;
+        // `end - start` from a damaged (or hand-edited) description must not underflow.
         if crc32fast::hash(&bytes) != segment.crc32
-            || bytes.len() as u64 != segment.end - segment.start
+            || segment.end.checked_sub(segment.start) != Some(bytes.len() as u64)
         {
             return Err(format!(
                 "segment {n} ({}:{}) is damaged",
@@ -179,5 +180,34 @@ impl SegmentStore for LocalDirStore {
 
     async fn record_gap(&mut self, gap: &Gap) -> Result<(), StoreError> {
         self.write_record(&Record::Gap(gap.clone()), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_description_whose_end_is_before_its_start_is_damage_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::open(dir.path()).unwrap();
+        let bytes = b"event bytes".to_vec();
+        let segment = Segment {
+            file: "b.000001".into(),
+            start: 100,
+            end: 50,
+            events: 1,
+            first_event_time: 0,
+            last_event_time: 0,
+            gtids: Vec::new(),
+            ends_in_transaction: false,
+            rotate_to: None,
+            ends_with_stop: false,
+            format_description: Vec::new(),
+            crc32: crc32fast::hash(&bytes),
+        };
+        fs::write(store.path(1, "seg"), &bytes).unwrap();
+        let e = store.segment_bytes(1, &segment).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
     }
 }
