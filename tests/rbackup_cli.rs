@@ -3,41 +3,16 @@
 
 mod common;
 
+use common::rbackup::{rbackup, text};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use age::secrecy::ExposeSecret;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::writer::SnapshotInfo;
 use rdump::backup::{self, Access, BackupWriter, WriterOptions};
 use serde_json::json;
-
-fn rbackup(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
-    cmd.args(args);
-    for var in [
-        "RBACKUP_REPO",
-        "RBACKUP_IDENTITY_FILE",
-        "RBACKUP_PASSPHRASE_FILE",
-        "AWS_ENDPOINT_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rbackup")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn identity_file(dir: &Path) -> (age::x25519::Identity, String) {
     let identity = age::x25519::Identity::generate();

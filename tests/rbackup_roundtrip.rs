@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::rbackup::{rbackup, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::{Server, check_same, snapshot_of};
 
@@ -15,33 +16,6 @@ const FIXTURE_DBS: &[&str] = &["fidelity", "fid elity-2"];
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fidelity.sql")
-}
-
-fn rbackup(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
-    cmd.args(args);
-    for var in [
-        "RBACKUP_REPO",
-        "RBACKUP_IDENTITY_FILE",
-        "RBACKUP_PASSPHRASE_FILE",
-        "RBACKUP_WRITER_KEY_FILE",
-        "AWS_ENDPOINT_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rbackup")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The server's connection options, as rdump and rload take them.

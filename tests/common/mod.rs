@@ -43,6 +43,7 @@
 #![allow(dead_code)]
 
 pub mod dirdump;
+pub mod rbackup;
 pub mod s3;
 pub mod snapshot;
 
