@@ -1,0 +1,205 @@
+//! `rbackup backup`: the directory dump (`dump::dir::run_to`) with the repository as its
+//! destination (`output::destination`): every file goes through the sink into
+//! `BackupWriter`, the manifest last, then the backup is committed with the manifest's
+//! databases and coordinates. The connection and selection options are rdump's, parsed by
+//! its own parser (option groups `[client]` and `[rbackup]`).
+//!
+//! Not for: the dump itself (`rdump::dump`), the repository format (`rdump::backup`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args};
+use rdump::backup::store::StoreOptions;
+use rdump::backup::writer::SnapshotInfo;
+use rdump::backup::{self, Access};
+use rdump::client::options::{Password, Secret};
+use rdump::output::destination::Destination;
+
+use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, interrupted};
+
+pub const HELP: &str = "\
+Connection and selection options are rdump's, read also from the [client] and [rbackup]
+groups of the option files: -h -P -S -u -p --ssl-* ..., --databases DB... or
+--all-databases (the default: every database; accounts are not included yet),
+--threads N (default 4), --format=sql|csv (default csv), --chunk-size N. See rdump --help.
+rbackup's own options may come anywhere.
+
+Exit codes:
+  0  success: the backup's ID is on stdout
+  1  usage error, or refused: no repository, wrong or missing key, locked
+  2  the server failed (the error names server and object), or, before the dump started
+     or while committing, the storage failed (the error names the object)
+  3  the dump could not be made consistent
+  5  writing into the repository failed during the dump (the error names the file), or
+     the repository is damaged
+A failed backup leaves no snapshot; the packs it uploaded are reused by the next one.";
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// The writer key made by init: enough to add backups, not to read any.
+    #[arg(long, env = "RBACKUP_WRITER_KEY_FILE", value_name = "F")]
+    writer_key_file: Option<PathBuf>,
+    /// A tag for the backup (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    tags: Vec<String>,
+    /// Print a JSON summary on stdout instead of the ID alone.
+    #[arg(long)]
+    json: bool,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// rdump's options (connection, selection), see split_own.
+    #[arg(last = true, hide = true)]
+    dump_options: Vec<String>,
+}
+
+pub async fn command(args: BackupArgs) -> ExitCode {
+    match run_backup(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+/// rdump's plan for the dump of a backup: the directory dump's options (CSV unless
+/// `--format` says otherwise; every database unless a selection is given).
+fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
+    use rdump::plan::{Command as DumpCommand, Output};
+    let selects = dump_options.iter().any(|a| {
+        matches!(a.as_str(), "-A" | "-B" | "--all-databases" | "--databases")
+            || a.starts_with("--databases=")
+    });
+    // --no-defaults and --defaults-*: first, as rdump's parser wants them; then what a
+    // backup always holds (routines, events; triggers are on by default) and CSV, which
+    // later options may change.
+    let defaults = dump_options
+        .iter()
+        .take_while(|a| a.starts_with("--no-defaults") || a.starts_with("--defaults"))
+        .count();
+    let mut argv: Vec<std::ffi::OsString> =
+        dump_options[..defaults].iter().map(Into::into).collect();
+    argv.extend(["--routines", "--events", "--format=csv"].map(Into::into));
+    argv.extend(dump_options[defaults..].iter().map(Into::into));
+    if !selects {
+        argv.push("--all-databases".into());
+    }
+    // Where the dump's files go is the repository; the directory is never created.
+    argv.push("--dir=rbackup-repository".into());
+    let parsed = rdump::options::parse(&argv, &rdump::options::Env::from_process(), GROUPS);
+    rdump::process::argv::mask(rdump::options::secret_span);
+    let mut plan = match parsed {
+        Ok(DumpCommand::Dump(plan)) => *plan,
+        Ok(_) => {
+            return Err(Failure::Usage(
+                "backup: --help, --version and --print-defaults are rbackup's, not the dump's"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(Failure::Usage(format!("backup: {e}"))),
+    };
+    if !matches!(plan.output, Output::Dir(_)) {
+        return Err(Failure::Usage(
+            "backup: the dump's output is the repository (no -r, --tab)".into(),
+        ));
+    }
+    if plan.connection.password == Password::Prompt {
+        let pw = rdump::process::prompt::password("Enter password: ")
+            .map_err(|e| Failure::Usage(format!("could not read the password: {e}")))?;
+        plan.connection.password = Password::Given(Secret::new(pw));
+    }
+    plan.quiet = true;
+    // The repository compresses each blob; a compressed stream would not deduplicate.
+    plan.zstd = None;
+    Ok(plan)
+}
+
+async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
+    let plan = backup_plan(&args.dump_options)?;
+    let rdump::plan::Output::Dir(opts) = &plan.output else {
+        unreachable!("checked by backup_plan")
+    };
+    let access = match &args.writer_key_file {
+        Some(f) => Access::writer_key_file(f)?,
+        None => args.keys.access()?,
+    };
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+    let writer = std::sync::Arc::new(
+        backup::BackupWriter::start(repo, backup::WriterOptions::default()).await?,
+    );
+    let destination = Destination::Repository(std::sync::Arc::clone(&writer));
+    let started = std::time::Instant::now();
+    let dumped = tokio::select! {
+        r = rdump::dump::dir::run_to(&plan, opts, destination) => r,
+        e = interrupted() => Err(e),
+    };
+    let writer = sole_owner(writer).await;
+    let summary = match dumped {
+        Ok(summary) => summary,
+        Err(e) => {
+            if let Some(w) = writer {
+                w.abort().await;
+            }
+            return Err(Failure::Dump(e));
+        }
+    };
+    let Some(writer) = writer else {
+        return Err(Failure::Usage(
+            "the dump ended with files still open".into(),
+        ));
+    };
+    let info = SnapshotInfo {
+        host: None,
+        tags: args.tags.clone(),
+        meta: serde_json::json!({
+            "databases": summary.database_names,
+            "coordinates": summary.coordinates,
+            "consistency": summary.method,
+            "server": rdump::client::conn::server_label(&plan.connection),
+            "tables": summary.tables,
+            "rows": summary.rows,
+        }),
+    };
+    let (id, snapshot) = writer.commit(info).await?;
+    if args.json {
+        let out = serde_json::json!({
+            "id": id, "time": snapshot.time, "host": snapshot.host, "tags": snapshot.tags,
+            "meta": snapshot.meta, "stats": snapshot.stats,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    } else {
+        println!("{id}");
+    }
+    eprintln!(
+        "rbackup: backup {} of {} databases, {} tables, {} rows: {} logical bytes, {} new ({} stored) in {:.1} s",
+        &id[..8],
+        summary.databases,
+        summary.tables,
+        summary.rows,
+        snapshot.stats.logical_bytes,
+        snapshot.stats.new_bytes,
+        snapshot.stats.new_stored_bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The writer once the dump's tasks let go of it (a failed dump's workers are aborted,
+/// not joined); `None` if they still hold it after a few seconds (then no snapshot is
+/// written either way: dropping the writer closes its upload queue).
+async fn sole_owner(
+    mut writer: std::sync::Arc<backup::BackupWriter>,
+) -> Option<backup::BackupWriter> {
+    for _ in 0..100 {
+        match std::sync::Arc::try_unwrap(writer) {
+            Ok(w) => return Some(w),
+            Err(w) => writer = w,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
