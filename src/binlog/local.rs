@@ -15,17 +15,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::binlog::segment::{Gap, ResumePoint, Segment, SegmentStore, StoreError, rebuild_file};
-
-/// One record of the archive, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Record {
-    Segment(Segment),
-    Gap(Gap),
-}
+pub use crate::binlog::segment::Record;
+use crate::binlog::segment::{
+    Gap, ResumePoint, Segment, SegmentSource, SegmentStore, StoreError, rebuild_file,
+};
 
 pub struct LocalDirStore {
     dir: PathBuf,
@@ -180,6 +173,31 @@ impl SegmentStore for LocalDirStore {
 
     async fn record_gap(&mut self, gap: &Gap) -> Result<(), StoreError> {
         self.write_record(&Record::Gap(gap.clone()), None)
+    }
+}
+
+impl SegmentSource for LocalDirStore {
+    async fn records(&self) -> Result<Vec<Record>, StoreError> {
+        Ok(LocalDirStore::records(self)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    async fn segment_bytes(&self, segment: &Segment) -> Result<Vec<u8>, StoreError> {
+        for (n, r) in LocalDirStore::records(self)? {
+            if let Record::Segment(s) = r
+                && s.file == segment.file
+                && s.start == segment.start
+            {
+                return LocalDirStore::segment_bytes(self, n, &s);
+            }
+        }
+        Err(format!(
+            "segment {}:{} is not in the archive",
+            segment.file, segment.start
+        )
+        .into())
     }
 }
 

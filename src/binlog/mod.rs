@@ -32,7 +32,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use archive::{ArchiveOptions, ArchiveReport, archive, mark_gap};
-pub use segment::{CutPolicy, Gap, GtidRange, ResumePoint, Segment, SegmentStore, StoreError};
+pub use segment::{
+    CutPolicy, Gap, GtidRange, Record, ResumePoint, Segment, SegmentSource, SegmentStore,
+    StoreError,
+};
 pub use stream::DEFAULT_SERVER_ID;
 
 /// A place in the binlog: a file and a byte offset in it.

@@ -140,6 +140,30 @@ pub trait SegmentStore {
     fn record_gap(&mut self, gap: &Gap) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// One record of an archive, in order: a segment or a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Segment(Segment),
+    Gap(Gap),
+}
+
+/// The reading side of an archive of one source server: point-in-time restore, `list`'s
+/// restorable windows, `verify`, `prune` and `copy` read through it. Implemented by the
+/// repository's store and by `local::LocalDirStore`.
+pub trait SegmentSource {
+    /// Every segment and gap, in the order they were archived (binlog file order, then
+    /// start position; a gap where it was recorded).
+    fn records(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// One segment's events byte for byte, checked against its description (length
+    /// `end - start` and CRC32): damage is an error naming the segment, never wrong bytes.
+    fn segment_bytes(
+        &self,
+        segment: &Segment,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+}
+
 /// Rebuilds a binlog file from its FORMAT_DESCRIPTION and its segments' bytes, in order:
 /// the magic, the FORMAT_DESCRIPTION, then the segments.
 pub fn rebuild_file<'a>(
