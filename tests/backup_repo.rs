@@ -700,3 +700,73 @@ async fn a_lock_taken_over_is_lost_not_overwritten_by_the_old_holder() {
         "the new holder's lock was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_takers_of_a_stale_local_lock_never_both_win() {
+    // A local directory has no conditional overwrite: a takeover by delete-then-create let
+    // two takers that both read the stale lock both hold it (the second deleted the
+    // first's new lock). Each round, several operations (each with its own store, as
+    // separate processes would have) race for the same stale lock: exactly one wins.
+    let repo = Repo::local().await;
+    let name = "locks/unique-backup-race";
+    for round in 0..25 {
+        repo.store()
+            .put(
+                name,
+                lock_body(dead_pid(), &this_host(), chrono::Utc::now()),
+            )
+            .await
+            .unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let store = repo.store();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                lock::acquire(&store, LockKind::Unique("backup-race".into()), "backup").await
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(guard) => won.push(guard),
+                Err(e) => assert!(matches!(e, BackupError::Locked(_)), "{e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: {} takers won", won.len());
+        for g in won {
+            g.release().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_to_dir_refuses_a_catalog_with_a_name_twice() {
+    let repo = Repo::local().await;
+    let w = repo.writer(small_packs()).await.unwrap();
+    for data in [rows(1000, 1), rows(1000, 2)] {
+        let mut f = w.file("db/t.00000.sql");
+        f.write(&data).unwrap();
+        w.close_file(f, json!({})).unwrap();
+    }
+    let (id, snap) = w.commit(SnapshotInfo::default()).await.unwrap();
+    let reader = repo.reader().await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("restored");
+    let e = reader
+        .restore_to_dir(&snap, &dir, &["rdump.json"])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BackupError::Damaged { .. }), "{e}");
+    assert!(e.to_string().contains("db/t.00000.sql"), "{e}");
+    assert!(
+        e.to_string().contains(&id[..8]) || e.to_string().contains("twice"),
+        "{e}"
+    );
+    // The first copy stays as it was: nothing was overwritten.
+    assert_eq!(
+        std::fs::read(dir.join("db/t.00000.sql")).unwrap(),
+        rows(1000, 1)
+    );
+}

@@ -2,7 +2,8 @@
 //! lock and unique named locks by create-only puts (`If-None-Match: *`), each refreshed
 //! every `ttl/3` by a background task; stale locks (not refreshed for `ttl`, or left by a
 //! dead process of this host) are taken over: on S3 by a conditional overwrite of exactly
-//! the stale version (`If-Match`), on a local directory by delete and create.
+//! the stale version (`If-Match`), on a local directory by replacing it under an
+//! exclusive `flock` of the `locks` folder after checking it is still the stale version.
 //!
 //! Not for: deciding which operation takes which lock (the commands do).
 
@@ -179,8 +180,18 @@ async fn create_or_take_over(store: &Store, name: &str, body: Bytes, what: &str)
             Some(true) => return Ok(()),
             Some(false) => continue, // someone else took it over first
             None => {
-                // No conditional overwrite (local directory): delete, then create.
-                store.delete(name).await?;
+                // No conditional overwrite (a local directory): under an exclusive flock of
+                // the `locks` folder, replace the lock only if it is still the stale
+                // version read above. Of two racing takers one replaces it; the other
+                // then finds the new holder's lock and refuses.
+                let _takeover = takeover_guard(store).await?;
+                match read_info(store, name).await? {
+                    Some((now, _)) if same_holder(&now, &holder) && now.is_stale() => {
+                        store.put(name, body.clone()).await?;
+                        return Ok(());
+                    }
+                    _ => continue,
+                }
             }
         }
     }
@@ -188,6 +199,40 @@ async fn create_or_take_over(store: &Store, name: &str, body: Bytes, what: &str)
         "{}: {what}: lost the race for {name} three times",
         store.url()
     )))
+}
+
+fn same_holder(a: &LockInfo, b: &LockInfo) -> bool {
+    (&a.token, &a.host, a.pid, &a.created, &a.refreshed)
+        == (&b.token, &b.host, b.pid, &b.created, &b.refreshed)
+}
+
+/// An exclusive `flock` of a local repository's `locks` folder, held while a stale lock
+/// is taken over (released when dropped, or by the kernel when the process dies).
+async fn takeover_guard(store: &Store) -> Result<std::fs::File> {
+    let Some(root) = store.local_root() else {
+        return Err(BackupError::Usage(format!(
+            "{}: no conditional overwrite and not a local directory",
+            store.url()
+        )));
+    };
+    let dir = root.join("locks");
+    let url = store.url().to_string();
+    tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&dir)?;
+        // SAFETY: a valid open descriptor; LOCK_EX waits for the other holder.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(f)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r)
+    .map_err(|e| BackupError::Storage {
+        object: "locks/".into(),
+        message: format!("locking the locks folder for a takeover: {e} (repository {url})"),
+    })
 }
 
 /// Takes a lock of `kind` for `operation` (a word for messages: "backup", "prune").

@@ -210,6 +210,9 @@ impl RepositoryReader {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(duplicate(&entry.name));
+        }
         let mut tmp = path.clone().into_os_string();
         tmp.push(".rbackup-partial");
         let tmp = PathBuf::from(tmp);
@@ -238,7 +241,16 @@ impl RepositoryReader {
             }
             let file = out.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
             file.sync_all().map_err(|e| io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+            // Published by link, which never replaces: a name that comes twice in the
+            // catalog (a damaged or forged one) is refused, never overwritten.
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(duplicate(&entry.name));
+                }
+                Err(e) => return Err(io(&path, e)),
+            }
+            std::fs::remove_file(&tmp).map_err(|e| io(&tmp, e))?;
             Ok(n)
         }
         .await;
@@ -254,6 +266,16 @@ impl RepositoryReader {
             }
         }
     }
+}
+
+/// A catalog that names one file twice: refused (the first copy stays as written).
+fn duplicate(name: &str) -> BackupError {
+    BackupError::damaged(
+        "catalog",
+        format!(
+            "{name} appears twice in the backup's catalog; the copy already written was kept and nothing was overwritten"
+        ),
+    )
 }
 
 /// A file name from a catalog as a relative path that stays inside the target directory.

@@ -212,6 +212,11 @@ impl Store {
         &self.url
     }
 
+    /// The directory of a local repository.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
     /// True for a local directory (no conditional overwrite there).
     pub fn is_local(&self) -> bool {
         self.local
