@@ -61,6 +61,7 @@ impl Repo {
             },
             retry_timeout: Some(Duration::from_secs(3)),
             max_retries: Some(2),
+            ..Default::default()
         };
         let dir = tempfile::tempdir().unwrap();
         Repo::init("s3://backups/nightly".into(), options, dir, Some(moto)).await

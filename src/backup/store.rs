@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::ClientConfigKey;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
@@ -87,6 +88,34 @@ pub struct StoreOptions {
     pub retry_timeout: Option<Duration>,
     /// How many times it retries (default: its 10).
     pub max_retries: Option<usize>,
+    /// How long one request may take before it counts as failed and is retried (default:
+    /// object_store's 30 s; a server that accepts connections but stops answering is
+    /// noticed only through it).
+    pub request_timeout: Option<Duration>,
+}
+
+impl StoreOptions {
+    /// The defaults, with the storage client's tuning from the environment (documented in
+    /// README "Backups"): `RBACKUP_STORAGE_TIMEOUT` (seconds per request, default 30),
+    /// `RBACKUP_STORAGE_RETRIES` (default 10), `RBACKUP_STORAGE_RETRY_TIMEOUT` (seconds a
+    /// failing request is retried, default 180). With the defaults a storage outage fails
+    /// an operation after about three minutes; tests shorten them.
+    pub fn from_env() -> Result<StoreOptions> {
+        fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+            match std::env::var(name) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                    BackupError::Usage(format!("{name}={v}: expected a whole number"))
+                }),
+                Err(_) => Ok(None),
+            }
+        }
+        Ok(StoreOptions {
+            request_timeout: var::<u64>("RBACKUP_STORAGE_TIMEOUT")?.map(Duration::from_secs),
+            max_retries: var("RBACKUP_STORAGE_RETRIES")?,
+            retry_timeout: var::<u64>("RBACKUP_STORAGE_RETRY_TIMEOUT")?.map(Duration::from_secs),
+            ..Default::default()
+        })
+    }
 }
 
 /// A repository's storage.
@@ -179,6 +208,18 @@ impl Store {
                     && std::env::var_os("AWS_DEFAULT_REGION").is_none()
                 {
                     builder = builder.with_region("us-east-1");
+                }
+                if let Some(t) = options.request_timeout {
+                    let value = format!("{}ms", t.as_millis().max(1));
+                    builder = builder
+                        .with_config(
+                            AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                            value.clone(),
+                        )
+                        .with_config(
+                            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                            value,
+                        );
                 }
                 let mut retry = RetryConfig::default();
                 if let Some(t) = options.retry_timeout {

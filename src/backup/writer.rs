@@ -71,6 +71,31 @@ impl Default for WriterOptions {
     }
 }
 
+impl WriterOptions {
+    /// The defaults, with the pack size and index interval from the environment
+    /// (`RBACKUP_PACK_SIZE` in bytes, at least 64 KiB; `RBACKUP_INDEX_EVERY` in packs):
+    /// tuning, not format. Smaller packs indexed more often let an interrupted backup's
+    /// uploads be reused sooner (tests use that), at the cost of more objects.
+    pub fn from_env() -> Result<WriterOptions> {
+        let mut o = WriterOptions::default();
+        let var = |name: &str| -> Result<Option<usize>> {
+            match std::env::var(name) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                    BackupError::Usage(format!("{name}={v}: expected a whole number"))
+                }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = var("RBACKUP_PACK_SIZE")? {
+            o.pack_size = n.max(64 * 1024);
+        }
+        if let Some(n) = var("RBACKUP_INDEX_EVERY")? {
+            o.index_every = n.max(1);
+        }
+        Ok(o)
+    }
+}
+
 /// What the caller says of the backup at commit.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotInfo {

@@ -97,6 +97,14 @@ pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Re
     // The data files say TIME_ZONE='+00:00': TIMESTAMPs are always read in UTC here.
     let mut utc = plan.clone();
     utc.shape.tz_utc = true;
+    if utc.selection.system_users {
+        // The accounts come as accounts.json, not as rows of mysql's privilege tables.
+        for t in manifest::PRIVILEGE_TABLES {
+            utc.selection
+                .ignore_tables
+                .push(("mysql".to_string(), t.to_string()));
+        }
+    }
     let plan = &utc;
     if opts.format == DirFormat::Csv
         && !plan
@@ -303,7 +311,13 @@ pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Re
     for e in &mut entries {
         e.chunks.sort_by_key(|c| c.index);
     }
-    let summary = finish_manifest(&mut manifest, databases, entries, lock_ms);
+    let mut summary = finish_manifest(&mut manifest, databases, entries, lock_ms);
+    if plan.selection.system_users {
+        let f = write_accounts(&mut control, &dump_dir).await?;
+        summary.files += 1;
+        summary.bytes += f.bytes;
+        manifest.accounts_file = Some(f);
+    }
     control.close().await;
     let written = manifest::write(&dump_dir.root(), &manifest)?;
     dump_dir.finish();
@@ -574,6 +588,28 @@ async fn write_chunk(
             range: job.chunk.range.clone(),
         },
     ))
+}
+
+/// `--system=users`: every account with its CREATE USER, grants and default role, as the
+/// JSON list `accounts.json` (rload turns it into statements, leaving out accounts the
+/// target has).
+async fn write_accounts(control: &mut Session, dump_dir: &Destination) -> Result<FileEntry> {
+    let (accounts, ignored) = catalog::accounts(control).await?;
+    for name in ignored {
+        eprintln!(
+            "rdump: warning: account {name} is not dumped: the server ignores it \
+             (a host name under skip_name_resolve) and does not show it"
+        );
+    }
+    let text = serde_json::to_vec_pretty(&accounts).expect("accounts serialize");
+    let mut sink = dump_dir.root().sink(manifest::ACCOUNTS_FILE, None, None)?;
+    sink.write_all(&text)?;
+    let w = sink.commit()?;
+    Ok(FileEntry {
+        file: manifest::ACCOUNTS_FILE.to_string(),
+        bytes: w.bytes,
+        checksum: w.checksum_hex(),
+    })
 }
 
 /// Writes one schema file and returns its manifest entry.
@@ -855,6 +891,7 @@ fn new_manifest(
                 .collect()
         }),
         databases: Vec::new(),
+        accounts_file: None,
     }
 }
 

@@ -36,7 +36,31 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub csv: Option<BTreeMap<String, String>>,
     pub databases: Vec<DatabaseEntry>,
+    /// `--system=users`: the accounts (users, roles, their grants and default roles) as a
+    /// JSON list of `format::objects::Account` in `accounts.json`; rload creates them
+    /// after everything else (see `load::accounts`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accounts_file: Option<FileEntry>,
 }
+
+/// The file of `Manifest::accounts_file`.
+pub const ACCOUNTS_FILE: &str = "accounts.json";
+
+/// The privilege tables of `mysql` that `--system=users` leaves out of a dump of that
+/// database (as mariadb-dump does): the accounts come as statements instead.
+pub const PRIVILEGE_TABLES: &[&str] = &[
+    "db",
+    "global_priv",
+    "tables_priv",
+    "columns_priv",
+    "procs_priv",
+    "user",
+    "host",
+    "proxies_priv",
+    "roles_mapping",
+    "role_edges",
+    "default_roles",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerEntry {

@@ -174,8 +174,9 @@ impl RoutineType {
         }
     }
 }
-/// An account of `--system=users`: a user or (MariaDB) a role, with its statements.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account of `--system=users`: a user or (MariaDB) a role, with its statements. A
+/// directory dump keeps a list of them as JSON (`accounts.json`, see `format::manifest`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     pub user: String,
     /// Empty for a role.

@@ -717,55 +717,66 @@ pub fn view_final(shape: &Shape, d: &Definition) -> String {
 /// refuses). MariaDB's `PUBLIC` role exists everywhere: only its grants are written.
 pub fn accounts(shape: &Shape, accounts: &[Account]) -> String {
     let mut s = comment_block(shape, &["Accounts and grants"]);
+    for statement in account_statements(accounts) {
+        s.push_str(&statement);
+        s.push_str(";\n");
+    }
+    s
+}
+
+/// The statements of [`accounts`], one by one, without their `;` (what `rload` runs from
+/// a directory dump's `accounts.json`).
+pub fn account_statements(accounts: &[Account]) -> Vec<String> {
+    let mut s = Vec::new();
     let (roles, users): (Vec<&Account>, Vec<&Account>) = accounts.iter().partition(|a| a.is_role);
     for u in &users {
         if let Some(create) = &u.create {
             let rest = create.strip_prefix("CREATE USER ").unwrap_or(create);
             let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
-            s.push_str(&format!("CREATE USER IF NOT EXISTS {rest};\n"));
+            s.push(format!("CREATE USER IF NOT EXISTS {rest}"));
         }
     }
     if !roles.is_empty() {
-        s.push_str(
-            "SELECT COALESCE(CURRENT_ROLE(),'NONE') into @current_role;\n\
-             CREATE ROLE IF NOT EXISTS mariadb_dump_import_role;\n\
-             GRANT mariadb_dump_import_role TO CURRENT_USER();\n\
-             SET ROLE mariadb_dump_import_role;\n",
+        s.extend(
+            [
+                "SELECT COALESCE(CURRENT_ROLE(),'NONE') into @current_role",
+                "CREATE ROLE IF NOT EXISTS mariadb_dump_import_role",
+                "GRANT mariadb_dump_import_role TO CURRENT_USER()",
+                "SET ROLE mariadb_dump_import_role",
+            ]
+            .map(String::from),
         );
         for r in roles.iter().filter(|r| r.user != "PUBLIC") {
-            s.push_str(&format!(
-                "/*M!100005 CREATE ROLE IF NOT EXISTS {} WITH ADMIN mariadb_dump_import_role */;\n",
+            s.push(format!(
+                "/*M!100005 CREATE ROLE IF NOT EXISTS {} WITH ADMIN mariadb_dump_import_role */",
                 r.sql_name()
             ));
         }
     }
     for u in &users {
-        for g in &u.grants {
-            s.push_str(g);
-            s.push_str(";\n");
-        }
+        s.extend(u.grants.iter().cloned());
         if !roles.is_empty() {
             let role = match u.default_role.as_str() {
                 "" => "NONE".to_string(),
                 r => string_literal(r),
             };
-            s.push_str(&format!(
-                "/*M!100005 SET DEFAULT ROLE {role} FOR {} */;\n",
+            s.push(format!(
+                "/*M!100005 SET DEFAULT ROLE {role} FOR {} */",
                 u.sql_name()
             ));
         }
     }
     for r in &roles {
-        for g in &r.grants {
-            s.push_str(g);
-            s.push_str(";\n");
-        }
+        s.extend(r.grants.iter().cloned());
     }
     if !roles.is_empty() {
-        s.push_str(
-            "SET ROLE NONE;\n\
-             DROP ROLE mariadb_dump_import_role;\n\
-             /*M!100203 EXECUTE IMMEDIATE CONCAT('SET ROLE ', @current_role) */;\n",
+        s.extend(
+            [
+                "SET ROLE NONE",
+                "DROP ROLE mariadb_dump_import_role",
+                "/*M!100203 EXECUTE IMMEDIATE CONCAT('SET ROLE ', @current_role) */",
+            ]
+            .map(String::from),
         );
     }
     s

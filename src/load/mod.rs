@@ -7,7 +7,7 @@
 //! options (options::rload) ──► plan (manifest + filters) ──► trust (owners and modes)
 //!   ──► verify (every file, before any change) ──► journal (open / resume) ──► schema (databases, sequences, tables without deferred indexes)
 //!   ──► data (chunks over --threads connections; indexes added per table when its last chunk is in)
-//!   ──► post (routines, views, triggers, events) ──► replica (--seed-replica) ──► summary
+//!   ──► post (routines, views, triggers, events) ──► accounts ──► replica (--seed-replica) ──► summary
 //! ```
 //!
 //! Schema and data overlap: the schema phase (one connection) hands each table to the data
@@ -25,6 +25,7 @@
 //! | `schema` | existing objects, databases/tables/sequences, deferred ALTERs |
 //! | `data` | chunk loading (SQL statements, CSV through LOAD DATA LOCAL), retries after a deadlock, progress |
 //! | `post` | routines, views, triggers, events |
+//! | `accounts` | the dump's accounts (`--system=users`), last, never the loading account's own |
 //! | `replica` | CHANGE MASTER / GTID position, waiting for replication, stopping it on failure |
 //! | `script`, `exec` | splitting and running the dump's SQL files |
 //! | `conn` | the loader's connections |
@@ -43,6 +44,7 @@
 //!
 //! Exit codes: see `error`.
 
+pub mod accounts;
 pub mod chunkfile;
 pub mod conn;
 pub mod data;
@@ -105,6 +107,9 @@ pub struct LoadOptions {
     pub progress: Progress,
     pub quiet: bool,
     pub verbose: bool,
+    /// Create the dump's accounts (`accounts.json`, see `accounts`): rload does when no
+    /// `--databases`, `--tables` or `--target-database` narrows the load.
+    pub accounts: bool,
 }
 
 /// `--seed-replica`: the source the target replicates from.
@@ -318,6 +323,18 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         )
     });
     post::create(&mut control, &plan, &journal, opts.replica.is_some()).await?;
+    let accounts = accounts::create(&mut control, &plan, &journal).await?;
+    say(opts, || {
+        format!(
+            "accounts: {} created or updated; left as the target has them: {}",
+            accounts.applied,
+            if accounts.kept.is_empty() {
+                "none".to_string()
+            } else {
+                accounts.kept.join(", ")
+            }
+        )
+    });
     let replica = match &opts.replica {
         Some(src) if !journal.is_done(journal::REPLICA_ITEM) => {
             say(opts, || {

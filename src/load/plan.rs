@@ -14,7 +14,8 @@
 //! database of the dump is taken as a whole as a table name) with their schema, data and
 //! triggers; views, routines and events are loaded only without `--tables` (`views.sql`,
 //! `routines.sql` and `events.sql` hold a whole database's). `--target-database` needs exactly
-//! one selected database.
+//! one selected database. The dump's accounts (`accounts.json`) are created when
+//! `LoadOptions::accounts` says so (rload: with none of those filters).
 //!
 //! Not for: reading data files (see `verify`, `data`).
 
@@ -68,6 +69,8 @@ pub struct LoadPlan {
     /// Data files are CSV (`LOAD DATA`), else SQL.
     pub csv: bool,
     pub databases: Vec<DbPlan>,
+    /// The dump's accounts (`accounts.json`), when they are to be created.
+    pub accounts_file: Option<FileEntry>,
 }
 
 impl LoadPlan {
@@ -112,6 +115,7 @@ impl LoadPlan {
                 add(f);
             }
         }
+        self.accounts_file.iter().for_each(&mut add);
         for d in &self.databases {
             for t in &d.tables {
                 for c in &t.chunks {
@@ -304,6 +308,7 @@ pub fn plan_from(opts: &LoadOptions, manifest: Manifest, bytes: &[u8]) -> Result
         load_id: load_id(bytes, &databases),
         csv,
         databases,
+        accounts_file: manifest.accounts_file.clone().filter(|_| opts.accounts),
         manifest,
     };
     for f in plan.files() {
@@ -453,6 +458,7 @@ mod tests {
                     vec![table("b", "t1", "table"), table("b", "s", "sequence")],
                 ),
             ],
+            accounts_file: None,
         }
     }
 
@@ -473,6 +479,7 @@ mod tests {
             progress: Default::default(),
             quiet: false,
             verbose: false,
+            accounts: true,
         }
     }
 

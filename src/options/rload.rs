@@ -379,7 +379,10 @@ impl Builder {
             }
             None
         };
+        let accounts =
+            self.databases.is_empty() && self.tables.is_empty() && self.target_database.is_none();
         Ok(LoadOptions {
+            accounts,
             connection: self.conn.finish(env),
             dir,
             threads: self.threads,

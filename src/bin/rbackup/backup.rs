@@ -21,7 +21,9 @@ use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, interrupted};
 pub const HELP: &str = "\
 Connection and selection options are rdump's, read also from the [client] and [rbackup]
 groups of the option files: -h -P -S -u -p --ssl-* ..., --databases DB... or
---all-databases (the default: every database; accounts are not included yet),
+--all-databases. With neither, every database and the accounts (users, roles, grants,
+default roles, as rdump --system=users; mysql's privilege tables are left out of the
+dump of `mysql`),
 --threads N (default 4), --format=sql|csv (default csv), --chunk-size N. See rdump --help.
 rbackup's own options may come anywhere.
 
@@ -33,7 +35,10 @@ Exit codes:
   3  the dump could not be made consistent
   5  writing into the repository failed during the dump (the error names the file), or
      the repository is damaged
-A failed backup leaves no snapshot; the packs it uploaded are reused by the next one.";
+A failed backup leaves no snapshot; the packs it uploaded are reused by the next one.
+One backup per source at a time: a second backup of the same server and selection while
+one runs refuses (exit 1), naming the holder (host, pid, since when); backups of other
+sources into the same repository go on side by side.";
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -86,6 +91,7 @@ fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
     argv.extend(dump_options[defaults..].iter().map(Into::into));
     if !selects {
         argv.push("--all-databases".into());
+        argv.push("--system=users".into());
     }
     // Where the dump's files go is the repository; the directory is never created.
     argv.push("--dir=rbackup-repository".into());
@@ -126,10 +132,13 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         Some(f) => Access::writer_key_file(f)?,
         None => args.keys.access()?,
     };
-    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
-    let writer = std::sync::Arc::new(
-        backup::BackupWriter::start(repo, backup::WriterOptions::default()).await?,
-    );
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
+    let source = source_name(&plan);
+    let options = backup::WriterOptions {
+        unique_lock: Some(format!("backup-{source}")),
+        ..backup::WriterOptions::from_env()?
+    };
+    let writer = std::sync::Arc::new(backup::BackupWriter::start(repo, options).await?);
     let destination = Destination::Repository(std::sync::Arc::clone(&writer));
     let started = std::time::Instant::now();
     let dumped = tokio::select! {
@@ -159,6 +168,7 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             "coordinates": summary.coordinates,
             "consistency": summary.method,
             "server": rdump::client::conn::server_label(&plan.connection),
+            "source": source,
             "tables": summary.tables,
             "rows": summary.rows,
         }),
@@ -186,6 +196,47 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The source of a backup, for its unique lock (`locks/unique-backup-<source>`,
+/// REPOSITORY.md "Locks"): the server (with this machine's name when it is reached
+/// through a socket or loopback, which name no machine) and the selection. Readable
+/// part, then 12 hex digits of BLAKE3 over the whole, so that two sources never share a
+/// name and any name is a valid object name.
+fn source_name(plan: &rdump::plan::Plan) -> String {
+    use rdump::plan::Scope;
+    let label = rdump::client::conn::server_label(&plan.connection);
+    let local = label.starts_with("localhost")
+        || label.starts_with("127.")
+        || label.starts_with("::1")
+        || label.starts_with("[::1]");
+    let server = if local {
+        format!("{}:{label}", rdump::backup::lock::hostname())
+    } else {
+        label
+    };
+    let selection = match &plan.selection.scope {
+        Scope::AllDatabases => "--all-databases".to_string(),
+        Scope::Databases(dbs) => {
+            let mut dbs = dbs.clone();
+            dbs.sort();
+            format!("--databases\0{}", dbs.join("\0"))
+        }
+        Scope::Database { db, tables } => format!("{db}\0{}", tables.join("\0")),
+    };
+    let hash = blake3::hash(format!("{server}\n{selection}").as_bytes()).to_hex();
+    let readable: String = server
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("{readable}-{}", &hash[..12])
 }
 
 /// The writer once the dump's tasks let go of it (a failed dump's workers are aborted,

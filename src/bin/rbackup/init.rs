@@ -57,7 +57,7 @@ pub async fn run(args: InitArgs) -> Result<(), BackupError> {
         no_encryption: args.no_encryption,
         scrypt_log_n: None,
     };
-    let result = backup::init(&args.repo.repo, options, &StoreOptions::default()).await;
+    let result = backup::init(&args.repo.repo, options, &StoreOptions::from_env()?).await;
     let (repo, writer) = match result {
         Ok(r) => r,
         Err(e) => {

@@ -22,7 +22,7 @@ pub struct ListArgs {
 
 pub async fn run(args: ListArgs) -> Result<(), BackupError> {
     let access = args.keys.access()?;
-    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
     let reader = RepositoryReader::open(repo).await?;
     let snapshots = reader.snapshots().await?;
     if args.json {

@@ -22,6 +22,11 @@ from the [client] and [rbackup] groups: -h -P -S -u -p --ssl-* ..., --threads N,
 --databases DB,..., --drop-existing, ... See rload --help. The backup is written to a
 private temporary directory (mode 0700, in $TMPDIR) and removed after the load, so
 that much free space is needed there. Give the ID before the connection options.
+A backup of every database restores every database but `mysql` (the target's own; name
+it with --databases mysql --drop-existing to load it over the target's), then the
+accounts: users and roles the target does not have are created with their passwords,
+grants and default roles; accounts the target has (root, mariadb.sys, the account
+running the restore) are left exactly as they are.
 
 Exit codes:
   0  success
@@ -62,7 +67,7 @@ pub async fn to_dir(args: RestoreArgs) -> Result<(), BackupError> {
         )));
     }
     let access = args.keys.access()?;
-    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
     let reader = RepositoryReader::open(repo).await?;
     let (id, snapshot) = reader.snapshot(&args.id).await?;
     // rdump's manifest goes last: a directory without it is not a dump.
@@ -76,6 +81,29 @@ pub async fn to_dir(args: RestoreArgs) -> Result<(), BackupError> {
         dir.display()
     );
     Ok(())
+}
+
+/// A backup of every database holds `mysql` (without its privilege tables: the accounts
+/// come as accounts.json). Restored into a server with no `--databases`, it is every
+/// database but `mysql`, whose tables the target has as its own (to load them over the
+/// target's, name it: `--databases mysql --drop-existing`), plus the accounts.
+fn leave_out_mysql(opts: &mut rdump::load::LoadOptions, snapshot: &backup::Snapshot) {
+    if !opts.databases.is_empty() || !opts.tables.is_empty() || opts.target_database.is_some() {
+        return;
+    }
+    let Some(dbs) = snapshot.meta["databases"].as_array() else {
+        return;
+    };
+    let names: Vec<String> = dbs
+        .iter()
+        .filter_map(|d| d.as_str())
+        .map(str::to_string)
+        .collect();
+    if !names.iter().any(|d| d == "mysql") || names.len() < 2 {
+        return;
+    }
+    opts.databases = names.into_iter().filter(|d| d != "mysql").collect();
+    opts.accounts = true;
 }
 
 pub async fn command(args: RestoreArgs) -> ExitCode {
@@ -113,13 +141,14 @@ async fn run_restore(args: RestoreArgs) -> Result<(), Failure> {
         opts.connection.password = Password::Given(Secret::new(pw));
     }
     let access = args.keys.access()?;
-    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+    let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
     let reader = RepositoryReader::open(repo).await?;
     let (id, snapshot) = reader.snapshot(&args.id).await?;
     let done = reader
         .restore_to_dir(&snapshot, staging.path(), &["rdump.json"])
         .await?;
     drop(reader);
+    leave_out_mysql(&mut opts, &snapshot);
     let changed = std::sync::atomic::AtomicBool::new(false);
     let loaded = tokio::select! {
         r = rdump::load::run(&opts, &changed) => r,
