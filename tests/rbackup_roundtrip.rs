@@ -223,3 +223,483 @@ fn backup_then_restore_into_a_server_through_s3() {
         .unwrap_or_else(|e| panic!("restored server differs: {e}"));
     assert_eq!(snapshot_count(repo, &["--passphrase-file", pass], &env), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Accounts, locks, concurrency and faults, through the binary.
+
+/// `rbackup init --repo URL --passphrase-file F` (with `env`); returns the passphrase file.
+fn init_repo(dir: &Path, repo: &str, env: &[(&str, String)]) -> String {
+    let pass = dir.join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap().to_string();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", &pass], env);
+    assert!(out.status.success(), "{}", text(&out));
+    pass
+}
+
+/// `rbackup backup --json` arguments for `dbs` (none: everything) of `source`.
+fn backup_args(repo: &str, pass: &str, source: &Server, dbs: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "backup",
+        "--repo",
+        repo,
+        "--json",
+        "--passphrase-file",
+        pass,
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(connection(source));
+    a.push("--progress=never".into());
+    if !dbs.is_empty() {
+        a.push("--databases".into());
+        a.extend(dbs.iter().map(|d| d.to_string()));
+    }
+    a
+}
+
+fn run_backup(
+    repo: &str,
+    pass: &str,
+    source: &Server,
+    dbs: &[&str],
+    env: &[(&str, String)],
+) -> serde_json::Value {
+    let a = backup_args(repo, pass, source, dbs);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&a, env);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+fn spawn_backup(
+    repo: &str,
+    pass: &str,
+    source: &Server,
+    dbs: &[&str],
+    env: &[(&str, String)],
+) -> std::process::Child {
+    let a = backup_args(repo, pass, source, dbs);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    common::rbackup::command(&a, env)
+        .spawn()
+        .expect("spawn rbackup")
+}
+
+fn finished(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+fn restore_with(
+    repo: &str,
+    pass: &str,
+    id: &str,
+    target: &Server,
+    extra: &[&str],
+    env: &[(&str, String)],
+) {
+    let mut load = connection(target);
+    load.extend(["--threads=2", "--progress=never"].map(String::from));
+    load.extend(extra.iter().map(|s| s.to_string()));
+    let a = args(
+        &["restore", "--repo", repo, id, "--passphrase-file", pass],
+        &load,
+    );
+    let out = rbackup(&a, env);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// CHECKSUM TABLE of `db.t` (rows and content).
+fn checksum(s: &Server, table: &str) -> String {
+    s.sql(&format!("CHECKSUM TABLE {table}"))
+}
+
+#[test]
+fn a_full_backup_restores_the_accounts_and_leaves_the_restoring_account_alone() {
+    let (a, b) = common::start_two(common::options(63, true), common::options(64, false));
+    a.sql(
+        "CREATE DATABASE acc_db; CREATE TABLE acc_db.t (id INT PRIMARY KEY, v VARCHAR(20)); \
+         INSERT INTO acc_db.t VALUES (1, 'one'), (2, 'two'); \
+         CREATE USER 'bk_user'@'%' IDENTIFIED BY 'bk-user-pw'; \
+         CREATE ROLE bk_role; \
+         GRANT SELECT ON acc_db.* TO bk_role; \
+         GRANT bk_role TO 'bk_user'@'%'; \
+         GRANT INSERT ON acc_db.t TO 'bk_user'@'%'; \
+         SET DEFAULT ROLE bk_role FOR 'bk_user'@'%'; \
+         DELETE FROM mysql.global_priv WHERE Host = @@hostname; \
+         DELETE FROM mysql.proxies_priv WHERE Host = @@hostname; FLUSH PRIVILEGES;",
+    );
+    // The source's own test account gets a different password: the restore must not
+    // carry it over to the target, whose same-named account runs the restore.
+    let grants_of = |s: &Server, who: &str| s.sql(&format!("SHOW GRANTS FOR {who}"));
+    let target_self_before = grants_of(&b, &format!("'{}'@'localhost'", b.user()));
+    let target_root_before = grants_of(&b, "'root'@'localhost'");
+    a.sql(&format!(
+        "ALTER USER '{}'@'localhost' IDENTIFIED BY 'another-source-pw'",
+        a.user()
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = init_repo(tmp.path(), repo, &[]);
+    // The source account's password changed: connect with it.
+    let mut dump = vec![
+        "--no-defaults".to_string(),
+        format!("--socket={}", a.socket().display()),
+        format!("-u{}", a.user()),
+        "-panother-source-pw".to_string(),
+        "--progress=never".to_string(),
+    ];
+    let mut argv: Vec<String> = [
+        "backup",
+        "--repo",
+        repo,
+        "--json",
+        "--passphrase-file",
+        &pass,
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.append(&mut dump);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = rbackup(&argv, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = summary["id"].as_str().unwrap().to_string();
+
+    // The backup holds accounts.json, and `mysql` without its privilege tables.
+    let dir = tmp.path().join("files");
+    let out = rbackup(
+        &[
+            "restore",
+            "--repo",
+            repo,
+            &id,
+            "--passphrase-file",
+            &pass,
+            "--to-dir",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("rdump.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["accounts_file"]["file"], "accounts.json",
+        "{manifest}"
+    );
+    let accounts = std::fs::read_to_string(dir.join("accounts.json")).unwrap();
+    assert!(
+        accounts.contains("bk_user") && accounts.contains("bk_role"),
+        "{accounts}"
+    );
+    assert!(
+        !accounts.contains("bk-user-pw"),
+        "the password is stored hashed only"
+    );
+    let mysql = manifest["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "mysql")
+        .expect("mysql is in the backup");
+    for t in mysql["tables"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        assert!(
+            ![
+                "global_priv",
+                "user",
+                "db",
+                "tables_priv",
+                "roles_mapping",
+                "proxies_priv"
+            ]
+            .contains(&name),
+            "mysql.{name} is in the backup"
+        );
+    }
+
+    // Into a fresh server: the databases and the accounts, SHOW GRANTS identical.
+    restore_with(repo, &pass, &id, &b, &[], &[]);
+    assert_eq!(checksum(&a, "acc_db.t"), checksum(&b, "acc_db.t"));
+    for who in ["'bk_user'@'%'", "bk_role"] {
+        assert_eq!(
+            grants_of(&a, who),
+            grants_of(&b, who),
+            "SHOW GRANTS FOR {who}"
+        );
+    }
+    assert!(grants_of(&b, "'bk_user'@'%'").contains("SET DEFAULT ROLE `bk_role`"));
+    // The account that ran the restore, and root, are as they were on the target.
+    assert_eq!(
+        grants_of(&b, &format!("'{}'@'localhost'", b.user())),
+        target_self_before
+    );
+    assert_eq!(grants_of(&b, "'root'@'localhost'"), target_root_before);
+    // The restored user logs in with its password.
+    let mut login = std::process::Command::new(common::client_bin());
+    login.args([
+        "--no-defaults",
+        &format!("--socket={}", b.socket().display()),
+        "-ubk_user",
+        "-pbk-user-pw",
+        "-e",
+        "SELECT v FROM acc_db.t WHERE id = 2",
+    ]);
+    let out = login.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("two"));
+}
+
+/// `db` with `rows` rows of about 100 bytes.
+fn make_db(s: &Server, db: &str, rows: u32) {
+    s.sql(&format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, a CHAR(64), b VARCHAR(40)); \
+         INSERT INTO {db}.t SELECT seq, SHA2(CONCAT('{db}', seq), 256), CONCAT('row ', seq) FROM seq_1_to_{rows};"
+    ));
+}
+
+#[test]
+fn one_backup_per_source_at_a_time_and_other_sources_alongside() {
+    let (a, b) = common::start_two(common::options(65, true), common::options(66, false));
+    make_db(&a, "db1", 20_000);
+    make_db(&a, "db2", 20_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let repo = root.to_str().unwrap();
+    let pass = init_repo(tmp.path(), repo, &[]);
+
+    // Backup A of db1 is held still once it holds its lock.
+    let mut first = spawn_backup(repo, &pass, &a, &["db1"], &[]);
+    let unique_lock = || {
+        std::fs::read_dir(root.join("locks"))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("unique-backup-")
+                })
+            })
+            .unwrap_or(false)
+    };
+    common::stop_when(&mut first, "backup A holds its lock", unique_lock);
+    // A second backup of the same source refuses, naming the holder.
+    let a_ = backup_args(repo, &pass, &a, &["db1"]);
+    let a_: Vec<&str> = a_.iter().map(String::as_str).collect();
+    let out = rbackup(&a_, &[]);
+    common::resume(&first);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    for part in [
+        "locked by backup",
+        &format!("pid {}", first.id()),
+        "host ",
+        "since ",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    assert!(out.stdout.is_empty(), "{message}");
+    // A backup of another source (db2) runs alongside A; both succeed.
+    let other = spawn_backup(repo, &pass, &a, &["db2"], &[]);
+    let first = finished(first);
+    let other = finished(other);
+    // And two started at once, of different databases, both succeed too.
+    let (third, fourth) = (
+        spawn_backup(repo, &pass, &a, &["db1"], &[]),
+        spawn_backup(repo, &pass, &a, &["db2"], &[]),
+    );
+    let (third, fourth) = (finished(third), finished(fourth));
+    let out = rbackup(
+        &["list", "--repo", repo, "--json", "--passphrase-file", &pass],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 4, "{list:?}");
+
+    // Each restores.
+    restore_with(repo, &pass, first["id"].as_str().unwrap(), &b, &[], &[]);
+    restore_with(repo, &pass, other["id"].as_str().unwrap(), &b, &[], &[]);
+    for db in ["db1", "db2"] {
+        assert_eq!(
+            checksum(&a, &format!("{db}.t")),
+            checksum(&b, &format!("{db}.t"))
+        );
+    }
+    for s in [&third, &fourth] {
+        restore_with(
+            repo,
+            &pass,
+            s["id"].as_str().unwrap(),
+            &b,
+            &["--drop-existing"],
+            &[],
+        );
+    }
+    for db in ["db1", "db2"] {
+        assert_eq!(
+            checksum(&a, &format!("{db}.t")),
+            checksum(&b, &format!("{db}.t"))
+        );
+    }
+}
+
+/// Storage settings that make an outage fail in seconds, and small packs indexed one by
+/// one (so that what an interrupted backup uploaded is reused).
+fn quick_failing_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("RBACKUP_STORAGE_TIMEOUT", "1".into()),
+        ("RBACKUP_STORAGE_RETRIES", "1".into()),
+        ("RBACKUP_STORAGE_RETRY_TIMEOUT", "3".into()),
+        ("RBACKUP_PACK_SIZE", (256 * 1024).to_string()),
+        ("RBACKUP_INDEX_EVERY", "1".into()),
+    ]
+}
+
+fn snapshots(repo: &str, pass: &str, env: &[(&str, String)]) -> usize {
+    snapshot_count(repo, &["--passphrase-file", pass], env)
+}
+
+#[test]
+fn an_s3_server_that_stops_mid_backup_fails_it_and_the_next_reuses_its_packs() {
+    let a = Server::start(common::options(67, true));
+    make_db(&a, "big", 60_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let tuning = quick_failing_env();
+
+    // How many packs the backup makes (a local repository with the same settings).
+    let local = tmp.path().join("local");
+    let local = local.to_str().unwrap();
+    let lpass = init_repo(tmp.path(), local, &[]);
+    run_backup(local, &lpass, &a, &["big"], &tuning);
+    let packs = walk_count(&tmp.path().join("local/data"));
+    assert!(packs >= 8, "{packs} packs");
+
+    let moto = common::s3::MotoServer::start();
+    moto.create_bucket("rbk");
+    let mut env = moto.env();
+    env.extend(tuning.iter().cloned());
+    let repo = "s3://rbk/f";
+    let sub = tmp.path().join("s3");
+    std::fs::create_dir(&sub).unwrap();
+    let pass = init_repo(&sub, repo, &env);
+
+    let mut child = spawn_backup(repo, &pass, &a, &["big"], &env);
+    let want = packs * 3 / 4;
+    common::stop_when(&mut child, "3/4 of the packs indexed", || {
+        moto.objects("rbk", "f/index/").len() >= want
+    });
+    let uploaded: u64 = moto.objects("rbk", "f/data/").iter().map(|(_, n)| n).sum();
+    moto.pause();
+    common::resume(&child);
+    let out = child.wait_with_output().unwrap();
+    moto.resume();
+    let message = text(&out);
+    assert!(!out.status.success(), "{message}");
+    assert!(out.stdout.is_empty(), "{message}");
+    assert!(
+        ["data/", "index/", "snapshots/", "locks/"]
+            .iter()
+            .any(|p| message.contains(p)),
+        "the error names no object: {message}"
+    );
+    assert_eq!(snapshots(repo, &pass, &env), 0, "{message}");
+
+    // The server is back: the next backup completes, reusing what was uploaded.
+    let second = run_backup(repo, &pass, &a, &["big"], &env);
+    let logical = second["stats"]["logical_bytes"].as_u64().unwrap();
+    let new = second["stats"]["new_bytes"].as_u64().unwrap();
+    eprintln!(
+        "uploaded before the outage: {uploaded} bytes stored; then {new} of {logical} logical bytes new"
+    );
+    assert!(new * 2 < logical, "{new} of {logical} bytes stored again");
+    assert_eq!(snapshots(repo, &pass, &env), 1);
+}
+
+fn walk_count(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            n += walk_count(&e.path());
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_backup_and_the_older_backup_still_restores() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs (a full disk) needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    if !status.success() {
+        eprintln!(
+            "skipped: could not mount a tmpfs ({status}), e.g. in a container without CAP_SYS_ADMIN"
+        );
+        return;
+    }
+    let _mounted = Mounted(mnt.clone());
+    let (a, b) = common::start_two(common::options(68, true), common::options(69, false));
+    make_db(&a, "small", 500);
+    // About 12 MB that does not compress (64-byte hashes as binary).
+    let parts: Vec<String> = (0..16)
+        .map(|i| format!("UNHEX(SHA2(CONCAT(seq, '-{i}'), 512))"))
+        .collect();
+    a.sql(&format!(
+        "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, v BLOB); \
+         INSERT INTO big.t SELECT seq, CONCAT({}) FROM seq_1_to_12000;",
+        parts.join(", ")
+    ));
+    let repo = mnt.join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = init_repo(tmp.path(), repo, &[]);
+    let older = run_backup(repo, &pass, &a, &["small"], &[]);
+
+    let argv = backup_args(repo, &pass, &a, &["small", "big"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = rbackup(&argv, &[]);
+    let message = text(&out);
+    assert!(!out.status.success(), "{message}");
+    assert!(out.stdout.is_empty(), "{message}");
+    assert!(
+        message.contains("No space left on device") || message.contains("os error 28"),
+        "{message}"
+    );
+    assert!(
+        ["data/", "index/", "snapshots/"]
+            .iter()
+            .any(|p| message.contains(p)),
+        "the error names no object: {message}"
+    );
+    assert_eq!(snapshots(repo, &pass, &[]), 1, "{message}");
+
+    // The older backup restores from the full disk.
+    restore_with(repo, &pass, older["id"].as_str().unwrap(), &b, &[], &[]);
+    assert_eq!(checksum(&a, "small.t"), checksum(&b, "small.t"));
+}

@@ -5,7 +5,15 @@ use std::process::{Command, Output};
 
 /// Runs `rbackup ARGS` with `env` and nothing of the caller's RBACKUP_*/AWS_ENDPOINT_URL.
 pub fn rbackup(args: &[&str], env: &[(&str, String)]) -> Output {
+    command(args, env).output().expect("run rbackup")
+}
+
+/// The command [`rbackup`] runs, to spawn it (stdout and stderr piped).
+#[allow(dead_code)]
+pub fn command(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     cmd.args(args);
     for var in [
         "RBACKUP_REPO",
@@ -19,7 +27,7 @@ pub fn rbackup(args: &[&str], env: &[(&str, String)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run rbackup")
+    cmd
 }
 
 /// A run's exit status, stdout and stderr, for assertion messages.

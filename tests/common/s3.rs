@@ -107,6 +107,49 @@ impl MotoServer {
         ]
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its state (in memory) and its port, accepts
+    /// connections and answers nothing, as a hung or cut-off server does.
+    #[allow(dead_code)]
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            super::signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    #[allow(dead_code)]
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            super::signal(child, libc::SIGCONT);
+        }
+    }
+
+    /// The keys under `prefix` in `bucket` with their sizes (ListObjectsV2, up to 1000).
+    #[allow(dead_code)]
+    pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /{bucket}?list-type=2&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).expect("moto's answer");
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let field = |part: &str, tag: &str| -> Option<String> {
+            let open = format!("<{tag}>");
+            let start = part.find(&open)? + open.len();
+            let end = part[start..].find(&format!("</{tag}>"))? + start;
+            Some(part[start..end].to_string())
+        };
+        text.split("<Contents>")
+            .skip(1)
+            .filter_map(|c| Some((field(c, "Key")?, field(c, "Size")?.parse().ok()?)))
+            .collect()
+    }
+
     /// Stops the server (SIGKILL: a storage outage).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
