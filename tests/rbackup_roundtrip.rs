@@ -458,7 +458,7 @@ fn a_full_backup_restores_the_accounts_and_leaves_the_restoring_account_alone() 
 fn make_db(s: &Server, db: &str, rows: u32) {
     s.sql(&format!(
         "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, a CHAR(64), b VARCHAR(40)); \
-         INSERT INTO {db}.t SELECT seq, SHA2(CONCAT('{db}', seq), 256), CONCAT('row ', seq) FROM seq_1_to_{rows};"
+         INSERT INTO {db}.t SELECT seq, SHA2(CONCAT('{db}', seq), 256), CONCAT('row ', seq) FROM {db}.seq_1_to_{rows};"
     ));
 }
 
@@ -673,7 +673,7 @@ fn a_full_disk_fails_the_backup_and_the_older_backup_still_restores() {
         .collect();
     a.sql(&format!(
         "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, v BLOB); \
-         INSERT INTO big.t SELECT seq, CONCAT({}) FROM seq_1_to_12000;",
+         INSERT INTO big.t SELECT seq, CONCAT({}) FROM big.seq_1_to_12000;",
         parts.join(", ")
     ));
     let repo = mnt.join("repo");
