@@ -598,6 +598,7 @@ fn an_s3_server_that_stops_mid_backup_fails_it_and_the_next_reuses_its_packs() {
     let out = child.wait_with_output().unwrap();
     moto.resume();
     let message = text(&out);
+    eprintln!("the backup during the outage: {message}");
     assert!(!out.status.success(), "{message}");
     assert!(out.stdout.is_empty(), "{message}");
     assert!(
@@ -685,6 +686,7 @@ fn a_full_disk_fails_the_backup_and_the_older_backup_still_restores() {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = rbackup(&argv, &[]);
     let message = text(&out);
+    eprintln!("the backup onto a full disk: {message}");
     assert!(!out.status.success(), "{message}");
     assert!(out.stdout.is_empty(), "{message}");
     assert!(
