@@ -509,8 +509,11 @@ pub fn help_text() -> String {
          The dump is checked (manifest, every file's size and checksum, zstd frames) before\n\
          anything changes on the target. Tables are created, their chunks loaded over\n\
          --threads connections (biggest tables first), secondary indexes added, then routines,\n\
-         views, triggers and events. A journal in the target's `rdump_load` schema lets\n\
-         --resume finish an interrupted load; it is removed when the load completes.\n\n\
+         views, triggers and events, then the dump's accounts (rdump --dir --system=users)\n\
+         when no --databases, --tables or --target-database narrows the load: accounts the\n\
+         target has, the loading one among them, are left as they are. A journal in the\n\
+         target's `rdump_load` schema lets --resume finish an interrupted load; it is\n\
+         removed when the load completes.\n\n\
          Exit codes: 0 loaded, 1 usage or refused (existing objects, interrupted load),\n\
          2 server or replication error, 3 data not loaded as dumped, 5 dump files\n\
          missing or damaged, 128+N killed by signal N.\n\n\
