@@ -504,6 +504,22 @@ mod tests {
     }
 
     #[test]
+    fn the_accounts_file_is_loaded_and_checked_only_when_asked() {
+        let mut m = manifest();
+        m.accounts_file = Some(file("accounts.json"));
+        let p = plan_from(&opts(), m.clone(), b"m").unwrap();
+        assert_eq!(p.accounts_file, Some(file("accounts.json")));
+        assert!(p.files().iter().any(|f| f.relative == "accounts.json"));
+        let mut o = opts();
+        o.accounts = false;
+        let p = plan_from(&o, m.clone(), b"m").unwrap();
+        assert!(p.accounts_file.is_none());
+        assert!(!p.files().iter().any(|f| f.relative == "accounts.json"));
+        m.accounts_file = Some(file("../accounts.json"));
+        assert!(plan_from(&opts(), m, b"m").is_err());
+    }
+
+    #[test]
     fn filters_select_databases_and_tables() {
         let mut o = opts();
         o.databases = vec!["b".into()];

@@ -559,6 +559,14 @@ mod tests {
                 .permission_check
         );
         assert!(o.replica.is_none());
+        assert!(o.accounts, "a whole dump's accounts are loaded");
+        for narrowed in [
+            &["--databases=a", "/d"][..],
+            &["--tables=a.t", "/d"],
+            &["--databases=a", "--target-database=b", "/d"],
+        ] {
+            assert!(!load(narrowed).unwrap().accounts, "{narrowed:?}");
+        }
         assert!(load(&[]).is_err());
         assert!(load(&["/a", "/b"]).is_err());
     }
