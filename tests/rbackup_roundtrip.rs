@@ -465,8 +465,8 @@ fn make_db(s: &Server, db: &str, rows: u32) {
 #[test]
 fn one_backup_per_source_at_a_time_and_other_sources_alongside() {
     let (a, b) = common::start_two(common::options(65, true), common::options(66, false));
-    make_db(&a, "db1", 20_000);
-    make_db(&a, "db2", 20_000);
+    make_db(&a, "db1", 5_000);
+    make_db(&a, "db2", 5_000);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");
     let repo = root.to_str().unwrap();
@@ -554,7 +554,7 @@ fn quick_failing_env() -> Vec<(&'static str, String)> {
         ("RBACKUP_STORAGE_TIMEOUT", "1".into()),
         ("RBACKUP_STORAGE_RETRIES", "1".into()),
         ("RBACKUP_STORAGE_RETRY_TIMEOUT", "3".into()),
-        ("RBACKUP_PACK_SIZE", (256 * 1024).to_string()),
+        ("RBACKUP_PACK_SIZE", (64 * 1024).to_string()),
         ("RBACKUP_INDEX_EVERY", "1".into()),
     ]
 }
@@ -566,7 +566,7 @@ fn snapshots(repo: &str, pass: &str, env: &[(&str, String)]) -> usize {
 #[test]
 fn an_s3_server_that_stops_mid_backup_fails_it_and_the_next_reuses_its_packs() {
     let a = Server::start(common::options(67, true));
-    make_db(&a, "big", 60_000);
+    make_db(&a, "big", 20_000);
     let tmp = tempfile::tempdir().unwrap();
     let tuning = quick_failing_env();
 
@@ -655,7 +655,7 @@ fn a_full_disk_fails_the_backup_and_the_older_backup_still_restores() {
     let mnt = tmp.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
     let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
         .arg(&mnt)
         .status()
         .unwrap();
@@ -668,13 +668,13 @@ fn a_full_disk_fails_the_backup_and_the_older_backup_still_restores() {
     let _mounted = Mounted(mnt.clone());
     let (a, b) = common::start_two(common::options(68, true), common::options(69, false));
     make_db(&a, "small", 500);
-    // About 12 MB that does not compress (64-byte hashes as binary).
+    // About 6 MB that does not compress (64-byte hashes as binary).
     let parts: Vec<String> = (0..16)
         .map(|i| format!("UNHEX(SHA2(CONCAT(seq, '-{i}'), 512))"))
         .collect();
     a.sql(&format!(
         "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, v BLOB); \
-         INSERT INTO big.t SELECT seq, CONCAT({}) FROM big.seq_1_to_12000;",
+         INSERT INTO big.t SELECT seq, CONCAT({}) FROM big.seq_1_to_6000;",
         parts.join(", ")
     ));
     let repo = mnt.join("repo");
