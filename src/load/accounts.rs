@@ -11,8 +11,9 @@
 //!
 //! MariaDB's `PUBLIC` role exists everywhere; its grants (additive) are applied. The
 //! statements are `format::script::account_statements`, the ones `--system=users` writes
-//! into a single-stream dump. One journal step: a resumed load whose accounts step began
-//! leaves out only the loading account and `mariadb.sys` (the others it may have made).
+//! into a single-stream dump. One journal step; before it runs, each account it is about
+//! to create is recorded in the journal (`account 'u'@'h'`), so that a resumed load
+//! finishes the accounts it made and still leaves every other existing one alone.
 //!
 //! Not for: reading accounts from a server (`dump::catalog::accounts`).
 
@@ -57,11 +58,8 @@ pub async fn create(conn: &mut LoadConn, plan: &LoadPlan, journal: &Journal) -> 
         .rsplit_once('@')
         .map(|(u, h)| (u.to_string(), h.to_string()))
         .unwrap_or((me.clone(), String::new()));
-    let resumed = journal.was_started(ITEM);
-    let existing: HashSet<(String, String)> = if resumed {
-        HashSet::new()
-    } else {
-        conn.rows(
+    let existing: HashSet<(String, String)> = conn
+        .rows(
             "SELECT User, Host FROM mysql.user",
             "listing the target's accounts",
         )
@@ -73,15 +71,15 @@ pub async fn create(conn: &mut LoadConn, plan: &LoadPlan, journal: &Journal) -> 
                 cell_string(r, 1).unwrap_or_default(),
             )
         })
-        .collect()
-    };
+        .collect();
     let mut created = Created::default();
     let mut kept_accounts = Vec::new();
     for a in accounts {
         let key = (a.user.clone(), a.host.clone());
         let protected = key == me || (a.user == "mariadb.sys" && a.host == "localhost");
         let public = a.is_role && a.user == "PUBLIC";
-        if protected || (!public && existing.contains(&key)) {
+        let ours = journal.is_done(&account_item(&a));
+        if protected || (!public && !ours && existing.contains(&key)) {
             created.kept.push(a.sql_name());
             continue;
         }
@@ -92,6 +90,11 @@ pub async fn create(conn: &mut LoadConn, plan: &LoadPlan, journal: &Journal) -> 
         return Ok(created);
     }
     journal.mark_started(conn, ITEM).await?;
+    for a in &kept_accounts {
+        if !journal.is_done(&account_item(a)) {
+            journal.mark_done(conn, &account_item(a), 0).await?;
+        }
+    }
     for statement in account_statements(&kept_accounts) {
         // The context never holds the statement: it may carry a password hash.
         conn.exec(&statement, "creating the dump's accounts and grants")
@@ -102,4 +105,9 @@ pub async fn create(conn: &mut LoadConn, plan: &LoadPlan, journal: &Journal) -> 
         .mark_done(conn, ITEM, created.applied as u64)
         .await?;
     Ok(created)
+}
+
+/// The journal item recording that this load creates account `a`.
+fn account_item(a: &Account) -> String {
+    format!("account {}", a.sql_name())
 }
