@@ -59,6 +59,8 @@ pub struct Shape {
     pub no_autocommit: bool,
     /// `--flush-privileges`: FLUSH PRIVILEGES after dumping the mysql database.
     pub flush_privileges: bool,
+    /// `-X/--xml`: mariadb-dump's XML document instead of SQL (see `encode::xml`).
+    pub xml: bool,
 }
 
 impl Default for Shape {
@@ -87,6 +89,7 @@ impl Default for Shape {
             quick: true,
             no_autocommit: false,
             flush_privileges: false,
+            xml: false,
         }
     }
 }
