@@ -30,6 +30,7 @@ use crate::format::encode::xml::{
 };
 use crate::format::objects::{Column, ColumnKind, TableInfo, TableKind};
 use crate::format::script;
+use crate::format::shape::InsertMode;
 use crate::output::sink::Sink;
 use crate::plan::{Plan, Scope};
 use crate::sql::quote::{ident, qualified, string_literal};
@@ -270,6 +271,19 @@ async fn structure(
     Ok(columns)
 }
 
+/// The mysql tables whose rows mariadb-dump leaves out by default: the InnoDB statistics
+/// (unless `--replace` or `--insert-ignore`) and, without `--events`, mysql.event.
+fn skips_system_rows(plan: &Plan, db: &str, table: &str) -> bool {
+    if !db.eq_ignore_ascii_case("mysql") {
+        return false;
+    }
+    let stats = ["innodb_index_stats", "innodb_table_stats"]
+        .iter()
+        .any(|t| table.eq_ignore_ascii_case(t));
+    (stats && plan.shape.insert_mode == InsertMode::Insert)
+        || (!plan.selection.events && table.eq_ignore_ascii_case("event"))
+}
+
 /// A name as a LIKE pattern matching only itself.
 fn like_pattern(name: &str) -> String {
     let mut p = String::with_capacity(name.len());
@@ -298,6 +312,7 @@ async fn table(
     }
     let columns = structure(s, plan, db, t, out).await?;
     if t.kind != TableKind::Base
+        || skips_system_rows(plan, db, &t.name)
         || !sel.wants_rows(db, &t.name)
         || t.data_lives_elsewhere()
         || columns.is_empty()
