@@ -863,10 +863,10 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         "xml",
         Some('X'),
         Opt::Xml,
-        "Dump a database as well formed XML, as mariadb-dump does (single stream only: not \
-         with --tab, --dir, --master-data, --dump-slave, --system, --dump-history or --as-of). \
-         Turns --extended-insert, --add-drop-table, --add-locks and --disable-keys off, and \
-         --comments unless given.",
+        "Dump a database as well formed XML: mariadb-dump's document, byte for byte. Not with \
+         --tab, --dir, --master-data, --dump-slave, --system, --flush-privileges, \
+         --dump-history or --as-of. Turns --comments off unless given. A dump with errors \
+         (--force) lacks the closing </mysqldump>.",
     ),
 ];
 
