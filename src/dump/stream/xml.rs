@@ -53,18 +53,13 @@ async fn answer(s: &mut Session, sql: &str, context: &str) -> Result<Answer> {
     };
     let rows = rows
         .iter()
-        .map(|r| (0..r.len()).map(|i| catalog_cell(r, i)).collect::<Vec<_>>())
+        .map(|r| {
+            (0..r.len())
+                .map(|i| crate::client::conn::cell_bytes(r, i))
+                .collect::<Vec<_>>()
+        })
         .collect();
     Ok(Answer { columns, rows })
-}
-
-fn catalog_cell(r: &mysql_async::Row, i: usize) -> Option<Vec<u8>> {
-    crate::client::conn::cell_bytes(r, i)
-}
-
-/// mariadb-dump's `quote_for_equal`: a name as a string literal in its queries.
-fn equal_literal(name: &str) -> String {
-    string_literal(name)
 }
 
 /// A comment, only when `--comments` was given with `--xml`.
@@ -171,8 +166,8 @@ async fn fields(s: &mut Session, db: &str, name: &str) -> Result<(Answer, Vec<Co
          `COLUMN_KEY` AS `Key`, `COLUMN_DEFAULT` AS `Default`, `EXTRA` AS `Extra`, \
          `COLUMN_COMMENT` AS `Comment`, `DATA_TYPE` FROM `INFORMATION_SCHEMA`.`COLUMNS` \
          WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
-        equal_literal(db),
-        equal_literal(name)
+        string_literal(db),
+        string_literal(name)
     );
     let mut a = answer(
         s,
@@ -433,8 +428,8 @@ async fn triggers(s: &mut Session, db: &str, table: &str, out: &mut Sink) -> Res
     let sql = format!(
         "SELECT TRIGGER_NAME FROM INFORMATION_SCHEMA.TRIGGERS \
          WHERE EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
-        equal_literal(db),
-        equal_literal(table)
+        string_literal(db),
+        string_literal(table)
     );
     let names = answer(s, &sql, &what).await?;
     if names.rows.is_empty() {
@@ -540,7 +535,7 @@ async fn routines(s: &mut Session, plan: &Plan, db: &str, out: &mut Sink) -> Res
     for (kind, body) in kinds {
         let list = answer(
             s,
-            &format!("SHOW {kind} STATUS WHERE Db = {}", equal_literal(db)),
+            &format!("SHOW {kind} STATUS WHERE Db = {}", string_literal(db)),
             &what,
         )
         .await?;

@@ -11,7 +11,7 @@
 //! with its 6 significant digits, as mariadb-dump, not widened as rdump's SQL does).
 //!
 //! Element helpers here take values as bytes and append to a caller's buffer; the
-//! orchestration (which queries, in which order) is `dump::xml`. Not for: I/O, or the SQL
+//! orchestration (which queries, in which order) is `dump::stream::xml`. Not for: I/O, or the SQL
 //! text mariadb-dump writes raw into its XML (sequences reuse `format::script`).
 
 use crate::format::encode::push_hex;
