@@ -486,7 +486,8 @@ fn definitions_survive_every_client_character_set() {
 
 /// Every type with the characters XML escapes (`& < > "`) and those it keeps (`'`,
 /// non-ASCII), binary bytes, BIT, NULLs, JSON, ENUM/SET, generated and invisible columns, a
-/// CDATA end (`]]>`) in a trigger, routines, an event, a view and a MyISAM table.
+/// CDATA end (`]]>`) in a trigger, routines, an event, a view, a MyISAM table and
+/// non-ASCII names and comments (written in the connection's character set).
 const XML_EXTRA: &str = "
 CREATE DATABASE xml_x; USE xml_x;
 CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(50), f FLOAT, d DECIMAL(10,3), b VARBINARY(10),
@@ -503,6 +504,8 @@ CREATE PROCEDURE p() SELECT 1 < 2;
 CREATE FUNCTION f() RETURNS INT RETURN 1;
 CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DO SELECT 1;
 CREATE TABLE t2 (a INT) ENGINE=MyISAM; INSERT INTO t2 VALUES (1),(2);
+CREATE TABLE `tâble` (`cöl` INT PRIMARY KEY COMMENT 'é<', v VARCHAR(5)) COMMENT 'ç';
+INSERT INTO `tâble` VALUES (1, 'ü');
 ";
 
 /// `rdump --xml` writes mariadb-dump's `--xml` document byte for byte, with one connection
@@ -571,6 +574,13 @@ fn xml_is_mariadb_dumps_document_byte_for_byte() {
             "t",
             "t2",
         ],
+        &[
+            "--default-character-set=latin1",
+            "--comments",
+            "--databases",
+            "xml_x",
+        ],
+        &["--default-character-set=cp1250", "xml_x"],
         &["--single-transaction", "--databases", "fidelity", "xml_x"],
         &["-A", "--routines", "--events"],
     ];

@@ -65,7 +65,28 @@ async fn answer(s: &mut Session, sql: &str, context: &str) -> Result<Answer> {
 /// A comment, only when `--comments` was given with `--xml`.
 fn comment(plan: &Plan, text: &str, out: &mut Vec<u8>) {
     if plan.shape.comments {
-        push_comment(text, out);
+        push_comment(&name_charset(plan).encode(text), out);
+    }
+}
+
+/// The character set mariadb-dump reads names and structure in: the connection's
+/// (`--default-character-set`). Definitions (triggers, routines, events) it reads as
+/// binary: they stay the UTF-8 the server stores.
+fn name_charset(plan: &Plan) -> TextCharset {
+    TextCharset::of(&plan.connection.character_set)
+}
+
+/// A structure answer (read in utf8mb4) in the connection's character set.
+fn in_charset(plan: &Plan, a: &mut Answer) {
+    let cs = name_charset(plan);
+    let convert = |v: &mut Vec<u8>| {
+        if let Ok(text) = std::str::from_utf8(v) {
+            let converted = cs.encode(text).into_owned();
+            *v = converted;
+        }
+    };
+    for r in &mut a.rows {
+        r.iter_mut().flatten().for_each(convert);
     }
 }
 
@@ -87,7 +108,13 @@ pub(super) async fn dump_database(
     let sel = &plan.selection;
     let named = matches!(&sel.scope, Scope::Database { tables, .. } if !tables.is_empty());
     let mut buf = Vec::new();
-    push_open_tag("", "database", &[("name", db.as_bytes())], "\n", &mut buf);
+    push_open_tag(
+        "",
+        "database",
+        &[("name", &name_charset(plan).encode(db))],
+        "\n",
+        &mut buf,
+    );
     out.write_all(&buf)?;
     for t in log_tables
         .iter()
@@ -110,7 +137,7 @@ pub(super) async fn dump_database(
         let r = table(s, plan, db, t, out, summary, pool).await;
         tolerate(plan, summary, r)?;
         if sel.triggers {
-            let r = triggers(s, db, &t.name, out).await;
+            let r = triggers(s, plan, db, &t.name, out).await;
             tolerate(plan, summary, r)?;
         }
     }
@@ -212,7 +239,8 @@ async fn structure(
     t: &TableInfo,
     out: &mut Sink,
 ) -> Result<Vec<Column>> {
-    let (fields, columns) = fields(s, db, &t.name).await?;
+    let (mut fields, columns) = fields(s, db, &t.name).await?;
+    in_charset(plan, &mut fields);
     if plan.selection.no_create_info {
         return Ok(columns);
     }
@@ -228,7 +256,7 @@ async fn structure(
     push_open_tag(
         "\t",
         "table_structure",
-        &[("name", t.name.as_bytes())],
+        &[("name", &name_charset(plan).encode(&t.name))],
         "\n",
         &mut buf,
     );
@@ -236,12 +264,13 @@ async fn structure(
         push_row_element("field", &fields.columns, row, None, &mut buf);
     }
     let what = format!("reading keys of {}", qualified(db, &t.name));
-    let keys = answer(
+    let mut keys = answer(
         s,
         &format!("SHOW KEYS FROM {}", qualified(db, &t.name)),
         &what,
     )
     .await?;
+    in_charset(plan, &mut keys);
     for row in &keys.rows {
         push_row_element("key", &keys.columns, row, None, &mut buf);
     }
@@ -252,7 +281,8 @@ async fn structure(
             string_literal(&like_pattern(&t.name))
         );
         let what = format!("reading status of {}", qualified(db, &t.name));
-        let status = answer(s, &sql, &what).await?;
+        let mut status = answer(s, &sql, &what).await?;
+        in_charset(plan, &mut status);
         match status.rows.first() {
             Some(row) => push_row_element("options", &status.columns, row, None, &mut buf),
             None => eprintln!(
@@ -327,8 +357,10 @@ async fn table(
         sel.where_clause.as_deref(),
         &pk,
     );
-    let named: Vec<(String, ColumnKind)> =
-        columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
+    let named: Vec<(Vec<u8>, ColumnKind)> = columns
+        .iter()
+        .map(|c| (name_charset(plan).encode(&c.name).into_owned(), c.kind))
+        .collect();
     let enc = XmlRowEncoder::new(&named, plan.shape.hex_blob);
 
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
@@ -358,7 +390,7 @@ async fn table(
     push_open_tag(
         "\t",
         "table_data",
-        &[("name", t.name.as_bytes())],
+        &[("name", &name_charset(plan).encode(&t.name))],
         "\n",
         &mut buf,
     );
@@ -423,7 +455,13 @@ async fn table(
 }
 
 /// `<triggers name="t">` with a `<trigger>` per trigger (SHOW CREATE TRIGGER), if any.
-async fn triggers(s: &mut Session, db: &str, table: &str, out: &mut Sink) -> Result<()> {
+async fn triggers(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    table: &str,
+    out: &mut Sink,
+) -> Result<()> {
     let what = format!("reading triggers of {}", qualified(db, table));
     let sql = format!(
         "SELECT TRIGGER_NAME FROM INFORMATION_SCHEMA.TRIGGERS \
@@ -439,7 +477,7 @@ async fn triggers(s: &mut Session, db: &str, table: &str, out: &mut Sink) -> Res
     push_open_tag(
         "\t",
         "triggers",
-        &[("name", table.as_bytes())],
+        &[("name", &name_charset(plan).encode(table))],
         "\n",
         &mut buf,
     );

@@ -121,9 +121,8 @@ pub fn push_row_element(
 
 /// An XML comment, as mariadb-dump turns its SQL comments into one (`--comments` given
 /// with `--xml`): `<!-- text -->`, every `-` followed by another `-` dropped.
-pub fn push_comment(text: &str, out: &mut Vec<u8>) {
+pub fn push_comment(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"<!-- ");
-    let bytes = text.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
             continue;
@@ -160,13 +159,14 @@ pub struct XmlRowEncoder {
 }
 
 impl XmlRowEncoder {
-    /// `columns`: the selected columns' names and kinds, in the SELECT's order.
-    pub fn new(columns: &[(String, ColumnKind)], hex_blob: bool) -> XmlRowEncoder {
+    /// `columns`: the selected columns' names (in the connection's character set) and
+    /// kinds, in the SELECT's order.
+    pub fn new(columns: &[(Vec<u8>, ColumnKind)], hex_blob: bool) -> XmlRowEncoder {
         let field_open = columns
             .iter()
             .map(|(name, _)| {
                 let mut open = b"\t\t<field name=\"".to_vec();
-                push_escaped(name.as_bytes(), false, &mut open);
+                push_escaped(name, false, &mut open);
                 open.push(b'"');
                 open
             })
@@ -240,10 +240,10 @@ mod tests {
     #[test]
     fn rows_write_nulls_numbers_text_and_hex() {
         let cols = [
-            ("id".to_string(), ColumnKind::Number),
-            ("s".to_string(), ColumnKind::Text),
-            ("b".to_string(), ColumnKind::Binary),
-            ("e".to_string(), ColumnKind::Binary),
+            (b"id".to_vec(), ColumnKind::Number),
+            (b"s".to_vec(), ColumnKind::Text),
+            (b"b".to_vec(), ColumnKind::Binary),
+            (b"e".to_vec(), ColumnKind::Binary),
         ];
         let mut out = Vec::new();
         XmlRowEncoder::new(&cols, true)
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn comments_lose_double_hyphens() {
         let mut out = Vec::new();
-        push_comment("\n--\n-- Dumping data for table `t`\n--\n", &mut out);
+        push_comment(b"\n--\n-- Dumping data for table `t`\n--\n", &mut out);
         assert_eq!(
             text(out),
             "<!-- \n-\n- Dumping data for table `t`\n-\n -->\n"
