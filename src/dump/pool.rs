@@ -20,6 +20,7 @@ use crate::dump::group;
 use crate::dump::read::TableRead;
 use crate::error::{Error, Result};
 use crate::format::encode::sql::{InsertStyle, SeparatedRows, SqlEncoder, StatementJoiner};
+use crate::format::encode::xml::XmlRowEncoder;
 use crate::format::objects::{TableInfo, TableKind};
 
 /// Encoded bytes are sent to the writer in pieces of about this size.
@@ -32,12 +33,15 @@ const CHANNEL_BUFFERS: usize = 16;
 /// reader can read ahead of the writer by a chunk.
 const CHUNKS_PER_READER: usize = 2;
 
-/// One key range of a table to read and encode as INSERT statements.
+/// One key range of a table to read and encode as INSERT statements (or XML rows).
 pub struct ChunkRead {
     pub read: Arc<TableRead>,
     pub range: Option<String>,
     pub quoted_table: String,
     pub style: InsertStyle,
+    /// `--xml`: the rows are `<row>` elements instead (whole rows, which the writer passes
+    /// on as they are: its `StatementJoiner` then has `extended` off).
+    pub xml: Option<Arc<XmlRowEncoder>>,
     /// Names the chunk in errors: "dumping table `db`.`t` chunk 3".
     pub context: String,
 }
@@ -272,7 +276,7 @@ async fn read_chunk(
         chunk.read.kinds.clone(),
         chunk.style,
     );
-    let extended = chunk.style.extended;
+    let extended = chunk.style.extended && chunk.xml.is_none();
     let piece = || SeparatedRows::with_capacity(BUFFER_BYTES + 64 * 1024);
     let mut buf = piece();
     let mut complete = true;
@@ -283,6 +287,10 @@ async fn read_chunk(
         loop {
             let more = cursor
                 .next_rows(|cells| {
+                    if let Some(xml) = &chunk.xml {
+                        xml.push_row(cells, &mut buf.bytes);
+                        return Ok(());
+                    }
                     let len = enc.push_separated_row(cells, &mut buf.bytes);
                     if extended {
                         buf.row_lens.push(len);

@@ -87,6 +87,40 @@ impl TableRead {
         }
     }
 
+    /// The read of `--xml`, as mariadb-dump's: every column (generated and invisible ones
+    /// too) by its plain name, values as the server shows them (FLOAT with its 6 digits).
+    pub fn plain(
+        dialect: &Dialect,
+        db: &str,
+        table: &str,
+        columns: &[Column],
+        where_clause: Option<&str>,
+        primary_key: &[String],
+    ) -> TableRead {
+        let hint = if dialect.is_mariadb() {
+            "/*!40001 SQL_NO_CACHE */ "
+        } else {
+            ""
+        };
+        let names: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
+        let from = qualified(db, table);
+        let select = format!("SELECT {hint}{} FROM {from}", names.join(", "));
+        let order_by = (!primary_key.is_empty()).then(|| {
+            let cols: Vec<String> = primary_key.iter().map(|c| ident(c)).collect();
+            format!("ORDER BY {}", cols.join(","))
+        });
+        TableRead {
+            from_at: select.len() - " FROM ".len() - from.len(),
+            select,
+            system_time: None,
+            where_clause: where_clause.map(String::from),
+            order_by,
+            kinds: columns.iter().map(|c| c.kind).collect(),
+            columns: columns.iter().map(|c| c.name.clone()).collect(),
+            insert_columns: None,
+        }
+    }
+
     /// The read of a system-versioned table for `--dump-history` (every row version, with
     /// its ROW_START and ROW_END, named in the INSERT as mariadb-dump names them) or
     /// `--as-of` (the rows at that time).

@@ -27,6 +27,7 @@ use crate::format::charset::TextCharset;
 use crate::format::coordinates::Coordinates;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder, StatementJoiner};
 use crate::format::encode::tab::TabEncoder;
+use crate::format::encode::xml::{FOOTER, HEADER};
 use crate::format::names::file_name;
 use crate::format::objects::{TableInfo, TableKind};
 use crate::format::script;
@@ -36,6 +37,8 @@ use crate::plan::Consistency;
 use crate::plan::{History, Output, Plan, Progress, Scope};
 use crate::process::progress::{Board, Display, mb};
 use crate::sql::quote::{qualified, string_literal};
+
+mod xml;
 
 /// `-r FILE` opened on a thread of its own: opening a fifo waits for its reader, and a wait
 /// on the runtime's thread would keep the signal handler from running (SIGINT or SIGTERM
@@ -158,7 +161,13 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
     };
     let completed = summary.errors.is_empty().then(now_local);
     // With `--tab` every object has a file of its own; stdout gets nothing (as mariadb-dump).
-    if tab_dir(plan).is_none() {
+    // An XML document is closed only when complete (mariadb-dump closes it also after
+    // errors `--force` went past): a dump with errors is not well-formed XML.
+    if plan.shape.xml {
+        if completed.is_some() {
+            out.write_all(FOOTER.as_bytes())?;
+        }
+    } else if tab_dir(plan).is_none() {
         out.write_all(&script_text(
             plan,
             &script::footer(&plan.shape, completed.as_deref()),
@@ -419,6 +428,10 @@ async fn write_dump(
         _ => None,
     };
     let charset = &plan.connection.character_set;
+    if plan.shape.xml {
+        // Coordinates, `--system` and the other SQL-only parts are refused with `--xml`.
+        return write_xml_dump(s, plan, selection, strategy, out, pool).await;
+    }
     if tab_dir(plan).is_none() {
         out.write_all(&script_text(
             plan,
@@ -495,6 +508,48 @@ async fn write_dump(
     }
     if plan.shape.flush_privileges && selection.iter().any(|(db, _)| db == "mysql") {
         out.write_all(b"\n/*! FLUSH PRIVILEGES */;\n")?;
+    }
+    Ok(summary)
+}
+
+/// The `--xml` document between its header and footer: each database's element (see
+/// `xml`), every database read as `write_dump` reads it (same locks and pool).
+async fn write_xml_dump(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+    strategy: &mut dyn snapshot::ConsistencyStrategy,
+    out: &mut Sink,
+    pool: &mut Option<ReaderPool>,
+) -> Result<Summary> {
+    out.write_all(HEADER.as_bytes())?;
+    let mut summary = Summary::default();
+    for (db, named) in selection {
+        let mut missing = Vec::new();
+        let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+        for e in missing {
+            tolerate(plan, &mut summary, Err(e))?;
+        }
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                tolerate(plan, &mut summary, Err(e))?;
+                continue;
+            }
+        };
+        let (log_tables, tables): (Vec<TableInfo>, Vec<TableInfo>) =
+            listed.into_iter().partition(|t| t.is_log_table);
+        let r = lock_database(strategy, s, db, &tables, pool).await;
+        tolerate(plan, &mut summary, r)?;
+        let r =
+            xml::dump_database(s, plan, db, &tables, &log_tables, out, &mut summary, pool).await;
+        if let Some(p) = pool.as_mut() {
+            p.release_database().await;
+        }
+        r?;
+        let r = strategy.after_database(s).await;
+        tolerate(plan, &mut summary, r)?;
+        summary.databases += 1;
     }
     Ok(summary)
 }
@@ -944,6 +999,7 @@ async fn dump_table(
                             range: c.range,
                             quoted_table: crate::sql::quote::ident(&t.name),
                             style,
+                            xml: None,
                         })
                         .collect();
                     let joiner = StatementJoiner::new(

@@ -59,6 +59,8 @@ pub struct Shape {
     pub no_autocommit: bool,
     /// `--flush-privileges`: FLUSH PRIVILEGES after dumping the mysql database.
     pub flush_privileges: bool,
+    /// `-X/--xml`: mariadb-dump's XML document instead of SQL (see `encode::xml`).
+    pub xml: bool,
 }
 
 impl Default for Shape {
@@ -87,6 +89,7 @@ impl Default for Shape {
             quick: true,
             no_autocommit: false,
             flush_privileges: false,
+            xml: false,
         }
     }
 }
@@ -94,10 +97,11 @@ impl Default for Shape {
 impl Shape {
     /// The session sql_mode under which `SHOW CREATE` is read, as mariadb-dump sets it:
     /// the `--compatible` modes, and without `--create-options` those that leave table, key
-    /// and column options (ENGINE, AUTO_INCREMENT, KEY_BLOCK_SIZE, ...) out.
+    /// and column options (ENGINE, AUTO_INCREMENT, KEY_BLOCK_SIZE, ...) out (not with
+    /// `--xml`, where mariadb-dump only leaves out the `<options>` element).
     pub fn reading_sql_mode(&self) -> String {
         let mut modes: Vec<&str> = self.compatible.iter().map(String::as_str).collect();
-        if !self.create_options {
+        if !self.create_options && !self.xml {
             for m in ["NO_KEY_OPTIONS", "NO_TABLE_OPTIONS", "NO_FIELD_OPTIONS"] {
                 if !modes.contains(&m) {
                     modes.push(m);

@@ -381,6 +381,8 @@ pub struct DumpBuilder {
     header: bool,
     dump_history: bool,
     as_of: Option<String>,
+    /// `--comments` or `--skip-comments` was given: with `--xml` comments are off unless so.
+    comments_given: bool,
     force: bool,
     verbose: bool,
     pub warnings: Vec<String>,
@@ -436,6 +438,7 @@ impl DumpBuilder {
             header: false,
             dump_history: false,
             as_of: None,
+            comments_given: false,
             force: false,
             verbose: false,
             warnings: Vec::new(),
@@ -590,7 +593,21 @@ impl DumpBuilder {
             Opt::DelayedInsert => s.delayed_insert = b,
             Opt::Replace => self.replace = b,
             Opt::HexBlob => s.hex_blob = b,
-            Opt::Comments => s.comments = b,
+            Opt::Comments => {
+                s.comments = b;
+                self.comments_given = true;
+            }
+            // As mariadb-dump's -X: what follows on the command line may turn them on again.
+            Opt::Xml if b => {
+                s.xml = true;
+                s.extended_insert = false;
+                s.add_drop_table = false;
+                s.add_locks = false;
+                s.disable_keys = false;
+                s.no_autocommit = false;
+                sel.no_create_db = false;
+            }
+            Opt::Xml => {}
             Opt::DumpDate => s.dump_date = b,
             Opt::TzUtc => s.tz_utc = b,
             Opt::OrderByPrimary => s.order_by_primary = b,
@@ -801,7 +818,13 @@ impl DumpBuilder {
     }
 
     /// mysqldump's rules between options, then the plan. Warnings are appended to `warnings`.
-    pub fn finish(self, env: &Env, warnings: &mut Vec<String>) -> Result<Plan, UsageError> {
+    pub fn finish(mut self, env: &Env, warnings: &mut Vec<String>) -> Result<Plan, UsageError> {
+        if self.shape.xml {
+            self.check_xml()?;
+            if !self.comments_given {
+                self.shape.comments = false;
+            }
+        }
         let output = self.output(warnings)?;
         let consistency = self.consistency_plan()?;
 
@@ -884,6 +907,56 @@ impl DumpBuilder {
                 chunk_rows: self.chunk_rows,
             },
         })
+    }
+
+    /// `--xml` with what it cannot go with: mariadb-dump's own refusals (`--tab`,
+    /// `--dump-history`), and what rdump refuses because mariadb-dump would write SQL text
+    /// into the XML document (coordinates, `--system`, `--flush-privileges`) or because it
+    /// is not built for XML (`--dir`, `--as-of`).
+    fn check_xml(&self) -> Result<(), UsageError> {
+        let sel = &self.selection;
+        let refused = [
+            (self.tab.is_some(), "--tab", "mariadb-dump refuses it too"),
+            (
+                self.dump_history,
+                "--dump-history",
+                "mariadb-dump refuses it too",
+            ),
+            (
+                self.dir.is_some(),
+                "--dir",
+                "a directory dump holds SQL or CSV chunk files; write the XML document to stdout or --result-file",
+            ),
+            (
+                self.as_of.is_some(),
+                "--as-of",
+                "rdump reads system-versioned tables as of a time only for SQL dumps",
+            ),
+            (
+                self.master_data > 0
+                    || self.dump_slave > 0
+                    || self.consistency.delete_master_logs
+                    || self.consistency.apply_slave_statements,
+                "--master-data, --dump-slave, --delete-master-logs and --apply-slave-statements",
+                "mariadb-dump writes their SQL statements as plain text inside the XML document, which no XML reader can use",
+            ),
+            (
+                sel.system_users || sel.system_plugins || sel.system_udfs || sel.system_servers,
+                "--system",
+                "mariadb-dump writes its SQL statements as plain text inside the XML document, which no XML reader can use",
+            ),
+            (
+                self.shape.flush_privileges,
+                "--flush-privileges",
+                "mariadb-dump writes FLUSH PRIVILEGES as plain text inside the XML document, which no XML reader can use",
+            ),
+        ];
+        match refused.iter().find(|(given, _, _)| *given) {
+            Some((_, option, why)) => Err(UsageError::Invalid(format!(
+                "--xml can't be used with {option}: {why}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn output(&self, warnings: &mut Vec<String>) -> Result<Output, UsageError> {
@@ -1668,9 +1741,32 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_errors_naming_the_option_but_their_skip_form_is_fine() {
-        assert!(error(&["--xml", "db"]).contains("'--xml'"));
-        plan(&["--skip-xml", "db"]);
+    fn xml_turns_sql_only_shapes_off_and_refuses_what_it_cannot_express() {
+        let p = plan(&["--xml", "db"]);
+        assert!(p.shape.xml && !p.shape.extended_insert && !p.shape.add_drop_table);
+        assert!(!p.shape.add_locks && !p.shape.disable_keys && !p.shape.comments);
+        assert!(plan(&["-X", "--comments", "db"]).shape.comments);
+        assert!(plan(&["--comments", "-X", "db"]).shape.comments);
+        // As mariadb-dump: an option after -X turns its part on again.
+        assert!(
+            plan(&["-X", "--extended-insert", "db"])
+                .shape
+                .extended_insert
+        );
+        assert!(!plan(&["--skip-xml", "db"]).shape.xml);
+        for other in [
+            "--tab=/d",
+            "--dir=/d",
+            "--dump-history",
+            "--as-of=2020-01-01",
+            "--master-data",
+            "--dump-slave=2",
+            "--system=users",
+            "--flush-privileges",
+        ] {
+            let e = error(&["--xml", other, "db"]);
+            assert!(e.starts_with("--xml can't be used with"), "{other}: {e}");
+        }
     }
 
     #[test]

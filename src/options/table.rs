@@ -124,6 +124,7 @@ pub enum Opt {
     FieldsEscapedBy,
     LinesTerminatedBy,
     Header,
+    Xml,
     Force,
     Verbose,
     /// Accepted for compatibility and ignored.
@@ -351,8 +352,6 @@ pub static CLIENT_OPTIONS: &[OptDef] = &[
     req("plugin-dir", None, "name", Opt::Ignored, IGNORED),
     req("default-auth", None, "name", Opt::Ignored, IGNORED),
 ];
-
-const NOT_DUMP: &str = "not supported by rdump";
 
 /// mysqldump's own options (MariaDB 10.11 mariadb-dump and MySQL 8 mysqldump names).
 pub static DUMP_OPTIONS: &[OptDef] = &[
@@ -863,8 +862,11 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
     flag(
         "xml",
         Some('X'),
-        Opt::Unsupported(NOT_DUMP),
-        "Not supported.",
+        Opt::Xml,
+        "Dump a database as well formed XML: mariadb-dump's document, byte for byte. Not with \
+         --tab, --dir, --master-data, --dump-slave, --system, --flush-privileges, \
+         --dump-history or --as-of. Turns --comments off unless given. A dump with errors \
+         (--force) lacks the closing </mysqldump>.",
     ),
 ];
 

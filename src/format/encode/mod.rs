@@ -1,13 +1,15 @@
 //! Encoders: turn rows of raw cells (as the server sent them) into output bytes.
 //!
 //! `sql` writes INSERT statements a `mysql`/`mariadb` client restores; `tab` writes the
-//! delimited text of `--tab` that LOAD DATA reads. Encoders know column kinds, never
+//! delimited text of `--tab` that LOAD DATA reads; `csv` the CSV of `--format csv`; `xml`
+//! the elements of mariadb-dump's `--xml` document. Encoders know column kinds, never
 //! connections or files: they append to a caller's buffer, and the caller decides when
 //! the buffer goes to a sink. Not for: reading rows or deciding what to dump.
 
 pub mod csv;
 pub mod sql;
 pub mod tab;
+pub mod xml;
 
 /// Appends `bytes` as upper-case hex digits.
 #[inline]
