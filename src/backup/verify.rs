@@ -444,7 +444,7 @@ pub async fn verify(
         })
         .collect();
     let in_flight = options.in_flight.max(1);
-    let mut orphans: HashMap<BlobId, String> = HashMap::new();
+    let mut orphans: HashMap<BlobId, (String, BlobEntry)> = HashMap::new();
     let mut unneeded_orphans: Vec<String> = Vec::new();
     let mut results = futures::stream::iter(jobs.into_iter().map(|job| {
         let store = store.clone();
@@ -495,8 +495,8 @@ pub async fn verify(
             }
         }
         if job.number.is_none() {
-            for id in checked.table.unwrap_or_default() {
-                orphans.insert(id, name.clone());
+            for entry in checked.table.unwrap_or_default() {
+                orphans.insert(entry.id, (job.id.clone(), entry));
             }
             unneeded_orphans.push(name);
         }
@@ -555,6 +555,7 @@ pub async fn verify(
             store,
             keys,
             idx: &idx,
+            orphans: &orphans,
             max_raw,
             pack: None,
         };
@@ -609,7 +610,7 @@ struct BlobState<'a> {
     idx: &'a Index,
     bad_packs: &'a HashMap<u32, String>,
     bad_blobs: &'a HashMap<(BlobId, u32), ()>,
-    orphans: &'a HashMap<BlobId, String>,
+    orphans: &'a HashMap<BlobId, (String, BlobEntry)>,
 }
 
 enum Lost {
@@ -626,7 +627,7 @@ impl BlobState<'_> {
         let locations = self.idx.locations(id);
         if locations.is_empty() {
             return Err(match self.orphans.get(id) {
-                Some(pack) => Lost::Unindexed(pack.clone()),
+                Some((pack, _)) => Lost::Unindexed(pack::object_name(pack)),
                 None => Lost::Nowhere,
             });
         }
@@ -683,11 +684,16 @@ async fn check_backup(
     needed_orphans: &mut BTreeSet<String>,
 ) -> Result<()> {
     // The catalog first: without it nothing of the backup can be found.
+    // A catalog blob in a pack no index lists is still read (from that pack), so that
+    // the files are named too; restore cannot read it until the index is rebuilt.
     for blob in &snap.catalog.blobs {
         if let Err(lost) = blobs.check(blob) {
+            let readable = matches!(lost, Lost::Unindexed(_));
             let object = blame(findings, lost, blob, needed_orphans);
             findings.breaks(&object, id, &snap.time, None);
-            return Ok(());
+            if !readable {
+                return Ok(());
+            }
         }
     }
     let mut buf: Vec<u8> = Vec::new();
@@ -752,29 +758,45 @@ struct Fetcher<'a> {
     store: &'a Store,
     keys: &'a Keys,
     idx: &'a Index,
+    /// Blobs of packs no index lists (to read a catalog whose index is lost).
+    orphans: &'a HashMap<BlobId, (String, BlobEntry)>,
     max_raw: usize,
-    pack: Option<(u32, Vec<u8>)>,
+    pack: Option<(String, Vec<u8>)>,
 }
 
 impl Fetcher<'_> {
     async fn blob(&mut self, id: &BlobId) -> Result<Vec<u8>> {
-        let n = *self.idx.first.get(id).ok_or_else(|| BackupError::Missing {
-            object: format!("blob {id} (listed by no index)"),
-            file: None,
-        })?;
-        let name = pack::object_name(&self.idx.packs[n as usize]);
-        if self.pack.as_ref().map(|(p, _)| *p) != Some(n) {
+        let (pack_id, entry) = match self.idx.first.get(id) {
+            Some(&n) => (
+                self.idx.packs[n as usize].clone(),
+                self.idx.entries[n as usize]
+                    .iter()
+                    .find(|e| e.id == *id)
+                    .copied()
+                    .expect("an indexed blob has an entry in its pack"),
+            ),
+            None => self
+                .orphans
+                .get(id)
+                .cloned()
+                .ok_or_else(|| BackupError::Missing {
+                    object: format!("blob {id} (listed by no index)"),
+                    file: None,
+                })?,
+        };
+        let name = pack::object_name(&pack_id);
+        if self
+            .pack
+            .as_ref()
+            .map(|(p, _)| p != &pack_id)
+            .unwrap_or(true)
+        {
             self.pack = None;
             let stored = self.store.get(&name).await?;
             check_storage_id(&name, &stored)?;
-            self.pack = Some((n, self.keys.decrypt(&name, &stored)?));
+            self.pack = Some((pack_id.clone(), self.keys.decrypt(&name, &stored)?));
         }
         let plain = &self.pack.as_ref().expect("loaded").1;
-        let entry = self.idx.entries[n as usize]
-            .iter()
-            .find(|e| e.id == *id)
-            .copied()
-            .expect("an indexed blob has an entry in its pack");
         check_blob(&self.keys.naming, self.max_raw, plain, &entry)
             .map_err(|detail| BackupError::damaged(&name, format!("blob {id}: {detail}")))
     }
@@ -795,7 +817,7 @@ struct PackCheck {
     /// The whole pack is lost.
     whole: Option<(Kind, String)>,
     bad_blobs: Vec<(BlobId, String)>,
-    table: Option<Vec<BlobId>>,
+    table: Option<Vec<BlobEntry>>,
     blobs_read: u64,
     raw_bytes: u64,
 }
@@ -830,7 +852,7 @@ fn check_pack(job: &PackJob, stored: &[u8], keys: Option<&Keys>, max_raw: usize)
         }
     };
     if job.want_table {
-        out.table = Some(table.iter().map(|e| e.id).collect());
+        out.table = Some(table.clone());
     }
     if !job.read {
         return out;

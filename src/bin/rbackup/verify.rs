@@ -150,8 +150,13 @@ fn print_report(r: &Report, seconds: f64) {
         for (id, b) in &f.breaks {
             let short = &id[..id.len().min(10)];
             if b.whole {
-                println!("  breaks backup {short} ({}): the whole backup", b.time);
-                continue;
+                println!(
+                    "  breaks backup {short} ({}): the whole backup (its snapshot or list of files)",
+                    b.time
+                );
+                if b.files.is_empty() {
+                    continue;
+                }
             }
             let files: Vec<&str> = b.files.iter().map(String::as_str).collect();
             let shown = files.len().min(20);
