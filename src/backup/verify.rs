@@ -1107,6 +1107,96 @@ mod tests {
         assert_eq!(storage_id_in_name("keys/short"), None);
     }
 
+    /// A binlog event of `body` ending at `end`, with its CRC32.
+    fn event(end: u64, body: &[u8], crc_ok: bool) -> Vec<u8> {
+        let size = (19 + body.len() + 4) as u32;
+        let mut ev = Vec::new();
+        ev.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        ev.push(2); // QUERY
+        ev.extend_from_slice(&1u32.to_le_bytes());
+        ev.extend_from_slice(&size.to_le_bytes());
+        ev.extend_from_slice(&(end as u32).to_le_bytes());
+        ev.extend_from_slice(&0u16.to_le_bytes());
+        ev.extend_from_slice(body);
+        let crc = crc32fast::hash(&ev) ^ if crc_ok { 0 } else { 1 };
+        ev.extend_from_slice(&crc.to_le_bytes());
+        ev
+    }
+
+    fn segment(file: &str, start: u64, events: &[&[u8]], crc_ok: bool) -> (Segment, Vec<u8>) {
+        let mut bytes = Vec::new();
+        let mut pos = start;
+        for body in events {
+            let ev = event(pos + 19 + body.len() as u64 + 4, body, crc_ok);
+            pos += ev.len() as u64;
+            bytes.extend_from_slice(&ev);
+        }
+        // A FORMAT_DESCRIPTION long enough to say "CRC32" (the byte before its checksum).
+        let mut fd = vec![0u8; 19 + 2 + 50 + 4 + 1 + 10];
+        fd.push(1);
+        fd.extend_from_slice(&[0; 4]);
+        let seg = Segment {
+            file: file.into(),
+            start,
+            end: pos,
+            events: events.len() as u64,
+            first_event_time: 1_700_000_000,
+            last_event_time: 1_700_000_000,
+            gtids: Vec::new(),
+            ends_in_transaction: false,
+            rotate_to: None,
+            ends_with_stop: false,
+            format_description: fd,
+            crc32: crc32fast::hash(&bytes),
+        };
+        (seg, bytes)
+    }
+
+    use crate::binlog::segment::{Segment, SegmentStore};
+
+    #[tokio::test]
+    async fn segments_are_checked_for_crc_and_continuity() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::binlog::local::LocalDirStore::open(dir.path()).unwrap();
+        let (a, a_bytes) = segment("bin.000001", 256, &[b"BEGIN", b"INSERT 1", b"COMMIT"], true);
+        store.commit(&a, &a_bytes).await.unwrap();
+        let (b, b_bytes) = segment("bin.000001", a.end, &[b"INSERT 2"], true);
+        store.commit(&b, &b_bytes).await.unwrap();
+        assert!(check_segments("s1", &store).await.unwrap().is_empty());
+        // Events missing between two segments; an event whose CRC32 is wrong.
+        let (c, c_bytes) = segment("bin.000001", b.end + 100, &[b"INSERT 3"], true);
+        store.commit(&c, &c_bytes).await.unwrap();
+        let (d, d_bytes) = segment("bin.000001", c.end, &[b"INSERT 4"], false);
+        store.commit(&d, &d_bytes).await.unwrap();
+        let found = check_segments("s1", &store).await.unwrap();
+        let c_name = format!("binlog/s1/bin.000001:{}-{}", c.start, c.end);
+        let d_name = format!("binlog/s1/bin.000001:{}-{}", d.start, d.end);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.object == c_name && f.kind == Kind::Missing)
+        );
+        assert!(
+            found.iter().any(|f| f.object == d_name
+                && f.kind == Kind::Damaged
+                && f.detail.contains("CRC32"))
+        );
+        // A damaged segment file: named with the events lost.
+        let seg_file = dir.path().join("00000002.seg");
+        let mut bytes = std::fs::read(&seg_file).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(&seg_file, bytes).unwrap();
+        let found = check_segments("s1", &store).await.unwrap();
+        let b_name = format!("binlog/s1/bin.000001:{}-{}", b.start, b.end);
+        assert!(
+            found.iter().any(|f| f.object == b_name
+                && f.kind == Kind::Damaged
+                && f.detail.contains("lost: events of bin.000001")),
+            "{found:?}"
+        );
+    }
+
     #[test]
     fn a_partial_read_chooses_about_that_share() {
         let n = 2000;
