@@ -17,6 +17,7 @@
 //! command line and hands clap only those; the rest goes to that parser.
 
 mod backup;
+mod binlog;
 mod common;
 mod init;
 mod list;
@@ -62,6 +63,10 @@ enum Command {
     /// Remove the backups a retention policy does not keep, and the data only they used.
     #[command(long_about = rdump::trust::retention::PRUNE_POLICY_HELP, after_help = prune::HELP)]
     Prune(prune::PruneArgs),
+    /// Archive the server's binlog into the repository continuously (for point-in-time
+    /// recovery), or with --once up to its current position.
+    #[command(after_help = binlog::HELP, disable_help_flag = true)]
+    Binlog(binlog::BinlogArgs),
 }
 
 #[tokio::main]
@@ -76,6 +81,7 @@ async fn main() -> ExitCode {
         Command::Restore(args) => restore::to_dir(args).await,
         Command::Verify(args) => return verify::command(args).await,
         Command::Prune(args) => prune::run(args).await,
+        Command::Binlog(args) => return binlog::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
