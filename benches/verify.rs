@@ -209,16 +209,6 @@ fn main() {
         report
     };
 
-    let best = |f: &dyn Fn()| {
-        f(); // warm the page cache
-        (0..rounds)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
     let report = run_verify();
     let logical_bytes = report.raw_bytes_read as f64;
     let repo_bytes: u64 = files_under(&repo_dir)
@@ -229,11 +219,26 @@ fn main() {
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
-    let t_base = best(&baseline);
-    let t_read = best(&read_only);
-    let t_verify = best(&|| {
-        run_verify();
-    });
+    // Warm the page cache, then interleave the rounds (a shared machine's load moves).
+    baseline();
+    read_only();
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let (mut t_base, mut t_read, mut t_verify) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    for round in 0..rounds {
+        let b = time(&baseline);
+        let r = time(&read_only);
+        let v = time(&|| {
+            run_verify();
+        });
+        eprintln!("round {round}: baseline {b:.2} s, read {r:.2} s, verify {v:.2} s");
+        t_base = t_base.min(b);
+        t_read = t_read.min(r);
+        t_verify = t_verify.min(v);
+    }
     let mbps = |bytes: f64, t: f64| bytes / t / 1e6;
     println!(
         "verify --read-data bench: {:.0} MB logical ({} packs, {:.0} MB stored; zstd files {:.0} MB), {} rayon threads, best of {rounds}",

@@ -484,8 +484,8 @@ fn connection(s: &common::Server) -> Vec<String> {
 }
 
 #[test]
-fn prune_keeps_the_last_two_of_four_real_backups_which_restore_exactly() {
-    let server = common::Server::start_default();
+fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
+    let server = common::Server::start(common::options(71, true));
     server.sql(
         "SET SESSION max_recursive_iterations = 100000; CREATE DATABASE shop; CREATE TABLE shop.stay (id INT PRIMARY KEY, v VARCHAR(64)); \
          CREATE TABLE shop.churn (id INT PRIMARY KEY, v VARCHAR(64));\
@@ -494,35 +494,56 @@ fn prune_keeps_the_last_two_of_four_real_backups_which_restore_exactly() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let repo = rt.block_on(Repo::new());
+    let with_connection = |fixed: &[&str], more: &[&str]| {
+        let mut a: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
+        a.extend(["--repo", &repo.url, "--identity-file", &repo.id_file].map(String::from));
+        a.extend(more.iter().map(|s| s.to_string()));
+        a.extend(connection(&server));
+        a
+    };
+    let archive = || {
+        let a = with_connection(&["binlog"], &["--once"]);
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    };
     let mut ids = Vec::new();
     for round in 0..4 {
         server.sql(&format!(
             "SET SESSION max_recursive_iterations = 100000; DELETE FROM shop.churn; INSERT INTO shop.churn WITH RECURSIVE s(n) AS \
-             (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<30000) \
-             SELECT n, SHA2(CONCAT(n, '-{round}'), 256) FROM s;"
+             (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<20000) \
+             SELECT n, SHA2(CONCAT(n, '-{round}'), 256) FROM s; FLUSH BINARY LOGS;"
         ));
-        let mut a: Vec<String> = [
-            "backup",
-            "--repo",
-            &repo.url,
-            "--identity-file",
-            &repo.id_file,
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(connection(&server));
-        a.extend(["--databases", "shop", "--threads=2", "--progress=never"].map(String::from));
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        archive();
+        let a = with_connection(&["backup"], &[]);
+        let mut args: Vec<&str> = a.iter().map(String::as_str).collect();
+        args.extend(["--databases", "shop", "--threads=2", "--progress=never"]);
         let out = rbackup(&args, &[]);
         assert!(out.status.success(), "{}", text(&out));
         ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
+    server
+        .sql("INSERT INTO shop.stay VALUES (100001, 'after the last backup'); FLUSH BINARY LOGS;");
+    archive();
     let kept_before: Vec<_> = ids[2..]
         .iter()
         .map(|id| restore_files(&repo, id, &[]))
         .collect();
+    let windows_before = list_windows(&repo);
+    let segments = |repo: &Repo| walk(&repo.root.join("binlog")).len();
+    let segments_before = segments(&repo);
     let before = repo.bytes();
+
+    // --dry-run names the binlog that would go, and removes nothing.
+    let out = repo.run(&["prune", "--keep-last", "2", "--dry-run"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("binlog source") && t.contains("the oldest kept backup's coordinates"),
+        "{t}"
+    );
+    assert_eq!(segments(&repo), segments_before);
 
     let out = repo.run(&["prune", "--keep-last", "2"], &[]);
     let t = text(&out);
@@ -540,14 +561,50 @@ fn prune_keeps_the_last_two_of_four_real_backups_which_restore_exactly() {
         after < before * 3 / 4,
         "the repository shrinks: {before} -> {after} bytes"
     );
+    // The binlog before the third backup is gone; the kept backups' windows are whole.
+    assert!(segments(&repo) < segments_before, "{t}");
+    let windows_after = list_windows(&repo);
+    for id in &ids[2..] {
+        assert!(windows_after[id]["from"].is_object(), "{windows_after:?}");
+        assert_eq!(windows_after[id], windows_before[id], "backup {id}");
+        assert_eq!(
+            windows_after[id]["ends"]["kind"], "latest",
+            "{windows_after:?}"
+        );
+    }
     for (id, files) in ids[2..].iter().zip(&kept_before) {
         assert_eq!(&restore_files(&repo, id, &[]), files, "backup {id}");
     }
     let out = repo.run(&["restore", &ids[0], "--to-dir", "/nonexistent/x"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("no backup"), "{}", text(&out));
-    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    let (code, v, t) = verify_json(&repo, &["--read-data"]);
     assert_eq!(code, Some(0), "{t}");
+    assert!(v["binlog_segments"].as_u64().unwrap() > 0, "{t}");
+
+    // A damaged segment: named, with the point-in-time recovery it breaks.
+    let victim = walk(&repo.root.join("binlog"))
+        .into_iter()
+        .filter(|p| !p.to_str().unwrap().contains("/gaps/"))
+        .next_back()
+        .unwrap();
+    flip_byte(&victim);
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    let name = victim.strip_prefix(&repo.root).unwrap().to_str().unwrap();
+    assert!(t.contains(&format!("DAMAGED {name}")), "{t}");
+    assert!(t.contains("point-in-time recovery past"), "{t}");
+}
+
+/// Each backup's restorable window, as `list --json` says it.
+fn list_windows(repo: &Repo) -> BTreeMap<String, serde_json::Value> {
+    let out = repo.run(&["list", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["window"].clone()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

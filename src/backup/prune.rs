@@ -17,7 +17,15 @@
 //!    pack to repack or delete, and the new packs;
 //! 4. the removed backups' **snapshots** are deleted;
 //! 5. the old index objects replaced in 3 are deleted;
-//! 6. the packs to delete and the repacked ones are deleted.
+//! 6. the packs to delete and the repacked ones are deleted;
+//! 7. binlog segments and gaps (`binlog/<source>/`) that end at or before the oldest
+//!    coordinates of a kept backup that the source's archive holds, oldest first; never
+//!    the newest segment (where the archiver resumes), never anything of an archive that
+//!    holds no kept backup's coordinates. Every kept backup keeps its whole window
+//!    (from its coordinates on).
+//!
+//! The exclusive lock is taken beside a running binlog archiver (its shared lock does
+//! not refuse prune): the archiver only appends after its newest segment.
 //!
 //! Killed at any point (kill -9, power loss), the repository stays whole: before 4 only
 //! objects were added (new packs unindexed, or listed twice with the old ones: both
@@ -33,8 +41,8 @@
 //! `RBACKUP_TEST_PRUNE_PAUSE=<step>` (tests only) makes prune stop and wait to be killed
 //! after step `repacked`, `indexed`, `snapshots`, `indexes-deleted` or `first-pack-deleted`.
 //!
-//! Not for: the policy's rules (`trust::retention`), binlog segments (the archive's store,
-//! see issue 13), verifying packs prune does not touch (`verify`).
+//! Not for: the policy's rules (`trust::retention`), reading segments (`segments`),
+//! verifying packs prune does not touch (`verify`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -48,8 +56,11 @@ use super::keys::{BlobId, storage_id};
 use super::lock::{self, LockKind};
 use super::pack::{self, PackBuilder};
 use super::reader::RepositoryReader;
+use super::segments::{ObjectKind, RepositorySegments};
 use super::snapshot::{Snapshot, check_storage_id};
-use super::verify::{check_blob, pack_id_of};
+use super::verify::{check_blob, coordinates, pack_id_of};
+use crate::binlog::Position;
+use crate::binlog::window;
 use crate::trust::retention::{self, Policy};
 
 /// How prune runs.
@@ -121,6 +132,20 @@ pub struct Plan {
     pub rewrite_indexes: usize,
     /// Blobs kept backups need that no pack holds (damage found on the way).
     pub lost_blobs: usize,
+    /// Binlog archives: what goes per source.
+    pub binlog: Vec<BinlogPlan>,
+}
+
+/// The binlog segments and gaps of one source that go: every object before the oldest
+/// coordinates of a kept backup that the archive holds (never its newest segment).
+#[derive(Debug, Clone, Default)]
+pub struct BinlogPlan {
+    pub source: String,
+    /// The oldest kept backup's coordinates in this archive; `None`: the archive holds no
+    /// kept backup's coordinates and is left alone.
+    pub cut: Option<String>,
+    pub objects: Vec<String>,
+    pub bytes: u64,
 }
 
 impl Plan {
@@ -148,6 +173,7 @@ pub struct Outcome {
     pub indexes_written: usize,
     pub indexes_deleted: usize,
     pub packs_deleted: usize,
+    pub binlog_deleted: usize,
 }
 
 fn fate_word(f: PackFate) -> &'static str {
@@ -188,7 +214,14 @@ pub async fn prune(
     } else {
         LockKind::Exclusive
     };
-    let guard = lock::acquire(store, kind, "prune").await?;
+    // Beside a running binlog archiver: it only appends after its newest segment, which
+    // prune never deletes.
+    let guard = match kind {
+        LockKind::Exclusive => {
+            lock::acquire_exclusive_beside(store, "prune", &["binlog archiver"]).await?
+        }
+        kind => lock::acquire(store, kind, "prune").await?,
+    };
     let result = run(repo, options, say, &guard).await;
     match result {
         Ok(outcome) => {
@@ -400,6 +433,20 @@ async fn run(
         .collect();
     plan.rewrite_indexes = touched.len();
 
+    // Binlog archives: what no kept backup's window needs.
+    let kept_coordinates: Vec<Position> = snapshots
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| fates[*i].is_some())
+        .filter_map(|(_, (_, s))| coordinates(&s.meta))
+        .collect();
+    for source in RepositorySegments::sources(repo).await? {
+        let archive = RepositorySegments::open_reader(repo.clone(), &source)?;
+        plan.binlog
+            .push(binlog_plan(&archive, &kept_coordinates).await?);
+    }
+    let binlog_objects: usize = plan.binlog.iter().map(|b| b.objects.len()).sum();
+
     let removed: Vec<&SnapshotFate> = plan.removed().collect();
     let to_delete: Vec<String> = {
         let mut v: Vec<String> = fate
@@ -410,7 +457,7 @@ async fn run(
         v.sort();
         v
     };
-    if removed.is_empty() && to_delete.is_empty() && touched.is_empty() {
+    if removed.is_empty() && to_delete.is_empty() && touched.is_empty() && binlog_objects == 0 {
         say("nothing to prune: every backup is kept and every pack is in use".into());
         return Ok(Outcome {
             plan,
@@ -540,6 +587,15 @@ async fn run(
         }
     }
     store.sync().await?;
+    // 7. Binlog segments and gaps before every kept backup's window, oldest first (a
+    // killed prune leaves the archive contiguous from where it stopped).
+    for b in &plan.binlog {
+        for name in &b.objects {
+            store.delete(name).await?;
+            outcome.binlog_deleted += 1;
+        }
+    }
+    store.sync().await?;
     say(format!(
         "deleted {} packs, wrote {} and replaced {} index objects by {}; about {} bytes freed",
         outcome.packs_deleted,
@@ -582,4 +638,65 @@ fn detail(e: &BackupError) -> String {
         BackupError::Missing { .. } => "missing".into(),
         other => other.to_string(),
     }
+}
+
+/// Which objects of one source's archive go (see `BinlogPlan`).
+async fn binlog_plan(archive: &RepositorySegments, kept: &[Position]) -> Result<BinlogPlan> {
+    let mut plan = BinlogPlan {
+        source: archive.source().to_string(),
+        ..Default::default()
+    };
+    let objects = archive.objects().await?;
+    let segments: Vec<(Position, Position)> = objects
+        .iter()
+        .filter_map(|o| match &o.kind {
+            ObjectKind::Segment { file, start, end } => Some((
+                Position {
+                    file: file.clone(),
+                    pos: *start,
+                },
+                Position {
+                    file: file.clone(),
+                    pos: *end,
+                },
+            )),
+            ObjectKind::Gap { .. } => None,
+        })
+        .collect();
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+        return Ok(plan);
+    };
+    // The oldest kept coordinates this archive holds.
+    let cut = kept
+        .iter()
+        .filter(|c| window::compare(&first.0, c).is_le() && window::compare(c, &last.1).is_le())
+        .min_by(|a, b| window::compare(a, b))
+        .cloned();
+    let Some(cut) = cut else {
+        return Ok(plan);
+    };
+    plan.cut = Some(cut.to_string());
+    let newest = objects
+        .iter()
+        .rposition(|o| matches!(o.kind, ObjectKind::Segment { .. }));
+    for (i, o) in objects.iter().enumerate() {
+        if Some(i) == newest {
+            break; // the archiver resumes after its newest segment: never that one
+        }
+        let before = match &o.kind {
+            ObjectKind::Segment { file, end, .. } => Position {
+                file: file.clone(),
+                pos: *end,
+            },
+            ObjectKind::Gap { file, pos } => Position {
+                file: file.clone(),
+                pos: *pos,
+            },
+        };
+        if window::compare(&before, &cut).is_le() {
+            plan.objects.push(o.name.clone());
+            plan.bytes += o.size;
+        }
+    }
+    Ok(plan)
 }

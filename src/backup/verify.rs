@@ -41,8 +41,12 @@ use super::index;
 use super::keys::{BlobId, Keys, NamingKey, storage_id};
 use super::lock::{self, LockKind};
 use super::pack::{self, BlobEntry};
+use super::segments::{ObjectKind, RepositorySegments};
 use super::snapshot::{FileEntry, Snapshot, check_storage_id};
 use super::store::Store;
+use crate::binlog::Position;
+use crate::binlog::segment::Segment;
+use crate::binlog::window;
 
 /// How much to check.
 #[derive(Debug, Clone)]
@@ -144,6 +148,8 @@ pub struct Report {
     pub blobs_read: u64,
     pub raw_bytes_read: u64,
     pub other_objects: usize,
+    /// Binlog segments read and checked (with a reader key).
+    pub binlog_segments: usize,
     pub findings: Vec<Finding>,
     /// What was not checked, and why.
     pub not_checked: Vec<String>,
@@ -506,6 +512,11 @@ pub async fn verify(
     // Other objects named by their storage ID: key files, drill records, binlog objects.
     let mut others = Vec::new();
     for prefix in ["keys", "drills", "binlog"] {
+        // With a reader key the binlog archive is read whole below (which checks the
+        // storage IDs too).
+        if prefix == "binlog" && reader_keys.is_some() {
+            continue;
+        }
         others.extend(store.list(prefix).await?);
     }
     let mut fetched = futures::stream::iter(others.iter().map(|l| {
@@ -593,6 +604,15 @@ pub async fn verify(
              which files each backup needs, and the blobs inside the packs"
                 .into(),
         );
+    }
+
+    // Binlog archives: every segment read whole (storage ID, MAC, BLAKE3 and CRC32 of its
+    // events, each event's CRC32 and position) and continuity.
+    if let Some(repo) = repo.filter(|_| reader_keys.is_some()) {
+        for source in RepositorySegments::sources(repo).await? {
+            let archive = RepositorySegments::open_reader(repo.clone(), &source)?;
+            check_archive(&archive, &snapshots, &mut findings, &mut report).await?;
+        }
     }
 
     report.findings = findings.0.into_values().collect();
@@ -981,6 +1001,154 @@ fn detail_of(e: &BackupError) -> String {
     }
 }
 
+/// The binlog position a backup's snapshot records (`meta.coordinates`).
+pub fn coordinates(meta: &serde_json::Value) -> Option<Position> {
+    let c = meta.get("coordinates")?;
+    Some(Position {
+        file: c.get("file")?.as_str()?.to_string(),
+        pos: c.get("position")?.as_u64()?,
+    })
+}
+
+/// Checks each event of a segment's bytes: its framing, CRC32 (when the file has them) and
+/// position. `None` when all is well, else what is wrong.
+fn check_events(segment: &Segment, bytes: &[u8]) -> Option<String> {
+    use crate::binlog::event;
+    let checksum = event::format_description_checksum(&segment.format_description)
+        .unwrap_or(event::Checksum::Crc32);
+    let mut at = 0usize;
+    let mut pos = segment.start;
+    while at < bytes.len() {
+        let size = bytes
+            .get(at + 9..at + 13)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+            .unwrap_or(0);
+        let ok = bytes.get(at..at.saturating_add(size)).and_then(|ev| {
+            let h = event::Header::parse(ev).ok()?;
+            event::verify_checksum(ev, &h, checksum).ok()?;
+            (h.log_pos == 0 || u64::from(h.log_pos) == pos + size as u64).then_some(())
+        });
+        if ok.is_none() {
+            return Some(format!(
+                "the event at {}:{pos} fails its CRC32 or framing",
+                segment.file
+            ));
+        }
+        at += size;
+        pos += size as u64;
+    }
+    None
+}
+
+/// One source's archive in the repository (see `check_segments` for what is checked);
+/// a segment lost or damaged breaks point-in-time recovery, past its start, of every
+/// backup whose coordinates the archive holds before it.
+async fn check_archive(
+    archive: &RepositorySegments,
+    snapshots: &[(String, Snapshot)],
+    findings: &mut Findings,
+    report: &mut Report,
+) -> Result<()> {
+    let source = archive.source().to_string();
+    let mut previous: Option<Segment> = None;
+    let mut first: Option<Position> = None;
+    let mut lost: Vec<(String, Position)> = Vec::new();
+    for object in archive.objects().await? {
+        let (file, start, end) = match &object.kind {
+            ObjectKind::Gap { .. } => {
+                match archive.gap(&object).await {
+                    Ok(gap) => findings.add(
+                        &object.name,
+                        Kind::Notice,
+                        format!(
+                            "archiving gap: the binlog from {} to {} was not archived ({}); no point-in-time recovery across it",
+                            gap.after
+                                .as_ref()
+                                .map(|p| p.to_string())
+                                .unwrap_or_else(|| "the start".into()),
+                            gap.resume_at,
+                            gap.message
+                        ),
+                    ),
+                    Err(e) if e.is_damage() => {
+                        findings.add(&object.name, Kind::Damaged, detail_of(&e))
+                    }
+                    Err(e) => return Err(e),
+                }
+                previous = None;
+                continue;
+            }
+            ObjectKind::Segment { file, start, end } => (file.clone(), *start, *end),
+        };
+        report.binlog_segments += 1;
+        let at = Position {
+            file: file.clone(),
+            pos: start,
+        };
+        first.get_or_insert_with(|| at.clone());
+        let range = format!("lost: the events of {file} from {start} to {end}");
+        match archive.read_segment(&object).await {
+            Err(e) if e.is_damage() => {
+                findings.add(
+                    &object.name,
+                    Kind::Damaged,
+                    format!("{}; {range}", detail_of(&e)),
+                );
+                lost.push((object.name.clone(), at));
+                previous = None;
+            }
+            Err(e) => return Err(e),
+            Ok((header, bytes)) => {
+                let segment = header.segment;
+                if let Some(prev) = &previous
+                    && !window::follows(prev, &segment)
+                {
+                    findings.add(
+                        &object.name,
+                        Kind::Missing,
+                        format!(
+                            "does not follow the segment before it (which ends at {}:{}): the events between are missing",
+                            prev.file, prev.end
+                        ),
+                    );
+                    lost.push((
+                        object.name.clone(),
+                        Position {
+                            file: prev.file.clone(),
+                            pos: prev.end,
+                        },
+                    ));
+                }
+                if let Some(problem) = check_events(&segment, &bytes) {
+                    findings.add(&object.name, Kind::Damaged, format!("{problem}; {range}"));
+                    lost.push((object.name.clone(), at));
+                }
+                previous = Some(segment);
+            }
+        }
+    }
+    // The backups whose recovery window runs into what was lost.
+    let Some(first) = first else { return Ok(()) };
+    for (object, at) in lost {
+        for (id, snap) in snapshots {
+            let Some(c) = coordinates(&snap.meta) else {
+                continue;
+            };
+            if window::compare(&first, &c).is_le() && window::compare(&c, &at).is_le() {
+                findings.breaks(
+                    &object,
+                    id,
+                    &snap.time,
+                    Some(&format!(
+                        "point-in-time recovery past {at} (binlog source {source})"
+                    )),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Binlog segments of one source, as its archive reads them back: each segment's bytes
 /// checked against its description (length and CRC32, by the `SegmentSource`), every
 /// event's own CRC32 and position, and continuity (each segment starts where the previous
@@ -990,10 +1158,9 @@ pub async fn check_segments<S: crate::binlog::segment::SegmentSource>(
     source_name: &str,
     source: &S,
 ) -> std::result::Result<Vec<Finding>, crate::binlog::segment::StoreError> {
-    use crate::binlog::event;
     use crate::binlog::segment::Record;
     let mut findings = Findings::default();
-    let mut previous: Option<crate::binlog::segment::Segment> = None;
+    let mut previous: Option<Segment> = None;
     let mut after_gap = false;
     for record in source.records().await? {
         let segment = match record {
@@ -1031,12 +1198,7 @@ pub async fn check_segments<S: crate::binlog::segment::SegmentSource>(
         if let Some(prev) = &previous
             && !after_gap
         {
-            let continues = if prev.file == segment.file {
-                prev.end == segment.start
-            } else {
-                prev.rotate_to.as_deref() == Some(segment.file.as_str()) || prev.ends_with_stop
-            };
-            if !continues {
+            if !window::follows(prev, &segment) {
                 findings.add(
                     &object,
                     Kind::Missing,
@@ -1051,34 +1213,8 @@ pub async fn check_segments<S: crate::binlog::segment::SegmentSource>(
         match source.segment_bytes(&segment).await {
             Err(e) => findings.add(&object, Kind::Damaged, format!("{e}; lost: {range}")),
             Ok(bytes) => {
-                let checksum = event::format_description_checksum(&segment.format_description)
-                    .unwrap_or(event::Checksum::Crc32);
-                let mut at = 0usize;
-                let mut pos = segment.start;
-                while at < bytes.len() {
-                    let size = bytes
-                        .get(at + 9..at + 13)
-                        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-                        .unwrap_or(0);
-                    let ev = bytes.get(at..at.saturating_add(size));
-                    let ok = ev.and_then(|ev| {
-                        let h = event::Header::parse(ev).ok()?;
-                        event::verify_checksum(ev, &h, checksum).ok()?;
-                        (h.log_pos == 0 || u64::from(h.log_pos) == pos + size as u64).then_some(())
-                    });
-                    if ok.is_none() {
-                        findings.add(
-                            &object,
-                            Kind::Damaged,
-                            format!(
-                                "event at {}:{pos} fails its CRC32 or framing; lost: {range}",
-                                segment.file
-                            ),
-                        );
-                        break;
-                    }
-                    at += size;
-                    pos += size as u64;
+                if let Some(problem) = check_events(&segment, &bytes) {
+                    findings.add(&object, Kind::Damaged, format!("{problem}; lost: {range}"));
                 }
             }
         }

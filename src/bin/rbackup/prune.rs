@@ -128,6 +128,20 @@ fn print_plan(plan: &Plan, dry_run: bool) {
             if dry_run { "would be" } else { "were" }
         );
     }
+    for b in &plan.binlog {
+        match &b.cut {
+            None => println!(
+                "binlog source {}: its archive holds no kept backup's coordinates: left alone",
+                b.source
+            ),
+            Some(cut) => println!(
+                "binlog source {}: {verb} {} segments and gaps ({} bytes) before {cut}, the oldest kept backup's coordinates",
+                b.source,
+                b.objects.len(),
+                b.bytes
+            ),
+        }
+    }
     println!(
         "{} {} backups, about {} bytes",
         if dry_run { "would free:" } else { "freed:" },
