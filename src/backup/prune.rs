@@ -160,7 +160,8 @@ impl Plan {
             .filter_map(|k| self.packs.get(k))
             .map(|(_, b)| b)
             .sum();
-        deleted.saturating_sub(self.copy_bytes)
+        let binlog: u64 = self.binlog.iter().map(|b| b.bytes).sum();
+        deleted.saturating_sub(self.copy_bytes) + binlog
     }
 }
 
