@@ -247,9 +247,31 @@ pub async fn acquire_with_ttl(
     operation: &str,
     ttl: Duration,
 ) -> Result<LockGuard> {
+    acquire_beside(store, kind, operation, ttl, &[]).await
+}
+
+/// Takes the exclusive lock for `operation`, going ahead beside live shared locks of the
+/// operations named in `beside` (prune beside a running binlog archiver, which only
+/// appends segments after its last one: prune never deletes those, see
+/// `backup::prune`). Any other live shared lock refuses, as `acquire` does.
+pub async fn acquire_exclusive_beside(
+    store: &Store,
+    operation: &str,
+    beside: &[&str],
+) -> Result<LockGuard> {
+    acquire_beside(store, LockKind::Exclusive, operation, DEFAULT_TTL, beside).await
+}
+
+async fn acquire_beside(
+    store: &Store,
+    kind: LockKind,
+    operation: &str,
+    ttl: Duration,
+    beside: &[&str],
+) -> Result<LockGuard> {
     let mut names = Vec::new();
     let token = unique_suffix();
-    let result = take(store, &kind, operation, ttl, &token, &mut names).await;
+    let result = take(store, &kind, operation, ttl, &token, &mut names, beside).await;
     if let Err(e) = result {
         for n in &names {
             let _ = store.delete(n).await;
@@ -291,6 +313,7 @@ async fn take(
     ttl: Duration,
     token: &str,
     names: &mut Vec<String>,
+    beside: &[&str],
 ) -> Result<()> {
     let body = |k: &str| {
         Bytes::from(
@@ -334,6 +357,8 @@ async fn take(
                 if let Some((holder, _)) = read_info(store, &listed.name).await? {
                     if holder.is_stale() {
                         store.delete(&listed.name).await?;
+                    } else if beside.contains(&holder.operation.as_str()) {
+                        continue;
                     } else {
                         return Err(BackupError::Locked(format!(
                             "{}: the repository is in use by {}",

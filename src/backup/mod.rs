@@ -15,7 +15,10 @@
 //! | `snapshot` | snapshot objects and the catalog's file entries | reading blobs |
 //! | `lock` | lock objects: shared, exclusive, unique; refresh; stale takeover | what a lock protects |
 //! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
+//! | `segments` | `RepositorySegments`: binlog segments and gaps under `binlog/<source>/` (the archiver's `SegmentStore`, restore's `SegmentSource`), their MAC, the unique archiver lock | the replication stream, what to restore |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
+//! | `verify` | `verify`: every object against its storage ID, references of snapshots, catalogs and files, with `read_data` every blob (rayon); damage named with the backups and files it breaks; `check_segments` for a binlog archive | repairing, drills |
+//! | `prune` | `prune`: the retention policy applied (`trust::retention`), unused packs deleted and mostly unused ones repacked, new index before old objects are deleted, under the exclusive lock | the policy's rules |
 //!
 //! Invariants:
 //! - **Packs, then index, then snapshot.** A snapshot names only blobs whose packs and
@@ -43,9 +46,12 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod prune;
 pub mod reader;
+pub mod segments;
 pub mod snapshot;
 pub mod store;
+pub mod verify;
 pub mod writer;
 
 /// Makes glibc serve every allocation of 1 MiB or more (packs, their ciphertext) with its

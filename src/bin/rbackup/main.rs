@@ -17,10 +17,13 @@
 //! command line and hands clap only those; the rest goes to that parser.
 
 mod backup;
+mod binlog;
 mod common;
 mod init;
 mod list;
+mod prune;
 mod restore;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -53,6 +56,17 @@ enum Command {
     /// loaded as rload does), or with --to-dir as the directory `rdump --dir` made.
     #[command(after_help = restore::HELP, disable_help_flag = true)]
     Restore(restore::RestoreArgs),
+    /// Check the repository: every object against its hash, every backup's references;
+    /// with --read-data every blob. Names what is damaged and the backups it breaks.
+    #[command(after_help = verify::HELP)]
+    Verify(verify::VerifyArgs),
+    /// Remove the backups a retention policy does not keep, and the data only they used.
+    #[command(long_about = rdump::trust::retention::PRUNE_POLICY_HELP, after_help = prune::HELP)]
+    Prune(prune::PruneArgs),
+    /// Archive the server's binlog into the repository continuously (for point-in-time
+    /// recovery), or with --once up to its current position.
+    #[command(after_help = binlog::HELP, disable_help_flag = true)]
+    Binlog(binlog::BinlogArgs),
 }
 
 #[tokio::main]
@@ -65,6 +79,9 @@ async fn main() -> ExitCode {
         Command::List(args) => list::run(args).await,
         Command::Restore(args) if args.to_dir.is_none() => return restore::command(args).await,
         Command::Restore(args) => restore::to_dir(args).await,
+        Command::Verify(args) => return verify::command(args).await,
+        Command::Prune(args) => prune::run(args).await,
+        Command::Binlog(args) => return binlog::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

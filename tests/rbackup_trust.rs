@@ -1,0 +1,644 @@
+//! `rbackup verify` and `rbackup prune` (issue 14) on local repositories and a real S3
+//! server (moto_server): damage named with the backups and files it breaks, a partial
+//! `--read-data`, prune end to end with real backups of a server, prune refused under a
+//! backup's lock, prune killed with SIGKILL after each of its steps, `--dry-run`.
+
+mod common;
+
+use common::rbackup::{rbackup, text};
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use age::secrecy::ExposeSecret;
+use rdump::backup::keys::WriterKey;
+use rdump::backup::store::StoreOptions;
+use rdump::backup::writer::SnapshotInfo;
+use rdump::backup::{self, Access, BackupWriter, InitOptions, WriterOptions};
+use serde_json::json;
+
+/// A repository with a reader identity file; the writer key for library backups.
+struct Repo {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    url: String,
+    id_file: String,
+    writer: WriterKey,
+}
+
+impl Repo {
+    async fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let url = root.to_str().unwrap().to_string();
+        Repo::init(dir, root, url, &StoreOptions::default()).await
+    }
+
+    async fn init(
+        dir: tempfile::TempDir,
+        root: PathBuf,
+        url: String,
+        options: &StoreOptions,
+    ) -> Repo {
+        let identity = age::x25519::Identity::generate();
+        let id_path = dir.path().join("reader.key");
+        std::fs::write(
+            &id_path,
+            format!("{}\n", identity.to_string().expose_secret()),
+        )
+        .unwrap();
+        let (_, writer) = backup::init(
+            &url,
+            InitOptions {
+                recipients: vec![identity.to_public().to_string()],
+                ..Default::default()
+            },
+            options,
+        )
+        .await
+        .unwrap();
+        Repo {
+            id_file: id_path.to_str().unwrap().to_string(),
+            _dir: dir,
+            root,
+            url,
+            writer: writer.unwrap(),
+        }
+    }
+
+    fn keys(&self) -> [&str; 2] {
+        ["--identity-file", &self.id_file]
+    }
+
+    /// `rbackup ARGS --repo URL --identity-file F`.
+    fn run(&self, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+        let mut a = args.to_vec();
+        a.extend(["--repo", &self.url]);
+        a.extend(self.keys());
+        rbackup(&a, env)
+    }
+
+    /// One backup of `files` through the library with the writer key; small packs so
+    /// that a repository of a few MiB has many.
+    async fn backup(&self, files: &[(String, Vec<u8>)], options: &StoreOptions) -> String {
+        let repo = backup::open(&self.url, &Access::Writer(self.writer.clone()), options)
+            .await
+            .unwrap();
+        let w = BackupWriter::start(
+            repo,
+            WriterOptions {
+                pack_size: 128 * 1024,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        for (name, data) in files {
+            let mut f = w.file(name);
+            f.write(data).unwrap();
+            w.close_file(f, json!(null)).unwrap();
+        }
+        w.commit(SnapshotInfo::default()).await.unwrap().0
+    }
+
+    fn bytes(&self) -> u64 {
+        walk(&self.root)
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Rows of text no other call makes (`tag` differs), `n` of them.
+fn rows(tag: &str, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let h = blake3::hash(format!("{tag}-{i}").as_bytes()).to_hex();
+        out.extend_from_slice(format!("INSERT INTO t VALUES ({i},'{tag}','{h}');\n").as_bytes());
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn verify_json(repo: &Repo, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut a = vec!["verify", "--json"];
+    a.extend_from_slice(extra);
+    let out = repo.run(&a, &[]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(json!(null));
+    (out.status.code(), v, text(&out))
+}
+
+/// Restores backup `id` into a new directory and returns its files and contents.
+fn restore_files(repo: &Repo, id: &str, env: &[(&str, String)]) -> BTreeMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("r");
+    let out = repo.run(&["restore", id, "--to-dir", target.to_str().unwrap()], env);
+    assert!(out.status.success(), "{}", text(&out));
+    walk(&target)
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .strip_prefix(&target)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+fn list_ids(repo: &Repo, env: &[(&str, String)]) -> Vec<String> {
+    let out = repo.run(&["list", "--json"], env);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn flip_byte(path: &Path) -> Vec<u8> {
+    let original = std::fs::read(path).unwrap();
+    let mut bytes = original.clone();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+    original
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_each_damaged_object_with_the_backups_and_files_it_breaks() {
+    let repo = Repo::new().await;
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|t| (format!("db/t{t}.00000.sql"), rows(&format!("t{t}"), 12_000)))
+        .chain([("rdump.json".to_string(), b"{}\n".to_vec())])
+        .collect();
+    let id = repo.backup(&files, &StoreOptions::default()).await;
+    let short = &id[..10];
+
+    // A good repository: every level passes.
+    for extra in [&[][..], &["--read-data"][..], &["--read-data=50"][..]] {
+        let (code, v, out) = verify_json(&repo, extra);
+        assert_eq!(code, Some(0), "{extra:?}: {out}");
+        assert_eq!(v["damage"], 0, "{out}");
+        assert_eq!(v["snapshots"], 1, "{out}");
+        assert!(v["packs"].as_u64().unwrap() >= 8, "{out}");
+    }
+    let (_, all, _) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(all["packs_read"], all["packs"]);
+    assert!(all["blobs_read"].as_u64().unwrap() > 40, "{all}");
+    // A random share of the packs: some, not all (about half of at least 8; the chance
+    // of none or all of 8 is 1/128, so try a few seeds' worth of runs).
+    let partial = (0..5)
+        .map(|_| {
+            verify_json(&repo, &["--read-data=50"]).1["packs_read"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect::<Vec<_>>();
+    let packs = all["packs"].as_u64().unwrap();
+    assert!(
+        partial.iter().any(|&n| n > 0 && n < packs),
+        "{partial:?} of {packs}"
+    );
+    let out = repo.run(&["verify", "--read-data=0"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Without a key: the storage hashes only, and it says what it did not check.
+    let out = rbackup(&["verify", "--repo", &repo.url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("not checked: without a reader key"),
+        "{}",
+        text(&out)
+    );
+
+    let packs: Vec<PathBuf> = walk(&repo.root.join("data"));
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    let names_a_file = |out: &str| names.iter().any(|n| out.contains(n));
+
+    // A flipped byte in a pack: named, with the backup and a file it breaks; the same
+    // without a key (the pack only).
+    let victim = &packs[packs.len() / 2];
+    let original = flip_byte(victim);
+    let pack_id = victim.file_name().unwrap().to_str().unwrap();
+    let pack_name = format!("data/{}/{pack_id}", &pack_id[..2]);
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(
+        t.contains(&format!("DAMAGED {pack_name}: its content hashes to")),
+        "{t}"
+    );
+    assert!(t.contains(&format!("breaks backup {short}")), "{t}");
+    assert!(names_a_file(&t), "{t}");
+    let out = rbackup(&["verify", "--repo", &repo.url], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("DAMAGED {pack_name}")),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(victim, &original).unwrap();
+
+    // A deleted pack: missing, named, with what it breaks.
+    std::fs::remove_file(victim).unwrap();
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(
+        t.contains(&format!("MISSING {pack_name}: listed by an index")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("breaks backup {short}")) && names_a_file(&t),
+        "{t}"
+    );
+    std::fs::write(victim, &original).unwrap();
+    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+
+    // A deleted index: its packs are traced (their tables), named, with what breaks.
+    let index = walk(&repo.root.join("index")).pop().unwrap();
+    let index_bytes = std::fs::read(&index).unwrap();
+    std::fs::remove_file(&index).unwrap();
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(t.contains("UNINDEXED data/"), "{t}");
+    assert!(t.contains("no index lists it"), "{t}");
+    assert!(
+        t.contains(&format!("breaks backup {short}")) && names_a_file(&t),
+        "{t}"
+    );
+    std::fs::write(&index, &index_bytes).unwrap();
+    // A damaged index: named.
+    let original = flip_byte(&index);
+    let out = repo.run(&["verify"], &[]);
+    let index_name = format!("index/{}", index.file_name().unwrap().to_str().unwrap());
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("DAMAGED {index_name}")),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&index, &original).unwrap();
+
+    // A damaged snapshot: the whole backup.
+    let snap = walk(&repo.root.join("snapshots")).pop().unwrap();
+    let original = flip_byte(&snap);
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(t.contains(&format!("DAMAGED snapshots/{id}")), "{t}");
+    assert!(
+        t.contains(&format!("breaks backup {short}")) && t.contains("the whole backup"),
+        "{t}"
+    );
+    std::fs::write(&snap, &original).unwrap();
+
+    // Repaired: passes again; --drill is another command's.
+    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+    let out = repo.run(&["verify", "--drill"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// Four backups through the library: shared rows and rows of their own, packs mixing
+/// both (so that removing the first ones leaves packs mostly unused: repacked).
+async fn four_backups(repo: &Repo) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    let mut out = Vec::new();
+    for b in 0..4 {
+        let files = vec![
+            (
+                format!("db/own.0000{b}.sql"),
+                rows(&format!("own{b}"), 9_000),
+            ),
+            ("db/shared.00000.sql".to_string(), rows("shared", 3_000)),
+            (
+                "rdump.json".to_string(),
+                format!("{{\"backup\":{b}}}\n").into_bytes(),
+            ),
+        ];
+        let id = repo.backup(&files, &StoreOptions::default()).await;
+        out.push((id, files));
+        // Distinct snapshot times (second resolution) keep the order plain.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    out
+}
+
+fn as_map(files: &[(String, Vec<u8>)]) -> BTreeMap<String, Vec<u8>> {
+    files.iter().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_is_refused_under_a_backup_and_dry_run_and_empty_policies_remove_nothing() {
+    let repo = Repo::new().await;
+    let backups = four_backups(&repo).await;
+    let before = repo.bytes();
+
+    // A backup in progress holds its shared lock: prune refuses, naming it.
+    let r = backup::open(
+        &repo.url,
+        &Access::Writer(repo.writer.clone()),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let running = BackupWriter::start(r, WriterOptions::default())
+        .await
+        .unwrap();
+    let out = repo.run(&["prune", "--keep-last", "1"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("in use by backup"), "{}", text(&out));
+    running.abort().await;
+
+    // --dry-run: says what would go and why, removes nothing.
+    let out = repo.run(&["prune", "--keep-last", "2", "--dry-run"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for (id, _) in &backups[..2] {
+        assert!(t.contains(&format!("remove {}", &id[..10])), "{t}");
+    }
+    for (id, _) in &backups[2..] {
+        assert!(
+            t.contains(&format!("keep   {}", &id[..10])) && t.contains("last backup"),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("would repack") && t.contains("would free"),
+        "{t}"
+    );
+    assert_eq!(list_ids(&repo, &[]).len(), 4);
+    assert_eq!(repo.bytes(), before);
+
+    // No --keep-*: nothing at all.
+    let out = repo.run(&["prune"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing is removed"), "{}", text(&out));
+    assert_eq!(list_ids(&repo, &[]).len(), 4);
+    assert_eq!(repo.bytes(), before);
+}
+
+/// Runs prune paused after `step`, kills it with SIGKILL there.
+fn prune_killed_after(repo: &Repo, step: &str) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
+    cmd.args(["prune", "--keep-last", "2", "--repo", &repo.url])
+        .args(repo.keys())
+        .env("RBACKUP_TEST_PRUNE_PAUSE", step)
+        .env_remove("RBACKUP_REPO")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut paused = false;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.contains("paused after") {
+            paused = true;
+            break;
+        }
+        eprintln!("prune: {line}");
+    }
+    assert!(paused, "prune did not reach {step}: {:?}", child.wait());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_killed_after_any_step_leaves_a_repository_that_verifies_and_restores() {
+    let template = Repo::new().await;
+    let backups = four_backups(&template).await;
+    for step in [
+        "repacked",
+        "indexed",
+        "snapshots",
+        "indexes-deleted",
+        "first-pack-deleted",
+    ] {
+        // A fresh copy of the four backups for each step.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let status = Command::new("cp")
+            .args([
+                "-a",
+                template.root.to_str().unwrap(),
+                root.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let repo = Repo {
+            url: root.to_str().unwrap().to_string(),
+            root,
+            id_file: template.id_file.clone(),
+            writer: template.writer.clone(),
+            _dir: dir,
+        };
+        prune_killed_after(&repo, step);
+        let (code, v, t) = verify_json(&repo, &["--read-data"]);
+        assert_eq!(code, Some(0), "killed after {step}: {t}");
+        assert_eq!(v["damage"], 0, "{t}");
+        for (id, files) in &backups[2..] {
+            assert_eq!(restore_files(&repo, id, &[]), as_map(files), "after {step}");
+        }
+        // The next prune finishes the work.
+        let out = repo.run(&["prune", "--keep-last", "2"], &[]);
+        assert!(out.status.success(), "after {step}: {}", text(&out));
+        let (code, v, t) = verify_json(&repo, &["--read-data"]);
+        assert_eq!(code, Some(0), "{t}");
+        let notices = v["findings"].as_array().unwrap().len();
+        assert_eq!(notices, 0, "nothing left over after the second prune: {t}");
+        assert_eq!(v["snapshots"], 2, "{t}");
+        for (id, files) in &backups[2..] {
+            assert_eq!(restore_files(&repo, id, &[]), as_map(files), "after {step}");
+        }
+    }
+}
+
+fn connection(s: &common::Server) -> Vec<String> {
+    vec![
+        "--no-defaults".into(),
+        format!("--socket={}", s.socket().display()),
+        format!("-u{}", s.user()),
+        format!("-p{}", s.password()),
+    ]
+}
+
+#[test]
+fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
+    let server = common::Server::start(common::options(71, true));
+    server.sql(
+        "SET SESSION max_recursive_iterations = 100000; CREATE DATABASE shop; CREATE TABLE shop.stay (id INT PRIMARY KEY, v VARCHAR(64)); \
+         CREATE TABLE shop.churn (id INT PRIMARY KEY, v VARCHAR(64));\
+         INSERT INTO shop.stay WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<5000) \
+         SELECT n, SHA2(n, 256) FROM s;",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt.block_on(Repo::new());
+    let with_connection = |fixed: &[&str], more: &[&str]| {
+        let mut a: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
+        a.extend(["--repo", &repo.url, "--identity-file", &repo.id_file].map(String::from));
+        a.extend(more.iter().map(|s| s.to_string()));
+        a.extend(connection(&server));
+        a
+    };
+    let archive = || {
+        let a = with_connection(&["binlog"], &["--once"]);
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let mut ids = Vec::new();
+    for round in 0..4 {
+        server.sql(&format!(
+            "SET SESSION max_recursive_iterations = 100000; DELETE FROM shop.churn; INSERT INTO shop.churn WITH RECURSIVE s(n) AS \
+             (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<20000) \
+             SELECT n, SHA2(CONCAT(n, '-{round}'), 256) FROM s; FLUSH BINARY LOGS;"
+        ));
+        archive();
+        let a = with_connection(&["backup"], &[]);
+        let mut args: Vec<&str> = a.iter().map(String::as_str).collect();
+        args.extend(["--databases", "shop", "--threads=2", "--progress=never"]);
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    server
+        .sql("INSERT INTO shop.stay VALUES (100001, 'after the last backup'); FLUSH BINARY LOGS;");
+    archive();
+    let kept_before: Vec<_> = ids[2..]
+        .iter()
+        .map(|id| restore_files(&repo, id, &[]))
+        .collect();
+    let windows_before = list_windows(&repo);
+    let segments = |repo: &Repo| walk(&repo.root.join("binlog")).len();
+    let segments_before = segments(&repo);
+    let before = repo.bytes();
+
+    // --dry-run names the binlog that would go, and removes nothing.
+    let out = repo.run(&["prune", "--keep-last", "2", "--dry-run"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("binlog source") && t.contains("the oldest kept backup's coordinates"),
+        "{t}"
+    );
+    assert_eq!(segments(&repo), segments_before);
+
+    let out = repo.run(&["prune", "--keep-last", "2"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for id in &ids[..2] {
+        assert!(t.contains(&format!("removed {}", &id[..10])), "{t}");
+    }
+    let mut left = list_ids(&repo, &[]);
+    left.sort();
+    let mut kept = ids[2..].to_vec();
+    kept.sort();
+    assert_eq!(left, kept);
+    let after = repo.bytes();
+    assert!(
+        after < before * 3 / 4,
+        "the repository shrinks: {before} -> {after} bytes"
+    );
+    // The binlog before the third backup is gone; the kept backups' windows are whole.
+    assert!(segments(&repo) < segments_before, "{t}");
+    let windows_after = list_windows(&repo);
+    for id in &ids[2..] {
+        assert!(windows_after[id]["from"].is_object(), "{windows_after:?}");
+        assert_eq!(windows_after[id], windows_before[id], "backup {id}");
+        assert_eq!(
+            windows_after[id]["ends"]["kind"], "latest",
+            "{windows_after:?}"
+        );
+    }
+    for (id, files) in ids[2..].iter().zip(&kept_before) {
+        assert_eq!(&restore_files(&repo, id, &[]), files, "backup {id}");
+    }
+    let out = repo.run(&["restore", &ids[0], "--to-dir", "/nonexistent/x"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no backup"), "{}", text(&out));
+    let (code, v, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+    assert!(v["binlog_segments"].as_u64().unwrap() > 0, "{t}");
+
+    // A damaged segment: named, with the point-in-time recovery it breaks.
+    let victim = walk(&repo.root.join("binlog"))
+        .into_iter()
+        .filter(|p| !p.to_str().unwrap().contains("/gaps/"))
+        .next_back()
+        .unwrap();
+    flip_byte(&victim);
+    let out = repo.run(&["verify"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    let name = victim.strip_prefix(&repo.root).unwrap().to_str().unwrap();
+    assert!(t.contains(&format!("DAMAGED {name}")), "{t}");
+    assert!(t.contains("point-in-time recovery past"), "{t}");
+}
+
+/// Each backup's restorable window, as `list --json` says it.
+fn list_windows(repo: &Repo) -> BTreeMap<String, serde_json::Value> {
+    let out = repo.run(&["list", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["window"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_prune_on_s3() {
+    let moto = common::s3::MotoServer::start();
+    moto.create_bucket("trust");
+    let env = moto.env();
+    let options = StoreOptions {
+        s3: rdump::backup::store::S3Settings {
+            endpoint: Some(moto.endpoint()),
+            region: Some(common::s3::REGION.into()),
+            access_key_id: Some(common::s3::ACCESS_KEY_ID.into()),
+            secret_access_key: Some(common::s3::SECRET_ACCESS_KEY.into()),
+        },
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("unused");
+    let repo = Repo::init(dir, root, "s3://trust/db1".into(), &options).await;
+    let mut ids = Vec::new();
+    let mut contents = Vec::new();
+    for b in 0..3 {
+        let files = vec![(format!("db/t.0000{b}.sql"), rows(&format!("s3-{b}"), 5_000))];
+        ids.push(repo.backup(&files, &options).await);
+        contents.push(files);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let out = repo.run(&["verify", "--read-data"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = repo.run(&["prune", "--keep-last", "1"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(list_ids(&repo, &env), vec![ids[2].clone()]);
+    let out = repo.run(&["verify", "--read-data"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no damage found"), "{}", text(&out));
+    assert_eq!(restore_files(&repo, &ids[2], &env), as_map(&contents[2]));
+}
