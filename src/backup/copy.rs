@@ -213,9 +213,15 @@ async fn copy_snapshot(
     let writer = BackupWriter::start(dest.clone(), options).await?;
     let result = async {
         let mut catalog = source.catalog(snapshot);
+        // One reader for every file in turn, so that files sharing a pack (small tables,
+        // schema files) fetch and decrypt it once.
+        let mut previous: Option<super::FileReader> = None;
         while let Some(entry) = catalog.next().await? {
             let mut file = writer.file(&entry.name);
-            let mut reader = source.read_file(&entry);
+            let mut reader = match previous.take() {
+                Some(r) => r.next_file(&entry),
+                None => source.read_file(&entry),
+            };
             let mut written = 0u64;
             while let Some(chunk) = reader.next_chunk().await? {
                 written += chunk.len() as u64;
@@ -232,6 +238,7 @@ async fn copy_snapshot(
                 ));
             }
             writer.close_file(file, entry.meta.clone())?;
+            previous = Some(reader);
         }
         Ok(())
     }

@@ -199,9 +199,12 @@ pub fn with_config_defaults(mut cmd: clap::Command) -> clap::Command {
         } else {
             cmd
         };
+        // Not `init`: what it is given it creates (a writer key file, a key file for a
+        // passphrase), and nothing should be created from a file's defaults unasked.
         let names: Vec<String> = cmd
             .get_subcommands()
             .map(|s| s.get_name().to_string())
+            .filter(|n| n != "init")
             .collect();
         for name in names {
             cmd = cmd.mut_subcommand(name, |s| set(s, id, value));
