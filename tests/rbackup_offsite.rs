@@ -177,8 +177,8 @@ fn ids(url: &str, identity: &str, env: &[(&str, String)]) -> Vec<(String, String
         .collect()
 }
 
-/// A binlog segment object as REPOSITORY.md lays it out (header line + events, zstd, age),
-/// put into the repository with the writer key. Returns its name.
+/// A binlog segment committed as the archiver (`rbackup binlog`) commits it, with the
+/// writer key: `end - start` bytes of events whose last one is dated `last_time`.
 async fn put_segment(
     url: &str,
     writer_key: &Path,
@@ -188,6 +188,8 @@ async fn put_segment(
     end: u64,
     last_time: chrono::DateTime<chrono::Utc>,
 ) -> String {
+    use rdump::backup::segments::RepositorySegments;
+    use rdump::binlog::segment::{Segment, SegmentStore};
     let repo = backup::open(
         url,
         &Access::writer_key_file(writer_key).unwrap(),
@@ -195,18 +197,35 @@ async fn put_segment(
     )
     .await
     .unwrap();
-    let header = json!({"version": 1, "file": file, "start": start, "end": end,
-        "first_time": last_time.to_rfc3339(), "last_time": last_time.to_rfc3339(),
-        "gtids": "0-1-1", "events": 1});
-    let mut plain = format!("{header}\n").into_bytes();
-    plain.extend(noise(start, (end - start) as usize));
-    let sealed = repo.keys.encrypt(&zstd::bulk::compress(&plain, 1).unwrap());
-    let name = format!(
-        "binlog/{source}/{file}/{start:020}-{end:020}.{}",
-        storage_id(&sealed)
-    );
-    repo.store.put(&name, Bytes::from(sealed)).await.unwrap();
-    name
+    let bytes = noise(start, (end - start) as usize);
+    let segment = Segment {
+        file: file.to_string(),
+        start,
+        end,
+        events: 1,
+        first_event_time: last_time.timestamp() as u32,
+        last_event_time: last_time.timestamp() as u32,
+        gtids: vec![],
+        ends_in_transaction: false,
+        rotate_to: None,
+        ends_with_stop: false,
+        format_description: vec![1, 2, 3],
+        crc32: 0,
+    };
+    let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
+        .await
+        .unwrap();
+    archive.commit(&segment, &bytes).await.unwrap();
+    archive.release().await.unwrap();
+    let prefix = format!("binlog/{source}/{file}/{start:020}-{end:020}.");
+    repo.store
+        .list("binlog")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name.starts_with(&prefix))
+        .unwrap()
+        .name
 }
 
 fn s3_env(server: &common::s3::MotoServer) -> Vec<(&'static str, String)> {
@@ -312,7 +331,23 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         .keys
         .decrypt(&segment, &source_repo.store.get(&segment).await.unwrap())
         .unwrap();
-    assert_eq!(plain, source_plain);
+    // The same header and events; only the MAC (under each repository's naming key)
+    // differs.
+    let header = |plain: &[u8]| -> (serde_json::Value, Vec<u8>) {
+        let raw = zstd::stream::decode_all(plain).unwrap();
+        let nl = raw.iter().position(|&b| b == b'\n').unwrap();
+        let mut h: serde_json::Value = serde_json::from_slice(&raw[..nl]).unwrap();
+        h["mac"] = json!("");
+        (h, raw[nl + 1..].to_vec())
+    };
+    assert_eq!(header(&plain), header(&source_plain));
+    // And the archive's own reader takes it (MAC and events checked).
+    {
+        use rdump::backup::segments::RepositorySegments;
+        use rdump::binlog::segment::SegmentSource;
+        let archive = RepositorySegments::open_reader(offsite.clone(), "s1").unwrap();
+        assert_eq!(archive.records().await.unwrap().len(), 1);
+    }
 
     // Copying again moves nothing.
     let out = copy(&[]);

@@ -24,11 +24,12 @@
 //! rerun (a second snapshot of the same data, no new packs); with a reader key for the
 //! destination, `copied_from` of its snapshots is checked too and that cannot happen.
 //!
-//! Binlog segments and gap records (`binlog/...`) are whole age files: each one whose
-//! name without its storage ID (`<source>/<file>/<start>-<end>`) is not at the destination
-//! is decrypted, checked (storage ID), re-encrypted to the destination recipient and put
-//! under its new storage ID, oldest first. A segment is held in memory whole (segments
-//! are a few MiB).
+//! Binlog segments and gap records (`binlog/...`, `backup::segments`) are whole age
+//! files: each one whose name without its storage ID (`<source>/<file>/<start>-<end>`) is
+//! not at the destination is decrypted, checked (storage ID, MAC under the source's naming
+//! key, the events' BLAKE3), given a MAC under the destination's naming key, re-encrypted
+//! to the destination recipient and put under its new storage ID, in name order. A segment
+//! is held in memory whole (segments are a few MiB).
 //!
 //! Both repositories are held under a shared lock for the whole copy (prune waits).
 
@@ -295,8 +296,94 @@ pub fn check_binlog_id(name: &str, stored: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Copies every binlog object whose stem the destination lacks. Returns how many and the
-/// bytes stored.
+/// The canonical bytes a binlog MAC covers: the object's JSON with `mac` empty.
+fn binlog_canonical<T: serde::Serialize + Clone>(value: &T, clear: impl FnOnce(&mut T)) -> Vec<u8> {
+    let mut c = value.clone();
+    clear(&mut c);
+    serde_json::to_vec(&c).expect("header serializes")
+}
+
+/// A binlog object of `src` made into the same object for `dest`: decrypted, its MAC
+/// checked under the source's naming key and made again under the destination's (a
+/// segment's header and events are otherwise byte for byte the same), re-encrypted.
+fn rekey_binlog_object(
+    src: &Repository,
+    dest: &Repository,
+    name: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    use super::segments::{GapObject, SegmentHeader};
+    use std::io::{BufRead, Read, Write};
+    check_binlog_id(name, stored)?;
+    let plain = src.keys.decrypt(name, stored)?;
+    let damaged = |what: String| BackupError::damaged(name, what);
+    let refused_mac =
+        || damaged("its MAC does not match the source repository's naming key".into());
+    if name.contains("/gaps/") {
+        let mut gap: GapObject = serde_json::from_slice(&plain)
+            .map_err(|e| damaged(format!("not a gap record: {e}")))?;
+        if src
+            .keys
+            .naming
+            .binlog_mac(&binlog_canonical(&gap, |g| g.mac.clear()))
+            != gap.mac
+        {
+            return Err(refused_mac());
+        }
+        gap.mac = dest
+            .keys
+            .naming
+            .binlog_mac(&binlog_canonical(&gap, |g| g.mac.clear()));
+        return Ok(dest
+            .keys
+            .encrypt(&serde_json::to_vec(&gap).expect("gap serializes")));
+    }
+    let mut reader = std::io::BufReader::new(
+        zstd::stream::read::Decoder::new(&plain[..])
+            .map_err(|e| damaged(format!("cannot decompress: {e}")))?,
+    );
+    let mut line = Vec::new();
+    reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| damaged(format!("cannot decompress: {e}")))?;
+    if line.pop() != Some(b'\n') {
+        return Err(damaged("no header line".into()));
+    }
+    let mut header: SegmentHeader =
+        serde_json::from_slice(&line).map_err(|e| damaged(format!("not a segment header: {e}")))?;
+    if src
+        .keys
+        .naming
+        .binlog_mac(&binlog_canonical(&header, |h| h.mac.clear()))
+        != header.mac
+    {
+        return Err(refused_mac());
+    }
+    let mut events = Vec::new();
+    reader
+        .read_to_end(&mut events)
+        .map_err(|e| damaged(format!("cannot decompress: {e}")))?;
+    if blake3::hash(&events).to_hex().as_str() != header.blake3 {
+        return Err(damaged(
+            "its events do not match the header's BLAKE3".into(),
+        ));
+    }
+    header.mac = dest
+        .keys
+        .naming
+        .binlog_mac(&binlog_canonical(&header, |h| h.mac.clear()));
+    let io = |e: std::io::Error| damaged(format!("cannot compress: {e}"));
+    let mut encoder =
+        zstd::stream::write::Encoder::new(Vec::with_capacity(plain.len() + 1024), 1).map_err(io)?;
+    serde_json::to_writer(&mut encoder, &header).expect("header serializes");
+    encoder.write_all(b"\n").map_err(io)?;
+    encoder.write_all(&events).map_err(io)?;
+    let compressed = encoder.finish().map_err(io)?;
+    Ok(dest.keys.encrypt(&compressed))
+}
+
+/// Copies every binlog object (segment or gap record) whose stem the destination lacks,
+/// in name order. Returns how many and the bytes stored.
 async fn copy_binlogs(src: &Repository, dest: &Repository) -> Result<(usize, u64)> {
     let there: HashSet<String> = dest
         .store
@@ -315,11 +402,8 @@ async fn copy_binlogs(src: &Repository, dest: &Repository) -> Result<(usize, u64
             continue;
         }
         let stored = src.store.get(&listed.name).await?;
-        check_binlog_id(&listed.name, &stored)?;
-        let plain = src.keys.decrypt(&listed.name, &stored)?;
+        let sealed = rekey_binlog_object(src, dest, &listed.name, &stored)?;
         drop(stored);
-        let sealed = dest.keys.encrypt(&plain);
-        drop(plain);
         let name = format!("{stem}.{}", storage_id(&sealed));
         bytes += sealed.len() as u64;
         dest.store.put(&name, Bytes::from(sealed)).await?;

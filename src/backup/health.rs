@@ -7,7 +7,7 @@
 //! any of these objects (backup, the archiver, drills).
 //!
 //! With a reader key the times are the ones the objects hold (a snapshot's `time`, a
-//! segment header's `last_time`, a drill record's `time`); with only a writer key or no key
+//! segment header's `last_event_time`, a drill record's `time`); with only a writer key or no key
 //! (a monitoring host), they are the storage's modification times of the newest objects
 //! (when they were stored), and drills cannot be judged (their verdict is encrypted):
 //! `last_drill_success` is then `None` and `drill_readable` false.
@@ -36,7 +36,14 @@ pub struct Health {
 pub async fn observe(store: &Store, keys: Option<&Keys>, now: DateTime<Utc>) -> Result<Health> {
     let reader = keys.filter(|k| k.can_read());
     let newest_backup = newest_backup(store, reader).await?;
-    let (archiver, sources) = archiver(store, reader).await?;
+    // A gap recorded before the oldest backup breaks no backup's window.
+    let oldest_backup = store
+        .list("snapshots")
+        .await?
+        .iter()
+        .map(|l| l.last_modified)
+        .min();
+    let (archiver, sources) = archiver(store, reader, oldest_backup).await?;
     let last_drill_success = match reader {
         Some(keys) => last_drill(store, keys).await?,
         None => None,
@@ -107,17 +114,22 @@ fn segment_last_time(keys: &Keys, name: &str, stored: &[u8]) -> Result<Option<Da
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let header: serde_json::Value = serde_json::from_slice(line)
         .map_err(|e| BackupError::damaged(name, format!("segment header: {e}")))?;
-    let t = header.get("last_time").and_then(|v| match v {
-        serde_json::Value::String(s) => parse_time(s),
-        serde_json::Value::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
-        _ => None,
-    });
+    // archive13's header: `last_event_time`, UTC seconds; REPOSITORY.md's `last_time`.
+    let t = header
+        .get("last_event_time")
+        .or_else(|| header.get("last_time"))
+        .and_then(|v| match v {
+            serde_json::Value::String(s) => parse_time(s),
+            serde_json::Value::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
+            _ => None,
+        });
     Ok(t)
 }
 
 async fn archiver(
     store: &Store,
     reader: Option<&Keys>,
+    oldest_backup: Option<DateTime<Utc>>,
 ) -> Result<(Option<Archiver>, Vec<(String, Option<DateTime<Utc>>)>)> {
     let listed = store.list("binlog").await?;
     if listed.is_empty() {
@@ -137,6 +149,7 @@ async fn archiver(
         } else if let Some(stem) = binlog_stem(&l.name)
             && let Some(rest) = stem.strip_prefix("binlog/")
             && let Some((source, gap)) = rest.split_once("/gaps/")
+            && oldest_backup.is_none_or(|t| l.last_modified >= t)
         {
             gaps.push(format!("archiver {source}: gap recorded at {gap}"));
         }
@@ -150,7 +163,7 @@ async fn archiver(
             segments.sort_by_key(|s| (s.0, s.1));
             for pair in segments.windows(2) {
                 let (prev, next) = (pair[0], pair[1]);
-                if next.0 > prev.1 {
+                if next.0 > prev.1 && oldest_backup.is_none_or(|t| next.2.last_modified >= t) {
                     gaps.push(format!(
                         "archiver {source}: {file} bytes {} to {} missing",
                         prev.1, next.0
@@ -176,7 +189,8 @@ async fn archiver(
 }
 
 /// A drill record passed: `verdict` is "pass"/"passed"/"ok"/"success" (any case) or
-/// `true`, or `passed` is `true`.
+/// `true`, or `passed` is `true`. (drill14's `DrillRecord` says "passed"; once it is
+/// merged, reading through `DrillRecord::decode` also checks the record's MAC.)
 fn passed(record: &serde_json::Value) -> bool {
     let yes = |v: &serde_json::Value| match v {
         serde_json::Value::Bool(b) => *b,
@@ -214,6 +228,7 @@ async fn last_drill(store: &Store, keys: &Keys) -> Result<Option<DateTime<Utc>>>
                     .and_then(parse_time)?;
                 let secs = record
                     .get("duration")
+                    .or_else(|| record.get("seconds"))
                     .or_else(|| record.get("duration_seconds"))
                     .and_then(|v| v.as_f64())
                     .unwrap_or(0.0);

@@ -17,6 +17,7 @@
 //! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
 //! | `copy` | `copy`: backups and binlog segments missing at another repository, re-encrypted for it; copy markers | the command line |
 //! | `health` | what `check` observes: newest backup, archiver's last event and gaps, last passing drill | the verdict (`trust::check`) |
+//! | `segments` | `RepositorySegments`: binlog segments and gaps under `binlog/<source>/` (the archiver's `SegmentStore`, restore's `SegmentSource`), their MAC, the unique archiver lock | the replication stream, what to restore |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
 //!
 //! Invariants:
@@ -48,6 +49,7 @@ pub mod keys;
 pub mod lock;
 pub mod pack;
 pub mod reader;
+pub mod segments;
 pub mod snapshot;
 pub mod store;
 pub mod writer;

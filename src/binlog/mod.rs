@@ -25,7 +25,9 @@ pub mod archive;
 pub mod event;
 pub mod local;
 pub mod segment;
+pub mod source;
 pub mod stream;
+pub mod window;
 
 use std::fmt;
 

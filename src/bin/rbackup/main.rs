@@ -22,6 +22,7 @@
 //! command line and hands clap only those; the rest goes to that parser.
 
 mod backup;
+mod binlog;
 mod check;
 mod common;
 mod copy;
@@ -71,6 +72,10 @@ enum Command {
     /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one line saying why.
     #[command(long_about = rdump::trust::check::CHECK_HELP)]
     Check(check::CheckArgs),
+    /// Archive the server's binlog into the repository continuously (for point-in-time
+    /// recovery), or with --once up to its current position.
+    #[command(after_help = binlog::HELP, disable_help_flag = true)]
+    Binlog(binlog::BinlogArgs),
 }
 
 #[tokio::main]
@@ -100,6 +105,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Restore(args) => restore::to_dir(args).await,
         Command::Copy(args) => copy::run(args).await,
         Command::Check(args) => return check::command(args).await,
+        Command::Binlog(args) => return binlog::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
