@@ -198,6 +198,70 @@ fn backup_then_restore_into_a_server_through_a_local_repository() {
     for db in FIXTURE_DBS.iter().chain(&["mysql"]) {
         assert!(names.iter().any(|n| n == db), "{db} not in {names:?}");
     }
+
+    // A scheduled unit's command line: `rbackup backup --config FILE` and nothing else;
+    // the connection (password included) is in the option file the config names.
+    let cnf = tmp.path().join("client.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[client]\nsocket={}\nuser={}\npassword={}\n",
+            a.socket().display(),
+            a.user(),
+            a.password()
+        ),
+    )
+    .unwrap();
+    let metrics = tmp.path().join("rbackup.prom");
+    let config = tmp.path().join("rbackup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {repo:?}\nwriter_key_file = {wk:?}\ndefaults_file = {:?}\n\
+             metrics_file = {:?}\n[backup]\ndatabases = [\"fidelity\"]\nthreads = 2\n\
+             tags = [\"from-config\"]\n",
+            cnf.to_str().unwrap(),
+            metrics.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = rbackup(
+        &["backup", "--config", config.to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let configured: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(configured["tags"], serde_json::json!(["from-config"]));
+    assert_eq!(
+        configured["meta"]["databases"],
+        serde_json::json!(["fidelity"])
+    );
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(prom.lines().map(|l| Ok(l.to_string()))).unwrap();
+    for name in [
+        "rbackup_last_success_timestamp_seconds",
+        "rbackup_duration_seconds",
+        "rbackup_bytes_added",
+        "rbackup_repository_bytes",
+        "rbackup_dedup_ratio",
+    ] {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("{name} missing: {prom}"));
+        assert_eq!(s.labels.get("operation"), Some("backup"), "{prom}");
+    }
+    let ratio = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "rbackup_dedup_ratio")
+        .unwrap();
+    match ratio.value {
+        // The same tables were backed up just before: mostly deduplicated.
+        prometheus_parse::Value::Gauge(v) => assert!(v > 0.5 && v <= 1.0, "{v}"),
+        ref v => panic!("{v:?}"),
+    }
 }
 
 #[test]

@@ -102,6 +102,19 @@ impl NamingKey {
         blake3::keyed_hash(&k, canonical).to_hex().to_string()
     }
 
+    /// The name of the marker `copy` leaves in this (destination) repository once it has
+    /// copied snapshot `snapshot` of repository `source_repository`: `copies/<hex>`, a
+    /// keyed hash, so that a writer can tell what it copied without decrypting anything
+    /// and a reader of the bucket learns nothing from the name.
+    pub fn copy_marker(&self, source_repository: &str, snapshot: &str) -> String {
+        let k = blake3::derive_key("rbackup v1 copy marker", &self.0);
+        let text = format!("{source_repository}/{snapshot}");
+        format!(
+            "copies/{}",
+            blake3::keyed_hash(&k, text.as_bytes()).to_hex()
+        )
+    }
+
     /// MAC of a binlog segment's or gap's header (REPOSITORY.md, "Binlog segments"): as
     /// for snapshots, only a holder of the naming key can add a segment a restore replays.
     pub fn binlog_mac(&self, canonical: &[u8]) -> String {

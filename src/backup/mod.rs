@@ -15,6 +15,8 @@
 //! | `snapshot` | snapshot objects and the catalog's file entries | reading blobs |
 //! | `lock` | lock objects: shared, exclusive, unique; refresh; stale takeover | what a lock protects |
 //! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
+//! | `copy` | `copy`: backups and binlog segments missing at another repository, re-encrypted for it; copy markers | the command line |
+//! | `health` | what `check` observes: newest backup, archiver's last event and gaps, last passing drill | the verdict (`trust::check`) |
 //! | `segments` | `RepositorySegments`: binlog segments and gaps under `binlog/<source>/` (the archiver's `SegmentStore`, restore's `SegmentSource`), their MAC, the unique archiver lock | the replication stream, what to restore |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
 //! | `verify` | `verify`: every object against its storage ID, references of snapshots, catalogs and files, with `read_data` every blob (rayon); damage named with the backups and files it breaks; `check_segments` for a binlog archive | repairing, drills |
@@ -41,7 +43,9 @@
 
 pub mod chunker;
 pub mod config;
+pub mod copy;
 pub mod error;
+pub mod health;
 pub mod index;
 pub mod keys;
 pub mod lock;

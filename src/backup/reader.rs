@@ -332,6 +332,19 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// A reader of another file that keeps this one's last decrypted pack: reading many
+    /// small files one after the other (as `copy` does) fetches and decrypts a pack they
+    /// share once, not once per file.
+    pub fn next_file(self, entry: &FileEntry) -> FileReader {
+        FileReader {
+            reader: self.reader,
+            name: entry.name.clone(),
+            blobs: entry.blobs.clone(),
+            next: 0,
+            pack: self.pack,
+        }
+    }
+
     /// The next piece of the file (one blob), verified; `None` at the end.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         let Some(&id) = self.blobs.get(self.next) else {

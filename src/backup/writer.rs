@@ -99,6 +99,9 @@ impl WriterOptions {
 /// What the caller says of the backup at commit.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotInfo {
+    /// The backup's time (RFC 3339); `None`: when the writer started. `copy` keeps the
+    /// source's.
+    pub time: Option<String>,
     pub host: Option<String>,
     pub tags: Vec<String>,
     /// Databases, coordinates, consistency: what the dump recorded.
@@ -261,9 +264,10 @@ impl BackupWriter {
         self.lock.as_ref().map_or(Ok(()), |l| l.check())?;
         let snapshot = Snapshot {
             version: super::snapshot::VERSION,
-            time: self
-                .started
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            time: info.time.unwrap_or_else(|| {
+                self.started
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }),
             host: info.host.unwrap_or_else(local_host),
             tags: info.tags,
             program: format!("rbackup {}", env!("CARGO_PKG_VERSION")),

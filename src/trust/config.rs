@@ -18,9 +18,11 @@
 //! repository = "s3://backups/db1"          # or a path, or file:///...
 //! defaults_file = "/etc/rbackup/client.cnf"  # [client]/[rbackup] option groups, mode 0600
 //! identity_file = "/etc/rbackup/identity"    # to read backups (verify, drill, copy, prune)
+//! writer_key_file = "/etc/rbackup/writer.key" # to add backups (backup, the archiver)
 //! metrics_file = "/var/lib/prometheus/node-exporter/rbackup.prom"
 //! log_format = "json"
 //! copy_to = "/mnt/offsite/rbackup"           # destination of `rbackup copy`
+//! copy_to_writer_key_file = "/etc/rbackup/offsite-writer.key"
 //!
 //! [backup]
 //! databases = ["shop", "crm"]                # default: all databases and the accounts
@@ -63,12 +65,19 @@ pub struct Config {
     pub defaults_file: Option<PathBuf>,
     pub identity_file: Option<PathBuf>,
     pub passphrase_file: Option<PathBuf>,
+    /// The writer key `backup` (and the archiver) use on a database host.
+    pub writer_key_file: Option<PathBuf>,
     pub recipients_file: Option<PathBuf>,
     pub metrics_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "log_format")]
     pub log_format: Option<LogFormat>,
     /// The repository `rbackup copy` copies to when no `--to` is given.
     pub copy_to: Option<String>,
+    /// The destination's writer key for `rbackup copy` (`--to-writer-key-file`).
+    pub copy_to_writer_key_file: Option<PathBuf>,
+    /// A reader identity of the destination (`--to-identity-file`), instead of its writer
+    /// key.
+    pub copy_to_identity_file: Option<PathBuf>,
     #[serde(default)]
     pub backup: BackupSection,
     #[serde(default)]
@@ -211,6 +220,9 @@ pub fn parse(text: &str) -> Result<Config, String> {
         ("defaults_file", &config.defaults_file),
         ("identity_file", &config.identity_file),
         ("passphrase_file", &config.passphrase_file),
+        ("writer_key_file", &config.writer_key_file),
+        ("copy_to_writer_key_file", &config.copy_to_writer_key_file),
+        ("copy_to_identity_file", &config.copy_to_identity_file),
         ("recipients_file", &config.recipients_file),
         ("metrics_file", &config.metrics_file),
     ];

@@ -20,6 +20,11 @@ pub fn command(args: &[&str], env: &[(&str, String)]) -> Command {
         "RBACKUP_IDENTITY_FILE",
         "RBACKUP_PASSPHRASE_FILE",
         "RBACKUP_WRITER_KEY_FILE",
+        "RBACKUP_CONFIG",
+        "RBACKUP_TO",
+        "RBACKUP_TO_WRITER_KEY_FILE",
+        "RBACKUP_TO_IDENTITY_FILE",
+        "RBACKUP_TO_AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL",
     ] {
         cmd.env_remove(var);

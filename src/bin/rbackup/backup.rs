@@ -16,7 +16,10 @@ use rdump::backup::{self, Access};
 use rdump::client::options::{Password, Secret};
 use rdump::output::destination::Destination;
 
-use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, interrupted};
+use rdump::trust::log::{Level, Value};
+use rdump::trust::metrics::Metric;
+
+use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, interrupted, log, metric};
 
 pub const HELP: &str = "\
 Connection and selection options are rdump's, read also from the [client] and [rbackup]
@@ -87,9 +90,25 @@ fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
         .count();
     let mut argv: Vec<std::ffi::OsString> =
         dump_options[..defaults].iter().map(Into::into).collect();
+    // The config file's connection option file, unless the command line names one.
+    let config = crate::common::config();
+    if defaults == 0
+        && let Some(f) = config.and_then(|c| c.defaults_file.as_ref())
+    {
+        argv.push(format!("--defaults-file={}", f.display()).into());
+    }
     argv.extend(["--routines", "--events", "--format=csv"].map(Into::into));
+    if let Some(threads) = config.and_then(|c| c.backup.threads) {
+        argv.push(format!("--threads={threads}").into());
+    }
     argv.extend(dump_options[defaults..].iter().map(Into::into));
-    if !selects {
+    let databases = config
+        .map(|c| c.backup.databases.clone())
+        .unwrap_or_default();
+    if !selects && !databases.is_empty() {
+        argv.push("--databases".into());
+        argv.extend(databases.iter().map(Into::into));
+    } else if !selects {
         argv.push("--all-databases".into());
         argv.push("--system=users".into());
     }
@@ -160,9 +179,16 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             "the dump ended with files still open".into(),
         ));
     };
+    let mut tags = args.tags.clone();
+    if tags.is_empty() {
+        tags = crate::common::config()
+            .map(|c| c.backup.tags.clone())
+            .unwrap_or_default();
+    }
     let info = SnapshotInfo {
+        time: None,
         host: None,
-        tags: args.tags.clone(),
+        tags,
         meta: serde_json::json!({
             "databases": summary.database_names,
             "coordinates": summary.coordinates,
@@ -184,16 +210,37 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
     } else {
         println!("{id}");
     }
-    eprintln!(
-        "rbackup: backup {} of {} databases, {} tables, {} rows: {} logical bytes, {} new ({} stored) in {:.1} s",
-        &id[..8],
-        summary.databases,
-        summary.tables,
-        summary.rows,
-        snapshot.stats.logical_bytes,
-        snapshot.stats.new_bytes,
-        snapshot.stats.new_stored_bytes,
-        started.elapsed().as_secs_f64()
+    let stats = &snapshot.stats;
+    metric(Metric::BytesAdded, stats.new_stored_bytes as f64);
+    if let Ok(store) =
+        rdump::backup::store::Store::open(&args.repo.repo, &StoreOptions::default(), false)
+        && let Some(bytes) = crate::copy::repository_bytes(&store).await
+    {
+        metric(Metric::RepositoryBytes, bytes as f64);
+    }
+    if stats.logical_bytes > 0 {
+        let new = (stats.new_bytes as f64 / stats.logical_bytes as f64).min(1.0);
+        metric(Metric::DedupRatio, 1.0 - new);
+    }
+    log(
+        Level::Info,
+        &format!(
+            "backup {} of {} databases, {} tables, {} rows: {} logical bytes, {} new ({} stored) in {:.1} s",
+            &id[..8],
+            summary.databases,
+            summary.tables,
+            summary.rows,
+            stats.logical_bytes,
+            stats.new_bytes,
+            stats.new_stored_bytes,
+            started.elapsed().as_secs_f64()
+        ),
+        &[
+            ("id", Value::Str(id.clone())),
+            ("logical_bytes", Value::UInt(stats.logical_bytes)),
+            ("new_bytes", Value::UInt(stats.new_bytes)),
+            ("stored_bytes", Value::UInt(stats.new_stored_bytes)),
+        ],
     );
     Ok(())
 }

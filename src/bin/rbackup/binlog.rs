@@ -121,6 +121,12 @@ fn connection(options: &[String]) -> Result<ConnectionOptions, Failure> {
         .take_while(|a| a.starts_with("--no-defaults") || a.starts_with("--defaults"))
         .count();
     let mut argv: Vec<std::ffi::OsString> = options[..defaults].iter().map(Into::into).collect();
+    // The config file's connection option file, unless the command line names one.
+    if defaults == 0
+        && let Some(f) = crate::common::config().and_then(|c| c.defaults_file.as_ref())
+    {
+        argv.push(format!("--defaults-file={}", f.display()).into());
+    }
     argv.extend(options[defaults..].iter().map(Into::into));
     // rdump's parser wants something to dump and somewhere to put it: neither is used.
     argv.extend(["--all-databases", "--dir=rbackup-binlog"].map(Into::into));

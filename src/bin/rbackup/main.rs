@@ -4,6 +4,11 @@
 //! Parsing, running on tokio, printing and exit codes are here; everything else is in
 //! `rdump::backup`.
 //!
+//! Every subcommand takes the global options (`common::Global`: `--config`,
+//! `--metrics-file`, `--log-format`) before or after its name; the config file is loaded
+//! before parsing and its values become clap's defaults, and the run's duration and
+//! success go to the metrics file after the subcommand.
+//!
 //! `backup` runs the directory dump (`dump::dir::run_to`) with a repository as its
 //! destination (`output::destination`): every file goes through the sink into
 //! `BackupWriter`, the manifest last, then the backup is committed with the manifest's
@@ -18,7 +23,9 @@
 
 mod backup;
 mod binlog;
+mod check;
 mod common;
+mod copy;
 mod init;
 mod list;
 mod prune;
@@ -27,8 +34,9 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rdump::backup::limit_heap_growth;
+use rdump::trust::log::{Level, Value};
 
 use common::{EXIT_CODES, exit_code, split_own};
 
@@ -36,6 +44,8 @@ use common::{EXIT_CODES, exit_code, split_own};
 #[derive(Parser, Debug)]
 #[command(name = "rbackup", version, after_help = EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    global: common::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +73,14 @@ enum Command {
     /// Remove the backups a retention policy does not keep, and the data only they used.
     #[command(long_about = rdump::trust::retention::PRUNE_POLICY_HELP, after_help = prune::HELP)]
     Prune(prune::PruneArgs),
+    /// Copy backups (all, or the IDs given) and archived binlogs missing at another
+    /// repository (the offsite copy), re-encrypted for it; only what it lacks moves.
+    #[command(after_help = copy::HELP)]
+    Copy(copy::CopyArgs),
+    /// Are the backups fresh, the binlogs archived, the drills recent? Exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one line saying why.
+    #[command(long_about = rdump::trust::check::CHECK_HELP)]
+    Check(check::CheckArgs),
     /// Archive the server's binlog into the repository continuously (for point-in-time
     /// recovery), or with --once up to its current position.
     #[command(after_help = binlog::HELP, disable_help_flag = true)]
@@ -72,8 +90,23 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     limit_heap_growth();
-    let cli = Cli::parse_from(split_own(std::env::args_os().collect()));
-    let result = match cli.command {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Err(e) = common::load_config(&argv) {
+        eprintln!("rbackup: {e}");
+        return ExitCode::from(1);
+    }
+    let matches = common::with_config_defaults(Cli::command()).get_matches_from(split_own(argv));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    common::start_run(&cli.global, matches.subcommand_name().unwrap_or("rbackup"));
+    let code = run(cli.command).await;
+    if !common::finish_run(code == ExitCode::SUCCESS) && code == ExitCode::SUCCESS {
+        return ExitCode::from(1);
+    }
+    code
+}
+
+async fn run(command: Command) -> ExitCode {
+    let result = match command {
         Command::Backup(args) => return backup::command(args).await,
         Command::Init(args) => init::run(args).await,
         Command::List(args) => list::run(args).await,
@@ -81,13 +114,20 @@ async fn main() -> ExitCode {
         Command::Restore(args) => restore::to_dir(args).await,
         Command::Verify(args) => return verify::command(args).await,
         Command::Prune(args) => prune::run(args).await,
+        Command::Copy(args) => copy::run(args).await,
+        Command::Check(args) => return check::command(args).await,
         Command::Binlog(args) => return binlog::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rbackup: {e}");
-            ExitCode::from(exit_code(&e))
+            let code = exit_code(&e);
+            common::log(
+                Level::Error,
+                &e.to_string(),
+                &[("exit_code", Value::UInt(code.into()))],
+            );
+            ExitCode::from(code)
         }
     }
 }

@@ -156,7 +156,7 @@ async fn run_restore(args: RestoreArgs) -> Result<(), Failure> {
     };
     let summary = loaded.map_err(Failure::Load)?;
     if !opts.quiet {
-        eprintln!("{}", summary.line());
+        crate::common::log(rdump::trust::log::Level::Info, &summary.line(), &[]);
     }
     println!(
         "restored backup {id} ({} files, {} bytes) into {}",

@@ -119,6 +119,10 @@ async fn run(args: VerifyArgs) -> Result<u8, BackupError> {
     let started = std::time::Instant::now();
     let report = verify::verify(&store, repo.as_ref(), &verify_options).await?;
     let seconds = started.elapsed().as_secs_f64();
+    crate::common::metric(
+        rdump::trust::metrics::Metric::VerifyErrors,
+        report.damage() as f64,
+    );
     if args.json {
         let mut value = serde_json::to_value(&report).expect("the report serializes");
         value["seconds"] = serde_json::json!(seconds);

@@ -1,0 +1,267 @@
+//! What `rbackup check` observes in a repository: the newest backup's time, the binlog
+//! archiver's last stored event and the gaps in its archive, the last restore drill that
+//! passed. Read as REPOSITORY.md lays them out (`snapshots/`, `binlog/<source>/...`,
+//! `drills/<snapshot>/<id>`).
+//!
+//! Owns: gathering `trust::check::Observed`. Not for: the verdict (`trust::check`), writing
+//! any of these objects (backup, the archiver, drills).
+//!
+//! With a reader key the times are the ones the objects hold (a snapshot's `time`, a
+//! segment header's `last_event_time`, a drill record's `time`); with only a writer key or no key
+//! (a monitoring host), they are the storage's modification times of the newest objects
+//! (when they were stored), and drills cannot be judged (their verdict is encrypted):
+//! `last_drill_success` is then `None` and `drill_readable` false.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::copy::{binlog_stem, check_binlog_id};
+use super::error::{BackupError, Result};
+use super::keys::Keys;
+use super::snapshot::{Snapshot, check_storage_id};
+use super::store::{Listed, Store};
+use crate::trust::check::{Archiver, Observed};
+
+/// What was observed, and whether drills could be read.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub observed: Observed,
+    pub drill_readable: bool,
+    /// Per archiver source: (name, last event), for the metrics.
+    pub sources: Vec<(String, Option<DateTime<Utc>>)>,
+}
+
+/// Reads the repository's state. `keys`: the repository's keys when it could be opened.
+pub async fn observe(store: &Store, keys: Option<&Keys>, now: DateTime<Utc>) -> Result<Health> {
+    let reader = keys.filter(|k| k.can_read());
+    let newest_backup = newest_backup(store, reader).await?;
+    // A gap recorded before the oldest backup breaks no backup's window.
+    let oldest_backup = store
+        .list("snapshots")
+        .await?
+        .iter()
+        .map(|l| l.last_modified)
+        .min();
+    let (archiver, sources) = archiver(store, reader, oldest_backup).await?;
+    let last_drill_success = match reader {
+        Some(keys) => last_drill(store, keys).await?,
+        None => None,
+    };
+    Ok(Health {
+        observed: Observed {
+            now,
+            newest_backup,
+            archiver,
+            last_drill_success,
+        },
+        drill_readable: reader.is_some(),
+        sources,
+    })
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn newest_backup(store: &Store, reader: Option<&Keys>) -> Result<Option<DateTime<Utc>>> {
+    let listed = store.list("snapshots").await?;
+    let Some(keys) = reader else {
+        return Ok(listed.iter().map(|l| l.last_modified).max());
+    };
+    let mut newest = None;
+    for l in &listed {
+        let data = store.get(&l.name).await?;
+        let snap = Snapshot::decode(keys, &l.name, &data)?;
+        let t = parse_time(&snap.time).ok_or_else(|| BackupError::damaged(&l.name, "bad time"))?;
+        newest = newest.max(Some(t));
+    }
+    Ok(newest)
+}
+
+/// A segment's name parsed: (source, file, start, end).
+fn segment(name: &str) -> Option<(&str, &str, u64, u64)> {
+    let stem = binlog_stem(name)?;
+    let mut parts = stem.splitn(4, '/');
+    let (_, source, file, range) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if file == "gaps" || range.contains('/') {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    Some((source, file, start.parse().ok()?, end.parse().ok()?))
+}
+
+/// The header line of a segment (REPOSITORY.md: a JSON line, then the events, the whole
+/// compressed with zstd, then encrypted).
+fn segment_last_time(keys: &Keys, name: &str, stored: &[u8]) -> Result<Option<DateTime<Utc>>> {
+    check_binlog_id(name, stored)?;
+    let plain = keys.decrypt(name, stored)?;
+    let mut decoder = zstd::stream::read::Decoder::new(&plain[..])
+        .map_err(|e| BackupError::damaged(name, format!("zstd: {e}")))?;
+    // The header is the first line; read at most 64 KiB of it.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.contains(&b'\n') && head.len() < 64 * 1024 {
+        let n = std::io::Read::read(&mut decoder, &mut buf)
+            .map_err(|e| BackupError::damaged(name, format!("zstd: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let header: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| BackupError::damaged(name, format!("segment header: {e}")))?;
+    // archive13's header: `last_event_time`, UTC seconds; REPOSITORY.md's `last_time`.
+    let t = header
+        .get("last_event_time")
+        .or_else(|| header.get("last_time"))
+        .and_then(|v| match v {
+            serde_json::Value::String(s) => parse_time(s),
+            serde_json::Value::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
+            _ => None,
+        });
+    Ok(t)
+}
+
+async fn archiver(
+    store: &Store,
+    reader: Option<&Keys>,
+    oldest_backup: Option<DateTime<Utc>>,
+) -> Result<(Option<Archiver>, Vec<(String, Option<DateTime<Utc>>)>)> {
+    let listed = store.list("binlog").await?;
+    if listed.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut gaps = Vec::new();
+    // source -> file -> segments (start, end, object)
+    let mut by_source: BTreeMap<&str, BTreeMap<&str, Vec<(u64, u64, &Listed)>>> = BTreeMap::new();
+    for l in &listed {
+        if let Some((source, file, start, end)) = segment(&l.name) {
+            by_source
+                .entry(source)
+                .or_default()
+                .entry(file)
+                .or_default()
+                .push((start, end, l));
+        } else if let Some(stem) = binlog_stem(&l.name)
+            && let Some(rest) = stem.strip_prefix("binlog/")
+            && let Some((source, gap)) = rest.split_once("/gaps/")
+            && oldest_backup.is_none_or(|t| l.last_modified >= t)
+        {
+            gaps.push(format!("archiver {source}: gap recorded at {gap}"));
+        }
+    }
+    let mut sources = Vec::new();
+    let mut last_event: Option<DateTime<Utc>> = None;
+    for (source, files) in &by_source {
+        let mut newest: Option<&Listed> = None;
+        for (file, segments) in files {
+            let mut segments = segments.clone();
+            segments.sort_by_key(|s| (s.0, s.1));
+            for pair in segments.windows(2) {
+                let (prev, next) = (pair[0], pair[1]);
+                if next.0 > prev.1 && oldest_backup.is_none_or(|t| next.2.last_modified >= t) {
+                    gaps.push(format!(
+                        "archiver {source}: {file} bytes {} to {} missing",
+                        prev.1, next.0
+                    ));
+                }
+            }
+            // The newest segment: the last of the last file (files sort by name, as the
+            // server numbers them).
+            newest = segments.last().map(|s| s.2).or(newest);
+        }
+        let t = match (newest, reader) {
+            (Some(l), Some(keys)) => {
+                let stored = store.get(&l.name).await?;
+                segment_last_time(keys, &l.name, &stored)?.or(Some(l.last_modified))
+            }
+            (Some(l), None) => Some(l.last_modified),
+            (None, _) => None,
+        };
+        sources.push((source.to_string(), t));
+        last_event = last_event.max(t);
+    }
+    Ok((Some(Archiver { last_event, gaps }), sources))
+}
+
+/// A drill record passed: `verdict` is "pass"/"passed"/"ok"/"success" (any case) or
+/// `true`, or `passed` is `true`. (drill14's `DrillRecord` says "passed"; once it is
+/// merged, reading through `DrillRecord::decode` also checks the record's MAC.)
+fn passed(record: &serde_json::Value) -> bool {
+    let yes = |v: &serde_json::Value| match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::String(s) => {
+            matches!(
+                s.to_ascii_lowercase().as_str(),
+                "pass" | "passed" | "ok" | "success"
+            )
+        }
+        _ => false,
+    };
+    record.get("verdict").is_some_and(yes) || record.get("passed").is_some_and(yes)
+}
+
+async fn last_drill(store: &Store, keys: &Keys) -> Result<Option<DateTime<Utc>>> {
+    let mut last = None;
+    for l in store.list("drills").await? {
+        let stored = store.get(&l.name).await?;
+        check_storage_id(&l.name, &stored)?;
+        let plain = keys.decrypt(&l.name, &stored)?;
+        let record: serde_json::Value = serde_json::from_slice(&plain)
+            .map_err(|e| BackupError::damaged(&l.name, format!("not a drill record: {e}")))?;
+        if !passed(&record) {
+            continue;
+        }
+        // When it finished: `finished`, else `time` (plus `duration` seconds if given).
+        let t = record
+            .get("finished")
+            .and_then(|v| v.as_str())
+            .and_then(parse_time)
+            .or_else(|| {
+                let start = record
+                    .get("time")
+                    .and_then(|v| v.as_str())
+                    .and_then(parse_time)?;
+                let secs = record
+                    .get("duration")
+                    .or_else(|| record.get("seconds"))
+                    .or_else(|| record.get("duration_seconds"))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
+                Some(start + chrono::Duration::milliseconds((secs * 1000.0) as i64))
+            })
+            .unwrap_or(l.last_modified);
+        last = last.max(Some(t));
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_parse() {
+        let id = "cd".repeat(32);
+        let name =
+            format!("binlog/u1/mysql-bin.000003/00000000000000000004-00000000000000009000.{id}");
+        assert_eq!(segment(&name), Some(("u1", "mysql-bin.000003", 4, 9000)));
+        assert_eq!(
+            segment(&format!("binlog/u1/gaps/mysql-bin.000003-4.{id}")),
+            None
+        );
+    }
+
+    #[test]
+    fn drill_verdicts() {
+        assert!(passed(&serde_json::json!({"verdict": "pass"})));
+        assert!(passed(&serde_json::json!({"verdict": "PASSED"})));
+        assert!(passed(&serde_json::json!({"passed": true})));
+        assert!(!passed(&serde_json::json!({"verdict": "fail"})));
+        assert!(!passed(&serde_json::json!({})));
+    }
+}

@@ -1,0 +1,845 @@
+//! `rbackup copy`, `check`, and the options every command takes (`--metrics-file`,
+//! `--log-format`, `--config`), through the real binary against local directories and two
+//! S3 servers (moto_server). The source backups are written through the library (as a
+//! dump would, with the writer key), so no MariaDB server is needed here; the restore of a
+//! copy is `restore --to-dir`, compared file by file with the source's.
+
+mod common;
+
+use common::rbackup::{rbackup, text};
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use age::secrecy::ExposeSecret;
+use bytes::Bytes;
+use rdump::backup::keys::storage_id;
+use rdump::backup::store::StoreOptions;
+use rdump::backup::writer::SnapshotInfo;
+use rdump::backup::{self, Access, BackupWriter, WriterOptions};
+use serde_json::json;
+
+/// An age identity in `dir/name`, returned with its recipient.
+fn identity(dir: &Path, name: &str) -> (String, String) {
+    let identity = age::x25519::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    (
+        path.to_str().unwrap().to_string(),
+        identity.to_public().to_string(),
+    )
+}
+
+/// `rbackup init` of a repository readable by `recipient`, its writer key in `writer_key`.
+fn init(url: &str, recipient: &str, writer_key: &Path, env: &[(&str, String)]) {
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            url,
+            "--recipient",
+            recipient,
+            "--writer-key-file",
+            writer_key.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Deterministic incompressible bytes (xorshift), `n` of them from `seed`.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed * 2 + 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// One backup of `files` written through the library with the writer key; its ID and the
+/// bytes it stored.
+async fn backup_files(url: &str, writer_key: &Path, files: &[(String, Vec<u8>)]) -> (String, u64) {
+    let access = Access::writer_key_file(writer_key).unwrap();
+    let repo = backup::open(url, &access, &StoreOptions::default())
+        .await
+        .unwrap();
+    let w = BackupWriter::start(repo, WriterOptions::default())
+        .await
+        .unwrap();
+    for (name, data) in files {
+        let mut f = w.file(name);
+        for piece in data.chunks(100_000) {
+            f.write(piece).unwrap();
+        }
+        w.close_file(f, json!({ "file": name })).unwrap();
+    }
+    let (id, snap) = w
+        .commit(SnapshotInfo {
+            tags: vec!["nightly".into()],
+            meta: json!({"databases": ["db"], "coordinates": {"file": "mysql-bin.000001", "position": 4}}),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (id, snap.stats.new_stored_bytes)
+}
+
+/// Every file under `dir` (relative name -> bytes).
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let name = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                out.insert(name, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `restore --to-dir` of backup `id` into a new directory under `scratch`.
+fn restore_tree(
+    url: &str,
+    identity: &str,
+    id: &str,
+    scratch: &Path,
+    env: &[(&str, String)],
+) -> BTreeMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir_in(scratch).unwrap();
+    let target = dir.path().join("out");
+    let out = rbackup(
+        &[
+            "restore",
+            "--repo",
+            url,
+            "--identity-file",
+            identity,
+            id,
+            "--to-dir",
+            target.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    tree(&target)
+}
+
+/// What a restore of a backup of `files` must give.
+fn expected(files: &[(String, Vec<u8>)]) -> BTreeMap<String, Vec<u8>> {
+    files.iter().cloned().collect()
+}
+
+/// Bytes of the files under `dir/sub`.
+fn bytes_under(dir: &Path, sub: &str) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        if !p.exists() {
+            return 0;
+        }
+        if p.is_dir() {
+            std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| walk(&e.unwrap().path()))
+                .sum()
+        } else {
+            std::fs::metadata(p).unwrap().len()
+        }
+    }
+    walk(&dir.join(sub))
+}
+
+/// The backup IDs of a repository, oldest first (`list --json`).
+fn ids(url: &str, identity: &str, env: &[(&str, String)]) -> Vec<(String, String)> {
+    let out = rbackup(
+        &["list", "--repo", url, "--identity-file", identity, "--json"],
+        env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["time"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A binlog segment committed as the archiver (`rbackup binlog`) commits it, with the
+/// writer key: `end - start` bytes of events whose last one is dated `last_time`.
+async fn put_segment(
+    url: &str,
+    writer_key: &Path,
+    source: &str,
+    file: &str,
+    start: u64,
+    end: u64,
+    last_time: chrono::DateTime<chrono::Utc>,
+) -> String {
+    use rdump::backup::segments::RepositorySegments;
+    use rdump::binlog::segment::{Segment, SegmentStore};
+    let repo = backup::open(
+        url,
+        &Access::writer_key_file(writer_key).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let bytes = noise(start, (end - start) as usize);
+    let segment = Segment {
+        file: file.to_string(),
+        start,
+        end,
+        events: 1,
+        first_event_time: last_time.timestamp() as u32,
+        last_event_time: last_time.timestamp() as u32,
+        gtids: vec![],
+        ends_in_transaction: false,
+        rotate_to: None,
+        ends_with_stop: false,
+        format_description: vec![1, 2, 3],
+        crc32: 0,
+    };
+    let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
+        .await
+        .unwrap();
+    archive.commit(&segment, &bytes).await.unwrap();
+    archive.release().await.unwrap();
+    let prefix = format!("binlog/{source}/{file}/{start:020}-{end:020}.");
+    repo.store
+        .list("binlog")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name.starts_with(&prefix))
+        .unwrap()
+        .name
+}
+
+fn s3_env(server: &common::s3::MotoServer) -> Vec<(&'static str, String)> {
+    server.env()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+
+    // The first backup: 2.5 MiB of tables and a small schema file; a binlog segment.
+    // (Small: the tests run a debug build, where chunking, hashing and age are slow.)
+    let mut files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("db/t{i}.00001.csv"), noise(i, 640 << 10)))
+        .collect();
+    files.push((
+        "db/t0-schema.sql".into(),
+        b"CREATE TABLE t0 (a int);\n".to_vec(),
+    ));
+    files.push(("rdump.json".into(), b"{\"manifest\": 1}\n".to_vec()));
+    backup_files(src_url, &src_wk, &files).await;
+    let segment = put_segment(
+        src_url,
+        &src_wk,
+        "s1",
+        "mysql-bin.000001",
+        4,
+        5000,
+        chrono::Utc::now(),
+    )
+    .await;
+
+    let copy = |ids: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--repo",
+            src_url,
+            "--identity-file",
+            &src_id,
+            "--to",
+            dst_url,
+            "--to-writer-key-file",
+            dst_wk.to_str().unwrap(),
+        ];
+        args.extend_from_slice(ids);
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    copy(&[]);
+    let after_first = bytes_under(&dst, "data");
+    let copied = ids(dst_url, &dst_id, &[]);
+    assert_eq!(copied.len(), 1);
+    assert_eq!(
+        ids(src_url, &src_id, &[])[0].1,
+        copied[0].1,
+        "the time is kept"
+    );
+    assert_eq!(
+        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        expected(&files)
+    );
+    // The segment is there under the same positions, readable with the offsite key only.
+    let stem = segment.rsplit_once('.').unwrap().0;
+    let at_dst: Vec<_> = std::fs::read_dir(dst.join("binlog/s1/mysql-bin.000001"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(at_dst.len(), 1, "{at_dst:?}");
+    assert!(
+        format!("binlog/s1/mysql-bin.000001/{}", at_dst[0]).starts_with(stem),
+        "{at_dst:?}"
+    );
+    let offsite = backup::open(
+        dst_url,
+        &Access::identity_file(Path::new(&dst_id)).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let name = format!("binlog/s1/mysql-bin.000001/{}", at_dst[0]);
+    let plain = offsite
+        .keys
+        .decrypt(&name, &offsite.store.get(&name).await.unwrap())
+        .unwrap();
+    let source_repo = backup::open(
+        src_url,
+        &Access::identity_file(Path::new(&src_id)).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let source_plain = source_repo
+        .keys
+        .decrypt(&segment, &source_repo.store.get(&segment).await.unwrap())
+        .unwrap();
+    // The same header and events; only the MAC (under each repository's naming key)
+    // differs.
+    let header = |plain: &[u8]| -> (serde_json::Value, Vec<u8>) {
+        let raw = zstd::stream::decode_all(plain).unwrap();
+        let nl = raw.iter().position(|&b| b == b'\n').unwrap();
+        let mut h: serde_json::Value = serde_json::from_slice(&raw[..nl]).unwrap();
+        h["mac"] = json!("");
+        (h, raw[nl + 1..].to_vec())
+    };
+    assert_eq!(header(&plain), header(&source_plain));
+    // And the archive's own reader takes it (MAC and events checked).
+    {
+        use rdump::backup::segments::RepositorySegments;
+        use rdump::binlog::segment::SegmentSource;
+        let archive = RepositorySegments::open_reader(offsite.clone(), "s1").unwrap();
+        assert_eq!(archive.records().await.unwrap().len(), 1);
+    }
+
+    // Copying again moves nothing.
+    let out = copy(&[]);
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert_eq!(bytes_under(&dst, "data"), after_first);
+
+    // A second backup: one table changed in one place, one new small table. Its copy
+    // moves about what the source stored for it, not the 6 MiB again.
+    files[1].1[300_000..300_100].fill(7);
+    files.push(("db/t9.00001.csv".into(), noise(99, 64 << 10)));
+    let (second, source_new) = backup_files(src_url, &src_wk, &files).await;
+    copy(&[&second[..12]]);
+    let moved = bytes_under(&dst, "data") - after_first;
+    eprintln!(
+        "second backup: the source stored {source_new} bytes for it; its copy stored {moved} \
+         at the destination (first copy: {after_first})"
+    );
+    assert!(
+        moved < 2 * source_new + 64 * 1024 && moved < after_first / 4,
+        "moved {moved}, source stored {source_new}, first copy {after_first}"
+    );
+    let copied = ids(dst_url, &dst_id, &[]);
+    assert_eq!(copied.len(), 2);
+    let offsite_second = restore_tree(dst_url, &dst_id, &copied[1].0, dir.path(), &[]);
+    assert_eq!(offsite_second, expected(&files));
+
+    // Path -> S3 (server A) -> S3 (server B): the destination's endpoint and credentials
+    // are its own (--to-endpoint, RBACKUP_TO_AWS_*).
+    let a = common::s3::MotoServer::start();
+    let b = common::s3::MotoServer::start();
+    a.create_bucket("onsite");
+    b.create_bucket("offsite");
+    let (s3a_id, s3a_recipient) = identity(dir.path(), "s3a.id");
+    let (s3b_id, s3b_recipient) = identity(dir.path(), "s3b.id");
+    let s3a_wk = dir.path().join("s3a.wk");
+    let s3b_wk = dir.path().join("s3b.wk");
+    init("s3://onsite/db1", &s3a_recipient, &s3a_wk, &s3_env(&a));
+    init("s3://offsite/db1", &s3b_recipient, &s3b_wk, &s3_env(&b));
+    let latest = copied[1].0.clone();
+    let out = rbackup(
+        &[
+            "copy",
+            "--repo",
+            dst_url,
+            "--identity-file",
+            &dst_id,
+            "--to",
+            "s3://onsite/db1",
+            "--to-writer-key-file",
+            s3a_wk.to_str().unwrap(),
+            "--no-binlogs",
+            &latest,
+        ],
+        &s3_env(&a),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut env = s3_env(&a);
+    env.push(("RBACKUP_TO_AWS_ENDPOINT_URL", b.endpoint()));
+    env.push(("RBACKUP_TO_AWS_ACCESS_KEY_ID", "offsite-key".into()));
+    env.push(("RBACKUP_TO_AWS_SECRET_ACCESS_KEY", "offsite-secret".into()));
+    let out = rbackup(
+        &[
+            "copy",
+            "--repo",
+            "s3://onsite/db1",
+            "--identity-file",
+            &s3a_id,
+            "--to",
+            "s3://offsite/db1",
+            "--to-identity-file",
+            &s3b_id,
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let at_b = ids("s3://offsite/db1", &s3b_id, &s3_env(&b));
+    assert_eq!(at_b.len(), 1);
+    assert_eq!(
+        restore_tree(
+            "s3://offsite/db1",
+            &s3b_id,
+            &at_b[0].0,
+            dir.path(),
+            &s3_env(&b)
+        ),
+        offsite_second
+    );
+    // With a reader key at the destination the rerun recognises the copies too.
+    let out = rbackup(
+        &[
+            "copy",
+            "--repo",
+            "s3://onsite/db1",
+            "--identity-file",
+            &s3a_id,
+            "--to",
+            "s3://offsite/db1",
+            "--to-identity-file",
+            &s3b_id,
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    // 10 MiB: three packs; the copy is killed once the first is stored and indexed.
+    let files: Vec<(String, Vec<u8>)> = (0..2)
+        .map(|i| (format!("db/t{i}.00001.csv"), noise(100 + i, 5 << 20)))
+        .collect();
+    backup_files(src_url, &src_wk, &files).await;
+    let source_packs = bytes_under(&src, "data");
+
+    let args = [
+        "copy",
+        "--repo",
+        src_url,
+        "--identity-file",
+        &src_id,
+        "--to",
+        dst_url,
+        "--to-writer-key-file",
+        dst_wk.to_str().unwrap(),
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"))
+        .args(args)
+        .env_remove("RBACKUP_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill -9 once an index object (a pack) is stored.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let indexed = std::fs::read_dir(dst.join("index"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if indexed >= 1 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the copy ended before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no pack stored in 300 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the copy was not killed: {status:?}");
+    assert!(
+        !dst.join("snapshots").exists()
+            || std::fs::read_dir(dst.join("snapshots")).unwrap().count() == 0,
+        "a killed copy left a snapshot"
+    );
+    let partial = bytes_under(&dst, "data");
+
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let total = bytes_under(&dst, "data");
+    eprintln!(
+        "source packs {source_packs} bytes; destination after the kill {partial}, after the rerun {total}"
+    );
+    // At most the pack in flight at the kill (4 MiB and a bit) is stored twice.
+    assert!(
+        total <= source_packs + (5 << 20),
+        "stored {total} for a source of {source_packs}"
+    );
+    let copied = ids(dst_url, &dst_id, &[]);
+    assert_eq!(copied.len(), 1);
+    assert_eq!(
+        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        expected(&files)
+    );
+}
+
+/// Runs `rbackup check` and returns (exit code, stdout line).
+fn check(url: &str, key: &[&str], limits: &[&str], extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["check", "--repo", url];
+    args.extend_from_slice(key);
+    args.extend_from_slice(limits);
+    args.extend_from_slice(extra);
+    let out = rbackup(&args, &[]);
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(line.lines().count(), 1, "{}", text(&out));
+    (out.status.code().unwrap(), line)
+}
+
+/// A drill record as REPOSITORY.md lays it out (age file, JSON), put with the writer key.
+async fn put_drill(
+    url: &str,
+    writer_key: &Path,
+    snapshot: &str,
+    time: chrono::DateTime<chrono::Utc>,
+    verdict: &str,
+) {
+    let repo = backup::open(
+        url,
+        &Access::writer_key_file(writer_key).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let record = json!({"time": time.to_rfc3339(), "snapshot": snapshot, "target": "scratch",
+        "duration": 12.5, "verdict": verdict, "tables": []});
+    let sealed = repo.keys.encrypt(record.to_string().as_bytes());
+    let name = format!("drills/{snapshot}/{}", storage_id(&sealed));
+    repo.store.put(&name, Bytes::from(sealed)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_exit_codes_for_each_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id_file, recipient) = identity(dir.path(), "reader.id");
+    let repo = dir.path().join("repo");
+    let url = repo.to_str().unwrap();
+    let wk = dir.path().join("writer.key");
+    init(url, &recipient, &wk, &[]);
+    let reader = ["--identity-file", id_file.as_str()];
+    let metrics = dir.path().join("rbackup.prom");
+    let metrics_arg = ["--metrics-file", metrics.to_str().unwrap()];
+
+    // No limit at all: a check that checks nothing is not green.
+    let (code, line) = check(url, &reader, &[], &[]);
+    assert_eq!(code, 1, "{line}");
+    // No backup yet.
+    let (code, line) = check(url, &reader, &["--max-age", "26h"], &[]);
+    assert_eq!((code, line.starts_with("CRITICAL")), (2, true), "{line}");
+    assert!(line.contains("no backup"), "{line}");
+    // A fresh backup; then too old for a 1 s limit.
+    let (snapshot, _) = backup_files(url, &wk, &[("db/t.csv".into(), b"1,2\n".to_vec())]).await;
+    let (code, line) = check(url, &reader, &["--max-age", "26h"], &[]);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.starts_with("OK"), "{line}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, line) = check(url, &reader, &["--max-age", "1s"], &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("newest backup is"), "{line}");
+    // A writer key (or no key) judges the backup by the time it was stored.
+    let (code, line) = check(
+        url,
+        &["--writer-key-file", wk.to_str().unwrap()],
+        &["--max-age", "26h"],
+        &[],
+    );
+    assert_eq!(code, 0, "{line}");
+    let (code, line) = check(url, &[], &["--max-age", "26h"], &[]);
+    assert_eq!(code, 0, "{line}");
+
+    // The binlog archive: none, then an archiver an hour behind, then caught up.
+    let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("no binlog archive"), "{line}");
+    let now = chrono::Utc::now();
+    put_segment(
+        url,
+        &wk,
+        "s1",
+        "mysql-bin.000001",
+        4,
+        1000,
+        now - chrono::Duration::hours(1),
+    )
+    .await;
+    let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("binlog archiver is 1h"), "{line}");
+    put_segment(url, &wk, "s1", "mysql-bin.000002", 4, 1000, now).await;
+    let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
+    assert_eq!(code, 0, "{line}");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let lag = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "rbackup_binlog_lag_seconds")
+        .expect("lag metric");
+    match lag.value {
+        prometheus_parse::Value::Gauge(v) => assert!((0.0..600.0).contains(&v), "{v}"),
+        ref v => panic!("{v:?}"),
+    }
+    // A gap in the window: bytes 1000 to 2000 of the second file never archived.
+    put_segment(url, &wk, "s1", "mysql-bin.000002", 2000, 3000, now).await;
+    let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("gap in the PITR window") && line.contains("1000 to 2000"),
+        "{line}"
+    );
+    put_segment(url, &wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
+    let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
+    assert_eq!(code, 0, "{line}");
+
+    // Drills: none, one that failed, one passed 3 days ago, one passed now.
+    let drill = ["--max-drill-age", "2d"];
+    let (code, line) = check(url, &reader, &drill, &[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("no restore drill"), "{line}");
+    put_drill(url, &wk, &snapshot, now, "fail").await;
+    let (code, line) = check(url, &reader, &drill, &[]);
+    assert_eq!(code, 1, "{line}");
+    put_drill(url, &wk, &snapshot, now - chrono::Duration::days(3), "pass").await;
+    let (code, line) = check(url, &reader, &drill, &[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("last passing restore drill was 2d 23h"),
+        "{line}"
+    );
+    put_drill(url, &wk, &snapshot, now, "pass").await;
+    let (code, line) = check(url, &reader, &drill, &metrics_arg);
+    assert_eq!(code, 0, "{line}");
+    // Drill verdicts are encrypted: a writer key cannot judge them.
+    let (code, line) = check(
+        url,
+        &["--writer-key-file", wk.to_str().unwrap()],
+        &drill,
+        &[],
+    );
+    assert_eq!(code, 3, "{line}");
+    // All three at once, healthy; and a repository that is not there is UNKNOWN.
+    let (code, line) = check(
+        url,
+        &reader,
+        &[
+            "--max-age",
+            "1d",
+            "--max-binlog-lag",
+            "15min",
+            "--max-drill-age",
+            "2d",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{line}");
+    let missing = dir.path().join("nothing");
+    let (code, line) = check(
+        missing.to_str().unwrap(),
+        &reader,
+        &["--max-age", "1d"],
+        &[],
+    );
+    assert_eq!(code, 3, "{line}");
+
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let drill_ts = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "rbackup_drill_last_success_timestamp_seconds")
+        .expect("drill metric");
+    match drill_ts.value {
+        prometheus_parse::Value::Gauge(v) => {
+            assert!((v - now.timestamp() as f64).abs() < 60.0, "{v}")
+        }
+        ref v => panic!("{v:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_metrics_file_and_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    backup_files(src_url, &src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
+    let metrics = dir.path().join("prom/rbackup.prom");
+    std::fs::create_dir(dir.path().join("prom")).unwrap();
+    // Metrics of another operation already in the file are kept.
+    std::fs::write(
+        &metrics,
+        "rbackup_last_success_timestamp_seconds{operation=\"backup\"} 1700000000\n",
+    )
+    .unwrap();
+
+    // Everything a scheduled unit needs is in the file; no secret is in it (paths only).
+    let config = dir.path().join("rbackup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {src_url:?}\nidentity_file = {src_id:?}\nmetrics_file = {:?}\n\
+             log_format = \"json\"\ncopy_to = {dst_url:?}\ncopy_to_writer_key_file = {:?}\n\
+             [check]\nmax_age = \"26h\"\n",
+            metrics.to_str().unwrap(),
+            dst_wk.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = config.to_str().unwrap();
+
+    // --config after the subcommand, and before it.
+    let out = rbackup(&["copy", "--config", cfg], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.trim().is_empty());
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(v["operation"], "copy", "{line}");
+        assert!(v["time"].is_string() && v["level"].is_string() && v["message"].is_string());
+    }
+    assert!(stderr.contains("\"bytes_added\""), "{stderr}");
+    let out = rbackup(&["--config", cfg, "check"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: newest backup"));
+    // $RBACKUP_CONFIG works too, and a flag wins over the file.
+    let out = rbackup(
+        &["list", "--log-format", "text"],
+        &[("RBACKUP_CONFIG", cfg.to_string())],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nightly"));
+
+    let text_of = std::fs::read_to_string(&metrics).unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(text_of.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let get = |name: &str, op: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("operation") == Some(op))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref v => panic!("{v:?}"),
+            })
+    };
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert_eq!(
+        get("rbackup_last_success_timestamp_seconds", "backup"),
+        Some(1_700_000_000.0)
+    );
+    for op in ["copy", "check", "list"] {
+        let t = get("rbackup_last_success_timestamp_seconds", op)
+            .unwrap_or_else(|| panic!("{op}: {text_of}"));
+        assert!((t - now).abs() < 120.0, "{op} {t}");
+        assert!(get("rbackup_duration_seconds", op).is_some(), "{op}");
+    }
+    let added = get("rbackup_bytes_added", "copy").unwrap();
+    assert!(added > 300_000.0 && added < 1_000_000.0, "{added}");
+    assert!(get("rbackup_repository_bytes", "copy").unwrap() >= added);
+    assert!(get("rbackup_dedup_ratio", "copy").is_some());
+
+    // A failure: a JSON error line, and the operation's duration (its last success stays).
+    let missing = dir.path().join("missing");
+    let out = rbackup(
+        &[
+            "--log-format",
+            "json",
+            "list",
+            "--repo",
+            missing.to_str().unwrap(),
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["message"].as_str().unwrap().contains("missing"),
+        "{line}"
+    );
+    let text_of = std::fs::read_to_string(&metrics).unwrap();
+    assert!(text_of.contains("rbackup_duration_seconds{operation=\"list\"}"));
+
+    // A config file others can write is refused, naming the file.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = rbackup(&["--config", cfg, "list"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rbackup.toml"));
+}
