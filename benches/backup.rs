@@ -3,19 +3,21 @@
 //!
 //! What it does, in order:
 //!
-//! 1. **Dedup** (`sysbench` 4 x 250,000 rows), twice, once per scenario, each on a fresh
-//!    copy of the cached dataset: backup 1 of the database by `rbackup backup` into a new
-//!    local repository (age-encrypted, the writer key only), by restic over mysqldump's
-//!    output (`mariadb-dump --single-transaction | restic backup --stdin`) and by restic
-//!    over an `rdump --dir --format=csv` directory; then 0.1% of the rows of every table
-//!    updated (`k` and `c` of rows drawn from a fixed-seed generator: at random among all
-//!    rows, or among the newest 5% only), then 2% rows appended to every table; then
-//!    backup 2 by the same three. The measure is the bytes backup 2 stored again before
-//!    compression (rbackup: the snapshot's `new_bytes`; restic: its summary's `data_added`)
-//!    divided by backup 1's logical bytes (rbackup: the snapshot's `logical_bytes`; restic:
-//!    the bytes it read, `total_bytes_processed`). Byte counts are exact, not timings: they
-//!    do not depend on the machine's load (only on the dataset's random contents, which
-//!    sysbench draws once when the dataset is cached).
+//! 1. **Dedup** (`sysbench` 4 x 250,000 rows), once per scenario, each on a fresh copy of
+//!    the cached dataset: backup 1 of the database by `rbackup backup` into a new local
+//!    repository (age-encrypted, the writer key only), by restic over mysqldump's output
+//!    (`mariadb-dump --single-transaction | restic backup --stdin`) and by restic over an
+//!    `rdump --dir --format=csv` directory; then, as issue 12 orders it, 2% rows appended
+//!    to every table and 0.1% of its rows updated (`k` and `c`, rows drawn by a fixed-seed
+//!    generator: at random among all rows, or among the newest 5% only; a third, stricter
+//!    scenario updates the newest 5% of the old rows before the append); then backup 2 by
+//!    the same three. The measure is the bytes backup 2 stored again before compression
+//!    (rbackup: the snapshot's `new_bytes`; restic: its summary's `data_added`) divided by
+//!    backup 1's logical bytes (rbackup: the snapshot's `logical_bytes`; restic: the bytes
+//!    it read, `total_bytes_processed`). Byte counts are exact, not timings: they do not
+//!    depend on the machine's load (only on the dataset's random contents, which sysbench
+//!    draws once when the dataset is cached, and on the repository's random chunker seed,
+//!    which moves them by a few hundredths of a percent).
 //! 2. **Speed** (`sysbench` 8 x 1,000,000 rows, one warm source server, interleaved rounds):
 //!    `rdump --dir --format=csv --zstd --threads N` against `rbackup backup --threads N` into
 //!    a new local repository (rbackup's format is CSV too), then a second `rbackup backup`
@@ -98,7 +100,11 @@ fn main() {
     ));
     let mut report = Report::default();
     if ctx.cfg.parts.iter().any(|p| p == "dedup") {
-        for scenario in [Scenario::Random, Scenario::Newest] {
+        for scenario in [
+            Scenario::Random,
+            Scenario::Newest,
+            Scenario::NewestBeforeAppend,
+        ] {
             match bench_dedup(&ctx, scenario) {
                 Ok(r) => report.dedup.push(r),
                 Err(e) => {
@@ -980,10 +986,14 @@ fn restic_over_rdump_dir(
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
-    /// 0.1% of the rows updated at random, 2% appended.
+    /// 2% rows appended, then 0.1% of the rows updated at random (issue 12's order).
     Random,
-    /// 0.1% of the rows updated among the newest 5%, 2% appended.
+    /// 2% rows appended, then 0.1% of the rows updated among the newest 5% (which hold
+    /// the appended 2%).
     Newest,
+    /// Stricter: 0.1% of the rows updated among the newest 5% of the rows there before,
+    /// then 2% appended (every update lands in rows backup 1 stored).
+    NewestBeforeAppend,
 }
 
 impl Scenario {
@@ -991,18 +1001,26 @@ impl Scenario {
         match self {
             Scenario::Random => "random",
             Scenario::Newest => "newest-5%",
+            Scenario::NewestBeforeAppend => "newest-5%-before-append",
         }
     }
     fn describe(self) -> &'static str {
         match self {
-            Scenario::Random => "0.1% of rows updated at random, 2% rows appended",
-            Scenario::Newest => "0.1% of rows updated among the newest 5%, 2% rows appended",
+            Scenario::Random => "2% rows appended, then 0.1% of rows updated at random",
+            Scenario::Newest => {
+                "2% rows appended, then 0.1% of rows updated among the newest 5% (the appended \
+                 2% among them)"
+            }
+            Scenario::NewestBeforeAppend => {
+                "0.1% of rows updated among the newest 5% of the rows backup 1 saw, then 2% \
+                 rows appended (stricter than the issue's order: every update hits stored rows)"
+            }
         }
     }
     fn target(self) -> f64 {
         match self {
             Scenario::Random => DEDUP_TARGET_RANDOM,
-            Scenario::Newest => DEDUP_TARGET_NEWEST,
+            Scenario::Newest | Scenario::NewestBeforeAppend => DEDUP_TARGET_NEWEST,
         }
     }
     /// restic over mysqldump's output in issue 12's own measurement.
@@ -1010,6 +1028,15 @@ impl Scenario {
         match self {
             Scenario::Random => "98%",
             Scenario::Newest => "14%",
+            Scenario::NewestBeforeAppend => "not measured",
+        }
+    }
+    /// The seed of the changes' generator.
+    fn seed(self) -> u64 {
+        match self {
+            Scenario::Random => 0,
+            Scenario::NewestBeforeAppend => 1,
+            Scenario::Newest => 2,
         }
     }
 }
@@ -1080,41 +1107,40 @@ impl Rng {
     }
 }
 
-/// The changes between backup 1 and backup 2 as SQL: per table, `rows / 1000` rows
-/// updated (`k` and `c`, as sysbench's writes do), drawn among all rows or among the
-/// newest 5% (ids above 95% of the table), then `rows / 50` rows appended.
+/// The changes between backup 1 and backup 2 as SQL, per table: `rows / 50` rows
+/// appended (ids after the last, as sysbench's inserts add them) and 0.1% of the table's
+/// rows updated (`k` and `c`, as sysbench's writes do), drawn among all rows or among the
+/// newest 5% (the highest ids); the updates after the append except in
+/// `NewestBeforeAppend`. Returns the SQL, the rows updated and the rows appended.
 fn changes_sql(ds: Dataset, scenario: Scenario) -> (String, u64, u64) {
-    let mut rng = Rng(0x7262_6163_6b75_7031 ^ scenario as u64);
-    let updates = (ds.rows / 1000).max(1);
+    let mut rng = Rng(0x7262_6163_6b75_7031 ^ scenario.seed());
     let appends = (ds.rows / 50).max(1);
+    let append_first = scenario != Scenario::NewestBeforeAppend;
+    // The table when the updates run.
+    let total = if append_first {
+        ds.rows + appends
+    } else {
+        ds.rows
+    };
+    let updates = (total / 1000).max(1);
     let (low, span) = match scenario {
-        Scenario::Random => (1, ds.rows),
-        Scenario::Newest => {
-            let span = (ds.rows / 20).max(updates);
-            (ds.rows - span + 1, span)
+        Scenario::Random => (1, total),
+        Scenario::Newest | Scenario::NewestBeforeAppend => {
+            let span = (total / 20).max(updates);
+            (total - span + 1, span)
         }
     };
     let mut sql = String::from("SET autocommit=0;\n");
     for t in ds.table_names() {
-        let mut ids = BTreeSet::new();
-        while (ids.len() as u64) < updates {
-            ids.insert(low + rng.below(span));
-        }
-        for id in ids {
-            let _ = writeln!(
-                sql,
-                "UPDATE `{DB}`.`{t}` SET k = {}, c = '{}' WHERE id = {id};",
-                1 + rng.below(ds.rows),
-                rng.digits(10)
-            );
-        }
+        let mut appended = String::new();
         let mut i = 0;
         while i < appends {
             let batch = (appends - i).min(1000);
             let values: Vec<String> = (0..batch)
-                .map(|_| {
+                .map(|j| {
                     format!(
-                        "({}, '{}', '{}')",
+                        "({}, {}, '{}', '{}')",
+                        ds.rows + i + j + 1,
                         1 + rng.below(ds.rows),
                         rng.digits(10),
                         rng.digits(5)
@@ -1122,11 +1148,31 @@ fn changes_sql(ds: Dataset, scenario: Scenario) -> (String, u64, u64) {
                 })
                 .collect();
             let _ = writeln!(
-                sql,
-                "INSERT INTO `{DB}`.`{t}` (k, c, pad) VALUES {};",
+                appended,
+                "INSERT INTO `{DB}`.`{t}` (id, k, c, pad) VALUES {};",
                 values.join(",")
             );
             i += batch;
+        }
+        let mut ids = BTreeSet::new();
+        while (ids.len() as u64) < updates {
+            ids.insert(low + rng.below(span));
+        }
+        let mut updated = String::new();
+        for id in ids {
+            let _ = writeln!(
+                updated,
+                "UPDATE `{DB}`.`{t}` SET k = {}, c = '{}' WHERE id = {id};",
+                1 + rng.below(ds.rows),
+                rng.digits(10)
+            );
+        }
+        if append_first {
+            sql.push_str(&appended);
+            sql.push_str(&updated);
+        } else {
+            sql.push_str(&updated);
+            sql.push_str(&appended);
         }
         sql.push_str("COMMIT;\n");
     }
