@@ -392,6 +392,8 @@ pub struct DumpBuilder {
 /// to my_getopt's 1024-byte block size (1046528) and 24 MiB respectively.
 pub const DEFAULT_NET_BUFFER_LENGTH: usize = ((1024 * 1024 - 1025) / 1024) * 1024;
 pub const DEFAULT_MAX_ALLOWED_PACKET: usize = 24 * 1024 * 1024;
+/// `--zstd` without a level (see where it is used for the measurement).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 impl Default for DumpBuilder {
     fn default() -> Self {
@@ -766,7 +768,15 @@ impl DumpBuilder {
                 self.zstd = match value {
                     Value::Off => None,
                     _ => match text(value) {
-                        None => Some(3),
+                        // Level 1 by measurement (benches/README.md, "zstd level"): on
+                        // sysbench 4 x 250,000 rows as CSV, `--dir --threads 2` took 0.69 to
+                        // 0.77 s of client CPU at level 1 against 2.81 to 2.92 s at level 3
+                        // (uncompressed 0.24 s, the server 0.43 to 0.51 s in every case) and
+                        // wrote 90.2 MB against 99.0 MB (mydumper -c: 95.9 MB); on the
+                        // generated mixed table 44.6 MB against 46.8 MB. Where text repeats
+                        // (Rust source code) level 3 is 28% smaller at about the same CPU:
+                        // ask for it with --zstd=3.
+                        None => Some(DEFAULT_ZSTD_LEVEL),
                         Some(v) => {
                             Some(
                                 limit(def, parse_number(def, v)?, 1, 22, 1, &mut self.warnings)

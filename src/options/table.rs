@@ -759,7 +759,7 @@ pub static DUMP_OPTIONS: &[OptDef] = &[
         None,
         "#",
         Opt::Zstd,
-        "rdump: compress output files with zstd, at this level (default 3).",
+        "rdump: compress output files with zstd, at this level (default 1).",
     ),
     req(
         "consistency",
