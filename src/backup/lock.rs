@@ -125,6 +125,9 @@ pub struct LockGuard {
     store: Store,
     names: Vec<String>,
     token: String,
+    kind: String,
+    operation: String,
+    ttl: Duration,
     refresher: tokio::task::JoinHandle<()>,
     lost: Arc<AtomicBool>,
     released: bool,
@@ -292,6 +295,9 @@ async fn acquire_beside(
         store: store.clone(),
         names,
         token,
+        kind: kind_word(&kind).to_string(),
+        operation: operation.to_string(),
+        ttl,
         refresher,
         lost,
         released: false,
@@ -382,16 +388,36 @@ async fn refresh(
     token: String,
     lost: Arc<AtomicBool>,
 ) {
-    let mut info = LockInfo::new(&kind, &operation, ttl, &token);
     let mut last_ok = tokio::time::Instant::now();
     let mut interval = tokio::time::interval(ttl / 3);
     interval.tick().await;
     loop {
         interval.tick().await;
-        info.refreshed = now();
-        let body = Bytes::from(serde_json::to_vec(&info).expect("lock serializes"));
-        let mut ok = true;
-        for n in &names {
+        let ok = refresh_once(&store, &names, &kind, &operation, ttl, &token, &lost).await;
+        if ok {
+            last_ok = tokio::time::Instant::now();
+        } else if last_ok.elapsed() >= ttl {
+            lost.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Rewrites the lock objects that are still ours with a new `refreshed` time; marks the
+/// lock lost when one was taken over or deleted. False when the storage failed.
+async fn refresh_once(
+    store: &Store,
+    names: &[String],
+    kind: &str,
+    operation: &str,
+    ttl: Duration,
+    token: &str,
+    lost: &AtomicBool,
+) -> bool {
+    let info = LockInfo::new(kind, operation, ttl, token);
+    let body = Bytes::from(serde_json::to_vec(&info).expect("lock serializes"));
+    let mut ok = true;
+    {
+        for n in names {
             // Only a lock that is still ours is refreshed: one that was taken over (we
             // looked stale: paused, partitioned) or deleted is lost, never overwritten,
             // and the operation fails at its next `check` instead of going on alongside
@@ -416,11 +442,55 @@ async fn refresh(
                 Err(_) => ok = false,
             }
         }
-        if ok {
-            last_ok = tokio::time::Instant::now();
-        } else if last_ok.elapsed() >= ttl {
-            lost.store(true, Ordering::SeqCst);
+    }
+    ok
+}
+
+/// A handle that re-confirms a held lock on demand (see `LockGuard::confirmer`).
+#[derive(Clone)]
+pub struct LockConfirm {
+    store: Store,
+    names: Vec<String>,
+    kind: String,
+    operation: String,
+    ttl: Duration,
+    token: String,
+    lost: Arc<AtomicBool>,
+}
+
+impl LockConfirm {
+    /// Refreshes the lock now and fails unless it is still ours. Called before writing
+    /// an object others rely on (a backup's index objects and snapshot): a holder that was
+    /// paused past its ttl may have been taken over by a prune that deleted its unindexed
+    /// packs; an index listing them would make later backups skip blobs that are gone.
+    /// After a successful refresh a stale-lock takeover of the old version fails (S3:
+    /// `If-Match` on the version it read; local: replaced only if still that version).
+    pub async fn confirm(&self) -> Result<()> {
+        let refreshed = refresh_once(
+            &self.store,
+            &self.names,
+            &self.kind,
+            &self.operation,
+            self.ttl,
+            &self.token,
+            &self.lost,
+        )
+        .await;
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(BackupError::Locked(format!(
+                "{}: the {} lock was taken over or removed while this {} ran (paused past its ttl?); giving up",
+                self.store.url(),
+                self.kind,
+                self.operation
+            )));
         }
+        if !refreshed {
+            return Err(BackupError::Storage {
+                object: self.names.first().cloned().unwrap_or_default(),
+                message: "the lock could not be refreshed".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -435,6 +505,19 @@ impl LockGuard {
             )));
         }
         Ok(())
+    }
+
+    /// A handle that refreshes and re-checks this lock on demand (`LockConfirm::confirm`).
+    pub fn confirmer(&self) -> LockConfirm {
+        LockConfirm {
+            store: self.store.clone(),
+            names: self.names.clone(),
+            kind: self.kind.clone(),
+            operation: self.operation.clone(),
+            ttl: self.ttl,
+            token: self.token.clone(),
+            lost: self.lost.clone(),
+        }
     }
 
     /// Deletes the lock objects that are still ours (not one another operation took

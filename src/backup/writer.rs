@@ -38,7 +38,7 @@ use super::config::Repository;
 use super::error::{BackupError, Result};
 use super::index::{self, PackBlobs};
 use super::keys::{BlobId, storage_id};
-use super::lock::{self, LockGuard, LockKind};
+use super::lock::{self, LockConfirm, LockGuard, LockKind};
 use super::pack::{self, PackBuilder};
 use super::snapshot::{FileEntry, Snapshot, Stats};
 
@@ -132,6 +132,8 @@ struct Shared {
     uploads: Mutex<Option<mpsc::Sender<PackBuilder>>>,
     /// The uploader's first error.
     failed: Mutex<Option<BackupError>>,
+    /// Re-confirms the backup's lock before each index object (see `flush_index`).
+    lock: LockConfirm,
 }
 
 impl Shared {
@@ -188,6 +190,7 @@ impl BackupWriter {
             open_files: AtomicUsize::new(0),
             uploads: Mutex::new(Some(tx)),
             failed: Mutex::new(None),
+            lock: lock.confirmer(),
         });
         let uploader = tokio::spawn(upload_packs(shared.clone(), rx));
         let catalog = FileWriter::new(shared.clone(), "catalog", false);
@@ -262,6 +265,7 @@ impl BackupWriter {
         self.shared.check()?;
         flush_index(&self.shared).await?;
         self.lock.as_ref().map_or(Ok(()), |l| l.check())?;
+        self.shared.lock.confirm().await?;
         let snapshot = Snapshot {
             version: super::snapshot::VERSION,
             time: info.time.unwrap_or_else(|| {
@@ -395,9 +399,15 @@ async fn flush_index(shared: &Shared) -> Result<()> {
     }
     let data = index::encode(&shared.repo.keys, &packs);
     let name = format!("index/{}", storage_id(&data));
-    // The packs are durable before the index that lists them.
+    // The packs are durable before the index that lists them, and the lock still ours:
+    // a prune that took over a lock we let go stale may have deleted these packs (they
+    // were in no index), and an index listing them would make every later backup skip
+    // their blobs. Without the lock the packs stay unindexed (orphans for prune).
     let stored = match shared.repo.store.sync().await {
-        Ok(()) => shared.repo.store.put(&name, Bytes::from(data)).await,
+        Ok(()) => match shared.lock.confirm().await {
+            Ok(()) => shared.repo.store.put(&name, Bytes::from(data)).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = stored {
