@@ -194,11 +194,13 @@ type Batch = Vec<WireResult<BinlogPacket>>;
 /// After a wake-up that brought less than `BUSY_BATCH` bytes, the reader lets the events
 /// pile up in the socket this long before it reads again: a wake-up (a system call, a task
 /// hand-off) per batch rather than per event. Under sysbench oltp_write_only with 2 threads
-/// the server sends each event on its own (about 7,000 a second here), and waking for
-/// each was most of the archiver's CPU. Segments are committed seconds apart, so 20 ms
-/// more is nothing; a busy stream (a batch of `BUSY_BATCH` or more) is read without pause.
-const COALESCE: Duration = Duration::from_millis(20);
-const BUSY_BATCH: usize = 64 * 1024;
+/// the server sends each event on its own (15,000 a second here), and waking for each was
+/// most of the archiver's CPU (perf: the scheduler and futexes). Segments are committed
+/// seconds apart, so 30 ms more is nothing. A batch of `BUSY_BATCH` or more (most of a
+/// unix socket's 208 KiB buffer) means the server is sending faster than that: the next
+/// read follows at once, so a busy stream is never held back.
+const COALESCE: Duration = Duration::from_millis(30);
+const BUSY_BATCH: usize = 128 * 1024;
 /// The most packets handed over at once.
 const MAX_BATCH: usize = 4096;
 
