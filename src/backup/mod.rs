@@ -15,6 +15,7 @@
 //! | `snapshot` | snapshot objects and the catalog's file entries | reading blobs |
 //! | `lock` | lock objects: shared, exclusive, unique; refresh; stale takeover | what a lock protects |
 //! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
+//! | `drill` | drill records (`drills/<snapshot>/<id>`): encoding with their MAC, writing, the newest per backup | running a drill (`trust::drill`) |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
 //!
 //! Invariants:
@@ -38,6 +39,7 @@
 
 pub mod chunker;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod index;
 pub mod keys;

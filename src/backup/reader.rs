@@ -202,7 +202,14 @@ impl RepositoryReader {
         Ok(done)
     }
 
-    async fn restore_file(&self, entry: &FileEntry, dir: &Path, done: &mut Restored) -> Result<()> {
+    /// Writes one file of a snapshot under `dir` as `restore_to_dir` does (a drill
+    /// restores file by file to name every damaged table, not only the first).
+    pub async fn restore_file(
+        &self,
+        entry: &FileEntry,
+        dir: &Path,
+        done: &mut Restored,
+    ) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(safe_relative(&entry.name)?);
         let io =

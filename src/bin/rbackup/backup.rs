@@ -161,6 +161,9 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             "server": rdump::client::conn::server_label(&plan.connection),
             "tables": summary.tables,
             "rows": summary.rows,
+            // What a restore drill compares besides the tables' fingerprints (those are in
+            // the chunk files' catalog entries).
+            "objects": summary.objects,
         }),
     };
     let (id, snapshot) = writer.commit(info).await?;

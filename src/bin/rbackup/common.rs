@@ -39,6 +39,18 @@ pub fn split_own(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let Some(sub) = args.get(1).and_then(|a| a.to_str()).map(str::to_string) else {
         return args;
     };
+    if sub == "verify" {
+        // `verify --drill --target OPTIONS...`: everything after --target is rload's.
+        return match args.iter().skip(2).position(|a| a == "--target") {
+            Some(p) => {
+                let mut own: Vec<std::ffi::OsString> = args[..p + 3].to_vec();
+                own.push("--".into());
+                own.extend(args[p + 3..].iter().cloned());
+                own
+            }
+            None => args,
+        };
+    }
     if sub != "backup" && sub != "restore" {
         return args;
     }

@@ -1,4 +1,5 @@
-//! `rbackup list`: the backups of a repository, as a table or JSON.
+//! `rbackup list`: the backups of a repository, as a table or JSON, each with its last
+//! restore drill (the newest valid drill record, `rdump::backup::drill`).
 //!
 //! Not for: reading snapshots (`rdump::backup::reader`).
 
@@ -25,13 +26,26 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
     let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
     let reader = RepositoryReader::open(repo).await?;
     let snapshots = reader.snapshots().await?;
+    let (drills, bad) = backup::drill::newest(reader.repository()).await?;
+    for e in bad {
+        eprintln!("rbackup: warning: a drill record is ignored: {e}");
+    }
+    let last_drill = |id: &str| {
+        drills.get(id).map(|d| {
+            serde_json::json!({
+                "time": d.time, "verdict": d.verdict, "seconds": d.seconds,
+                "target": d.target, "message": d.message,
+                "tables_compared": d.tables_compared, "rows_compared": d.rows_compared,
+            })
+        })
+    };
     if args.json {
         let list: Vec<serde_json::Value> = snapshots
             .iter()
             .map(|(id, s)| {
                 serde_json::json!({
                     "id": id, "time": s.time, "host": s.host, "tags": s.tags,
-                    "meta": s.meta, "stats": s.stats,
+                    "meta": s.meta, "stats": s.stats, "last_drill": last_drill(id),
                 })
             })
             .collect();
@@ -39,8 +53,8 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
         return Ok(());
     }
     println!(
-        "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} tags",
-        "ID", "time", "databases", "logical bytes", "new bytes", "coordinates"
+        "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {:<28} tags",
+        "ID", "time", "databases", "logical bytes", "new bytes", "coordinates", "last drill"
     );
     for (id, s) in &snapshots {
         let databases = match s.meta.get("databases") {
@@ -61,14 +75,19 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
                 format!("{file}:{pos} {gtid}").trim().to_string()
             })
             .unwrap_or_default();
+        let drill = drills
+            .get(id.as_str())
+            .map(|d| format!("{} {}", d.verdict, d.time))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {}",
+            "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {:<28} {}",
             &id[..8],
             s.time,
             databases,
             s.stats.logical_bytes,
             s.stats.new_bytes,
             coordinates,
+            drill,
             s.tags.join(",")
         );
     }

@@ -1,6 +1,7 @@
 //! The `rbackup` command: subcommands over a repository (REPOSITORY.md). This file holds
 //! the command line (clap) and the dispatch; each subcommand lives in a module of its own
-//! beside it (`init`, `list`, `backup`, `restore`), with what they share in `common`.
+//! beside it (`init`, `list`, `backup`, `restore`, `drill` for `verify --drill`), with what
+//! they share in `common`.
 //! Parsing, running on tokio, printing and exit codes are here; everything else is in
 //! `rdump::backup`.
 //!
@@ -18,6 +19,7 @@
 
 mod backup;
 mod common;
+mod drill;
 mod init;
 mod list;
 mod restore;
@@ -53,6 +55,10 @@ enum Command {
     /// loaded as rload does), or with --to-dir as the directory `rdump --dir` made.
     #[command(after_help = restore::HELP, disable_help_flag = true)]
     Restore(restore::RestoreArgs),
+    /// Check a backup: with --drill, restore it into a scratch server and compare it
+    /// with the fingerprints recorded while it was taken.
+    #[command(after_help = drill::HELP)]
+    Verify(drill::VerifyArgs),
 }
 
 #[tokio::main]
@@ -61,6 +67,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse_from(split_own(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Backup(args) => return backup::command(args).await,
+        Command::Verify(args) => return drill::command(args).await,
         Command::Init(args) => init::run(args).await,
         Command::List(args) => list::run(args).await,
         Command::Restore(args) if args.to_dir.is_none() => return restore::command(args).await,
