@@ -225,22 +225,15 @@ fn backup_then_restore_into_a_server_through_s3() {
 }
 
 /// `rbackup verify ... --drill ARGS`, with its exit code and output.
-fn drill(repo: &str, pass: &str, more: &[&str]) -> std::process::Output {
-    let mut a = vec![
-        "verify",
-        "--repo",
-        repo,
-        "--passphrase-file",
-        pass,
-        "--drill",
-    ];
+fn drill(repo: &str, key: &str, more: &[&str]) -> std::process::Output {
+    let mut a = vec!["verify", "--repo", repo, "--identity-file", key, "--drill"];
     a.extend_from_slice(more);
     rbackup(&a, &[])
 }
 
-fn last_drill(repo: &str, pass: &str, id: &str) -> serde_json::Value {
+fn last_drill(repo: &str, key: &str, id: &str) -> serde_json::Value {
     let out = rbackup(
-        &["list", "--repo", repo, "--passphrase-file", pass, "--json"],
+        &["list", "--repo", repo, "--identity-file", key, "--json"],
         &[],
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -257,7 +250,7 @@ fn last_drill(repo: &str, pass: &str, id: &str) -> serde_json::Value {
 /// Made with the library as `rbackup backup` makes one: each file of `lossy` read back
 /// and written again (deduplicated: nothing new is stored), the catalog entries' meta
 /// of `table`'s chunk files taken from `good`, then committed.
-fn forge(repo: &str, pass: &str, lossy: &str, good: &str, table: &str) -> String {
+fn forge(repo: &str, key: &str, lossy: &str, good: &str, table: &str) -> String {
     use rdump::backup::store::StoreOptions;
     use rdump::backup::writer::SnapshotInfo;
     use rdump::backup::{Access, BackupWriter, RepositoryReader, WriterOptions};
@@ -266,7 +259,7 @@ fn forge(repo: &str, pass: &str, lossy: &str, good: &str, table: &str) -> String
         .build()
         .unwrap();
     rt.block_on(async {
-        let access = Access::passphrase_file(Path::new(pass)).unwrap();
+        let access = Access::identity_file(Path::new(key)).unwrap();
         let repo = rdump::backup::open(repo, &access, &StoreOptions::default())
             .await
             .unwrap();
@@ -319,12 +312,19 @@ fn restore_drills_pass_on_good_backups_and_name_the_table_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    // An X25519 reader key: no scrypt on every command.
+    let identity = age::x25519::Identity::generate();
+    let key = tmp.path().join("reader.key");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&key, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    }
+    let pass = key.to_str().unwrap();
+    let recipient = identity.to_public().to_string();
+    let out = rbackup(&["init", "--repo", repo, "--recipient", &recipient], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let keys = ["--passphrase-file", pass];
+    let keys = ["--identity-file", pass];
+    let started = std::time::Instant::now();
 
     // The fidelity fixture, into a throwaway server.
     let fixture = backup(repo, &keys, &a, &[]);
@@ -345,6 +345,7 @@ fn restore_drills_pass_on_good_backups_and_name_the_table_otherwise() {
         })
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    eprintln!("fixture backup and drill: {:?}", started.elapsed());
 
     // A small database: t's rows in packs of their own (first backup), then one more table.
     a.sql(
@@ -355,7 +356,7 @@ fn restore_drills_pass_on_good_backups_and_name_the_table_otherwise() {
         let mut dump = connection(&a);
         dump.extend(["--databases", "drill", "--progress=never"].map(String::from));
         dump.extend(extra.iter().map(|s| s.to_string()));
-        let mut args_ = vec!["backup", "--repo", repo, "--passphrase-file", pass];
+        let mut args_ = vec!["backup", "--repo", repo, "--identity-file", pass];
         args_.extend(dump.iter().map(String::as_str));
         let out = rbackup(&args_, &[]);
         assert!(out.status.success(), "{}", text(&out));
@@ -380,6 +381,7 @@ fn restore_drills_pass_on_good_backups_and_name_the_table_otherwise() {
     let last = last_drill(repo, pass, &good);
     assert_eq!(last["verdict"], "passed", "{last}");
     assert_eq!(last["tables_compared"], 2, "{last}");
+    eprintln!("small backups and target drill: {:?}", started.elapsed());
 
     // A row lost between the dump's fingerprint and the stored data.
     a.sql("DELETE FROM drill.t WHERE id = 17");

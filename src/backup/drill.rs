@@ -80,6 +80,10 @@ pub struct DrillRecord {
     pub tables: Vec<TableResult>,
     #[serde(default)]
     pub objects: Vec<ObjectsResult>,
+    /// Seconds spent staging the backup, starting the scratch server (alongside the
+    /// staging), loading, and reading the restored server back.
+    #[serde(default)]
+    pub phases: BTreeMap<String, f64>,
     /// Binlog replay to the latest archived event: what was done, or why not.
     #[serde(default)]
     pub binlog_replay: serde_json::Value,
@@ -198,6 +202,7 @@ mod tests {
             rows_compared: 3,
             tables: vec![],
             objects: vec![],
+            phases: BTreeMap::new(),
             binlog_replay: serde_json::Value::Null,
             mac: String::new(),
         }

@@ -105,6 +105,7 @@ pub async fn run(repo: Repository, options: DrillOptions) -> Result<Drilled, Bac
         rows_compared: 0,
         tables: Vec::new(),
         objects: Vec::new(),
+        phases: BTreeMap::new(),
         binlog_replay: serde_json::Value::Null,
         mac: String::new(),
     };
@@ -126,6 +127,10 @@ pub async fn run(repo: Repository, options: DrillOptions) -> Result<Drilled, Bac
         record,
         stored,
     })
+}
+
+fn secs(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 10.0).round() / 10.0
 }
 
 fn hostname() -> String {
@@ -201,7 +206,9 @@ async fn drill(
         }
         Target::Server(_) => None,
     };
+    let phase = Instant::now();
     let damaged = stage(reader, entries, staging.path(), options.threads).await;
+    record.phases.insert("stage".into(), secs(phase));
     let damaged = match damaged {
         Ok(d) => d,
         Err(e) => {
@@ -211,7 +218,10 @@ async fn drill(
     };
     let scratch = match scratch {
         Some(task) => match task.await {
-            Ok(Ok(s)) => Some(s),
+            Ok(Ok(s)) => {
+                record.phases.insert("scratch_ready".into(), secs(phase));
+                Some(s)
+            }
             Ok(Err(e)) => {
                 record.target = "scratch server".into();
                 record.message = format!("the scratch server could not start: {e}");
@@ -280,16 +290,19 @@ async fn drill(
         return Outcome::Error;
     }
     let changed = AtomicBool::new(false);
+    let phase = Instant::now();
     if let Err(e) = crate::load::run(&load, &changed).await {
         record.message = format!("the backup did not load: {e}");
         return Outcome::Failed { damage: false };
     }
+    record.phases.insert("load".into(), secs(phase));
 
     // Read the restored server back.
     if databases.is_empty() {
         record.message = "the backup holds no database besides mysql: nothing to compare".into();
         return Outcome::Passed;
     }
+    let phase = Instant::now();
     let (restored, restored_objects) =
         match fingerprint_server(&connection, &databases, options.threads).await {
             Ok(r) => r,
@@ -298,6 +311,7 @@ async fn drill(
                 return Outcome::Error;
             }
         };
+    record.phases.insert("fingerprint".into(), secs(phase));
 
     // Compare.
     let wanted = |db: &str| databases.iter().any(|d| d == db);
@@ -408,7 +422,7 @@ async fn stage(
             let dir = Arc::clone(&dir);
             set.spawn(async move {
                 let mut done = Restored::default();
-                let r = reader.restore_file(&entry, &dir, &mut done).await;
+                let r = reader.stage_file(&entry, &dir, &mut done).await;
                 (entry.name, r)
             });
         }
@@ -428,7 +442,7 @@ async fn stage(
     if damaged.is_empty() {
         for entry in last {
             let mut done = Restored::default();
-            match reader.restore_file(&entry, &dir, &mut done).await {
+            match reader.stage_file(&entry, &dir, &mut done).await {
                 Ok(()) => {}
                 Err(e) if e.is_damage() => damaged.push((entry.name, None, e.to_string())),
                 Err(e) => return Err(e),

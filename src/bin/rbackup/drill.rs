@@ -200,6 +200,14 @@ async fn run(args: VerifyArgs, id: String) -> ExitCode {
                 format!(": {}", r.message)
             }
         );
+        if !r.phases.is_empty() {
+            let phases: Vec<String> = r
+                .phases
+                .iter()
+                .map(|(k, v)| format!("{} {v:.1} s", k.replace('_', " ")))
+                .collect();
+            eprintln!("rbackup: drill phases: {}", phases.join(", "));
+        }
         if let Some(reason) = r.binlog_replay.get("reason").and_then(|v| v.as_str()) {
             println!("binlog replay: {reason}");
         }
