@@ -201,7 +201,8 @@ async fn drill(
         Target::Scratch(o) => {
             let o = o.clone();
             Some(tokio::task::spawn_blocking(move || {
-                ScratchServer::start(&o)
+                let started = Instant::now();
+                ScratchServer::start(&o).map(|s| (s, secs(started)))
             }))
         }
         Target::Server(_) => None,
@@ -218,8 +219,9 @@ async fn drill(
     };
     let scratch = match scratch {
         Some(task) => match task.await {
-            Ok(Ok(s)) => {
-                record.phases.insert("scratch_ready".into(), secs(phase));
+            Ok(Ok((s, took))) => {
+                // Started alongside the staging.
+                record.phases.insert("scratch_start".into(), took);
                 Some(s)
             }
             Ok(Err(e)) => {
