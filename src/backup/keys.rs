@@ -122,6 +122,13 @@ impl NamingKey {
         blake3::keyed_hash(&k, canonical).to_hex().to_string()
     }
 
+    /// MAC of a drill record's canonical bytes (REPOSITORY.md, "Drill records"): as for
+    /// snapshots, so that whoever can put objects cannot add a "passed" drill.
+    pub fn drill_mac(&self, canonical: &[u8]) -> String {
+        let k = blake3::derive_key("rbackup v1 drill mac", &self.0);
+        blake3::keyed_hash(&k, canonical).to_hex().to_string()
+    }
+
     /// MAC of the config's canonical bytes.
     pub fn config_mac(&self, canonical: &[u8]) -> String {
         let k = blake3::derive_key("rbackup v1 config mac", &self.0);

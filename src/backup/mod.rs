@@ -18,6 +18,7 @@
 //! | `copy` | `copy`: backups and binlog segments missing at another repository, re-encrypted for it; copy markers | the command line |
 //! | `health` | what `check` observes: newest backup, archiver's last event and gaps, last passing drill | the verdict (`trust::check`) |
 //! | `segments` | `RepositorySegments`: binlog segments and gaps under `binlog/<source>/` (the archiver's `SegmentStore`, restore's `SegmentSource`), their MAC, the unique archiver lock | the replication stream, what to restore |
+//! | `drill` | drill records (`drills/<snapshot>/<id>`): encoding with their MAC, writing, the newest per backup | running a drill (`trust::drill`) |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
 //! | `verify` | `verify`: every object against its storage ID, references of snapshots, catalogs and files, with `read_data` every blob (rayon); damage named with the backups and files it breaks; `check_segments` for a binlog archive | repairing, drills |
 //! | `prune` | `prune`: the retention policy applied (`trust::retention`), unused packs deleted and mostly unused ones repacked, new index before old objects are deleted, under the exclusive lock | the policy's rules |
@@ -44,6 +45,7 @@
 pub mod chunker;
 pub mod config;
 pub mod copy;
+pub mod drill;
 pub mod error;
 pub mod health;
 pub mod index;

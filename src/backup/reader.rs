@@ -202,7 +202,30 @@ impl RepositoryReader {
         Ok(done)
     }
 
+    /// Writes one file of a snapshot under `dir` as `restore_to_dir` does, but without
+    /// syncing it: for a throwaway copy (a drill's staging, restored file by file to name
+    /// every damaged table, not only the first). An fsync per chunk file made staging a
+    /// 12 MB backup of ~400 files take 225 s on a loaded 2-core VM.
+    pub async fn stage_file(
+        &self,
+        entry: &FileEntry,
+        dir: &Path,
+        done: &mut Restored,
+    ) -> Result<()> {
+        self.write_file(entry, dir, done, false).await
+    }
+
     async fn restore_file(&self, entry: &FileEntry, dir: &Path, done: &mut Restored) -> Result<()> {
+        self.write_file(entry, dir, done, true).await
+    }
+
+    async fn write_file(
+        &self,
+        entry: &FileEntry,
+        dir: &Path,
+        done: &mut Restored,
+        sync: bool,
+    ) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(safe_relative(&entry.name)?);
         let io =
@@ -240,7 +263,9 @@ impl RepositoryReader {
                 ));
             }
             let file = out.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
-            file.sync_all().map_err(|e| io(&tmp, e))?;
+            if sync {
+                file.sync_all().map_err(|e| io(&tmp, e))?;
+            }
             // Published by link, which never replaces: a name that comes twice in the
             // catalog (a damaged or forged one) is refused, never overwritten.
             match std::fs::hard_link(&tmp, &path) {

@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::format::charset::TextCharset;
 use crate::format::encode::csv::CsvEncoder;
 use crate::format::encode::sql::{InsertStyle, SqlEncoder};
+use crate::format::fingerprint::{Fingerprint, ObjectCounts};
 use crate::format::manifest::{
     self, ChunkEntry, ConsistencyEntry, CoordinatesEntry, DatabaseEntry, FileEntry, Manifest,
     OptionsEntry, ServerEntry, SourceEntry, TableEntry,
@@ -83,6 +84,8 @@ pub struct DirSummary {
     /// `gtid`), as the manifest records them: what a backup's snapshot says of it.
     pub database_names: Vec<String>,
     pub coordinates: serde_json::Value,
+    /// Views, routines, triggers and events per database (what a drill compares).
+    pub objects: std::collections::BTreeMap<String, ObjectCounts>,
 }
 
 pub async fn run(plan: &Plan, opts: &DirOptions) -> Result<DirSummary> {
@@ -214,10 +217,12 @@ pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Re
 
     // Schema files, then the chunk queue, biggest tables first.
     let mut databases = Vec::new();
+    let mut objects = std::collections::BTreeMap::new();
     for (db, _) in &selection {
-        databases.push(
-            write_database_files(&mut control, plan, &dump_dir, db, &tables, &mut entries).await?,
-        );
+        let (entry, counts) =
+            write_database_files(&mut control, plan, &dump_dir, db, &tables, &mut entries).await?;
+        databases.push(entry);
+        objects.insert(db.clone(), counts);
     }
     let mut order = read_by_workers;
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].estimated_rows));
@@ -330,6 +335,7 @@ pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Re
         }),
         files: summary.files + 1,
         bytes: summary.bytes + written.bytes,
+        objects,
         ..summary
     };
     if !plan.quiet {
@@ -552,11 +558,22 @@ async fn write_chunk(
         DirFormat::Csv => Encoder::Csv(CsvEncoder::new(job.read.kinds.clone())),
     };
     let mut unreported = 0u64;
+    // A backup's chunk files record their rows' fingerprints (`format::fingerprint`); a
+    // drill's fingerprint-only dump encodes nothing.
+    let fingerprinting = job.dir.fingerprints();
+    let encoding = !sink.discards();
+    let mut fingerprint = Fingerprint::default();
+    let mut scratch = Vec::new();
     let rows = s
         .stream(&sql, &context, |cells| {
-            match &mut encoder {
-                Encoder::Sql(e) => e.push_row(cells, &mut buf),
-                Encoder::Csv(e) => e.push_row(cells, &mut buf),
+            if fingerprinting {
+                fingerprint.push_row(cells, &mut scratch);
+            }
+            if encoding {
+                match &mut encoder {
+                    Encoder::Sql(e) => e.push_row(cells, &mut buf),
+                    Encoder::Csv(e) => e.push_row(cells, &mut buf),
+                }
             }
             unreported += 1;
             if buf.len() >= FLUSH_AT {
@@ -576,6 +593,9 @@ async fn write_chunk(
     sink.write_all(&buf)?;
     if let Some(bar) = bar {
         bar.inc(unreported, buf.len() as u64);
+    }
+    if fingerprinting {
+        sink.set_meta(fingerprint.to_meta(&job.db, &job.table));
     }
     let (sealed, context) = sink.seal()?;
     *zstd = context;
@@ -633,7 +653,8 @@ async fn write_database_files(
     db: &str,
     tables: &[(String, TableInfo)],
     entries: &mut [TableEntry],
-) -> Result<DatabaseEntry> {
+) -> Result<(DatabaseEntry, ObjectCounts)> {
+    let mut counts = ObjectCounts::default();
     let dir = dump_dir.subdir(&file_name(db))?;
     let shape = &plan.shape;
     let sel = &plan.selection;
@@ -671,6 +692,7 @@ async fn write_database_files(
                 )?);
                 if sel.triggers {
                     let triggers = catalog::triggers(s, tdb, &t.name).await?;
+                    counts.triggers += triggers.len() as u64;
                     if !triggers.is_empty() {
                         let text: String =
                             triggers.iter().map(|d| script::trigger(shape, d)).collect();
@@ -697,6 +719,7 @@ async fn write_database_files(
                 )?);
             }
             TableKind::View => {
+                counts.views += 1;
                 let cols = catalog::view_columns(s, tdb, &t.name).await?;
                 views.push_str(&script::view_placeholder(shape, &t.name, &cols));
                 let d = catalog::show_create_view(s, tdb, &t.name).await?;
@@ -709,22 +732,21 @@ async fn write_database_files(
         entry.views_file = Some(schema_file(plan, &dir, db, "views.sql", &views)?);
     }
     if sel.routines {
-        let text: String = catalog::routines(s, db)
-            .await?
+        let routines = catalog::routines(s, db).await?;
+        counts.routines = routines.len() as u64;
+        let text: String = routines
             .iter()
             .map(|(rt, d)| script::routine(*rt, d))
             .collect();
         entry.routines_file = Some(schema_file(plan, &dir, db, "routines.sql", &text)?);
     }
     if sel.events {
-        let text: String = catalog::events(s, db)
-            .await?
-            .iter()
-            .map(script::event)
-            .collect();
+        let events = catalog::events(s, db).await?;
+        counts.events = events.len() as u64;
+        let text: String = events.iter().map(script::event).collect();
         entry.events_file = Some(schema_file(plan, &dir, db, "events.sql", &text)?);
     }
-    Ok(entry)
+    Ok((entry, counts))
 }
 
 /// Progress on stderr (see `process::progress`): one bar for the whole dump, one line per

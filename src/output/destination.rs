@@ -9,6 +9,12 @@
 //! closed into the backup's catalog by `Sealed::commit`, as a local file is published.
 //! Committing the backup (its snapshot) is the caller's, after the dump returned.
 //!
+//! A third destination keeps no bytes at all (`Fingerprints`): a restore drill dumps the
+//! restored server through the same path to get its row fingerprints
+//! (`format::fingerprint`), which reach it as the files' `meta` in a `MetaCollector`.
+//! Chunk files of a backup and of this destination carry their fingerprints; the dump
+//! skips encoding rows for it.
+//!
 //! Not for: what the files hold (see `dump::dir`), the repository's format (`backup`).
 
 use std::sync::Arc;
@@ -16,7 +22,7 @@ use std::sync::Arc;
 use crate::backup::BackupWriter;
 use crate::error::Result;
 use crate::output::dumpdir::{Dir, DumpDir};
-use crate::output::sink::{Sink, ZstdContext};
+use crate::output::sink::{MetaCollector, Sink, ZstdContext};
 
 /// The whole destination of one directory dump.
 pub enum Destination {
@@ -24,6 +30,8 @@ pub enum Destination {
     Dir(DumpDir),
     /// A backup being written.
     Repository(Arc<BackupWriter>),
+    /// Nowhere: each file's name and meta (its fingerprint) go to the collector.
+    Fingerprints(Arc<MetaCollector>),
 }
 
 /// A folder of the destination: the top, or a database's.
@@ -33,6 +41,10 @@ pub enum Place {
     Repository {
         writer: Arc<BackupWriter>,
         /// "" or "db/".
+        prefix: String,
+    },
+    Fingerprints {
+        collector: Arc<MetaCollector>,
         prefix: String,
     },
 }
@@ -46,6 +58,10 @@ impl Destination {
                 writer: Arc::clone(w),
                 prefix: String::new(),
             },
+            Destination::Fingerprints(c) => Place::Fingerprints {
+                collector: Arc::clone(c),
+                prefix: String::new(),
+            },
         }
     }
 
@@ -57,6 +73,10 @@ impl Destination {
                 writer: Arc::clone(w),
                 prefix: format!("{name}/"),
             },
+            Destination::Fingerprints(c) => Place::Fingerprints {
+                collector: Arc::clone(c),
+                prefix: format!("{name}/"),
+            },
         })
     }
 
@@ -65,12 +85,17 @@ impl Destination {
     pub fn finish(self) {
         match self {
             Destination::Dir(d) => d.finish(),
-            Destination::Repository(_) => {}
+            Destination::Repository(_) | Destination::Fingerprints(_) => {}
         }
     }
 }
 
 impl Place {
+    /// True when chunk files here record their rows' fingerprints (a backup, a drill).
+    pub fn fingerprints(&self) -> bool {
+        !matches!(self, Place::Dir(_))
+    }
+
     /// A new file `name` here, complete only once committed. A repository file is never
     /// zstd-compressed by the sink (the repository compresses each blob).
     pub fn sink(
@@ -83,6 +108,9 @@ impl Place {
             Place::Dir(d) => Sink::in_dir(d, name, zstd_level, context),
             Place::Repository { writer, prefix } => {
                 Ok(Sink::in_repository(writer, &format!("{prefix}{name}")))
+            }
+            Place::Fingerprints { collector, prefix } => {
+                Ok(Sink::discarding(collector, &format!("{prefix}{name}")))
             }
         }
     }

@@ -71,6 +71,19 @@ enum Base {
     /// A logical file of a backup (`output::destination`): its bytes go to the repository
     /// writer as they come.
     Repository(Box<crate::backup::FileWriter>),
+    /// Nowhere: a file whose bytes nobody keeps, only its `meta` (a drill's fingerprints).
+    Discard,
+}
+
+/// Where the files of a discarding destination leave their names and `meta` on commit.
+#[derive(Debug, Default)]
+pub struct MetaCollector(std::sync::Mutex<Vec<(String, serde_json::Value)>>);
+
+impl MetaCollector {
+    /// Every committed file's name and meta, in commit order.
+    pub fn take(&self) -> Vec<(String, serde_json::Value)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
 }
 
 impl Write for Counted {
@@ -86,6 +99,7 @@ impl Write for Counted {
                 w.write(buf).map_err(io::Error::other)?;
                 buf.len()
             }
+            Base::Discard => buf.len(),
         };
         if let Some(h) = &mut self.hasher {
             h.update(&buf[..n]);
@@ -104,7 +118,7 @@ impl Write for Counted {
             // Blocks are written when full; the rest by `DirectFile::finish`.
             Base::Direct(_) => Ok(()),
             // Chunks are cut when complete; the rest by `FileWriter::finish`.
-            Base::Repository(_) => Ok(()),
+            Base::Repository(_) | Base::Discard => Ok(()),
         }
     }
 }
@@ -126,7 +140,7 @@ impl Base {
         match self {
             Base::Stdout(w) => PageCacheDrop::new(w.as_raw_fd()),
             Base::File(w) => PageCacheDrop::new(w.as_raw_fd()),
-            Base::Direct(_) | Base::Repository(_) => None,
+            Base::Direct(_) | Base::Repository(_) | Base::Discard => None,
         }
     }
 }
@@ -311,6 +325,8 @@ pub struct Sink {
     name: PathBuf,
     /// Adds the bytes handed to `write_all` (before compression), for a progress display.
     meter: Option<Arc<AtomicU64>>,
+    /// What the file's catalog entry says of it (a backup's, a discarding destination's).
+    meta: serde_json::Value,
 }
 
 /// Where a sink's bytes end up, and what `commit` does about it.
@@ -326,6 +342,8 @@ enum Landing {
     },
     /// A backup's logical file, closed into the backup's catalog by `commit`.
     Repository(std::sync::Arc<crate::backup::BackupWriter>),
+    /// Discarded; the name and meta go to the collector on commit.
+    Collect(Arc<MetaCollector>, String),
 }
 
 /// How `-r FILE` (or a `--tab` file) is written, from what is at the path now.
@@ -452,6 +470,7 @@ impl Sink {
             landing: Landing::Stdout,
             name,
             meter: None,
+            meta: serde_json::Value::Null,
         })
     }
 
@@ -536,6 +555,7 @@ impl Sink {
             landing: Landing::Temp(temp),
             name: path.to_path_buf(),
             meter: None,
+            meta: serde_json::Value::Null,
         })
     }
 
@@ -554,6 +574,7 @@ impl Sink {
             landing: Landing::InPlace { sync },
             name: path.to_path_buf(),
             meter: None,
+            meta: serde_json::Value::Null,
         })
     }
 
@@ -567,7 +588,31 @@ impl Sink {
             landing: Landing::Repository(std::sync::Arc::clone(writer)),
             name: PathBuf::from(format!("repository file {name}")),
             meter: None,
+            meta: serde_json::Value::Null,
         }
+    }
+
+    /// The logical file `name` of a destination that keeps no bytes, only the file's
+    /// name and `meta`, handed to `collector` on commit.
+    pub fn discarding(collector: &Arc<MetaCollector>, name: &str) -> Sink {
+        let chain = Chain::new(Base::Discard, None).expect("no zstd context to make");
+        Sink {
+            chain,
+            landing: Landing::Collect(Arc::clone(collector), name.to_string()),
+            name: PathBuf::from(format!("discarded file {name}")),
+            meter: None,
+            meta: serde_json::Value::Null,
+        }
+    }
+
+    /// True when the bytes written are kept nowhere (`discarding`).
+    pub fn discards(&self) -> bool {
+        matches!(self.landing, Landing::Collect(..))
+    }
+
+    /// What the file's entry in a backup's catalog (or a collector) says of it.
+    pub fn set_meta(&mut self, meta: serde_json::Value) {
+        self.meta = meta;
     }
 
     pub fn name(&self) -> &Path {
@@ -606,6 +651,7 @@ impl Sink {
             counted,
             landing: self.landing,
             name: self.name,
+            meta: self.meta,
         };
         Ok((sealed, context))
     }
@@ -617,6 +663,7 @@ pub struct Sealed {
     counted: Counted,
     landing: Landing,
     name: PathBuf,
+    meta: serde_json::Value,
 }
 
 impl Sealed {
@@ -632,8 +679,12 @@ impl Sealed {
         let base = match (counted.base, &self.landing) {
             (Base::Repository(file), Landing::Repository(writer)) => {
                 writer
-                    .close_file(*file, serde_json::Value::Null)
+                    .close_file(*file, self.meta)
                     .map_err(|e| Error::write(&name, io::Error::other(e)))?;
+                return Ok(written);
+            }
+            (Base::Discard, Landing::Collect(collector, file)) => {
+                collector.0.lock().unwrap().push((file.clone(), self.meta));
                 return Ok(written);
             }
             (base, _) => base,

@@ -7,15 +7,20 @@
 //! - `metrics`: the Prometheus textfile (`--metrics-file`), updated atomically;
 //! - `check`: the `rbackup check` verdict (OK/WARNING/CRITICAL and its one line);
 //! - `log`: `--log-format text|json` records, one per line, secrets shown as `***`;
-//! - `config`: the config file (`/etc/rbackup.toml`, `--config`) scheduled units rely on.
+//! - `config`: the config file (`/etc/rbackup.toml`, `--config`) scheduled units rely on;
+//! - `scratch`: a throwaway server for restore drills, removed after;
+//! - `drill`: the restore drill (restore a backup, fingerprint the restored server,
+//!   compare with what the backup recorded, write the drill record).
 //!
 //! Not for: reading or changing a repository (listing backups, deleting blobs, locks),
-//! running drills or copies. Those belong to the repository layer (`backup/`), which
+//! copies (`drill` only composes the repository, dump and load layers). Those belong to the repository layer (`backup/`), which
 //! gathers the inputs (backup times, archiver state, drill results) and calls these.
 
 pub mod check;
 pub mod config;
+pub mod drill;
 pub mod duration;
 pub mod log;
 pub mod metrics;
 pub mod retention;
+pub mod scratch;

@@ -54,6 +54,19 @@ pub fn split_own(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let Some(sub) = args.get(at).and_then(|a| a.to_str()).map(str::to_string) else {
         return args;
     };
+    if sub == "verify" {
+        // `verify --drill --target OPTIONS...`: everything after --target is rload's.
+        return match args.iter().skip(at + 1).position(|a| a == "--target") {
+            Some(p) => {
+                let end = at + 1 + p + 1;
+                let mut own: Vec<std::ffi::OsString> = args[..end].to_vec();
+                own.push("--".into());
+                own.extend(args[end..].iter().cloned());
+                own
+            }
+            None => args,
+        };
+    }
     if sub != "backup" && sub != "restore" && sub != "binlog" {
         return args;
     }

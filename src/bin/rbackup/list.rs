@@ -1,7 +1,8 @@
 //! `rbackup list`: the backups of a repository, as a table or JSON, and the restorable
 //! window of each: from its binlog coordinates to the last archived event of the binlog
 //! archive that holds them, ended by a gap if one follows (`rdump::binlog::window`); then
-//! each archive's contiguous spans.
+//! each archive's contiguous spans. Each backup also shows its last restore drill (the
+//! newest valid drill record, `rdump::backup::drill`).
 //!
 //! Not for: reading snapshots (`rdump::backup::reader`) or segments (`backup::segments`).
 
@@ -32,6 +33,19 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
     let archives = archives(&repo).await?;
     let reader = RepositoryReader::open(repo).await?;
     let snapshots = reader.snapshots().await?;
+    let (drills, bad) = backup::drill::newest(reader.repository()).await?;
+    for e in bad {
+        eprintln!("rbackup: warning: a drill record is ignored: {e}");
+    }
+    let last_drill = |id: &str| {
+        drills.get(id).map(|d| {
+            serde_json::json!({
+                "time": d.time, "verdict": d.verdict, "seconds": d.seconds,
+                "target": d.target, "message": d.message,
+                "tables_compared": d.tables_compared, "rows_compared": d.rows_compared,
+            })
+        })
+    };
     if args.json {
         let list: Vec<serde_json::Value> = snapshots
             .iter()
@@ -44,7 +58,7 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
                 });
                 serde_json::json!({
                     "id": id, "time": s.time, "host": s.host, "tags": s.tags,
-                    "meta": s.meta, "stats": s.stats, "window": window,
+                    "meta": s.meta, "stats": s.stats, "window": window, "last_drill": last_drill(id),
                 })
             })
             .collect();
@@ -52,8 +66,8 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
         return Ok(());
     }
     println!(
-        "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} tags",
-        "ID", "time", "databases", "logical bytes", "new bytes", "coordinates"
+        "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {:<28} tags",
+        "ID", "time", "databases", "logical bytes", "new bytes", "coordinates", "last drill"
     );
     for (id, s) in &snapshots {
         let databases = match s.meta.get("databases") {
@@ -74,14 +88,19 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
                 format!("{file}:{pos} {gtid}").trim().to_string()
             })
             .unwrap_or_default();
+        let drill = drills
+            .get(id.as_str())
+            .map(|d| format!("{} {}", d.verdict, d.time))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {}",
+            "{:<10} {:<20} {:<24} {:>14} {:>14}  {:<30} {:<28} {}",
             &id[..8],
             s.time,
             databases,
             s.stats.logical_bytes,
             s.stats.new_bytes,
             coordinates,
+            drill,
             s.tags.join(",")
         );
     }

@@ -1,6 +1,7 @@
 //! The `rbackup` command: subcommands over a repository (REPOSITORY.md). This file holds
 //! the command line (clap) and the dispatch; each subcommand lives in a module of its own
-//! beside it (`init`, `list`, `backup`, `restore`), with what they share in `common`.
+//! beside it (`init`, `list`, `backup`, `restore`, `drill` for `verify --drill`), with what
+//! they share in `common`.
 //! Parsing, running on tokio, printing and exit codes are here; everything else is in
 //! `rdump::backup`.
 //!
@@ -26,6 +27,7 @@ mod binlog;
 mod check;
 mod common;
 mod copy;
+mod drill;
 mod init;
 mod list;
 mod prune;
@@ -68,7 +70,9 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Check the repository: every object against its hash, every backup's references;
     /// with --read-data every blob. Names what is damaged and the backups it breaks.
-    #[command(after_help = verify::HELP)]
+    /// With --drill, restore a backup into a scratch server and compare it with the
+    /// fingerprints recorded while it was taken.
+    #[command(after_help = verify::help())]
     Verify(verify::VerifyArgs),
     /// Remove the backups a retention policy does not keep, and the data only they used.
     #[command(long_about = rdump::trust::retention::PRUNE_POLICY_HELP, after_help = prune::HELP)]

@@ -33,6 +33,17 @@ Exit codes:
   2  the storage failed (unreachable, refused, I/O error); the error names the object
   5  damage found: objects missing or not matching their hash, each named";
 
+/// `verify --help`'s text after the options: this module's, then the drill's.
+pub fn help() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{HELP}\n\nRestore drills (--drill):\n{}",
+            crate::drill::HELP
+        )
+    })
+}
+
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -43,16 +54,20 @@ pub struct VerifyArgs {
     /// packs (--read-data=10).
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, require_equals = true, default_missing_value = "100")]
     read_data: Option<String>,
-    /// Restore drill: restore a backup (ID, or latest) into a scratch server and compare.
-    /// (The drill command fills this in; see verify_drill.)
-    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "latest")]
-    drill: Option<String>,
-    /// Print the report as one JSON object.
-    #[arg(long)]
-    json: bool,
+    /// `--drill [ID|latest]` and the drill's options (`crate::drill`), `--json`.
+    #[command(flatten)]
+    drill: crate::drill::DrillArgs,
 }
 
 pub async fn command(args: VerifyArgs) -> ExitCode {
+    if args.drill.drill.is_some() {
+        return crate::drill::command(crate::drill::VerifyArgs {
+            repo: args.repo,
+            keys: args.keys,
+            drill: args.drill,
+        })
+        .await;
+    }
     match run(args).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -60,13 +75,6 @@ pub async fn command(args: VerifyArgs) -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
-}
-
-/// The hook for `verify --drill` (issue 14's restore drill): not built here.
-async fn verify_drill(_args: &VerifyArgs, _id: &str) -> Result<u8, BackupError> {
-    Err(BackupError::Usage(
-        "verify --drill: restore drills are not built yet".into(),
-    ))
 }
 
 fn parse_percent(text: &str) -> Result<f64, BackupError> {
@@ -80,9 +88,6 @@ fn parse_percent(text: &str) -> Result<f64, BackupError> {
 }
 
 async fn run(args: VerifyArgs) -> Result<u8, BackupError> {
-    if let Some(id) = &args.drill {
-        return verify_drill(&args, id).await;
-    }
     let read_data = args.read_data.as_deref().map(parse_percent).transpose()?;
     let url = &args.repo.repo;
     let access = args.keys.access()?;
@@ -123,7 +128,7 @@ async fn run(args: VerifyArgs) -> Result<u8, BackupError> {
         rdump::trust::metrics::Metric::VerifyErrors,
         report.damage() as f64,
     );
-    if args.json {
+    if args.drill.json {
         let mut value = serde_json::to_value(&report).expect("the report serializes");
         value["seconds"] = serde_json::json!(seconds);
         value["damage"] = serde_json::json!(report.damage());
