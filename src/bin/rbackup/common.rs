@@ -29,6 +29,14 @@ const OWN_OPTIONS: &[(&str, bool)] = &[
     ("tag", true),
     ("json", false),
     ("to-dir", true),
+    ("to-time", true),
+    ("time-zone", true),
+    ("to-gtid", true),
+    ("to-position", true),
+    ("to-latest", false),
+    ("skip-gtid", true),
+    ("dry-run", false),
+    ("binlog-archive", true),
     ("help", false),
 ];
 
