@@ -1,0 +1,476 @@
+//! Point-in-time restore end to end on real servers: a source with a binlog under a write
+//! load (InnoDB and MyISAM tables, DDL) archived throughout by `rdump::binlog::archive`,
+//! a backup taken mid-load with `rbackup backup`; at T1 the writes pause and the time,
+//! GTID, binlog position and every table's CHECKSUM TABLE are noted; the load goes on,
+//! then a DROP TABLE. `rbackup restore --to-time T1`, `--to-gtid`, `--to-position` into a
+//! fresh target give T1's checksums; `--to-latest` the final state; `--skip-gtid` of the
+//! DROP the final state with the table. A gap in the archive is refused, as is a target
+//! account without the replay privilege (before anything changes), and `--dry-run`
+//! touches nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::rbackup::{rbackup, text};
+use common::{Server, ServerOptions};
+use rdump::binlog::local::{LocalDirStore, Record};
+use rdump::binlog::{ArchiveOptions, CutPolicy, SegmentStore, archive};
+use rdump::client::options::{ConnectionOptions, Password, Secret};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn connection_options(server: &Server) -> ConnectionOptions {
+    ConnectionOptions {
+        socket: Some(server.socket()),
+        user: Some(server.user().into()),
+        password: Password::Given(Secret::new(server.password())),
+        ..Default::default()
+    }
+}
+
+/// The server's connection options as rdump and rload take them.
+fn connection(s: &Server) -> Vec<String> {
+    vec![
+        "--no-defaults".into(),
+        format!("--socket={}", s.socket().display()),
+        format!("-u{}", s.user()),
+        format!("-p{}", s.password()),
+    ]
+}
+
+/// CHECKSUM TABLE of every table of `pitr`.
+fn checksums(s: &Server) -> BTreeMap<String, String> {
+    let tables: Vec<String> = s
+        .sql_rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pitr' \
+             ORDER BY table_name",
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    if tables.is_empty() {
+        return BTreeMap::new();
+    }
+    let list: Vec<String> = tables.iter().map(|t| format!("pitr.`{t}`")).collect();
+    s.sql_rows(&format!("CHECKSUM TABLE {}", list.join(", ")))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}
+
+/// One batch of the write load: InnoDB inserts, updates, deletes, a MyISAM insert, and
+/// every tenth batch some DDL.
+fn batch(n: u64) -> String {
+    let mut sql = format!(
+        "INSERT INTO pitr.orders (customer, amount, note) VALUES ({c}, {n} * 1.5, 'o{n}'), \
+         ({c} + 1, {n}, REPEAT('x', {n} % 50)); \
+         UPDATE pitr.stock SET qty = qty - 1, touched = {n} WHERE id = {s}; \
+         INSERT INTO pitr.audit (what) VALUES ('batch {n}'); \
+         BEGIN; DELETE FROM pitr.orders WHERE id % 7 = {d} AND id < {n}; \
+         UPDATE pitr.stock SET qty = qty + 2 WHERE id = {s2}; COMMIT;",
+        c = n % 17,
+        s = n % 20 + 1,
+        s2 = (n * 3) % 20 + 1,
+        d = n % 7,
+    );
+    if n % 10 == 5 {
+        sql.push_str(&format!(
+            " ALTER TABLE pitr.stock ADD COLUMN c{n} INT NOT NULL DEFAULT {n};\
+             CREATE TABLE pitr.made{n} (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;\
+             INSERT INTO pitr.made{n} VALUES (1, 'a'), (2, 'b');"
+        ));
+    }
+    sql
+}
+
+/// Writes batches until `stop`; while `pause` is set it stops between batches and says
+/// so in `paused`.
+struct Load {
+    stop: AtomicBool,
+    pause: AtomicBool,
+    paused: AtomicBool,
+    batches: AtomicU64,
+}
+
+impl Load {
+    fn run(&self, server: &Server) {
+        let mut n = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            if self.pause.load(Ordering::SeqCst) {
+                self.paused.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            self.paused.store(false, Ordering::SeqCst);
+            n += 1;
+            server.sql(&batch(n));
+            self.batches.store(n, Ordering::SeqCst);
+        }
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    fn pause(&self) {
+        self.pause.store(true, Ordering::SeqCst);
+        while !self.paused.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_batches(&self, more: u64) {
+        let until = self.batches.load(Ordering::SeqCst) + more;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.batches.load(Ordering::SeqCst) < until {
+            assert!(Instant::now() < deadline, "the load does not progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn restore(
+    repo: &str,
+    pass: &str,
+    archive: &Path,
+    target: &Server,
+    pitr: &[&str],
+) -> std::process::Output {
+    target.sql("DROP DATABASE IF EXISTS pitr");
+    let mut a: Vec<String> = [
+        "restore",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--binlog-archive",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.push(archive.display().to_string());
+    a.extend(pitr.iter().map(|s| s.to_string()));
+    a.extend(connection(target));
+    a.extend(["--threads=2", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    rbackup(&args, &[])
+}
+
+fn restored(
+    what: &str,
+    repo: &str,
+    pass: &str,
+    archive: &Path,
+    target: &Server,
+    pitr: &[&str],
+) -> String {
+    let out = restore(repo, pass, archive, target, pitr);
+    assert!(out.status.success(), "{what}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies archive `from` into a new store at `to`, with a gap recorded after the
+/// segment that holds `after_pos` of `after_file`.
+fn copy_with_gap(from: &Path, to: &Path, after: &rdump::binlog::Position) {
+    let src = LocalDirStore::open(from).unwrap();
+    let mut dst = LocalDirStore::open(to).unwrap();
+    let rt = runtime();
+    let mut gap_done = false;
+    let mut skip_one = false;
+    for (n, r) in src.records().unwrap() {
+        match r {
+            Record::Segment(s) => {
+                if skip_one {
+                    // The segment the gap replaces (its events were "purged").
+                    skip_one = false;
+                    continue;
+                }
+                let bytes = src.segment_bytes(n, &s).unwrap();
+                rt.block_on(dst.commit(&s, &bytes)).unwrap();
+                if !gap_done && s.file == after.file && s.start <= after.pos && after.pos < s.end {
+                    gap_done = true;
+                    skip_one = true;
+                    rt.block_on(dst.record_gap(&rdump::binlog::Gap {
+                        after: Some(rdump::binlog::Position {
+                            file: s.file.clone(),
+                            pos: s.end,
+                        }),
+                        resume_at: rdump::binlog::Position {
+                            file: s.file.clone(),
+                            pos: s.end,
+                        },
+                        message: "purged while the archiver was down (test)".into(),
+                        recorded_at: 0,
+                    }))
+                    .unwrap();
+                }
+            }
+            Record::Gap(g) => rt.block_on(dst.record_gap(&g)).unwrap(),
+        }
+    }
+    assert!(gap_done, "no segment holds {after}");
+}
+
+#[test]
+fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE pitr; \
+         CREATE TABLE pitr.orders (id INT AUTO_INCREMENT PRIMARY KEY, customer INT, \
+           amount DECIMAL(12,2), note VARCHAR(100)) ENGINE=InnoDB; \
+         CREATE TABLE pitr.stock (id INT PRIMARY KEY, qty INT, touched INT) ENGINE=InnoDB; \
+         INSERT INTO pitr.stock SELECT seq, 1000, 0 FROM pitr.seq_1_to_20; \
+         CREATE TABLE pitr.audit (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(50)) \
+           ENGINE=MyISAM;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive_dir = tmp.path().join("archive");
+
+    // The archiver runs throughout, committing a segment every second.
+    let conn = connection_options(&source);
+    let archive_opts = ArchiveOptions {
+        cut: CutPolicy {
+            flush_interval: Duration::from_secs(1),
+            max_bytes: 256 << 10,
+        },
+        ..Default::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let archiver = {
+        let (conn, opts, dir) = (conn.clone(), archive_opts.clone(), archive_dir.clone());
+        std::thread::spawn(move || {
+            let mut store = LocalDirStore::open(&dir).unwrap();
+            runtime().block_on(archive(&conn, &mut store, &opts, async {
+                let _ = stop_rx.await;
+            }))
+        })
+    };
+
+    let load = Load {
+        stop: AtomicBool::new(false),
+        pause: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
+        batches: AtomicU64::new(0),
+    };
+    let (t1, t1_gtid, t1_position, at_t1, before_drop, drop_gtid, last) =
+        std::thread::scope(|scope| {
+            scope.spawn(|| load.run(&source));
+            load.wait_batches(20);
+            // A backup mid-load.
+            let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+                .map(String::from)
+                .to_vec();
+            a.extend(connection(&source));
+            a.extend(["--databases", "pitr", "--progress=never"].map(String::from));
+            let args: Vec<&str> = a.iter().map(String::as_str).collect();
+            let out = rbackup(&args, &[]);
+            assert!(out.status.success(), "backup: {}", text(&out));
+            load.wait_batches(25);
+            // T1: writes paused; time, GTID, position and checksums noted.
+            load.pause();
+            let at_t1 = checksums(&source);
+            let t1_gtid = source.sql_value("SELECT @@gtid_binlog_pos");
+            let r = &source.sql_rows("SHOW MASTER STATUS")[0];
+            let t1_position = format!("{}:{}", r[0], r[1]);
+            let now = chrono::Utc::now();
+            let t1 = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            // Later events must be stamped after T1: resume in the next second.
+            let next_second = 1_000_000 - i64::from(now.timestamp_subsec_micros());
+            std::thread::sleep(Duration::from_micros(next_second as u64 + 50_000));
+            load.pause.store(false, Ordering::SeqCst);
+            load.wait_batches(25);
+            load.stop.store(true, Ordering::SeqCst);
+            load.pause();
+            let before_drop = checksums(&source);
+            source.sql("DROP TABLE pitr.orders");
+            let drop_gtid = source.sql_value("SELECT @@gtid_binlog_pos");
+            let last = checksums(&source);
+            (
+                t1,
+                t1_gtid,
+                t1_position,
+                at_t1,
+                before_drop,
+                drop_gtid,
+                last,
+            )
+        });
+    // Stop the archiver, then archive up to the server's current position.
+    stop_tx.send(()).unwrap();
+    archiver.join().unwrap().expect("the archiver ran");
+    {
+        let mut store = LocalDirStore::open(&archive_dir).unwrap();
+        let once = ArchiveOptions {
+            once: true,
+            ..archive_opts.clone()
+        };
+        runtime()
+            .block_on(archive(&conn, &mut store, &once, std::future::pending()))
+            .unwrap();
+    }
+    assert!(at_t1.len() >= 5, "DDL made tables before T1: {at_t1:?}");
+    assert_ne!(at_t1, before_drop, "the load went on after T1");
+    assert!(!last.contains_key("pitr.orders"));
+
+    // --dry-run prints the plan and changes nothing.
+    let out = restore(
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-time", &t1, "--time-zone", "UTC", "--dry-run"],
+    );
+    let plan = text(&out);
+    assert!(out.status.success(), "{plan}");
+    for want in [
+        "backup ",
+        "segments: ",
+        "first replayed: ",
+        "last replayed: ",
+        "stop point: ",
+        "dry run",
+    ] {
+        assert!(plan.contains(want), "{want:?} missing: {plan}");
+    }
+    assert!(
+        checksums(&target).is_empty(),
+        "--dry-run touched the target"
+    );
+
+    let out = restored(
+        "--to-time",
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-time", &t1, "--time-zone", "UTC"],
+    );
+    assert!(out.contains("stop point: "), "{out}");
+    assert_eq!(checksums(&target), at_t1, "--to-time {t1}: {out}");
+
+    let out = restored(
+        "--to-gtid",
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-gtid", &t1_gtid],
+    );
+    assert!(
+        out.contains(&format!("transaction {t1_gtid}, the target, included")),
+        "{out}"
+    );
+    assert_eq!(checksums(&target), at_t1, "--to-gtid {t1_gtid}: {out}");
+
+    let out = restored(
+        "--to-position",
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-position", &t1_position],
+    );
+    assert_eq!(
+        checksums(&target),
+        at_t1,
+        "--to-position {t1_position}: {out}"
+    );
+
+    let out = restored(
+        "--to-latest",
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-latest"],
+    );
+    assert_eq!(checksums(&target), last, "--to-latest: {out}");
+
+    let out = restored(
+        "--skip-gtid",
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-latest", "--skip-gtid", &drop_gtid],
+    );
+    assert!(
+        out.contains(&format!("skipped: transaction {drop_gtid}")),
+        "{out}"
+    );
+    assert_eq!(
+        checksums(&target),
+        before_drop,
+        "--skip-gtid {drop_gtid}: {out}"
+    );
+
+    // A gap between the backup and the target: refused, naming it, nothing changed.
+    let gapped = tmp.path().join("gapped");
+    let (file, pos) = t1_position.rsplit_once(':').unwrap();
+    copy_with_gap(
+        &archive_dir,
+        &gapped,
+        &rdump::binlog::Position {
+            file: file.into(),
+            pos: pos.parse::<u64>().unwrap() - 1,
+        },
+    );
+    let out = restore(repo, pass, &gapped, &target, &["--to-latest"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("GAP IN THE BINLOG ARCHIVE"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        checksums(&target).is_empty(),
+        "a refused restore changed the target"
+    );
+
+    // An account without the replay privilege is refused before anything changes.
+    target.sql(
+        "CREATE USER weak@localhost IDENTIFIED BY 'weak-pw'; \
+         GRANT ALL ON pitr.* TO weak@localhost; GRANT RELOAD, PROCESS ON *.* TO weak@localhost;",
+    );
+    target.sql("DROP DATABASE IF EXISTS pitr");
+    let mut a: Vec<String> = [
+        "restore",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--binlog-archive",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.push(archive_dir.display().to_string());
+    a.extend(["--to-latest", "--no-defaults", "-uweak", "-pweak-pw"].map(String::from));
+    a.push(format!("--socket={}", target.socket().display()));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("BINLOG REPLAY"), "{}", text(&out));
+    assert!(
+        checksums(&target).is_empty(),
+        "a refused restore changed the target"
+    );
+}
