@@ -83,6 +83,10 @@ fn batch(n: u64) -> String {
         s2 = (n * 3) % 20 + 1,
         d = n % 7,
     );
+    if n % 30 == 15 {
+        // Across binlog files.
+        sql.push_str(" FLUSH BINARY LOGS;");
+    }
     if n % 10 == 5 {
         sql.push_str(&format!(
             " ALTER TABLE pitr.stock ADD COLUMN c{n} INT NOT NULL DEFAULT {n};\
@@ -172,6 +176,7 @@ fn restored(
 ) -> String {
     let out = restore(repo, pass, archive, target, pitr);
     assert!(out.status.success(), "{what}: {}", text(&out));
+    eprintln!("{what}:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -215,6 +220,27 @@ fn copy_with_gap(from: &Path, to: &Path, after: &rdump::binlog::Position) {
         }
     }
     assert!(gap_done, "no segment holds {after}");
+}
+
+/// The GTID of the last `CREATE TABLE pitr.made...` in the source's binlog, after GTID
+/// `after` ("0-1-N").
+fn last_create_after(source: &Server, after: &str) -> String {
+    let after: u64 = after.rsplit('-').next().unwrap().parse().unwrap();
+    let mut found = None;
+    for file in source.sql_rows("SHOW BINARY LOGS") {
+        let mut gtid = None;
+        for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
+            if ev[2] == "Gtid" {
+                gtid = ev[5].split_whitespace().last().map(str::to_string);
+            } else if ev[5].contains("CREATE TABLE pitr.made")
+                && let Some(g) = &gtid
+                && g.rsplit('-').next().unwrap().parse::<u64>().unwrap() > after
+            {
+                found = Some(g.clone());
+            }
+        }
+    }
+    found.expect("a CREATE TABLE after T1")
 }
 
 #[test]
@@ -303,6 +329,11 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
             let before_drop = checksums(&source);
             source.sql("DROP TABLE pitr.orders");
             let drop_gtid = source.sql_value("SELECT @@gtid_binlog_pos");
+            // Writes after the DROP, to other tables.
+            source.sql(
+                "UPDATE pitr.stock SET qty = 0 WHERE id = 3; \
+                 INSERT INTO pitr.audit (what) VALUES ('after the drop');",
+            );
             let last = checksums(&source);
             (
                 t1,
@@ -417,10 +448,26 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         out.contains(&format!("skipped: transaction {drop_gtid}")),
         "{out}"
     );
-    assert_eq!(
-        checksums(&target),
-        before_drop,
-        "--skip-gtid {drop_gtid}: {out}"
+    let mut kept = last.clone();
+    kept.insert("pitr.orders".into(), before_drop["pitr.orders"].clone());
+    assert_eq!(checksums(&target), kept, "--skip-gtid {drop_gtid}: {out}");
+
+    // Skipping a CREATE TABLE made after T1: the next INSERT into it fails, and the
+    // restore stops there, naming it.
+    let create = last_create_after(&source, &t1_gtid);
+    let out = restore(
+        repo,
+        pass,
+        &archive_dir,
+        &target,
+        &["--to-latest", "--skip-gtid", &create],
+    );
+    let said = text(&out);
+    eprintln!("--skip-gtid {create}:\n{said}");
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("replaying transaction 0-1-") && said.contains("doesn't exist"),
+        "{said}"
     );
 
     // A gap between the backup and the target: refused, naming it, nothing changed.

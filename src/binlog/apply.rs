@@ -322,7 +322,7 @@ fn gtid_of_line(line: &[u8]) -> Option<String> {
             .nth(1)
             .and_then(|r| r.split_whitespace().next());
         return Some(match end {
-            Some(e) => format!("{gtid} (ending at {e})"),
+            Some(e) => format!("{gtid} (its GTID event ends at {e})"),
             None => gtid.to_string(),
         });
     }
@@ -340,6 +340,17 @@ fn failing_line(stderr: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The client's error lines ("ERROR 1146 (42S02) at line 37: ..."), without the echo of
+/// the failing statement (a BINLOG statement is kilobytes of base64).
+fn client_error(stderr: &str) -> String {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ERROR")).collect();
+    if errors.is_empty() {
+        stderr.trim().chars().take(2000).collect()
+    } else {
+        errors.join("; ")
+    }
 }
 
 struct Pumped {
@@ -559,14 +570,14 @@ pub async fn apply<S: SegmentSource>(
         let line = failing_line(&client_err).map(|l| l.saturating_sub(before.len() as u64));
         let txn = line.and_then(|l| pumped.marks.iter().rev().find(|m| m.line <= l));
         let what = match txn {
-            Some(m) => format!("transaction {} of {}", m.text, m.file),
+            Some(m) => format!("transaction {} in {}", m.text, m.file),
             None => "a replayed statement".to_string(),
         };
         return Err(ApplyError::Failed(format!(
             "{}: replaying {what} failed: {}; the target holds the backup and the \
              transactions replayed before it, not the requested point in time",
             crate::client::conn::server_label(opts),
-            client_err.trim()
+            client_error(&client_err)
         )));
     }
     result?;
@@ -678,5 +689,11 @@ mod tests {
             Some(37)
         );
         assert_eq!(failing_line("ERROR 2002 (HY000): Can't connect"), None);
+        assert_eq!(
+            client_error(
+                "--------------\nBINLOG '\nAAAA\n'\n--------------\n\nERROR 1146 (42S02) at line 9: Table 'd.t' doesn't exist\n"
+            ),
+            "ERROR 1146 (42S02) at line 9: Table 'd.t' doesn't exist"
+        );
     }
 }

@@ -149,18 +149,36 @@ impl ReplayPlan {
             self.backup.position,
             self.backup.gtid.as_deref().unwrap_or("-")
         )];
-        let mut files: Vec<(String, u64, u64, usize)> = Vec::new();
+        // Per file: its byte ranges (more than one around a skipped transaction) and
+        // how many segments they come from.
+        let mut files: Vec<(String, Vec<(u64, u64)>, usize, u64)> = Vec::new();
         for p in &self.pieces {
             match files.last_mut() {
                 Some(f) if f.0 == p.segment.file => {
-                    f.2 = p.to;
-                    f.3 += 1;
+                    match f.1.last_mut() {
+                        Some(r) if r.1 == p.from => r.1 = p.to,
+                        _ => f.1.push((p.from, p.to)),
+                    }
+                    if f.3 != p.segment.start {
+                        f.2 += 1;
+                        f.3 = p.segment.start;
+                    }
                 }
-                _ => files.push((p.segment.file.clone(), p.from, p.to, 1)),
+                _ => files.push((
+                    p.segment.file.clone(),
+                    vec![(p.from, p.to)],
+                    1,
+                    p.segment.start,
+                )),
             }
         }
-        for (file, from, to, n) in files {
-            out.push(format!("segments: {file} {from}..{to} ({n} pieces)"));
+        for (file, ranges, n, _) in files {
+            let ranges: Vec<String> = ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+            out.push(format!(
+                "segments: {file} {} ({n} segment{})",
+                ranges.join(", "),
+                if n == 1 { "" } else { "s" }
+            ));
         }
         out.push(format!(
             "replay: {} transactions, {} events, {} bytes",
