@@ -671,7 +671,10 @@ mod tests {
     #[test]
     fn the_failing_transaction_is_found_from_the_decoders_comments() {
         let line = b"#241202 14:00:00 server id 1  end_log_pos 1234 CRC32 0x1a2b3c4d \tGTID 0-1-57 trans\n";
-        assert_eq!(gtid_of_line(line).unwrap(), "0-1-57 (ending at 1234)");
+        assert_eq!(
+            gtid_of_line(line).unwrap(),
+            "0-1-57 (its GTID event ends at 1234)"
+        );
         assert_eq!(
             gtid_of_line(
                 b"SET @@SESSION.GTID_NEXT= '3e11fa47-71ca-11e1-9e33-c80aa9429562:7'/*!*/;\n"
