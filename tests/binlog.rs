@@ -895,3 +895,470 @@ fn archiver_cpu_under_a_sysbench_write_load() {
         archived >> 20
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// `rbackup binlog` into a repository (local and S3): the archiver's command and the
+// repository's segment store (`backup::segments::RepositorySegments`).
+
+use common::rbackup::{rbackup, text};
+use rdump::backup::segments::{ObjectKind, RepositorySegments};
+use rdump::backup::store::{S3Settings, StoreOptions};
+use rdump::binlog::SegmentSource;
+use rdump::binlog::window::{self, SpanEnd};
+
+/// A repository for the archiver: an age identity (the reader) and a writer key.
+struct Repo {
+    _dir: tempfile::TempDir,
+    url: String,
+    identity: std::path::PathBuf,
+    writer_key: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+    store: StoreOptions,
+}
+
+fn init_repo(url: Option<String>, moto: Option<&common::s3::MotoServer>) -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url.unwrap_or_else(|| dir.path().join("repo").to_str().unwrap().to_string());
+    let identity = age::x25519::Identity::generate();
+    let identity_path = dir.path().join("identity");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&identity_path, identity.to_string().expose_secret()).unwrap();
+    }
+    let writer_key = dir.path().join("writer.key");
+    let env = moto.map(|m| m.env()).unwrap_or_default();
+    let out = rbackup(
+        &[
+            "init",
+            "--repo",
+            &url,
+            "--recipient",
+            &identity.to_public().to_string(),
+            "--writer-key-file",
+            writer_key.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let store = StoreOptions {
+        s3: S3Settings {
+            endpoint: moto.map(|m| m.endpoint()),
+            region: moto.map(|_| common::s3::REGION.to_string()),
+            access_key_id: moto.map(|_| common::s3::ACCESS_KEY_ID.to_string()),
+            secret_access_key: moto.map(|_| common::s3::SECRET_ACCESS_KEY.to_string()),
+        },
+        ..Default::default()
+    };
+    Repo {
+        _dir: dir,
+        url,
+        identity: identity_path,
+        writer_key,
+        env,
+        store,
+    }
+}
+
+impl Repo {
+    /// `rbackup binlog --repo URL --writer-key-file F EXTRA -- <connection of server>`.
+    fn binlog_command(&self, server: &Server, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbackup"));
+        cmd.args(["binlog", "--repo", &self.url, "--writer-key-file"])
+            .arg(&self.writer_key)
+            .args(extra)
+            .args(cli_connection(server));
+        for var in [
+            "RBACKUP_REPO",
+            "RBACKUP_IDENTITY_FILE",
+            "RBACKUP_PASSPHRASE_FILE",
+            "RBACKUP_WRITER_KEY_FILE",
+            "AWS_ENDPOINT_URL",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v)));
+        cmd
+    }
+
+    fn binlog(&self, server: &Server, extra: &[&str]) -> std::process::Output {
+        self.binlog_command(server, extra).output().unwrap()
+    }
+
+    fn spawn(&self, server: &Server, extra: &[&str]) -> std::process::Child {
+        self.binlog_command(server, extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn list_json(&self) -> Vec<serde_json::Value> {
+        let out = self.list(&["--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+
+    fn list(&self, extra: &[&str]) -> std::process::Output {
+        let mut a = vec![
+            "list",
+            "--repo",
+            &self.url,
+            "--identity-file",
+            self.identity.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let out = rbackup(&a, &self.env);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    }
+
+    /// The archive of the repository's only source, opened with the reader's key.
+    fn segments(&self, rt: &tokio::runtime::Runtime) -> RepositorySegments {
+        self.try_segments(rt).expect("an archive in the repository")
+    }
+
+    /// The same, `None` while there is no archive yet.
+    fn try_segments(&self, rt: &tokio::runtime::Runtime) -> Option<RepositorySegments> {
+        rt.block_on(async {
+            let access = rdump::backup::Access::identity_file(&self.identity).unwrap();
+            let repo = rdump::backup::open(&self.url, &access, &self.store)
+                .await
+                .unwrap();
+            let sources = RepositorySegments::sources(&repo).await.unwrap();
+            assert!(sources.len() <= 1, "{sources:?}");
+            let source = sources.first()?;
+            Some(RepositorySegments::open_reader(repo, source).unwrap())
+        })
+    }
+}
+
+fn cli_connection(server: &Server) -> Vec<String> {
+    vec![
+        "--no-defaults".into(),
+        format!("--socket={}", server.socket().display()),
+        format!("-u{}", server.user()),
+        format!("-p{}", server.password()),
+    ]
+}
+
+/// The repository's archive is contiguous and has no segment twice: in each file every
+/// segment object starts where the one before ended; one span from the first to the last.
+fn assert_repo_contiguous(segs: &RepositorySegments, rt: &tokio::runtime::Runtime) -> usize {
+    let objects = rt.block_on(segs.objects()).unwrap();
+    let mut last: Option<(String, u64)> = None;
+    for o in &objects {
+        let ObjectKind::Segment { file, start, end } = &o.kind else {
+            last = None;
+            continue;
+        };
+        if let Some((f, e)) = &last
+            && f == file
+        {
+            assert_eq!(
+                e, start,
+                "{}: does not follow (or repeats) the one before",
+                o.name
+            );
+        }
+        last = Some((file.clone(), *end));
+    }
+    let records = rt.block_on(segs.records()).unwrap();
+    let spans = window::spans(&records);
+    assert!(
+        spans
+            .iter()
+            .all(|s| !matches!(s.ends, SpanEnd::Discontinuity { .. })),
+        "{spans:?}"
+    );
+    objects.len()
+}
+
+/// Every archived file rebuilt from the repository equals the server's (up to where the
+/// archive ends, the FORMAT_DESCRIPTION's in-use flag aside) and mariadb-binlog reads it
+/// as it reads the server's. Returns how many files were compared.
+fn assert_repo_matches(
+    server: &Server,
+    segs: &RepositorySegments,
+    rt: &tokio::runtime::Runtime,
+    scratch: &Path,
+) -> usize {
+    let mut compared = 0;
+    for file in binlog_files(server) {
+        let Some(rebuilt) = rt.block_on(segs.rebuild(&file)).unwrap() else {
+            continue;
+        };
+        let original = std::fs::read(server.dir().join(&file)).unwrap();
+        assert!(rebuilt.len() <= original.len(), "{file}: archive too long");
+        let mut expected = original[..rebuilt.len()].to_vec();
+        expected[21] = (expected[21] & !1) | (rebuilt[21] & 1);
+        assert!(
+            expected == rebuilt,
+            "{file}: archived bytes differ from the server's at offset {:?}",
+            expected.iter().zip(&rebuilt).position(|(a, b)| a != b)
+        );
+        if rebuilt.len() == original.len() {
+            let path = scratch.join(&file);
+            std::fs::write(&path, &rebuilt).unwrap();
+            let theirs_path = scratch.join(format!("{file}.server"));
+            let mut theirs = original.clone();
+            theirs[21] = expected[21];
+            std::fs::write(&theirs_path, &theirs).unwrap();
+            assert_eq!(decoded(&path), decoded(&theirs_path), "{file}");
+        }
+        compared += 1;
+    }
+    compared
+}
+
+/// `rbackup backup` of database pitr with the writer key; its coordinates.
+fn cli_backup(repo: &Repo, server: &Server) -> serde_json::Value {
+    let mut a: Vec<String> = [
+        "backup",
+        "--repo",
+        &repo.url,
+        "--writer-key-file",
+        repo.writer_key.to_str().unwrap(),
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(cli_connection(server));
+    a.extend(["--databases", "pitr", "--progress=never"].map(String::from));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&a, &repo.env);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr_of(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_archives_into_a_local_repository_and_list_shows_the_window() {
+    let server = source();
+    some_writes(&server, 30);
+    server.sql("FLUSH BINARY LOGS");
+    let repo = init_repo(None, None);
+    let backup = cli_backup(&repo, &server);
+    some_writes(&server, 30);
+    server.sql("ALTER TABLE pitr.t ADD COLUMN w INT; FLUSH BINARY LOGS");
+    some_writes(&server, 10);
+    let target = master_status(&server);
+    let out = repo.binlog(&server, &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("ends at {target}")),
+        "{}",
+        text(&out)
+    );
+    let rt = runtime();
+    let segs = repo.segments(&rt);
+    let scratch = tempfile::tempdir().unwrap();
+    assert_repo_contiguous(&segs, &rt);
+    assert_eq!(assert_repo_matches(&server, &segs, &rt, scratch.path()), 3);
+    // The backup's window runs from its coordinates to the last archived event.
+    let list = repo.list_json();
+    let w = &list[0]["window"];
+    assert_eq!(
+        w["from"]["file"], backup["meta"]["coordinates"]["file"],
+        "{w}"
+    );
+    assert_eq!(
+        w["from"]["pos"], backup["meta"]["coordinates"]["position"],
+        "{w}"
+    );
+    assert_eq!(w["to"]["file"], target.file.as_str(), "{w}");
+    assert_eq!(w["to"]["pos"], target.pos, "{w}");
+    assert_eq!(w["ends"]["kind"], "latest", "{w}");
+    let table = String::from_utf8_lossy(&repo.list(&[]).stdout).into_owned();
+    assert!(table.contains(&format!("-> {target}")), "{table}");
+    // A second --once archives nothing twice.
+    some_writes(&server, 3);
+    let out = repo.binlog(&server, &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_repo_contiguous(&segs, &rt);
+    assert_eq!(assert_repo_matches(&server, &segs, &rt, scratch.path()), 3);
+
+    // A flipped byte in a segment object is named on reading.
+    let records = rt.block_on(segs.records()).unwrap();
+    let objects = rt.block_on(segs.objects()).unwrap();
+    let victim = objects
+        .iter()
+        .find(|o| matches!(o.kind, ObjectKind::Segment { .. }))
+        .unwrap();
+    let path = Path::new(&repo.url).join(&victim.name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let ObjectKind::Segment { file, .. } = &victim.kind else {
+        unreachable!()
+    };
+    let e = rt.block_on(segs.rebuild(file)).unwrap_err();
+    assert!(
+        e.to_string().contains(&victim.name) && e.to_string().contains("damaged"),
+        "{e}"
+    );
+    if let Err(e) = rt.block_on(segs.records()) {
+        assert!(e.to_string().contains(&victim.name), "{e}");
+    }
+    let rdump::binlog::Record::Segment(described) = records
+        .iter()
+        .find(|r| matches!(r, rdump::binlog::Record::Segment(s) if s.file == *file))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let e = rt.block_on(segs.segment_bytes(described)).unwrap_err();
+    assert!(e.to_string().contains(&victim.name), "{e}");
+}
+
+#[test]
+fn the_cli_survives_sigkill_commits_on_sigterm_and_a_second_archiver_refuses() {
+    let server = source();
+    some_writes(&server, 10);
+    let repo = init_repo(None, None);
+    let rt = runtime();
+    let w = writer(&server);
+    let objects = |segs: &Option<RepositorySegments>| {
+        segs.as_ref()
+            .map_or(0, |s| rt.block_on(s.objects()).map_or(0, |o| o.len()))
+    };
+    let mut child = repo.spawn(&server, &["--flush-interval", "200ms"]);
+    let mut segs = None;
+    wait_for("3 segments from the first archiver", || {
+        if segs.is_none() {
+            segs = repo.try_segments(&rt);
+        }
+        objects(&segs) >= 3
+    });
+    // A second archiver of the same source refuses, naming the first.
+    let out = repo.binlog(&server, &["--once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("pid {}", child.id()))
+            && text(&out).contains("locked by binlog archiver"),
+        "{}",
+        text(&out)
+    );
+    common::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let before = objects(&segs);
+    server.sql("FLUSH BINARY LOGS");
+    let child = repo.spawn(&server, &["--flush-interval", "200ms"]);
+    wait_for("segments from the second archiver", || {
+        objects(&segs) >= before + 3
+    });
+    stop_writer(w);
+    // SIGTERM commits what was received: with a flush interval of an hour nothing would
+    // be committed otherwise. Wait until the server has sent everything.
+    common::signal(&child, libc::SIGTERM);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    some_writes(&server, 5);
+    let target = master_status(&server);
+    let dump_threads = |state: &str| -> Vec<String> {
+        server
+            .sql_rows(&format!(
+                "SELECT id FROM information_schema.processlist \
+                 WHERE command = 'Binlog Dump' AND state LIKE '{state}'"
+            ))
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    let old = dump_threads("%");
+    let child = repo.spawn(&server, &["--flush-interval", "1m"]);
+    wait_for("the new dump thread to have sent everything", || {
+        dump_threads("%has sent all binlog%")
+            .iter()
+            .any(|id| !old.contains(id))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    common::signal(&child, libc::SIGTERM);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("ends at {target}")), "{stderr}");
+    let segs = segs.unwrap();
+    assert_repo_contiguous(&segs, &rt);
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(assert_repo_matches(&server, &segs, &rt, scratch.path()), 2);
+}
+
+#[test]
+fn a_purge_while_the_cli_was_down_is_a_gap_in_list_and_exit_3() {
+    let server = source();
+    some_writes(&server, 10);
+    let repo = init_repo(None, None);
+    let out = repo.binlog(&server, &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    some_writes(&server, 10);
+    server.sql("FLUSH BINARY LOGS");
+    some_writes(&server, 10);
+    server.sql("FLUSH BINARY LOGS");
+    let current = master_status(&server).file;
+    wait_for("the old binlogs purged", || {
+        server.sql(&format!("PURGE BINARY LOGS TO '{current}'"));
+        binlog_files(&server) == [current.clone()]
+    });
+    some_writes(&server, 3);
+    let target = master_status(&server);
+    let out = repo.binlog(&server, &["--once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("GAP IN THE BINLOG ARCHIVE"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(&format!("ends at {target}")),
+        "{}",
+        text(&out)
+    );
+    let table = String::from_utf8_lossy(&repo.list(&[]).stdout).into_owned();
+    assert!(
+        table.contains(&format!(
+            "ends at a GAP (binlog purged before it was archived; archiving resumed at {current}:4)"
+        )),
+        "{table}"
+    );
+    let rt = runtime();
+    let segs = repo.segments(&rt);
+    let spans = window::spans(&rt.block_on(segs.records()).unwrap());
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(matches!(spans[0].ends, SpanEnd::Gap { .. }), "{spans:?}");
+    assert_eq!(spans[1].end, target);
+}
+
+#[test]
+fn the_cli_archives_into_s3_and_refuses_an_account_without_privileges() {
+    let server = source();
+    some_writes(&server, 20);
+    server.sql("FLUSH BINARY LOGS");
+    some_writes(&server, 5);
+    let moto = common::s3::MotoServer::start();
+    moto.create_bucket("pitr");
+    let repo = init_repo(Some("s3://pitr/archive".into()), Some(&moto));
+    let out = repo.binlog(&server, &["--once", "--flush-interval", "500ms"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rt = runtime();
+    let segs = repo.segments(&rt);
+    assert_repo_contiguous(&segs, &rt);
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(assert_repo_matches(&server, &segs, &rt, scratch.path()), 2);
+    // An account with REPLICATION SLAVE only: refused before archiving, saying what it needs.
+    server.sql(
+        "CREATE USER 'repl'@'localhost' IDENTIFIED BY 'repl-pw'; \
+         GRANT REPLICATION SLAVE ON *.* TO 'repl'@'localhost'",
+    );
+    let mut cmd = repo.binlog_command(&server, &["--once"]);
+    cmd.args(["-urepl", "-prepl-pw"]);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("BINLOG MONITOR"), "{}", text(&out));
+    assert!(!text(&out).contains("repl-pw"), "{}", text(&out));
+}

@@ -102,6 +102,13 @@ impl NamingKey {
         blake3::keyed_hash(&k, canonical).to_hex().to_string()
     }
 
+    /// MAC of a binlog segment's or gap's header (REPOSITORY.md, "Binlog segments"): as
+    /// for snapshots, only a holder of the naming key can add a segment a restore replays.
+    pub fn binlog_mac(&self, canonical: &[u8]) -> String {
+        let k = blake3::derive_key("rbackup v1 binlog mac", &self.0);
+        blake3::keyed_hash(&k, canonical).to_hex().to_string()
+    }
+
     /// MAC of the config's canonical bytes.
     pub fn config_mac(&self, canonical: &[u8]) -> String {
         let k = blake3::derive_key("rbackup v1 config mac", &self.0);

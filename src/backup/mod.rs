@@ -15,6 +15,7 @@
 //! | `snapshot` | snapshot objects and the catalog's file entries | reading blobs |
 //! | `lock` | lock objects: shared, exclusive, unique; refresh; stale takeover | what a lock protects |
 //! | `writer` | `BackupWriter`: the sink of a backup; files in, packs, index, snapshot last | dumping (the dump feeds it) |
+//! | `segments` | `RepositorySegments`: binlog segments and gaps under `binlog/<source>/` (the archiver's `SegmentStore`, restore's `SegmentSource`), their MAC, the unique archiver lock | the replication stream, what to restore |
 //! | `reader` | `RepositoryReader`: snapshots, catalogs, files streamed back with every blob verified | loading into a server |
 //!
 //! Invariants:
@@ -44,6 +45,7 @@ pub mod keys;
 pub mod lock;
 pub mod pack;
 pub mod reader;
+pub mod segments;
 pub mod snapshot;
 pub mod store;
 pub mod writer;

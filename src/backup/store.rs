@@ -271,6 +271,14 @@ impl Store {
             .map_err(|e| self.storage_error(name, e))
     }
 
+    /// Bytes `range` of the object (the caller keeps the range within its size).
+    pub async fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.inner
+            .get_range(&ObjectPath::from(name), range)
+            .await
+            .map_err(|e| self.storage_error(name, e))
+    }
+
     /// The object, or `None` when it does not exist.
     pub async fn get_opt(&self, name: &str) -> Result<Option<Bytes>> {
         match self.get(name).await {
@@ -364,6 +372,21 @@ impl Store {
         listed.retain(|l| !l.name.contains('#'));
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listed)
+    }
+
+    /// The names of the folders right under `prefix` (`binlog` gives the sources).
+    pub async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = ObjectPath::from(prefix);
+        let listed = self
+            .inner
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(|e| self.storage_error(&format!("{prefix}/"), e))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
     }
 
     /// Deletes the object (no error if it is already gone).

@@ -27,7 +27,9 @@ pub mod event;
 pub mod local;
 pub mod replay;
 pub mod segment;
+pub mod source;
 pub mod stream;
+pub mod window;
 
 use std::fmt;
 

@@ -68,7 +68,9 @@ fn server_error(server: &str, context: &str, e: WireError) -> ArchiveError {
 /// Opens a replication connection. A server that cannot be reached, or that is shutting
 /// down or full, is `ArchiveError::Connection` (retried); one that refuses us (a wrong
 /// password, TLS that cannot be had) is `Server`, and the run fails at once.
-async fn connect(opts: &ConnectionOptions) -> Result<(WireConn, String, Dialect), ArchiveError> {
+pub(crate) async fn connect(
+    opts: &ConnectionOptions,
+) -> Result<(WireConn, String, Dialect), ArchiveError> {
     let server = server_label(opts);
     match open_replication(opts).await {
         Ok((conn, dialect)) => Ok((conn, server, dialect)),

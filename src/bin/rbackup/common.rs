@@ -47,9 +47,14 @@ pub fn split_own(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let Some(sub) = args.get(1).and_then(|a| a.to_str()).map(str::to_string) else {
         return args;
     };
-    if sub != "backup" && sub != "restore" {
+    if sub != "backup" && sub != "restore" && sub != "binlog" {
         return args;
     }
+    let own_options = if sub == "binlog" {
+        crate::binlog::OWN_OPTIONS
+    } else {
+        OWN_OPTIONS
+    };
     let mut own: Vec<std::ffi::OsString> = args[..2].to_vec();
     let mut rest = Vec::new();
     let mut id_seen = false;
@@ -58,7 +63,7 @@ pub fn split_own(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
         let text = arg.to_string_lossy().to_string();
         if let Some(body) = text.strip_prefix("--") {
             let name = body.split_once('=').map_or(body, |(n, _)| n);
-            if let Some((_, takes_value)) = OWN_OPTIONS.iter().find(|(n, _)| *n == name) {
+            if let Some((_, takes_value)) = own_options.iter().find(|(n, _)| *n == name) {
                 let attached = body.contains('=');
                 own.push(arg);
                 if *takes_value

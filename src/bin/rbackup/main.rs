@@ -17,6 +17,7 @@
 //! command line and hands clap only those; the rest goes to that parser.
 
 mod backup;
+mod binlog;
 mod common;
 mod init;
 mod list;
@@ -53,6 +54,10 @@ enum Command {
     /// loaded as rload does), or with --to-dir as the directory `rdump --dir` made.
     #[command(after_help = restore::HELP, disable_help_flag = true)]
     Restore(restore::RestoreArgs),
+    /// Archive the server's binlog into the repository continuously (for point-in-time
+    /// recovery), or with --once up to its current position.
+    #[command(after_help = binlog::HELP, disable_help_flag = true)]
+    Binlog(binlog::BinlogArgs),
 }
 
 #[tokio::main]
@@ -65,6 +70,7 @@ async fn main() -> ExitCode {
         Command::List(args) => list::run(args).await,
         Command::Restore(args) if args.to_dir.is_none() => return restore::command(args).await,
         Command::Restore(args) => restore::to_dir(args).await,
+        Command::Binlog(args) => return binlog::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
