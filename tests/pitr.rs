@@ -1,5 +1,6 @@
 //! Point-in-time restore end to end on real servers: a source with a binlog under a write
-//! load (InnoDB and MyISAM tables, DDL) archived throughout by `rdump::binlog::archive`,
+//! load (InnoDB and MyISAM tables, DDL, binlog rotations) archived throughout by `rbackup
+//! binlog` into the repository,
 //! a backup taken mid-load with `rbackup backup`; at T1 the writes pause and the time,
 //! GTID, binlog position and every table's CHECKSUM TABLE are noted; the load goes on,
 //! then a DROP TABLE. `rbackup restore --to-time T1`, `--to-gtid`, `--to-position` into a
@@ -17,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::rbackup::{rbackup, text};
 use common::{Server, ServerOptions};
-use rdump::binlog::local::{LocalDirStore, Record};
-use rdump::binlog::{ArchiveOptions, CutPolicy, SegmentStore, archive};
-use rdump::client::options::{ConnectionOptions, Password, Secret};
+use rdump::backup::segments::RepositorySegments;
+use rdump::binlog::{Gap, Position, SegmentStore};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -27,15 +27,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-fn connection_options(server: &Server) -> ConnectionOptions {
-    ConnectionOptions {
-        socket: Some(server.socket()),
-        user: Some(server.user().into()),
-        password: Password::Given(Secret::new(server.password())),
-        ..Default::default()
-    }
 }
 
 /// The server's connection options as rdump and rload take them.
@@ -140,25 +131,11 @@ impl Load {
     }
 }
 
-fn restore(
-    repo: &str,
-    pass: &str,
-    archive: &Path,
-    target: &Server,
-    pitr: &[&str],
-) -> std::process::Output {
+fn restore(repo: &str, pass: &str, target: &Server, pitr: &[&str]) -> std::process::Output {
     target.sql("DROP DATABASE IF EXISTS pitr");
-    let mut a: Vec<String> = [
-        "restore",
-        "--repo",
-        repo,
-        "--passphrase-file",
-        pass,
-        "--binlog-archive",
-    ]
-    .map(String::from)
-    .to_vec();
-    a.push(archive.display().to_string());
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
     a.extend(pitr.iter().map(|s| s.to_string()));
     a.extend(connection(target));
     a.extend(["--threads=2", "--progress=never"].map(String::from));
@@ -166,60 +143,52 @@ fn restore(
     rbackup(&args, &[])
 }
 
-fn restored(
-    what: &str,
-    repo: &str,
-    pass: &str,
-    archive: &Path,
-    target: &Server,
-    pitr: &[&str],
-) -> String {
-    let out = restore(repo, pass, archive, target, pitr);
+fn restored(what: &str, repo: &str, pass: &str, target: &Server, pitr: &[&str]) -> String {
+    let out = restore(repo, pass, target, pitr);
     assert!(out.status.success(), "{what}: {}", text(&out));
     eprintln!("{what}:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Copies archive `from` into a new store at `to`, with a gap recorded after the
-/// segment that holds `after_pos` of `after_file`.
-fn copy_with_gap(from: &Path, to: &Path, after: &rdump::binlog::Position) {
-    let src = LocalDirStore::open(from).unwrap();
-    let mut dst = LocalDirStore::open(to).unwrap();
-    let rt = runtime();
-    let mut gap_done = false;
-    let mut skip_one = false;
-    for (n, r) in src.records().unwrap() {
-        match r {
-            Record::Segment(s) => {
-                if skip_one {
-                    // The segment the gap replaces (its events were "purged").
-                    skip_one = false;
-                    continue;
-                }
-                let bytes = src.segment_bytes(n, &s).unwrap();
-                rt.block_on(dst.commit(&s, &bytes)).unwrap();
-                if !gap_done && s.file == after.file && s.start <= after.pos && after.pos < s.end {
-                    gap_done = true;
-                    skip_one = true;
-                    rt.block_on(dst.record_gap(&rdump::binlog::Gap {
-                        after: Some(rdump::binlog::Position {
-                            file: s.file.clone(),
-                            pos: s.end,
-                        }),
-                        resume_at: rdump::binlog::Position {
-                            file: s.file.clone(),
-                            pos: s.end,
-                        },
-                        message: "purged while the archiver was down (test)".into(),
-                        recorded_at: 0,
-                    }))
-                    .unwrap();
-                }
-            }
-            Record::Gap(g) => rt.block_on(dst.record_gap(&g)).unwrap(),
+/// The segment objects of binlog `file` in repository directory `repo`: (path, start,
+/// end).
+fn segment_objects(repo: &Path, file: &str) -> Vec<(std::path::PathBuf, u64, u64)> {
+    let mut out = Vec::new();
+    for source in std::fs::read_dir(repo.join("binlog")).unwrap() {
+        let dir = source.unwrap().path().join(file);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let range = name.split('.').next().unwrap();
+            let (a, b) = range.split_once('-').unwrap();
+            out.push((path.clone(), a.parse().unwrap(), b.parse().unwrap()));
         }
     }
-    assert!(gap_done, "no segment holds {after}");
+    out.sort_by_key(|o| o.1);
+    out
+}
+
+/// `rbackup binlog` of `source` into `repo` (a segment every second), and what it says.
+fn archiver(repo: &str, pass: &str, source: &Server, once: bool) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"));
+    cmd.args(["binlog", "--repo", repo, "--passphrase-file", pass])
+        .args(["--flush-interval", "1s", "--source", "src"])
+        .args(connection(source));
+    if once {
+        cmd.arg("--once");
+    }
+    for var in [
+        "RBACKUP_REPO",
+        "RBACKUP_IDENTITY_FILE",
+        "RBACKUP_PASSPHRASE_FILE",
+        "RBACKUP_WRITER_KEY_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 /// The GTID of the last `CREATE TABLE pitr.made...` in the source's binlog, after GTID
@@ -269,27 +238,13 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     let pass = pass.to_str().unwrap();
     let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let archive_dir = tmp.path().join("archive");
 
     // The archiver runs throughout, committing a segment every second.
-    let conn = connection_options(&source);
-    let archive_opts = ArchiveOptions {
-        cut: CutPolicy {
-            flush_interval: Duration::from_secs(1),
-            max_bytes: 256 << 10,
-        },
-        ..Default::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let archiver = {
-        let (conn, opts, dir) = (conn.clone(), archive_opts.clone(), archive_dir.clone());
-        std::thread::spawn(move || {
-            let mut store = LocalDirStore::open(&dir).unwrap();
-            runtime().block_on(archive(&conn, &mut store, &opts, async {
-                let _ = stop_rx.await;
-            }))
-        })
-    };
+    let running = archiver(repo, pass, &source, false)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rbackup binlog");
 
     let load = Load {
         stop: AtomicBool::new(false),
@@ -345,19 +300,22 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
                 last,
             )
         });
-    // Stop the archiver, then archive up to the server's current position.
-    stop_tx.send(()).unwrap();
-    archiver.join().unwrap().expect("the archiver ran");
-    {
-        let mut store = LocalDirStore::open(&archive_dir).unwrap();
-        let once = ArchiveOptions {
-            once: true,
-            ..archive_opts.clone()
-        };
-        runtime()
-            .block_on(archive(&conn, &mut store, &once, std::future::pending()))
-            .unwrap();
-    }
+    // Stop the archiver (SIGTERM commits what it has), then archive up to the server's
+    // current position.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(running.id() as i32, libc::SIGTERM) };
+    let stopped = running.wait_with_output().unwrap();
+    assert!(
+        stopped.status.success(),
+        "rbackup binlog: {}",
+        text(&stopped)
+    );
+    let out = archiver(repo, pass, &source, true).output().unwrap();
+    assert!(
+        out.status.success(),
+        "rbackup binlog --once: {}",
+        text(&out)
+    );
     assert!(at_t1.len() >= 5, "DDL made tables before T1: {at_t1:?}");
     assert_ne!(at_t1, before_drop, "the load went on after T1");
     assert!(!last.contains_key("pitr.orders"));
@@ -366,7 +324,6 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     let out = restore(
         repo,
         pass,
-        &archive_dir,
         &target,
         &["--to-time", &t1, "--time-zone", "UTC", "--dry-run"],
     );
@@ -391,21 +348,13 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         "--to-time",
         repo,
         pass,
-        &archive_dir,
         &target,
         &["--to-time", &t1, "--time-zone", "UTC"],
     );
     assert!(out.contains("stop point: "), "{out}");
     assert_eq!(checksums(&target), at_t1, "--to-time {t1}: {out}");
 
-    let out = restored(
-        "--to-gtid",
-        repo,
-        pass,
-        &archive_dir,
-        &target,
-        &["--to-gtid", &t1_gtid],
-    );
+    let out = restored("--to-gtid", repo, pass, &target, &["--to-gtid", &t1_gtid]);
     assert!(
         out.contains(&format!("transaction {t1_gtid}, the target, included")),
         "{out}"
@@ -416,7 +365,6 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         "--to-position",
         repo,
         pass,
-        &archive_dir,
         &target,
         &["--to-position", &t1_position],
     );
@@ -426,21 +374,13 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         "--to-position {t1_position}: {out}"
     );
 
-    let out = restored(
-        "--to-latest",
-        repo,
-        pass,
-        &archive_dir,
-        &target,
-        &["--to-latest"],
-    );
+    let out = restored("--to-latest", repo, pass, &target, &["--to-latest"]);
     assert_eq!(checksums(&target), last, "--to-latest: {out}");
 
     let out = restored(
         "--skip-gtid",
         repo,
         pass,
-        &archive_dir,
         &target,
         &["--to-latest", "--skip-gtid", &drop_gtid],
     );
@@ -458,7 +398,6 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     let out = restore(
         repo,
         pass,
-        &archive_dir,
         &target,
         &["--to-latest", "--skip-gtid", &create],
     );
@@ -470,24 +409,59 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         "{said}"
     );
 
-    // A gap between the backup and the target: refused, naming it, nothing changed.
+    // A segment missing between the backup and the target, then a gap recorded there:
+    // refused, naming it, nothing changed.
     let gapped = tmp.path().join("gapped");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repo)
+        .arg(&gapped)
+        .status()
+        .unwrap();
+    assert!(status.success());
     let (file, pos) = t1_position.rsplit_once(':').unwrap();
-    copy_with_gap(
-        &archive_dir,
-        &gapped,
-        &rdump::binlog::Position {
-            file: file.into(),
-            pos: pos.parse::<u64>().unwrap() - 1,
-        },
-    );
-    let out = restore(repo, pass, &gapped, &target, &["--to-latest"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let pos: u64 = pos.parse().unwrap();
+    let (lost, start, end) = segment_objects(&gapped, file)
+        .into_iter()
+        .find(|(_, a, b)| *a < pos && pos <= *b)
+        .expect("a segment holds T1");
+    std::fs::remove_file(&lost).unwrap();
+    let gapped = gapped.to_str().unwrap();
+    let out = restore(gapped, pass, &target, &["--to-latest"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        text(&out).contains("GAP IN THE BINLOG ARCHIVE"),
-        "{}",
-        text(&out)
+        said.contains("not contiguous") && said.contains(&end.to_string()),
+        "{said}"
     );
+    runtime().block_on(async {
+        let access = rdump::backup::Access::passphrase_file(Path::new(pass)).unwrap();
+        let repo = rdump::backup::open(gapped, &access, &Default::default())
+            .await
+            .unwrap();
+        let mut segs = RepositorySegments::open_archiver(repo, "src")
+            .await
+            .unwrap();
+        segs.record_gap(&Gap {
+            after: Some(Position {
+                file: file.into(),
+                pos: start,
+            }),
+            resume_at: Position {
+                file: file.into(),
+                pos: end,
+            },
+            message: "purged while the archiver was down (test)".into(),
+            recorded_at: 0,
+        })
+        .await
+        .unwrap();
+        segs.release().await.unwrap();
+    });
+    let out = restore(gapped, pass, &target, &["--to-latest"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("GAP IN THE BINLOG ARCHIVE"), "{said}");
     assert!(
         checksums(&target).is_empty(),
         "a refused restore changed the target"
@@ -499,17 +473,9 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
          GRANT ALL ON pitr.* TO weak@localhost; GRANT RELOAD, PROCESS ON *.* TO weak@localhost;",
     );
     target.sql("DROP DATABASE IF EXISTS pitr");
-    let mut a: Vec<String> = [
-        "restore",
-        "--repo",
-        repo,
-        "--passphrase-file",
-        pass,
-        "--binlog-archive",
-    ]
-    .map(String::from)
-    .to_vec();
-    a.push(archive_dir.display().to_string());
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
     a.extend(["--to-latest", "--no-defaults", "-uweak", "-pweak-pw"].map(String::from));
     a.push(format!("--socket={}", target.socket().display()));
     let args: Vec<&str> = a.iter().map(String::as_str).collect();

@@ -37,6 +37,7 @@ const OWN_OPTIONS: &[(&str, bool)] = &[
     ("skip-gtid", true),
     ("dry-run", false),
     ("binlog-archive", true),
+    ("source", true),
     ("help", false),
 ];
 

@@ -211,8 +211,12 @@ pub struct PitrArgs {
     /// Print the plan (backup, segments, first and last event, stop point) and stop.
     #[arg(long)]
     pub dry_run: bool,
-    /// The binlog archive as a directory of `rdump::binlog::local::LocalDirStore` (until
-    /// the repository's own segment store is wired in).
+    /// The source server whose binlog archive to replay (as `rbackup binlog --source`
+    /// named it); needed only when the repository archives several.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Read the binlog archive from a directory of `rdump::binlog::local::LocalDirStore`
+    /// instead of the repository (for tests and archives kept by hand).
     #[arg(long, value_name = "DIR", hide = true)]
     pub binlog_archive: Option<PathBuf>,
 }
@@ -231,6 +235,7 @@ impl PitrArgs {
 mod pitr {
     use std::process::ExitCode;
 
+    use rdump::backup::segments::RepositorySegments;
     use rdump::backup::store::StoreOptions;
     use rdump::backup::{self, RepositoryReader};
     use rdump::binlog::apply::{self, ApplyError, Tools};
@@ -354,18 +359,47 @@ mod pitr {
         if args.to_dir.is_some() {
             return Err(Failure::Usage("--to-dir cannot replay binlog events".into()).into());
         }
-        let Some(dir) = &args.pitr.binlog_archive else {
-            return Err(Failure::Usage(
-                "point-in-time restore: the repository's binlog archive is not wired in yet; \
-                 give the archive directory with --binlog-archive DIR"
-                    .into(),
-            )
-            .into());
+        if let Some(dir) = &args.pitr.binlog_archive {
+            let store = rdump::binlog::local::LocalDirStore::open(dir).map_err(|e| {
+                PitrFailure::Plan(PlanError::Archive(format!("{}: {e}", dir.display())))
+            })?;
+            return run_with(args, target, skip, &store).await;
+        }
+        let access = args.keys.access()?;
+        let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
+        let sources = RepositorySegments::sources(&repo).await?;
+        let name = match (&args.pitr.source, sources.as_slice()) {
+            (Some(n), _) if sources.contains(n) => n.clone(),
+            (Some(n), _) => {
+                return Err(Failure::Usage(format!(
+                    "the repository has no binlog archive of source {n:?} (it has: {})",
+                    if sources.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sources.join(", ")
+                    }
+                ))
+                .into());
+            }
+            (None, [one]) => one.clone(),
+            (None, []) => {
+                return Err(PitrFailure::Plan(PlanError::Refused(
+                    "the repository has no binlog archive: start `rbackup binlog` on the \
+                     source server"
+                        .into(),
+                )));
+            }
+            (None, many) => {
+                return Err(Failure::Usage(format!(
+                    "the repository archives the binlogs of several sources ({}): choose one \
+                     with --source",
+                    many.join(", ")
+                ))
+                .into());
+            }
         };
-        let store = rdump::binlog::local::LocalDirStore::open(dir).map_err(|e| {
-            PitrFailure::Plan(PlanError::Archive(format!("{}: {e}", dir.display())))
-        })?;
-        run_with(args, target, skip, &store).await
+        let segments = RepositorySegments::open_reader(repo, &name)?;
+        run_with(args, target, skip, &segments).await
     }
 
     async fn run_with<S: SegmentSource>(
