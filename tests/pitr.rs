@@ -487,3 +487,146 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         "a refused restore changed the target"
     );
 }
+
+/// Replay speed against `mariadb-binlog | mariadb` on the same binlog, for the README:
+/// `cargo test --release --test pitr -- --ignored --nocapture replay_speed`. A sysbench
+/// oltp_write_only run (2 threads, 20 s) after a backup, archived with `rbackup binlog
+/// --once`; then `restore --to-latest` (its replay timed by rbackup) and, into the same
+/// target after loading the same backup, the server's own binlog files from the
+/// backup's coordinates through `mariadb-binlog | mariadb`.
+#[test]
+#[ignore]
+fn replay_speed() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql("CREATE DATABASE sbtest");
+    let sysbench = |cmd: &str, extra: &[&str]| {
+        let out = std::process::Command::new("sysbench")
+            .arg("oltp_write_only")
+            .arg(format!("--mysql-socket={}", source.socket().display()))
+            .args([
+                "--mysql-user=root",
+                "--mysql-db=sbtest",
+                "--tables=4",
+                "--table-size=20000",
+            ])
+            .args(extra)
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sysbench {cmd}: {}", text(&out));
+    };
+    sysbench("prepare", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    assert!(
+        rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[])
+            .status
+            .success()
+    );
+    let mut a: Vec<String> = [
+        "backup",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(connection(&source));
+    a.extend(["--databases", "sbtest", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let backup: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = backup["meta"]["coordinates"]["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pos = backup["meta"]["coordinates"]["position"].as_u64().unwrap();
+    sysbench("run", &["--threads=2", "--time=20"]);
+    let out = archiver(repo, pass, &source, true).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = restored("--to-latest", repo, pass, &target, &["--to-latest"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("replayed "))
+        .unwrap()
+        .to_string();
+    let ours = checksums_of(&target, "sbtest");
+
+    // The same backup, then the server's own files through mariadb-binlog | mariadb.
+    target.sql("DROP DATABASE sbtest");
+    let mut a: Vec<String> = [
+        "restore",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "latest",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(connection(&target));
+    a.push("--progress=never".into());
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert!(rbackup(&args, &[]).status.success());
+    let files: Vec<String> = source
+        .sql_rows("SHOW BINARY LOGS")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .filter(|f| f.as_str() >= file.as_str())
+        .collect();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| source.dir().join(f).display().to_string())
+        .collect();
+    let started = Instant::now();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mariadb-binlog --no-defaults --disable-log-bin --start-position={pos} {} | \
+             mariadb --no-defaults -uroot --socket={} --binary-mode --batch",
+            paths.join(" "),
+            target.socket().display()
+        ))
+        .status()
+        .unwrap();
+    let theirs_secs = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    assert_eq!(
+        checksums_of(&target, "sbtest"),
+        ours,
+        "same result both ways"
+    );
+    eprintln!("rbackup: {line}");
+    eprintln!(
+        "mariadb-binlog | mariadb: {theirs_secs:.1} s for {} files",
+        files.len()
+    );
+}
+
+fn checksums_of(s: &Server, db: &str) -> BTreeMap<String, String> {
+    let tables: Vec<String> = s
+        .sql_rows(&format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}'"
+        ))
+        .into_iter()
+        .map(|r| format!("{db}.`{}`", r[0]))
+        .collect();
+    s.sql_rows(&format!("CHECKSUM TABLE {}", tables.join(", ")))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}
