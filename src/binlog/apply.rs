@@ -407,6 +407,8 @@ fn pump(
 
 /// Replays `plan` into the target (see the module doc). The backup must be loaded
 /// already; `before` are statements run first by the client (`before_replay_sql`).
+/// Runs on a multi-threaded tokio runtime (it waits for its helper threads and child
+/// processes with `block_in_place`).
 pub async fn apply<S: SegmentSource>(
     source: &S,
     plan: &ReplayPlan,

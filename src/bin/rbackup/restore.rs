@@ -37,7 +37,8 @@ newest backup before the target whose binlog coordinates the archive covers, the
 the archived events from exactly there through mariadb-binlog piped into mariadb (found on
 PATH; mysqlbinlog/mysql for MySQL), whole transactions only. --skip-gtid G (repeatable)
 leaves a transaction out. --dry-run prints the plan and touches nothing. The stop point is
-printed in every mode. The account needs BINLOG REPLAY (MariaDB 10.5+; SUPER before),
+printed in every mode. --source NAME picks the archive when the repository holds several
+(as `rbackup binlog --source` named them). The account needs BINLOG REPLAY (MariaDB 10.5+; SUPER before),
 checked before anything changes.
 
 Exit codes:
