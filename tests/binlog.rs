@@ -1362,3 +1362,122 @@ fn the_cli_archives_into_s3_and_refuses_an_account_without_privileges() {
     assert!(text(&out).contains("BINLOG MONITOR"), "{}", text(&out));
     assert!(!text(&out).contains("repl-pw"), "{}", text(&out));
 }
+
+/// Not a pass/fail test: `rbackup binlog` (the binary in `RDUMP_BENCH_RBACKUP`, e.g.
+/// target/release/rbackup; by default the debug one) into a local repository under
+/// sysbench `oltp_write_only` with 2 threads for `RDUMP_BENCH_SECONDS` (default 30): its
+/// CPU (user + system, from /proc) per second of load and per event, and the RPO: the age
+/// of the newest archived event, sampled every 500 ms, against the flush interval (10 s).
+/// `cargo test --test binlog archiver_cli_cpu -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn archiver_cli_cpu_and_rpo_under_sysbench() {
+    let server = source();
+    server.sql("CREATE DATABASE sbtest");
+    let seconds: u64 = std::env::var("RDUMP_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let sysbench = |command: &str, extra: &[&str]| {
+        let out = Command::new("sysbench")
+            .arg("oltp_write_only")
+            .arg("--db-driver=mysql")
+            .arg(format!("--mysql-socket={}", server.socket().display()))
+            .arg("--mysql-user=root")
+            .args(["--tables=2", "--table-size=10000"])
+            .args(extra)
+            .arg(command)
+            .output()
+            .expect("run sysbench");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sysbench("prepare", &[]);
+    let repo = init_repo(None, None);
+    let bin = std::env::var("RDUMP_BENCH_RBACKUP")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rbackup").to_string());
+    // Catch up with the prepare first, so that only the load is measured.
+    let mut cmd = repo.binlog_command(&server, &["--once"]);
+    let out = Command::new(&bin)
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    cmd = repo.binlog_command(&server, &[]);
+    let mut child = Command::new(&bin)
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the archiver's dump thread", || {
+        server.sql_value(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Binlog Dump'",
+        ) == "1"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let events_before = binlog_bytes(&server);
+    let before = cpu_time(child.id());
+    let started = std::time::Instant::now();
+    // RPO samples on another thread while the load runs.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let rt = runtime();
+        let segs = repo.segments(&rt);
+        std::thread::spawn(move || {
+            let mut ages = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let records = rt.block_on(segs.records()).unwrap();
+                if let Some(rdump::binlog::Record::Segment(s)) = records.last() {
+                    let now = chrono::Utc::now().timestamp();
+                    ages.push(now - i64::from(s.last_event_time));
+                }
+            }
+            ages
+        })
+    };
+    let out = sysbench("run", &["--threads=2", &format!("--time={seconds}")]);
+    let wall = started.elapsed();
+    let used = cpu_time(child.id()) - before;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut ages = sampler.join().unwrap();
+    let archived = binlog_bytes(&server) - events_before;
+    common::signal(&child, libc::SIGTERM);
+    child.wait().unwrap();
+    let tps = out
+        .lines()
+        .find(|l| l.contains("transactions:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    // Skip the first 12 s: the first segment is committed a flush interval after the start.
+    let steady: Vec<i64> = ages.split_off(ages.len().min(24));
+    println!(
+        "archiver CPU: {:.2} s in {:.1} s = {:.1}% of one core; {tps}; {:.1} MiB of binlog \
+         ({:.2} us CPU per KiB); RPO (age of the newest archived event, s, flush interval \
+         10 s): max {:?}, samples {}",
+        used.as_secs_f64(),
+        wall.as_secs_f64(),
+        100.0 * used.as_secs_f64() / wall.as_secs_f64(),
+        archived as f64 / (1 << 20) as f64,
+        used.as_secs_f64() * 1e6 / (archived as f64 / 1024.0),
+        steady.iter().max(),
+        steady.len()
+    );
+}
+
+/// The server's binlog bytes so far (all files).
+fn binlog_bytes(server: &Server) -> u64 {
+    server
+        .sql_rows("SHOW BINARY LOGS")
+        .iter()
+        .map(|r| r[1].parse::<u64>().unwrap())
+        .sum()
+}

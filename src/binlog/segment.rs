@@ -266,7 +266,10 @@ impl SegmentBuilder {
             }
         }
         open.bytes.extend_from_slice(&ev.bytes);
-        open.crc.combine(&ev.crc);
+        // Hashing the event's bytes again (SIMD, ~20 ns for 200 bytes) is far cheaper than
+        // `combine` with its state (a GF(2) matrix power per event: it was 8% of the
+        // archiver's instructions under sysbench).
+        open.crc.update(&ev.bytes);
     }
 
     /// The file of the open segment, if any.

@@ -738,6 +738,17 @@ impl WireConn {
         }
     }
 
+    /// Whether a whole packet (not one continued in the next) is already in the buffer:
+    /// `next_binlog_packet` then returns it without reading the socket.
+    pub fn has_buffered_packet(&self) -> bool {
+        let avail = self.end - self.start;
+        if avail < 4 {
+            return false;
+        }
+        let len = payload_len(&self.buf[self.start..self.start + 4]);
+        len < MAX_PAYLOAD && avail >= 4 + len
+    }
+
     /// Says goodbye (COM_QUIT); errors are irrelevant then.
     pub async fn close(mut self) {
         self.seq = 0;
