@@ -21,9 +21,11 @@
 //!
 //! Not for: the repository's storage (`backup`), the `rbackup` command line, restoring.
 
+pub mod apply;
 pub mod archive;
 pub mod event;
 pub mod local;
+pub mod replay;
 pub mod segment;
 pub mod source;
 pub mod stream;

@@ -1,0 +1,1485 @@
+//! Point-in-time restore, planning: which backup to load and exactly which archived events
+//! to replay after it, for a target (a time, a GTID, a binlog position, or the end of the
+//! archive), with transactions left out by `--skip-gtid`.
+//!
+//! ```text
+//! backups (BackupPoint: id, time, binlog coordinates, GTID position) + Target + skips
+//!   ─► candidates: taken before the target, newest first, coordinates inside the archive
+//!   ─► walk (SegmentSource::records in order, one segment's bytes at a time): every event
+//!      re-checked (stream::Framer: CRC32, positions continue), segments checked to follow
+//!      each other (same file: end = next start; next file: after a ROTATE or STOP, from
+//!      its first event), a gap or a break before the stop point refuses, naming it
+//!   ─► transactions followed (GTID event ... XID / COMMIT / the one DDL statement): the
+//!      stop point is always between two transactions, never inside one
+//!   ─► ReplayPlan: the byte ranges of segments to replay (`Piece`), first and last
+//!      transaction, the stop point and why, the transactions skipped
+//! ```
+//!
+//! The stop rules (inclusive, whole transactions only):
+//! - `Time(t)`: every transaction before the first one whose first event's timestamp
+//!   (UTC seconds) is after `t`. Event timestamps have whole seconds: a transaction
+//!   stamped 12:00:00 is "at or before" 12:00:00.5.
+//! - `Gtid(g)`: every transaction up to and including `g`.
+//! - `Position(file:pos)`: every transaction that ends at or before `pos` in `file`.
+//! - `Latest`: every complete transaction archived (an unfinished last one is left out).
+//!
+//! Not for: applying the plan (`apply`), reading snapshots (the caller makes
+//! `BackupPoint`s), where the archive is stored (any `SegmentSource`).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{NaiveDateTime, TimeZone};
+
+use crate::binlog::Position;
+use crate::binlog::event::{self, FIRST_EVENT_POS, HEADER_LEN, kind};
+use crate::binlog::segment::{Record, Segment, SegmentSource};
+use crate::binlog::stream::{Frame, Framer};
+use crate::sql::dialect::BinlogStart;
+
+/// A backup as the planner sees it: where in the binlog its data stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupPoint {
+    pub id: String,
+    /// When the backup was committed (UTC seconds): it was taken before this.
+    pub time: i64,
+    /// The binlog coordinates of the backup's data (the dump's `SHOW MASTER STATUS`).
+    pub position: Position,
+    /// The GTID position of the backup's data (MariaDB `gtid_binlog_pos`, MySQL
+    /// `gtid_executed`).
+    pub gtid: Option<String>,
+}
+
+/// Where to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// UTC microseconds since the epoch.
+    Time(i64),
+    /// A GTID, normalised (`normalize_gtid`).
+    Gtid(String),
+    Position(Position),
+    Latest,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Time(t) => write!(f, "time {}", format_micros(*t)),
+            Target::Gtid(g) => write!(f, "GTID {g}"),
+            Target::Position(p) => write!(f, "position {p}"),
+            Target::Latest => write!(f, "the end of the archive"),
+        }
+    }
+}
+
+/// One transaction of the archive (or a lone event outside any transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub gtid: Option<String>,
+    /// Where its first event starts.
+    pub start: Position,
+    /// Where its last event ends (in `start.file`).
+    pub end: u64,
+    /// Its first event's timestamp (UTC seconds).
+    pub time: u32,
+}
+
+impl fmt::Display for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.gtid {
+            Some(g) => write!(f, "transaction {g}")?,
+            None => write!(f, "transaction")?,
+        }
+        write!(
+            f,
+            " at {}..{} ({} UTC)",
+            self.start,
+            self.end,
+            format_micros(i64::from(self.time) * 1_000_000)
+        )
+    }
+}
+
+/// A byte range of one archived segment to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub segment: Segment,
+    pub from: u64,
+    pub to: u64,
+    /// The segment's place in `SegmentSource::records` (for ordering).
+    record: usize,
+}
+
+/// Where the replay stops, and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// The end of the last replayed event (the backup's coordinates if none is).
+    pub at: Position,
+    pub why: String,
+    /// The first transaction not replayed, when the archive has one.
+    pub next: Option<Txn>,
+}
+
+/// What a point-in-time restore does.
+#[derive(Debug, Clone)]
+pub struct ReplayPlan {
+    pub backup: BackupPoint,
+    pub target: Target,
+    /// The bytes to replay, in order (consecutive pieces of one file follow each other
+    /// except around a skipped transaction).
+    pub pieces: Vec<Piece>,
+    pub first: Option<Txn>,
+    pub last: Option<Txn>,
+    pub transactions: u64,
+    pub events: u64,
+    pub skipped: Vec<Txn>,
+    pub stop: Stop,
+}
+
+impl ReplayPlan {
+    pub fn bytes(&self) -> u64 {
+        self.pieces.iter().map(|p| p.to - p.from).sum()
+    }
+
+    /// The plan as lines for a person (`--dry-run`, and before a restore).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "backup {} (binlog {}, GTID {})",
+            self.backup.id,
+            self.backup.position,
+            self.backup.gtid.as_deref().unwrap_or("-")
+        )];
+        // Per file: its byte ranges (more than one around a skipped transaction) and
+        // how many segments they come from.
+        let mut files: Vec<(String, Vec<(u64, u64)>, usize, u64)> = Vec::new();
+        for p in &self.pieces {
+            match files.last_mut() {
+                Some(f) if f.0 == p.segment.file => {
+                    match f.1.last_mut() {
+                        Some(r) if r.1 == p.from => r.1 = p.to,
+                        _ => f.1.push((p.from, p.to)),
+                    }
+                    if f.3 != p.segment.start {
+                        f.2 += 1;
+                        f.3 = p.segment.start;
+                    }
+                }
+                _ => files.push((
+                    p.segment.file.clone(),
+                    vec![(p.from, p.to)],
+                    1,
+                    p.segment.start,
+                )),
+            }
+        }
+        for (file, ranges, n, _) in files {
+            let ranges: Vec<String> = ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+            out.push(format!(
+                "segments: {file} {} ({n} segment{})",
+                ranges.join(", "),
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        out.push(format!(
+            "replay: {} transactions, {} events, {} bytes",
+            self.transactions,
+            self.events,
+            self.bytes()
+        ));
+        match (&self.first, &self.last) {
+            (Some(f), Some(l)) => {
+                out.push(format!("first replayed: {f}"));
+                out.push(format!("last replayed: {l}"));
+            }
+            _ => out.push("nothing to replay: the backup is the target state".into()),
+        }
+        for s in &self.skipped {
+            out.push(format!("skipped: {s}"));
+        }
+        out.push(format!("stop point: {} ({})", self.stop.at, self.stop.why));
+        if let Some(n) = &self.stop.next {
+            out.push(format!("first not replayed: {n}"));
+        }
+        out
+    }
+}
+
+/// Why no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The archive cannot get there: no backup before the target, a gap, a target not
+    /// archived. Nothing was touched.
+    #[error("{0}")]
+    Refused(String),
+    /// The archive's store failed or holds damaged data.
+    #[error("binlog archive: {0}")]
+    Archive(String),
+    /// The request makes no sense (a GTID that is not one, a bad time).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Reads `--to-time`'s 'YYYY-MM-DD HH:MM:SS[.ffffff]' in `zone` (`None` or "SYSTEM": the
+/// system's; "UTC"; "+HH:MM"; or an IANA name such as "Europe/Berlin") as UTC
+/// microseconds. A time that a clock change skips or repeats in that zone is refused.
+pub fn parse_time(text: &str, zone: Option<&str>) -> Result<i64, PlanError> {
+    let naive =
+        NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f").map_err(|e| {
+            PlanError::Usage(format!(
+                "--to-time {text:?}: {e} (expected 'YYYY-MM-DD HH:MM:SS[.ffffff]')"
+            ))
+        })?;
+    fn one<T: TimeZone>(
+        r: chrono::LocalResult<chrono::DateTime<T>>,
+        text: &str,
+        zone: &str,
+    ) -> Result<i64, PlanError> {
+        match r {
+            chrono::LocalResult::Single(t) => Ok(t.timestamp_micros()),
+            chrono::LocalResult::Ambiguous(a, b) => Err(PlanError::Usage(format!(
+                "--to-time {text:?} happens twice in {zone} ({} and {} UTC): give it in UTC \
+                 (--time-zone UTC)",
+                format_micros(a.timestamp_micros()),
+                format_micros(b.timestamp_micros())
+            ))),
+            chrono::LocalResult::None => Err(PlanError::Usage(format!(
+                "--to-time {text:?} does not exist in {zone} (a clock change skips it)"
+            ))),
+        }
+    }
+    match zone.map(str::trim) {
+        None | Some("SYSTEM") | Some("system") => one(
+            chrono::Local.from_local_datetime(&naive),
+            text,
+            "the system's time zone",
+        ),
+        Some("UTC") | Some("utc") | Some("Z") => Ok(naive.and_utc().timestamp_micros()),
+        Some(z) if z.starts_with('+') || z.starts_with('-') => {
+            let bad = || PlanError::Usage(format!("--time-zone {z:?}: expected +HH:MM"));
+            let (h, m) = z[1..].split_once(':').ok_or_else(bad)?;
+            let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            let secs = (h * 3600 + m * 60) * if z.starts_with('-') { -1 } else { 1 };
+            let off = chrono::FixedOffset::east_opt(secs).ok_or_else(bad)?;
+            one(off.from_local_datetime(&naive), text, z)
+        }
+        Some(z) => {
+            let tz: chrono_tz::Tz = z.parse().map_err(|_| {
+                PlanError::Usage(format!(
+                    "--time-zone {z:?}: not a time zone (UTC, SYSTEM, +HH:MM or a name such \
+                     as Europe/Berlin)"
+                ))
+            })?;
+            one(tz.from_local_datetime(&naive), text, z)
+        }
+    }
+}
+
+/// UTC microseconds as 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+pub fn format_micros(t: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(t) {
+        Some(d) if t % 1_000_000 == 0 => d.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(d) => d.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        None => t.to_string(),
+    }
+}
+
+/// A GTID as the user typed it, in the form the planner compares: MariaDB
+/// "domain-server-sequence" (numbers without leading zeros), MySQL "uuid:number" (lower
+/// case).
+pub fn normalize_gtid(text: &str) -> Result<String, PlanError> {
+    let t = text.trim();
+    let bad = || {
+        PlanError::Usage(format!(
+            "{text:?} is not a GTID (MariaDB: domain-server-sequence such as 0-1-42; MySQL: \
+             uuid:number)"
+        ))
+    };
+    if let Some((uuid, n)) = t.split_once(':') {
+        let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+        if uuid.len() != 36 || hex.len() != 32 || hex::decode(&hex).is_err() {
+            return Err(bad());
+        }
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        return Ok(format!("{}:{n}", uuid.to_ascii_lowercase()));
+    }
+    let parts: Vec<&str> = t.split('-').collect();
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let d: u32 = parts[0].parse().map_err(|_| bad())?;
+    let s: u32 = parts[1].parse().map_err(|_| bad())?;
+    let n: u64 = parts[2].parse().map_err(|_| bad())?;
+    Ok(format!("{d}-{s}-{n}"))
+}
+
+/// Whether a backup's GTID position already holds `gtid` (`None`: cannot tell). MariaDB:
+/// the position's sequence number for the GTID's domain is at least the GTID's. MySQL: the
+/// executed set holds it.
+pub fn gtid_set_contains(set: &str, gtid: &str) -> Option<bool> {
+    if let Some((uuid, n)) = gtid.split_once(':') {
+        let n: u64 = n.parse().ok()?;
+        let set = set.replace(['\n', ' '], "");
+        for part in set.split(',').filter(|p| !p.is_empty()) {
+            let mut fields = part.split(':');
+            if !fields.next()?.eq_ignore_ascii_case(uuid) {
+                continue;
+            }
+            for range in fields {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+                if a <= n && n <= b {
+                    return Some(true);
+                }
+            }
+        }
+        return Some(false);
+    }
+    let parts: Vec<&str> = gtid.split('-').collect();
+    let (domain, seq): (u32, u64) = (parts.first()?.parse().ok()?, parts.get(2)?.parse().ok()?);
+    for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p: Vec<&str> = part.split('-').collect();
+        if p.len() == 3 && p[0].parse::<u32>().ok()? == domain {
+            return Some(p[2].parse::<u64>().ok()? >= seq);
+        }
+    }
+    Some(false)
+}
+
+/// A MySQL GTID_LOG_EVENT's GTID (flags u8, source UUID 16 bytes, number i64) as
+/// "uuid:number".
+pub fn mysql_gtid(ev: &[u8], checksum: event::Checksum) -> Option<String> {
+    let b = event::body(ev, checksum);
+    if b.len() < 25 {
+        return None;
+    }
+    let u = hex::encode(&b[1..17]);
+    let n = i64::from_le_bytes(b[17..25].try_into().ok()?);
+    Some(format!(
+        "{}-{}-{}-{}-{}:{n}",
+        &u[..8],
+        &u[8..12],
+        &u[12..16],
+        &u[16..20],
+        &u[20..]
+    ))
+}
+
+/// Event kinds that are in no transaction: they are replayed when between replayed
+/// transactions (`mariadb-binlog` prints them as comments) but never open one.
+fn outside_transactions(k: u8) -> bool {
+    matches!(
+        k,
+        kind::ROTATE
+            | kind::STOP
+            | kind::FORMAT_DESCRIPTION
+            | kind::GTID_LIST
+            | kind::BINLOG_CHECKPOINT
+            | kind::HEARTBEAT
+            | 35 // MySQL PREVIOUS_GTIDS
+    )
+}
+
+/// The next binlog file name: "binlog.000012" -> "binlog.000013".
+fn next_file(name: &str) -> Option<String> {
+    let (base, num) = name.rsplit_once('.')?;
+    let n: u64 = num.parse().ok()?;
+    Some(format!("{base}.{:0width$}", n + 1, width = num.len()))
+}
+
+/// Whether segment `next` continues `prev` exactly; else what is wrong.
+fn follows(prev: &Segment, next: &Segment) -> Result<(), String> {
+    if prev.file == next.file {
+        if prev.end == next.start {
+            return Ok(());
+        }
+        return Err(format!(
+            "the archive of {} stops at {} and starts again at {}",
+            prev.file, prev.end, next.start
+        ));
+    }
+    let ended = prev.rotate_to.as_deref() == Some(next.file.as_str())
+        || (prev.ends_with_stop && next_file(&prev.file).as_deref() == Some(next.file.as_str()));
+    let from_first_event = next.start == FIRST_EVENT_POS + next.format_description.len() as u64;
+    if ended && from_first_event {
+        return Ok(());
+    }
+    Err(format!(
+        "the archive goes from {}:{} to {}:{} with the events between missing",
+        prev.file, prev.end, next.file, next.start
+    ))
+}
+
+/// Where in `records` a position lies: the segment holding the event that starts there
+/// (or, at the end of the archive, the segment that ends there).
+fn locate(records: &[Record], at: &Position) -> Option<usize> {
+    let mut end_match = None;
+    for (i, r) in records.iter().enumerate() {
+        if let Record::Segment(s) = r
+            && s.file == at.file
+        {
+            if s.start <= at.pos && at.pos < s.end {
+                return Some(i);
+            }
+            if s.end == at.pos {
+                end_match = Some(i);
+            }
+        }
+    }
+    end_match
+}
+
+/// Plans a point-in-time restore (see the module doc). `backups` in any order.
+pub async fn plan<S: SegmentSource>(
+    source: &S,
+    backups: &[BackupPoint],
+    target: &Target,
+    skip: &[String],
+) -> Result<ReplayPlan, PlanError> {
+    let records = source
+        .records()
+        .await
+        .map_err(|e| PlanError::Archive(format!("listing the archive: {e}")))?;
+    if !records.iter().any(|r| matches!(r, Record::Segment(_))) {
+        return Err(PlanError::Refused(
+            "the binlog archive is empty: nothing to replay (is the archiver running?)".into(),
+        ));
+    }
+    if let Target::Gtid(g) = target
+        && skip.contains(g)
+    {
+        return Err(PlanError::Usage(format!(
+            "--skip-gtid {g} is also the target"
+        )));
+    }
+    // Where the target is in the archive, when known before walking.
+    let target_at = match target {
+        Target::Position(p) => Some(locate(&records, p).ok_or_else(|| {
+            PlanError::Refused(format!(
+                "binlog position {p} is not in the archive ({})",
+                archive_extent(&records)
+            ))
+        })?),
+        Target::Gtid(g) => {
+            let found = records.iter().enumerate().rev().find_map(|(i, r)| match r {
+                Record::Segment(s) if may_hold(s, g) => Some(i),
+                _ => None,
+            });
+            Some(found.ok_or_else(|| {
+                PlanError::Refused(format!(
+                    "GTID {g} is not in the binlog archive ({})",
+                    archive_extent(&records)
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    let mut candidates: Vec<&BackupPoint> = backups
+        .iter()
+        .filter(|b| match target {
+            Target::Time(t) => b.time.saturating_mul(1_000_000) <= *t,
+            Target::Gtid(g) => {
+                b.gtid.as_deref().and_then(|set| gtid_set_contains(set, g)) != Some(true)
+            }
+            _ => true,
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    if candidates.is_empty() {
+        return Err(PlanError::Refused(format!(
+            "no backup was taken before the target ({target}); {} backups in the repository",
+            backups.len()
+        )));
+    }
+    let mut not_covered = Vec::new();
+    let mut last_err = None;
+    for b in candidates {
+        let Some(at) = locate(&records, &b.position) else {
+            not_covered.push(format!("{} at {}", b.id, b.position));
+            continue;
+        };
+        if let Some(t) = target_at
+            && (at > t
+                || (at == t && matches!(target, Target::Position(p) if p.pos < b.position.pos)))
+        {
+            continue; // the backup is after the target
+        }
+        match walk(source, &records, b, at, target, skip).await {
+            // By GTID the backup's position may hide that it is past the target: an
+            // older backup may still reach it.
+            Err(WalkError::NotReached(m)) if matches!(target, Target::Gtid(_)) => {
+                last_err = Some(PlanError::Refused(m));
+                continue;
+            }
+            Err(WalkError::NotReached(m)) => return Err(PlanError::Refused(m)),
+            Err(WalkError::Plan(e)) => return Err(e),
+            Ok(p) => return Ok(p),
+        }
+    }
+    if let Some(e) = last_err {
+        return Err(e);
+    }
+    Err(PlanError::Refused(format!(
+        "no backup taken before the target ({target}) is covered by the binlog archive ({}): \
+         {}",
+        archive_extent(&records),
+        if not_covered.is_empty() {
+            "every one is after the target".to_string()
+        } else {
+            format!("not archived: {}", not_covered.join(", "))
+        }
+    )))
+}
+
+/// Whether segment `s` may hold the GTID (from its description's GTID ranges; MySQL
+/// GTIDs are not listed there: any segment may).
+fn may_hold(s: &Segment, gtid: &str) -> bool {
+    if gtid.contains(':') {
+        return true;
+    }
+    let p: Vec<u64> = gtid.split('-').filter_map(|x| x.parse().ok()).collect();
+    p.len() == 3
+        && s.gtids.iter().any(|r| {
+            u64::from(r.domain) == p[0]
+                && u64::from(r.server_id) == p[1]
+                && r.first <= p[2]
+                && p[2] <= r.last
+        })
+}
+
+/// "archived: binlog.000001:256 .. binlog.000003:1200, 1 gap".
+fn archive_extent(records: &[Record]) -> String {
+    let segs: Vec<&Segment> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Segment(s) => Some(s),
+            Record::Gap(_) => None,
+        })
+        .collect();
+    let gaps = records.len() - segs.len();
+    match (segs.first(), segs.last()) {
+        (Some(a), Some(b)) => format!(
+            "archived: {}:{} .. {}:{}{}",
+            a.file,
+            a.start,
+            b.file,
+            b.end,
+            if gaps > 0 {
+                format!(", {gaps} gap(s)")
+            } else {
+                String::new()
+            }
+        ),
+        _ => "nothing archived".into(),
+    }
+}
+
+enum WalkError {
+    /// The archive ends before the target.
+    NotReached(String),
+    Plan(PlanError),
+}
+
+impl From<PlanError> for WalkError {
+    fn from(e: PlanError) -> WalkError {
+        WalkError::Plan(e)
+    }
+}
+
+/// The transaction being read.
+struct Open {
+    txn: Txn,
+    record: usize,
+    events: u64,
+    skipped: bool,
+}
+
+/// The walk's output being built: pieces and where the current one began.
+struct Pieces {
+    done: Vec<Piece>,
+    /// The piece being extended: its record, segment and start.
+    open: Option<(usize, u64)>,
+}
+
+impl Pieces {
+    /// Ends the open piece at `upto` in segment `record` (`seg`).
+    fn flush(&mut self, record: usize, seg: &Segment, upto: u64) {
+        if let Some((r, from)) = self.open.take() {
+            debug_assert_eq!(r, record);
+            if from < upto {
+                self.done.push(Piece {
+                    segment: seg.clone(),
+                    from,
+                    to: upto,
+                    record,
+                });
+            }
+        }
+    }
+
+    /// Drops everything from `pos` of record `record` on (after a flush).
+    fn trim(&mut self, record: usize, pos: u64) {
+        while let Some(last) = self.done.last_mut() {
+            if (last.record, last.from) >= (record, pos) {
+                self.done.pop();
+            } else {
+                if last.record == record && last.to > pos {
+                    last.to = pos;
+                }
+                break;
+            }
+        }
+    }
+}
+
+async fn walk<S: SegmentSource>(
+    source: &S,
+    records: &[Record],
+    backup: &BackupPoint,
+    first_record: usize,
+    target: &Target,
+    skip: &[String],
+) -> Result<ReplayPlan, WalkError> {
+    let skip: HashSet<&str> = skip.iter().map(String::as_str).collect();
+    let mut skipped_seen = Vec::new();
+    let mut pieces = Pieces {
+        done: Vec::new(),
+        open: None,
+    };
+    let mut framer: Option<(String, Framer, event::Checksum)> = None;
+    let mut prev: Option<&Segment> = None;
+    let mut open: Option<Open> = None;
+    let mut first: Option<Txn> = None;
+    let mut last: Option<Txn> = None;
+    let (mut transactions, mut events) = (0u64, 0u64);
+    let mut including = true;
+    let mut last_time: u32 = 0;
+    let mut stop: Option<Stop> = None;
+    let mut seen_target_file = false;
+    // The end of the last event included (or the backup's coordinates).
+    let mut included_end = backup.position.clone();
+    'records: for (ri, record) in records.iter().enumerate().skip(first_record) {
+        let s = match record {
+            Record::Gap(g) => {
+                return Err(WalkError::Plan(PlanError::Refused(format!(
+                    "GAP IN THE BINLOG ARCHIVE between backup {} ({}) and the target \
+                     ({target}): nothing archived from {} to {} ({}); nothing can be \
+                     restored across it: restore to a point before {}, or from a backup \
+                     taken after it",
+                    backup.id,
+                    backup.position,
+                    g.after
+                        .as_ref()
+                        .map_or("the start".to_string(), |p| p.to_string()),
+                    g.resume_at,
+                    g.message,
+                    g.after
+                        .as_ref()
+                        .map_or("the start".to_string(), |p| p.to_string()),
+                ))));
+            }
+            Record::Segment(s) => s,
+        };
+        if let Some(p) = prev {
+            follows(p, s).map_err(|m| {
+                PlanError::Refused(format!(
+                    "the binlog archive is not contiguous between backup {} and the target \
+                     ({target}): {m}; nothing can be restored across it",
+                    backup.id
+                ))
+            })?;
+        }
+        prev = Some(s);
+        if let Target::Position(p) = target {
+            if s.file == p.file {
+                seen_target_file = true;
+            } else if seen_target_file {
+                // Past the target's file: the transactions so far are all of it.
+                stop = Some(Stop {
+                    at: included_end.clone(),
+                    why: format!("the end of {} is before {p}", p.file),
+                    next: None,
+                });
+                break 'records;
+            }
+        }
+        let bytes = source.segment_bytes(s).await.map_err(|e| {
+            PlanError::Archive(format!("segment {}:{}-{}: {e}", s.file, s.start, s.end))
+        })?;
+        let checksum = event::format_description_checksum(&s.format_description)
+            .map_err(|e| PlanError::Archive(format!("segment {}:{}: {e}", s.file, s.start)))?;
+        if framer.as_ref().is_none_or(|(f, _, _)| *f != s.file) {
+            let start = BinlogStart::Position {
+                file: s.file.clone(),
+                pos: s.start,
+            };
+            framer = Some((s.file.clone(), Framer::new(&start, checksum), checksum));
+        }
+        let (_, fr, checksum) = framer.as_mut().expect("set above");
+        let checksum = *checksum;
+        let from = if ri == first_record {
+            backup.position.pos
+        } else {
+            s.start
+        };
+        if ri == first_record && from == s.start && ri > 0 {
+            if let Some(Record::Segment(p)) = records.get(ri - 1)
+                && p.file == s.file
+                && p.ends_in_transaction
+            {
+                return Err(not_a_boundary(backup).into());
+            }
+        }
+        if including && from < s.end {
+            pieces.open = Some((ri, from));
+        }
+        let mut off = 0usize;
+        let mut reached_from = from == s.start;
+        while off < bytes.len() {
+            let rest = &bytes[off..];
+            if rest.len() < HEADER_LEN {
+                return Err(damaged(s, s.start + off as u64, "truncated event").into());
+            }
+            let size = u32::from_le_bytes(rest[9..13].try_into().expect("4 bytes")) as usize;
+            if size < HEADER_LEN || size > rest.len() {
+                return Err(damaged(s, s.start + off as u64, "truncated event").into());
+            }
+            let ev = rest[..size].to_vec();
+            off += size;
+            let fe = match fr.accept(ev) {
+                Ok(Frame::Event(fe)) => fe,
+                Ok(_) => {
+                    return Err(damaged(s, s.start + off as u64, "not an event of the file").into());
+                }
+                Err(e) => {
+                    return Err(WalkError::Plan(PlanError::Archive(format!(
+                        "segment {}:{}-{}: at {}: {}",
+                        s.file, s.start, s.end, e.pos, e.problem
+                    ))));
+                }
+            };
+            if fe.end <= from {
+                if fe.end == from {
+                    if !fe.at_boundary {
+                        return Err(not_a_boundary(backup).into());
+                    }
+                    reached_from = true;
+                }
+                continue;
+            }
+            if !reached_from {
+                return Err(not_a_boundary(backup).into());
+            }
+            last_time = fe.header.timestamp;
+            let pos_here = Position {
+                file: fe.file.clone(),
+                pos: fe.start,
+            };
+            if open.is_none() && !outside_transactions(fe.header.kind) {
+                let gtid = match fe.header.kind {
+                    kind::GTID => fe.gtid.map(|g| g.gtid.to_string()),
+                    kind::MYSQL_GTID => mysql_gtid(&fe.bytes, checksum),
+                    _ => None,
+                };
+                let txn = Txn {
+                    gtid,
+                    start: pos_here.clone(),
+                    end: fe.end,
+                    time: fe.header.timestamp,
+                };
+                if let Target::Time(t) = target
+                    && i64::from(txn.time) * 1_000_000 > *t
+                {
+                    pieces.flush(ri, s, fe.start);
+                    stop = Some(Stop {
+                        at: included_end.clone(),
+                        why: format!(
+                            "the next transaction began at {} UTC, after the target {} UTC",
+                            format_micros(i64::from(txn.time) * 1_000_000),
+                            format_micros(*t)
+                        ),
+                        next: Some(txn),
+                    });
+                    break 'records;
+                }
+                let skipped = txn.gtid.as_deref().is_some_and(|g| skip.contains(g));
+                if skipped {
+                    pieces.flush(ri, s, fe.start);
+                    including = false;
+                }
+                open = Some(Open {
+                    txn,
+                    record: ri,
+                    events: 0,
+                    skipped,
+                });
+            }
+            if let Some(o) = open.as_mut() {
+                o.events += 1;
+                o.txn.end = fe.end;
+            }
+            if !fe.at_boundary {
+                continue;
+            }
+            // Between transactions after this event.
+            let Some(o) = open.take() else {
+                // A lone event outside transactions (GTID_LIST, ROTATE ...).
+                if including {
+                    included_end = Position {
+                        file: fe.file.clone(),
+                        pos: fe.end,
+                    };
+                }
+                continue;
+            };
+            if let Target::Position(p) = target
+                && fe.file == p.file
+                && fe.end > p.pos
+            {
+                // This transaction ends past the target: stop before it.
+                pieces.flush(ri, s, fe.end);
+                pieces.trim(o.record, o.txn.start.pos);
+                stop = Some(Stop {
+                    at: included_end.clone(),
+                    why: format!("the next transaction ends at {}, past {p}", fe.end),
+                    next: Some(o.txn),
+                });
+                break 'records;
+            }
+            if o.skipped {
+                skipped_seen.push(o.txn.clone());
+                including = true;
+                if fe.end < s.end {
+                    pieces.open = Some((ri, fe.end));
+                }
+                continue;
+            }
+            transactions += 1;
+            events += o.events;
+            included_end = Position {
+                file: fe.file.clone(),
+                pos: fe.end,
+            };
+            first.get_or_insert_with(|| o.txn.clone());
+            last = Some(o.txn.clone());
+            let reached = match target {
+                Target::Gtid(g) => o.txn.gtid.as_deref() == Some(g.as_str()),
+                Target::Position(p) => fe.file == p.file && fe.end == p.pos,
+                _ => false,
+            };
+            if reached {
+                pieces.flush(ri, s, fe.end);
+                stop = Some(Stop {
+                    at: included_end.clone(),
+                    why: match target {
+                        Target::Gtid(g) => format!("transaction {g}, the target, included"),
+                        _ => format!("{target} reached"),
+                    },
+                    next: None,
+                });
+                break 'records;
+            }
+        }
+        if let Some((r, _)) = pieces.open {
+            debug_assert_eq!(r, ri);
+            pieces.flush(ri, s, s.end);
+            pieces.open = None;
+        }
+    }
+    let stop = match stop {
+        Some(s) => s,
+        None => {
+            // The end of the archive.
+            if let Some(o) = &open {
+                pieces.trim(o.record, o.txn.start.pos);
+            }
+            match target {
+                Target::Latest => Stop {
+                    at: included_end.clone(),
+                    why: match &open {
+                        Some(o) => format!(
+                            "the end of the archive (its last {} is not complete yet and is \
+                             left out)",
+                            o.txn
+                        ),
+                        None => "the end of the archive".into(),
+                    },
+                    next: open.as_ref().map(|o| o.txn.clone()),
+                },
+                Target::Time(t) => {
+                    return Err(WalkError::NotReached(format!(
+                        "the binlog archive ends at {} UTC ({included_end}), before the target \
+                         {} UTC: events after it may not be archived yet; restore \
+                         --to-latest to replay everything archived",
+                        format_micros(i64::from(last_time) * 1_000_000),
+                        format_micros(*t)
+                    )));
+                }
+                Target::Position(p) if seen_target_file && included_end.file == p.file => {
+                    // The file ends (archived) before the position.
+                    return Err(WalkError::NotReached(format!(
+                        "binlog position {p} is past the end of the archive ({included_end})"
+                    )));
+                }
+                _ => {
+                    return Err(WalkError::NotReached(format!(
+                        "{target} is not in the binlog archive after backup {} ({}); {}",
+                        backup.id,
+                        backup.position,
+                        archive_extent(records)
+                    )));
+                }
+            }
+        }
+    };
+    for g in &skip {
+        if !skipped_seen.iter().any(|t| t.gtid.as_deref() == Some(*g)) {
+            return Err(WalkError::Plan(PlanError::Refused(format!(
+                "--skip-gtid {g}: no such transaction between backup {} ({}) and the stop \
+                 point ({})",
+                backup.id, backup.position, stop.at
+            ))));
+        }
+    }
+    Ok(ReplayPlan {
+        backup: backup.clone(),
+        target: target.clone(),
+        pieces: pieces.done,
+        first,
+        last,
+        transactions,
+        events,
+        skipped: skipped_seen,
+        stop,
+    })
+}
+
+fn not_a_boundary(backup: &BackupPoint) -> PlanError {
+    PlanError::Archive(format!(
+        "backup {}'s binlog coordinates {} are not between two transactions of the archive",
+        backup.id, backup.position
+    ))
+}
+
+fn damaged(s: &Segment, pos: u64, what: &str) -> PlanError {
+    PlanError::Archive(format!(
+        "segment {}:{}-{} is damaged at {pos}: {what}",
+        s.file, s.start, s.end
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::binlog::event::tests::event;
+    use crate::binlog::segment::{Gap, GtidRange, StoreError};
+
+    /// An archive in memory, and the events to fill it, written as a server would.
+    #[derive(Default)]
+    struct Arch {
+        records: Vec<Record>,
+        bytes: HashMap<(String, u64), Vec<u8>>,
+        file: String,
+        pos: u64,
+        fde: Vec<u8>,
+        cur: Vec<u8>,
+        cur_start: u64,
+        times: Option<(u32, u32)>,
+        events: u64,
+        gtids: Vec<GtidRange>,
+        in_txn: bool,
+        rotate_to: Option<String>,
+    }
+
+    fn fde() -> Vec<u8> {
+        let mut body = vec![4, 0];
+        body.extend_from_slice(&[b'x'; 50]);
+        body.extend_from_slice(&[0; 4]);
+        body.push(19);
+        body.extend_from_slice(&[13, 0, 8]);
+        body.push(1); // CRC32
+        let len = (HEADER_LEN + body.len() + 4) as u32;
+        event(kind::FORMAT_DESCRIPTION, 1, 4 + len, 0, &body)
+    }
+
+    fn query_body(text: &str) -> Vec<u8> {
+        let mut b = vec![0; 13];
+        b[8] = 1; // db "d"
+        b.extend_from_slice(b"d\0");
+        b.extend_from_slice(text.as_bytes());
+        b
+    }
+
+    impl Arch {
+        fn new(file: &str) -> Arch {
+            let fde = fde();
+            let pos = FIRST_EVENT_POS + fde.len() as u64;
+            Arch {
+                file: file.into(),
+                pos,
+                cur_start: pos,
+                fde,
+                ..Default::default()
+            }
+        }
+
+        fn push(&mut self, k: u8, ts: u32, body: &[u8]) {
+            let len = (HEADER_LEN + body.len() + 4) as u64;
+            let ev = event(k, ts, (self.pos + len) as u32, 0, body);
+            self.pos += len;
+            self.cur.extend_from_slice(&ev);
+            self.events += 1;
+            let t = self.times.get_or_insert((ts, ts));
+            t.1 = ts;
+        }
+
+        fn gtid(&mut self, seq: u64, ts: u32, standalone: bool) {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend_from_slice(&0u32.to_le_bytes());
+            b.push(u8::from(standalone));
+            self.push(kind::GTID, ts, &b);
+            match self.gtids.first_mut() {
+                Some(r) => {
+                    r.last = seq;
+                    r.count += 1;
+                }
+                None => self.gtids.push(GtidRange {
+                    domain: 0,
+                    server_id: 1,
+                    first: seq,
+                    last: seq,
+                    count: 1,
+                }),
+            }
+        }
+
+        /// A transaction 0-1-seq: GTID, INSERT, (cut here if asked), XID.
+        fn txn(&mut self, seq: u64, ts: u32, cut_inside: bool) -> (u64, u64) {
+            let start = self.pos;
+            self.gtid(seq, ts, false);
+            self.in_txn = true;
+            self.push(kind::QUERY, ts, &query_body("INSERT INTO t VALUES (1)"));
+            if cut_inside {
+                self.cut();
+            }
+            self.push(kind::XID, ts, &7u64.to_le_bytes());
+            self.in_txn = false;
+            (start, self.pos)
+        }
+
+        fn ddl(&mut self, seq: u64, ts: u32, text: &str) {
+            self.gtid(seq, ts, true);
+            self.push(kind::QUERY, ts, &query_body(text));
+        }
+
+        /// Commits the events so far as a segment.
+        fn cut(&mut self) {
+            if self.cur.is_empty() {
+                return;
+            }
+            let times = self.times.take().unwrap();
+            let s = Segment {
+                file: self.file.clone(),
+                start: self.cur_start,
+                end: self.pos,
+                events: std::mem::take(&mut self.events),
+                first_event_time: times.0,
+                last_event_time: times.1,
+                gtids: std::mem::take(&mut self.gtids),
+                ends_in_transaction: self.in_txn,
+                rotate_to: self.rotate_to.take(),
+                ends_with_stop: false,
+                format_description: self.fde.clone(),
+                crc32: crc32fast::hash(&self.cur),
+            };
+            self.bytes
+                .insert((s.file.clone(), s.start), std::mem::take(&mut self.cur));
+            self.records.push(Record::Segment(s));
+            self.cur_start = self.pos;
+        }
+
+        fn rotate(&mut self, next: &str, ts: u32) {
+            let mut b = 4u64.to_le_bytes().to_vec();
+            b.extend_from_slice(next.as_bytes());
+            self.push(kind::ROTATE, ts, &b);
+            self.rotate_to = Some(next.into());
+            self.cut();
+            self.file = next.into();
+            self.pos = FIRST_EVENT_POS + self.fde.len() as u64;
+            self.cur_start = self.pos;
+        }
+
+        /// Drops what was not archived since the last cut and records a gap up to here.
+        fn gap_to(&mut self, file: &str) {
+            self.cur.clear();
+            self.times = None;
+            self.events = 0;
+            self.gtids.clear();
+            let after = self.records.iter().rev().find_map(|r| match r {
+                Record::Segment(s) => Some(Position {
+                    file: s.file.clone(),
+                    pos: s.end,
+                }),
+                _ => None,
+            });
+            self.file = file.into();
+            self.pos = FIRST_EVENT_POS + self.fde.len() as u64;
+            self.cur_start = self.pos;
+            self.records.push(Record::Gap(Gap {
+                after,
+                resume_at: Position {
+                    file: file.into(),
+                    pos: 4,
+                },
+                message: "Could not find first log file name in binary log index file".into(),
+                recorded_at: 0,
+            }));
+        }
+
+        fn here(&self) -> Position {
+            Position {
+                file: self.file.clone(),
+                pos: self.pos,
+            }
+        }
+    }
+
+    impl SegmentSource for Arch {
+        async fn records(&self) -> Result<Vec<Record>, StoreError> {
+            Ok(self.records.clone())
+        }
+
+        async fn segment_bytes(&self, s: &Segment) -> Result<Vec<u8>, StoreError> {
+            Ok(self.bytes[&(s.file.clone(), s.start)].clone())
+        }
+    }
+
+    fn backup(id: &str, time: i64, at: Position, seq: u64) -> BackupPoint {
+        BackupPoint {
+            id: id.into(),
+            time,
+            position: at,
+            gtid: Some(format!("0-1-{seq}")),
+        }
+    }
+
+    /// The GTIDs of the transactions in the plan's bytes, in order; checks every piece
+    /// holds whole events.
+    fn replayed(a: &Arch, p: &ReplayPlan) -> Vec<String> {
+        let mut out = Vec::new();
+        for piece in &p.pieces {
+            let seg = &a.bytes[&(piece.segment.file.clone(), piece.segment.start)];
+            let mut b = &seg[(piece.from - piece.segment.start) as usize
+                ..(piece.to - piece.segment.start) as usize];
+            while !b.is_empty() {
+                let size = u32::from_le_bytes(b[9..13].try_into().unwrap()) as usize;
+                let ev = &b[..size];
+                let h = Header::parse(ev).unwrap();
+                if h.kind == kind::GTID {
+                    let g = event::parse_gtid(ev, &h, event::Checksum::Crc32).unwrap();
+                    out.push(g.gtid.to_string());
+                }
+                b = &b[size..];
+            }
+        }
+        out
+    }
+
+    use crate::binlog::event::Header;
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn seqs(range: std::ops::RangeInclusive<u64>) -> Vec<String> {
+        range.map(|n| format!("0-1-{n}")).collect()
+    }
+
+    /// b.000001: txns 1..=10 at t=100+seq (segment cut inside 4 and after 6), a
+    /// backup after 3; b.000002: 11..=20, the DROP at 15 (DDL), a backup after 12;
+    /// the last transaction 21 unfinished.
+    fn archive() -> (Arch, Vec<BackupPoint>, HashMap<u64, (Position, u64)>) {
+        let mut a = Arch::new("b.000001");
+        let mut at = HashMap::new();
+        let mut backups = Vec::new();
+        for seq in 1..=10 {
+            let start = a.here();
+            let (_, end) = a.txn(seq, 100 + seq as u32, seq == 4);
+            at.insert(seq, (start, end));
+            if seq == 3 {
+                backups.push(backup("old", 104, a.here(), 3));
+            }
+            if seq == 6 {
+                a.cut();
+            }
+        }
+        a.rotate("b.000002", 110);
+        for seq in 11..=20 {
+            let start = a.here();
+            if seq == 15 {
+                a.ddl(15, 115, "DROP TABLE t");
+                at.insert(seq, (start, a.pos));
+            } else {
+                let (_, end) = a.txn(seq, 100 + seq as u32, seq == 18);
+                at.insert(seq, (start, end));
+            }
+            if seq == 12 {
+                backups.push(backup("new", 113, a.here(), 12));
+            }
+        }
+        a.gtid(21, 121, false);
+        a.in_txn = true;
+        a.push(kind::QUERY, 121, &query_body("INSERT INTO t VALUES (2)"));
+        a.cut();
+        (a, backups, at)
+    }
+
+    #[test]
+    fn latest_replays_every_complete_transaction_after_the_newest_backup() {
+        let (a, backups, _) = archive();
+        let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        assert_eq!(replayed(&a, &p), seqs(13..=20), "21 is unfinished");
+        assert_eq!(p.transactions, 8);
+        assert_eq!(p.first.as_ref().unwrap().gtid.as_deref(), Some("0-1-13"));
+        assert_eq!(p.last.as_ref().unwrap().gtid.as_deref(), Some("0-1-20"));
+        assert_eq!(
+            p.stop.next.as_ref().unwrap().gtid.as_deref(),
+            Some("0-1-21")
+        );
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("stop point: b.000002:"))
+        );
+    }
+
+    #[test]
+    fn a_time_stops_before_the_first_transaction_after_it_whole_transactions_only() {
+        let (a, backups, at) = archive();
+        // 108.5 s: transactions 1..=8 are at or before it.
+        let p = run(plan(&a, &backups, &Target::Time(108_500_000), &[])).unwrap();
+        assert_eq!(p.backup.id, "old", "the newer backup is after the target");
+        assert_eq!(replayed(&a, &p), seqs(4..=8));
+        assert_eq!(
+            p.stop.at,
+            Position {
+                file: "b.000001".into(),
+                pos: at[&8].1
+            }
+        );
+        assert_eq!(p.stop.next.as_ref().unwrap().gtid.as_deref(), Some("0-1-9"));
+        // The whole second counts: 108 exactly is the same.
+        let q = run(plan(&a, &backups, &Target::Time(108_000_000), &[])).unwrap();
+        assert_eq!(replayed(&a, &q), seqs(4..=8));
+        // Across the rotate, from the newer backup.
+        let r = run(plan(&a, &backups, &Target::Time(119_000_000), &[])).unwrap();
+        assert_eq!(r.backup.id, "new");
+        assert_eq!(replayed(&a, &r), seqs(13..=19));
+        // Before any backup: refused; after the archive's end: refused.
+        let e = run(plan(&a, &backups, &Target::Time(50_000_000), &[])).unwrap_err();
+        assert!(e.to_string().contains("no backup was taken before"), "{e}");
+        let e = run(plan(&a, &backups, &Target::Time(500_000_000), &[])).unwrap_err();
+        assert!(e.to_string().contains("--to-latest"), "{e}");
+    }
+
+    #[test]
+    fn a_gtid_is_included_and_the_backup_is_the_newest_without_it() {
+        let (a, backups, _) = archive();
+        let t = Target::Gtid(normalize_gtid("0-1-4").unwrap());
+        let p = run(plan(&a, &backups, &t, &[])).unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert_eq!(replayed(&a, &p), seqs(4..=4), "4 spans two segments");
+        let t = Target::Gtid("0-1-18".into());
+        let p = run(plan(&a, &backups, &t, &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        assert_eq!(replayed(&a, &p), seqs(13..=18));
+        let e = run(plan(&a, &backups, &Target::Gtid("0-1-99".into()), &[])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("0-1-99 is not in the binlog archive"),
+            "{e}"
+        );
+        let e = run(plan(&a, &backups, &Target::Gtid("0-1-2".into()), &[])).unwrap_err();
+        assert!(e.to_string().contains("no backup was taken before"), "{e}");
+    }
+
+    #[test]
+    fn a_position_inside_a_transaction_stops_before_it() {
+        let (a, backups, at) = archive();
+        let (start18, end18) = at[&18].clone();
+        for pos in [start18.pos + 30, end18 - 1] {
+            let t = Target::Position(Position {
+                file: "b.000002".into(),
+                pos,
+            });
+            let p = run(plan(&a, &backups, &t, &[])).unwrap();
+            assert_eq!(replayed(&a, &p), seqs(13..=17), "at {pos}");
+            assert_eq!(p.stop.at.pos, start18.pos);
+        }
+        let t = Target::Position(Position {
+            file: "b.000002".into(),
+            pos: end18,
+        });
+        let p = run(plan(&a, &backups, &t, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(13..=18));
+        // In the first file: the older backup, up to the end of that file if need be.
+        let t = Target::Position(Position {
+            file: "b.000001".into(),
+            pos: at[&6].1,
+        });
+        let p = run(plan(&a, &backups, &t, &[])).unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert_eq!(replayed(&a, &p), seqs(4..=6));
+        let t = Target::Position(Position {
+            file: "b.000009".into(),
+            pos: 4,
+        });
+        assert!(run(plan(&a, &backups, &t, &[])).is_err());
+    }
+
+    #[test]
+    fn a_skipped_gtid_is_cut_out_and_the_rest_replayed() {
+        let (a, backups, _) = archive();
+        let skip = vec![normalize_gtid("0-1-15").unwrap()];
+        let p = run(plan(&a, &backups, &Target::Latest, &skip)).unwrap();
+        let mut want = seqs(13..=20);
+        want.retain(|g| g != "0-1-15");
+        assert_eq!(replayed(&a, &p), want);
+        assert_eq!(p.skipped.len(), 1);
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("skipped: transaction 0-1-15"))
+        );
+        // Skipping one that spans segments, and one not in the range.
+        let p = run(plan(&a, &backups, &Target::Latest, &["0-1-18".into()])).unwrap();
+        assert!(!replayed(&a, &p).contains(&"0-1-18".to_string()));
+        assert_eq!(replayed(&a, &p).len(), 7);
+        let e = run(plan(&a, &backups, &Target::Latest, &["0-1-2".into()])).unwrap_err();
+        assert!(e.to_string().contains("--skip-gtid 0-1-2"), "{e}");
+    }
+
+    #[test]
+    fn a_gap_between_the_backup_and_the_target_is_refused_naming_it() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 101, false);
+        let b1 = backup("before-gap", 102, a.here(), 1);
+        a.txn(2, 102, false);
+        a.cut();
+        a.txn(3, 103, false); // lost
+        a.gap_to("b.000003");
+        a.txn(4, 104, false);
+        let b2 = backup("after-gap", 105, a.here(), 4);
+        a.txn(5, 105, false);
+        a.cut();
+        let backups = vec![b1, b2];
+        let e = run(plan(&a, &backups, &Target::Gtid("0-1-2".into()), &[])).unwrap();
+        assert_eq!(replayed(&a, &e), seqs(2..=2));
+        let e = run(plan(&a, &backups[..1], &Target::Latest, &[])).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("GAP IN THE BINLOG ARCHIVE") && m.contains("b.000001:"),
+            "{m}"
+        );
+        assert!(m.contains("b.000003:4"), "{m}");
+        let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "after-gap");
+        assert_eq!(replayed(&a, &p), seqs(5..=5));
+    }
+
+    #[test]
+    fn segments_that_do_not_follow_each_other_are_refused() {
+        let (mut a, backups, _) = archive();
+        // Remove a segment in the middle of b.000002.
+        let i = a
+            .records
+            .iter()
+            .position(|r| matches!(r, Record::Segment(s) if s.file == "b.000002" && s.ends_in_transaction))
+            .unwrap();
+        a.records.remove(i);
+        let e = run(plan(&a, &backups, &Target::Latest, &[])).unwrap_err();
+        assert!(e.to_string().contains("not contiguous"), "{e}");
+    }
+
+    #[test]
+    fn a_backup_not_in_the_archive_is_named() {
+        let (a, _, _) = archive();
+        let b = backup(
+            "elsewhere",
+            100,
+            Position {
+                file: "other.000001".into(),
+                pos: 500,
+            },
+            0,
+        );
+        let e = run(plan(&a, &[b], &Target::Latest, &[])).unwrap_err();
+        assert!(
+            e.to_string().contains("elsewhere at other.000001:500"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn times_zones_and_gtids_parse() {
+        assert_eq!(
+            parse_time("2024-03-01 12:00:00", Some("UTC")).unwrap(),
+            1_709_294_400_000_000
+        );
+        assert_eq!(
+            parse_time("2024-03-01 13:00:00.25", Some("Europe/Berlin")).unwrap(),
+            1_709_294_400_250_000
+        );
+        assert_eq!(
+            parse_time("2024-03-01 10:30:00", Some("-01:30")).unwrap(),
+            1_709_294_400_000_000
+        );
+        let e = parse_time("2024-10-27 02:30:00", Some("Europe/Berlin")).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        assert!(parse_time("2024-03-31 02:30:00", Some("Europe/Berlin")).is_err());
+        assert!(parse_time("yesterday", None).is_err());
+        assert!(parse_time("2024-03-01 12:00:00", Some("Mars/Base")).is_err());
+        assert_eq!(
+            format_micros(1_709_294_400_250_000),
+            "2024-03-01 12:00:00.250000"
+        );
+        assert_eq!(normalize_gtid(" 0-01-42").unwrap(), "0-1-42");
+        assert_eq!(
+            normalize_gtid("3E11FA47-71CA-11E1-9E33-C80AA9429562:23").unwrap(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+        );
+        assert!(normalize_gtid("0-1").is_err());
+        assert!(normalize_gtid("xyz:1").is_err());
+        assert_eq!(gtid_set_contains("0-1-100,1-2-5", "0-1-100"), Some(true));
+        assert_eq!(gtid_set_contains("0-1-100,1-2-5", "0-1-101"), Some(false));
+        assert_eq!(gtid_set_contains("0-1-100", "2-1-1"), Some(false));
+        let set =
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,\n0b0c0d0e-71ca-11e1-9e33-c80aa9429562:1-2";
+        assert_eq!(
+            gtid_set_contains(set, "3e11fa47-71ca-11e1-9e33-c80aa9429562:7"),
+            Some(true)
+        );
+        assert_eq!(
+            gtid_set_contains(set, "3e11fa47-71ca-11e1-9e33-c80aa9429562:6"),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn a_mysql_gtid_event_reads_as_uuid_and_number() {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&hex::decode("3e11fa4771ca11e19e33c80aa9429562").unwrap());
+        b.extend_from_slice(&23i64.to_le_bytes());
+        b.extend_from_slice(&[0; 10]);
+        let ev = event(kind::MYSQL_GTID, 1, 100, 0, &b);
+        assert_eq!(
+            mysql_gtid(&ev, event::Checksum::Crc32).unwrap(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+        );
+    }
+}
