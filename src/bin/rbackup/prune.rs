@@ -65,7 +65,19 @@ pub struct PruneArgs {
 }
 
 impl PruneArgs {
+    /// The policy of the --keep-* flags; with none given, the config file's `[retention]`
+    /// (`--config`, /etc/rbackup.toml), which may be empty too (then nothing is removed).
     fn policy(&self) -> Policy {
+        let flags = self.keep_last.is_some()
+            || self.keep_hourly.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+            || self.keep_within.is_some();
+        if !flags && let Some(config) = crate::common::config() {
+            return config.retention_policy();
+        }
         Policy {
             last: self.keep_last.unwrap_or_default(),
             hourly: self.keep_hourly.unwrap_or_default(),
