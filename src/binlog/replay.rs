@@ -35,6 +35,7 @@ use crate::binlog::Position;
 use crate::binlog::event::{self, FIRST_EVENT_POS, HEADER_LEN, kind};
 use crate::binlog::segment::{Record, Segment, SegmentSource};
 use crate::binlog::stream::{Frame, Framer};
+use crate::binlog::window;
 use crate::sql::dialect::BinlogStart;
 
 /// A backup as the planner sees it: where in the binlog its data stands.
@@ -379,32 +380,27 @@ fn outside_transactions(k: u8) -> bool {
     )
 }
 
-/// The next binlog file name: "binlog.000012" -> "binlog.000013".
-fn next_file(name: &str) -> Option<String> {
-    let (base, num) = name.rsplit_once('.')?;
-    let n: u64 = num.parse().ok()?;
-    Some(format!("{base}.{:0width$}", n + 1, width = num.len()))
-}
-
-/// Whether segment `next` continues `prev` exactly; else what is wrong.
+/// Whether segment `next` continues `prev` exactly (`window::follows`, the one rule that
+/// `list`, `verify` and the planner share); else what is wrong.
 fn follows(prev: &Segment, next: &Segment) -> Result<(), String> {
+    if window::follows(prev, next) {
+        return Ok(());
+    }
     if prev.file == next.file {
-        if prev.end == next.start {
-            return Ok(());
-        }
         return Err(format!(
             "the archive of {} stops at {} and starts again at {}",
             prev.file, prev.end, next.start
         ));
     }
-    let ended = prev.rotate_to.as_deref() == Some(next.file.as_str())
-        || (prev.ends_with_stop && next_file(&prev.file).as_deref() == Some(next.file.as_str()));
-    let from_first_event = next.start == FIRST_EVENT_POS + next.format_description.len() as u64;
-    if ended && from_first_event {
-        return Ok(());
-    }
+    let why = if prev.rotate_to.is_none() && !prev.ends_with_stop {
+        format!("the end of {} (its ROTATE) is missing", prev.file)
+    } else if next.start != FIRST_EVENT_POS + next.format_description.len() as u64 {
+        format!("{} does not start at its first event", next.file)
+    } else {
+        format!("{} does not come right after {}", next.file, prev.file)
+    };
     Err(format!(
-        "the archive goes from {}:{} to {}:{} with the events between missing",
+        "the archive goes from {}:{} to {}:{} with the events between missing ({why})",
         prev.file, prev.end, next.file, next.start
     ))
 }
@@ -1404,6 +1400,87 @@ mod tests {
         a.records.remove(i);
         let e = run(plan(&a, &backups, &Target::Latest, &[])).unwrap_err();
         assert!(e.to_string().contains("not contiguous"), "{e}");
+    }
+
+    /// A segment object lost from the archive (deleted, never listed): a restore that
+    /// would cross where it was is refused naming the place; one that ends before it is
+    /// not; when it was the last segment the archive simply ends earlier, which only
+    /// `Latest` accepts (a time past the archive's end is not known to be reached).
+    #[test]
+    fn a_lost_segment_is_refused_across_and_shortens_the_archive_at_its_end() {
+        let segment_at = |a: &Arch, pick: &dyn Fn(&Segment) -> bool| {
+            a.records
+                .iter()
+                .position(|r| matches!(r, Record::Segment(s) if pick(s)))
+                .unwrap()
+        };
+        // The end of b.000001 (its ROTATE segment) lost: b.000002 does not follow.
+        let (mut a, backups, _) = archive();
+        let i = segment_at(&a, &|s| s.rotate_to.is_some());
+        a.records.remove(i);
+        for t in [
+            Target::Latest,
+            Target::Time(119_000_000),
+            Target::Gtid("0-1-12".into()),
+        ] {
+            let e = run(plan(&a, &backups[..1], &t, &[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not contiguous") && e.contains("b.000001:") && e.contains("ROTATE"),
+                "{t}: {e}"
+            );
+        }
+        // Before the hole: fine.
+        let p = run(plan(&a, &backups[..1], &Target::Time(105_000_000), &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(4..=5));
+        // The first segment of b.000002 lost: b.000002 no longer starts at its first event.
+        let (mut a, backups, _) = archive();
+        let i = segment_at(&a, &|s| s.file == "b.000002");
+        a.records.remove(i);
+        let e = run(plan(&a, &backups[..1], &Target::Latest, &[])).unwrap_err();
+        assert!(
+            e.to_string().contains("does not start at its first event"),
+            "{e}"
+        );
+        // The last segment lost (18's end .. 21): the archive ends inside 18.
+        let (mut a, backups, _) = archive();
+        a.records.pop();
+        let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(13..=17), "the archive ends earlier");
+        // 18 began after 117.5 s: the stop point is archived.
+        let p = run(plan(&a, &backups, &Target::Time(117_500_000), &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(13..=17));
+        // 119 s is past the last archived event: refused, never "up to what is there".
+        let e = run(plan(&a, &backups, &Target::Time(119_000_000), &[])).unwrap_err();
+        assert!(e.to_string().contains("--to-latest"), "{e}");
+        let e = run(plan(&a, &backups, &Target::Gtid("0-1-19".into()), &[])).unwrap_err();
+        assert!(e.to_string().contains("not in the binlog archive"), "{e}");
+    }
+
+    /// After a STOP the archive goes on only with the file numbered next.
+    #[test]
+    fn a_file_missing_after_a_stop_is_refused() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 101, false);
+        let b = backup("b", 102, a.here(), 1);
+        a.txn(2, 102, false);
+        a.push(kind::STOP, 103, &[]);
+        a.cut();
+        if let Some(Record::Segment(s)) = a.records.last_mut() {
+            s.ends_with_stop = true;
+        }
+        a.file = "b.000003".into();
+        a.pos = FIRST_EVENT_POS + a.fde.len() as u64;
+        a.cur_start = a.pos;
+        a.txn(3, 104, false);
+        a.cut();
+        let e = run(plan(&a, &[b], &Target::Latest, &[])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("b.000003 does not come right after b.000001"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,16 +58,26 @@ impl Span {
     }
 }
 
+/// The next binlog file's name: "binlog.000012" -> "binlog.000013" (`None` without a
+/// number after the last dot).
+pub fn next_file(name: &str) -> Option<String> {
+    let (base, num) = name.rsplit_once('.')?;
+    let n: u64 = num.parse().ok()?;
+    Some(format!("{base}.{:0width$}", n + 1, width = num.len()))
+}
+
 /// Whether `next` continues the archive right after `prev`: the same file from where it
-/// ended, or, after a segment that ended its file (ROTATE, STOP), the next file from its
-/// first event (right after its FORMAT_DESCRIPTION).
+/// ended, or, after a segment that ended its file, the file it names (ROTATE) or the
+/// file numbered next (STOP: the server starts a new file when it starts again), from its
+/// first event (right after its FORMAT_DESCRIPTION). Any other file after a STOP (one
+/// numbered later) means whole files are missing: not a continuation.
 pub fn follows(prev: &Segment, next: &Segment) -> bool {
     if prev.file == next.file {
         return next.start == prev.end;
     }
     let file_ended = match &prev.rotate_to {
         Some(f) => *f == next.file,
-        None => prev.ends_with_stop,
+        None => prev.ends_with_stop && next_file(&prev.file).as_deref() == Some(next.file.as_str()),
     };
     let after = Position {
         file: prev.file.clone(),
@@ -246,6 +256,19 @@ mod tests {
         stopped.ends_with_stop = true;
         assert!(follows(&stopped, &b));
         assert!(!follows(&stopped, &seg("b.000002", 300, 400)));
+        // After a STOP, a file numbered later than the next: b.000002 is missing whole.
+        assert!(!follows(&stopped, &seg("b.000003", 256, 300)));
+        let s = spans(&[
+            Record::Segment(stopped),
+            Record::Segment(seg("b.000003", 256, 300)),
+        ]);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(
+            s[0].ends,
+            SpanEnd::Discontinuity {
+                next: at("b.000003", 256)
+            }
+        );
         assert_eq!(
             compare(&at("b.000010", 4), &at("b.000009", 900)),
             Ordering::Greater
