@@ -421,6 +421,57 @@ fn prune_killed_after(repo: &Repo, step: &str) {
     child.wait().unwrap();
 }
 
+/// A prune paused past its lock's ttl is invisible to backups (a stale exclusive lock
+/// does not stop them), which may then deduplicate against packs the prune planned to
+/// delete. Before each deleting step prune re-checks that nothing appeared: here a backup
+/// (a snapshot object) appears while prune is paused after writing its new index; prune
+/// stops, deleting nothing, and the repository still verifies with every backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_appears_while_prune_is_paused_stops_it_before_any_delete() {
+    let repo = Repo::new().await;
+    let _backups = four_backups(&repo).await;
+    let go = repo._dir.path().join("go-on");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbackup"))
+        .args(["prune", "--keep-last", "2", "--repo", &repo.url])
+        .args(repo.keys())
+        .env(
+            "RBACKUP_TEST_PRUNE_PAUSE",
+            format!("indexed:{}", go.display()),
+        )
+        .env_remove("RBACKUP_REPO")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut paused = false;
+    for line in lines.by_ref() {
+        if line.unwrap().contains("paused after") {
+            paused = true;
+            break;
+        }
+    }
+    assert!(paused, "prune did not pause");
+    // What a backup that went ahead would leave: a new snapshot object.
+    let snaps = walk(&repo.root.join("snapshots"));
+    let copy = snaps[0].with_file_name("f".repeat(64));
+    std::fs::copy(&snaps[0], &copy).unwrap();
+    std::fs::write(&go, b"").unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{rest:?}");
+    assert!(
+        rest.join("\n").contains("appeared while prune ran"),
+        "{rest:?}"
+    );
+    std::fs::remove_file(&copy).unwrap();
+    // Nothing was deleted: all four backups are still there and verify.
+    assert_eq!(list_ids(&repo, &[]).len(), 4);
+    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_killed_after_any_step_leaves_a_repository_that_verifies_and_restores() {
     let template = Repo::new().await;

@@ -507,6 +507,34 @@ impl LockGuard {
         Ok(())
     }
 
+    /// For the holder of the exclusive lock, before it deletes anything: refreshes the lock
+    /// (so that a stale takeover of the old version fails), fails if it was lost, then
+    /// fails if a live shared lock other than those of `beside` exists. A holder paused
+    /// past its ttl is ignored by shared lockers (a stale exclusive lock does not stop
+    /// them): this is where it finds out that a backup started meanwhile. Each side
+    /// writes its own lock before looking for the other's, as at acquisition, so at least
+    /// one of the two sees the other.
+    pub async fn reconfirm_exclusive(&self, beside: &[&str]) -> Result<()> {
+        self.confirmer().confirm().await?;
+        for listed in self.store.list("locks").await? {
+            if !listed.name.starts_with("locks/shared-") || self.names.contains(&listed.name) {
+                continue;
+            }
+            if let Some((holder, _)) = read_info(&self.store, &listed.name).await?
+                && !holder.is_stale()
+                && !beside.contains(&holder.operation.as_str())
+            {
+                return Err(BackupError::Locked(format!(
+                    "{}: {} started while this {} was paused past its lock's ttl; stopping before deleting more (run it again)",
+                    self.store.url(),
+                    holder.describe(),
+                    self.operation
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A handle that refreshes and re-checks this lock on demand (`LockConfirm::confirm`).
     pub fn confirmer(&self) -> LockConfirm {
         LockConfirm {

@@ -188,10 +188,23 @@ fn fate_word(f: PackFate) -> &'static str {
 }
 
 async fn pause(step: &str) {
-    if std::env::var("RBACKUP_TEST_PRUNE_PAUSE").is_ok_and(|s| s == step) {
-        eprintln!("rbackup prune: paused after {step} (RBACKUP_TEST_PRUNE_PAUSE)");
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    let Ok(value) = std::env::var("RBACKUP_TEST_PRUNE_PAUSE") else {
+        return;
+    };
+    // `STEP` waits for ever (to be killed); `STEP:PATH` goes on once PATH exists.
+    let (at, until) = match value.split_once(':') {
+        Some((at, path)) => (at.to_string(), Some(std::path::PathBuf::from(path))),
+        None => (value, None),
+    };
+    if at != step {
+        return;
+    }
+    eprintln!("rbackup prune: paused after {step} (RBACKUP_TEST_PRUNE_PAUSE)");
+    loop {
+        match &until {
+            Some(path) if path.exists() => return,
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            None => tokio::time::sleep(std::time::Duration::from_secs(3600)).await,
         }
     }
 }
@@ -218,9 +231,7 @@ pub async fn prune(
     // Beside a running binlog archiver: it only appends after its newest segment, which
     // prune never deletes.
     let guard = match kind {
-        LockKind::Exclusive => {
-            lock::acquire_exclusive_beside(store, "prune", &["binlog archiver"]).await?
-        }
+        LockKind::Exclusive => lock::acquire_exclusive_beside(store, "prune", BESIDE).await?,
         kind => lock::acquire(store, kind, "prune").await?,
     };
     let result = run(repo, options, say, &guard).await;
@@ -234,6 +245,35 @@ pub async fn prune(
             Err(e)
         }
     }
+}
+
+/// The operations prune goes ahead beside (a running binlog archiver only appends after
+/// its newest segment, which prune never deletes).
+const BESIDE: &[&str] = &["binlog archiver"];
+
+/// Before each deleting step: the exclusive lock is still ours and freshly refreshed, no
+/// other operation holds a live shared lock, and no backup appeared since the plan (a
+/// prune paused past its lock's ttl is invisible to backups, which then go ahead and may
+/// deduplicate against packs this prune planned to delete). `known`: every snapshot and
+/// index object the plan saw or prune wrote.
+async fn still_alone(
+    store: &super::store::Store,
+    guard: &lock::LockGuard,
+    known: &std::collections::HashSet<String>,
+) -> Result<()> {
+    guard.reconfirm_exclusive(BESIDE).await?;
+    for prefix in ["snapshots", "index"] {
+        for listed in store.list(prefix).await? {
+            if !known.contains(&listed.name) {
+                return Err(BackupError::Locked(format!(
+                    "{}: {} appeared while prune ran (a backup went ahead while prune was paused past its lock's ttl); stopping before deleting more (run prune again)",
+                    store.url(),
+                    listed.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(
@@ -548,15 +588,23 @@ async fn run(
         }
     }
     listed.extend(new_packs);
+    // What the plan saw and what prune writes: anything else appearing later is a backup
+    // that went ahead beside a paused prune (see `still_alone`).
+    let mut known: HashSet<String> = snapshots
+        .iter()
+        .map(|(id, _)| format!("snapshots/{id}"))
+        .chain(indexes.iter().map(|(name, _)| name.clone()))
+        .collect();
     for chunk in listed.chunks(options.packs_per_index.max(1)) {
         let data = index::encode(&repo.keys, chunk);
         let name = format!("index/{}", storage_id(&data));
+        known.insert(name.clone());
         store.put(&name, Bytes::from(data)).await?;
         outcome.indexes_written += 1;
     }
     store.sync().await?;
     pause("indexed").await;
-    guard.check()?;
+    still_alone(store, guard, &known).await?;
 
     // 4. Snapshots of the removed backups.
     for s in &removed {
@@ -568,7 +616,7 @@ async fn run(
         say(format!("removed {} backups", removed.len()));
     }
     pause("snapshots").await;
-    guard.check()?;
+    still_alone(store, guard, &known).await?;
 
     // 5. The index objects replaced.
     for &i in &touched {
@@ -577,7 +625,7 @@ async fn run(
     }
     store.sync().await?;
     pause("indexes-deleted").await;
-    guard.check()?;
+    still_alone(store, guard, &known).await?;
 
     // 6. The packs nothing lists any more.
     for (n, id) in to_delete.iter().enumerate() {
@@ -588,6 +636,7 @@ async fn run(
         }
     }
     store.sync().await?;
+    still_alone(store, guard, &known).await?;
     // 7. Binlog segments and gaps before every kept backup's window, oldest first (a
     // killed prune leaves the archive contiguous from where it stopped).
     for b in &plan.binlog {

@@ -475,6 +475,9 @@ impl RepositorySegments {
     async fn put_synced(&self, name: &str, stored: Vec<u8>) -> Result<()> {
         if let Some(lock) = &self.lock {
             lock.check()?;
+            // Refreshed and still ours right before the put: an archiver paused past its
+            // ttl whose lock another archiver took over must not add overlapping segments.
+            lock.confirmer().confirm().await?;
         }
         self.repo.store.put(name, Bytes::from(stored)).await?;
         self.repo.store.sync().await
