@@ -247,7 +247,8 @@ async fn verify_names_each_damaged_object_with_the_backups_and_files_it_breaks()
         "{t}"
     );
     assert!(t.contains(&format!("breaks backup {short}")), "{t}");
-    assert!(names_a_file(&t), "{t}");
+    // The middle pack may hold the catalog's blobs (then the whole backup is named).
+    assert!(names_a_file(&t) || t.contains("the whole backup"), "{t}");
     let out = rbackup(&["verify", "--repo", &repo.url], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
@@ -267,7 +268,8 @@ async fn verify_names_each_damaged_object_with_the_backups_and_files_it_breaks()
         "{t}"
     );
     assert!(
-        t.contains(&format!("breaks backup {short}")) && names_a_file(&t),
+        t.contains(&format!("breaks backup {short}"))
+            && (names_a_file(&t) || t.contains("the whole backup")),
         "{t}"
     );
     std::fs::write(victim, &original).unwrap();
