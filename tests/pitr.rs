@@ -7,7 +7,7 @@
 //! fresh target give T1's checksums; `--to-latest` the final state; `--skip-gtid` of the
 //! DROP the final state with the table. A gap in the archive is refused, as is a target
 //! account without the replay privilege (before anything changes), and `--dry-run`
-//! touches nothing.
+//! touches nothing. `rbackup verify --drill` of the backup replays the archive after it.
 
 mod common;
 
@@ -428,6 +428,33 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
 
     let out = restored("--to-latest", repo, pass, &target, &["--to-latest"]);
     assert_eq!(checksums(&target), last, "--to-latest: {out}");
+
+    // A drill of the backup replays the archive after it into its scratch server.
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            "latest",
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "drill: {}", text(&out));
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("drill json");
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], true, "drill: {record:#}");
+    assert!(
+        replay["transactions"].as_u64().unwrap_or(0) > 0,
+        "drill: {record:#}"
+    );
+    assert!(replay["stop"]["at"].is_string(), "drill: {record:#}");
+    eprintln!("drill binlog replay: {}", replay["reason"]);
 
     let out = restored(
         "--skip-gtid",

@@ -192,6 +192,31 @@ fn check_source(source: &str) -> Result<()> {
     Ok(())
 }
 
+/// A backup as the replay planner sees it (`binlog::replay::BackupPoint`): its binlog
+/// coordinates and GTID position from the snapshot's `meta.coordinates`, `None` when it
+/// has none (taken from a server without a binlog: it cannot start a replay).
+pub fn backup_point(
+    id: &str,
+    snapshot: &super::Snapshot,
+) -> Option<crate::binlog::replay::BackupPoint> {
+    let c = &snapshot.meta["coordinates"];
+    let (Some(file), Some(pos)) = (c["file"].as_str(), c["position"].as_u64()) else {
+        return None;
+    };
+    let time = chrono::DateTime::parse_from_rfc3339(&snapshot.time)
+        .map(|t| t.timestamp())
+        .unwrap_or(i64::MAX);
+    Some(crate::binlog::replay::BackupPoint {
+        id: id.to_string(),
+        time,
+        position: Position {
+            file: file.to_string(),
+            pos,
+        },
+        gtid: c["gtid"].as_str().map(str::to_string),
+    })
+}
+
 impl RepositorySegments {
     /// For the archiver: takes `locks/unique-binlog-<source>` (and a shared lock); a
     /// second archiver of the same source refuses, naming the holder.

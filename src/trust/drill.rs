@@ -16,13 +16,19 @@
 //! neither loaded nor compared (the scratch server's own accounts and statistics live
 //! there, and the server rewrites its statistics tables by itself). A backup without
 //! fingerprints (made before they were recorded) is compared by row counts from its
-//! manifest. Archived binlogs are not replayed yet (point-in-time replay is issue 13's):
-//! the record says so.
+//! manifest. Then, when the repository archives binlogs (`rbackup binlog`) from the
+//! backup's coordinates on, the archive is replayed into the restored server up to its
+//! latest complete transaction (`binlog::replay::plan` with `Target::Latest`,
+//! `binlog::apply::apply`), after the comparison (which is against the backup's own
+//! state). The record's `binlog_replay` says whether it was done, why not (no archive,
+//! no coordinates, a gap, the backup not covered), how many transactions and events,
+//! the stop point, or the error; a replay that fails fails the drill.
 //!
 //! Verdicts: `passed`; `failed`: the backup did not restore as recorded (a damaged or
 //! missing object, a load that failed, a table whose rows or fingerprint differ, a count
 //! of objects that differs); `error`: the drill could not run to its end (the scratch
-//! server or the target failed, the restored server could not be read).
+//! server or the target failed, the restored server could not be read, the replay
+//! tools could not run).
 //!
 //! Not for: the command line and printing (`bin/rbackup/drill.rs`), the record's format
 //! (`backup::drill`), the server process (`scratch`).
@@ -37,7 +43,11 @@ use crate::backup::drill::{DrillRecord, ObjectsResult, TableResult};
 use crate::backup::error::BackupError;
 use crate::backup::lock::{self, LockKind};
 use crate::backup::reader::Restored;
+use crate::backup::segments::{RepositorySegments, backup_point};
 use crate::backup::{FileEntry, Repository, RepositoryReader, Snapshot};
+use crate::binlog::apply::{self, ApplyError, Tools};
+use crate::binlog::replay::{self, PlanError, Target as ReplayTarget};
+use crate::client::conn::Session;
 use crate::client::options::ConnectionOptions;
 use crate::format::fingerprint::{self, Fingerprint, ObjectCounts, TableFingerprints};
 use crate::load::LoadOptions;
@@ -109,7 +119,22 @@ pub async fn run(repo: Repository, options: DrillOptions) -> Result<Drilled, Bac
         binlog_replay: serde_json::Value::Null,
         mac: String::new(),
     };
-    let outcome = drill(&reader, &snapshot, &options, &mut record).await;
+    let mut live = None;
+    let mut outcome = drill(&reader, &snapshot, &options, &mut record, &mut live).await;
+    record.binlog_replay = match (&outcome, &live) {
+        (Outcome::Passed, Some(live)) => {
+            let phase = Instant::now();
+            let (note, failed) = replay(&repo, &record.snapshot, &snapshot, live).await;
+            record.phases.insert("binlog_replay".into(), secs(phase));
+            if let Some((o, message)) = failed {
+                outcome = o;
+                record.message = message;
+            }
+            note
+        }
+        _ => binlog_note(&repo, "the backup did not restore as recorded").await,
+    };
+    drop(live);
     record.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     record.verdict = match outcome {
         Outcome::Passed => "passed",
@@ -119,7 +144,6 @@ pub async fn run(repo: Repository, options: DrillOptions) -> Result<Drilled, Bac
     .into();
     // Tables that are not ok first.
     record.tables.sort_by_key(|t| t.result == "ok");
-    record.binlog_replay = binlog_note(&repo).await;
     let stored = crate::backup::drill::write(&repo, &record).await;
     let _ = guard.release().await;
     Ok(Drilled {
@@ -137,13 +161,168 @@ fn hostname() -> String {
     lock::hostname()
 }
 
-async fn binlog_note(repo: &Repository) -> serde_json::Value {
-    match repo.store.list("binlog").await {
-        Ok(l) if l.is_empty() => serde_json::json!({"done": false,
-            "reason": "the repository has no archived binlogs"}),
-        Ok(l) => serde_json::json!({"done": false, "segments": l.len(),
-            "reason": "not done: replaying archived binlogs to the latest event is not in this build"}),
-        Err(e) => serde_json::json!({"done": false, "reason": format!("{e}")}),
+/// The record's `binlog_replay` when the replay was not tried (`why`).
+async fn binlog_note(repo: &Repository, why: &str) -> serde_json::Value {
+    match RepositorySegments::sources(repo).await {
+        Ok(l) if l.is_empty() => not_done("the repository has no binlog archive"),
+        Ok(_) => not_done(&format!("not done: {why}")),
+        Err(e) => not_done(&format!("the binlog archive could not be listed: {e}")),
+    }
+}
+
+fn not_done(reason: &str) -> serde_json::Value {
+    serde_json::json!({"done": false, "reason": reason})
+}
+
+/// The restored server, kept (a scratch one running) until the binlog replay is done.
+struct Live {
+    _scratch: Option<ScratchServer>,
+    connection: ConnectionOptions,
+    log_bin: bool,
+}
+
+/// Replays the repository's binlog archive from the backup's coordinates to its latest
+/// complete transaction into the restored server. Returns the record's `binlog_replay`,
+/// and the drill's outcome and message when the replay failed.
+async fn replay(
+    repo: &Repository,
+    id: &str,
+    snapshot: &Snapshot,
+    live: &Live,
+) -> (serde_json::Value, Option<(Outcome, String)>) {
+    let sources = match RepositorySegments::sources(repo).await {
+        Ok(s) => s,
+        Err(e) => {
+            let m = format!("the binlog archive could not be listed: {e}");
+            return (
+                serde_json::json!({"done": false, "reason": m, "error": m}),
+                Some((Outcome::Error, m)),
+            );
+        }
+    };
+    if sources.is_empty() {
+        return (not_done("the repository has no binlog archive"), None);
+    }
+    let Some(point) = backup_point(id, snapshot) else {
+        return (
+            not_done("the backup has no binlog coordinates (its server had no binlog)"),
+            None,
+        );
+    };
+    // The archive that covers the backup (one per source server).
+    let mut refused = Vec::new();
+    let mut found = None;
+    for name in &sources {
+        let segments = match RepositorySegments::open_reader(repo.clone(), name) {
+            Ok(s) => s,
+            Err(e) => {
+                refused.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        match replay::plan(
+            &segments,
+            std::slice::from_ref(&point),
+            &ReplayTarget::Latest,
+            &[],
+        )
+        .await
+        {
+            Ok(plan) => {
+                found = Some((name.clone(), segments, plan));
+                break;
+            }
+            Err(PlanError::Archive(m)) => {
+                let m = format!("binlog archive {name}: {m}");
+                return (
+                    serde_json::json!({"done": false, "source": name, "reason": m, "error": m}),
+                    Some((Outcome::Failed { damage: true }, m)),
+                );
+            }
+            Err(e) => refused.push(if sources.len() > 1 {
+                format!("{name}: {e}")
+            } else {
+                e.to_string()
+            }),
+        }
+    }
+    let Some((source, segments, plan)) = found else {
+        return (not_done(&refused.join("; ")), None);
+    };
+    let mut note = serde_json::json!({
+        "done": false,
+        "source": source,
+        "from": point.position.to_string(),
+        "transactions": plan.transactions,
+        "events": plan.events,
+        "bytes": plan.bytes(),
+        "first": plan.first.as_ref().map(ToString::to_string),
+        "last": plan.last.as_ref().map(ToString::to_string),
+        "stop": {"at": plan.stop.at.to_string(), "why": plan.stop.why},
+    });
+    let failed = |mut note: serde_json::Value, outcome: Outcome, m: String| {
+        note["reason"] = format!("failed: {m}").into();
+        note["error"] = m.clone().into();
+        (
+            note,
+            Some((outcome, format!("the binlog replay failed: {m}"))),
+        )
+    };
+    let mut session = match Session::connect(&live.connection).await {
+        Ok(s) => s,
+        Err(e) => return failed(note, Outcome::Error, e.to_string()),
+    };
+    let dialect = session.dialect.clone();
+    let tools = match Tools::find(dialect.flavor) {
+        Ok(t) => t,
+        Err(e) => return failed(note, Outcome::Error, e.to_string()),
+    };
+    if let Some(first) = plan.pieces.first()
+        && let Err(e) = apply::check_privileges(
+            &mut session,
+            &first.segment.format_description,
+            live.log_bin,
+        )
+        .await
+    {
+        return failed(note, Outcome::Error, e.to_string());
+    }
+    session.close().await;
+    let before = apply::before_replay_sql(&dialect, plan.backup.gtid.as_deref());
+    match apply::apply(
+        &segments,
+        &plan,
+        &tools,
+        &live.connection,
+        live.log_bin,
+        &before,
+    )
+    .await
+    {
+        Ok(done) => {
+            note["done"] = true.into();
+            note["files"] = done.files.into();
+            note["reason"] = format!(
+                "replayed {} transactions ({} events, {} bytes) of archive {source} from {}; \
+                 stopped at {} ({})",
+                plan.transactions,
+                plan.events,
+                done.bytes,
+                point.position,
+                plan.stop.at,
+                plan.stop.why
+            )
+            .into();
+            (note, None)
+        }
+        Err(e) => {
+            let outcome = match e {
+                ApplyError::Failed(_) => Outcome::Failed { damage: false },
+                ApplyError::Archive(_) => Outcome::Failed { damage: true },
+                _ => Outcome::Error,
+            };
+            failed(note, outcome, e.to_string())
+        }
     }
 }
 
@@ -154,6 +333,7 @@ async fn drill(
     snapshot: &Snapshot,
     options: &DrillOptions,
     record: &mut DrillRecord,
+    live: &mut Option<Live>,
 ) -> Outcome {
     // What the backup recorded.
     let mut entries: Vec<FileEntry> = Vec::new();
@@ -247,6 +427,14 @@ async fn drill(
         }
         (None, Target::Scratch(_)) => unreachable!("a scratch target has a server"),
     };
+    *live = Some(Live {
+        _scratch: scratch,
+        connection: connection.clone(),
+        log_bin: match &options.target {
+            Target::Server(o) => o.enable_binlog,
+            Target::Scratch(_) => false,
+        },
+    });
     if !damaged.is_empty() {
         let mut names: Vec<String> = Vec::new();
         for (file, table, error) in damaged {

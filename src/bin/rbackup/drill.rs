@@ -31,8 +31,11 @@ mysqld) that rbackup initializes (mariadb-install-db) in a private temporary dir
 Ctrl-C. --target ends rbackup's options: every argument after it is rload's (the target's
 connection options -h -P -S -u -p --ssl-*, option files, --threads, --drop-existing ...);
 the restored data stays there. The backup is staged in $TMPDIR (as much free space as its
-logical size). The mysql schema is neither restored nor compared. Archived binlogs are
-not replayed yet (the record says so). The result is recorded in the repository
+logical size). The mysql schema is neither restored nor compared. After the comparison
+(against the backup's own state), when the repository has a binlog archive covering the
+backup's coordinates, it is replayed into the restored server to its latest complete
+transaction (as restore --to-latest); the record says whether it was replayed or why not,
+how many transactions, and the stop point. The result is recorded in the repository
 (drills/<backup>/<id>); `rbackup list` shows each backup's last drill.
 
 Exit codes:
@@ -40,12 +43,15 @@ Exit codes:
   1  usage error, or refused: no repository, no such backup, wrong or missing key (a
      drill needs a reader key), locked by another operation
   2  the drill could not run: the storage failed, the scratch server did not start, the
-     target could not be reached or the restored server could not be read
+     target could not be reached, the restored server could not be read, or the binlog
+     replay could not start (mariadb-binlog/mariadb missing, replay privileges lacking)
   5  the drill failed: the repository is damaged (an object is missing or does not match
-     its hash); the report names each table whose data it holds
+     its hash); the report names each table whose data it holds (or the binlog archive's
+     damaged segment)
   6  the drill failed: the backup did not load, or a restored table's rows or
      fingerprint, or a database's count of views/routines/triggers/events, differs from
-     what the backup recorded; the report names them
+     what the backup recorded; or an archived binlog transaction failed to replay; the
+     report names them
 130 (or 128 + the signal) interrupted; nothing is recorded";
 
 #[derive(Args, Debug)]

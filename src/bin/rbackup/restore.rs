@@ -356,25 +356,10 @@ mod pitr {
             Some(id) => vec![reader.snapshot(id).await?],
             None => reader.snapshots().await?,
         };
-        let mut out = Vec::new();
-        for (id, s) in snapshots {
-            let c = &s.meta["coordinates"];
-            let (Some(file), Some(pos)) = (c["file"].as_str(), c["position"].as_u64()) else {
-                continue;
-            };
-            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                .map(|t| t.timestamp())
-                .unwrap_or(i64::MAX);
-            out.push(BackupPoint {
-                id,
-                time,
-                position: Position {
-                    file: file.to_string(),
-                    pos,
-                },
-                gtid: c["gtid"].as_str().map(str::to_string),
-            });
-        }
+        let out = snapshots
+            .iter()
+            .filter_map(|(id, s)| rdump::backup::segments::backup_point(id, s))
+            .collect();
         Ok(out)
     }
 
