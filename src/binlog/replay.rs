@@ -507,6 +507,11 @@ pub async fn plan<S: SegmentSource>(
                 continue;
             }
             Err(WalkError::NotReached(m)) => return Err(PlanError::Refused(m)),
+            // Not this backup (see `WalkError::NotABoundary`): try the next older one.
+            Err(WalkError::NotABoundary(m)) => {
+                last_err = Some(PlanError::Archive(m));
+                continue;
+            }
             Err(WalkError::Plan(e)) => return Err(e),
             Ok(p) => return Ok(p),
         }
@@ -572,6 +577,9 @@ fn archive_extent(records: &[Record]) -> String {
 enum WalkError {
     /// The archive ends before the target.
     NotReached(String),
+    /// The backup's coordinates are not between two transactions of the archive (another
+    /// server's backup with the same binlog names, or damage): an older backup may serve.
+    NotABoundary(String),
     Plan(PlanError),
 }
 
@@ -949,8 +957,8 @@ async fn walk<S: SegmentSource>(
     })
 }
 
-fn not_a_boundary(backup: &BackupPoint) -> PlanError {
-    PlanError::Archive(format!(
+fn not_a_boundary(backup: &BackupPoint) -> WalkError {
+    WalkError::NotABoundary(format!(
         "backup {}'s binlog coordinates {} are not between two transactions of the archive",
         backup.id, backup.position
     ))
@@ -1232,6 +1240,23 @@ mod tests {
         a.push(kind::QUERY, 121, &query_body("INSERT INTO t VALUES (2)"));
         a.cut();
         (a, backups, at)
+    }
+
+    #[test]
+    fn a_backup_whose_coordinates_are_not_a_boundary_gives_way_to_an_older_one() {
+        let (a, mut backups, _) = archive();
+        // A newer backup (another server's, same binlog names) pointing inside an event.
+        let mut inside = backups[1].position.clone();
+        inside.pos += 3;
+        backups.push(backup("other", 114, inside, 12));
+        let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        // Alone, it is refused naming it.
+        let e = run(plan(&a, &backups[2..], &Target::Latest, &[])).unwrap_err();
+        assert!(
+            e.to_string().contains("not between two transactions"),
+            "{e}"
+        );
     }
 
     #[test]
