@@ -297,15 +297,7 @@ pub async fn verify(
 
     // Indexes.
     let mut idx = Index::default();
-    let mut fetched = futures::stream::iter(index_list.iter().map(|l| {
-        let store = store.clone();
-        let name = l.name.clone();
-        async move {
-            let r = store.get(&name).await;
-            (name, r)
-        }
-    }))
-    .buffered(8);
+    let mut fetched = fetch_all(store, &index_list);
     while let Some((name, got)) = fetched.next().await {
         report.indexes += 1;
         let data = match got {
@@ -519,15 +511,7 @@ pub async fn verify(
         }
         others.extend(store.list(prefix).await?);
     }
-    let mut fetched = futures::stream::iter(others.iter().map(|l| {
-        let store = store.clone();
-        let name = l.name.clone();
-        async move {
-            let r = store.get(&name).await;
-            (name, r)
-        }
-    }))
-    .buffered(8);
+    let mut fetched = fetch_all(store, &others);
     while let Some((name, got)) = fetched.next().await {
         report.other_objects += 1;
         let data = match got {
@@ -1223,6 +1207,18 @@ pub async fn check_segments<S: crate::binlog::segment::SegmentSource>(
     Ok(findings.0.into_values().collect())
 }
 
+/// The listed objects' bytes, eight downloads in flight, in listing order.
+fn fetch_all<'a>(
+    store: &'a Store,
+    listed: &'a [super::store::Listed],
+) -> impl futures::Stream<Item = (String, Result<bytes::Bytes>)> + 'a {
+    futures::stream::iter(
+        listed
+            .iter()
+            .map(move |l| async move { (l.name.clone(), store.get(&l.name).await) }),
+    )
+    .buffered(8)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

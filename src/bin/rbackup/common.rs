@@ -425,3 +425,35 @@ pub fn read_recipients_file(path: &PathBuf) -> Result<Vec<String>, BackupError> 
         .map(str::to_string)
         .collect())
 }
+
+/// rload's options for a target given on rbackup's command line (`restore`, `verify
+/// --drill --target`), loading from `dir`; asks for the password when `-p` has none.
+/// `what` names the command in errors.
+pub fn parse_load_options(
+    options: &[String],
+    dir: &std::path::Path,
+    what: &str,
+) -> Result<rdump::load::LoadOptions, Failure> {
+    use rdump::client::options::{Password, Secret};
+    use rdump::load::LoadCommand;
+    use rdump::options::rload;
+    let mut argv: Vec<std::ffi::OsString> = options.iter().map(Into::into).collect();
+    argv.push(dir.into());
+    let parsed = rload::parse(&argv, &rdump::options::Env::from_process(), GROUPS);
+    rdump::process::argv::mask(rload::secret_span);
+    let mut opts = match parsed {
+        Ok(LoadCommand::Load(opts)) => *opts,
+        Ok(_) => {
+            return Err(Failure::Usage(format!(
+                "{what}: --help and --version are rbackup's, not the load's"
+            )));
+        }
+        Err(e) => return Err(Failure::Usage(format!("{what}: {e}"))),
+    };
+    if opts.connection.password == Password::Prompt {
+        let pw = rdump::process::prompt::password("Enter password: ")
+            .map_err(|e| Failure::Usage(format!("could not read the password: {e}")))?;
+        opts.connection.password = Password::Given(Secret::new(pw));
+    }
+    Ok(opts)
+}

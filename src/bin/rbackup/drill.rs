@@ -15,11 +15,10 @@ use std::process::ExitCode;
 use clap::Args;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::{self};
-use rdump::client::options::{Password, Secret};
 use rdump::trust::drill::{DrillOptions, Outcome, Target};
 use rdump::trust::scratch::ScratchOptions;
 
-use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, exit_code, interrupted};
+use crate::common::{Failure, KeyArgs, RepoArg, exit_code, interrupted};
 
 pub const HELP: &str = "\
 --drill [ID|latest] restores a backup into a scratch server and compares it, table by
@@ -111,27 +110,12 @@ fn target(args: &DrillArgs) -> Result<Target, Failure> {
             buffer_pool: None,
         }));
     }
-    use rdump::load::LoadCommand;
-    use rdump::options::rload;
-    let mut argv: Vec<std::ffi::OsString> = args.target_options.iter().map(Into::into).collect();
     // rload wants a dump directory; the drill replaces it with its staging directory.
-    argv.push("rbackup-drill-staging".into());
-    let parsed = rload::parse(&argv, &rdump::options::Env::from_process(), GROUPS);
-    rdump::process::argv::mask(rload::secret_span);
-    let mut opts = match parsed {
-        Ok(LoadCommand::Load(opts)) => *opts,
-        Ok(_) => {
-            return Err(Failure::Usage(
-                "verify --target: --help and --version are rbackup's, not the load's".into(),
-            ));
-        }
-        Err(e) => return Err(Failure::Usage(format!("verify --target: {e}"))),
-    };
-    if opts.connection.password == Password::Prompt {
-        let pw = rdump::process::prompt::password("Enter password: ")
-            .map_err(|e| Failure::Usage(format!("could not read the password: {e}")))?;
-        opts.connection.password = Password::Given(Secret::new(pw));
-    }
+    let opts = crate::common::parse_load_options(
+        &args.target_options,
+        std::path::Path::new("rbackup-drill-staging"),
+        "verify --target",
+    )?;
     Ok(Target::Server(Box::new(opts)))
 }
 

@@ -19,9 +19,8 @@ use clap::{ArgAction, Args};
 use rdump::backup::error::BackupError;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::{self, RepositoryReader};
-use rdump::client::options::{Password, Secret};
 
-use crate::common::{Failure, GROUPS, KeyArgs, RepoArg, interrupted};
+use crate::common::{Failure, KeyArgs, RepoArg, interrupted};
 
 pub const HELP: &str = "\
 Into a server: the target's connection options and the load options are rload's, read also
@@ -159,30 +158,11 @@ async fn run_restore(args: RestoreArgs) -> Result<(), Failure> {
 pub(crate) fn load_options(
     load_options: &[String],
 ) -> Result<(tempfile::TempDir, rdump::load::LoadOptions), Failure> {
-    use rdump::load::LoadCommand;
-    use rdump::options::rload;
     let staging = tempfile::Builder::new()
         .prefix("rbackup-restore-")
         .tempdir()
         .map_err(|e| Failure::Usage(format!("could not create a temporary directory: {e}")))?;
-    let mut argv: Vec<std::ffi::OsString> = load_options.iter().map(Into::into).collect();
-    argv.push(staging.path().into());
-    let parsed = rload::parse(&argv, &rdump::options::Env::from_process(), GROUPS);
-    rdump::process::argv::mask(rload::secret_span);
-    let mut opts = match parsed {
-        Ok(LoadCommand::Load(opts)) => *opts,
-        Ok(_) => {
-            return Err(Failure::Usage(
-                "restore: --help and --version are rbackup's, not the load's".into(),
-            ));
-        }
-        Err(e) => return Err(Failure::Usage(format!("restore: {e}"))),
-    };
-    if opts.connection.password == Password::Prompt {
-        let pw = rdump::process::prompt::password("Enter password: ")
-            .map_err(|e| Failure::Usage(format!("could not read the password: {e}")))?;
-        opts.connection.password = Password::Given(Secret::new(pw));
-    }
+    let opts = crate::common::parse_load_options(load_options, staging.path(), "restore")?;
     Ok((staging, opts))
 }
 
