@@ -1481,3 +1481,137 @@ fn binlog_bytes(server: &Server) -> u64 {
         .map(|r| r[1].parse::<u64>().unwrap())
         .sum()
 }
+
+/// Not a pass/fail test: the RPO of `rbackup binlog` under a steady light load, where the
+/// flush interval (not the 16 MiB size limit) decides when segments are committed. For
+/// each flush interval in `RDUMP_RPO_INTERVALS` (default "10s,2s"): an archiver into a
+/// local repository, one client committing `RDUMP_RPO_RATE` (default 30) single-row
+/// transactions per second for `RDUMP_RPO_SECONDS` (default 60), and every 200 ms a
+/// sample of the archive's newest event: its age by its binlog timestamp (whole seconds,
+/// `now - last_event_time`, as `rbackup check` sees it) and, exactly, by the commit time
+/// (`NOW(6)` in the row) of the newest archived transaction. Prints max and p99 of both.
+/// `cargo test --test binlog rpo_light_load -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn rpo_light_load() {
+    use std::io::Write;
+    let env_or = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let seconds: u64 = env_or("RDUMP_RPO_SECONDS", "60").parse().unwrap();
+    let rate: u64 = env_or("RDUMP_RPO_RATE", "30").parse().unwrap();
+    let intervals = env_or("RDUMP_RPO_INTERVALS", "10s,2s");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("machine: {cpu}, kernel {}", kernel.trim());
+    for interval in intervals.split(',') {
+        let server = source();
+        server.sql(
+            "CREATE DATABASE rpo; CREATE TABLE rpo.t (id INT AUTO_INCREMENT PRIMARY KEY, \
+             ts DATETIME(6) NOT NULL) ENGINE=InnoDB",
+        );
+        let repo = init_repo(None, None);
+        let out = repo.binlog(&server, &["--once"]);
+        assert!(out.status.success(), "{}", text(&out));
+        // The GTID sequence number of row id n is base + n: nothing else writes.
+        let base: u64 = server
+            .sql_value("SELECT @@gtid_binlog_pos")
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut child = repo.spawn(&server, &["--flush-interval", interval]);
+        wait_for("the archiver's dump thread", || {
+            server.sql_value(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Binlog Dump'",
+            ) == "1"
+        });
+        let mut client = server
+            .client_command()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = client.stdin.take().unwrap();
+        let rt = runtime();
+        let segs = repo.segments(&rt);
+        let mut seen = std::collections::HashSet::new();
+        // (sample time UTC µs, newest archived event's timestamp s, newest GTID seq).
+        let mut samples: Vec<(i64, i64, u64)> = Vec::new();
+        let (mut newest_ts, mut newest_seq) = (0i64, 0u64);
+        let started = std::time::Instant::now();
+        let period = Duration::from_micros(1_000_000 / rate);
+        let mut next_write = started;
+        let mut next_sample = started;
+        let mut written = 0u64;
+        while started.elapsed() < Duration::from_secs(seconds) {
+            let now = std::time::Instant::now();
+            if now >= next_write {
+                writeln!(stdin, "INSERT INTO rpo.t (ts) VALUES (NOW(6));").unwrap();
+                stdin.flush().unwrap();
+                written += 1;
+                next_write += period;
+            }
+            if now >= next_sample {
+                next_sample += Duration::from_millis(200);
+                for o in rt.block_on(segs.objects()).unwrap() {
+                    if !matches!(o.kind, ObjectKind::Segment { .. }) || !seen.insert(o.name.clone())
+                    {
+                        continue;
+                    }
+                    let h = rt.block_on(segs.header(&o)).unwrap();
+                    newest_ts = newest_ts.max(i64::from(h.segment.last_event_time));
+                    for g in &h.segment.gtids {
+                        newest_seq = newest_seq.max(g.last);
+                    }
+                }
+                // Skip the first interval: nothing of the load can be archived before.
+                if newest_seq > base {
+                    samples.push((chrono::Utc::now().timestamp_micros(), newest_ts, newest_seq));
+                }
+            }
+            std::thread::sleep(
+                next_write
+                    .min(next_sample)
+                    .saturating_duration_since(std::time::Instant::now()),
+            );
+        }
+        drop(stdin);
+        client.wait().unwrap();
+        common::signal(&child, libc::SIGTERM);
+        child.wait().unwrap();
+        // Commit times of the rows, by GTID sequence number (the server's clock, which is
+        // this machine's).
+        let commits: std::collections::HashMap<u64, i64> = server
+            .sql_rows("SELECT id, CAST(UNIX_TIMESTAMP(ts) * 1000000 AS SIGNED) FROM rpo.t")
+            .into_iter()
+            .map(|r| (base + r[0].parse::<u64>().unwrap(), r[1].parse().unwrap()))
+            .collect();
+        let mut coarse: Vec<f64> = samples
+            .iter()
+            .map(|(now, ts, _)| (*now as f64 / 1e6) - *ts as f64)
+            .collect();
+        let mut exact: Vec<f64> = samples
+            .iter()
+            .filter_map(|(now, _, seq)| commits.get(seq).map(|c| (now - c) as f64 / 1e6))
+            .collect();
+        let stats = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let p99 = v[((v.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
+            (v[v.len() - 1], p99, v.len())
+        };
+        let (cmax, cp99, n) = stats(&mut coarse);
+        let (emax, ep99, _) = stats(&mut exact);
+        println!(
+            "RPO, --flush-interval {interval}, {written} transactions in {seconds} s \
+             ({:.1}/s), {n} samples every 200 ms: by event timestamp (whole s) max {cmax:.2} s, \
+             p99 {cp99:.2} s; by commit time of the newest archived transaction max \
+             {emax:.2} s, p99 {ep99:.2} s",
+            written as f64 / seconds as f64
+        );
+    }
+}
