@@ -197,9 +197,20 @@ fn all_segment_objects(repo: &Path) -> Vec<(std::path::PathBuf, String, u64, u64
 
 /// `rbackup binlog` of `source` into `repo` (a segment every second), and what it says.
 fn archiver(repo: &str, pass: &str, source: &Server, once: bool) -> std::process::Command {
+    archiver_named(repo, pass, source, once, "src")
+}
+
+/// The same, archiving as source `name`.
+fn archiver_named(
+    repo: &str,
+    pass: &str,
+    source: &Server,
+    once: bool,
+    name: &str,
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"));
     cmd.args(["binlog", "--repo", repo, "--passphrase-file", pass])
-        .args(["--flush-interval", "1s", "--source", "src"])
+        .args(["--flush-interval", "1s", "--source", name])
         .args(connection(source));
     if once {
         cmd.arg("--once");
@@ -610,6 +621,155 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         checksums(&target).is_empty(),
         "a refused restore changed the target"
     );
+}
+
+/// `rbackup backup` of database `pitr` of `server` (and `extra`): the backup's ID and
+/// binlog coordinates ("file:pos").
+fn backup_id(repo: &str, pass: &str, server: &Server, extra: &[&str]) -> (String, String) {
+    let mut a: Vec<String> = [
+        "backup",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.extend(connection(server));
+    a.extend(["--databases", "pitr", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("backup json");
+    let c = &json["meta"]["coordinates"];
+    (
+        json["id"].as_str().unwrap().to_string(),
+        format!("{}:{}", c["file"].as_str().unwrap(), c["position"]),
+    )
+}
+
+/// Two servers with the same binlog names, server_id and GTIDs (domain 0, server 1),
+/// archived into one repository as sources `a` and `b`, each backed up (b's backup the
+/// newer): a point-in-time restore from a's archive loads a's backup, never b's, and
+/// replays a's events; with only b's backup it is refused (exit 1, target untouched); b's
+/// backup named by ID restores with b's archive; `list` shows each backup's window under
+/// its own source.
+#[test]
+fn a_restore_never_pairs_a_backup_with_another_servers_archive() {
+    let (a, b) = common::start_two(common::options(1, true), common::options(1, true));
+    let target = Server::start(ServerOptions::default());
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        s.sql(&format!(
+            "CREATE DATABASE pitr; CREATE TABLE pitr.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+             ENGINE=InnoDB; INSERT INTO pitr.t VALUES (1, '{name}1'), (2, '{name}2');"
+        ));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (backup_a, _) = backup_id(repo, pass, &a, &[]);
+    // The same statements (of the same lengths) on both: b's backup, after them, has
+    // coordinates that are between two transactions of a's archive too, later than a's
+    // backup; a planner that paired by coordinates or commit time alone would take it.
+    for name in ["a", "b"] {
+        let s = if name == "a" { &a } else { &b };
+        s.sql(&format!(
+            "INSERT INTO pitr.t VALUES (3, '{name}3'); UPDATE pitr.t SET v = '{name}1x' WHERE id = 1;"
+        ));
+    }
+    let r = &a.sql_rows("SHOW MASTER STATUS")[0];
+    let a_at = format!("{}:{}", r[0], r[1]);
+    let (backup_b, b_at) = backup_id(repo, pass, &b, &[]);
+    assert_eq!(b_at, a_at, "both servers' binlogs alike up to b's backup");
+    b.sql("INSERT INTO pitr.t VALUES (6, 'b6');");
+    a.sql("INSERT INTO pitr.t VALUES (4, 'a4');");
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        let out = archiver_named(repo, pass, s, true, name).output().unwrap();
+        assert!(out.status.success(), "archiver {name}: {}", text(&out));
+    }
+    let rows = |s: &Server| s.sql_rows("SELECT id, v FROM pitr.t ORDER BY id");
+    let final_a = rows(&a);
+
+    // From a's archive: a's backup (b's is newer by time and coordinates), a's events.
+    let out = restored(
+        "--source a --to-latest",
+        repo,
+        pass,
+        &target,
+        &["--source", "a", "--to-latest"],
+    );
+    assert!(out.contains(&format!("backup {backup_a}")), "{out}");
+    assert!(!out.contains(&backup_b), "{out}");
+    assert_eq!(rows(&target), final_a);
+    // A time after everything: the same.
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    a.sql("DO SLEEP(2); INSERT INTO pitr.t VALUES (5, 'a5');");
+    let out = archiver_named(repo, pass, &a, true, "a").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = restored(
+        "--source a --to-time",
+        repo,
+        pass,
+        &target,
+        &["--source", "a", "--to-time", &later, "--time-zone", "UTC"],
+    );
+    assert!(out.contains(&format!("backup {backup_a}")), "{out}");
+    assert_eq!(rows(&target), final_a);
+
+    // Only b's backup offered to a's archive: refused, nothing changed.
+    let out = restore(
+        repo,
+        pass,
+        &target,
+        &[&backup_b, "--source", "a", "--to-latest"],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("no backup in the repository is of the source"),
+        "{said}"
+    );
+    assert!(
+        target.sql_rows("SHOW DATABASES LIKE 'pitr'").is_empty(),
+        "a refused restore changed the target"
+    );
+    // b's backup by ID: b's archive, chosen without --source.
+    let out = restored("b by ID", repo, pass, &target, &[&backup_b, "--to-latest"]);
+    assert!(out.contains(&format!("backup {backup_b}")), "{out}");
+    assert_eq!(rows(&target), rows(&b));
+
+    // list: each backup's window under its own source.
+    let out = rbackup(
+        &["list", "--repo", repo, "--passphrase-file", pass, "--json"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for (id, source) in [(&backup_a, "a"), (&backup_b, "b")] {
+        let entry = list.iter().find(|e| e["id"] == id.as_str()).unwrap();
+        assert_eq!(entry["window"]["source"], source, "{entry:#}");
+    }
+    let out = rbackup(&["list", "--repo", repo, "--passphrase-file", pass], &[]);
+    let table = text(&out);
+    let under_a = table
+        .split("binlog archive of source a ")
+        .nth(1)
+        .and_then(|r| r.split("binlog archive of source b ").next())
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        under_a.contains(&format!("backup {}", &backup_a[..8])),
+        "{table}"
+    );
+    assert!(!under_a.contains(&backup_b[..8]), "{table}");
 }
 
 /// Replay speed against `mariadb-binlog | mariadb` on the same binlog, for the README:

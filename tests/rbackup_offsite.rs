@@ -211,6 +211,7 @@ async fn put_segment(
         ends_with_stop: false,
         format_description: vec![1, 2, 3],
         crc32: 0,
+        server: None,
     };
     let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
         .await

@@ -193,8 +193,10 @@ fn check_source(source: &str) -> Result<()> {
 }
 
 /// A backup as the replay planner sees it (`binlog::replay::BackupPoint`): its binlog
-/// coordinates and GTID position from the snapshot's `meta.coordinates`, `None` when it
-/// has none (taken from a server without a binlog: it cannot start a replay).
+/// coordinates and GTID position from the snapshot's `meta.coordinates`, its binlog
+/// source and server identity from `meta.binlog_source` and `meta.server_identity`
+/// (absent in backups made before they were recorded); `None` when it has no
+/// coordinates (taken from a server without a binlog: it cannot start a replay).
 pub fn backup_point(
     id: &str,
     snapshot: &super::Snapshot,
@@ -214,6 +216,10 @@ pub fn backup_point(
             pos,
         },
         gtid: c["gtid"].as_str().map(str::to_string),
+        source: snapshot.meta["binlog_source"].as_str().map(str::to_string),
+        server: snapshot.meta["server_identity"]
+            .as_str()
+            .map(str::to_string),
     })
 }
 
@@ -661,6 +667,10 @@ impl SegmentStore for RepositorySegments {
 }
 
 impl SegmentSource for RepositorySegments {
+    fn name(&self) -> Option<&str> {
+        Some(&self.source)
+    }
+
     async fn records(&self) -> std::result::Result<Vec<Record>, StoreError> {
         let objects = self.objects().await.map_err(store_error)?;
         let mut records: Vec<Record> = futures::stream::iter(objects)

@@ -1280,6 +1280,7 @@ mod tests {
             ends_with_stop: false,
             format_description: fd,
             crc32: crc32fast::hash(&bytes),
+            server: None,
         };
         (seg, bytes)
     }

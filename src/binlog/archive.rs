@@ -42,6 +42,8 @@ pub struct ArchiveOptions {
     pub once: bool,
     /// Where to start when the store is empty; `None`: the oldest binlog on the server.
     pub start: Option<BinlogStart>,
+    /// The source server's identity, recorded in every segment (`Segment::server`).
+    pub server: Option<String>,
 }
 
 impl Default for ArchiveOptions {
@@ -54,6 +56,7 @@ impl Default for ArchiveOptions {
             reconnect_for: Duration::from_secs(300),
             once: false,
             start: None,
+            server: None,
         }
     }
 }
@@ -290,7 +293,7 @@ pub async fn archive<S: SegmentStore>(
     };
     let mut run = Run {
         store,
-        builder: SegmentBuilder::new(opts.cut),
+        builder: SegmentBuilder::new(opts.cut).with_server(opts.server.clone()),
         report: ArchiveReport {
             position: resume.as_ref().map(|r| r.position.clone()),
             ..Default::default()

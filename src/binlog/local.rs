@@ -223,6 +223,7 @@ mod tests {
             ends_with_stop: false,
             format_description: Vec::new(),
             crc32: crc32fast::hash(&bytes),
+            server: None,
         };
         fs::write(store.path(1, "seg"), &bytes).unwrap();
         let e = store.segment_bytes(1, &segment).unwrap_err();

@@ -3,12 +3,14 @@
 //! archive), with transactions left out by `--skip-gtid`.
 //!
 //! ```text
-//! backups (BackupPoint: id, time, binlog coordinates, GTID position) + Target + skips
-//!   ─► candidates: taken before the target, newest first, coordinates inside the archive
+//! backups (BackupPoint: id, binlog coordinates, GTID position, source) + Target + skips
+//!   ─► candidates: backups of this archive's source (below), whose coordinates the
+//!      archive holds and are at or before the stop point, newest coordinates first
 //!   ─► walk (SegmentSource::records in order, one segment's bytes at a time): every event
 //!      re-checked (stream::Framer: CRC32, positions continue), segments checked to follow
 //!      each other (same file: end = next start; next file: after a ROTATE or STOP, from
-//!      its first event), a gap or a break before the stop point refuses, naming it
+//!      its first event) and to come from one server, a gap or a break before the stop
+//!      point refuses, naming it
 //!   ─► transactions followed (GTID event ... XID / COMMIT / the one DDL statement): the
 //!      stop point is always between two transactions, never inside one
 //!   ─► ReplayPlan: the byte ranges of segments to replay (`Piece`), first and last
@@ -22,6 +24,30 @@
 //! - `Gtid(g)`: every transaction up to and including `g`.
 //! - `Position(file:pos)`: every transaction that ends at or before `pos` in `file`.
 //! - `Latest`: every complete transaction archived (an unfinished last one is left out).
+//!
+//! Which backup: the one with the newest binlog coordinates among those that serve the
+//! target, i.e. whose coordinates are at or before its stop point. When the backup was
+//! committed (`BackupPoint::time`, the rbackup host's clock) plays no part, since the
+//! stop point is found in the archive by the server's own stamps: for `Time(t)` a backup
+//! serves when the archived event that ends at its coordinates is stamped at or before
+//! `t` (event stamps follow binlog order: then nothing before the coordinates is after
+//! `t`); only when the archive holds no event right before them (archiving began there,
+//! or a gap ends there) is the commit time used instead. For `Gtid(g)` a backup serves
+//! when its GTID position does not hold `g`; for `Position(p)` when its coordinates are
+//! at or before `p`; for `Latest` always.
+//!
+//! Which source: a backup serves only the archive of its own source server. It records
+//! (`BackupPoint::source`, `server`) the archive name it was taken for and its server's
+//! identity; an archive has a name (`SegmentSource::name`) and its segments record the
+//! identity of the server they came from (`Segment::server`). A backup belongs to the
+//! archive when the names are equal or the archive's segments record its server's
+//! identity; with neither, it is not a candidate, and when no backup belongs the plan is
+//! refused naming the sources the backups have. A backup that records neither, or an
+//! archive that records neither (made before rbackup recorded them; a `local` directory
+//! archive), cannot be checked: the backup is a candidate, as before, and the plan says
+//! so. Walking, the segment holding the backup's coordinates must be its server's
+//! (else the next older backup is tried), and a segment of another server than the one
+//! before it ends the archive there (refused, named).
 //!
 //! Not for: applying the plan (`apply`), reading snapshots (the caller makes
 //! `BackupPoint`s), where the archive is stored (any `SegmentSource`).
@@ -42,13 +68,36 @@ use crate::sql::dialect::BinlogStart;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupPoint {
     pub id: String,
-    /// When the backup was committed (UTC seconds): it was taken before this.
+    /// When the backup was committed (UTC seconds, the rbackup host's clock): it was
+    /// taken before this. Orders backups with equal coordinates; decides nothing else,
+    /// but for `Time` when the archive cannot (see the module doc).
     pub time: i64,
     /// The binlog coordinates of the backup's data (the dump's `SHOW MASTER STATUS`).
     pub position: Position,
     /// The GTID position of the backup's data (MariaDB `gtid_binlog_pos`, MySQL
     /// `gtid_executed`).
     pub gtid: Option<String>,
+    /// The name of the binlog archive the backup was taken for (`rbackup backup
+    /// --source`, by default its server's identity); `None` in backups made before it
+    /// was recorded.
+    pub source: Option<String>,
+    /// Its server's identity (`binlog::source::identity_sql`), as segments record it.
+    pub server: Option<String>,
+}
+
+impl BackupPoint {
+    /// Whether the backup belongs to the archive named `name` whose segments record the
+    /// server identities `servers` (see the module doc); `None`: it records no source.
+    pub fn belongs_to(&self, name: Option<&str>, servers: &[&str]) -> Option<bool> {
+        if (self.source.is_none() && self.server.is_none())
+            || (name.is_none() && servers.is_empty())
+        {
+            return None;
+        }
+        let by_name = name.is_some() && self.source.as_deref() == name;
+        let by_server = self.server.as_deref().is_some_and(|s| servers.contains(&s));
+        Some(by_name || by_server)
+    }
 }
 
 /// Where to stop.
@@ -135,6 +184,8 @@ pub struct ReplayPlan {
     pub events: u64,
     pub skipped: Vec<Txn>,
     pub stop: Stop,
+    /// What a person should know about the choice (a backup that records no source).
+    pub notes: Vec<String>,
 }
 
 impl ReplayPlan {
@@ -200,6 +251,9 @@ impl ReplayPlan {
         out.push(format!("stop point: {} ({})", self.stop.at, self.stop.why));
         if let Some(n) = &self.stop.next {
             out.push(format!("first not replayed: {n}"));
+        }
+        for n in &self.notes {
+            out.push(format!("note: {n}"));
         }
         out
     }
@@ -469,17 +523,62 @@ pub async fn plan<S: SegmentSource>(
         }
         _ => None,
     };
-    let mut candidates: Vec<&BackupPoint> = backups
+    // The backups of this archive's source (see the module doc).
+    let mut servers: Vec<&str> = records
         .iter()
+        .filter_map(|r| match r {
+            Record::Segment(s) => s.server.as_deref(),
+            Record::Gap(_) => None,
+        })
+        .collect();
+    servers.sort_unstable();
+    servers.dedup();
+    let name = source.name();
+    let ours: Vec<&BackupPoint> = backups
+        .iter()
+        .filter(|b| b.belongs_to(name, &servers) != Some(false))
+        .collect();
+    if ours.is_empty() && !backups.is_empty() {
+        let mut theirs: Vec<String> = backups
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} (server {})",
+                    b.source.as_deref().unwrap_or("-"),
+                    b.server.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        theirs.sort();
+        theirs.dedup();
+        return Err(PlanError::Refused(format!(
+            "no backup in the repository is of the source of this binlog archive ({}, server \
+             {}): the backups are of {}; a backup is never replayed with another server's \
+             binlog",
+            name.unwrap_or("-"),
+            if servers.is_empty() {
+                "not recorded".to_string()
+            } else {
+                servers.join(", ")
+            },
+            theirs.join(", ")
+        )));
+    }
+    let mut candidates: Vec<&BackupPoint> = ours
+        .into_iter()
         .filter(|b| match target {
-            Target::Time(t) => b.time.saturating_mul(1_000_000) <= *t,
             Target::Gtid(g) => {
                 b.gtid.as_deref().and_then(|set| gtid_set_contains(set, g)) != Some(true)
             }
             _ => true,
         })
         .collect();
-    candidates.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    // Newest coordinates first; the commit time only between equal coordinates.
+    candidates.sort_by(|a, b| {
+        window::compare(&b.position, &a.position)
+            .then(b.time.cmp(&a.time))
+            .then(b.id.cmp(&a.id))
+    });
     if candidates.is_empty() {
         return Err(PlanError::Refused(format!(
             "no backup was taken before the target ({target}); {} backups in the repository",
@@ -487,6 +586,7 @@ pub async fn plan<S: SegmentSource>(
         )));
     }
     let mut not_covered = Vec::new();
+    let mut after = Vec::new();
     let mut last_err = None;
     for b in candidates {
         let Some(at) = locate(&records, &b.position) else {
@@ -497,7 +597,44 @@ pub async fn plan<S: SegmentSource>(
             && (at > t
                 || (at == t && matches!(target, Target::Position(p) if p.pos < b.position.pos)))
         {
+            after.push(format!("{} at {}", b.id, b.position));
             continue; // the backup is after the target
+        }
+        if let Target::Time(t) = target {
+            let stamp = stamp_before(source, &records, at, &b.position).await?;
+            let after_t = match stamp {
+                Some(ts) => i64::from(ts) * 1_000_000 > *t,
+                // Nothing archived right before the backup: its commit time decides.
+                None => b.time.saturating_mul(1_000_000) > *t,
+            };
+            if after_t {
+                after.push(match stamp {
+                    Some(ts) => format!(
+                        "{} at {} (after an event stamped {} UTC)",
+                        b.id,
+                        b.position,
+                        format_micros(i64::from(ts) * 1_000_000)
+                    ),
+                    None => format!(
+                        "{} at {} (committed {} UTC)",
+                        b.id,
+                        b.position,
+                        format_micros(b.time.saturating_mul(1_000_000))
+                    ),
+                });
+                continue;
+            }
+        }
+        if let (Some(want), Record::Segment(s)) = (&b.server, &records[at])
+            && let Some(got) = &s.server
+            && got != want
+        {
+            last_err = Some(PlanError::Refused(format!(
+                "backup {} (server {want}) has coordinates {} in a segment of server {got}: \
+                 another server's binlog",
+                b.id, b.position
+            )));
+            continue;
         }
         match walk(source, &records, b, at, target, skip).await {
             // By GTID the backup's position may hide that it is past the target: an
@@ -513,22 +650,82 @@ pub async fn plan<S: SegmentSource>(
                 continue;
             }
             Err(WalkError::Plan(e)) => return Err(e),
-            Ok(p) => return Ok(p),
+            Ok(mut p) => {
+                if b.belongs_to(name, &servers).is_none() {
+                    p.notes.push(format!(
+                        "the source server of backup {} could not be checked against this \
+                         archive (the backup or the archive does not record it: made by an \
+                         older rbackup); its coordinates were checked to be between two \
+                         transactions of the archive",
+                        b.id
+                    ));
+                }
+                return Ok(p);
+            }
         }
     }
     if let Some(e) = last_err {
         return Err(e);
     }
+    if not_covered.is_empty() {
+        return Err(PlanError::Refused(format!(
+            "no backup was taken before the target ({target}): the coordinates of every \
+             backup of this source are after its stop point: {}",
+            after.join(", ")
+        )));
+    }
     Err(PlanError::Refused(format!(
         "no backup taken before the target ({target}) is covered by the binlog archive ({}): \
-         {}",
+         not archived: {}{}",
         archive_extent(&records),
-        if not_covered.is_empty() {
-            "every one is after the target".to_string()
+        not_covered.join(", "),
+        if after.is_empty() {
+            String::new()
         } else {
-            format!("not archived: {}", not_covered.join(", "))
+            format!("; after the stop point: {}", after.join(", "))
         }
     )))
+}
+
+/// The timestamp of the archived event that ends at `at` in segment `records[i]`: read
+/// from the segment's bytes, or, when `at` is where the segment starts, the previous
+/// segment's last event (when it follows). `None` when no archived event ends there.
+async fn stamp_before<S: SegmentSource>(
+    source: &S,
+    records: &[Record],
+    i: usize,
+    at: &Position,
+) -> Result<Option<u32>, PlanError> {
+    let Record::Segment(s) = &records[i] else {
+        return Ok(None);
+    };
+    if at.pos <= s.start {
+        return Ok(match i.checked_sub(1).map(|p| &records[p]) {
+            Some(Record::Segment(p)) if window::follows(p, s) => Some(p.last_event_time),
+            _ => None,
+        });
+    }
+    let bytes = source.segment_bytes(s).await.map_err(|e| {
+        PlanError::Archive(format!("segment {}:{}-{}: {e}", s.file, s.start, s.end))
+    })?;
+    let mut off = 0usize;
+    while off + HEADER_LEN <= bytes.len() {
+        let size =
+            u32::from_le_bytes(bytes[off + 9..off + 13].try_into().expect("4 bytes")) as usize;
+        if size < HEADER_LEN || off + size > bytes.len() {
+            return Err(damaged(s, s.start + off as u64, "truncated event"));
+        }
+        let end = s.start + (off + size) as u64;
+        if end == at.pos {
+            let ts = u32::from_le_bytes(bytes[off..off + 4].try_into().expect("4 bytes"));
+            return Ok(Some(ts));
+        }
+        if end > at.pos {
+            break;
+        }
+        off += size;
+    }
+    Ok(None)
 }
 
 /// Whether segment `s` may hold the GTID (from its description's GTID ranges; MySQL
@@ -691,6 +888,17 @@ async fn walk<S: SegmentSource>(
                     backup.id
                 ))
             })?;
+        }
+        if let Some(p) = prev
+            && let (Some(a), Some(b)) = (&p.server, &s.server)
+            && a != b
+        {
+            return Err(WalkError::Plan(PlanError::Refused(format!(
+                "the binlog archive changes servers between backup {} and the target \
+                 ({target}): {}:{} is of server {a}, {}:{} of server {b}; nothing can be \
+                 restored across it",
+                backup.id, p.file, p.end, s.file, s.start
+            ))));
         }
         prev = Some(s);
         if let Target::Position(p) = target {
@@ -954,6 +1162,7 @@ async fn walk<S: SegmentSource>(
         events,
         skipped: skipped_seen,
         stop,
+        notes: Vec::new(),
     })
 }
 
@@ -994,6 +1203,9 @@ mod tests {
         gtids: Vec<GtidRange>,
         in_txn: bool,
         rotate_to: Option<String>,
+        /// The archive's name, and the server recorded in the segments cut from now on.
+        name: Option<String>,
+        server: Option<String>,
     }
 
     fn fde() -> Vec<u8> {
@@ -1096,6 +1308,7 @@ mod tests {
                 ends_with_stop: false,
                 format_description: self.fde.clone(),
                 crc32: crc32fast::hash(&self.cur),
+                server: self.server.clone(),
             };
             self.bytes
                 .insert((s.file.clone(), s.start), std::mem::take(&mut self.cur));
@@ -1150,6 +1363,10 @@ mod tests {
     }
 
     impl SegmentSource for Arch {
+        fn name(&self) -> Option<&str> {
+            self.name.as_deref()
+        }
+
         async fn records(&self) -> Result<Vec<Record>, StoreError> {
             Ok(self.records.clone())
         }
@@ -1165,6 +1382,24 @@ mod tests {
             time,
             position: at,
             gtid: Some(format!("0-1-{seq}")),
+            source: None,
+            server: None,
+        }
+    }
+
+    /// The same, of source `source` on server `server`.
+    fn backup_of(
+        id: &str,
+        time: i64,
+        at: Position,
+        seq: u64,
+        source: &str,
+        server: &str,
+    ) -> BackupPoint {
+        BackupPoint {
+            source: Some(source.into()),
+            server: Some(server.into()),
+            ..backup(id, time, at, seq)
         }
     }
 
@@ -1523,6 +1758,177 @@ mod tests {
         let e = run(plan(&a, &[b], &Target::Latest, &[])).unwrap_err();
         assert!(
             e.to_string().contains("elsewhere at other.000001:500"),
+            "{e}"
+        );
+    }
+
+    /// The backup is chosen by its coordinates against the stop point found in the
+    /// archive, never by its commit time (the rbackup host's clock).
+    #[test]
+    fn the_backup_is_chosen_by_coordinates_whatever_the_commit_clock_says() {
+        let (a, backups, at) = archive();
+        let pos = |seq: u64| Position {
+            file: if seq <= 10 { "b.000001" } else { "b.000002" }.into(),
+            pos: at[&seq].1,
+        };
+        // Host clock ahead: "new" (after 12, events stamped 112) committed at 200. For
+        // 119 it serves, and is the newest that does.
+        let mut ahead = backups.clone();
+        ahead[1].time = 200;
+        let p = run(plan(&a, &ahead, &Target::Time(119_000_000), &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        assert_eq!(replayed(&a, &p), seqs(13..=19));
+        // Committed a second after the target, its snapshot before it: after 7 (stamped
+        // 107), committed at 109; the target 108.5.
+        let mut late = backups.clone();
+        late.push(backup("snap", 109, pos(7), 7));
+        let p = run(plan(&a, &late, &Target::Time(108_500_000), &[])).unwrap();
+        assert_eq!(p.backup.id, "snap");
+        assert_eq!(replayed(&a, &p), seqs(8..=8));
+        // Host clock behind: "late" holds 9 (stamped 109) but says it was committed at
+        // 100, before the target 108.5 and after "old" (99): never chosen, whatever
+        // the order of commit times.
+        let mut behind = backups.clone();
+        behind[0].time = 99;
+        behind.push(backup("late", 100, pos(9), 9));
+        let p = run(plan(&a, &behind, &Target::Time(108_500_000), &[])).unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert_eq!(replayed(&a, &p), seqs(4..=8));
+        // Alone, it is refused rather than loaded with nothing replayed.
+        let e = run(plan(&a, &behind[2..], &Target::Time(108_500_000), &[])).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("no backup was taken before") && m.contains("late at b.000001:"),
+            "{m}"
+        );
+        // The same backup at exactly the stop point: 108.9 still excludes 9 (stamped 109
+        // is after 108.9), 109.0 includes it.
+        let p = run(plan(&a, &behind, &Target::Time(109_000_000), &[])).unwrap();
+        assert_eq!(p.backup.id, "late");
+        assert!(replayed(&a, &p).is_empty());
+        // By GTID and position too: the newest by coordinates, whatever the times.
+        let mut skewed = backups.clone();
+        skewed[0].time = 500;
+        skewed[1].time = 1;
+        let p = run(plan(&a, &skewed, &Target::Gtid("0-1-18".into()), &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        let p = run(plan(&a, &skewed, &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "new");
+        let t = Target::Position(pos(6));
+        let p = run(plan(&a, &skewed, &t, &[])).unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert_eq!(replayed(&a, &p), seqs(4..=6));
+    }
+
+    /// A backup whose coordinates are after the stop point is never chosen, for any kind
+    /// of target and any commit time.
+    #[test]
+    fn a_backup_after_the_stop_point_is_never_chosen() {
+        let (a, backups, at) = archive();
+        let after_9 = Position {
+            file: "b.000001".into(),
+            pos: at[&9].1,
+        };
+        for time in [0, 105, 109, 10_000] {
+            let mut bs = backups.clone();
+            bs.push(backup("late", time, after_9.clone(), 9));
+            for (t, want) in [
+                (Target::Time(108_500_000), "old"),
+                (Target::Gtid("0-1-8".into()), "old"),
+                (
+                    Target::Position(Position {
+                        file: "b.000001".into(),
+                        pos: at[&8].1,
+                    }),
+                    "old",
+                ),
+                (Target::Time(109_000_000), "late"),
+                (Target::Latest, "new"),
+            ] {
+                let p = run(plan(&a, &bs, &t, &[])).unwrap();
+                assert_eq!(p.backup.id, want, "{t} with late committed at {time}");
+                if want == "old" {
+                    assert_eq!(replayed(&a, &p), seqs(4..=8), "{t}");
+                }
+            }
+        }
+    }
+
+    /// An archive of source "a" (server srv-a in its segments) and backups of "a" and of
+    /// "b": a restore never pairs b's backup with a's archive.
+    #[test]
+    fn backups_of_another_source_are_never_paired_with_the_archive() {
+        let mut a = Arch::new("b.000001");
+        a.name = Some("a".into());
+        a.server = Some("srv-a".into());
+        let mut at = Vec::new();
+        for seq in 1..=6 {
+            a.txn(seq, 100 + seq as u32, false);
+            at.push(a.here());
+            if seq % 2 == 0 {
+                a.cut();
+            }
+        }
+        let ours = backup_of("ours", 100, at[1].clone(), 2, "a", "srv-a");
+        // Server b's backup, same binlog names, newer coordinates and commit time.
+        let theirs = backup_of("theirs", 200, at[3].clone(), 4, "b", "srv-b");
+        let bs = vec![ours.clone(), theirs.clone()];
+        for (t, last) in [(Target::Latest, 6), (Target::Time(105_500_000), 5)] {
+            let p = run(plan(&a, &bs, &t, &[])).unwrap();
+            assert_eq!(p.backup.id, "ours", "{t}");
+            assert_eq!(replayed(&a, &p), seqs(3..=last));
+            assert!(p.notes.is_empty());
+        }
+        // Only the other server's: refused, naming both sides.
+        let e = run(plan(&a, &[theirs.clone()], &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no backup in the repository is of the source")
+                && e.contains("(a, server srv-a)")
+                && e.contains("b (server srv-b)"),
+            "{e}"
+        );
+        // Named for this archive (--source a) on a server of another identity: matched
+        // by name, then refused at its segment (a server re-initialized under the name).
+        let renamed = backup_of("renamed", 300, at[3].clone(), 4, "a", "srv-new");
+        let p = run(plan(
+            &a,
+            &[ours.clone(), renamed.clone()],
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(p.backup.id, "ours");
+        let e = run(plan(&a, &[renamed], &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another server's binlog"), "{e}");
+        // Matched by the server alone (the archiver was named with --source, the backup
+        // was not).
+        let by_server = backup_of("by-server", 100, at[1].clone(), 2, "srv-a", "srv-a");
+        let p = run(plan(&a, &[by_server], &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "by-server");
+        // A backup that records no source (older rbackup): used, and the plan says so.
+        let old = backup("old", 100, at[1].clone(), 2);
+        let p = run(plan(&a, &[old, theirs], &Target::Latest, &[])).unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("note: the source server of backup old could not")),
+            "{:?}",
+            p.describe()
+        );
+        // Segments of another server later in the archive: nothing crosses them.
+        a.server = Some("srv-other".into());
+        a.txn(7, 107, false);
+        a.cut();
+        let e = run(plan(&a, &[ours], &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("changes servers") && e.contains("srv-other"),
             "{e}"
         );
     }

@@ -67,6 +67,12 @@ pub struct Segment {
     pub format_description: Vec<u8>,
     /// CRC32 of the segment's bytes, for a store that wants to check them on reading.
     pub crc32: u32,
+    /// The identity of the server whose binlog this is (`source::identify`: MySQL's
+    /// `server_uuid`, MariaDB's `<hostname>-<port>-<server_id>`), as the archiver read it
+    /// when it connected; `None` in segments archived before it was recorded. Restores
+    /// pair backups with archives by it (`replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 impl Segment {
@@ -152,6 +158,11 @@ pub enum Record {
 /// restorable windows, `verify`, `prune` and `copy` read through it. Implemented by the
 /// repository's store and by `local::LocalDirStore`.
 pub trait SegmentSource {
+    /// The archive's source name (`binlog/<source>/` in a repository), when it has one.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
     /// Every segment and gap, in the order they were archived (binlog file order, then
     /// start position; a gap where it was recorded).
     fn records(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
@@ -207,16 +218,28 @@ struct OpenSegment {
 pub struct SegmentBuilder {
     policy: CutPolicy,
     open: Option<OpenSegment>,
+    server: Option<String>,
 }
 
 impl SegmentBuilder {
     pub fn new(policy: CutPolicy) -> SegmentBuilder {
-        SegmentBuilder { policy, open: None }
+        SegmentBuilder {
+            policy,
+            open: None,
+            server: None,
+        }
+    }
+
+    /// Records `server` (see `Segment::server`) in every segment built from now on.
+    pub fn with_server(mut self, server: Option<String>) -> SegmentBuilder {
+        self.server = server;
+        self
     }
 
     /// Adds an event (of `format_description`'s file) to the open segment, opening one
     /// if none is. The caller takes the segment first when the event is of another file.
     pub fn push(&mut self, ev: &FramedEvent, format_description: &[u8]) {
+        let server = &self.server;
         let open = self.open.get_or_insert_with(|| OpenSegment {
             segment: Segment {
                 file: ev.file.clone(),
@@ -231,6 +254,7 @@ impl SegmentBuilder {
                 ends_with_stop: false,
                 format_description: format_description.to_vec(),
                 crc32: 0,
+                server: server.clone(),
             },
             bytes: Vec::new(),
             opened: Instant::now(),

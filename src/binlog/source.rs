@@ -25,7 +25,9 @@ pub const PRIVILEGES: &str = "the archiver's account needs REPLICATION SLAVE, BI
 /// A source server, as the archiver names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// The name of its archive in the repository.
+    /// The server's identity, and the default name of its archive in the repository
+    /// (`--source` names it otherwise). Recorded in every segment and every backup's
+    /// snapshot, which is how a restore pairs backups with archives.
     pub name: String,
     /// How to name the server in messages ("localhost via /run/mysqld.sock").
     pub server: String,
@@ -68,6 +70,17 @@ fn denied(server: &str, context: &str, e: WireError) -> ArchiveError {
     }
 }
 
+/// The query of a server's identity (one value, made a name by `sanitize`): MySQL's
+/// `server_uuid`; on MariaDB `<hostname>-<port>-<server_id>`. Needs no privilege, so a
+/// backup's account can read it too (`rbackup backup` records it).
+pub fn identity_sql(mariadb: bool) -> &'static str {
+    if mariadb {
+        "SELECT CONCAT(@@hostname, '-', @@port, '-', @@server_id)"
+    } else {
+        "SELECT @@server_uuid"
+    }
+}
+
 /// Connects once: checks the privileges archiving needs (the statements it runs, and
 /// REPLICATION SLAVE in SHOW GRANTS, since the dump itself cannot be tried without side
 /// effects) and reads the source's name.
@@ -105,13 +118,8 @@ pub async fn identify(opts: &ConnectionOptions) -> Result<SourceInfo, ArchiveErr
             message: format!("the account has no REPLICATION SLAVE privilege: {PRIVILEGES}"),
         });
     }
-    let sql = if dialect.is_mariadb() {
-        "SELECT CONCAT(@@hostname, '-', @@port, '-', @@server_id)"
-    } else {
-        "SELECT @@server_uuid"
-    };
     let (_, rows) = conn
-        .query_all(sql)
+        .query_all(identity_sql(dialect.is_mariadb()))
         .await
         .map_err(|e| denied(&server, "reading the server's identity", e))?;
     conn.close().await;

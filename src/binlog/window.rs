@@ -192,6 +192,7 @@ mod tests {
             ends_with_stop: false,
             format_description: vec![0; 252],
             crc32: 0,
+            server: None,
         }
     }
 

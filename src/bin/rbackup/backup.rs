@@ -58,6 +58,11 @@ pub struct BackupArgs {
     /// Print a JSON summary on stdout instead of the ID alone.
     #[arg(long)]
     json: bool,
+    /// The name of the server's binlog archive, when `rbackup binlog --source` gave it one
+    /// (default: the server's identity, which is also the archiver's default name).
+    /// Recorded in the backup: point-in-time restores use only this source's archive.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -153,6 +158,9 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
     };
     let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
     let source = source_name(&plan);
+    // Which binlog archive the backup belongs to (REPOSITORY.md, "Snapshots").
+    let identity = server_identity(&plan.connection).await?;
+    let binlog_source = args.source.clone().unwrap_or_else(|| identity.clone());
     let options = backup::WriterOptions {
         unique_lock: Some(format!("backup-{source}")),
         ..backup::WriterOptions::from_env()?
@@ -195,6 +203,8 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             "consistency": summary.method,
             "server": rdump::client::conn::server_label(&plan.connection),
             "source": source,
+            "binlog_source": binlog_source,
+            "server_identity": identity,
             "tables": summary.tables,
             "rows": summary.rows,
             // What a restore drill compares besides the tables' fingerprints (those are in
@@ -287,6 +297,25 @@ fn source_name(plan: &rdump::plan::Plan) -> String {
         .take(48)
         .collect();
     format!("{readable}-{}", &hash[..12])
+}
+
+/// The server's identity as the binlog archiver reads it (`binlog::source::identity_sql`),
+/// recorded in the snapshot so that a point-in-time restore pairs the backup with its own
+/// server's archive only.
+async fn server_identity(
+    connection: &rdump::client::options::ConnectionOptions,
+) -> Result<String, Failure> {
+    let mut session = rdump::client::conn::Session::connect(connection)
+        .await
+        .map_err(Failure::Dump)?;
+    let sql = rdump::binlog::source::identity_sql(session.dialect.is_mariadb());
+    let raw = session
+        .first_value(sql, "reading the server's identity")
+        .await
+        .map_err(Failure::Dump)?
+        .unwrap_or_default();
+    session.close().await;
+    Ok(rdump::binlog::source::sanitize(&raw))
 }
 
 /// The writer once the dump's tasks let go of it (a failed dump's workers are aborted,

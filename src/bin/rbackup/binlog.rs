@@ -184,6 +184,7 @@ async fn run(args: BinlogArgs) -> Result<u8, Failure> {
             ..CutPolicy::default()
         },
         once: args.once,
+        server: Some(info.name.clone()),
         ..ArchiveOptions::default()
     };
     // A signal sets the flag; every run of `archive` stops on it (after committing).
@@ -193,8 +194,9 @@ async fn run(args: BinlogArgs) -> Result<u8, Failure> {
         let _ = stop_tx.send(true);
     });
     eprintln!(
-        "rbackup: archiving the binlog of {} as source {name} into {}{}",
+        "rbackup: archiving the binlog of {} (server identity {}) as source {name} into {}{}",
         info.server,
+        info.name,
         args.repo.repo,
         if args.once { " (--once)" } else { "" }
     );

@@ -1,8 +1,10 @@
 //! `rbackup list`: the backups of a repository, as a table or JSON, and the restorable
-//! window of each: from its binlog coordinates to the last archived event of the binlog
-//! archive that holds them, ended by a gap if one follows (`rdump::binlog::window`); then
-//! each archive's contiguous spans. Each backup also shows its last restore drill (the
-//! newest valid drill record, `rdump::backup::drill`).
+//! window of each: from its binlog coordinates to the last archived event of its own
+//! source's binlog archive (`BackupPoint::belongs_to`: a backup is never shown with
+//! another server's archive), ended by a gap if one follows (`rdump::binlog::window`);
+//! per source: the archive's contiguous spans and the windows of its backups. Each backup
+//! also shows its last restore drill (the newest valid drill record,
+//! `rdump::backup::drill`).
 //!
 //! Not for: reading snapshots (`rdump::backup::reader`) or segments (`backup::segments`).
 
@@ -50,7 +52,7 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
         let list: Vec<serde_json::Value> = snapshots
             .iter()
             .map(|(id, s)| {
-                let window = backup_window(&s.meta, &archives).map(|(source, w)| {
+                let window = backup_window(id, s, &archives).map(|(source, w)| {
                     serde_json::json!({
                         "source": source, "from": w.from, "to": w.to,
                         "to_time": utc(w.to_time), "ends": w.ends,
@@ -108,8 +110,16 @@ pub async fn run(args: ListArgs) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// The contiguous spans of every source's binlog archive.
-async fn archives(repo: &backup::Repository) -> Result<Vec<(String, Vec<Span>)>, BackupError> {
+/// A source's binlog archive: its name, contiguous spans and the server identities its
+/// segments record.
+struct Archive {
+    name: String,
+    spans: Vec<Span>,
+    servers: Vec<String>,
+}
+
+/// The binlog archive of every source.
+async fn archives(repo: &backup::Repository) -> Result<Vec<Archive>, BackupError> {
     let mut out = Vec::new();
     for source in RepositorySegments::sources(repo).await? {
         let segments = RepositorySegments::open_reader(repo.clone(), &source)?;
@@ -120,7 +130,20 @@ async fn archives(repo: &backup::Repository) -> Result<Vec<(String, Vec<Span>)>,
                 Ok(e) => *e,
                 Err(e) => BackupError::Usage(e.to_string()),
             })?;
-        out.push((source, window::spans(&records)));
+        let mut servers: Vec<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                rdump::binlog::Record::Segment(s) => s.server.clone(),
+                rdump::binlog::Record::Gap(_) => None,
+            })
+            .collect();
+        servers.sort();
+        servers.dedup();
+        out.push(Archive {
+            name: source,
+            spans: window::spans(&records),
+            servers,
+        });
     }
     Ok(out)
 }
@@ -134,16 +157,21 @@ fn coordinates(meta: &serde_json::Value) -> Option<Position> {
     })
 }
 
-/// The window of the backup whose snapshot says `meta`: the first archive with a span that
-/// holds its coordinates.
+/// The window of backup `id`: the first archive of its own source with a span that holds
+/// its coordinates.
 fn backup_window(
-    meta: &serde_json::Value,
-    archives: &[(String, Vec<Span>)],
+    id: &str,
+    snapshot: &backup::Snapshot,
+    archives: &[Archive],
 ) -> Option<(String, Window)> {
-    let at = coordinates(meta)?;
-    archives
-        .iter()
-        .find_map(|(source, spans)| window::window(spans, &at).map(|w| (source.clone(), w)))
+    let point = rdump::backup::segments::backup_point(id, snapshot)?;
+    archives.iter().find_map(|a| {
+        let servers: Vec<&str> = a.servers.iter().map(String::as_str).collect();
+        if point.belongs_to(Some(&a.name), &servers) == Some(false) {
+            return None;
+        }
+        window::window(&a.spans, &point.position).map(|w| (a.name.clone(), w))
+    })
 }
 
 fn utc(secs: u32) -> String {
@@ -165,32 +193,27 @@ fn describe_end(ends: &SpanEnd) -> String {
     }
 }
 
-fn print_windows(snapshots: &[(String, backup::Snapshot)], archives: &[(String, Vec<Span>)]) {
+fn print_windows(snapshots: &[(String, backup::Snapshot)], archives: &[Archive]) {
     // Without a binlog archive, the table alone (as before archives existed).
     if archives.is_empty() {
         return;
     }
-    println!("\nrestorable windows (point-in-time recovery):");
-    for (id, s) in snapshots {
-        match (coordinates(&s.meta), backup_window(&s.meta, archives)) {
-            (_, Some((source, w))) => println!(
-                "  {:<10} {} -> {} ({}), source {source}, ends at {}",
-                &id[..8],
-                w.from,
-                w.to,
-                utc(w.to_time),
-                describe_end(&w.ends)
-            ),
-            (Some(at), None) => println!(
-                "  {:<10} {at}: not in any archived span (archived later, not yet, or lost in a gap)",
-                &id[..8]
-            ),
-            (None, None) => println!("  {:<10} no binlog coordinates", &id[..8]),
-        }
-    }
-    for (source, spans) in archives {
-        println!("binlog archive of source {source}:");
-        for span in spans {
+    let windows: Vec<Option<(String, Window)>> = snapshots
+        .iter()
+        .map(|(id, s)| backup_window(id, s, archives))
+        .collect();
+    println!("\nrestorable windows (point-in-time recovery), per source:");
+    for a in archives {
+        println!(
+            "binlog archive of source {} (server {}):",
+            a.name,
+            if a.servers.is_empty() {
+                "not recorded".to_string()
+            } else {
+                a.servers.join(", ")
+            }
+        );
+        for span in &a.spans {
             println!(
                 "  {} .. {} ({} .. {}), {} segments, ends at {}",
                 span.start,
@@ -200,6 +223,39 @@ fn print_windows(snapshots: &[(String, backup::Snapshot)], archives: &[(String, 
                 span.segments,
                 describe_end(&span.ends)
             );
+        }
+        for ((id, _), w) in snapshots.iter().zip(&windows) {
+            if let Some((source, w)) = w
+                && *source == a.name
+            {
+                println!(
+                    "  backup {:<10} {} -> {} ({}), ends at {}",
+                    &id[..8],
+                    w.from,
+                    w.to,
+                    utc(w.to_time),
+                    describe_end(&w.ends)
+                );
+            }
+        }
+    }
+    let mut heading = false;
+    for ((id, s), w) in snapshots.iter().zip(&windows) {
+        if w.is_some() {
+            continue;
+        }
+        if !heading {
+            println!("backups without a restorable window:");
+            heading = true;
+        }
+        let source = s.meta["binlog_source"].as_str().unwrap_or("not recorded");
+        match coordinates(&s.meta) {
+            Some(at) => println!(
+                "  {:<10} {at} (source {source}): not in any archived span of its source \
+                 (archived later, not yet, lost in a gap, or no archive of its source)",
+                &id[..8]
+            ),
+            None => println!("  {:<10} no binlog coordinates", &id[..8]),
         }
     }
 }

@@ -37,12 +37,15 @@ running the restore) are left exactly as they are.
 Point in time: --to-time 'YYYY-MM-DD HH:MM:SS[.ffffff]' [--time-zone Z] (Z: SYSTEM, the
 default, UTC, +HH:MM or a name such as Europe/Berlin), --to-gtid G (inclusive),
 --to-position FILE:POS (every transaction ending at or before it) or --to-latest loads the
-newest backup before the target whose binlog coordinates the archive covers, then replays
+backup with the newest binlog coordinates at or before the stop point (found in the archive
+by the server's event times, not by when backups were committed), then replays
 the archived events from exactly there through mariadb-binlog piped into mariadb (found on
 PATH; mysqlbinlog/mysql for MySQL), whole transactions only. --skip-gtid G (repeatable)
 leaves a transaction out. --dry-run prints the plan and touches nothing. The stop point is
 printed in every mode. --source NAME picks the archive when the repository holds several
-(as `rbackup binlog --source` named them). The account needs BINLOG REPLAY (MariaDB 10.5+; SUPER before),
+(as `rbackup binlog --source` named them; a backup ID picks its own). Only backups of that
+archive's source server are candidates (recorded by `rbackup backup`; older backups that
+record none are candidates for any archive, and the plan says so). The account needs BINLOG REPLAY (MariaDB 10.5+; SUPER before),
 checked before anything changes.
 
 Exit codes:
@@ -364,7 +367,23 @@ mod pitr {
         let access = args.keys.access()?;
         let repo = backup::open(&args.repo.repo, &access, &StoreOptions::from_env()?).await?;
         let sources = RepositorySegments::sources(&repo).await?;
-        let name = match (&args.pitr.source, sources.as_slice()) {
+        // A backup named by ID picks its own source's archive: by name, else the archive
+        // whose segments record its server.
+        let own = match (&args.pitr.source, &args.id, sources.len()) {
+            (None, Some(id), 2..) => {
+                let reader = RepositoryReader::open(repo.clone()).await?;
+                let (id, snapshot) = reader.snapshot(id).await?;
+                match rdump::backup::segments::backup_point(&id, &snapshot) {
+                    Some(point) => own_archive(&repo, &sources, &point).await?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let name = match (
+            own.as_ref().or(args.pitr.source.as_ref()),
+            sources.as_slice(),
+        ) {
             (Some(n), _) if sources.contains(n) => n.clone(),
             (Some(n), _) => {
                 return Err(Failure::Usage(format!(
@@ -388,7 +407,7 @@ mod pitr {
             (None, many) => {
                 return Err(Failure::Usage(format!(
                     "the repository archives the binlogs of several sources ({}): choose one \
-                     with --source",
+                     with --source (a backup is replayed only with its own source's archive)",
                     many.join(", ")
                 ))
                 .into());
@@ -396,6 +415,40 @@ mod pitr {
         };
         let segments = RepositorySegments::open_reader(repo, &name)?;
         run_with(args, target, skip, &segments).await
+    }
+
+    /// The archive among `sources` that `point` belongs to (`BackupPoint::belongs_to`),
+    /// when exactly one does.
+    async fn own_archive(
+        repo: &rdump::backup::Repository,
+        sources: &[String],
+        point: &BackupPoint,
+    ) -> Result<Option<String>, PitrFailure> {
+        if let Some(s) = &point.source
+            && sources.contains(s)
+        {
+            return Ok(Some(s.clone()));
+        }
+        let mut found = Vec::new();
+        for name in sources {
+            let segments = RepositorySegments::open_reader(repo.clone(), name)?;
+            let records = segments
+                .records()
+                .await
+                .map_err(|e| PitrFailure::Plan(PlanError::Archive(format!("{name}: {e}"))))?;
+            let mut servers: Vec<&str> = records
+                .iter()
+                .filter_map(|r| match r {
+                    rdump::binlog::Record::Segment(s) => s.server.as_deref(),
+                    rdump::binlog::Record::Gap(_) => None,
+                })
+                .collect();
+            servers.dedup();
+            if point.belongs_to(Some(name), &servers) == Some(true) {
+                found.push(name.clone());
+            }
+        }
+        Ok(if found.len() == 1 { found.pop() } else { None })
     }
 
     async fn run_with<S: SegmentSource>(
