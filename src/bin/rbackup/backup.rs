@@ -1,8 +1,10 @@
 //! `rbackup backup`: the directory dump (`dump::dir::run_to`) with the repository as its
 //! destination (`output::destination`): every file goes through the sink into
 //! `BackupWriter`, the manifest last, then the backup is committed with the manifest's
-//! databases and coordinates. The connection and selection options are rdump's, parsed by
-//! its own parser (option groups `[client]` and `[rbackup]`).
+//! databases and coordinates, and the server's identity and binlog source (which binlog
+//! archive point-in-time restores may pair it with: `binlog::replay`). The connection and
+//! selection options are rdump's, parsed by its own parser (option groups `[client]` and
+//! `[rbackup]`).
 //!
 //! Not for: the dump itself (`rdump::dump`), the repository format (`rdump::backup`).
 
@@ -28,7 +30,10 @@ groups of the option files: -h -P -S -u -p --ssl-* ..., --databases DB... or
 default roles, as rdump --system=users; mysql's privilege tables are left out of the
 dump of `mysql`),
 --threads N (default 4), --format=sql|csv (default csv), --chunk-size N. See rdump --help.
-rbackup's own options may come anywhere.
+rbackup's own options may come anywhere. The backup records its server's identity
+(MySQL's server_uuid; MariaDB's <hostname>-<port>-<server_id>) and, with --source NAME,
+the name `rbackup binlog --source` gave the server's binlog archive: point-in-time
+restores pair it only with that server's archive.
 
 Exit codes:
   0  success: the backup's ID is on stdout
