@@ -45,8 +45,11 @@
 //! refused naming the sources the backups have. A backup that records neither, or an
 //! archive that records neither (made before rbackup recorded them; a `local` directory
 //! archive), cannot be checked: the backup is a candidate, as before, and the plan says
-//! so. Walking, the segment holding the backup's coordinates must be its server's
-//! (else the next older backup is tried), and a segment of another server than the one
+//! so. Walking, the segment holding the backup's coordinates must be its server's, and
+//! the transactions around the coordinates must agree with the backup's GTID position
+//! (the one ending there held by it, the one beginning there not), else the next older
+//! backup is tried (this catches a server re-initialized under the same identity and
+//! binlog names, whose GTIDs start again); a segment of another server than the one
 //! before it ends the archive there (refused, named).
 //!
 //! Not for: applying the plan (`apply`), reading snapshots (the caller makes
@@ -649,6 +652,10 @@ pub async fn plan<S: SegmentSource>(
                 last_err = Some(PlanError::Archive(m));
                 continue;
             }
+            Err(WalkError::NotItsHistory(m)) => {
+                last_err = Some(PlanError::Refused(m));
+                continue;
+            }
             Err(WalkError::Plan(e)) => return Err(e),
             Ok(mut p) => {
                 if b.belongs_to(name, &servers).is_none() {
@@ -777,6 +784,10 @@ enum WalkError {
     /// The backup's coordinates are not between two transactions of the archive (another
     /// server's backup with the same binlog names, or damage): an older backup may serve.
     NotABoundary(String),
+    /// The transactions around the backup's coordinates disagree with its GTID position
+    /// (another server's history with the same binlog names: a server re-initialized, or
+    /// another one): an older backup may serve.
+    NotItsHistory(String),
     Plan(PlanError),
 }
 
@@ -858,6 +869,11 @@ async fn walk<S: SegmentSource>(
     let mut seen_target_file = false;
     // The end of the last event included (or the backup's coordinates).
     let mut included_end = backup.position.clone();
+    // The GTID of the last transaction before the backup's coordinates (in their
+    // segment), and whether the transactions around them were checked against the
+    // backup's GTID position.
+    let mut gtid_before: Option<String> = None;
+    let mut checked_history = false;
     'records: for (ri, record) in records.iter().enumerate().skip(first_record) {
         let s = match record {
             Record::Gap(g) => {
@@ -970,6 +986,11 @@ async fn walk<S: SegmentSource>(
                 }
             };
             if fe.end <= from {
+                match fe.header.kind {
+                    kind::GTID => gtid_before = fe.gtid.map(|g| g.gtid.to_string()),
+                    kind::MYSQL_GTID => gtid_before = mysql_gtid(&fe.bytes, checksum),
+                    _ => {}
+                }
                 if fe.end == from {
                     if !fe.at_boundary {
                         return Err(not_a_boundary(backup).into());
@@ -998,6 +1019,10 @@ async fn walk<S: SegmentSource>(
                     end: fe.end,
                     time: fe.header.timestamp,
                 };
+                if !checked_history {
+                    checked_history = true;
+                    check_history(backup, gtid_before.as_deref(), txn.gtid.as_deref())?;
+                }
                 if let Target::Time(t) = target
                     && i64::from(txn.time) * 1_000_000 > *t
                 {
@@ -1097,6 +1122,9 @@ async fn walk<S: SegmentSource>(
             pieces.open = None;
         }
     }
+    if !checked_history {
+        check_history(backup, gtid_before.as_deref(), None)?;
+    }
     let stop = match stop {
         Some(s) => s,
         None => {
@@ -1164,6 +1192,44 @@ async fn walk<S: SegmentSource>(
         stop,
         notes: Vec::new(),
     })
+}
+
+/// The backup's GTID position must hold the transaction that ends at its coordinates
+/// (`before`) and not the one that begins there (`after`), as far as the archive shows
+/// them; else the archive at those coordinates is another history than the backup's.
+fn check_history(
+    backup: &BackupPoint,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<(), WalkError> {
+    let Some(set) = backup.gtid.as_deref() else {
+        return Ok(());
+    };
+    let wrong = |what: String| {
+        Err(WalkError::NotItsHistory(format!(
+            "backup {} (binlog {}, GTID {set}) is not of this archive's history: {what}; \
+             another server's binlog with the same file names, or the server was \
+             re-initialized",
+            backup.id, backup.position
+        )))
+    };
+    if let Some(g) = before
+        && gtid_set_contains(set, g) == Some(false)
+    {
+        return wrong(format!(
+            "the archive's transaction right before its coordinates is {g}, which its GTID \
+             position does not hold"
+        ));
+    }
+    if let Some(g) = after
+        && gtid_set_contains(set, g) == Some(true)
+    {
+        return wrong(format!(
+            "the archive's transaction right after its coordinates is {g}, which its GTID \
+             position already holds"
+        ));
+    }
+    Ok(())
 }
 
 fn not_a_boundary(backup: &BackupPoint) -> WalkError {
@@ -1931,6 +1997,57 @@ mod tests {
             e.contains("changes servers") && e.contains("srv-other"),
             "{e}"
         );
+    }
+
+    /// A server re-initialized under the same identity and binlog names starts its GTIDs
+    /// again: a backup whose GTID position disagrees with the transactions around its
+    /// coordinates in the archive is not loaded; an older one that agrees serves.
+    #[test]
+    fn a_backup_of_another_history_at_the_same_coordinates_gives_way() {
+        let (a, backups, at) = archive();
+        let after_5 = Position {
+            file: "b.000001".into(),
+            pos: at[&5].1,
+        };
+        // Holds fewer transactions than the archive before its coordinates (0-1-5).
+        let reinit = backup("reinit", 200, after_5.clone(), 2);
+        // Holds the transaction after them (0-1-6) already.
+        let ahead = backup("ahead", 200, after_5, 7);
+        for b in [reinit, ahead] {
+            let id = b.id.clone();
+            let e = run(plan(&a, &[b.clone()], &Target::Latest, &[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("backup {id} ")) && e.contains("not of this archive's history"),
+                "{e}"
+            );
+            let p = run(plan(&a, &[backups[0].clone(), b], &Target::Latest, &[])).unwrap();
+            assert_eq!(p.backup.id, "old");
+        }
+        // At the very end of the archive (no transaction after): the one before counts.
+        let mut a = Arch::new("b.000001");
+        for seq in 1..=3 {
+            a.txn(seq, 100 + seq as u32, false);
+        }
+        a.cut();
+        let e = run(plan(
+            &a,
+            &[backup("end", 1, a.here(), 1)],
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not of this archive's history"), "{e}");
+        let p = run(plan(
+            &a,
+            &[backup("end", 1, a.here(), 3)],
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(p.transactions, 0);
     }
 
     #[test]
