@@ -43,9 +43,9 @@
 //! archive when the names are equal or the archive's segments record its server's
 //! identity; with neither, it is not a candidate, and when no backup belongs the plan is
 //! refused naming the sources the backups have. A backup that records neither, or an
-//! archive that records neither (made before rbackup recorded them; a `local` directory
-//! archive), cannot be checked: the backup is a candidate, as before, and the plan says
-//! so. Walking, the segment holding the backup's coordinates must be its server's, and
+//! archive whose segments record no server (made before rbackup recorded them; a
+//! `local` directory archive) and whose name is not the backup's, cannot be checked: the
+//! backup is a candidate, as before, and the plan says so. Walking, the segment holding the backup's coordinates must be its server's, and
 //! the transactions around the coordinates must agree with the backup's GTID position
 //! (the one ending there held by it, the one beginning there not), else the next older
 //! backup is tried (this catches a server re-initialized under the same identity and
@@ -92,14 +92,20 @@ impl BackupPoint {
     /// Whether the backup belongs to the archive named `name` whose segments record the
     /// server identities `servers` (see the module doc); `None`: it records no source.
     pub fn belongs_to(&self, name: Option<&str>, servers: &[&str]) -> Option<bool> {
-        if (self.source.is_none() && self.server.is_none())
-            || (name.is_none() && servers.is_empty())
-        {
+        if self.source.is_none() && self.server.is_none() {
             return None;
         }
         let by_name = name.is_some() && self.source.as_deref() == name;
         let by_server = self.server.as_deref().is_some_and(|s| servers.contains(&s));
-        Some(by_name || by_server)
+        if by_name || by_server {
+            return Some(true);
+        }
+        // An archive whose segments record no server (archived by an older rbackup)
+        // cannot be checked but by name.
+        if servers.is_empty() {
+            return None;
+        }
+        Some(false)
     }
 }
 
@@ -1986,6 +1992,17 @@ mod tests {
             "{:?}",
             p.describe()
         );
+        // An archive whose segments record no server (an older archiver): a backup
+        // named for another source cannot be checked; used, and the plan says so.
+        let mut unrecorded = Arch::new("b.000001");
+        unrecorded.name = Some("a".into());
+        unrecorded.txn(1, 101, false);
+        let x = unrecorded.here();
+        unrecorded.txn(2, 102, false);
+        unrecorded.cut();
+        let named = backup_of("named", 100, x, 1, "srv-a", "srv-a");
+        let p = run(plan(&unrecorded, &[named], &Target::Latest, &[])).unwrap();
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
         // Segments of another server later in the archive: nothing crosses them.
         a.server = Some("srv-other".into());
         a.txn(7, 107, false);
