@@ -1952,9 +1952,14 @@ mod tests {
             assert!(p.notes.is_empty());
         }
         // Only the other server's: refused, naming both sides.
-        let e = run(plan(&a, &[theirs.clone()], &Target::Latest, &[]))
-            .unwrap_err()
-            .to_string();
+        let e = run(plan(
+            &a,
+            std::slice::from_ref(&theirs),
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("no backup in the repository is of the source")
                 && e.contains("(a, server srv-a)")
@@ -2032,7 +2037,7 @@ mod tests {
         let ahead = backup("ahead", 200, after_5, 7);
         for b in [reinit, ahead] {
             let id = b.id.clone();
-            let e = run(plan(&a, &[b.clone()], &Target::Latest, &[]))
+            let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
                 .unwrap_err()
                 .to_string();
             assert!(
