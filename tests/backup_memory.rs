@@ -163,6 +163,8 @@ async fn peak_memory_does_not_grow_with_the_backup() {
 /// Runs the `rbackup` binary with `args` and returns its peak RSS (KiB, `ru_maxrss`).
 fn peak_rss_of_rbackup(args: &[&str]) -> u64 {
     use std::os::unix::process::ExitStatusExt;
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"))
         .args(args)
         .env_remove("RBACKUP_CONFIG")

@@ -523,6 +523,50 @@ async fn copy_binlogs(
 mod tests {
     use super::*;
 
+    fn seg(file: &str, start: u64, end: u64) -> ArchiveObject {
+        ArchiveObject {
+            name: String::new(),
+            size: 0,
+            kind: ObjectKind::Segment {
+                file: file.into(),
+                start,
+                end,
+            },
+        }
+    }
+
+    fn at(file: &str, pos: u64) -> Position {
+        Position {
+            file: file.into(),
+            pos,
+        }
+    }
+
+    #[test]
+    fn the_cut_is_the_oldest_held_backup_within_either_archive() {
+        let src = [
+            seg("b.000001", 4, 1000),
+            seg("b.000001", 1000, 2000),
+            seg("b.000002", 4, 500),
+        ];
+        // The destination pruned before its backup at b.000001:1000.
+        let dst = [seg("b.000001", 1000, 2000)];
+        let held = [at("b.000001", 1000), at("b.000002", 100)];
+        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000001", 1000)));
+        // No backup held, or none inside either archive: nothing is left out.
+        assert_eq!(copy_cut(&src, &dst, &[]), None);
+        assert_eq!(copy_cut(&src, &dst, &[at("other.000009", 4)]), None);
+        // The source pruned further than the destination: the destination's oldest
+        // backup (in its own archive only) still holds the cut, so what it needs of the
+        // source's comes.
+        let src = [seg("b.000002", 4, 500)];
+        let dst = [seg("b.000001", 1000, 2000)];
+        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000001", 1000)));
+        // A held backup the destination's archive does not reach yet, in the source's.
+        let dst: [ArchiveObject; 0] = [];
+        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000002", 100)));
+    }
+
     #[test]
     fn binlog_stems_drop_the_storage_id() {
         let id = "ab".repeat(32);
