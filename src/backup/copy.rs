@@ -49,7 +49,10 @@
 //! side, and the destination writer's packs (`writer`: the open pack and the upload
 //! queue); nothing grows with a file's or a backup's size but the lists of blob IDs.
 //! What grows with the repositories: the source's index (`reader`) and the destination's
-//! known blob IDs (`writer`). Measured in tests/backup_memory.rs.
+//! known blob IDs (`writer`). Measured (tests/backup_memory.rs, debug build, AMD EPYC,
+//! Linux 6.18): in process, 36.8 MiB peak RSS copying a 32 MiB backup, 39.0 MiB a 96 MiB
+//! one; the `rbackup copy` binary, 51.1 MiB for a 64 MiB backup and 59.1 MiB for a 320
+//! MiB one (the difference is the pack uploads in flight, which vary from run to run).
 //!
 //! Both repositories are held under a shared lock for the whole copy (prune waits).
 
