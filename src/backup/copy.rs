@@ -33,8 +33,9 @@
 //! code (`segments::seal_segment`, `seal_gap`: a MAC under the destination's naming key,
 //! the destination's recipient), source by source in archive order. One that fails a
 //! check is refused, naming it, and the copy stops: a tampered source segment is never
-//! laundered with a valid destination MAC. A segment is held in memory whole (segments
-//! are a few MiB: the archiver's size limit).
+//! laundered with a valid destination MAC. A segment is held in memory whole, with its
+//! compressed and encrypted copies while it is sealed (segments are at most the
+//! archiver's 16 MiB, or one bigger event).
 //!
 //! What the destination needs: not the objects that end at or before the oldest
 //! coordinates of the backups it holds (after this run's copies), which its own prune
