@@ -740,6 +740,9 @@ impl IndexTable {
         let listing = store.list("index").await?;
         // 44 bytes of index object per blob: room for every row at once.
         let room: u64 = listing.iter().map(|l| l.size / 44).sum();
+        // Sizes come from the storage's listing: past 64 Mi blobs (2 TiB of chunks) the
+        // vector grows as it fills rather than trusting them.
+        let room = room.min(1 << 26);
         let mut rows: Vec<Row> = Vec::with_capacity(room as usize);
         let mut packs: Vec<[u8; 32]> = Vec::new();
         let mut numbers: HashMap<[u8; 32], u32> = HashMap::new();

@@ -83,6 +83,9 @@ impl RepositoryReader {
         // Every blob takes 44 bytes of an index object (its ID in the presence part, 12
         // bytes of location): room for all of them at once, never doubled while growing.
         let room: u64 = listing.iter().map(|l| l.size / 44).sum();
+        // Sizes come from the storage's listing: past 64 Mi blobs (2 TiB of chunks) the
+        // vector grows as it fills rather than trusting them.
+        let room = room.min(1 << 26);
         let mut blobs: Vec<(BlobId, Location)> = Vec::with_capacity(room as usize);
         for listed in listing {
             let data = repo.store.get(&listed.name).await?;
