@@ -66,6 +66,17 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
 /// One backup of `files` written through the library with the writer key; its ID and the
 /// bytes it stored.
 async fn backup_files(url: &str, writer_key: &Path, files: &[(String, Vec<u8>)]) -> (String, u64) {
+    backup_at(url, writer_key, files, ("mysql-bin.000001", 4), None).await
+}
+
+/// `backup_files` with the backup's binlog coordinates and time given.
+async fn backup_at(
+    url: &str,
+    writer_key: &Path,
+    files: &[(String, Vec<u8>)],
+    (file, position): (&str, u64),
+    time: Option<&str>,
+) -> (String, u64) {
     let access = Access::writer_key_file(writer_key).unwrap();
     let repo = backup::open(url, &access, &StoreOptions::default())
         .await
@@ -82,8 +93,9 @@ async fn backup_files(url: &str, writer_key: &Path, files: &[(String, Vec<u8>)])
     }
     let (id, snap) = w
         .commit(SnapshotInfo {
+            time: time.map(str::to_string),
             tags: vec!["nightly".into()],
-            meta: json!({"databases": ["db"], "coordinates": {"file": "mysql-bin.000001", "position": 4}}),
+            meta: json!({"databases": ["db"], "coordinates": {"file": file, "position": position}}),
             ..Default::default()
         })
         .await
@@ -177,8 +189,35 @@ fn ids(url: &str, identity: &str, env: &[(&str, String)]) -> Vec<(String, String
         .collect()
 }
 
+/// Binlog events from `start` to `end` of a file, as a server writes them: each with its
+/// header (size, and the position where it ends), a body of noise and its CRC32.
+fn events(start: u64, end: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut pos = start;
+    while pos < end {
+        let left = (end - pos) as usize;
+        let mut size = left.min(4096);
+        if left > size && left - size < 23 {
+            size = left - 23;
+        }
+        assert!(size >= 23, "{start}-{end}: too short for an event");
+        let at = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.push(2); // QUERY
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(size as u32).to_le_bytes());
+        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&noise(pos, size - 23));
+        let crc = crc32fast::hash(&out[at..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        pos += size as u64;
+    }
+    out
+}
+
 /// A binlog segment committed as the archiver (`rbackup binlog`) commits it, with the
-/// writer key: `end - start` bytes of events whose last one is dated `last_time`.
+/// writer key: events from `start` to `end` (`events`), the last one dated `last_time`.
 async fn put_segment(
     url: &str,
     writer_key: &Path,
@@ -187,6 +226,29 @@ async fn put_segment(
     start: u64,
     end: u64,
     last_time: chrono::DateTime<chrono::Utc>,
+) -> String {
+    put_segment_bytes(
+        url,
+        writer_key,
+        source,
+        file,
+        (start, end),
+        last_time,
+        events(start, end),
+    )
+    .await
+}
+
+/// `put_segment` with the events given (which may be damaged: the segment's CRC32 and
+/// BLAKE3 are of these bytes, and its MAC is valid).
+async fn put_segment_bytes(
+    url: &str,
+    writer_key: &Path,
+    source: &str,
+    file: &str,
+    (start, end): (u64, u64),
+    last_time: chrono::DateTime<chrono::Utc>,
+    bytes: Vec<u8>,
 ) -> String {
     use rdump::backup::segments::RepositorySegments;
     use rdump::binlog::segment::{Segment, SegmentStore};
@@ -197,7 +259,6 @@ async fn put_segment(
     )
     .await
     .unwrap();
-    let bytes = noise(start, (end - start) as usize);
     let segment = Segment {
         file: file.to_string(),
         start,
@@ -210,7 +271,7 @@ async fn put_segment(
         rotate_to: None,
         ends_with_stop: false,
         format_description: vec![1, 2, 3],
-        crc32: 0,
+        crc32: crc32fast::hash(&bytes),
         server: None,
     };
     let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
@@ -227,6 +288,16 @@ async fn put_segment(
         .find(|l| l.name.starts_with(&prefix))
         .unwrap()
         .name
+}
+
+/// The binlog objects under `repo/binlog`, by relative name without the storage ID.
+fn binlog_stems(repo: &Path) -> Vec<String> {
+    let mut out: Vec<String> = tree(&repo.join("binlog"))
+        .into_keys()
+        .map(|k| k.rsplit_once('.').unwrap().0.to_string())
+        .collect();
+    out.sort();
+    out
 }
 
 fn s3_env(server: &common::s3::MotoServer) -> Vec<(&'static str, String)> {
@@ -843,4 +914,204 @@ async fn config_file_metrics_file_and_json_logs() {
     let out = rbackup(&["--config", cfg, "list"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rbackup.toml"));
+}
+
+/// Issue 14: copy brought back, on every run, the binlog segments the destination's prune
+/// had removed. Now it leaves out what ends at or before the oldest coordinates of the
+/// backups the destination holds: copy, prune the destination, copy again (with the
+/// destination's writer key, then with its reader key): nothing pruned comes back, a new
+/// segment still goes, and the destination verifies and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_after_the_destination_pruned_brings_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let files = vec![("db/t.00001.csv".to_string(), noise(7, 300 << 10))];
+    let t = chrono::Utc::now();
+    backup_at(
+        src_url,
+        &src_wk,
+        &files,
+        ("mysql-bin.000001", 4),
+        Some("2026-01-01T00:00:00Z"),
+    )
+    .await;
+    backup_at(
+        src_url,
+        &src_wk,
+        &files,
+        ("mysql-bin.000001", 2000),
+        Some("2026-01-02T00:00:00Z"),
+    )
+    .await;
+    for (file, start, end) in [
+        ("mysql-bin.000001", 4, 1000),
+        ("mysql-bin.000001", 1000, 2000),
+        ("mysql-bin.000001", 2000, 3000),
+        ("mysql-bin.000001", 3000, 4000),
+    ] {
+        put_segment(src_url, &src_wk, "s1", file, start, end, t).await;
+    }
+    let copy = |key: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--repo",
+            src_url,
+            "--identity-file",
+            &src_id,
+            "--to",
+            dst_url,
+        ];
+        args.extend_from_slice(key);
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let writer = ["--to-writer-key-file", dst_wk.to_str().unwrap()];
+    let reader = ["--to-identity-file", &dst_id];
+    copy(&writer);
+    assert_eq!(binlog_stems(&dst).len(), 4, "{:?}", binlog_stems(&dst));
+
+    let out = rbackup(
+        &[
+            "prune",
+            "--repo",
+            dst_url,
+            "--identity-file",
+            &dst_id,
+            "--keep-last",
+            "1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let kept = vec![
+        "s1/mysql-bin.000001/00000000000000002000-00000000000000003000".to_string(),
+        "s1/mysql-bin.000001/00000000000000003000-00000000000000004000".to_string(),
+    ];
+    assert_eq!(binlog_stems(&dst), kept, "{}", text(&out));
+
+    // Copy again with the writer key (the destination's snapshots known through the
+    // copy markers), a new segment archived meanwhile.
+    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
+    let said = copy(&writer);
+    assert!(said.contains("left out 2 binlog objects"), "{said}");
+    let mut now_kept = kept.clone();
+    now_kept.push("s1/mysql-bin.000001/00000000000000004000-00000000000000005000".to_string());
+    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+    // And with a reader key (the destination's snapshots read).
+    let said = copy(&reader);
+    assert!(said.contains("left out 2 binlog objects"), "{said}");
+    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+
+    let out = rbackup(
+        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let at_dst = ids(dst_url, &dst_id, &[]);
+    assert_eq!(at_dst.len(), 1);
+    assert_eq!(
+        restore_tree(dst_url, &dst_id, &at_dst[0].0, dir.path(), &[]),
+        expected(&files)
+    );
+}
+
+/// Issue 14: copy gives every segment a MAC under the destination's naming key; it used to
+/// check only the source MAC and the events' BLAKE3, so a segment whose events fail their
+/// CRC32 (damaged before the archiver sealed it, or sealed by anyone holding the source's
+/// writer key), or one renamed to other positions, came out valid at the destination.
+/// Now each is refused, naming it, and nothing of it reaches the destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let t = chrono::Utc::now();
+    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
+    let args = [
+        "copy",
+        "--repo",
+        src_url,
+        "--identity-file",
+        &src_id,
+        "--to",
+        dst_url,
+        "--to-writer-key-file",
+        dst_wk.to_str().unwrap(),
+    ];
+
+    // Events whose CRC32 fails (one byte of the second event's body changed), in a
+    // segment whose own CRC32, BLAKE3 and MAC are of these bytes.
+    let mut bad = events(3000, 9000);
+    bad[4096 + 100] ^= 1;
+    let bad_name = put_segment_bytes(
+        src_url,
+        &src_wk,
+        "s1",
+        "mysql-bin.000001",
+        (3000, 9000),
+        t,
+        bad,
+    )
+    .await;
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&bad_name) && said.contains("CRC32"), "{said}");
+    assert!(
+        !binlog_stems(&dst)
+            .iter()
+            .any(|s| s.contains("-00000000000000009000")),
+        "{:?}",
+        binlog_stems(&dst)
+    );
+    std::fs::remove_file(src.join(&bad_name)).unwrap();
+
+    // A valid segment put under another name (its storage ID still matches its bytes).
+    let good = put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 3000, 9000, t).await;
+    let id = good.rsplit_once('.').unwrap().1;
+    let moved = format!("binlog/s1/mysql-bin.000002/{:020}-{:020}.{id}", 3000, 9000);
+    std::fs::create_dir_all(src.join("binlog/s1/mysql-bin.000002")).unwrap();
+    std::fs::copy(src.join(&good), src.join(&moved)).unwrap();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&moved) && said.contains("not what its name says"),
+        "{said}"
+    );
+    assert!(
+        !binlog_stems(&dst)
+            .iter()
+            .any(|s| s.contains("mysql-bin.000002")),
+        "{:?}",
+        binlog_stems(&dst)
+    );
+    std::fs::remove_file(src.join(&moved)).unwrap();
+
+    // What is whole copies.
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        binlog_stems(&dst),
+        [
+            "s1/mysql-bin.000001/00000000000000000004-00000000000000003000",
+            "s1/mysql-bin.000001/00000000000000003000-00000000000000009000"
+        ]
+    );
 }

@@ -36,7 +36,8 @@
 //!   packs and the one being encrypted and uploaded (each 4 MiB by default, twice while
 //!   encrypted); the reader one decrypted pack per file being read. What grows with the
 //!   repository is the set of known blob IDs (32 bytes plus the hash set's overhead per
-//!   blob), for a reader the index (about 80 bytes per blob), and, while a file is
+//!   blob), for a reader the index (48 bytes per blob, a sorted vector), for prune about
+//!   85 bytes per blob (`prune`'s "Memory"), and, while a file is
 //!   written, its list of blob IDs (32 bytes per 32 KiB on average).
 //!
 //! Not for: SQL, connections or dump formats. The dump pipeline feeds `BackupWriter`

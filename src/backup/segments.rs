@@ -573,6 +573,64 @@ fn check_id(object: &str, stored: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A segment object as stored under `keys`: its name (`binlog/<source>/<file>/<start>-<end>.<id>`)
+/// and its bytes (header with the MAC under `keys`' naming key, events, zstd, age). The
+/// archiver's commit and `copy` (which re-seals a checked source segment for the
+/// destination) both make it here.
+pub fn seal_segment(
+    keys: &Keys,
+    source: &str,
+    segment: &Segment,
+    bytes: &[u8],
+) -> std::io::Result<(String, Vec<u8>)> {
+    let mut header = SegmentHeader {
+        version: VERSION,
+        source: source.to_string(),
+        segment: segment.clone(),
+        blake3: blake3::hash(bytes).to_hex().to_string(),
+        mac: String::new(),
+    };
+    header.mac = keys
+        .naming
+        .binlog_mac(&canonical(&header, |h| h.mac.clear()));
+    let mut encoder =
+        zstd::stream::write::Encoder::new(Vec::with_capacity(bytes.len() / 3 + 4096), ZSTD_LEVEL)?;
+    serde_json::to_writer(&mut encoder, &header)?;
+    encoder.write_all(b"\n")?;
+    encoder.write_all(bytes)?;
+    let compressed = encoder.finish()?;
+    let stored = keys.encrypt(&compressed);
+    drop(compressed);
+    let name = format!(
+        "binlog/{source}/{}/{:020}-{:020}.{}",
+        segment.file,
+        segment.start,
+        segment.end,
+        storage_id(&stored)
+    );
+    Ok((name, stored))
+}
+
+/// A gap object as stored under `keys`: its name (`binlog/<source>/gaps/<file>-<pos>.<id>`)
+/// and its bytes (JSON with the MAC under `keys`' naming key, age).
+pub fn seal_gap(keys: &Keys, source: &str, gap: &Gap) -> (String, Vec<u8>) {
+    let mut g = GapObject {
+        version: VERSION,
+        source: source.to_string(),
+        gap: gap.clone(),
+        mac: String::new(),
+    };
+    g.mac = keys.naming.binlog_mac(&canonical(&g, |g| g.mac.clear()));
+    let stored = keys.encrypt(&serde_json::to_vec(&g).expect("a gap serializes"));
+    let name = format!(
+        "binlog/{source}/gaps/{}-{:020}.{}",
+        gap.resume_at.file,
+        gap.resume_at.pos,
+        storage_id(&stored)
+    );
+    (name, stored)
+}
+
 fn store_error(e: BackupError) -> StoreError {
     Box::new(e)
 }
@@ -611,57 +669,12 @@ impl SegmentStore for RepositorySegments {
                 segment.file
             ))));
         }
-        let mut header = SegmentHeader {
-            version: VERSION,
-            source: self.source.clone(),
-            segment: segment.clone(),
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-            mac: String::new(),
-        };
-        header.mac = self
-            .keys()
-            .naming
-            .binlog_mac(&canonical(&header, |h| h.mac.clear()));
-        let mut encoder = zstd::stream::write::Encoder::new(
-            Vec::with_capacity(bytes.len() / 3 + 4096),
-            ZSTD_LEVEL,
-        )?;
-        serde_json::to_writer(&mut encoder, &header)?;
-        encoder.write_all(b"\n")?;
-        encoder.write_all(bytes)?;
-        let compressed = encoder.finish()?;
-        let stored = self.keys().encrypt(&compressed);
-        drop(compressed);
-        let name = format!(
-            "{}{}/{:020}-{:020}.{}",
-            self.prefix,
-            segment.file,
-            segment.start,
-            segment.end,
-            storage_id(&stored)
-        );
+        let (name, stored) = seal_segment(self.keys(), &self.source, segment, bytes)?;
         self.put_synced(&name, stored).await.map_err(store_error)
     }
 
     async fn record_gap(&mut self, gap: &Gap) -> std::result::Result<(), StoreError> {
-        let mut g = GapObject {
-            version: VERSION,
-            source: self.source.clone(),
-            gap: gap.clone(),
-            mac: String::new(),
-        };
-        g.mac = self
-            .keys()
-            .naming
-            .binlog_mac(&canonical(&g, |g| g.mac.clear()));
-        let stored = self.keys().encrypt(&serde_json::to_vec(&g)?);
-        let name = format!(
-            "{}gaps/{}-{:020}.{}",
-            self.prefix,
-            gap.resume_at.file,
-            gap.resume_at.pos,
-            storage_id(&stored)
-        );
+        let (name, stored) = seal_gap(self.keys(), &self.source, gap);
         self.put_synced(&name, stored).await.map_err(store_error)
     }
 }

@@ -996,7 +996,7 @@ pub fn coordinates(meta: &serde_json::Value) -> Option<Position> {
 
 /// Checks each event of a segment's bytes: its framing, CRC32 (when the file has them) and
 /// position. `None` when all is well, else what is wrong.
-fn check_events(segment: &Segment, bytes: &[u8]) -> Option<String> {
+pub fn check_events(segment: &Segment, bytes: &[u8]) -> Option<String> {
     use crate::binlog::event;
     let checksum = event::format_description_checksum(&segment.format_description)
         .unwrap_or(event::Checksum::Crc32);
