@@ -759,3 +759,177 @@ fn checksums_of(s: &Server, db: &str) -> BTreeMap<String, String> {
         .map(|r| (r[0].clone(), r[1].clone()))
         .collect()
 }
+
+/// `rbackup backup --databases shop` of `source` into `repo`: its ID.
+fn backup_shop(repo: &str, pass: &str, source: &Server) -> String {
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(source));
+    a.extend(["--databases", "shop", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The drill's binlog replay paths. A write made with `sql_log_bin=0` on the source after
+/// backup A (a row the binlog never saw) and then an UPDATE of that row, which the binlog
+/// has: replaying the archive onto A's restore cannot find the row, so the drill of A
+/// fails (exit 6), naming the transaction and the server's error, as `restore
+/// --to-latest` would. A binlog purged on the source before it was archived (a gap) after
+/// backup B: the drill of B (into a given target, to look at what was replayed) replays up
+/// to the gap, records the gap, and passes.
+#[test]
+fn drill_replay_fails_naming_the_transaction_and_stops_at_a_gap_without_failing() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t SELECT seq, 'row' FROM shop.seq_1_to_10;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = |code: i32| {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "binlog --once: {}",
+            text(&out)
+        );
+    };
+    archive(0);
+    let a = backup_shop(repo, pass, &source);
+    source.sql(
+        "INSERT INTO shop.t VALUES (11, 'after A'); \
+         SET SESSION sql_log_bin = 0; INSERT INTO shop.t VALUES (50, 'unlogged'); \
+         SET SESSION sql_log_bin = 1; UPDATE shop.t SET v = 'changed' WHERE id = 50;",
+    );
+    let failing = source.sql_value("SELECT @@gtid_binlog_pos");
+    archive(0);
+    let b = backup_shop(repo, pass, &source);
+    source.sql("INSERT INTO shop.t VALUES (12, 'after B')");
+    archive(0);
+    // Binlogs purged before they were archived: a gap after 12.
+    source.sql("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (13, 'lost'); FLUSH BINARY LOGS;");
+    let current = source.sql_rows("SHOW MASTER STATUS")[0][0].clone();
+    // A file a dump thread still reads is not purged: wait for the last archiver's to go.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.sql_value(
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'",
+    ) != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the archiver's dump thread stays"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    source.sql(&format!(
+        "PURGE BINARY LOGS TO '{current}'; INSERT INTO shop.t VALUES (14, 'after the gap');"
+    ));
+    assert_eq!(source.sql_rows("SHOW BINARY LOGS")[0][0], current);
+    archive(3);
+
+    let drill = |id: &str, more: &[String]| {
+        let mut a: Vec<String> = [
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            id,
+            "--threads",
+            "2",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(more.iter().cloned());
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        let record: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        eprintln!("drill {id}: {}\n{record:#}", text(&out));
+        (out.status.code(), record, text(&out))
+    };
+
+    // A: the UPDATE of the unlogged row fails on the scratch server.
+    let (code, record, said) = drill(&a, &[]);
+    assert_eq!(code, Some(6), "{said}");
+    assert_eq!(record["verdict"], "failed", "{record:#}");
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], false, "{record:#}");
+    let error = replay["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("transaction {failing}")) && error.contains("Can't find record"),
+        "{record:#}"
+    );
+    assert!(
+        record["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the binlog replay failed") && m.contains(&failing)),
+        "{record:#}"
+    );
+    // The tables themselves restored as recorded: the comparison came first.
+    assert!(
+        record["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["result"] == "ok"),
+        "{record:#}"
+    );
+
+    // B: replayed up to the gap (12 in, 13 lost, 14 after the gap), the gap recorded.
+    let mut into_target = vec!["--target".to_string()];
+    into_target.extend(connection(&target));
+    let (code, record, said) = drill(&b, &into_target);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(record["verdict"], "passed", "{record:#}");
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], true, "{record:#}");
+    assert_eq!(replay["transactions"], 1, "{record:#}");
+    assert!(
+        replay["gap"]["resume_at"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(&format!("{current}:"))),
+        "{record:#}"
+    );
+    assert!(
+        replay["stop"]["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("a gap in the archive")),
+        "{record:#}"
+    );
+    assert!(said.contains("a gap in the archive"), "{said}");
+    assert_eq!(
+        target.sql_rows("SELECT id FROM shop.t WHERE id > 10 ORDER BY id"),
+        vec![
+            vec!["11".to_string()],
+            vec!["12".to_string()],
+            vec!["50".to_string()]
+        ]
+    );
+    // `list` shows B's last drill as passed.
+    let out = rbackup(
+        &["list", "--repo", repo, "--passphrase-file", pass, "--json"],
+        &[],
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = list.iter().find(|s| s["id"] == b.as_str()).unwrap();
+    assert_eq!(listed["last_drill"]["verdict"], "passed", "{listed:#}");
+}

@@ -22,6 +22,8 @@
 //! - `Gtid(g)`: every transaction up to and including `g`.
 //! - `Position(file:pos)`: every transaction that ends at or before `pos` in `file`.
 //! - `Latest`: every complete transaction archived (an unfinished last one is left out).
+//! - `EndOfWindow` (a restore drill's): as `Latest`, but a gap or a missing segment after
+//!   the backup ends the replay there instead of refusing it (the stop says which).
 //!
 //! Not for: applying the plan (`apply`), reading snapshots (the caller makes
 //! `BackupPoint`s), where the archive is stored (any `SegmentSource`).
@@ -60,6 +62,10 @@ pub enum Target {
     Gtid(String),
     Position(Position),
     Latest,
+    /// The end of the backup's window: every complete transaction up to the end of the
+    /// archive or, where a gap or a missing segment comes first, up to it (what a restore
+    /// drill replays: a gap is then the window's end, not a refusal).
+    EndOfWindow,
 }
 
 impl fmt::Display for Target {
@@ -69,6 +75,7 @@ impl fmt::Display for Target {
             Target::Gtid(g) => write!(f, "GTID {g}"),
             Target::Position(p) => write!(f, "position {p}"),
             Target::Latest => write!(f, "the end of the archive"),
+            Target::EndOfWindow => write!(f, "the end of the backup's window"),
         }
     }
 }
@@ -661,8 +668,21 @@ async fn walk<S: SegmentSource>(
     let mut seen_target_file = false;
     // The end of the last event included (or the backup's coordinates).
     let mut included_end = backup.position.clone();
+    // With `EndOfWindow`: what ended the window before the end of the archive.
+    let mut window_end: Option<String> = None;
     'records: for (ri, record) in records.iter().enumerate().skip(first_record) {
         let s = match record {
+            Record::Gap(g) if matches!(target, Target::EndOfWindow) => {
+                window_end = Some(format!(
+                    "a gap in the archive: nothing archived from {} to {} ({})",
+                    g.after
+                        .as_ref()
+                        .map_or("the start".to_string(), |p| p.to_string()),
+                    g.resume_at,
+                    g.message
+                ));
+                break 'records;
+            }
             Record::Gap(g) => {
                 return Err(WalkError::Plan(PlanError::Refused(format!(
                     "GAP IN THE BINLOG ARCHIVE between backup {} ({}) and the target \
@@ -683,6 +703,13 @@ async fn walk<S: SegmentSource>(
             }
             Record::Segment(s) => s,
         };
+        if let Some(p) = prev
+            && matches!(target, Target::EndOfWindow)
+            && let Err(m) = follows(p, s)
+        {
+            window_end = Some(format!("the archive is not contiguous: {m}"));
+            break 'records;
+        }
         if let Some(p) = prev {
             follows(p, s).map_err(|m| {
                 PlanError::Refused(format!(
@@ -897,15 +924,19 @@ async fn walk<S: SegmentSource>(
                 pieces.trim(o.record, o.txn.start.pos);
             }
             match target {
-                Target::Latest => Stop {
+                Target::Latest | Target::EndOfWindow => Stop {
                     at: included_end.clone(),
-                    why: match &open {
-                        Some(o) => format!(
+                    why: match (&open, &window_end) {
+                        (Some(o), None) => format!(
                             "the end of the archive (its last {} is not complete yet and is \
                              left out)",
                             o.txn
                         ),
-                        None => "the end of the archive".into(),
+                        (None, None) => "the end of the archive".into(),
+                        (Some(o), Some(w)) => {
+                            format!("{w} (the {} cut by it is left out)", o.txn)
+                        }
+                        (None, Some(w)) => w.clone(),
                     },
                     next: open.as_ref().map(|o| o.txn.clone()),
                 },
@@ -1411,6 +1442,22 @@ mod tests {
         let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
         assert_eq!(p.backup.id, "after-gap");
         assert_eq!(replayed(&a, &p), seqs(5..=5));
+        // A drill's replay: up to the gap, which ends the window.
+        let p = run(plan(&a, &backups[..1], &Target::EndOfWindow, &[])).unwrap();
+        assert_eq!(p.backup.id, "before-gap");
+        assert_eq!(replayed(&a, &p), seqs(2..=2));
+        assert!(
+            p.stop
+                .why
+                .starts_with("a gap in the archive: nothing archived from b.000001:")
+                && p.stop.why.contains("to b.000003:4"),
+            "{}",
+            p.stop.why
+        );
+        // Without a gap after the backup, the end of the archive.
+        let p = run(plan(&a, &backups[1..], &Target::EndOfWindow, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(5..=5));
+        assert_eq!(p.stop.why, "the end of the archive");
     }
 
     #[test]
