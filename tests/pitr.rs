@@ -8,6 +8,11 @@
 //! DROP the final state with the table. A gap in the archive is refused, as is a target
 //! account without the replay privilege (before anything changes), and `--dry-run`
 //! touches nothing. `rbackup verify --drill` of the backup replays the archive after it.
+//!
+//! Also: a drill whose replay fails (a row written with `sql_log_bin=0`, then updated)
+//! fails naming the transaction, and one across a gap replays up to it and passes; prune
+//! with real backups and binlogs, then every kept backup restored to the end of its
+//! window with the source's checksums at that moment.
 
 mod common;
 
@@ -932,4 +937,175 @@ fn drill_replay_fails_naming_the_transaction_and_stops_at_a_gap_without_failing(
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let listed = list.iter().find(|s| s["id"] == b.as_str()).unwrap();
     assert_eq!(listed["last_drill"]["verdict"], "passed", "{listed:#}");
+}
+
+/// Where the source stood at one moment: GTID, binlog position, checksums of `shop`.
+struct Point {
+    gtid: String,
+    position: String,
+    sums: BTreeMap<String, String>,
+}
+
+fn point(s: &Server) -> Point {
+    let r = &s.sql_rows("SHOW MASTER STATUS")[0];
+    Point {
+        gtid: s.sql_value("SELECT @@gtid_binlog_pos"),
+        position: format!("{}:{}", r[0], r[1]),
+        sums: checksums_of(s, "shop"),
+    }
+}
+
+/// Prune end to end with real backups and binlogs (issue 14): four backups of a server
+/// under writes (DML, a CREATE TABLE, a binlog rotation), the archive brought up to date
+/// (`rbackup binlog --once`) before each; `prune --keep-last 2`; then every kept backup
+/// restores to the end of its window into the target, with the source's CHECKSUM TABLE
+/// at that moment: the older one to the last archived transaction before the newer
+/// (`--to-gtid`, planned from that backup; `--to-position` from it too, and as planned),
+/// the newest to the end
+/// of the archive. A point before the oldest kept backup is refused (its binlog went
+/// with the removed backups), and `verify --read-data` passes after the prune.
+#[test]
+fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
+    let started = Instant::now();
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; \
+         CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT, note VARCHAR(64)) \
+           ENGINE=InnoDB; \
+         CREATE TABLE shop.stock (id INT PRIMARY KEY, qty INT) ENGINE=InnoDB; \
+         CREATE TABLE shop.log (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(40)) ENGINE=MyISAM; \
+         INSERT INTO shop.stock SELECT seq, 100 FROM shop.seq_1_to_50;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert!(out.status.success(), "binlog --once: {}", text(&out));
+    };
+    let write = |round: u64| {
+        let mut sql = format!(
+            "INSERT INTO shop.orders (n, note) SELECT seq, CONCAT('r{round}-', seq) \
+               FROM shop.seq_1_to_3000; \
+             UPDATE shop.stock SET qty = qty - {round} WHERE id % 3 = {m}; \
+             DELETE FROM shop.orders WHERE n % 10 = {m}; \
+             INSERT INTO shop.log (what) VALUES ('round {round}');",
+            m = round % 3
+        );
+        match round {
+            // After the third backup: its window crosses binlog files.
+            6 => sql.push_str(" FLUSH BINARY LOGS;"),
+            3 => sql.push_str(
+                " CREATE TABLE shop.made (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; \
+                 INSERT INTO shop.made VALUES (1, 'a'), (2, 'b');",
+            ),
+            _ => {}
+        }
+        source.sql(&sql);
+    };
+    // ids[i]'s window ends where ends[i] was noted: right before the next backup, or at
+    // the end of the archive for the newest.
+    let mut ids = Vec::new();
+    let mut ends = Vec::new();
+    for round in 0..4u64 {
+        write(round * 2 + 1);
+        archive();
+        if round > 0 {
+            ends.push(point(&source));
+        }
+        ids.push(backup_shop(repo, pass, &source));
+        // Distinct snapshot times (second resolution) keep the order plain.
+        std::thread::sleep(Duration::from_millis(1100));
+        write(round * 2 + 2);
+    }
+    archive();
+    ends.push(point(&source));
+    assert!(ends[3].sums.contains_key("shop.made"), "{:?}", ends[3].sums);
+
+    let out = rbackup(
+        &[
+            "prune",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--keep-last",
+            "2",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for id in &ids[..2] {
+        assert!(t.contains(&format!("removed {}", &id[..10])), "{t}");
+    }
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--read-data",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "verify after prune: {}", text(&out));
+
+    let restore_shop = |what: &str, pitr: &[&str]| -> (Option<i32>, String) {
+        target.sql("DROP DATABASE IF EXISTS shop");
+        let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+            .map(String::from)
+            .to_vec();
+        a.extend(pitr.iter().map(|s| s.to_string()));
+        a.extend(connection(&target));
+        a.extend(["--threads=2", "--progress=never"].map(String::from));
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        eprintln!("{what}:\n{}", text(&out));
+        (out.status.code(), text(&out))
+    };
+    // The older kept backup, to the last transaction before the newer one.
+    let (code, said) = restore_shop("older, --to-gtid", &["--to-gtid", &ends[2].gtid]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(&format!("backup {}", ids[2])), "{said}");
+    assert_eq!(checksums_of(&target, "shop"), ends[2].sums, "{said}");
+    // By position the newer backup stands exactly there (nothing to replay): named, the
+    // older one replays its whole window.
+    let (code, said) = restore_shop(
+        "older, --to-position",
+        &[&ids[2], "--to-position", &ends[2].position],
+    );
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!("backup {}", ids[2])) && said.contains("first replayed: "),
+        "{said}"
+    );
+    assert_eq!(checksums_of(&target, "shop"), ends[2].sums, "{said}");
+    let (code, said) = restore_shop("--to-position", &["--to-position", &ends[2].position]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(checksums_of(&target, "shop"), ends[2].sums, "{said}");
+    // The newest, to the end of the archive.
+    let (code, said) = restore_shop("newest, --to-latest", &["--to-latest"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(&format!("backup {}", ids[3])), "{said}");
+    assert_eq!(checksums_of(&target, "shop"), ends[3].sums, "{said}");
+    // Before the oldest kept backup: its backups and binlog are gone.
+    let (code, said) = restore_shop("pruned", &["--to-gtid", &ends[0].gtid]);
+    assert_eq!(code, Some(1), "{said}");
+    eprintln!(
+        "prune then restore every kept backup: {:?}",
+        started.elapsed()
+    );
 }
