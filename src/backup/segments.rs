@@ -858,6 +858,41 @@ mod tests {
     }
 
     #[test]
+    fn a_heartbeat_needs_its_mac_and_its_source() {
+        let keys = Keys {
+            naming: crate::backup::keys::NamingKey::generate(),
+            recipient: None,
+            identity: None,
+        };
+        let mut h = Heartbeat {
+            version: VERSION,
+            source: "s1".into(),
+            file: "binlog.000002".into(),
+            pos: 4096,
+            time: "2026-06-10T12:00:00.000Z".into(),
+            mac: String::new(),
+        };
+        h.mac = keys.naming.heartbeat_mac(&canonical(&h, |h| h.mac.clear()));
+        let json = serde_json::to_vec(&h).unwrap();
+        assert_eq!(Heartbeat::decode(Some(&keys), "s1", &json), Some(h.clone()));
+        assert!(Heartbeat::decode(Some(&keys), "s2", &json).is_none());
+        let mut later = h.clone();
+        later.time = "2026-06-10T13:00:00.000Z".into();
+        let forged = serde_json::to_vec(&later).unwrap();
+        assert!(Heartbeat::decode(Some(&keys), "s1", &forged).is_none());
+        // Without a key it is taken as it is.
+        assert!(Heartbeat::decode(None, "s1", &forged).is_some());
+        assert_eq!(
+            h.at(),
+            Some(
+                "2026-06-10T12:00:00Z"
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .unwrap()
+            )
+        );
+    }
+
+    #[test]
     fn source_and_file_names_must_be_plain_components() {
         assert!(valid_component("3f2c1a-uuid-like-0001"));
         assert!(valid_component("db1.example.com-3306-1"));
