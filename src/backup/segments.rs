@@ -266,6 +266,7 @@ pub fn backup_point(
             pos,
         },
         gtid: c["gtid"].as_str().map(str::to_string),
+        databases: crate::binlog::filter::DatabaseFilter::from_meta(&snapshot.meta),
     })
 }
 

@@ -265,6 +265,14 @@ async fn replay(
         "last": plan.last.as_ref().map(ToString::to_string),
         "stop": {"at": plan.stop.at.to_string(), "why": plan.stop.why},
     });
+    if let Some(f) = &plan.backup.databases {
+        // A partial backup's replay: only its databases' events.
+        note["databases"] = f.describe().into();
+        note["other_databases"] = serde_json::json!({
+            "transactions_left_out": plan.other_databases.transactions,
+            "statements_cut": plan.other_databases.statements,
+        });
+    }
     let failed = |mut note: serde_json::Value, outcome: Outcome, m: String| {
         note["reason"] = format!("failed: {m}").into();
         note["error"] = m.clone().into();
