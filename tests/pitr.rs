@@ -1109,3 +1109,185 @@ fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
         started.elapsed()
     );
 }
+
+/// A backup of `shop` only (`--databases shop`) on a server that also writes into other
+/// databases after it: InnoDB rows in `other`, DDL in `other`, a `CREATE DATABASE other2`
+/// with a table, a transaction into both `shop` and `other`, DDL in `shop` without a
+/// default database. `restore --to-latest` into a fresh server gives `shop`'s final
+/// checksums, and neither `other` nor `other2` exists there; `--dry-run` says how many
+/// transactions were left out; a drill of the backup passes, replaying `shop`'s. Then a
+/// statement-logged `USE other; INSERT INTO shop.t ...` (the trap of default-database
+/// filtering) refuses the restore naming its GTID, and `--skip-gtid` of it restores
+/// `shop` without that row.
+#[test]
+fn a_partial_backup_restores_and_drills_only_its_databases() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t SELECT seq, 'row' FROM shop.seq_1_to_10; \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO other.t SELECT seq, 'o' FROM other.seq_1_to_10;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_shop(repo, pass, &source);
+    source.sql(
+        "INSERT INTO shop.t VALUES (11, 'after'); UPDATE shop.t SET v = 'changed' WHERE id < 4; \
+         INSERT INTO other.t VALUES (11, 'o'), (12, 'o'); DELETE FROM other.t WHERE id = 1; \
+         CREATE TABLE other.t2 (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         ALTER TABLE other.t ADD COLUMN c INT NOT NULL DEFAULT 7; \
+         CREATE DATABASE other2; CREATE TABLE other2.x (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO other2.x VALUES (1), (2); \
+         BEGIN; INSERT INTO shop.t VALUES (12, 'both'); INSERT INTO other.t2 VALUES (1); \
+         UPDATE other.t SET v = 'both' WHERE id = 2; DELETE FROM shop.t WHERE id = 5; COMMIT; \
+         CREATE TABLE shop.t3 (id INT PRIMARY KEY, w INT) ENGINE=InnoDB; \
+         INSERT INTO shop.t3 VALUES (1, 1), (2, 4); \
+         DROP TABLE other.t2; INSERT INTO other.t VALUES (20, 'last', 1); \
+         USE shop; ALTER TABLE t ADD COLUMN n INT NOT NULL DEFAULT 3; \
+         INSERT INTO t VALUES (13, 'used', 9);",
+    );
+    archive();
+    let want = checksums_of(&source, "shop");
+    assert_eq!(want.len(), 2, "{want:?}");
+
+    let restore_shop = |pitr: &[&str]| {
+        target.sql("DROP DATABASE IF EXISTS shop; DROP DATABASE IF EXISTS other");
+        let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+            .map(String::from)
+            .to_vec();
+        a.extend(pitr.iter().map(|s| s.to_string()));
+        a.extend(connection(&target));
+        a.extend(["--threads=2", "--progress=never"].map(String::from));
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        eprintln!("restore {pitr:?}:\n{}", text(&out));
+        out
+    };
+    let databases = |s: &Server| -> Vec<String> {
+        s.sql_rows("SHOW DATABASES")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+
+    // --dry-run: what is left out, nothing changed.
+    let out = restore_shop(&["--to-latest", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("databases: shop (a partial backup"), "{said}");
+    let left_out: u64 = said
+        .split("left out: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'left out' line: {said}"));
+    // other's INSERT, DELETE, CREATE TABLE, ALTER, CREATE DATABASE other2, its CREATE
+    // TABLE and INSERT, DROP TABLE, the last INSERT.
+    assert_eq!(left_out, 9, "{said}");
+    assert!(
+        said.contains("2 statements on other databases cut out of 1 transactions"),
+        "{said}"
+    );
+    assert!(!databases(&target).contains(&"shop".to_string()));
+
+    // --to-latest: shop's final state, and nothing of the other databases.
+    let out = restore_shop(&["--to-latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums_of(&target, "shop"), want);
+    let dbs = databases(&target);
+    assert!(
+        !dbs.contains(&"other".to_string()) && !dbs.contains(&"other2".to_string()),
+        "{dbs:?}"
+    );
+    assert_eq!(
+        target.sql_rows("SELECT id, v, n FROM shop.t WHERE id > 10 OR id = 5 ORDER BY id"),
+        vec![
+            vec!["11".to_string(), "after".into(), "3".into()],
+            vec!["12".to_string(), "both".into(), "3".into()],
+            vec!["13".to_string(), "used".into(), "9".into()],
+        ]
+    );
+
+    // The drill replays shop's transactions and passes.
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            &id,
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    eprintln!("drill: {}\n{record:#}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(record["verdict"], "passed", "{record:#}");
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], true, "{record:#}");
+    assert!(replay["transactions"].as_u64().unwrap() >= 6, "{record:#}");
+    assert_eq!(replay["databases"], "shop", "{record:#}");
+    assert_eq!(
+        replay["other_databases"]["transactions_left_out"], 9,
+        "{record:#}"
+    );
+
+    // The trap: a statement logged with `other` as its default database writing into
+    // shop. Refused, naming it; left out knowingly with --skip-gtid.
+    source.sql(
+        "SET SESSION binlog_format = 'STATEMENT'; USE other; \
+         INSERT INTO shop.t VALUES (14, 'trap', 1); SET SESSION binlog_format = 'ROW'; \
+         INSERT INTO shop.t VALUES (15, 'after trap', 1);",
+    );
+    archive();
+    let mut trap_gtid = None;
+    for file in source.sql_rows("SHOW BINARY LOGS") {
+        let mut gtid = None;
+        for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
+            if ev[2] == "Gtid" {
+                gtid = ev[5].split_whitespace().last().map(str::to_string);
+            } else if ev[2] == "Query" && ev[5].contains("'trap'") {
+                trap_gtid = gtid.clone();
+            }
+        }
+    }
+    let trap_gtid = trap_gtid.expect("the trap statement is logged as a statement");
+    let out = restore_shop(&["--to-latest", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("transaction {trap_gtid}"))
+            && said.contains("default database `other` names `shop`")
+            && said.contains(&format!("--skip-gtid {trap_gtid}")),
+        "{said}"
+    );
+    let out = restore_shop(&["--to-latest", "--skip-gtid", &trap_gtid]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        target.sql_rows("SELECT id FROM shop.t WHERE id > 13 ORDER BY id"),
+        vec![vec!["15".to_string()]]
+    );
+}

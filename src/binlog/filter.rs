@@ -19,6 +19,8 @@
 //!   is kept when it names a kept database that way, else (a `CREATE USER`, a `DROP TABLE
 //!   other.t`) it is other; with `Except`, where the kept databases are not listed, it is
 //!   kept unless every database it names is excluded.
+//!   A statement whose default database is kept is replayed whatever it names (`USE
+//!   shop; DROP TABLE other.t`: it fails on the target and the replay stops naming it).
 //! - BEGIN/COMMIT/ROLLBACK/XA/SAVEPOINT statements, GTID and XID events: the transaction's
 //!   frame, kept with it.
 //!

@@ -454,9 +454,18 @@ mod pitr {
         .await
         .map_err(PitrFailure::Apply)?;
         let secs = started.elapsed().as_secs_f64();
+        let other = match &plan.backup.databases {
+            Some(f) => format!(
+                " ({} of {}'s; {} transactions of other databases left out)",
+                plan.transactions,
+                f.describe(),
+                plan.other_databases.transactions
+            ),
+            None => String::new(),
+        };
         println!(
-            "replayed {} transactions ({} bytes of binlog from {} files) in {secs:.1} s through \
-             {}; stopped at {} ({})",
+            "replayed {} transactions{other} ({} bytes of binlog from {} files) in {secs:.1} s \
+             through {}; stopped at {} ({})",
             plan.transactions,
             done.bytes,
             done.files,
