@@ -325,3 +325,46 @@ async fn sole_owner(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdump::binlog::filter::DatabaseFilter;
+    use rdump::plan::Scope;
+
+    #[test]
+    fn a_backup_records_which_databases_its_replay_applies() {
+        assert_eq!(binlog_databases(&Scope::AllDatabases, &[]), None);
+        assert_eq!(
+            binlog_databases(&Scope::AllDatabases, &["x".into()]),
+            Some(DatabaseFilter::Except(vec!["x".into()]))
+        );
+        assert_eq!(
+            binlog_databases(&Scope::Databases(vec!["a".into(), "b".into()]), &[]),
+            Some(DatabaseFilter::Only(vec!["a".into(), "b".into()]))
+        );
+        let one = Scope::Database {
+            db: "shop".into(),
+            tables: vec!["t".into()],
+        };
+        assert_eq!(
+            binlog_databases(&one, &["ignored without -A".into()]),
+            Some(DatabaseFilter::Only(vec!["shop".into()]))
+        );
+        // As the snapshot's meta holds it.
+        let meta = serde_json::json!({
+            "binlog_databases": binlog_databases(&Scope::Databases(vec!["shop".into()]), &[]),
+        });
+        assert_eq!(
+            meta["binlog_databases"],
+            serde_json::json!({"only": ["shop"]})
+        );
+        assert_eq!(
+            DatabaseFilter::from_meta(&meta),
+            Some(DatabaseFilter::Only(vec!["shop".into()]))
+        );
+        let whole =
+            serde_json::json!({"binlog_databases": binlog_databases(&Scope::AllDatabases, &[])});
+        assert_eq!(DatabaseFilter::from_meta(&whole), None);
+    }
+}
