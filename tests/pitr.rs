@@ -1155,6 +1155,17 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
     };
     archive();
+    // An older whole-server backup: the newer partial one is chosen, with a note.
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(&source));
+    a.push("--progress=never".into());
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let whole = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::thread::sleep(Duration::from_millis(1100));
     let id = backup_shop(repo, pass, &source);
     source.sql(
         "INSERT INTO shop.t VALUES (11, 'after'); UPDATE shop.t SET v = 'changed' WHERE id < 4; \
@@ -1218,6 +1229,12 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     // --to-latest: shop's final state, and nothing of the other databases.
     let out = restore_shop(&["--to-latest"]);
     assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains(&format!("note: backup {id} holds shop only"))
+            && said.contains(&format!("(the newest: {whole})")),
+        "{said}"
+    );
     assert_eq!(checksums_of(&target, "shop"), want);
     let dbs = databases(&target);
     assert!(

@@ -421,6 +421,22 @@ mod pitr {
         for line in plan.describe() {
             println!("  {line}");
         }
+        // Chosen by time alone: a newer partial backup wins over an older whole-server one.
+        if let (Some(f), None) = (&plan.backup.databases, &args.id)
+            && let Some(whole) = backups
+                .iter()
+                .filter(|b| b.databases.is_none())
+                .max_by_key(|b| b.time)
+        {
+            eprintln!(
+                "rbackup: note: backup {} holds {} only, so only that is restored; the \
+                 repository also has whole-server backups (the newest: {}): name one to \
+                 restore the whole server",
+                plan.backup.id,
+                f.describe(),
+                whole.id
+            );
+        }
         let Some((staging, opts)) = loading else {
             println!("dry run: nothing was changed");
             return Ok(());
