@@ -1311,6 +1311,33 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     );
     let out = restore_shop(&["--to-latest", "--skip-gtid", &trap_gtid]);
     assert!(out.status.success(), "{}", text(&out));
+    // A drill now replays up to the trap, which ends the backup's window, and passes.
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            &id,
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], true, "{record:#}");
+    assert!(
+        replay["stop"]["why"].as_str().is_some_and(|w| w
+            .starts_with(&format!("the next transaction {trap_gtid}"))
+            && w.contains("names `shop`")),
+        "{record:#}"
+    );
     assert_eq!(
         target.sql_rows("SELECT id FROM shop.t WHERE id > 13 ORDER BY id"),
         vec![vec!["15".to_string()]]

@@ -32,10 +32,11 @@
 //! The planner then leaves out a transaction whose units are all other, cuts the other
 //! units out of a transaction that also has kept ones (each row-based statement repeats
 //! its TABLE_MAPs, so the rest decodes alone), and refuses a transaction with a mixed
-//! unit, naming it (`--skip-gtid` leaves it out knowingly). MySQL's compressed
-//! transactions (TRANSACTION_PAYLOAD) cannot be looked into: mixed. MariaDB's compressed
-//! statements (`log_bin_compress`) go by their default database alone: their text is not
-//! decompressed to look for the trap.
+//! unit, naming it (`--skip-gtid` leaves it out knowingly); a drill's replay
+//! (`Target::EndOfWindow`) stops before it instead, its window ending there. MySQL's
+//! compressed transactions (TRANSACTION_PAYLOAD) cannot be looked into: mixed. MariaDB's
+//! compressed statements (`log_bin_compress`) go by their default database alone: their
+//! text is not decompressed to look for the trap.
 //!
 //! Not for: where units are in the plan's bytes (`replay`), decoding rows.
 

@@ -23,7 +23,12 @@
 //! - `Position(file:pos)`: every transaction that ends at or before `pos` in `file`.
 //! - `Latest`: every complete transaction archived (an unfinished last one is left out).
 //! - `EndOfWindow` (a restore drill's): as `Latest`, but a gap or a missing segment after
-//!   the backup ends the replay there instead of refusing it (the stop says which).
+//!   the backup ends the replay there instead of refusing it (the stop says which), as
+//!   does a transaction a partial backup cannot replay (`filter`: mixed).
+//!
+//! A partial backup (`BackupPoint::databases`) replays only its databases' events: the
+//! walk hands each transaction's events to `filter::Units` and leaves out, or cuts out,
+//! the other databases' statements as byte ranges, as `--skip-gtid` does.
 //!
 //! Not for: applying the plan (`apply`), reading snapshots (the caller makes
 //! `BackupPoint`s), where the archive is stored (any `SegmentSource`).
@@ -947,6 +952,21 @@ async fn walk<S: SegmentSource>(
                     pieces.open = Some((ri, fe.end));
                 }
                 continue;
+            }
+            if let (Some(m), Some(f), Target::EndOfWindow) = (&o.mixed, &backup.databases, target) {
+                // A drill: what this backup can be restored to ends before it.
+                pieces.flush(ri, s, fe.end);
+                pieces.trim(o.record, o.txn.start.pos);
+                stop = Some(Stop {
+                    at: included_end.clone(),
+                    why: format!(
+                        "the next {} cannot be replayed for a backup of {} only: {m}",
+                        o.txn,
+                        f.describe()
+                    ),
+                    next: Some(o.txn),
+                });
+                break 'records;
             }
             if let (Some(m), Some(f)) = (&o.mixed, &backup.databases) {
                 return Err(WalkError::Plan(PlanError::Refused(format!(
@@ -1926,6 +1946,24 @@ mod tests {
                 && e.contains("--skip-gtid 0-1-3"),
             "{e}"
         );
+        // A drill's replay: up to it, which ends the window.
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::EndOfWindow,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-2"]);
+        assert!(
+            p.stop.why.starts_with("the next transaction 0-1-3")
+                && p.stop
+                    .why
+                    .contains("cannot be replayed for a backup of shop only"),
+            "{}",
+            p.stop.why
+        );
+        assert_eq!(p.stop.next.as_ref().unwrap().gtid.as_deref(), Some("0-1-3"));
         // Before it: fine; skipped knowingly: fine.
         let p = run(plan(
             &a,
