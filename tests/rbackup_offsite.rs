@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
 use bytes::Bytes;
-use rdump::backup::keys::storage_id;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::writer::SnapshotInfo;
 use rdump::backup::{self, Access, BackupWriter, WriterOptions};
@@ -624,14 +623,19 @@ fn check(url: &str, key: &[&str], limits: &[&str], extra: &[&str]) -> (i32, Stri
     (out.status.code().unwrap(), line)
 }
 
-/// A drill record as REPOSITORY.md lays it out (age file, JSON), put with the writer key.
+/// A drill record (`backup::drill::DrillRecord`), put with the writer key (which holds the
+/// naming key its MAC needs); `forged`: MACed under another naming key, as whoever holds
+/// only the repository's public recipient could make one. Returns its object name.
 async fn put_drill(
     url: &str,
     writer_key: &Path,
     snapshot: &str,
     time: chrono::DateTime<chrono::Utc>,
     verdict: &str,
-) {
+    forged: bool,
+) -> String {
+    use rdump::backup::drill::{DrillRecord, VERSION};
+    use rdump::backup::keys::NamingKey;
     let repo = backup::open(
         url,
         &Access::writer_key_file(writer_key).unwrap(),
@@ -639,11 +643,32 @@ async fn put_drill(
     )
     .await
     .unwrap();
-    let record = json!({"time": time.to_rfc3339(), "snapshot": snapshot, "target": "scratch",
-        "duration": 12.5, "verdict": verdict, "tables": []});
-    let sealed = repo.keys.encrypt(record.to_string().as_bytes());
-    let name = format!("drills/{snapshot}/{}", storage_id(&sealed));
+    let record = DrillRecord {
+        version: VERSION,
+        time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        snapshot: snapshot.to_string(),
+        snapshot_time: time.to_rfc3339(),
+        host: "test".into(),
+        program: "test".into(),
+        target: "scratch".into(),
+        seconds: 12.5,
+        verdict: verdict.into(),
+        message: String::new(),
+        tables_compared: 0,
+        rows_compared: 0,
+        tables: vec![],
+        objects: vec![],
+        phases: Default::default(),
+        binlog_replay: serde_json::Value::Null,
+        mac: String::new(),
+    };
+    let mut keys = repo.keys.clone();
+    if forged {
+        keys.naming = NamingKey::generate();
+    }
+    let (name, sealed) = record.encode(&keys);
     repo.store.put(&name, Bytes::from(sealed)).await.unwrap();
+    name
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,17 +759,57 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(line.contains("no restore drill"), "{line}");
-    put_drill(url, &wk, &snapshot, now, "fail").await;
+    put_drill(url, &wk, &snapshot, now, "failed", false).await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
-    put_drill(url, &wk, &snapshot, now - chrono::Duration::days(3), "pass").await;
+    put_drill(
+        url,
+        &wk,
+        &snapshot,
+        now - chrono::Duration::days(3),
+        "passed",
+        false,
+    )
+    .await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(
         line.contains("last passing restore drill was 2d 23h"),
         "{line}"
     );
-    put_drill(url, &wk, &snapshot, now, "pass").await;
+    // A passed drill forged by someone without the naming key (a valid age file, its
+    // storage ID right, its MAC not): ignored, so the last passing drill is still the old
+    // one, and said (WARNING).
+    let forged = put_drill(url, &wk, &snapshot, now, "passed", true).await;
+    let (code, line) = check(url, &reader, &drill, &[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("last passing restore drill was 2d 23h")
+            && line.contains("drill record ignored (damaged or forged")
+            && line.contains(&forged)
+            && line.contains("MAC does not match"),
+        "{line}"
+    );
+    // Even with no limit on drills it is said.
+    let (code, line) = check(url, &reader, &["--max-age", "1d"], &[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains(&forged), "{line}");
+    std::fs::remove_file(repo.join(&forged)).unwrap();
+    // A damaged record (a byte flipped: its storage ID no longer matches): the same.
+    let damaged = put_drill(url, &wk, &snapshot, now, "passed", false).await;
+    let path = repo.join(&damaged);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let (code, line) = check(url, &reader, &drill, &[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("last passing restore drill was 2d 23h") && line.contains(&damaged),
+        "{line}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    put_drill(url, &wk, &snapshot, now, "passed", false).await;
     let (code, line) = check(url, &reader, &drill, &metrics_arg);
     assert_eq!(code, 0, "{line}");
     // Drill verdicts are encrypted: a writer key cannot judge them.

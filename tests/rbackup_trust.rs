@@ -693,3 +693,111 @@ async fn verify_and_prune_on_s3() {
     assert!(text(&out).contains("no damage found"), "{}", text(&out));
     assert_eq!(restore_files(&repo, &ids[2], &env), as_map(&contents[2]));
 }
+
+/// `rbackup check --max-binlog-lag` of an idle source: the archiver (`--flush-interval
+/// 1s`) stores no segment while nothing is written, but its heartbeat
+/// (`heartbeats/<source>`) says it is caught up at the end of the newest segment, so after
+/// 10 s of silence a 5 s limit passes (with a reader key, a writer key, or none). Once the
+/// archiver is killed, the heartbeat ages and the check fails after the limit. A
+/// heartbeat with a MAC that does not match (put by someone without the naming key) does
+/// not count.
+#[test]
+fn an_idle_archiver_heartbeat_keeps_check_green_and_a_killed_one_goes_critical() {
+    let server = common::Server::start(common::options(72, true));
+    server.sql("CREATE DATABASE quiet; CREATE TABLE quiet.t (id INT PRIMARY KEY); INSERT INTO quiet.t VALUES (1);");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt.block_on(Repo::new());
+    let wk = repo._dir.path().join("writer.key");
+    std::fs::write(&wk, repo.writer.to_text()).unwrap();
+    std::fs::set_permissions(&wk, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut archiver = Command::new(env!("CARGO_BIN_EXE_rbackup"))
+        .args(["binlog", "--repo", &repo.url, "--writer-key-file"])
+        .arg(&wk)
+        .args(["--flush-interval", "1s", "--source", "quiet"])
+        .args(connection(&server))
+        .env_remove("RBACKUP_REPO")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let check = |key: &[&str]| {
+        let mut a = vec!["check", "--repo", &repo.url, "--max-binlog-lag", "5s"];
+        a.extend_from_slice(key);
+        let out = rbackup(&a, &[]);
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.code(), line)
+    };
+    let wk_arg = ["--writer-key-file", wk.to_str().unwrap()];
+    let heartbeat = repo.root.join("heartbeats/quiet");
+    // The first segment, then the first heartbeat.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !heartbeat.exists() {
+        assert!(std::time::Instant::now() < deadline, "no heartbeat");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!walk(&repo.root.join("binlog")).is_empty());
+    let segments = walk(&repo.root.join("binlog"));
+    // Idle for 10 s: no new segment, the check stays green.
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    assert_eq!(
+        walk(&repo.root.join("binlog")),
+        segments,
+        "the server was idle"
+    );
+    for key in [&repo.keys()[..], &wk_arg[..], &[][..]] {
+        let (code, line) = check(key);
+        assert_eq!(code, Some(0), "{key:?}: {line}");
+        assert!(line.contains("binlog archiver"), "{line}");
+    }
+    let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&heartbeat).unwrap()).unwrap();
+    assert_eq!(h["source"], "quiet", "{h}");
+    let last = segments
+        .last()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        last.contains(&format!("-{:020}.", h["pos"].as_u64().unwrap())),
+        "the heartbeat is at the newest segment's end: {h} {last}"
+    );
+    // A write while the archiver runs: archived, and the heartbeat follows the new end.
+    server.sql("INSERT INTO quiet.t VALUES (2)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let h: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&heartbeat).unwrap()).unwrap();
+        if walk(&repo.root.join("binlog")).len() > segments.len()
+            && !last.contains(&format!("-{:020}.", h["pos"].as_u64().unwrap()))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "heartbeat did not move: {h}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Killed: no more heartbeats; past the limit the check is CRITICAL.
+    archiver.kill().unwrap(); // SIGKILL
+    archiver.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    for key in [&repo.keys()[..], &wk_arg[..], &[][..]] {
+        let (code, line) = check(key);
+        assert_eq!(code, Some(2), "{key:?}: {line}");
+        assert!(
+            line.contains("binlog archiver is") && line.contains("behind"),
+            "{line}"
+        );
+    }
+    // A fresh heartbeat forged without the naming key: ignored by whoever holds a key.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&heartbeat).unwrap()).unwrap();
+    forged["time"] = chrono::Utc::now().to_rfc3339().into();
+    std::fs::write(&heartbeat, forged.to_string()).unwrap();
+    for key in [&repo.keys()[..], &wk_arg[..]] {
+        let (code, line) = check(key);
+        assert_eq!(code, Some(2), "{key:?}: {line}");
+    }
+}

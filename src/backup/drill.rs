@@ -3,7 +3,7 @@
 //! what, how long, the verdict and the comparison table by table. Like a snapshot it
 //! carries a MAC under the naming key (`derive_key("rbackup v1 drill mac")`), so whoever
 //! can only put objects cannot forge a passed drill; a record without a valid MAC is
-//! ignored by readers (and reported by `newest`).
+//! ignored by readers (and reported by `all` and `newest`: `rbackup list` and `check` say so).
 //!
 //! Who can write one: anyone holding the naming key and the repository recipient, i.e. a
 //! writer key suffices for the object itself; the drill that produces it restores the
@@ -20,6 +20,7 @@ use super::config::Repository;
 use super::error::{BackupError, Result};
 use super::keys::{Keys, storage_id};
 use super::snapshot::check_storage_id;
+use super::store::Store;
 
 pub const VERSION: u32 = 1;
 
@@ -96,6 +97,13 @@ impl DrillRecord {
         self.verdict == "passed"
     }
 
+    /// When the drill ended: its start plus its duration (`time` unreadable: `None`).
+    pub fn finished(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let start = chrono::DateTime::parse_from_rfc3339(&self.time).ok()?;
+        let ms = (self.seconds.max(0.0) * 1000.0) as i64;
+        Some(start.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(ms))
+    }
+
     fn canonical(&self) -> Vec<u8> {
         let mut c = self.clone();
         c.mac = String::new();
@@ -151,15 +159,14 @@ pub async fn write(repo: &Repository, record: &DrillRecord) -> Result<String> {
     Ok(name)
 }
 
-/// The newest valid drill record of each backup (by the records' own times), and the
-/// records that could not be read (damaged, forged, unknown version) with why.
-pub async fn newest(
-    repo: &Repository,
-) -> Result<(BTreeMap<String, DrillRecord>, Vec<BackupError>)> {
-    let mut newest: BTreeMap<String, DrillRecord> = BTreeMap::new();
+/// Every valid drill record, and the records that could not be read (damaged, forged, filed
+/// under another backup, unknown version) with why. A key error (no reader key) is an
+/// error; so is a storage failure that is not damage.
+pub async fn all(store: &Store, keys: &Keys) -> Result<(Vec<DrillRecord>, Vec<BackupError>)> {
+    let mut good = Vec::new();
     let mut bad = Vec::new();
-    for listed in repo.store.list("drills").await? {
-        let data = match repo.store.get(&listed.name).await {
+    for listed in store.list("drills").await? {
+        let data = match store.get(&listed.name).await {
             Ok(d) => d,
             Err(e) if e.is_damage() => {
                 bad.push(e);
@@ -167,15 +174,26 @@ pub async fn newest(
             }
             Err(e) => return Err(e),
         };
-        match DrillRecord::decode(&repo.keys, &listed.name, &data) {
-            Ok(r) => {
-                let newer = newest.get(&r.snapshot).is_none_or(|old| r.time > old.time);
-                if newer {
-                    newest.insert(r.snapshot.clone(), r);
-                }
-            }
+        match DrillRecord::decode(keys, &listed.name, &data) {
+            Ok(r) => good.push(r),
             Err(BackupError::Key(m)) => return Err(BackupError::Key(m)),
             Err(e) => bad.push(e),
+        }
+    }
+    Ok((good, bad))
+}
+
+/// The newest valid drill record of each backup (by the records' own times), and the
+/// records that could not be read (see `all`).
+pub async fn newest(
+    repo: &Repository,
+) -> Result<(BTreeMap<String, DrillRecord>, Vec<BackupError>)> {
+    let (records, bad) = all(&repo.store, &repo.keys).await?;
+    let mut newest: BTreeMap<String, DrillRecord> = BTreeMap::new();
+    for r in records {
+        let newer = newest.get(&r.snapshot).is_none_or(|old| r.time > old.time);
+        if newer {
+            newest.insert(r.snapshot.clone(), r);
         }
     }
     Ok((newest, bad))

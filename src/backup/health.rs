@@ -11,15 +11,26 @@
 //! (a monitoring host), they are the storage's modification times of the newest objects
 //! (when they were stored), and drills cannot be judged (their verdict is encrypted):
 //! `last_drill_success` is then `None` and `drill_readable` false.
+//!
+//! The archiver's time is the newer of its last stored event and its heartbeat
+//! (`heartbeats/<source>`, `segments::Heartbeat`) when the heartbeat says it was caught up
+//! exactly at the end of the newest segment: on an idle server no segment is stored, and
+//! the heartbeat tells an archiver that is idle and caught up from one that stopped. A
+//! heartbeat's MAC is checked with any key (a writer key holds the naming key); without a
+//! key it is taken as the listing's times are. Drill records are read through
+//! `drill::all`: one whose MAC does not match (forged, or damaged) never counts as a
+//! passed drill, and is reported (`Observed::ignored_drills`).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::copy::{binlog_stem, check_binlog_id};
+use super::drill;
 use super::error::{BackupError, Result};
 use super::keys::Keys;
-use super::snapshot::{Snapshot, check_storage_id};
+use super::segments::Heartbeat;
+use super::snapshot::Snapshot;
 use super::store::{Listed, Store};
 use crate::trust::check::{Archiver, Observed};
 
@@ -43,10 +54,10 @@ pub async fn observe(store: &Store, keys: Option<&Keys>, now: DateTime<Utc>) -> 
         .iter()
         .map(|l| l.last_modified)
         .min();
-    let (archiver, sources) = archiver(store, reader, oldest_backup).await?;
-    let last_drill_success = match reader {
+    let (archiver, sources) = archiver(store, keys, reader, oldest_backup).await?;
+    let (last_drill_success, ignored_drills) = match reader {
         Some(keys) => last_drill(store, keys).await?,
-        None => None,
+        None => (None, Vec::new()),
     };
     Ok(Health {
         observed: Observed {
@@ -54,6 +65,7 @@ pub async fn observe(store: &Store, keys: Option<&Keys>, now: DateTime<Utc>) -> 
             newest_backup,
             archiver,
             last_drill_success,
+            ignored_drills,
         },
         drill_readable: reader.is_some(),
         sources,
@@ -128,6 +140,7 @@ fn segment_last_time(keys: &Keys, name: &str, stored: &[u8]) -> Result<Option<Da
 
 async fn archiver(
     store: &Store,
+    keys: Option<&Keys>,
     reader: Option<&Keys>,
     oldest_backup: Option<DateTime<Utc>>,
 ) -> Result<(Option<Archiver>, Vec<(String, Option<DateTime<Utc>>)>)> {
@@ -182,62 +195,44 @@ async fn archiver(
             (Some(l), None) => Some(l.last_modified),
             (None, _) => None,
         };
+        // The archiver's heartbeat, when it says "caught up" at the end of the newest
+        // segment: an idle server's archiver is as recent as its heartbeat.
+        let end = newest
+            .and_then(|l| segment(&l.name))
+            .map(|(_, f, _, e)| (f, e));
+        let heartbeat = match end {
+            Some(_) => heartbeat(store, keys, source).await?,
+            None => None,
+        };
+        let t = match (heartbeat, end) {
+            (Some(h), Some((file, pos))) if h.file == file && h.pos == pos => t.max(h.at()),
+            _ => t,
+        };
         sources.push((source.to_string(), t));
         last_event = last_event.max(t);
     }
     Ok((Some(Archiver { last_event, gaps }), sources))
 }
 
-/// A drill record passed: `verdict` is "pass"/"passed"/"ok"/"success" (any case) or
-/// `true`, or `passed` is `true`. (drill14's `DrillRecord` says "passed"; once it is
-/// merged, reading through `DrillRecord::decode` also checks the record's MAC.)
-fn passed(record: &serde_json::Value) -> bool {
-    let yes = |v: &serde_json::Value| match v {
-        serde_json::Value::Bool(b) => *b,
-        serde_json::Value::String(s) => {
-            matches!(
-                s.to_ascii_lowercase().as_str(),
-                "pass" | "passed" | "ok" | "success"
-            )
-        }
-        _ => false,
-    };
-    record.get("verdict").is_some_and(yes) || record.get("passed").is_some_and(yes)
+/// `source`'s heartbeat (`segments::Heartbeat`), when there is a valid one.
+async fn heartbeat(store: &Store, keys: Option<&Keys>, source: &str) -> Result<Option<Heartbeat>> {
+    Ok(store
+        .get_opt(&Heartbeat::object(source))
+        .await?
+        .and_then(|b| Heartbeat::decode(keys, source, &b)))
 }
 
-async fn last_drill(store: &Store, keys: &Keys) -> Result<Option<DateTime<Utc>>> {
-    let mut last = None;
-    for l in store.list("drills").await? {
-        let stored = store.get(&l.name).await?;
-        check_storage_id(&l.name, &stored)?;
-        let plain = keys.decrypt(&l.name, &stored)?;
-        let record: serde_json::Value = serde_json::from_slice(&plain)
-            .map_err(|e| BackupError::damaged(&l.name, format!("not a drill record: {e}")))?;
-        if !passed(&record) {
-            continue;
-        }
-        // When it finished: `finished`, else `time` (plus `duration` seconds if given).
-        let t = record
-            .get("finished")
-            .and_then(|v| v.as_str())
-            .and_then(parse_time)
-            .or_else(|| {
-                let start = record
-                    .get("time")
-                    .and_then(|v| v.as_str())
-                    .and_then(parse_time)?;
-                let secs = record
-                    .get("duration")
-                    .or_else(|| record.get("seconds"))
-                    .or_else(|| record.get("duration_seconds"))
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0);
-                Some(start + chrono::Duration::milliseconds((secs * 1000.0) as i64))
-            })
-            .unwrap_or(l.last_modified);
-        last = last.max(Some(t));
-    }
-    Ok(last)
+/// When the last drill that passed ended, and the drill records ignored (damaged, forged,
+/// filed under another backup: `drill::all`), each named with why. Only records whose
+/// MAC checks count: a record anyone could have put must not satisfy `--max-drill-age`.
+async fn last_drill(store: &Store, keys: &Keys) -> Result<(Option<DateTime<Utc>>, Vec<String>)> {
+    let (records, bad) = drill::all(store, keys).await?;
+    let last = records
+        .iter()
+        .filter(|r| r.passed())
+        .filter_map(|r| r.finished())
+        .max();
+    Ok((last, bad.iter().map(ToString::to_string).collect()))
 }
 
 #[cfg(test)]
@@ -254,14 +249,5 @@ mod tests {
             segment(&format!("binlog/u1/gaps/mysql-bin.000003-4.{id}")),
             None
         );
-    }
-
-    #[test]
-    fn drill_verdicts() {
-        assert!(passed(&serde_json::json!({"verdict": "pass"})));
-        assert!(passed(&serde_json::json!({"verdict": "PASSED"})));
-        assert!(passed(&serde_json::json!({"passed": true})));
-        assert!(!passed(&serde_json::json!({"verdict": "fail"})));
-        assert!(!passed(&serde_json::json!({})));
     }
 }

@@ -129,6 +129,13 @@ impl NamingKey {
         blake3::keyed_hash(&k, canonical).to_hex().to_string()
     }
 
+    /// MAC of an archiver's heartbeat (REPOSITORY.md, "Archiver heartbeats"): whoever can
+    /// only put objects cannot make a stopped archiver look caught up.
+    pub fn heartbeat_mac(&self, canonical: &[u8]) -> String {
+        let k = blake3::derive_key("rbackup v1 heartbeat mac", &self.0);
+        blake3::keyed_hash(&k, canonical).to_hex().to_string()
+    }
+
     /// MAC of the config's canonical bytes.
     pub fn config_mac(&self, canonical: &[u8]) -> String {
         let k = blake3::derive_key("rbackup v1 config mac", &self.0);

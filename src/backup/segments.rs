@@ -20,6 +20,10 @@
 //! `locks/unique-binlog-<source>` with a shared lock, refreshed in the background
 //! (`lock`), checked before every commit.
 //!
+//! Heartbeats: `caught_up` overwrites `heartbeats/<source>` (`Heartbeat`, plaintext JSON
+//! with a MAC under `derive_key("rbackup v1 heartbeat mac")`): caught up at the end of the
+//! last segment, at this time; `backup::health` reads it for `rbackup check`.
+//!
 //! Reading: `records()` reads every object's header line only (a ranged get of the first
 //! 256 KiB, decrypted and decompressed as a stream), checks its MAC and that it says what
 //! the name says; `segment_bytes()` reads the whole object and checks its storage ID
@@ -85,6 +89,52 @@ fn canonical<T: Serialize + Clone>(value: &T, clear_mac: impl FnOnce(&mut T)) ->
     let mut c = value.clone();
     clear_mac(&mut c);
     serde_json::to_vec(&c).expect("header serializes")
+}
+
+/// An archiver's heartbeat, `heartbeats/<source>` (REPOSITORY.md, "Archiver heartbeats"):
+/// plaintext JSON, overwritten in place, saying that the archiver was caught up with its
+/// server at the end of the archive's last segment (`file`:`pos`, the segment's end) at
+/// `time` (the archiver's clock). MAC under `derive_key("rbackup v1 heartbeat mac")`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub version: u32,
+    pub source: String,
+    pub file: String,
+    pub pos: u64,
+    /// RFC 3339 UTC.
+    pub time: String,
+    #[serde(default)]
+    pub mac: String,
+}
+
+impl Heartbeat {
+    /// The object name of `source`'s heartbeat.
+    pub fn object(source: &str) -> String {
+        format!("heartbeats/{source}")
+    }
+
+    /// Reads a heartbeat of `source`: the MAC checked when `keys` are given (a writer key
+    /// suffices); without keys it is taken as it is, as a monitoring host without keys
+    /// takes the listing's times. `None` when it is not a valid heartbeat of `source`.
+    pub fn decode(keys: Option<&Keys>, source: &str, bytes: &[u8]) -> Option<Heartbeat> {
+        let h: Heartbeat = serde_json::from_slice(bytes).ok()?;
+        if h.version != VERSION || h.source != source {
+            return None;
+        }
+        if let Some(keys) = keys
+            && keys.naming.heartbeat_mac(&canonical(&h, |h| h.mac.clear())) != h.mac
+        {
+            return None;
+        }
+        Some(h)
+    }
+
+    /// When, as a time (`None` when unreadable).
+    pub fn at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.time)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
 }
 
 /// What an object's name says.
@@ -170,6 +220,8 @@ pub struct RepositorySegments {
     source: String,
     prefix: String,
     lock: Option<LockGuard>,
+    /// The end of the archive's last segment (the archiver's: for its heartbeats).
+    last_end: Option<Position>,
 }
 
 impl std::fmt::Debug for RepositorySegments {
@@ -220,6 +272,7 @@ pub fn backup_point(
         server: snapshot.meta["server_identity"]
             .as_str()
             .map(str::to_string),
+        databases: crate::binlog::filter::DatabaseFilter::from_meta(&snapshot.meta),
     })
 }
 
@@ -239,6 +292,7 @@ impl RepositorySegments {
             source: source.to_string(),
             repo,
             lock: Some(lock),
+            last_end: None,
         })
     }
 
@@ -250,6 +304,7 @@ impl RepositorySegments {
             source: source.to_string(),
             repo,
             lock: None,
+            last_end: None,
         })
     }
 
@@ -638,6 +693,13 @@ fn store_error(e: BackupError) -> StoreError {
 impl SegmentStore for RepositorySegments {
     async fn resume_point(&mut self) -> std::result::Result<Option<ResumePoint>, StoreError> {
         let objects = self.objects().await.map_err(store_error)?;
+        self.last_end = objects.iter().rev().find_map(|o| match &o.kind {
+            ObjectKind::Segment { file, end, .. } => Some(Position {
+                file: file.clone(),
+                pos: *end,
+            }),
+            ObjectKind::Gap { .. } => None,
+        });
         Ok(objects.last().map(|o| match &o.kind {
             // The FORMAT_DESCRIPTION is in the encrypted header, which a writer cannot
             // read: the archiver takes the copy the server re-sends.
@@ -670,7 +732,42 @@ impl SegmentStore for RepositorySegments {
             ))));
         }
         let (name, stored) = seal_segment(self.keys(), &self.source, segment, bytes)?;
-        self.put_synced(&name, stored).await.map_err(store_error)
+        self.put_synced(&name, stored).await.map_err(store_error)?;
+        self.last_end = Some(Position {
+            file: segment.file.clone(),
+            pos: segment.end,
+        });
+        Ok(())
+    }
+
+    /// Overwrites `heartbeats/<source>`: caught up at the last segment's end, now. Not
+    /// synced (a heartbeat lost to a crash is only an older one); refused when the lock is
+    /// no longer ours.
+    async fn caught_up(&mut self) -> std::result::Result<(), StoreError> {
+        let Some(end) = &self.last_end else {
+            return Ok(()); // nothing archived yet: nothing to be caught up with
+        };
+        if let Some(lock) = &self.lock {
+            lock.check().map_err(store_error)?;
+        }
+        let mut h = Heartbeat {
+            version: VERSION,
+            source: self.source.clone(),
+            file: end.file.clone(),
+            pos: end.pos,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            mac: String::new(),
+        };
+        h.mac = self
+            .keys()
+            .naming
+            .heartbeat_mac(&canonical(&h, |h| h.mac.clear()));
+        let json = serde_json::to_vec(&h)?;
+        self.repo
+            .store
+            .put(&Heartbeat::object(&self.source), Bytes::from(json))
+            .await
+            .map_err(store_error)
     }
 
     async fn record_gap(&mut self, gap: &Gap) -> std::result::Result<(), StoreError> {
@@ -781,6 +878,41 @@ mod tests {
                 ("b.000010".to_string(), 256),
                 ("b.000010".to_string(), 300)
             ]
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_needs_its_mac_and_its_source() {
+        let keys = Keys {
+            naming: crate::backup::keys::NamingKey::generate(),
+            recipient: None,
+            identity: None,
+        };
+        let mut h = Heartbeat {
+            version: VERSION,
+            source: "s1".into(),
+            file: "binlog.000002".into(),
+            pos: 4096,
+            time: "2026-06-10T12:00:00.000Z".into(),
+            mac: String::new(),
+        };
+        h.mac = keys.naming.heartbeat_mac(&canonical(&h, |h| h.mac.clear()));
+        let json = serde_json::to_vec(&h).unwrap();
+        assert_eq!(Heartbeat::decode(Some(&keys), "s1", &json), Some(h.clone()));
+        assert!(Heartbeat::decode(Some(&keys), "s2", &json).is_none());
+        let mut later = h.clone();
+        later.time = "2026-06-10T13:00:00.000Z".into();
+        let forged = serde_json::to_vec(&later).unwrap();
+        assert!(Heartbeat::decode(Some(&keys), "s1", &forged).is_none());
+        // Without a key it is taken as it is.
+        assert!(Heartbeat::decode(None, "s1", &forged).is_some());
+        assert_eq!(
+            h.at(),
+            Some(
+                "2026-06-10T12:00:00Z"
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .unwrap()
+            )
         );
     }
 

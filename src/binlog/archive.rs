@@ -8,6 +8,11 @@
 //! one never is), a stop. ERR 1236 (the binlog needed is purged) ends the run with
 //! `ArchiveError::Purged`, never retried; `mark_gap` turns it into a gap in the store.
 //!
+//! A server heartbeat (the server has sent everything it has) that finds every event
+//! received committed tells the store the archive is caught up (`SegmentStore::
+//! caught_up`, at most once per flush interval): monitoring can then tell an idle server
+//! from a stopped archiver.
+//!
 //! Not for: checking events (`stream`), where segments end (`segment`), or storage.
 
 use std::future::Future;
@@ -109,6 +114,10 @@ struct Run<'a, S> {
     format_description: Option<(String, Vec<u8>)>,
     /// With `once`: the server's position at the start.
     target: Option<Position>,
+    /// When the store was last told the archiver is caught up (`SegmentStore::caught_up`),
+    /// and how often it may be told (the flush interval).
+    caught_up_at: Option<Instant>,
+    caught_up_every: Duration,
 }
 
 impl<S: SegmentStore> Run<'_, S> {
@@ -146,6 +155,21 @@ impl<S: SegmentStore> Run<'_, S> {
     async fn on_frame(&mut self, frame: Frame, server: &str) -> Result<bool, ArchiveError> {
         match frame {
             Frame::Artificial => Ok(false),
+            // The server has nothing more to send: with every event received committed,
+            // the archive is caught up (at most once per flush interval, to the store).
+            Frame::Heartbeat => {
+                let due = self
+                    .caught_up_at
+                    .is_none_or(|t| t.elapsed() >= self.caught_up_every);
+                if self.builder.open_file().is_none() && due {
+                    self.store
+                        .caught_up()
+                        .await
+                        .map_err(store_error("recording a heartbeat"))?;
+                    self.caught_up_at = Some(Instant::now());
+                }
+                Ok(false)
+            }
             Frame::Skipped { position } => Ok(self.reached_target(&position)),
             Frame::FileStart {
                 file,
@@ -305,6 +329,8 @@ pub async fn archive<S: SegmentStore>(
         }),
         resume,
         target,
+        caught_up_at: None,
+        caught_up_every: opts.cut.flush_interval,
     };
     if let BinlogStart::Position { file, pos } = &start
         && run.reached_target(&Position {

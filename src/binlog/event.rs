@@ -327,6 +327,21 @@ pub fn query_text(ev: &[u8], checksum: Checksum) -> Result<&[u8], EventError> {
         .ok_or(EventError::Malformed("QUERY shorter than its lengths"))
 }
 
+/// The default database of a QUERY event (empty when the statement ran without one),
+/// from the same post-header as `query_text`.
+pub fn query_db(ev: &[u8], checksum: Checksum) -> Result<String, EventError> {
+    let b = body(ev, checksum);
+    if b.len() < 13 {
+        return Err(EventError::Malformed("QUERY too short"));
+    }
+    let db_len = b[8] as usize;
+    let status_len = u16::from_le_bytes([b[11], b[12]]) as usize;
+    let start = 13 + status_len;
+    b.get(start..start + db_len)
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .ok_or(EventError::Malformed("QUERY shorter than its lengths"))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -451,6 +466,7 @@ pub(crate) mod tests {
         b.extend_from_slice(b"db\0COMMIT");
         let ev = event(kind::QUERY, 5, 900, 0, &b);
         assert_eq!(query_text(&ev, Checksum::Crc32).unwrap(), b"COMMIT");
+        assert_eq!(query_db(&ev, Checksum::Crc32).unwrap(), "db");
         assert!(query_text(&ev[..HEADER_LEN + 4], Checksum::Off).is_err());
     }
 }

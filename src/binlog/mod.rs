@@ -24,6 +24,7 @@
 pub mod apply;
 pub mod archive;
 pub mod event;
+pub mod filter;
 pub mod local;
 pub mod replay;
 pub mod segment;

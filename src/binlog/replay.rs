@@ -24,6 +24,13 @@
 //! - `Gtid(g)`: every transaction up to and including `g`.
 //! - `Position(file:pos)`: every transaction that ends at or before `pos` in `file`.
 //! - `Latest`: every complete transaction archived (an unfinished last one is left out).
+//! - `EndOfWindow` (a restore drill's): as `Latest`, but a gap or a missing segment after
+//!   the backup ends the replay there instead of refusing it (the stop says which), as
+//!   does a transaction a partial backup cannot replay (`filter`: mixed).
+//!
+//! A partial backup (`BackupPoint::databases`) replays only its databases' events: the
+//! walk hands each transaction's events to `filter::Units` and leaves out, or cuts out,
+//! the other databases' statements as byte ranges, as `--skip-gtid` does.
 //!
 //! Which backup: the one with the newest binlog coordinates among those that serve the
 //! target, i.e. whose coordinates are at or before its stop point. When the backup was
@@ -62,6 +69,7 @@ use chrono::{NaiveDateTime, TimeZone};
 
 use crate::binlog::Position;
 use crate::binlog::event::{self, FIRST_EVENT_POS, HEADER_LEN, kind};
+use crate::binlog::filter::{self, DatabaseFilter, Units, Verdict};
 use crate::binlog::segment::{Record, Segment, SegmentSource};
 use crate::binlog::stream::{Frame, Framer};
 use crate::binlog::window;
@@ -86,6 +94,9 @@ pub struct BackupPoint {
     pub source: Option<String>,
     /// Its server's identity (`binlog::source::identity_sql`), as segments record it.
     pub server: Option<String>,
+    /// The databases a partial backup holds (`None`: the whole server): only their
+    /// events are replayed (`filter`).
+    pub databases: Option<DatabaseFilter>,
 }
 
 impl BackupPoint {
@@ -118,6 +129,10 @@ pub enum Target {
     Gtid(String),
     Position(Position),
     Latest,
+    /// The end of the backup's window: every complete transaction up to the end of the
+    /// archive or, where a gap or a missing segment comes first, up to it (what a restore
+    /// drill replays: a gap is then the window's end, not a refusal).
+    EndOfWindow,
 }
 
 impl fmt::Display for Target {
@@ -127,6 +142,7 @@ impl fmt::Display for Target {
             Target::Gtid(g) => write!(f, "GTID {g}"),
             Target::Position(p) => write!(f, "position {p}"),
             Target::Latest => write!(f, "the end of the archive"),
+            Target::EndOfWindow => write!(f, "the end of the backup's window"),
         }
     }
 }
@@ -192,9 +208,20 @@ pub struct ReplayPlan {
     pub transactions: u64,
     pub events: u64,
     pub skipped: Vec<Txn>,
+    /// A partial backup's replay: transactions left out whole as belonging to other
+    /// databases, and statements cut out of transactions replayed (in how many).
+    pub other_databases: OtherDatabases,
     pub stop: Stop,
     /// What a person should know about the choice (a backup that records no source).
     pub notes: Vec<String>,
+}
+
+/// What a partial backup's replay leaves out (see `filter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtherDatabases {
+    pub transactions: u64,
+    pub statements: u64,
+    pub statements_in: u64,
 }
 
 impl ReplayPlan {
@@ -256,6 +283,19 @@ impl ReplayPlan {
         }
         for s in &self.skipped {
             out.push(format!("skipped: {s}"));
+        }
+        if let Some(f) = &self.backup.databases {
+            let o = &self.other_databases;
+            out.push(format!(
+                "databases: {} (a partial backup: events on other databases are not \
+                 replayed)",
+                f.describe()
+            ));
+            out.push(format!(
+                "left out: {} transactions on other databases only; {} statements on other \
+                 databases cut out of {} transactions replayed",
+                o.transactions, o.statements, o.statements_in
+            ));
         }
         out.push(format!("stop point: {} ({})", self.stop.at, self.stop.why));
         if let Some(n) = &self.stop.next {
@@ -804,11 +844,18 @@ impl From<PlanError> for WalkError {
 }
 
 /// The transaction being read.
-struct Open {
+struct Open<'f> {
     txn: Txn,
     record: usize,
     events: u64,
     skipped: bool,
+    /// A partial backup's replay: its units (`filter`), how many were kept and how many
+    /// (with how many events) cut out as other databases', and why it cannot be split.
+    units: Option<Units<'f>>,
+    kept: u64,
+    other: u64,
+    other_events: u64,
+    mixed: Option<String>,
 }
 
 /// The walk's output being built: pieces and where the current one began.
@@ -866,6 +913,7 @@ async fn walk<S: SegmentSource>(
     let mut framer: Option<(String, Framer, event::Checksum)> = None;
     let mut prev: Option<&Segment> = None;
     let mut open: Option<Open> = None;
+    let mut other_databases = OtherDatabases::default();
     let mut first: Option<Txn> = None;
     let mut last: Option<Txn> = None;
     let (mut transactions, mut events) = (0u64, 0u64);
@@ -880,8 +928,21 @@ async fn walk<S: SegmentSource>(
     // backup's GTID position.
     let mut gtid_before: Option<String> = None;
     let mut checked_history = false;
+    // With `EndOfWindow`: what ended the window before the end of the archive.
+    let mut window_end: Option<String> = None;
     'records: for (ri, record) in records.iter().enumerate().skip(first_record) {
         let s = match record {
+            Record::Gap(g) if matches!(target, Target::EndOfWindow) => {
+                window_end = Some(format!(
+                    "a gap in the archive: nothing archived from {} to {} ({})",
+                    g.after
+                        .as_ref()
+                        .map_or("the start".to_string(), |p| p.to_string()),
+                    g.resume_at,
+                    g.message
+                ));
+                break 'records;
+            }
             Record::Gap(g) => {
                 return Err(WalkError::Plan(PlanError::Refused(format!(
                     "GAP IN THE BINLOG ARCHIVE between backup {} ({}) and the target \
@@ -902,6 +963,13 @@ async fn walk<S: SegmentSource>(
             }
             Record::Segment(s) => s,
         };
+        if let Some(p) = prev
+            && matches!(target, Target::EndOfWindow)
+            && let Err(m) = follows(p, s)
+        {
+            window_end = Some(format!("the archive is not contiguous: {m}"));
+            break 'records;
+        }
         if let Some(p) = prev {
             follows(p, s).map_err(|m| {
                 PlanError::Refused(format!(
@@ -1054,17 +1122,45 @@ async fn walk<S: SegmentSource>(
                     record: ri,
                     events: 0,
                     skipped,
+                    units: backup.databases.as_ref().map(Units::new),
+                    kept: 0,
+                    other: 0,
+                    other_events: 0,
+                    mixed: None,
                 });
             }
             if let Some(o) = open.as_mut() {
                 o.events += 1;
                 o.txn.end = fe.end;
+                if !o.skipped
+                    && let Some(units) = o.units.as_mut()
+                    && let filter::Step::End(u, v) =
+                        units.event(&fe.bytes, fe.header.kind, checksum, ri, fe.start)
+                {
+                    match v {
+                        Verdict::Kept => o.kept += 1,
+                        Verdict::Other => {
+                            // Cut out of the bytes: the unit is contiguous and ends here.
+                            o.other += 1;
+                            o.other_events += u.events;
+                            pieces.flush(ri, s, fe.end);
+                            pieces.trim(u.record, u.start);
+                            if fe.end < s.end {
+                                pieces.open = Some((ri, fe.end));
+                            }
+                        }
+                        Verdict::Mixed(m) => {
+                            o.kept += 1;
+                            o.mixed.get_or_insert(m);
+                        }
+                    }
+                }
             }
             if !fe.at_boundary {
                 continue;
             }
             // Between transactions after this event.
-            let Some(o) = open.take() else {
+            let Some(mut o) = open.take() else {
                 // A lone event outside transactions (GTID_LIST, ROTATE ...).
                 if including {
                     included_end = Position {
@@ -1096,14 +1192,57 @@ async fn walk<S: SegmentSource>(
                 }
                 continue;
             }
-            transactions += 1;
-            events += o.events;
+            if let (Some(m), Some(f), Target::EndOfWindow) = (&o.mixed, &backup.databases, target) {
+                // A drill: what this backup can be restored to ends before it.
+                pieces.flush(ri, s, fe.end);
+                pieces.trim(o.record, o.txn.start.pos);
+                stop = Some(Stop {
+                    at: included_end.clone(),
+                    why: format!(
+                        "the next {} cannot be replayed for a backup of {} only: {m}",
+                        o.txn,
+                        f.describe()
+                    ),
+                    next: Some(o.txn),
+                });
+                break 'records;
+            }
+            if let (Some(m), Some(f)) = (&o.mixed, &backup.databases) {
+                return Err(WalkError::Plan(PlanError::Refused(format!(
+                    "{} cannot be replayed for backup {}, which holds {} only: {m}. \
+                     Restore from a whole-server backup, or leave it out knowingly{}",
+                    o.txn,
+                    backup.id,
+                    f.describe(),
+                    match &o.txn.gtid {
+                        Some(g) => format!(" with --skip-gtid {g}"),
+                        None => " by restoring to a point before it".to_string(),
+                    }
+                ))));
+            }
+            let trailing_kept = o.units.as_mut().and_then(Units::finish).is_some();
+            if o.units.is_some() && o.kept == 0 && o.other > 0 && !trailing_kept {
+                // Only other databases': left out whole.
+                pieces.flush(ri, s, fe.end);
+                pieces.trim(o.record, o.txn.start.pos);
+                if fe.end < s.end {
+                    pieces.open = Some((ri, fe.end));
+                }
+                other_databases.transactions += 1;
+            } else {
+                transactions += 1;
+                events += o.events - o.other_events;
+                first.get_or_insert_with(|| o.txn.clone());
+                last = Some(o.txn.clone());
+                if o.other > 0 {
+                    other_databases.statements += o.other;
+                    other_databases.statements_in += 1;
+                }
+            }
             included_end = Position {
                 file: fe.file.clone(),
                 pos: fe.end,
             };
-            first.get_or_insert_with(|| o.txn.clone());
-            last = Some(o.txn.clone());
             let reached = match target {
                 Target::Gtid(g) => o.txn.gtid.as_deref() == Some(g.as_str()),
                 Target::Position(p) => fe.file == p.file && fe.end == p.pos,
@@ -1139,15 +1278,19 @@ async fn walk<S: SegmentSource>(
                 pieces.trim(o.record, o.txn.start.pos);
             }
             match target {
-                Target::Latest => Stop {
+                Target::Latest | Target::EndOfWindow => Stop {
                     at: included_end.clone(),
-                    why: match &open {
-                        Some(o) => format!(
+                    why: match (&open, &window_end) {
+                        (Some(o), None) => format!(
                             "the end of the archive (its last {} is not complete yet and is \
                              left out)",
                             o.txn
                         ),
-                        None => "the end of the archive".into(),
+                        (None, None) => "the end of the archive".into(),
+                        (Some(o), Some(w)) => {
+                            format!("{w} (the {} cut by it is left out)", o.txn)
+                        }
+                        (None, Some(w)) => w.clone(),
                     },
                     next: open.as_ref().map(|o| o.txn.clone()),
                 },
@@ -1195,6 +1338,7 @@ async fn walk<S: SegmentSource>(
         transactions,
         events,
         skipped: skipped_seen,
+        other_databases,
         stop,
         notes: Vec::new(),
     })
@@ -1456,6 +1600,7 @@ mod tests {
             gtid: Some(format!("0-1-{seq}")),
             source: None,
             server: None,
+            databases: None,
         }
     }
 
@@ -1718,6 +1863,22 @@ mod tests {
         let p = run(plan(&a, &backups, &Target::Latest, &[])).unwrap();
         assert_eq!(p.backup.id, "after-gap");
         assert_eq!(replayed(&a, &p), seqs(5..=5));
+        // A drill's replay: up to the gap, which ends the window.
+        let p = run(plan(&a, &backups[..1], &Target::EndOfWindow, &[])).unwrap();
+        assert_eq!(p.backup.id, "before-gap");
+        assert_eq!(replayed(&a, &p), seqs(2..=2));
+        assert!(
+            p.stop
+                .why
+                .starts_with("a gap in the archive: nothing archived from b.000001:")
+                && p.stop.why.contains("to b.000003:4"),
+            "{}",
+            p.stop.why
+        );
+        // Without a gap after the backup, the end of the archive.
+        let p = run(plan(&a, &backups[1..], &Target::EndOfWindow, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), seqs(5..=5));
+        assert_eq!(p.stop.why, "the end of the archive");
     }
 
     #[test]
@@ -2114,6 +2275,269 @@ mod tests {
         assert_eq!(
             gtid_set_contains(set, "3e11fa47-71ca-11e1-9e33-c80aa9429562:6"),
             Some(false)
+        );
+    }
+
+    fn query_in(db: &str, text: &str) -> Vec<u8> {
+        let mut b = vec![0; 13];
+        b[8] = db.len() as u8;
+        b.extend_from_slice(db.as_bytes());
+        b.push(0);
+        b.extend_from_slice(text.as_bytes());
+        b
+    }
+
+    const TABLE_MAP: u8 = 19;
+    const WRITE_ROWS: u8 = 23;
+    const INTVAR: u8 = 5;
+
+    impl Arch {
+        /// A row-based statement: ANNOTATE_ROWS, a TABLE_MAP per table, one row event
+        /// per table (the last flagged STMT_END).
+        fn rows(&mut self, ts: u32, tables: &[(&str, &str)]) {
+            self.push(kind::ANNOTATE_ROWS, ts, b"INSERT ...");
+            for (i, (db, t)) in tables.iter().enumerate() {
+                let mut b = vec![i as u8, 0, 0, 0, 0, 0, 1, 0];
+                b.push(db.len() as u8);
+                b.extend_from_slice(db.as_bytes());
+                b.push(0);
+                b.push(t.len() as u8);
+                b.extend_from_slice(t.as_bytes());
+                b.extend_from_slice(&[0, 1, 3, 0]);
+                self.push(TABLE_MAP, ts, &b);
+            }
+            for i in 0..tables.len() {
+                let end = u8::from(i + 1 == tables.len());
+                self.push(
+                    WRITE_ROWS,
+                    ts,
+                    &[i as u8, 0, 0, 0, 0, 0, end, 0, 1, 1, 0xfe, 7],
+                );
+            }
+        }
+
+        /// A row-based transaction of the statements `stmts` (a cut after statement
+        /// `cut_after`, if given).
+        fn rows_txn(
+            &mut self,
+            seq: u64,
+            ts: u32,
+            stmts: &[&[(&str, &str)]],
+            cut_after: Option<usize>,
+        ) {
+            self.gtid(seq, ts, false);
+            self.in_txn = true;
+            for (i, st) in stmts.iter().enumerate() {
+                self.rows(ts, st);
+                if cut_after == Some(i) {
+                    self.cut();
+                }
+            }
+            self.push(kind::XID, ts, &7u64.to_le_bytes());
+            self.in_txn = false;
+        }
+
+        fn stmt_txn(&mut self, seq: u64, ts: u32, db: &str, text: &str) {
+            self.gtid(seq, ts, false);
+            self.in_txn = true;
+            self.push(INTVAR, ts, &[2, 5, 0, 0, 0, 0, 0, 0, 0]);
+            self.push(kind::QUERY, ts, &query_in(db, text));
+            self.push(kind::XID, ts, &7u64.to_le_bytes());
+            self.in_txn = false;
+        }
+    }
+
+    /// The databases of the TABLE_MAPs and QUERYs in the plan's bytes.
+    fn replayed_databases(a: &Arch, p: &ReplayPlan) -> Vec<String> {
+        let mut out = Vec::new();
+        for piece in &p.pieces {
+            let seg = &a.bytes[&(piece.segment.file.clone(), piece.segment.start)];
+            let mut b = &seg[(piece.from - piece.segment.start) as usize
+                ..(piece.to - piece.segment.start) as usize];
+            while !b.is_empty() {
+                let size = u32::from_le_bytes(b[9..13].try_into().unwrap()) as usize;
+                let ev = &b[..size];
+                let body = event::body(ev, event::Checksum::Crc32);
+                match ev[4] {
+                    TABLE_MAP => out
+                        .push(String::from_utf8_lossy(&body[9..9 + body[8] as usize]).into_owned()),
+                    kind::QUERY => out.push(event::query_db(ev, event::Checksum::Crc32).unwrap()),
+                    INTVAR => out.push("intvar".into()),
+                    _ => {}
+                }
+                b = &b[size..];
+            }
+        }
+        out
+    }
+
+    fn partial(a: &Arch, seq: u64) -> BackupPoint {
+        let mut b = backup("partial", 100, a.here(), seq);
+        b.databases = Some(DatabaseFilter::Only(vec!["shop".into()]));
+        b
+    }
+
+    #[test]
+    fn a_partial_backup_replays_only_its_databases() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 100, false);
+        let b = partial(&a, 1);
+        a.rows_txn(2, 101, &[&[("shop", "t")]], None);
+        a.rows_txn(3, 102, &[&[("other", "t")]], None);
+        a.ddl(4, 103, "CREATE DATABASE other");
+        // Mixed by statement: the other database's statement is cut out, across a
+        // segment cut just after it.
+        a.rows_txn(
+            5,
+            104,
+            &[
+                &[("other", "t")],
+                &[("shop", "t"), ("shop", "u")],
+                &[("other", "x")],
+            ],
+            Some(0),
+        );
+        a.stmt_txn(6, 105, "other", "INSERT INTO t VALUES (1)");
+        a.stmt_txn(7, 106, "shop", "INSERT INTO t VALUES (1)");
+        a.stmt_txn(8, 107, "", "INSERT INTO shop.t VALUES (1)");
+        a.stmt_txn(9, 108, "", "DROP TABLE other.t");
+        a.rows_txn(10, 109, &[&[("shop", "t")]], None);
+        a.cut();
+        let whole = backup("whole", 100, b.position.clone(), 1);
+        let p = run(plan(&a, &[whole], &Target::Latest, &[])).unwrap();
+        assert_eq!(
+            replayed(&a, &p),
+            seqs(2..=10),
+            "a whole-server backup: everything"
+        );
+        assert_eq!(p.other_databases, OtherDatabases::default());
+
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(
+            replayed(&a, &p),
+            ["0-1-2", "0-1-5", "0-1-7", "0-1-8", "0-1-10"]
+        );
+        assert_eq!(
+            replayed_databases(&a, &p),
+            [
+                "shop", "shop", "shop", "intvar", "shop", "intvar", "", "shop"
+            ]
+        );
+        assert_eq!(
+            p.other_databases,
+            OtherDatabases {
+                transactions: 4,
+                statements: 2,
+                statements_in: 1
+            }
+        );
+        assert_eq!(p.transactions, 5);
+        assert_eq!(p.last.as_ref().unwrap().gtid.as_deref(), Some("0-1-10"));
+        let d = p.describe();
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("databases: shop (a partial backup")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter().any(|l| l == "left out: 4 transactions on other databases only; 2 statements on other databases cut out of 1 transactions replayed"),
+            "{d:?}"
+        );
+        // A GTID target that is another database's transaction: reached, left out.
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::Gtid("0-1-6".into()),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-2", "0-1-5"]);
+        assert_eq!(p.other_databases.transactions, 3);
+        // The events counted are those in the bytes replayed (cut statements not).
+        let in_bytes: u64 = p
+            .pieces
+            .iter()
+            .map(|piece| {
+                let seg = &a.bytes[&(piece.segment.file.clone(), piece.segment.start)];
+                let mut b = &seg[(piece.from - piece.segment.start) as usize
+                    ..(piece.to - piece.segment.start) as usize];
+                let mut n = 0;
+                while !b.is_empty() {
+                    let size = u32::from_le_bytes(b[9..13].try_into().unwrap()) as usize;
+                    b = &b[size..];
+                    n += 1;
+                }
+                n
+            })
+            .sum();
+        assert_eq!(p.events, in_bytes);
+    }
+
+    #[test]
+    fn a_statement_into_a_kept_database_from_another_is_refused_naming_it() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 100, false);
+        let b = partial(&a, 1);
+        a.rows_txn(2, 101, &[&[("shop", "t")]], None);
+        a.stmt_txn(3, 102, "other", "INSERT INTO `shop`.t VALUES (1)");
+        a.rows_txn(4, 103, &[&[("shop", "t")]], None);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transaction 0-1-3")
+                && e.contains("default database `other` names `shop`")
+                && e.contains("--skip-gtid 0-1-3"),
+            "{e}"
+        );
+        // A drill's replay: up to it, which ends the window.
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::EndOfWindow,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-2"]);
+        assert!(
+            p.stop.why.starts_with("the next transaction 0-1-3")
+                && p.stop
+                    .why
+                    .contains("cannot be replayed for a backup of shop only"),
+            "{}",
+            p.stop.why
+        );
+        assert_eq!(p.stop.next.as_ref().unwrap().gtid.as_deref(), Some("0-1-3"));
+        // Before it: fine; skipped knowingly: fine.
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::Gtid("0-1-2".into()),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-2"]);
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::Latest,
+            &["0-1-3".into()],
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-2", "0-1-4"]);
+        // One row-based statement writing into both: refused too.
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 100, false);
+        let b = partial(&a, 1);
+        a.rows_txn(2, 101, &[&[("shop", "t"), ("other", "log")]], None);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transaction 0-1-2") && e.contains("writes into shop and into other"),
+            "{e}"
         );
     }
 

@@ -144,6 +144,15 @@ pub trait SegmentStore {
 
     /// Records a gap (see `Gap`); `resume_point` then answers `gap.resume_at`.
     fn record_gap(&mut self, gap: &Gap) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The archiver is caught up: the server said it has nothing more to send (a heartbeat)
+    /// and every event received is committed. A store that monitoring reads records it
+    /// (the repository: an archiver heartbeat, so that an idle server does not look like a
+    /// stopped archiver); the default records nothing. Called at most once per flush
+    /// interval.
+    fn caught_up(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// One record of an archive, in order: a segment or a gap.

@@ -248,7 +248,9 @@ pub enum Frame {
         format_description: Vec<u8>,
         resent: bool,
     },
-    /// A heartbeat, fake ROTATE or other artificial event: in no file.
+    /// A heartbeat: the server has sent everything it has and waits for new events.
+    Heartbeat,
+    /// A fake ROTATE or other artificial event: in no file.
     Artificial,
     /// An event of a dump by GTID before its first transaction (see `Framer::accept`),
     /// ending at `position`: not archived.
@@ -340,7 +342,7 @@ impl Framer {
         let header = Header::parse(&bytes).map_err(|e| self.fail(None, e))?;
         let artificial = header.is_artificial() || header.log_pos == 0;
         match header.kind {
-            kind::HEARTBEAT => return Ok(Frame::Artificial),
+            kind::HEARTBEAT => return Ok(Frame::Heartbeat),
             kind::ROTATE if artificial => {
                 // Made up by the server: names the file the next events come from. Its
                 // checksum follows the stream's setting, not a file's: strip one if valid.
@@ -602,7 +604,7 @@ mod tests {
         };
         assert_eq!((ev.start, ev.end), (fde_end, begin_end));
         let heartbeat = event(kind::HEARTBEAT, 0, begin_end as u32, 0, b"b.000001");
-        assert!(matches!(f.accept(heartbeat).unwrap(), Frame::Artificial));
+        assert!(matches!(f.accept(heartbeat).unwrap(), Frame::Heartbeat));
         // An event that does not start where the last one ended is an error.
         let gap = sized(query("COMMIT", 0), begin_end + 1);
         let e = f.accept(gap).unwrap_err();

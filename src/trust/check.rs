@@ -22,6 +22,12 @@
 //!     backups are there and fresh, only the proof that they restore is old;
 //!   - the newest backup is dated more than 5 minutes in the future (clock skew: ages and
 //!     retention are computed from these times);
+//!   - a drill record that cannot be trusted (damaged, or its MAC does not match: forged
+//!     by someone who can put objects but holds no key, or another repository's), checked
+//!     whenever drills can be read: it is ignored, so it never satisfies
+//!     `--max-drill-age`, and said, since someone put or damaged it. Not CRITICAL: the
+//!     backups and the archive, which a restore needs, are judged on their own; what is
+//!     lost is only a proof;
 //!   - no limit given at all: a check that checks nothing must not look green.
 //! - UNKNOWN (3): the check could not run (repository unreadable); the command builds it
 //!   with `Verdict::unknown`.
@@ -82,6 +88,9 @@ pub struct Observed {
     pub archiver: Option<Archiver>,
     /// When the last drill that passed finished.
     pub last_drill_success: Option<DateTime<Utc>>,
+    /// Drill records that were ignored, each with why (damaged, or a MAC that does not
+    /// match: forged or written with another repository's key).
+    pub ignored_drills: Vec<String>,
 }
 
 /// `--max-age`, `--max-binlog-lag`, `--max-drill-age` (or the config's `[check]`); `None`
@@ -112,8 +121,9 @@ and prints one line saying why, for cron mail, Nagios-style checks and systemd O
   CRITICAL: the newest backup is older than --max-age, or there is none; the binlog
   archiver's last stored event or heartbeat is older than --max-binlog-lag, or there is no
   archive; a gap in the point-in-time window (always checked when there is an archive).
-  WARNING: no restore drill passed within --max-drill-age; the newest backup is dated in
-  the future; no limit given at all.
+  WARNING: no restore drill passed within --max-drill-age; a drill record is damaged or
+  forged (its MAC does not match: ignored); the newest backup is dated in the future; no
+  limit given at all.
 
 Durations are like 26h, 15min, 8d, 1m (m is months, as in --keep-within). Limits not given
 on the command line come from [check] in the config file.";
@@ -208,6 +218,21 @@ pub fn verdict<Tz: TimeZone>(observed: &Observed, limits: &Limits, tz: &Tz) -> V
             Some(t) => facts.push(format!("last drill passed {} ago (max {max})", age(t))),
         }
     }
+    if let Some(first) = observed.ignored_drills.first() {
+        let more = observed.ignored_drills.len() - 1;
+        problems.push((
+            Status::Warning,
+            format!(
+                "drill record ignored (damaged or forged, it proves nothing): {}{}",
+                one_line(first),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
     if limits == &Limits::default() {
         problems.push((
             Status::Warning,
@@ -258,6 +283,7 @@ mod tests {
                 gaps: vec![],
             }),
             last_drill_success: Some(utc("2026-06-08T12:00:00Z")),
+            ignored_drills: vec![],
         }
     }
     fn limits() -> Limits {
@@ -366,6 +392,22 @@ mod tests {
         );
         o.last_drill_success = None;
         assert_eq!(check(&o).line, "WARNING: no restore drill has passed yet");
+    }
+
+    #[test]
+    fn an_ignored_drill_record_is_a_warning_and_does_not_count() {
+        let mut o = healthy();
+        o.ignored_drills = vec![
+            "damaged object drills/ab/cd:\n its MAC does not match".into(),
+            "damaged object drills/ab/ef: its content hashes to 00".into(),
+        ];
+        let v = check(&o);
+        assert_eq!(v.status, Status::Warning);
+        assert_eq!(
+            v.line,
+            "WARNING: drill record ignored (damaged or forged, it proves nothing): damaged object \
+             drills/ab/cd: its MAC does not match (and 1 more)"
+        );
     }
 
     #[test]

@@ -17,12 +17,15 @@
 //! there, and the server rewrites its statistics tables by itself). A backup without
 //! fingerprints (made before they were recorded) is compared by row counts from its
 //! manifest. Then, when the repository archives binlogs (`rbackup binlog`) from the
-//! backup's coordinates on, the archive is replayed into the restored server up to its
-//! latest complete transaction (`binlog::replay::plan` with `Target::Latest`,
+//! backup's coordinates on, the archive is replayed into the restored server up to the
+//! end of the backup's window: its latest complete transaction, or the last one before a
+//! gap or a missing segment (`binlog::replay::plan` with `Target::EndOfWindow`,
 //! `binlog::apply::apply`), after the comparison (which is against the backup's own
 //! state). The record's `binlog_replay` says whether it was done, why not (no archive,
-//! no coordinates, a gap, the backup not covered), how many transactions and events,
-//! the stop point, or the error; a replay that fails fails the drill.
+//! no coordinates, the backup not covered), how many transactions and events, the stop
+//! point, the gap that ended the window (`gap`: recorded, not a failure: the drill proves
+//! what can be restored, `check` reports the gap), or the error; a transaction that fails
+//! to replay fails the drill (exit 6, naming it).
 //!
 //! Verdicts: `passed`; `failed`: the backup did not restore as recorded (a damaged or
 //! missing object, a load that failed, a table whose rows or fingerprint differ, a count
@@ -47,6 +50,8 @@ use crate::backup::segments::{RepositorySegments, backup_point};
 use crate::backup::{FileEntry, Repository, RepositoryReader, Snapshot};
 use crate::binlog::apply::{self, ApplyError, Tools};
 use crate::binlog::replay::{self, PlanError, Target as ReplayTarget};
+use crate::binlog::segment::SegmentSource;
+use crate::binlog::window::{self, SpanEnd};
 use crate::client::conn::Session;
 use crate::client::options::ConnectionOptions;
 use crate::format::fingerprint::{self, Fingerprint, ObjectCounts, TableFingerprints};
@@ -223,7 +228,7 @@ async fn replay(
         match replay::plan(
             &segments,
             std::slice::from_ref(&point),
-            &ReplayTarget::Latest,
+            &ReplayTarget::EndOfWindow,
             &[],
         )
         .await
@@ -260,6 +265,14 @@ async fn replay(
         "last": plan.last.as_ref().map(ToString::to_string),
         "stop": {"at": plan.stop.at.to_string(), "why": plan.stop.why},
     });
+    if let Some(f) = &plan.backup.databases {
+        // A partial backup's replay: only its databases' events.
+        note["databases"] = f.describe().into();
+        note["other_databases"] = serde_json::json!({
+            "transactions_left_out": plan.other_databases.transactions,
+            "statements_cut": plan.other_databases.statements,
+        });
+    }
     let failed = |mut note: serde_json::Value, outcome: Outcome, m: String| {
         note["reason"] = format!("failed: {m}").into();
         note["error"] = m.clone().into();
@@ -268,6 +281,37 @@ async fn replay(
             Some((outcome, format!("the binlog replay failed: {m}"))),
         )
     };
+    // A gap (or a missing segment) that ends the backup's window before the end of the
+    // archive: the replay goes up to it, and the record says so (not a failure: the drill
+    // proves what can be restored; `check` and `list` report the gap itself).
+    match segments
+        .records()
+        .await
+        .map(|r| window::window(&window::spans(&r), &point.position).map(|w| (w.to, w.ends)))
+    {
+        Ok(Some((to, SpanEnd::Gap { gap }))) => {
+            note["gap"] = serde_json::json!({
+                "after": to.to_string(),
+                "resume_at": gap.resume_at.to_string(),
+                "message": gap.message,
+            });
+        }
+        Ok(Some((to, SpanEnd::Discontinuity { next }))) => {
+            note["gap"] = serde_json::json!({
+                "after": to.to_string(),
+                "resume_at": next.to_string(),
+                "message": "segments missing from the archive",
+            });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return failed(
+                note,
+                Outcome::Failed { damage: true },
+                format!("binlog archive {source}: {e}"),
+            );
+        }
+    }
     let mut session = match Session::connect(&live.connection).await {
         Ok(s) => s,
         Err(e) => return failed(note, Outcome::Error, e.to_string()),

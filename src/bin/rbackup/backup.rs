@@ -152,6 +152,24 @@ fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
     Ok(plan)
 }
 
+/// The databases whose binlog events a replay from this backup applies (`None`: every
+/// one, a whole-server backup): `--all-databases` with `--ignore-database`s all but those,
+/// `--databases a b` or one database those (a table subset of one database still counts
+/// its whole database).
+fn binlog_databases(
+    scope: &rdump::plan::Scope,
+    ignored: &[String],
+) -> Option<rdump::binlog::filter::DatabaseFilter> {
+    use rdump::binlog::filter::DatabaseFilter;
+    use rdump::plan::Scope;
+    match scope {
+        Scope::AllDatabases if ignored.is_empty() => None,
+        Scope::AllDatabases => Some(DatabaseFilter::Except(ignored.to_vec())),
+        Scope::Databases(d) => Some(DatabaseFilter::Only(d.clone())),
+        Scope::Database { db, .. } => Some(DatabaseFilter::Only(vec![db.clone()])),
+    }
+}
+
 async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
     let plan = backup_plan(&args.dump_options)?;
     let rdump::plan::Output::Dir(opts) = &plan.output else {
@@ -204,6 +222,9 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         tags,
         meta: serde_json::json!({
             "databases": summary.database_names,
+            // Which databases a point-in-time replay from this backup applies (null: the
+            // whole server's binlog).
+            "binlog_databases": binlog_databases(&plan.selection.scope, &plan.selection.ignore_databases),
             "coordinates": summary.coordinates,
             "consistency": summary.method,
             "server": rdump::client::conn::server_label(&plan.connection),
@@ -337,4 +358,47 @@ async fn sole_owner(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdump::binlog::filter::DatabaseFilter;
+    use rdump::plan::Scope;
+
+    #[test]
+    fn a_backup_records_which_databases_its_replay_applies() {
+        assert_eq!(binlog_databases(&Scope::AllDatabases, &[]), None);
+        assert_eq!(
+            binlog_databases(&Scope::AllDatabases, &["x".into()]),
+            Some(DatabaseFilter::Except(vec!["x".into()]))
+        );
+        assert_eq!(
+            binlog_databases(&Scope::Databases(vec!["a".into(), "b".into()]), &[]),
+            Some(DatabaseFilter::Only(vec!["a".into(), "b".into()]))
+        );
+        let one = Scope::Database {
+            db: "shop".into(),
+            tables: vec!["t".into()],
+        };
+        assert_eq!(
+            binlog_databases(&one, &["ignored without -A".into()]),
+            Some(DatabaseFilter::Only(vec!["shop".into()]))
+        );
+        // As the snapshot's meta holds it.
+        let meta = serde_json::json!({
+            "binlog_databases": binlog_databases(&Scope::Databases(vec!["shop".into()]), &[]),
+        });
+        assert_eq!(
+            meta["binlog_databases"],
+            serde_json::json!({"only": ["shop"]})
+        );
+        assert_eq!(
+            DatabaseFilter::from_meta(&meta),
+            Some(DatabaseFilter::Only(vec!["shop".into()]))
+        );
+        let whole =
+            serde_json::json!({"binlog_databases": binlog_databases(&Scope::AllDatabases, &[])});
+        assert_eq!(DatabaseFilter::from_meta(&whole), None);
+    }
 }

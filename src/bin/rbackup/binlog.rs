@@ -41,6 +41,9 @@ option files: -h -P -S -u -p --ssl-* ... (no --compress). rbackup's own options 
 anywhere. The account needs REPLICATION SLAVE, BINLOG MONITOR and REPLICATION MASTER ADMIN
 (MariaDB 10.5+; REPLICATION SLAVE and REPLICATION CLIENT on MySQL and older MariaDB); the
 server needs log_bin. A lost connection or a restart of the server is retried for 5 minutes.
+While the server is idle and everything received is stored, the archiver overwrites
+heartbeats/<source> (at most once per --flush-interval), so that `rbackup check
+--max-binlog-lag` tells an idle server from a stopped archiver.
 
 Exit codes:
   0  stopped by SIGTERM, SIGINT or SIGHUP (what was received is committed first), or

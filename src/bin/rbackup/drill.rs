@@ -33,8 +33,10 @@ the restored data stays there. The backup is staged in $TMPDIR (as much free spa
 logical size). The mysql schema is neither restored nor compared. After the comparison
 (against the backup's own state), when the repository has a binlog archive covering the
 backup's coordinates, it is replayed into the restored server to its latest complete
-transaction (as restore --to-latest); the record says whether it was replayed or why not,
-how many transactions, and the stop point. The result is recorded in the repository
+transaction (as restore --to-latest), or up to a gap in the archive after the backup (the
+end of what can be restored from it: the record names the gap, and the drill does not
+fail for it; check reports gaps); the record says whether it was replayed or why not, how
+many transactions, and the stop point. The result is recorded in the repository
 (drills/<backup>/<id>); `rbackup list` shows each backup's last drill.
 
 Exit codes:

@@ -474,6 +474,22 @@ mod pitr {
         for line in plan.describe() {
             println!("  {line}");
         }
+        // Chosen by time alone: a newer partial backup wins over an older whole-server one.
+        if let (Some(f), None) = (&plan.backup.databases, &args.id)
+            && let Some(whole) = backups
+                .iter()
+                .filter(|b| b.databases.is_none())
+                .max_by_key(|b| b.time)
+        {
+            eprintln!(
+                "rbackup: note: backup {} holds {} only, so only that is restored; the \
+                 repository also has whole-server backups (the newest: {}): name one to \
+                 restore the whole server",
+                plan.backup.id,
+                f.describe(),
+                whole.id
+            );
+        }
         let Some((staging, opts)) = loading else {
             println!("dry run: nothing was changed");
             return Ok(());
@@ -507,9 +523,18 @@ mod pitr {
         .await
         .map_err(PitrFailure::Apply)?;
         let secs = started.elapsed().as_secs_f64();
+        let other = match &plan.backup.databases {
+            Some(f) => format!(
+                " ({} of {}'s; {} transactions of other databases left out)",
+                plan.transactions,
+                f.describe(),
+                plan.other_databases.transactions
+            ),
+            None => String::new(),
+        };
         println!(
-            "replayed {} transactions ({} bytes of binlog from {} files) in {secs:.1} s through \
-             {}; stopped at {} ({})",
+            "replayed {} transactions{other} ({} bytes of binlog from {} files) in {secs:.1} s \
+             through {}; stopped at {} ({})",
             plan.transactions,
             done.bytes,
             done.files,

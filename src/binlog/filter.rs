@@ -1,0 +1,482 @@
+//! Point-in-time restore of a partial backup: which archived events belong to the
+//! backup's databases (`DatabaseFilter`), one "unit" of a transaction at a time.
+//!
+//! A backup of some databases (`--databases shop`, `shop`, `--all-databases
+//! --ignore-database=x`) records them (snapshot `meta.binlog_databases`); a whole-server
+//! backup records nothing and its replay is not filtered. The planner (`replay::walk`)
+//! cuts a transaction into units and asks `Units::event` what each one is:
+//!
+//! - a row-based statement (ANNOTATE_ROWS, its TABLE_MAPs, its row events up to the one
+//!   flagged STMT_END): by the databases of its TABLE_MAPs, exactly. All kept: kept; none:
+//!   other; both (a multi-table UPDATE, a trigger writing into another database): mixed.
+//! - a statement (QUERY, with the INTVAR/RAND/USER_VAR events before it): by its default
+//!   database, as `mariadb-binlog --database` and `replicate-do-db` do (CREATE/DROP/ALTER
+//!   DATABASE name the database they change as their default one). The classic trap of
+//!   that rule is a statement whose default database is another one but that writes into
+//!   a kept database by a qualified name (`USE other; INSERT INTO shop.t ...`): such a
+//!   statement (its text names a kept database as `db.`/`` `db`. ``, outside quotes and
+//!   comments) is mixed, never dropped silently. A statement without a default database
+//!   is kept when it names a kept database that way, else (a `CREATE USER`, a `DROP TABLE
+//!   other.t`) it is other; with `Except`, where the kept databases are not listed, it is
+//!   kept unless every database it names is excluded.
+//!   A statement whose default database is kept is replayed whatever it names (`USE
+//!   shop; DROP TABLE other.t`: it fails on the target and the replay stops naming it).
+//! - BEGIN/COMMIT/ROLLBACK/XA/SAVEPOINT statements, GTID and XID events: the transaction's
+//!   frame, kept with it.
+//!
+//! Why not `mariadb-binlog --database` (client/mysqlbinlog.cc, 10.11): it takes one
+//! database; it filters QUERY events by default database and row events per TABLE_MAP,
+//! so it drops the trap above silently and applies half of a statement writing into two
+//! databases; it leaves the other databases' transactions as empty ones.
+//!
+//! The planner then leaves out a transaction whose units are all other, cuts the other
+//! units out of a transaction that also has kept ones (each row-based statement repeats
+//! its TABLE_MAPs, so the rest decodes alone), and refuses a transaction with a mixed
+//! unit, naming it (`--skip-gtid` leaves it out knowingly); a drill's replay
+//! (`Target::EndOfWindow`) stops before it instead, its window ending there. MySQL's
+//! compressed transactions (TRANSACTION_PAYLOAD) cannot be looked into: mixed. MariaDB's
+//! compressed statements (`log_bin_compress`) go by their default database alone: their
+//! text is not decompressed to look for the trap.
+//!
+//! Not for: where units are in the plan's bytes (`replay`), decoding rows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::binlog::event::{self, Checksum, kind};
+
+/// Which databases a partial backup holds, for its replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseFilter {
+    /// Only these databases (`--databases a b`, or one database).
+    Only(Vec<String>),
+    /// Every database but these (`--all-databases --ignore-database=...`).
+    Except(Vec<String>),
+}
+
+impl DatabaseFilter {
+    pub fn keeps(&self, db: &str) -> bool {
+        match self {
+            DatabaseFilter::Only(k) => k.iter().any(|d| d == db),
+            DatabaseFilter::Except(x) => !x.iter().any(|d| d == db),
+        }
+    }
+
+    /// "shop, shop2" / "every database but x".
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseFilter::Only(k) if k.is_empty() => "no database".into(),
+            DatabaseFilter::Only(k) => k.join(", "),
+            DatabaseFilter::Except(x) => format!("every database but {}", x.join(", ")),
+        }
+    }
+
+    /// A snapshot's `meta.binlog_databases` (absent or null: a whole-server backup).
+    pub fn from_meta(meta: &serde_json::Value) -> Option<DatabaseFilter> {
+        serde_json::from_value(meta.get("binlog_databases")?.clone()).ok()
+    }
+}
+
+/// What a finished unit is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Kept,
+    Other,
+    /// Writes into a kept and another database, or cannot be told: why.
+    Mixed(String),
+}
+
+/// The unit being read.
+#[derive(Debug, Clone, Default)]
+pub struct Unit {
+    /// The planner's place of its first event (record, position in the file).
+    pub record: usize,
+    pub start: u64,
+    pub events: u64,
+    kept: Vec<String>,
+    other: Vec<String>,
+    mixed: Option<String>,
+}
+
+impl Unit {
+    fn verdict(&self) -> Verdict {
+        if let Some(m) = &self.mixed {
+            return Verdict::Mixed(m.clone());
+        }
+        match (self.kept.is_empty(), self.other.is_empty()) {
+            (false, false) => Verdict::Mixed(format!(
+                "one statement writes into {} and into {}",
+                self.kept.join(", "),
+                self.other.join(", ")
+            )),
+            (true, false) => Verdict::Other,
+            // Kept, or nothing known (leave it in place).
+            _ => Verdict::Kept,
+        }
+    }
+
+    fn add(list: &mut Vec<String>, db: String) {
+        if !list.contains(&db) {
+            list.push(db);
+        }
+    }
+}
+
+/// What one event does to the units of a transaction.
+pub enum Step {
+    /// The event is the transaction's frame, or part of the unit still open.
+    Continue,
+    /// The event ends a unit (it is its last one).
+    End(Unit, Verdict),
+}
+
+/// Follows the units of one transaction.
+pub struct Units<'a> {
+    filter: &'a DatabaseFilter,
+    open: Option<Unit>,
+}
+
+const STMT_END_F: u16 = 0x0001;
+
+fn is_rows(k: u8) -> bool {
+    matches!(k, 20..=25 | 30..=32 | 39 | 166..=171)
+}
+
+impl<'a> Units<'a> {
+    pub fn new(filter: &'a DatabaseFilter) -> Units<'a> {
+        Units { filter, open: None }
+    }
+
+    /// Reads event `ev` (of kind `k`, at `record`/`start`) of the transaction.
+    pub fn event(
+        &mut self,
+        ev: &[u8],
+        k: u8,
+        checksum: Checksum,
+        record: usize,
+        start: u64,
+    ) -> Step {
+        match k {
+            kind::GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID | kind::XID => {
+                return Step::Continue;
+            }
+            kind::XA_PREPARE => return Step::Continue,
+            _ => {}
+        }
+        let statement = k == kind::QUERY || k == QUERY_COMPRESSED;
+        let text = if k == kind::QUERY {
+            event::query_text(ev, checksum).unwrap_or_default()
+        } else {
+            &[]
+        };
+        if statement && self.open.is_none() && k == kind::QUERY && is_frame(text) {
+            return Step::Continue;
+        }
+        let u = self.open.get_or_insert_with(|| Unit {
+            record,
+            start,
+            ..Default::default()
+        });
+        u.events += 1;
+        if k == TABLE_MAP {
+            match table_map_db(ev, checksum) {
+                Some(db) if self.filter.keeps(&db) => Unit::add(&mut u.kept, db),
+                Some(db) => Unit::add(&mut u.other, db),
+                None => u.mixed = Some("a TABLE_MAP event that cannot be read".into()),
+            }
+            return Step::Continue;
+        }
+        if k == kind::MYSQL_TRANSACTION_PAYLOAD {
+            u.mixed = Some(
+                "a compressed transaction (binlog_transaction_compression) cannot be looked \
+                 into"
+                    .into(),
+            );
+            return Step::Continue;
+        }
+        if is_rows(k) {
+            let b = event::body(ev, checksum);
+            let end = b.len() >= 8 && u16::from_le_bytes([b[6], b[7]]) & STMT_END_F != 0;
+            if !end {
+                return Step::Continue;
+            }
+        } else if statement {
+            let db = event::query_db(ev, checksum).unwrap_or_default();
+            self.statement(&db, text);
+        } else {
+            // INTVAR, RAND, USER_VAR, ANNOTATE_ROWS, ...: belong to what follows.
+            return Step::Continue;
+        }
+        let u = self.open.take().expect("opened above");
+        let v = u.verdict();
+        Step::End(u, v)
+    }
+
+    /// Classifies a statement with default database `db` (see the module doc).
+    fn statement(&mut self, db: &str, text: &[u8]) {
+        let u = self.open.as_mut().expect("open");
+        let named = qualifiers(text);
+        let label = |db: &str| {
+            if db.is_empty() {
+                "no default database".to_string()
+            } else {
+                format!("default database `{db}`")
+            }
+        };
+        if !db.is_empty() && self.filter.keeps(db) {
+            Unit::add(&mut u.kept, db.to_string());
+            return;
+        }
+        let kept_named: Vec<&String> = named.iter().filter(|q| self.filter.keeps(q)).collect();
+        if db.is_empty() {
+            let keep = match self.filter {
+                DatabaseFilter::Only(_) => !kept_named.is_empty(),
+                DatabaseFilter::Except(_) => named.is_empty() || !kept_named.is_empty(),
+            };
+            if keep {
+                Unit::add(&mut u.kept, "(statement without default database)".into());
+            } else {
+                Unit::add(&mut u.other, label(db));
+            }
+            return;
+        }
+        match self.filter {
+            DatabaseFilter::Only(_) if !kept_named.is_empty() => {
+                u.mixed = Some(format!(
+                    "a statement with {} names {} (`{}`): by its default database it \
+                     belongs to `{db}`, which the backup does not hold, yet it may write \
+                     into a database it holds",
+                    label(db),
+                    kept_named
+                        .iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    String::from_utf8_lossy(&text[..text.len().min(120)])
+                ));
+            }
+            _ => Unit::add(&mut u.other, db.to_string()),
+        }
+    }
+
+    /// The unit still open at the end of the transaction (events that end no statement):
+    /// kept in place.
+    pub fn finish(&mut self) -> Option<Unit> {
+        self.open.take()
+    }
+}
+
+const TABLE_MAP: u8 = 19;
+const QUERY_COMPRESSED: u8 = 165;
+
+/// A statement that frames a transaction rather than changing data.
+fn is_frame(text: &[u8]) -> bool {
+    let t = String::from_utf8_lossy(&text[..text.len().min(40)]).to_ascii_uppercase();
+    let t = t.trim_start();
+    [
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "XA",
+        "SAVEPOINT",
+        "RELEASE SAVEPOINT",
+    ]
+    .iter()
+    .any(|p| {
+        t.starts_with(p)
+            && t[p.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+    })
+}
+
+/// The database of a TABLE_MAP event (post-header: table id 6 bytes, flags 2; then the
+/// database name with its length byte and a NUL).
+fn table_map_db(ev: &[u8], checksum: Checksum) -> Option<String> {
+    let b = event::body(ev, checksum);
+    let len = *b.get(8)? as usize;
+    let name = b.get(9..9 + len)?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// The qualifiers a statement uses (`x` of `x.y`, `` `x`.y ``, `x.*`), outside string
+/// literals and comments: the databases it may name (or table aliases, which then count
+/// too: a false "names a kept database" refuses, it never drops).
+pub fn qualifiers(text: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let n = text.len();
+    let mut i = 0;
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    while i < n {
+        let c = text[i];
+        match c {
+            b'\'' | b'"' => {
+                i += 1;
+                while i < n && text[i] != c {
+                    if text[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'#' => {
+                while i < n && text[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'-' if text.get(i + 1) == Some(&b'-') => {
+                while i < n && text[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            // Comments, but not the executable /*! ... */ and /*M! ... */.
+            b'/' if text.get(i + 1) == Some(&b'*')
+                && !matches!(text.get(i + 2), Some(b'!') | Some(b'M')) =>
+            {
+                i += 2;
+                while i + 1 < n && !(text[i] == b'*' && text[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'`' => {
+                let mut name = Vec::new();
+                i += 1;
+                while i < n {
+                    if text[i] == b'`' {
+                        if text.get(i + 1) == Some(&b'`') {
+                            name.push(b'`');
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    name.push(text[i]);
+                    i += 1;
+                }
+                i += 1;
+                push_if_qualifier(&mut out, &name, text, i);
+            }
+            c if ident(c) => {
+                let s = i;
+                while i < n && ident(text[i]) {
+                    i += 1;
+                }
+                let prev_dot = s > 0 && text[s - 1] == b'.';
+                if !prev_dot {
+                    push_if_qualifier(&mut out, &text[s..i], text, i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+fn push_if_qualifier(out: &mut Vec<String>, name: &[u8], text: &[u8], after: usize) {
+    if text.get(after) == Some(&b'.')
+        && text.get(after + 1).is_some_and(|c| {
+            c.is_ascii_alphabetic() || matches!(c, b'_' | b'`' | b'*' | b'$') || *c >= 0x80
+        })
+        && !name.iter().all(u8::is_ascii_digit)
+    {
+        let s = String::from_utf8_lossy(name).into_owned();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualifiers_outside_quotes_and_comments() {
+        let q = |s: &str| qualifiers(s.as_bytes());
+        assert_eq!(q("INSERT INTO shop.t VALUES (1.5)"), ["shop"]);
+        assert_eq!(
+            q("insert into `shop`.`t` select * from other.x"),
+            ["shop", "other"]
+        );
+        assert_eq!(
+            q("INSERT INTO t VALUES ('shop.t') # shop.x"),
+            Vec::<String>::new()
+        );
+        assert_eq!(q("/* shop.t */ DROP TABLE a.b -- shop.t"), ["a"]);
+        assert_eq!(q("GRANT SELECT ON shop.* TO u"), ["shop"]);
+        assert_eq!(q("/*!40000 ALTER TABLE s.t DISABLE KEYS */"), ["s"]);
+        assert_eq!(q("SELECT 1.5, 2.e3"), Vec::<String>::new());
+        assert_eq!(q("UPDATE `we``ird`.t SET c=1"), ["we`ird"]);
+    }
+
+    #[test]
+    fn frames_are_not_statements() {
+        for t in [
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+            "XA START X'01'",
+            "SAVEPOINT `a`",
+        ] {
+            assert!(is_frame(t.as_bytes()), "{t}");
+        }
+        for t in ["BEGIN_X", "INSERT INTO t VALUES (1)", "COMMITTED", "XAX"] {
+            assert!(!is_frame(t.as_bytes()), "{t}");
+        }
+    }
+
+    fn unit_of(filter: &DatabaseFilter, db: &str, text: &str) -> Verdict {
+        let mut u = Units::new(filter);
+        u.open = Some(Unit::default());
+        u.statement(db, text.as_bytes());
+        u.open.unwrap().verdict()
+    }
+
+    #[test]
+    fn statements_go_by_their_default_database_and_the_trap_is_refused() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        assert_eq!(
+            unit_of(&only, "shop", "INSERT INTO t VALUES (1)"),
+            Verdict::Kept
+        );
+        assert_eq!(
+            unit_of(&only, "shop", "INSERT INTO other.t VALUES (1)"),
+            Verdict::Kept
+        );
+        assert_eq!(
+            unit_of(&only, "other", "CREATE DATABASE other"),
+            Verdict::Other
+        );
+        assert_eq!(
+            unit_of(&only, "other", "INSERT INTO t VALUES (1)"),
+            Verdict::Other
+        );
+        assert!(matches!(
+            unit_of(&only, "other", "INSERT INTO shop.t VALUES (1)"),
+            Verdict::Mixed(m) if m.contains("`shop`")
+        ));
+        assert_eq!(
+            unit_of(&only, "", "INSERT INTO shop.t VALUES (1)"),
+            Verdict::Kept
+        );
+        assert_eq!(unit_of(&only, "", "DROP TABLE other.t"), Verdict::Other);
+        assert_eq!(unit_of(&only, "", "CREATE USER u"), Verdict::Other);
+        let except = DatabaseFilter::Except(vec!["x".into()]);
+        assert_eq!(unit_of(&except, "", "CREATE USER u"), Verdict::Kept);
+        assert_eq!(unit_of(&except, "", "DROP TABLE x.t"), Verdict::Other);
+        assert_eq!(unit_of(&except, "x", "UPDATE t SET a=1"), Verdict::Other);
+        assert_eq!(unit_of(&except, "y", "UPDATE t SET a=1"), Verdict::Kept);
+        assert_eq!(
+            DatabaseFilter::from_meta(&serde_json::json!({"binlog_databases": {"only": ["a"]}})),
+            Some(DatabaseFilter::Only(vec!["a".into()]))
+        );
+        assert_eq!(
+            DatabaseFilter::from_meta(&serde_json::json!({"binlog_databases": null})),
+            None
+        );
+        assert_eq!(DatabaseFilter::from_meta(&serde_json::json!({})), None);
+    }
+}
