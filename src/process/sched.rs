@@ -35,3 +35,24 @@ pub fn batch() {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn batch_applies_to_the_calling_thread_and_the_threads_it_starts() {
+        std::thread::spawn(|| {
+            super::batch();
+            // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+            let own = unsafe { libc::sched_getscheduler(0) };
+            let child = std::thread::spawn(|| unsafe { libc::sched_getscheduler(0) })
+                .join()
+                .unwrap();
+            if std::env::var_os("RDUMP_SCHED").is_none() {
+                assert_eq!(own, libc::SCHED_BATCH);
+                assert_eq!(child, libc::SCHED_BATCH);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
