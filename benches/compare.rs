@@ -18,7 +18,8 @@
 //!    (the harness of `tests/common`, with a buffer pool that holds the data), warms the
 //!    buffer pool, then runs interleaved rounds (the order rotates each round) of the
 //!    floor query, `mysqldump` (the system's `mariadb-dump`), `mydumper`, `rdump` and
-//!    `rdump --dir` in SQL, CSV and CSV+zstd.
+//!    `rdump --dir` in SQL, CSV and CSV+zstd over the unix socket, and `mysqldump`,
+//!    `mydumper`, `rdump` and `rdump --dir` (SQL) over TCP to 127.0.0.1.
 //! 4. For the restore dataset: makes each tool's dump once, then runs interleaved rounds of
 //!    restores, each into a fresh empty server: `mysql < dump.sql` (mysqldump's and
 //!    rdump's dumps), `myloader`, and `rload` on each `rdump --dir` format (when the `rload`
@@ -27,7 +28,9 @@
 //!
 //! Measures per run: wall time; client CPU (user+sys) and peak RSS from `wait4` on the
 //! client process; server CPU from `/proc/<mariadbd>/stat` (utime+stime) before and after;
-//! output bytes. The table shows medians over the rounds. The *floor* is the server CPU
+//! context switches of the client (`wait4`) and of the server's threads
+//! (`/proc/<mariadbd>/task/*/status`); output bytes. The report names the CPU model, the
+//! cores, the kernel and the load average. The table shows medians over the rounds. The *floor* is the server CPU
 //! of `mariadb --quick -e 'SELECT * FROM t1; SELECT * FROM t2; ...' > /dev/null` divided by
 //! the number of cores: no dump can be faster than the server sending the rows.
 //!
@@ -838,6 +841,13 @@ struct Sample {
     other_cpu: f64,
     rss_kib: u64,
     bytes: u64,
+    /// Voluntary and involuntary context switches of the client (all its threads, wait4).
+    client_vcs: u64,
+    client_ivcs: u64,
+    /// Context switches (voluntary + involuntary) of the server's threads during the run,
+    /// from /proc/<mariadbd>/task/*/status: threads that exit during the run are not
+    /// counted (the server keeps its connection threads in its thread cache).
+    server_cs: u64,
 }
 
 /// Runs `cmd` to completion and measures it. `stdin`/`stdout` default to null.
@@ -853,12 +863,14 @@ fn measure(
         .stderr(stderr.try_clone().map_err(|e| e.to_string())?);
     let what = describe(&cmd);
     let cpu_before = process_cpu_seconds(server_pid)?;
+    let switches_before = thread_switches(server_pid);
     let busy_before = machine_busy_seconds();
     let begin = Instant::now();
     let child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
     let (status, usage) = wait4(child.id()).map_err(|e| format!("waiting for {what}: {e}"))?;
     let wall = begin.elapsed().as_secs_f64();
     let cpu_after = process_cpu_seconds(server_pid)?;
+    let switches_after = thread_switches(server_pid);
     let busy = machine_busy_seconds() - busy_before;
     drop(child); // already reaped by wait4
     if !exited_ok(status) {
@@ -882,7 +894,34 @@ fn measure(
         other_cpu: (busy - client_cpu - server_cpu).max(0.0),
         rss_kib: usage.ru_maxrss as u64,
         bytes: 0,
+        client_vcs: usage.ru_nvcsw as u64,
+        client_ivcs: usage.ru_nivcsw as u64,
+        server_cs: switches_after
+            .iter()
+            .map(|(tid, n)| n.saturating_sub(switches_before.get(tid).copied().unwrap_or(0)))
+            .sum(),
     })
+}
+
+/// Context switches (voluntary + involuntary) of each thread of a process, by thread id.
+fn thread_switches(pid: u32) -> BTreeMap<u32, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.insert(tid, n);
+    }
+    out
 }
 
 fn wait4(pid: u32) -> io::Result<(libc::c_int, libc::rusage)> {
@@ -1042,9 +1081,14 @@ enum Dumper {
     RdumpDirSql,
     RdumpDirCsv,
     RdumpDirCsvZstd,
+    /// The same tools over TCP to 127.0.0.1 (the server's port) instead of the socket.
+    MysqldumpTcp,
+    MydumperTcp,
+    RdumpTcp,
+    RdumpDirSqlTcp,
 }
 
-const DUMPERS: [Dumper; 7] = [
+const DUMPERS: [Dumper; 11] = [
     Dumper::Floor,
     Dumper::Mysqldump,
     Dumper::Mydumper,
@@ -1052,6 +1096,10 @@ const DUMPERS: [Dumper; 7] = [
     Dumper::RdumpDirSql,
     Dumper::RdumpDirCsv,
     Dumper::RdumpDirCsvZstd,
+    Dumper::MysqldumpTcp,
+    Dumper::MydumperTcp,
+    Dumper::RdumpTcp,
+    Dumper::RdumpDirSqlTcp,
 ];
 
 impl Dumper {
@@ -1064,6 +1112,29 @@ impl Dumper {
             Dumper::RdumpDirSql => "rdump-dir-sql",
             Dumper::RdumpDirCsv => "rdump-dir-csv",
             Dumper::RdumpDirCsvZstd => "rdump-dir-csv-zstd",
+            Dumper::MysqldumpTcp => "mysqldump-tcp",
+            Dumper::MydumperTcp => "mydumper-tcp",
+            Dumper::RdumpTcp => "rdump-tcp",
+            Dumper::RdumpDirSqlTcp => "rdump-dir-sql-tcp",
+        }
+    }
+
+    /// Whether the tool connects over TCP to 127.0.0.1 rather than the unix socket.
+    fn is_tcp(self) -> bool {
+        matches!(
+            self,
+            Dumper::MysqldumpTcp | Dumper::MydumperTcp | Dumper::RdumpTcp | Dumper::RdumpDirSqlTcp
+        )
+    }
+
+    /// The tool an rdump row is compared with (over the same transport).
+    fn peer(self) -> Option<Dumper> {
+        match self {
+            Dumper::Rdump => Some(Dumper::Mysqldump),
+            Dumper::RdumpTcp => Some(Dumper::MysqldumpTcp),
+            Dumper::RdumpDirSqlTcp => Some(Dumper::MydumperTcp),
+            x if x.is_dir_mode() => Some(Dumper::Mydumper),
+            _ => None,
         }
     }
 
@@ -1072,6 +1143,18 @@ impl Dumper {
         let n = cfg.threads;
         let chunk = cfg.chunk_size;
         match self {
+            Dumper::MysqldumpTcp => {
+                "mysqldump -h127.0.0.1 -PPORT --single-transaction --databases DB > dump.sql".into()
+            }
+            Dumper::MydumperTcp => {
+                format!("mydumper -h 127.0.0.1 -P PORT -t {n} -r {chunk} -B DB -o DIR")
+            }
+            Dumper::RdumpTcp => {
+                "rdump -h127.0.0.1 -PPORT --single-transaction --databases DB > dump.sql".into()
+            }
+            Dumper::RdumpDirSqlTcp => format!(
+                "rdump -h127.0.0.1 -PPORT --dir DIR --threads {n} --chunk-size {chunk} --databases DB"
+            ),
             Dumper::Floor => {
                 "mariadb --quick -e 'SELECT * FROM t1; SELECT * FROM t2; …' > /dev/null".into()
             }
@@ -1093,12 +1176,15 @@ impl Dumper {
     fn is_dir_mode(self) -> bool {
         matches!(
             self,
-            Dumper::RdumpDirSql | Dumper::RdumpDirCsv | Dumper::RdumpDirCsvZstd
+            Dumper::RdumpDirSql
+                | Dumper::RdumpDirCsv
+                | Dumper::RdumpDirCsvZstd
+                | Dumper::RdumpDirSqlTcp
         )
     }
 
     fn is_rdump(self) -> bool {
-        self == Dumper::Rdump || self.is_dir_mode()
+        self == Dumper::Rdump || self == Dumper::RdumpTcp || self.is_dir_mode()
     }
 }
 
@@ -1113,11 +1199,24 @@ fn run_dump(
     let cfg = &ctx.cfg;
     let tools = &ctx.tools;
     let socket = format!("--socket={}", server.socket().display());
+    let port = format!("-P{}", server.port());
+    // The tools' own connection options: the socket, or TCP to the loopback address.
+    let conn: Vec<&str> = if d.is_tcp() {
+        vec![
+            "--no-defaults",
+            "-uroot",
+            "-h127.0.0.1",
+            &port,
+            "--protocol=tcp",
+        ]
+    } else {
+        vec!["--no-defaults", "-uroot", &socket]
+    };
     let pid = server.pid().ok_or("server is not running")?;
     let create = |p: &Path| File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
     let rdump_dir = |extra: &[&str]| {
         let mut c = Command::new(&tools.rdump);
-        c.args(["--no-defaults", "-uroot", &socket])
+        c.args(&conn)
             .arg(format!("--dir={}", out.display()))
             .arg(format!("--threads={}", cfg.threads))
             .arg(format!("--chunk-size={}", cfg.chunk_size))
@@ -1147,30 +1246,39 @@ fn run_dump(
             ]);
             (c, None)
         }
-        Dumper::Mysqldump => {
+        Dumper::Mysqldump | Dumper::MysqldumpTcp => {
             let mut c = Command::new(&tools.mysqldump);
-            c.args(["--no-defaults", "-uroot", &socket, "--single-transaction"])
+            c.args(&conn)
+                .arg("--single-transaction")
                 .args(["--databases", &ds.db]);
             (c, Some(create(out)?))
         }
-        Dumper::Mydumper => {
+        Dumper::Mydumper | Dumper::MydumperTcp => {
             let bin = tools.mydumper.as_ref().ok_or("mydumper is not installed")?;
             let mut c = Command::new(bin);
-            c.args(["-u", "root", "-S"])
-                .arg(server.socket())
-                .arg(format!("--threads={}", cfg.threads))
+            c.args(["-u", "root"]);
+            if d.is_tcp() {
+                c.args(["-h", "127.0.0.1", "-P", &server.port().to_string()]);
+            } else {
+                c.arg("-S").arg(server.socket());
+            }
+            c.arg(format!("--threads={}", cfg.threads))
                 .arg(format!("--rows={}", cfg.chunk_size))
                 .args(["--database", &ds.db, "--outputdir"])
                 .arg(out);
             (c, None)
         }
-        Dumper::Rdump => {
+        Dumper::Rdump | Dumper::RdumpTcp => {
             let mut c = Command::new(&tools.rdump);
-            c.args(["--no-defaults", "-uroot", &socket, "--single-transaction"])
-                .args(["--progress=never", "--quiet", "--databases", &ds.db]);
+            c.args(&conn).arg("--single-transaction").args([
+                "--progress=never",
+                "--quiet",
+                "--databases",
+                &ds.db,
+            ]);
             (c, Some(create(out)?))
         }
-        Dumper::RdumpDirSql => (rdump_dir(&[]), None),
+        Dumper::RdumpDirSql | Dumper::RdumpDirSqlTcp => (rdump_dir(&[]), None),
         Dumper::RdumpDirCsv => (rdump_dir(&["--format=csv"]), None),
         Dumper::RdumpDirCsvZstd => (rdump_dir(&["--format=csv", "--zstd"]), None),
     };
@@ -1209,7 +1317,7 @@ fn bench_dumps(ctx: &Ctx, ds: &Dataset) -> Result<DumpResults, String> {
     let mut series: BTreeMap<Dumper, Series> = BTreeMap::new();
     let mut todo: Vec<Dumper> = Vec::new();
     for d in DUMPERS {
-        if d == Dumper::Mydumper && ctx.tools.mydumper.is_none() {
+        if matches!(d, Dumper::Mydumper | Dumper::MydumperTcp) && ctx.tools.mydumper.is_none() {
             series.insert(d, Series::unavailable("mydumper is not installed"));
         } else {
             series.insert(d, Series::default());
@@ -1236,7 +1344,7 @@ fn bench_dumps(ctx: &Ctx, ds: &Dataset) -> Result<DumpResults, String> {
             match run_dump(ctx, server, ds, d, &path) {
                 Ok(sample) => {
                     log(&format!(
-                        "{} round {}/{}: {:<20} {:>8.2} s wall, {:>7.2} s client CPU, {:>7.2} s server CPU, {:>6.2} s other CPU, {:>6.1} MiB RSS, {:>8.1} MiB out",
+                        "{} round {}/{}: {:<20} {:>8.2} s wall, {:>7.2} s client CPU, {:>7.2} s server CPU, {:>6.2} s other CPU, {:>6.1} MiB RSS, {:>8.1} MiB out, cs client {}/{} server {}",
                         ds.name,
                         round + 1,
                         ctx.cfg.rounds,
@@ -1246,7 +1354,10 @@ fn bench_dumps(ctx: &Ctx, ds: &Dataset) -> Result<DumpResults, String> {
                         sample.server_cpu,
                         sample.other_cpu,
                         sample.rss_kib as f64 / 1024.0,
-                        sample.bytes as f64 / 1048576.0
+                        sample.bytes as f64 / 1048576.0,
+                        sample.client_vcs,
+                        sample.client_ivcs,
+                        sample.server_cs
                     ));
                     s.samples.push(sample);
                 }
@@ -1592,7 +1703,10 @@ impl Report {
              (/proc); other CPU = busy CPU time of the whole machine (/proc/stat) minus \
              both: other processes of the shared machine (high values: the run competed \
              for the cores, its wall time is inflated); peak RSS = \
-             ru_maxrss of the client (largest over the rounds); ÷ floor = wall ÷ floor, where the \
+             ru_maxrss of the client (largest over the rounds); client cs = its voluntary \
+             (it waited: socket, disk, another thread) and involuntary (preempted, or \
+             sched_yield) context switches (wait4); server cs = context switches of the \
+             server's threads (/proc/<mariadbd>/task/*/status); ÷ floor = wall ÷ floor, where the \
              floor is the server CPU of a plain `SELECT *` of every table (read by `mariadb \
              --quick` into /dev/null) divided by the cores.\n",
         );
@@ -1613,8 +1727,8 @@ impl Report {
         let floor = d.floor(cfg.cores);
         let _ = writeln!(out, "### Dump {} (database `{}`)\n", d.ds.label(), d.ds.db);
         out.push_str(
-            "| tool | wall (s) | min–max | client CPU (s) | server CPU (s) | other CPU (s) | peak RSS (MiB) | output (MiB) | ÷ peer | ÷ floor |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| tool | wall (s) | min–max | client CPU (s) | server CPU (s) | other CPU (s) | client cs (vol / invol) | server cs | peak RSS (MiB) | output (MiB) | ÷ peer | ÷ floor |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for (&dumper, s) in &d.series {
             let name = if dumper == Dumper::Floor {
@@ -1623,7 +1737,7 @@ impl Report {
                 format!("`{}`", dumper.shown(cfg))
             };
             if let Some(status) = status_cell(s) {
-                let _ = writeln!(out, "| {name} | {status} | | | | | | | | |");
+                let _ = writeln!(out, "| {name} | {status} | | | | | | | | | | |");
                 continue;
             }
             let wall = if dumper == Dumper::Floor {
@@ -1635,16 +1749,20 @@ impl Report {
                 .range()
                 .filter(|_| dumper != Dumper::Floor)
                 .map_or_else(String::new, |(a, b)| format!("{a:.2}–{b:.2}"));
-            let peer = match dumper {
-                Dumper::Rdump => {
-                    ratio(wall, d.wall(Dumper::Mysqldump)).map(|r| format!("{r:.2} × mysqldump"))
-                }
-                x if x.is_dir_mode() => {
-                    ratio(wall, d.wall(Dumper::Mydumper)).map(|r| format!("{r:.2} × mydumper"))
-                }
-                _ => None,
-            }
-            .unwrap_or_default();
+            let peer = dumper
+                .peer()
+                .and_then(|p| ratio(wall, d.wall(p)).map(|r| format!("{r:.2} × {}", p.slug())))
+                .unwrap_or_default();
+            let count = |f: fn(&Sample) -> u64| {
+                s.med(|x| f(x) as f64)
+                    .map_or_else(String::new, |v| thousands(v as u64))
+            };
+            let switches = if dumper == Dumper::Floor {
+                String::new()
+            } else {
+                format!("{} / {}", count(|x| x.client_vcs), count(|x| x.client_ivcs))
+            };
+            let server_cs = count(|x| x.server_cs);
             let (rss, bytes, client) = if dumper == Dumper::Floor {
                 (String::new(), String::new(), String::new())
             } else {
@@ -1656,7 +1774,7 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {range} | {client} | {} | {} | {rss} | {bytes} | {peer} | {} |",
+                "| {name} | {} | {range} | {client} | {} | {} | {switches} | {server_cs} | {rss} | {bytes} | {peer} | {} |",
                 f2(wall),
                 f2(s.med(|x| x.server_cpu)),
                 f2(s.med(|x| x.other_cpu)),
@@ -1678,7 +1796,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "All tools connect as root over the server's unix socket; mysqldump is `{}`.\n",
+            "All tools connect as root over the server's unix socket, those with `-h127.0.0.1` \
+             over TCP to the loopback address; mysqldump is `{}`.\n",
             ctx.tools.mysqldump.display()
         );
         for (&dumper, s) in &d.series {
@@ -1765,6 +1884,50 @@ impl Report {
                 ratio(d.wall(Dumper::Rdump), d.wall(Dumper::Mysqldump)),
                 0.33,
             ));
+            // Issue 15: over the socket and over TCP; the server's CPU and the client's
+            // voluntary context switches against mydumper's.
+            for (how, dir, mydumper, single, mysqldump) in [
+                (
+                    "socket",
+                    Dumper::RdumpDirSql,
+                    Dumper::Mydumper,
+                    Dumper::Rdump,
+                    Dumper::Mysqldump,
+                ),
+                (
+                    "TCP",
+                    Dumper::RdumpDirSqlTcp,
+                    Dumper::MydumperTcp,
+                    Dumper::RdumpTcp,
+                    Dumper::MysqldumpTcp,
+                ),
+            ] {
+                let med =
+                    |x: Dumper, f: fn(&Sample) -> f64| d.series.get(&x).and_then(|s| s.med(f));
+                rows.push((
+                    format!("{how}: `rdump --dir --threads {n}` wall ÷ `mydumper -t {n}`"),
+                    ratio(d.wall(dir), d.wall(mydumper)),
+                    0.6,
+                ));
+                rows.push((
+                    format!("{how}: `rdump` single-stream wall ÷ mysqldump"),
+                    ratio(d.wall(single), d.wall(mysqldump)),
+                    0.3,
+                ));
+                rows.push((
+                    format!("{how}: server CPU during `rdump --dir` ÷ during mydumper"),
+                    ratio(med(dir, |x| x.server_cpu), med(mydumper, |x| x.server_cpu)),
+                    1.0,
+                ));
+                rows.push((
+                    format!("{how}: voluntary context switches, `rdump --dir` ÷ mydumper"),
+                    ratio(
+                        med(dir, |x| x.client_vcs as f64),
+                        med(mydumper, |x| x.client_vcs as f64),
+                    ),
+                    2.0,
+                ));
+            }
         }
         let rss = self
             .dumps
@@ -1805,7 +1968,7 @@ impl Report {
             && n == 2;
         let _ = writeln!(
             out,
-            "### Issue 5 targets, ratios from this run{}\n",
+            "### Issue 5 and 15 targets, ratios from this run{}\n",
             if default_size {
                 ""
             } else {
@@ -1840,6 +2003,12 @@ fn machine_line(ctx: &Ctx) -> String {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1048576.0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |k| k.trim().to_string());
+    let load = fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let git = Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -1858,7 +2027,8 @@ fn machine_line(ctx: &Ctx) -> String {
         .as_ref()
         .map_or_else(|| "not installed".into(), |p| version_of(p, "--version"));
     format!(
-        "Machine: {} cores ({model}), {mem_gib:.0} GiB RAM, shared and noisy. \
+        "Machine: {} cores ({model}), {mem_gib:.0} GiB RAM, Linux {kernel}, load average {load} \
+         when this report was written, shared and noisy. \
          Server: {} (sandbox, `tests/common` options plus a buffer pool holding the data, \
          {LOG_FILE_SIZE} redo log). rdump {git}; mysqldump: {}; mydumper: {mydumper}; \
          sysbench: {sysbench}.",

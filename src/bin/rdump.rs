@@ -55,6 +55,8 @@ fn run(mut plan: Plan) -> Result<(), Error> {
     if let Output::Tab { dir, .. } = &plan.output {
         rdump::dump::stream::check_tab_dir(dir)?;
     }
+    // Before any thread starts, so that all of them inherit it.
+    rdump::process::sched::batch();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
