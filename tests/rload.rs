@@ -28,6 +28,9 @@
 //!   the server's message (exit 2) and `--resume` then only sets up replication; the replica
 //!   catches up and every table's CHECKSUM TABLE matches; the load is not in the replica's
 //!   binary log.
+//! * `--fast-unsafe` loads the fixture as the default path does and the durability globals
+//!   afterwards equal those before: after success, after a failed load and after SIGTERM; an
+//!   account without SUPER is refused, naming the variable, with nothing changed.
 
 mod common;
 
