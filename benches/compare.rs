@@ -1393,28 +1393,35 @@ fn run_restore(ctx: &Ctx, target: &Server, l: Loader, input: &Path) -> Result<Sa
         }
         Loader::RloadSql | Loader::RloadCsv | Loader::RloadCsvZstd | Loader::RloadCsvFast => {
             let bin = tools.rload.as_ref().ok_or("rload is not available")?;
-            let mut c = Command::new(bin);
+            let mut args: Vec<String> = match &cfg.rload_args {
+                Some(template) => template
+                    .split_whitespace()
+                    .map(|arg| {
+                        arg.replace("{socket}", &socket)
+                            .replace("{threads}", &cfg.threads.to_string())
+                            .replace("{dir}", &input.display().to_string())
+                    })
+                    .collect(),
+                None => vec![
+                    "--no-defaults".into(),
+                    "-uroot".into(),
+                    format!("--socket={socket}"),
+                    format!("--threads={}", cfg.threads),
+                    "--progress=never".into(),
+                    "--quiet".into(),
+                    input.display().to_string(),
+                ],
+            };
             if l == Loader::RloadCsvFast {
-                c.arg("--fast-unsafe");
+                // After --no-defaults / --defaults-file, which must come first.
+                let at = usize::from(
+                    args.first()
+                        .is_some_and(|a| a == "--no-defaults" || a.starts_with("--defaults")),
+                );
+                args.insert(at, "--fast-unsafe".into());
             }
-            match &cfg.rload_args {
-                Some(template) => {
-                    for arg in template.split_whitespace() {
-                        c.arg(
-                            arg.replace("{socket}", &socket)
-                                .replace("{threads}", &cfg.threads.to_string())
-                                .replace("{dir}", &input.display().to_string()),
-                        );
-                    }
-                }
-                None => {
-                    c.args(["--no-defaults", "-uroot"])
-                        .arg(format!("--socket={socket}"))
-                        .arg(format!("--threads={}", cfg.threads))
-                        .args(["--progress=never", "--quiet"])
-                        .arg(input);
-                }
-            }
+            let mut c = Command::new(bin);
+            c.args(&args);
             (c, None)
         }
     };
