@@ -23,7 +23,11 @@
 //! 4. For the restore dataset: makes each tool's dump once, then runs interleaved rounds of
 //!    restores, each into a fresh empty server: `mysql < dump.sql` (mysqldump's and
 //!    rdump's dumps), `myloader`, and `rload` on each `rdump --dir` format (when the `rload`
-//!    binary exists). Every restore is checked against the source's `CHECKSUM TABLE`.
+//!    binary exists), and `rload --fast-unsafe` on the CSV one. Every restore is checked
+//!    against the source's `CHECKSUM TABLE`; the table also gives the server's CPU per row.
+//!    Targets run with the test harness's relaxed settings (innodb_flush_log_at_trx_commit=2,
+//!    no doublewrite) unless `RDUMP_BENCH_DURABLE_TARGETS=1` starts them with the server's
+//!    durable defaults (1, doublewrite ON), where `--fast-unsafe` has something to relax.
 //! 5. Prints a Markdown report and writes it to `target/bench-results/compare-<time>.md`.
 //!
 //! Measures per run: wall time; client CPU (user+sys) and peak RSS from `wait4` on the
@@ -42,7 +46,8 @@
 //! `RDUMP_BENCH_RESTORE_ROWS` (250K), `RDUMP_BENCH_CHUNK_SIZE` (100K: rdump's
 //! `--chunk-size` and mydumper's `--rows`), `RDUMP_BENCH_DATASETS`
 //! (`sysbench,mixed,big,restore`), `RDUMP_BENCH_RLOAD_ARGS` (rload's arguments, with
-//! `{socket}`, `{threads}`, `{dir}` placeholders), `RDUMP_BENCH_NO_INSTALL=1`.
+//! `{socket}`, `{threads}`, `{dir}` placeholders), `RDUMP_BENCH_NO_INSTALL=1`,
+//! `RDUMP_BENCH_DURABLE_TARGETS=1`.
 //! Counts take `K`/`M` suffixes and `_` separators.
 //!
 //! Not for: correctness of the dump contents (the integration tests do that) or the
@@ -148,6 +153,8 @@ struct Config {
     datasets: Vec<String>,
     install: bool,
     rload_args: Option<String>,
+    /// Restore targets with innodb_flush_log_at_trx_commit=1 and doublewrite ON.
+    durable_targets: bool,
 }
 
 impl Config {
@@ -186,6 +193,7 @@ impl Config {
             datasets,
             install: !env_flag("RDUMP_BENCH_NO_INSTALL"),
             rload_args: std::env::var("RDUMP_BENCH_RLOAD_ARGS").ok(),
+            durable_targets: env_flag("RDUMP_BENCH_DURABLE_TARGETS"),
         }
     }
 
@@ -783,6 +791,25 @@ fn start_server(datadir: Option<&Path>, buffer_pool_mb: u64) -> Server {
     }
     Server::start(ServerOptions {
         extra_args,
+        ..Default::default()
+    })
+}
+
+/// An empty restore target: the harness's relaxed durability, or with
+/// `RDUMP_BENCH_DURABLE_TARGETS=1` the server's durable defaults.
+fn start_target(cfg: &Config) -> Server {
+    if !cfg.durable_targets {
+        return start_server(None, TARGET_BUFFER_POOL_MB);
+    }
+    Server::start(ServerOptions {
+        extra_args: vec![
+            format!("--innodb-buffer-pool-size={TARGET_BUFFER_POOL_MB}M"),
+            format!("--innodb-log-file-size={LOG_FILE_SIZE}"),
+            "--max-allowed-packet=256M".to_string(),
+            "--max-connections=500".to_string(),
+            "--innodb-flush-log-at-trx-commit=1".to_string(),
+            "--innodb-doublewrite=1".to_string(),
+        ],
         ..Default::default()
     })
 }
@@ -1390,15 +1417,18 @@ enum Loader {
     RloadSql,
     RloadCsv,
     RloadCsvZstd,
+    /// `rload --fast-unsafe` on the CSV directory.
+    RloadCsvFast,
 }
 
-const LOADERS: [Loader; 6] = [
+const LOADERS: [Loader; 7] = [
     Loader::MysqlFromMysqldump,
     Loader::MysqlFromRdump,
     Loader::Myloader,
     Loader::RloadSql,
     Loader::RloadCsv,
     Loader::RloadCsvZstd,
+    Loader::RloadCsvFast,
 ];
 
 impl Loader {
@@ -1409,7 +1439,7 @@ impl Loader {
             Loader::MysqlFromRdump => Dumper::Rdump,
             Loader::Myloader => Dumper::Mydumper,
             Loader::RloadSql => Dumper::RdumpDirSql,
-            Loader::RloadCsv => Dumper::RdumpDirCsv,
+            Loader::RloadCsv | Loader::RloadCsvFast => Dumper::RdumpDirCsv,
             Loader::RloadCsvZstd => Dumper::RdumpDirCsvZstd,
         }
     }
@@ -1422,6 +1452,7 @@ impl Loader {
             Loader::RloadSql => "rload-sql",
             Loader::RloadCsv => "rload-csv",
             Loader::RloadCsvZstd => "rload-csv-zstd",
+            Loader::RloadCsvFast => "rload-csv-fast-unsafe",
         }
     }
 
@@ -1434,13 +1465,17 @@ impl Loader {
                 Some(args) => format!("rload {args}"),
                 None => format!("rload --threads {n} DIR"),
             },
+            Loader::RloadCsvFast => match &cfg.rload_args {
+                Some(args) => format!("rload --fast-unsafe {args}"),
+                None => format!("rload --fast-unsafe --threads {n} DIR"),
+            },
         }
     }
 
     fn is_rload(self) -> bool {
         matches!(
             self,
-            Loader::RloadSql | Loader::RloadCsv | Loader::RloadCsvZstd
+            Loader::RloadSql | Loader::RloadCsv | Loader::RloadCsvZstd | Loader::RloadCsvFast
         )
     }
 }
@@ -1467,27 +1502,37 @@ fn run_restore(ctx: &Ctx, target: &Server, l: Loader, input: &Path) -> Result<Sa
                 .arg(input);
             (c, None)
         }
-        Loader::RloadSql | Loader::RloadCsv | Loader::RloadCsvZstd => {
+        Loader::RloadSql | Loader::RloadCsv | Loader::RloadCsvZstd | Loader::RloadCsvFast => {
             let bin = tools.rload.as_ref().ok_or("rload is not available")?;
-            let mut c = Command::new(bin);
-            match &cfg.rload_args {
-                Some(template) => {
-                    for arg in template.split_whitespace() {
-                        c.arg(
-                            arg.replace("{socket}", &socket)
-                                .replace("{threads}", &cfg.threads.to_string())
-                                .replace("{dir}", &input.display().to_string()),
-                        );
-                    }
-                }
-                None => {
-                    c.args(["--no-defaults", "-uroot"])
-                        .arg(format!("--socket={socket}"))
-                        .arg(format!("--threads={}", cfg.threads))
-                        .args(["--progress=never", "--quiet"])
-                        .arg(input);
-                }
+            let mut args: Vec<String> = match &cfg.rload_args {
+                Some(template) => template
+                    .split_whitespace()
+                    .map(|arg| {
+                        arg.replace("{socket}", &socket)
+                            .replace("{threads}", &cfg.threads.to_string())
+                            .replace("{dir}", &input.display().to_string())
+                    })
+                    .collect(),
+                None => vec![
+                    "--no-defaults".into(),
+                    "-uroot".into(),
+                    format!("--socket={socket}"),
+                    format!("--threads={}", cfg.threads),
+                    "--progress=never".into(),
+                    "--quiet".into(),
+                    input.display().to_string(),
+                ],
+            };
+            if l == Loader::RloadCsvFast {
+                // After --no-defaults / --defaults-file, which must come first.
+                let at = usize::from(
+                    args.first()
+                        .is_some_and(|a| a == "--no-defaults" || a.starts_with("--defaults")),
+                );
+                args.insert(at, "--fast-unsafe".into());
             }
+            let mut c = Command::new(bin);
+            c.args(&args);
             (c, None)
         }
     };
@@ -1505,11 +1550,11 @@ impl RestoreResults {
     fn wall(&self, l: Loader) -> Option<f64> {
         self.series.get(&l).and_then(Series::wall)
     }
-    /// The fastest rload variant, by median wall time.
+    /// The fastest durable rload variant (not `--fast-unsafe`), by median wall time.
     fn best_rload(&self) -> Option<(Loader, f64)> {
         LOADERS
             .iter()
-            .filter(|l| l.is_rload())
+            .filter(|&&l| l.is_rload() && l != Loader::RloadCsvFast)
             .filter_map(|&l| {
                 let s = self.series.get(&l)?;
                 (s.usable() && s.checksums_ok == Some(true))
@@ -1569,7 +1614,7 @@ fn bench_restores(ctx: &Ctx, ds: &Dataset) -> Result<RestoreResults, String> {
             if !s.usable() {
                 continue;
             }
-            let target = start_server(None, TARGET_BUFFER_POOL_MB);
+            let target = start_target(&ctx.cfg);
             let input = &made[&l.input()];
             match run_restore(ctx, &target, l, input) {
                 Ok(sample) => {
@@ -1818,18 +1863,24 @@ impl Report {
         let myloader = r.wall(Loader::Myloader);
         let _ = writeln!(
             out,
-            "### Restore {} (into a fresh server each time)\n",
-            r.ds.label()
+            "### Restore {} (into a fresh server each time, {})\n",
+            r.ds.label(),
+            if cfg.durable_targets {
+                "durable: innodb_flush_log_at_trx_commit=1, doublewrite ON"
+            } else {
+                "relaxed as the test harness: innodb_flush_log_at_trx_commit=2, doublewrite OFF"
+            }
         );
+        let rows = (r.ds.tables as u64 * r.ds.rows).max(1) as f64;
         out.push_str(
-            "| restore | input | wall (s) | min–max | client CPU (s) | server CPU (s) | other CPU (s) | peak RSS (MiB) | input (MiB) | CHECKSUM TABLE | ÷ mysql < mysqldump.sql | ÷ myloader |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
+            "| restore | input | wall (s) | min–max | client CPU (s) | server CPU (s) | server CPU per row (µs) | other CPU (s) | peak RSS (MiB) | input (MiB) | CHECKSUM TABLE | ÷ mysql < mysqldump.sql | ÷ myloader |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
         );
         for (&l, s) in &r.series {
             let name = format!("`{}`", l.shown(cfg));
             let input = format!("`{}`", l.input().slug());
             if let Some(status) = status_cell(s) {
-                let _ = writeln!(out, "| {name} | {input} | {status} | | | | | | | | | |");
+                let _ = writeln!(out, "| {name} | {input} | {status} | | | | | | | | | | |");
                 continue;
             }
             let wall = s.wall();
@@ -1843,10 +1894,11 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {name} | {input} | {} | {range} | {} | {} | {} | {} | {} | {check} | {} | {} |",
+                "| {name} | {input} | {} | {range} | {} | {} | {} | {} | {} | {} | {check} | {} | {} |",
                 f2(wall),
                 f2(s.med(|x| x.client_cpu)),
                 f2(s.med(|x| x.server_cpu)),
+                f2(s.med(|x| x.server_cpu * 1e6 / rows)),
                 f2(s.med(|x| x.other_cpu)),
                 f2(s.rss_mib()),
                 mib(s.samples.iter().map(|x| x.bytes).max().unwrap_or(0)),
@@ -1956,6 +2008,12 @@ impl Report {
                 format!("best rload ({label}) wall ÷ `myloader -t {n}`"),
                 ratio(best.map(|b| b.1), r.wall(Loader::Myloader)),
                 0.6,
+            ));
+            // Issue 15: restore speed, with --fast-unsafe.
+            rows.push((
+                format!("`rload --fast-unsafe` (CSV) wall ÷ `myloader -t {n}`"),
+                ratio(r.wall(Loader::RloadCsvFast), r.wall(Loader::Myloader)),
+                0.45,
             ));
         }
         if rows.is_empty() {

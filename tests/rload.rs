@@ -28,6 +28,9 @@
 //!   the server's message (exit 2) and `--resume` then only sets up replication; the replica
 //!   catches up and every table's CHECKSUM TABLE matches; the load is not in the replica's
 //!   binary log.
+//! * `--fast-unsafe` loads the fixture as the default path does and the durability globals
+//!   afterwards equal those before: after success, after a failed load and after SIGTERM; an
+//!   account without SUPER is refused, naming the variable, with nothing changed.
 
 mod common;
 
@@ -1119,4 +1122,152 @@ fn a_dump_others_could_change_is_refused_unless_told_otherwise() {
     );
     assert_ok(&out, "--skip-permission-check");
     assert_eq!(server.sql_value("SELECT COUNT(*) FROM app2.t"), "3");
+}
+
+/// The global variables `--fast-unsafe` may change, as the target has them now.
+fn durability_globals(server: &Server) -> String {
+    server.sql_value(
+        "SELECT CONCAT_WS(' ', @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.sync_binlog, \
+         @@GLOBAL.innodb_doublewrite, @@GLOBAL.innodb_adaptive_hash_index)",
+    )
+}
+
+/// A target with a durable configuration (the harness starts servers with
+/// innodb_flush_log_at_trx_commit=2) and its binary log on.
+fn durable_target(id: u32) -> Server {
+    let t = Server::start(ServerOptions {
+        binlog: true,
+        server_id: id,
+        extra_args: vec![
+            "--innodb-flush-log-at-trx-commit=1".into(),
+            "--sync-binlog=1".into(),
+        ],
+        ..Default::default()
+    });
+    assert_eq!(durability_globals(&t), "1 1 OFF OFF");
+    t
+}
+
+#[test]
+fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(fixture_source);
+        let b = s.spawn(|| durable_target(60));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let expected = snapshot_of(a, FIXTURE_DBS);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let mut dump_args = vec!["--format=csv", "--chunk-size=500", "--databases"];
+    dump_args.extend(FIXTURE_DBS);
+    rdump_dir(a, &dir, &dump_args);
+    let before = durability_globals(&b);
+
+    let out = rload(&b, &dir, &["--fast-unsafe", "--threads=3"]);
+    assert_ok(&out, "fast-unsafe");
+    let err = stderr(&out);
+    assert!(
+        err.contains("innodb_flush_log_at_trx_commit 1 -> 0") && err.contains("sync_binlog 1 -> 0"),
+        "{err}"
+    );
+    // MariaDB 10.x: read-only, left as it is and said so.
+    assert!(
+        err.contains("innodb_doublewrite (it is not dynamic"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run: SET GLOBAL innodb_flush_log_at_trx_commit = 1, sync_binlog = 1;"),
+        "{err}"
+    );
+    check_same(&expected, &snapshot_of(&b, FIXTURE_DBS)).unwrap();
+    assert_eq!(durability_globals(&b), before);
+
+    // A load that fails after the settings were relaxed (a chunk's row count is not the
+    // manifest's) puts them back too.
+    drop_databases(&b, FIXTURE_DBS);
+    let bad = tmp.path().join("bad");
+    copy_dir(&dir, &bad);
+    let file = rdump::format::manifest::read(&bad).unwrap().databases[0].tables[0].chunks[0]
+        .file
+        .clone();
+    edit_manifest(&bad, |m| {
+        let c = chunk_entry(m, &file);
+        c["rows"] = (c["rows"].as_u64().unwrap() + 1).into();
+    });
+    let out = rload(&b, &bad, &["--fast-unsafe", "--drop-existing"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the relaxed settings were put back"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(durability_globals(&b), before);
+}
+
+#[test]
+fn fast_unsafe_puts_the_settings_back_when_interrupted_and_is_refused_without_privileges() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| durable_target(61));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let before = durability_globals(&b);
+
+    // SIGTERM in the middle of the load.
+    let mut child: Child = rload_command(&b, &dir, &["--fast-unsafe", "--threads=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut child, "4 chunks were loaded", || done_chunks(&b) >= 4);
+    assert_eq!(
+        b.sql_value("SELECT @@GLOBAL.innodb_flush_log_at_trx_commit"),
+        "0",
+        "relaxed while the load runs"
+    );
+    common::signal(&child, libc::SIGTERM);
+    common::resume(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the relaxed settings were put back"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(durability_globals(&b), before);
+
+    // An account that may load but not SET GLOBAL: refused, naming the variable, with
+    // nothing changed on the target (not even the journal).
+    b.sql(
+        "CREATE USER weak@localhost IDENTIFIED BY 'weakpw';
+         GRANT ALL ON *.* TO weak@localhost;
+         REVOKE SUPER ON *.* FROM weak@localhost;",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rload"))
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", b.socket().display()))
+        .args([
+            "-uweak",
+            "-pweakpw",
+            "--progress=never",
+            "--fast-unsafe",
+            "--resume",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--fast-unsafe needs to set innodb_flush_log_at_trx_commit"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(durability_globals(&b), before);
+    // The interrupted load is still there to resume, untouched by the refused run.
+    let out = rload(&b, &dir, &["--resume"]);
+    assert_ok(&out, "resume");
+    check_same(&snapshot_of(a, &["big"]), &snapshot_of(&b, &["big"])).unwrap();
 }

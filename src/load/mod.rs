@@ -29,6 +29,7 @@
 //! | `replica` | CHANGE MASTER / GTID position, waiting for replication, stopping it on failure |
 //! | `script`, `exec` | splitting and running the dump's SQL files |
 //! | `conn` | the loader's connections |
+//! | `fast` | `--fast-unsafe`: relaxed durability globals for the load, put back after |
 //!
 //! Every session of the load runs with `foreign_key_checks=0`, `unique_checks=0`,
 //! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
@@ -50,6 +51,7 @@ pub mod conn;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod fast;
 pub mod indexes;
 pub mod journal;
 pub mod plan;
@@ -100,6 +102,8 @@ pub struct LoadOptions {
     pub drop_existing: bool,
     pub resume: bool,
     pub enable_binlog: bool,
+    /// `--fast-unsafe`: relax the target's durability settings for the load (see `fast`).
+    pub fast_unsafe: bool,
     /// `--permission-check` (default on): refuse a dump others could change (see `trust`).
     pub permission_check: bool,
     /// `--seed-replica` with its `--source-*` options.
@@ -268,7 +272,82 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     // No other rload of this dump into this server from here to the end.
     let claim = journal::Claim::take(&connection, &plan.load_id).await?;
     let (resuming, conflicts) = admit(&mut control, &plan, opts).await?;
+    let relaxed = if opts.fast_unsafe {
+        let r = fast::Relaxed::apply(&mut control, &connection).await?;
+        eprintln!("{}", r.warning());
+        Some(r)
+    } else {
+        None
+    };
+    let admitted = Admitted {
+        plan,
+        connection,
+        control,
+        claim,
+        resuming,
+        conflicts,
+        autoinc_lock,
+        started,
+        phase,
+        verified,
+    };
+    let result = load_admitted(opts, changed, admitted).await;
+    let Some(relaxed) = relaxed else {
+        return result;
+    };
+    let server = relaxed.server().to_string();
+    match (result, relaxed.restore().await) {
+        (Ok(summary), Ok(())) => {
+            say(opts, || {
+                "--fast-unsafe: the relaxed settings were put back".into()
+            });
+            Ok(summary)
+        }
+        (Ok(_), Err(message)) => Err(LoadError::Rdump(crate::error::Error::Server {
+            server,
+            context: "the load is complete, but".into(),
+            message,
+        })),
+        (Err(e), Ok(())) => {
+            eprintln!("rload: --fast-unsafe: the relaxed settings were put back");
+            Err(e)
+        }
+        (Err(e), Err(message)) => {
+            eprintln!("rload: warning: {message}");
+            Err(e)
+        }
+    }
+}
 
+/// A load admitted to its target: what `run` hands to the part that changes it.
+struct Admitted {
+    plan: Arc<LoadPlan>,
+    connection: ConnectionOptions,
+    control: LoadConn,
+    claim: journal::Claim,
+    resuming: bool,
+    conflicts: Vec<schema::Conflict>,
+    autoinc_lock: bool,
+    started: Instant,
+    /// When the schema phase's clock started (connecting to the target).
+    phase: Instant,
+    verified: verify::Verified,
+}
+
+/// Everything from the first change of the target to the end of the load.
+async fn load_admitted(opts: &LoadOptions, changed: &AtomicBool, a: Admitted) -> Result<Summary> {
+    let Admitted {
+        plan,
+        connection,
+        mut control,
+        claim,
+        resuming,
+        conflicts,
+        autoinc_lock,
+        started,
+        phase,
+        verified,
+    } = a;
     // From here on the target changes.
     changed.store(true, Ordering::Relaxed);
     let journal = Arc::new(Journal::open(&mut control, &plan, resuming).await?);

@@ -474,6 +474,7 @@ mod tests {
             drop_existing: false,
             resume: false,
             enable_binlog: false,
+            fast_unsafe: false,
             permission_check: true,
             replica: None,
             progress: Default::default(),

@@ -91,6 +91,15 @@ pub static LOAD_OPTIONS: &[OptDef] = &[
         "Write the load to the target's binary log (default: sql_log_bin=0).",
     ),
     flag(
+        "fast-unsafe",
+        None,
+        "For a server nothing else uses yet: relax its durability for the load \
+         (SET GLOBAL innodb_flush_log_at_trx_commit=0, sync_binlog=0, and innodb_doublewrite=OFF \
+         where it is dynamic), put back when rload ends. A crash of the server during the \
+         load can lose the load. Refused where a setting is read-only or the account may \
+         not set it. Default OFF: the load is fully durable.",
+    ),
+    flag(
         "permission-check",
         None,
         "Load only a dump that no one but you and root can change: the dump directory, \
@@ -190,6 +199,7 @@ struct Builder {
     drop_existing: bool,
     resume: bool,
     enable_binlog: bool,
+    fast_unsafe: bool,
     permission_check: bool,
     seed_replica: bool,
     source_host: Option<String>,
@@ -223,6 +233,7 @@ impl Builder {
             drop_existing: false,
             resume: false,
             enable_binlog: false,
+            fast_unsafe: false,
             permission_check: true,
             seed_replica: false,
             source_host: None,
@@ -296,6 +307,7 @@ impl Builder {
             "drop-existing" => self.drop_existing = on,
             "resume" => self.resume = on,
             "enable-binlog" => self.enable_binlog = on,
+            "fast-unsafe" => self.fast_unsafe = on,
             "permission-check" => self.permission_check = on,
             "seed-replica" => self.seed_replica = on,
             "source-host" => self.source_host = text(value).map(String::from),
@@ -393,6 +405,7 @@ impl Builder {
             drop_existing: self.drop_existing,
             resume: self.resume,
             enable_binlog: self.enable_binlog,
+            fast_unsafe: self.fast_unsafe,
             permission_check: self.permission_check,
             replica,
             progress: self.progress,
@@ -553,6 +566,8 @@ mod tests {
         assert_eq!(o.threads, 4);
         assert!(o.defer_indexes && !o.resume && !o.drop_existing && !o.enable_binlog);
         assert!(o.permission_check);
+        assert!(!o.fast_unsafe, "the default load is fully durable");
+        assert!(load(&["--fast-unsafe", "/d"]).unwrap().fast_unsafe);
         assert!(
             !load(&["--skip-permission-check", "/d"])
                 .unwrap()

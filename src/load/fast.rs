@@ -1,0 +1,364 @@
+//! `--fast-unsafe`: relaxed durability on the target for the load's duration, for a restore
+//! into a server that nothing else uses yet.
+//!
+//! Owns: which global variables are relaxed ([`SETTINGS`]), checking before anything changes
+//! that each can be set (a required one that is read-only on this server, unknown, or that
+//! the account may not set refuses the load, naming the variable; an optional one is left as
+//! it is and said so), the warning printed up front (with the statement that puts the
+//! original values back, for a run killed before it can), and restoring the original values
+//! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
+//! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own).
+//!
+//! The risk: with `innodb_flush_log_at_trx_commit=0` a crash of the *server* (not of rload)
+//! loses up to about a second of committed transactions, among them chunks the journal
+//! says are loaded; `sync_binlog=0` likewise for the binary log. Such a load must be started
+//! over (`--drop-existing`), not resumed. Nothing changes for other sessions' correctness,
+//! only for their durability: hence "a server nothing else uses yet".
+//!
+//! Not for: the session settings every load uses (`load::prepare_session`).
+
+use super::conn::LoadConn;
+use super::error::{LoadError, Result};
+use crate::client::options::ConnectionOptions;
+
+/// One global variable relaxed for the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// The value during the load.
+    pub relaxed: &'static str,
+    /// Refuse the load when it cannot be set; otherwise leave it and say so.
+    pub required: bool,
+}
+
+/// What `--fast-unsafe` changes, in order.
+pub const SETTINGS: &[Setting] = &[
+    // No redo log write and fsync at each commit; written and flushed about once a second.
+    Setting {
+        name: "innodb_flush_log_at_trx_commit",
+        relaxed: "0",
+        required: true,
+    },
+    // No fsync of the binary log at commit (with --enable-binlog or a log the server keeps).
+    Setting {
+        name: "sync_binlog",
+        relaxed: "0",
+        required: true,
+    },
+    // Pages written once rather than twice; dynamic only on some servers (MySQL 8.0.30+),
+    // read-only on MariaDB 10.x: left as it is there.
+    Setting {
+        name: "innodb_doublewrite",
+        relaxed: "OFF",
+        required: false,
+    },
+    // No hash index kept up to date on pages that only receive inserts (OFF by default on
+    // MariaDB 10.5+, ON on MySQL).
+    Setting {
+        name: "innodb_adaptive_hash_index",
+        relaxed: "OFF",
+        required: false,
+    },
+];
+
+/// A global variable's value as a SET literal: numbers bare, anything else quoted.
+fn literal(value: &str) -> String {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.to_string()
+    } else {
+        crate::sql::quote::string_literal(value)
+    }
+}
+
+/// Whether two spellings of a variable's value mean the same (`OFF`/`0`, `ON`/`1`).
+fn same_value(a: &str, b: &str) -> bool {
+    let norm = |v: &str| match v.to_ascii_uppercase().as_str() {
+        "OFF" | "FALSE" => "0".to_string(),
+        "ON" | "TRUE" => "1".to_string(),
+        other => other.to_string(),
+    };
+    norm(a) == norm(b)
+}
+
+/// `SET GLOBAL a = 1, b = 'x'` for `(name, value)` pairs.
+pub fn set_statement(values: &[(&'static str, String)]) -> String {
+    let parts: Vec<String> = values
+        .iter()
+        .map(|(n, v)| format!("{n} = {}", literal(v)))
+        .collect();
+    format!("SET GLOBAL {}", parts.join(", "))
+}
+
+/// The relaxed settings of a running load; restores the original values on `restore`, or
+/// on drop if the load was abandoned first.
+pub struct Relaxed {
+    connection: ConnectionOptions,
+    server: String,
+    /// The variables changed, with their values before.
+    saved: Vec<(&'static str, String)>,
+    /// Optional settings left as they were, with why.
+    pub left: Vec<String>,
+    restored: bool,
+}
+
+/// How one variable can be changed on this server.
+enum Probe {
+    /// Its current value, and whether it already has the relaxed one.
+    Settable(String),
+    /// It cannot be changed: why.
+    Not(String),
+}
+
+async fn probe(conn: &mut LoadConn, s: &Setting) -> Result<Probe> {
+    let read = conn
+        .first_value(
+            &format!("SELECT @@GLOBAL.{}", s.name),
+            &format!("reading {}", s.name),
+        )
+        .await;
+    let value = match read {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(Probe::Not("it has no value on this server".into())),
+        // 1193: unknown system variable.
+        Err(e) if e.sql_error_code() == Some(1193) => {
+            return Ok(Probe::Not("this server has no such variable".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Setting it to its own value changes nothing and tells whether it can be set.
+    let same = set_statement(&[(s.name, value.clone())]);
+    match conn.exec(&same, &format!("checking {}", s.name)).await {
+        Ok(()) => Ok(Probe::Settable(value)),
+        Err(e) => match e.sql_error_code() {
+            // 1238: read-only (not dynamic).
+            Some(1238) => Ok(Probe::Not(
+                "it is not dynamic on this server (read-only; set only at startup)".into(),
+            )),
+            // 1227: access denied (SUPER / SYSTEM_VARIABLES_ADMIN); 1193 unknown.
+            Some(1227) => Ok(Probe::Not(format!(
+                "the account may not set it (SET GLOBAL needs SUPER or SYSTEM_VARIABLES_ADMIN): {e}"
+            ))),
+            Some(1193) => Ok(Probe::Not("this server has no such variable".into())),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+impl Relaxed {
+    /// Checks every setting, then relaxes them, on `conn` (a connection of the load to
+    /// `connection`). Refused, with nothing changed, when a required one cannot be set.
+    pub async fn apply(conn: &mut LoadConn, connection: &ConnectionOptions) -> Result<Relaxed> {
+        let mut settable = Vec::new();
+        let mut left = Vec::new();
+        for s in SETTINGS {
+            match probe(conn, s).await? {
+                Probe::Settable(v) => settable.push((s, v)),
+                Probe::Not(why) if s.required => {
+                    return Err(LoadError::Refused(format!(
+                        "{}: --fast-unsafe needs to set {} for the load, but {why}; nothing was \
+                         changed (load without --fast-unsafe)",
+                        conn.server, s.name
+                    )));
+                }
+                Probe::Not(why) => left.push(format!("{} ({why})", s.name)),
+            }
+        }
+        let mut relaxed = Relaxed {
+            connection: connection.clone(),
+            server: conn.server.clone(),
+            saved: Vec::new(),
+            left,
+            restored: false,
+        };
+        for (s, before) in settable {
+            if same_value(&before, s.relaxed) {
+                relaxed
+                    .left
+                    .push(format!("{} (already {})", s.name, before));
+                continue;
+            }
+            let set = set_statement(&[(s.name, s.relaxed.to_string())]);
+            match conn.exec(&set, &format!("setting {}", s.name)).await {
+                Ok(()) => relaxed.saved.push((s.name, before)),
+                Err(e) if !s.required => {
+                    relaxed.left.push(format!("{} (refused: {e})", s.name));
+                }
+                Err(e) => {
+                    // Put back what was changed before refusing.
+                    let undo = relaxed.restore_on(conn).await;
+                    relaxed.restored = true;
+                    let mut msg = format!(
+                        "{}: --fast-unsafe could not set {}: {e}",
+                        relaxed.server, s.name
+                    );
+                    if let Err(u) = undo {
+                        msg.push_str(&format!("; and {u}"));
+                    }
+                    return Err(LoadError::Refused(msg));
+                }
+            }
+        }
+        Ok(relaxed)
+    }
+
+    /// The server, for messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The variables changed, with the values they had.
+    pub fn saved(&self) -> &[(&'static str, String)] {
+        &self.saved
+    }
+
+    /// The statement that puts the original values back (empty when nothing was changed).
+    pub fn undo_statement(&self) -> Option<String> {
+        (!self.saved.is_empty()).then(|| set_statement(&self.saved))
+    }
+
+    /// What is printed before the load starts.
+    pub fn warning(&self) -> String {
+        let changed: Vec<String> = self
+            .saved
+            .iter()
+            .map(|(n, before)| {
+                let relaxed = SETTINGS
+                    .iter()
+                    .find(|s| s.name == *n)
+                    .map_or("?", |s| s.relaxed);
+                format!("{n} {before} -> {relaxed}")
+            })
+            .collect();
+        let mut s = format!(
+            "rload: warning: --fast-unsafe: durability of {} relaxed for the load: {}",
+            self.server,
+            if changed.is_empty() {
+                "nothing to change".to_string()
+            } else {
+                changed.join(", ")
+            }
+        );
+        if !self.left.is_empty() {
+            s.push_str(&format!("; left as they are: {}", self.left.join(", ")));
+        }
+        s.push_str(
+            ".\nrload: a crash of the server during the load can lose the load (start it over \
+             with --drop-existing); use only on a server nothing else uses yet.",
+        );
+        if let Some(undo) = self.undo_statement() {
+            s.push_str(&format!(
+                "\nrload: the settings are put back when rload ends; if it is killed first \
+                 (kill -9), run: {undo};"
+            ));
+        }
+        s
+    }
+
+    /// Puts every changed variable back through `conn`; all are tried, the failures named.
+    async fn restore_on(&self, conn: &mut LoadConn) -> Result<(), String> {
+        let mut failed = Vec::new();
+        for (name, before) in &self.saved {
+            let set = set_statement(&[(name, before.clone())]);
+            if let Err(e) = conn.exec(&set, &format!("restoring {name}")).await {
+                failed.push(format!("{e}"));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the settings --fast-unsafe relaxed were not all put back ({}); run: {};",
+                failed.join("; "),
+                self.undo_statement().unwrap_or_default()
+            ))
+        }
+    }
+
+    /// Puts the original values back over a new connection (the load's may be gone).
+    pub async fn restore(mut self) -> Result<(), String> {
+        self.restored = true;
+        if self.saved.is_empty() {
+            return Ok(());
+        }
+        restore_saved(&self.connection, &self.saved).await
+    }
+}
+
+async fn restore_saved(
+    connection: &ConnectionOptions,
+    saved: &[(&'static str, String)],
+) -> Result<(), String> {
+    let undo = set_statement(saved);
+    let mut conn = match LoadConn::connect(connection).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(format!(
+                "the settings --fast-unsafe relaxed were not put back ({e}); run: {undo};"
+            ));
+        }
+    };
+    let r = Relaxed {
+        connection: connection.clone(),
+        server: conn.server.clone(),
+        saved: saved.to_vec(),
+        left: Vec::new(),
+        restored: true,
+    };
+    let result = r.restore_on(&mut conn).await;
+    conn.close().await;
+    result
+}
+
+impl Drop for Relaxed {
+    /// The load was abandoned (interrupted) before `restore`: put the values back on a
+    /// thread with a runtime of its own (this may run inside the load's runtime).
+    fn drop(&mut self) {
+        if self.restored || self.saved.is_empty() {
+            return;
+        }
+        let connection = self.connection.clone();
+        let saved = std::mem::take(&mut self.saved);
+        let outcome = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("could not start a runtime: {e}"))?;
+            runtime.block_on(restore_saved(&connection, &saved))
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => eprintln!("rload: --fast-unsafe: the relaxed settings were put back"),
+            Ok(Err(e)) => eprintln!("rload: warning: {e}"),
+            Err(_) => eprintln!(
+                "rload: warning: the settings --fast-unsafe relaxed may not have been put back"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_statements_quote_only_what_is_not_a_number() {
+        assert_eq!(
+            set_statement(&[
+                ("innodb_flush_log_at_trx_commit", "1".into()),
+                ("innodb_doublewrite", "ON".into())
+            ]),
+            "SET GLOBAL innodb_flush_log_at_trx_commit = 1, innodb_doublewrite = 'ON'"
+        );
+        assert!(same_value("OFF", "0") && same_value("on", "1") && !same_value("2", "0"));
+    }
+
+    #[test]
+    fn required_settings_are_the_durability_ones() {
+        let required: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.required)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(required, ["innodb_flush_log_at_trx_commit", "sync_binlog"]);
+    }
+}
