@@ -319,3 +319,165 @@ fn the_single_stream_read_by_several_connections_captures_one_state() {
         eprintln!("[{mode}] 4 readers: total exact, binlog replay from {file}:{pos} matches");
     }
 }
+
+/// One batch of DDL and writes in database `ddl` (issue 13): a table created and filled,
+/// an instant ALTER TABLE of an InnoDB table written throughout, an ALTER of a MyISAM
+/// table, a table renamed, one dropped, the binlog rotated. The MyISAM table is written
+/// and altered only with `myisam` (a single-transaction stream reads MyISAM tables
+/// outside any lock, as mysqldump).
+fn ddl_batch(n: u64, myisam: bool) -> String {
+    let mut sql = format!(
+        "INSERT INTO ddl.a (v) VALUES ({n}), ({n} + 1); UPDATE ddl.a SET v = v + 1 WHERE id = {k};\
+         CREATE TABLE ddl.t{n} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;\
+         INSERT INTO ddl.t{n} VALUES (1, {n}), (2, {n});",
+        k = n % 10 + 1
+    );
+    if myisam {
+        sql.push_str(&format!(" INSERT INTO ddl.m (v) VALUES ({n});"));
+    }
+    if n % 2 == 0 {
+        sql.push_str(&format!(
+            " ALTER TABLE ddl.a ADD COLUMN c{n} INT NOT NULL DEFAULT {n};"
+        ));
+    }
+    if myisam && n % 3 == 0 {
+        sql.push_str(&format!(
+            " ALTER TABLE ddl.m ADD COLUMN c{n} INT NOT NULL DEFAULT {n};"
+        ));
+    }
+    if n % 4 == 0 && n > 4 {
+        sql.push_str(&format!(" DROP TABLE IF EXISTS ddl.t{};", n - 3));
+    }
+    if n % 5 == 0 && n > 5 {
+        sql.push_str(&format!(" RENAME TABLE ddl.t{} TO ddl.r{};", n - 2, n - 2));
+    }
+    if n % 7 == 0 {
+        sql.push_str(" FLUSH BINARY LOGS;");
+    }
+    sql
+}
+
+/// Every table of `ddl`, with its columns and CHECKSUM TABLE.
+fn ddl_state(s: &Server) -> Vec<String> {
+    let tables = s.sql_rows(
+        "SELECT table_name, GROUP_CONCAT(column_name ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_schema = 'ddl' \
+         GROUP BY table_name ORDER BY table_name",
+    );
+    let list: Vec<String> = tables.iter().map(|r| format!("ddl.`{}`", r[0])).collect();
+    let sums = s.sql_rows(&format!("CHECKSUM TABLE {} EXTENDED", list.join(", ")));
+    tables
+        .iter()
+        .zip(sums)
+        .map(|(t, sum)| format!("{} ({}): {}", t[0], t[1], sum[1]))
+        .collect()
+}
+
+/// CREATE, ALTER (instant on InnoDB, and of a MyISAM table), RENAME, DROP TABLE and FLUSH
+/// BINARY LOGS run all the time while `rdump --single-transaction --master-data` and
+/// `rdump --dir` (whose locks hold DDL off) dump: each dump plus the binlog replayed from
+/// its coordinates must be the source, table for table, column for column and row for
+/// row; a dump that cannot be consistent (`--consistency=lock`: LOCK TABLES leaves other
+/// tables free to be created) must fail, naming the table. Before the fix a table created
+/// between the listing and the lock was in neither the dump nor the replay, and the
+/// stream dumped a table created, or instantly altered, after its snapshot.
+#[test]
+fn ddl_during_a_dump_never_makes_it_differ_from_its_coordinates() {
+    let (source, target) = common::start_two(common::options(58, true), common::options(59, false));
+    let modes: [(&str, &[&str]); 5] = [
+        ("stream", &["--single-transaction", "--master-data=2"]),
+        (
+            "stream, one connection",
+            &["--single-transaction", "--master-data=2", "--threads=1"],
+        ),
+        ("dir auto", &["--threads=3", "--consistency=auto"]),
+        ("dir flush", &["--threads=3", "--consistency=flush"]),
+        ("dir lock", &["--threads=3", "--consistency=lock"]),
+    ];
+    let mut refused = 0;
+    for (mode, args) in modes {
+        for round in 0..4 {
+            source.sql(
+                "DROP DATABASE IF EXISTS ddl; CREATE DATABASE ddl; \
+                 CREATE TABLE ddl.a (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+                 INSERT INTO ddl.a (v) SELECT seq FROM ddl.seq_1_to_2000; \
+                 CREATE TABLE ddl.m (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=MyISAM; \
+                 INSERT INTO ddl.m (v) VALUES (1), (2);",
+            );
+            let stream = mode.starts_with("stream");
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("d");
+            let out = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        n += 1;
+                        source.sql(&ddl_batch(n, !stream));
+                    }
+                });
+                // DDL before the dump starts and while it runs; the dumps start at
+                // different moments of a batch.
+                std::thread::sleep(Duration::from_millis(150 + 37 * round));
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+                cmd.arg("--no-defaults")
+                    .arg(format!("--socket={}", source.socket().display()))
+                    .args(["-uroot", "--progress=never"])
+                    .args(args);
+                if !stream {
+                    cmd.arg(format!("--dir={}", dir.display()));
+                }
+                let out = cmd.args(["-B", "ddl"]).output().unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                out
+            });
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            if !out.status.success() {
+                // Only LOCK TABLES may refuse, loudly and naming what changed.
+                assert_eq!(mode, "dir lock", "[{mode}] {said}");
+                assert!(
+                    said.contains("`ddl`.`") && said.contains("created or dropped"),
+                    "[{mode}] {said}"
+                );
+                refused += 1;
+                eprintln!("[{mode}] refused: {said}");
+                continue;
+            }
+            target.sql("DROP DATABASE IF EXISTS ddl");
+            let (file, pos) = if stream {
+                let dump = String::from_utf8(out.stdout).unwrap();
+                let line = dump
+                    .lines()
+                    .find(|l| l.starts_with("-- CHANGE MASTER TO MASTER_LOG_FILE="))
+                    .expect("no coordinates in the dump");
+                let file = line.split('\'').nth(1).unwrap().to_string();
+                let pos: u64 = line
+                    .rsplit("MASTER_LOG_POS=")
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(';')
+                    .parse()
+                    .unwrap();
+                target.restore(dump.as_bytes()).unwrap();
+                (file, pos)
+            } else {
+                let m = manifest::read(&dir).unwrap();
+                assert!(m.consistency.consistent, "[{mode}] not consistent");
+                restore_dir(&target, &dir, &m);
+                (
+                    m.coordinates.binlog_file.clone().unwrap(),
+                    m.coordinates.binlog_position.unwrap(),
+                )
+            };
+            replay_binlog(&source, &target, &file, pos);
+            assert_eq!(
+                ddl_state(&target),
+                ddl_state(&source),
+                "[{mode}, round {round}] the dump plus the binlog from {file}:{pos} is not the source"
+            );
+            eprintln!("[{mode}, round {round}] dump + binlog from {file}:{pos} = source");
+        }
+    }
+    eprintln!("--consistency=lock refused {refused} of 4 dumps");
+}

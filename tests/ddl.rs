@@ -347,8 +347,12 @@ fn a_single_transaction_stream_opens_few_tables_under_its_lock() {
         ))
         .parse::<f64>()
         .unwrap() as usize;
-    // The dump's session and 4 readers, each at most 128 tables (201 before).
-    assert!(opened <= 5 * 128, "{opened} tables opened under the lock");
+    // 4 readers, each at most 128 tables (201 before); the dump's session opens every
+    // table, so that none it dumps can change definition after the coordinates (issue 13).
+    assert!(
+        opened <= 4 * 128 + 201,
+        "{opened} tables opened under the lock"
+    );
     assert!(
         logged(&server, "SELECT%FROM `many`.`a` WHERE%") > 1,
         "the readers read a's chunks"

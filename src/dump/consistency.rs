@@ -286,3 +286,45 @@ pub async fn snapshot_coordinates(s: &mut Session, wants: Wants) -> Result<Coord
     }
     Ok(c)
 }
+
+/// DDL held off on a connection of its own (MariaDB 10.4+: `BACKUP STAGE START`, then
+/// `BLOCK_DDL`; `BACKUP STAGE END` would end the transaction of a session that ran it)
+/// while a lone snapshot starts, reads its coordinates and opens every table it will read
+/// (`group::hold_tables`): each table the dump lists then exists with the definition it
+/// had at the coordinates, and keeps it until the dump ends. Commits and InnoDB writes go
+/// on; DDL and writes to non-transactional tables wait until `release`.
+pub struct DdlGuard {
+    locker: Session,
+}
+
+impl DdlGuard {
+    pub async fn take(mut locker: Session) -> Result<DdlGuard> {
+        locker
+            .exec("BACKUP STAGE START", "holding DDL off (BACKUP STAGE START)")
+            .await?;
+        // BLOCK_DDL waits for running DDL, and blocks other statements meanwhile: backed off.
+        if let Err(e) = lock_with_backoff(
+            &mut locker,
+            "BACKUP STAGE BLOCK_DDL",
+            "holding DDL off (BACKUP STAGE BLOCK_DDL)",
+        )
+        .await
+        {
+            let _ = locker
+                .exec("BACKUP STAGE END", "releasing the backup stage")
+                .await;
+            locker.close().await;
+            return Err(e);
+        }
+        Ok(DdlGuard { locker })
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        let r = self
+            .locker
+            .exec("BACKUP STAGE END", "letting DDL go on (BACKUP STAGE END)")
+            .await;
+        self.locker.close().await;
+        r
+    }
+}

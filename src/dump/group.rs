@@ -41,6 +41,10 @@ pub struct GroupStart {
     /// Writes to every table are stopped until `release`: non-transactional tables are
     /// consistent only if read before it.
     pub blocks_writes: bool,
+    /// DDL on every table (and CREATE TABLE) is stopped until `release`: the catalog read
+    /// before it is the catalog of the coordinates (FTWRL, BACKUP STAGE; not LOCK TABLES,
+    /// which leaves other tables free to be created).
+    pub blocks_ddl: bool,
 }
 
 /// One `--consistency` policy.
@@ -166,6 +170,47 @@ pub async fn hold_tables(sessions: &mut [Session], tables: &[(String, String)]) 
     outcomes.into_iter().collect()
 }
 
+/// Sets `s`'s lock wait bound to `seconds`; returns the bound it had.
+pub async fn set_lock_wait(s: &mut Session, seconds: &str) -> Result<String> {
+    let old = s
+        .first_value(
+            "SELECT @@SESSION.lock_wait_timeout",
+            "reading lock_wait_timeout",
+        )
+        .await?
+        .unwrap_or_else(|| "31536000".into());
+    s.exec(
+        &format!("SET SESSION lock_wait_timeout = {}", seconds.trim()),
+        "setting lock_wait_timeout",
+    )
+    .await?;
+    Ok(old)
+}
+
+/// `hold_tables` with every lock wait of the sessions bounded to a second meanwhile (their
+/// own bound restored after). `Ok(false)` when a wait timed out: a DDL statement that was
+/// already running when the caller's lock was granted holds a table, and waits for that
+/// lock (BACKUP STAGE BLOCK_DDL lets such a statement go on until it must finish); the
+/// caller lets go of its lock, so that the statement ends, and tries again.
+pub async fn try_hold_tables(
+    sessions: &mut [Session],
+    tables: &[(String, String)],
+) -> Result<bool> {
+    let mut bounds = Vec::with_capacity(sessions.len());
+    for s in sessions.iter_mut() {
+        bounds.push(set_lock_wait(s, "1").await?);
+    }
+    let held = hold_tables(sessions, tables).await;
+    for (s, old) in sessions.iter_mut().zip(bounds) {
+        set_lock_wait(s, &old).await?;
+    }
+    match held {
+        Ok(()) => Ok(true),
+        Err(e) if e.sql_error_code() == Some(1205) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn start_snapshots(workers: &mut [Session]) -> Result<()> {
     try_join_all(workers.iter_mut().map(|w| async move {
         w.exec(
@@ -188,6 +233,7 @@ async fn snapshots_under_lock(
     control: &mut Session,
     workers: &mut [Session],
     wants: Wants,
+    blocks_ddl: bool,
 ) -> Result<GroupStart> {
     start_snapshots(workers).await?;
     let coordinates = read_current_coordinates(control, wants).await?;
@@ -195,6 +241,7 @@ async fn snapshots_under_lock(
         coordinates,
         consistent: true,
         blocks_writes: true,
+        blocks_ddl,
     })
 }
 
@@ -264,7 +311,7 @@ impl GroupStrategy for GlobalLock {
             if self.wants.flush_logs {
                 control.exec("FLUSH LOGS", "flushing logs").await?;
             }
-            snapshots_under_lock(control, workers, self.wants).await
+            snapshots_under_lock(control, workers, self.wants, true).await
         })
     }
 
@@ -301,7 +348,7 @@ impl GroupStrategy for TableLock {
                 "locking the dumped tables",
             )
             .await?;
-            snapshots_under_lock(control, workers, self.wants).await
+            snapshots_under_lock(control, workers, self.wants, false).await
         })
     }
 
@@ -346,6 +393,7 @@ impl GroupStrategy for Unlocked {
                 coordinates,
                 consistent: one && (exact || !wanted),
                 blocks_writes: false,
+                blocks_ddl: false,
             })
         })
     }

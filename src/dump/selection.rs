@@ -8,7 +8,7 @@
 use crate::client::conn::Session;
 use crate::dump::catalog;
 use crate::error::{Error, Result};
-use crate::format::objects::TableInfo;
+use crate::format::objects::{TableInfo, TableKind};
 use crate::plan::{Plan, Scope};
 
 /// The databases to dump and, for each, the tables (empty = all). A database that does
@@ -100,6 +100,83 @@ pub(crate) async fn tables_of(
     }
     Ok(out)
 }
+
+/// The tables of each selected database as listed at one moment (while DDL is held off,
+/// see `stream`), with the errors of named tables found missing (`--force`).
+pub(crate) type Catalog = std::collections::HashMap<String, (Result<Vec<TableInfo>>, Vec<Error>)>;
+
+/// Lists the tables of every database of `selection` (as `tables_of`).
+pub(crate) async fn list_catalog(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+) -> Catalog {
+    let mut catalog = Catalog::new();
+    for (db, named) in selection {
+        let mut missing = Vec::new();
+        let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+        catalog.insert(db.clone(), (listed, missing));
+    }
+    catalog
+}
+
+/// The tables of `catalog` a session opens to keep their definitions: tables of a
+/// transactional engine (not views, not the log tables), as (database, table). Not
+/// MyISAM or Aria tables: a SELECT on one waits for its table lock behind a writer that
+/// the lock holding DDL off stops (a cycle through rdump, seen in tests/consistency.rs);
+/// the single-transaction stream reads them as they are when it reads them, mysqldump's
+/// rule, DDL included.
+pub(crate) fn catalog_tables(catalog: &Catalog) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (db, (listed, _)) in catalog {
+        if let Ok(tables) = listed {
+            out.extend(
+                tables
+                    .iter()
+                    .filter(|t| {
+                        t.kind != TableKind::View && !t.is_log_table && t.is_transactional()
+                    })
+                    .map(|t| (db.clone(), t.name.clone())),
+            );
+        }
+    }
+    out
+}
+
+/// The tables of `tables` whose definitions a DDL statement is changing right now, by
+/// name: base tables the server listed without an engine ("skipped since its definition
+/// is being modified by concurrent DDL statement"). Such a statement holds the table
+/// while a lock that holds DDL off (BACKUP STAGE BLOCK_DDL, FTWRL) is granted, and ends,
+/// with its binlog event, after that lock is released: the table is then at neither its
+/// old nor its new definition at the coordinates, and opening it waits for the statement,
+/// which waits for the lock. The caller lets go of its lock and takes it again.
+pub(crate) fn changing<'a>(tables: impl Iterator<Item = (&'a str, &'a TableInfo)>) -> Vec<String> {
+    tables
+        .filter(|(_, t)| t.kind == TableKind::Base && t.engine.is_none())
+        .map(|(db, t)| crate::sql::quote::qualified(db, &t.name))
+        .collect()
+}
+
+/// `changing` over a catalog; a database whose listing waited too long for a table's
+/// metadata lock (1205: the listing then waits behind such a statement, under a bound the
+/// caller set) counts as changing too.
+pub(crate) fn catalog_changing(catalog: &Catalog) -> Vec<String> {
+    let mut out = Vec::new();
+    for (db, (listed, _)) in catalog {
+        match listed {
+            Ok(tables) => out.extend(changing(tables.iter().map(|t| (db.as_str(), t)))),
+            Err(e) if e.sql_error_code() == Some(1205) => {
+                out.push(format!("a table of {}", crate::sql::quote::ident(db)))
+            }
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// How often a dump lets go of its lock and takes it again while DDL statements are
+/// changing tables it dumps (see `changing`), before it fails naming them.
+pub(crate) const DDL_RETRIES: u32 = 30;
 
 /// Session settings under which definitions and rows are read as mysqldump reads them.
 pub(crate) async fn prepare_session(s: &mut Session, plan: &Plan) -> Result<()> {

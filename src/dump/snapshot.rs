@@ -10,15 +10,20 @@ use futures::future::BoxFuture;
 
 use crate::client::conn::Session;
 use crate::dump::consistency::{
-    Wants, global_read_lock, lock_for_reading, read_current_coordinates,
+    Wants, consistency_error, global_read_lock, lock_for_reading, read_current_coordinates,
     restart_replica_sql_thread, snapshot_coordinates, start_snapshot, stop_replica_sql_thread,
 };
-use crate::dump::group::{GroupStrategy, group_strategy, hold_tables, start_snapshots};
+use crate::dump::group::{
+    GroupStrategy, group_strategy, hold_tables, set_lock_wait, start_snapshots, try_hold_tables,
+};
 use crate::dump::pool::ReaderPool;
+use crate::dump::selection::{
+    Catalog, DDL_RETRIES, catalog_changing, catalog_tables, list_catalog,
+};
 use crate::error::{Error, Result};
 use crate::format::coordinates::Coordinates;
 use crate::format::objects::TableInfo;
-use crate::plan::{Consistency, ConsistencyPlan, DirConsistency};
+use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, Plan};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::ident;
 
@@ -47,6 +52,16 @@ pub trait ConsistencyStrategy: Send {
     fn readers(&mut self) -> Option<ReaderPool> {
         None
     }
+    /// The tables listed while DDL was held off, after `setup`, when the strategy did so:
+    /// what the dump reads instead of listing them again.
+    fn catalog(&mut self) -> Option<Catalog> {
+        None
+    }
+    /// One snapshot started without any lock (MariaDB's `--single-transaction`): nothing
+    /// holds DDL off while it starts (see `consistency::DdlGuard`).
+    fn lockless_snapshot(&self) -> bool {
+        false
+    }
 }
 
 /// `--single-transaction` read by several connections: a brief commit-blocking lock (MariaDB
@@ -65,6 +80,10 @@ pub struct SharedSnapshot {
     /// The tables the readers may read: every session of the snapshot opens them under
     /// the lock (`group::hold_tables`).
     held: Vec<(String, String)>,
+    /// What to list under the lock: the dump's own session lists the tables of these
+    /// databases there and opens them all in its snapshot (see `catalog`).
+    catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
+    catalog: Option<Catalog>,
 }
 
 impl SharedSnapshot {
@@ -75,6 +94,7 @@ impl SharedSnapshot {
         locker: Session,
         warn_on_fallback: bool,
         held: Vec<(String, String)>,
+        catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
         Ok(SharedSnapshot {
@@ -85,6 +105,45 @@ impl SharedSnapshot {
             wants,
             warn_on_fallback,
             held,
+            catalog_of,
+            catalog: None,
+        })
+    }
+
+    /// Under the lock, with the readers' snapshots started: the dump's own session joins
+    /// the snapshot too, while commits are still stopped (it reads a table's rows itself
+    /// when `--force` has left the pool without readers, and MyISAM tables). With
+    /// `catalog_of` it lists the tables, while DDL is held off, and opens every one of a
+    /// transactional engine: a table created after the coordinates is not dumped (its
+    /// CREATE is replayed from the binlog), and none it dumps changes definition before it
+    /// is read (commits stay stopped about half a millisecond a table; see ARCHITECTURE).
+    /// Then every session opens the tables the readers may read. Returns the tables DDL
+    /// statements are changing (`selection::changing`): then nothing was opened.
+    async fn join_and_hold(&mut self, s: &mut Session) -> Result<Vec<String>> {
+        start_snapshots(std::slice::from_mut(s)).await?;
+        let mut own = self.held.clone();
+        if let Some((plan, selection)) = &self.catalog_of {
+            // The listing may wait behind a statement that waits for the lock: bounded.
+            let bound = set_lock_wait(s, "1").await?;
+            let catalog = list_catalog(s, plan, selection).await;
+            set_lock_wait(s, &bound).await?;
+            let busy = catalog_changing(&catalog);
+            if !busy.is_empty() {
+                return Ok(busy);
+            }
+            own = catalog_tables(&catalog);
+            // A pooled table dropped before the lock is not held.
+            self.held.retain(|h| own.contains(h));
+            self.catalog = Some(catalog);
+        }
+        let held = &self.held;
+        let (a, b) = futures::join!(
+            try_hold_tables(&mut self.readers, held),
+            try_hold_tables(std::slice::from_mut(s), &own)
+        );
+        Ok(match (a?, b?) {
+            (true, true) => Vec::new(),
+            _ => vec!["a table the dump opens".to_string()],
         })
     }
 }
@@ -95,27 +154,41 @@ impl ConsistencyStrategy for SharedSnapshot {
             let Some(mut locker) = self.locker.take() else {
                 return Err(Error::Usage("the shared snapshot was set up twice".into()));
             };
-            let locked = match self.group.lock(&mut locker, &mut self.readers, &[]).await {
-                Ok(start) => {
-                    // The dump's own session joins the snapshot too, while commits are
-                    // still stopped: it reads a table's rows itself when `--force` has
-                    // left the pool without readers, and MyISAM tables. Then every session
-                    // opens the tables the readers may read, while DDL is still held off.
-                    let joined = match start_snapshots(std::slice::from_mut(s)).await {
-                        Ok(()) => {
-                            let held = &self.held;
-                            let (a, b) = futures::join!(
-                                hold_tables(&mut self.readers, held),
-                                hold_tables(std::slice::from_mut(s), held)
-                            );
-                            a.and(b)
+            // A DDL statement still running under the lock (`selection::changing`) is let
+            // finish, and the lock taken again.
+            let mut attempt = 0;
+            let locked = loop {
+                attempt += 1;
+                let start = match self.group.lock(&mut locker, &mut self.readers, &[]).await {
+                    Ok(start) => start,
+                    Err(e) => break Err(e),
+                };
+                let joined = self.join_and_hold(s).await;
+                let released = self.group.release(&mut locker).await;
+                match (joined, released) {
+                    (Ok(busy), Ok(())) if busy.is_empty() => break Ok(start),
+                    (Ok(busy), Ok(())) => {
+                        for r in self.readers.iter_mut() {
+                            r.exec("ROLLBACK", "ending the snapshot").await?;
                         }
-                        Err(e) => Err(e),
-                    };
-                    let released = self.group.release(&mut locker).await;
-                    joined.and(released).map(|()| start)
+                        s.exec("ROLLBACK", "ending the snapshot").await?;
+                        if attempt >= DDL_RETRIES {
+                            break Err(consistency_error(
+                                s,
+                                format!(
+                                    "{} still being changed by DDL statements after {attempt} \
+                                     tries to take the dump's lock between them",
+                                    busy.join(", ")
+                                ),
+                            ));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            20 * u64::from(attempt),
+                        ))
+                        .await;
+                    }
+                    (Err(e), _) | (_, Err(e)) => break Err(e),
                 }
-                Err(e) => Err(e),
             };
             locker.close().await;
             match locked {
@@ -167,6 +240,10 @@ impl ConsistencyStrategy for SharedSnapshot {
                 std::mem::take(&mut self.held),
             )
         })
+    }
+
+    fn catalog(&mut self) -> Option<Catalog> {
+        self.catalog.take()
     }
 }
 
@@ -243,6 +320,10 @@ impl ConsistencyStrategy for Snapshot {
             }
             Ok(())
         })
+    }
+
+    fn lockless_snapshot(&self) -> bool {
+        !self.locked
     }
 
     fn describe(&self) -> &'static str {

@@ -16,10 +16,14 @@ use crate::dump::catalog;
 
 use crate::client::conn::{Session, open_sessions};
 use crate::dump::chunk;
+use crate::dump::consistency::{DdlGuard, Wants};
 use crate::dump::group;
 use crate::dump::pool::{ChunkRead, ReaderPool};
 use crate::dump::read::TableRead;
-use crate::dump::selection::{prepare_session, resolve_selection, tables_of};
+use crate::dump::selection::{
+    Catalog, DDL_RETRIES, catalog_changing, catalog_tables, list_catalog, prepare_session,
+    resolve_selection, tables_of,
+};
 use crate::dump::snapshot;
 use crate::dump::snapshot::{GlobalReadLock, SharedSnapshot};
 use crate::error::{Error, Result};
@@ -122,8 +126,10 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
 
     let (mut strategy, mut pool) = choose_strategy(&mut s, plan, &selection).await?;
     let mut purge_to = None;
-    let written = match strategy.setup(&mut s).await {
-        Ok(coords) => {
+    let set_up = set_up(&mut s, plan, &selection, strategy.as_mut()).await;
+    let written = match set_up {
+        Ok((coords, catalog)) => {
+            let mut catalog = catalog.or_else(|| strategy.catalog());
             purge_to = coords.binlog.as_ref().map(|(file, _)| file.clone());
             if plan.verbose {
                 eprintln!("-- Consistency: {}", strategy.describe());
@@ -137,6 +143,7 @@ pub async fn run(plan: &Plan) -> Result<Summary> {
                 strategy.as_mut(),
                 &mut out,
                 &mut pool,
+                &mut catalog,
             )
             .await
         }
@@ -311,6 +318,7 @@ async fn choose_strategy(
                     locker,
                     plan.stream.threads_given,
                     held,
+                    Some((plan.clone(), selection.to_vec())),
                 )?),
                 None,
             )
@@ -379,6 +387,124 @@ async fn pooled_tables(
     held.into_iter().map(|(_, db, t)| (db, t)).collect()
 }
 
+/// A lone `--single-transaction` snapshot on MariaDB whose coordinates the dump records
+/// (`--master-data`, `--gtid`): DDL is held off from before it starts until every table
+/// it dumps is listed and open in it (`set_up`). Without that, a table
+/// created after the snapshot would be dumped (its CREATE then replayed again from the
+/// binlog) and an instant ALTER TABLE after it read with its new columns, silently; other
+/// ALTERs fail the read with error 1412. Without the RELOAD privilege BACKUP STAGE needs,
+/// the dump goes on unguarded, with a warning.
+async fn ddl_guard(
+    plan: &Plan,
+    s: &Session,
+    strategy: &dyn snapshot::ConsistencyStrategy,
+) -> Result<Option<DdlGuard>> {
+    let wants = Wants::from_plan(&plan.consistency, &s.dialect);
+    if !strategy.lockless_snapshot()
+        || !(wants.binlog || wants.gtid)
+        || !s.dialect.is_mariadb()
+        || s.dialect.backup_lock_sql().is_none()
+    {
+        return Ok(None);
+    }
+    let mut locker = Session::connect_more(&plan.connection).await?;
+    group::bound_lock_waits(&mut locker).await?;
+    match DdlGuard::take(locker).await {
+        Ok(g) => Ok(Some(g)),
+        Err(Error::Server { message, .. }) if message.contains("RELOAD") => {
+            eprintln!(
+                "rdump: warning: {}: no RELOAD privilege to hold DDL off while the snapshot starts: \
+                 DDL during the dump may make it differ from its coordinates",
+                s.server
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the strategy up. Under a `DdlGuard` (see `ddl_guard`), with the snapshot
+/// started: lists the tables of every selected database and opens them all in the
+/// snapshot (those of a transactional engine; `selection::catalog_tables`), then lets DDL
+/// go on. A table created later is not listed (its CREATE comes after the coordinates);
+/// one listed cannot be altered or dropped until the dump ends. A DDL statement still
+/// running under the guard (`selection::changing`) is let finish, and all begins again.
+async fn set_up(
+    s: &mut Session,
+    plan: &Plan,
+    selection: &[(String, Vec<String>)],
+    strategy: &mut dyn snapshot::ConsistencyStrategy,
+) -> Result<(Coordinates, Option<Catalog>)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let guard = ddl_guard(plan, s, strategy).await?;
+        let coords = match strategy.setup(s).await {
+            Ok(coords) => coords,
+            Err(e) => {
+                if let Some(guard) = guard {
+                    let _ = guard.release().await;
+                }
+                return Err(e);
+            }
+        };
+        let Some(guard) = guard else {
+            return Ok((coords, None));
+        };
+        // Every lock wait bounded meanwhile: the listing too may wait behind a statement
+        // that waits for the guard.
+        let bound = group::set_lock_wait(s, "1").await?;
+        let catalog = list_catalog(s, plan, selection).await;
+        let mut busy = catalog_changing(&catalog);
+        if busy.is_empty() {
+            busy = match group::try_hold_tables(std::slice::from_mut(s), &catalog_tables(&catalog))
+                .await
+            {
+                Ok(true) => Vec::new(),
+                Ok(false) => vec!["a table the dump opens".into()],
+                Err(e) => {
+                    let _ = guard.release().await;
+                    return Err(e);
+                }
+            };
+        }
+        group::set_lock_wait(s, &bound).await?;
+        if busy.is_empty() {
+            guard.release().await?;
+            return Ok((coords, Some(catalog)));
+        }
+        guard.release().await?;
+        s.exec("ROLLBACK", "ending the snapshot").await?;
+        if attempt >= DDL_RETRIES {
+            return Err(Error::Consistency {
+                server: s.server.clone(),
+                message: format!(
+                    "{} still being changed by DDL statements after {attempt} tries to start \
+                     the snapshot between them",
+                    busy.join(", ")
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+    }
+}
+
+/// The tables of `db` to dump: as listed under the guard when there was one, else now.
+async fn listed_tables(
+    s: &mut Session,
+    plan: &Plan,
+    db: &str,
+    named: &[String],
+    catalog: &mut Option<Catalog>,
+) -> (Result<Vec<TableInfo>>, Vec<Error>) {
+    if let Some(found) = catalog.as_mut().and_then(|c| c.remove(db)) {
+        return found;
+    }
+    let mut missing = Vec::new();
+    let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+    (listed, missing)
+}
+
 /// Runs the strategy's step before a database (`--lock-tables`: LOCK TABLES on its
 /// tables); then a pool whose readers work under those locks opens the database's tables
 /// in a transaction of each reader (`ReaderPool::hold_database`), so that no reader asks
@@ -421,6 +547,7 @@ async fn write_dump(
     strategy: &mut dyn snapshot::ConsistencyStrategy,
     out: &mut Sink,
     pool: &mut Option<ReaderPool>,
+    catalog: &mut Option<Catalog>,
 ) -> Result<Summary> {
     let header_db = match &plan.selection.scope {
         Scope::Database { db, .. } => Some(db.as_str()),
@@ -430,7 +557,7 @@ async fn write_dump(
     let charset = &plan.connection.character_set;
     if plan.shape.xml {
         // Coordinates, `--system` and the other SQL-only parts are refused with `--xml`.
-        return write_xml_dump(s, plan, selection, strategy, out, pool).await;
+        return write_xml_dump(s, plan, selection, strategy, out, pool, catalog).await;
     }
     if tab_dir(plan).is_none() {
         out.write_all(&script_text(
@@ -446,8 +573,7 @@ async fn write_dump(
     // Each dumped database with its views, whose definitions come after all tables.
     let mut dumped: Vec<(&str, Vec<String>)> = Vec::new();
     for (db, named) in selection {
-        let mut missing = Vec::new();
-        let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+        let (listed, missing) = listed_tables(s, plan, db, named, catalog).await;
         for e in missing {
             tolerate(plan, &mut summary, Err(e))?;
         }
@@ -521,12 +647,12 @@ async fn write_xml_dump(
     strategy: &mut dyn snapshot::ConsistencyStrategy,
     out: &mut Sink,
     pool: &mut Option<ReaderPool>,
+    catalog: &mut Option<Catalog>,
 ) -> Result<Summary> {
     out.write_all(HEADER.as_bytes())?;
     let mut summary = Summary::default();
     for (db, named) in selection {
-        let mut missing = Vec::new();
-        let listed = tables_of(s, plan, db, named, plan.force.then_some(&mut missing)).await;
+        let (listed, missing) = listed_tables(s, plan, db, named, catalog).await;
         for e in missing {
             tolerate(plan, &mut summary, Err(e))?;
         }
