@@ -341,13 +341,29 @@ impl GroupStrategy for TableLock {
         tables: &'a [(String, TableInfo)],
     ) -> BoxFuture<'a, Result<GroupStart>> {
         Box::pin(async move {
-            lock_for_reading(
+            let locked = lock_for_reading(
                 control,
                 tables.iter().map(|(db, t)| (db.as_str(), t)),
                 false,
                 "locking the dumped tables",
             )
-            .await?;
+            .await;
+            if let Err(e) = locked {
+                // A listed table dropped (or renamed) before LOCK TABLES reached it: said as
+                // the catalog check says a table created or dropped meanwhile.
+                if e.sql_error_code() == Some(1146) {
+                    return Err(Error::Consistency {
+                        server: control.server.clone(),
+                        message: format!(
+                            "{} created or dropped while the dump took its locked view, which \
+                             does not hold DDL off ({e}); run it again, or use \
+                             --consistency=auto, flush or backup-lock",
+                            missing_table(&e.to_string()).unwrap_or_else(|| "a table".into())
+                        ),
+                    });
+                }
+                return Err(e);
+            }
             snapshots_under_lock(control, workers, self.wants, false).await
         })
     }
@@ -359,6 +375,15 @@ impl GroupStrategy for TableLock {
     fn name(&self) -> &'static str {
         "lock"
     }
+}
+
+/// The table named by a 1146 message (`Table 'db.t' doesn't exist`), quoted; `None` when
+/// the message is not that shape.
+fn missing_table(message: &str) -> Option<String> {
+    let rest = &message[message.find("Table '")? + "Table '".len()..];
+    let name = &rest[..rest.find("' doesn't exist")?];
+    let (db, t) = name.split_once('.')?;
+    Some(qualified(db, t))
 }
 
 /// No lock: snapshots (each worker sees its own moment) or nothing at all.
@@ -422,6 +447,15 @@ mod tests {
 
     fn wants() -> Wants {
         Wants::default()
+    }
+
+    #[test]
+    fn a_table_missing_at_lock_tables_is_named() {
+        assert_eq!(
+            missing_table("Got error: 1146: \"Table 'ddl.t5' doesn't exist\" when locking"),
+            Some("`ddl`.`t5`".into())
+        );
+        assert_eq!(missing_table("1100: table was not locked"), None);
     }
 
     #[test]
