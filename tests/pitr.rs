@@ -1,7 +1,7 @@
 //! Point-in-time restore end to end on real servers: a source with a binlog under a write
 //! load (InnoDB and MyISAM tables, DDL, binlog rotations) archived throughout by `rbackup
-//! binlog` into the repository,
-//! a backup taken mid-load with `rbackup backup`; at T1 the writes pause and the time,
+//! binlog` into the repository (killed with -9 and restarted, and its connection cut by
+//! the server twice, while the load runs; the source restarted under it at the end), a backup taken mid-load with `rbackup backup`; at T1 the writes pause and the time,
 //! GTID, binlog position and every table's CHECKSUM TABLE are noted; the load goes on,
 //! then a DROP TABLE. `rbackup restore --to-time T1`, `--to-gtid`, `--to-position` into a
 //! fresh target give T1's checksums; `--to-latest` the final state; `--skip-gtid` of the
@@ -267,9 +267,39 @@ fn last_create_after(source: &Server, after: &str) -> String {
     found.expect("a CREATE TABLE after T1")
 }
 
+/// Waits until the running archiver is connected to `source` (its `Binlog Dump` thread).
+fn wait_for_the_archiver(source: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while source.sql_value(
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'",
+    ) == "0"
+    {
+        assert!(Instant::now() < deadline, "the archiver does not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the connection of the running archiver (its `Binlog Dump` thread) on `source`,
+/// waiting first until it is connected.
+fn cut_the_archivers_connection(source: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id = source.sql_value(
+            "SELECT COALESCE(MAX(id), 0) FROM information_schema.processlist \
+             WHERE command LIKE 'Binlog Dump%'",
+        );
+        if id != "0" {
+            source.sql(&format!("KILL {id}"));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the archiver does not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
-    let (source, target) = common::start_two(
+    let (mut source, target) = common::start_two(
         ServerOptions {
             binlog: true,
             ..Default::default()
@@ -295,7 +325,7 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     assert!(out.status.success(), "{}", text(&out));
 
     // The archiver runs throughout, committing a segment every second.
-    let running = archiver(repo, pass, &source, false)
+    let mut running = archiver(repo, pass, &source, false)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -308,7 +338,7 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
         batches: AtomicU64::new(0),
         busy: AtomicBool::new(false),
     };
-    let (t1, t1_gtid, t1_position, at_t1, before_drop, drop_gtid, last) =
+    let (t1, t1_gtid, t1_position, at_t1, before_drop, drop_gtid, _before_restart) =
         std::thread::scope(|scope| {
             scope.spawn(|| load.run(&source));
             // A failed assertion below stops the load too (else the scope waits for it).
@@ -327,7 +357,21 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
             let out = rbackup(&args, &[]);
             load.busy.store(false, Ordering::SeqCst);
             assert!(out.status.success(), "backup: {}", text(&out));
-            load.wait_batches(25);
+            load.wait_batches(10);
+            // The archiver killed with -9 mid-stream and started again: it resumes after
+            // its last committed segment (no gap, no duplicate, or the restores below
+            // differ).
+            running.kill().expect("SIGKILL the archiver");
+            running.wait().unwrap();
+            running = archiver(repo, pass, &source, false)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("restart rbackup binlog");
+            load.wait_batches(10);
+            // Its connection cut by the server (KILL): it reconnects and goes on.
+            cut_the_archivers_connection(&source);
+            load.wait_batches(10);
             // T1: writes paused; time, GTID, position and checksums noted.
             load.pause();
             let at_t1 = checksums(&source);
@@ -340,7 +384,10 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
             let next_second = 1_000_000 - i64::from(now.timestamp_subsec_micros());
             std::thread::sleep(Duration::from_micros(next_second as u64 + 50_000));
             load.pause.store(false, Ordering::SeqCst);
-            load.wait_batches(25);
+            load.wait_batches(10);
+            // Cut once more, after T1.
+            cut_the_archivers_connection(&source);
+            load.wait_batches(15);
             load.stop.store(true, Ordering::SeqCst);
             load.pause();
             let before_drop = checksums(&source);
@@ -362,6 +409,15 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
                 last,
             )
         });
+    // The source restarted under the running archiver (it reconnects and goes on across
+    // the STOP event and the new binlog file), then one more write.
+    source.restart();
+    source.sql(
+        "UPDATE pitr.stock SET qty = 7 WHERE id = 4; \
+         INSERT INTO pitr.audit (what) VALUES ('after a restart');",
+    );
+    let last = checksums(&source);
+    wait_for_the_archiver(&source);
     // Stop the archiver (SIGTERM commits what it has), then archive up to the server's
     // current position.
     // SAFETY: signalling our own child.
