@@ -319,6 +319,14 @@ impl DdlGuard {
         Ok(DdlGuard { locker })
     }
 
+    /// Lets DDL go on and gives the connection back (for another guard).
+    pub async fn end(mut self) -> Result<Session> {
+        self.locker
+            .exec("BACKUP STAGE END", "letting DDL go on (BACKUP STAGE END)")
+            .await?;
+        Ok(self.locker)
+    }
+
     pub async fn release(mut self) -> Result<()> {
         let r = self
             .locker
