@@ -65,9 +65,11 @@ pub trait ConsistencyStrategy: Send {
     }
 }
 
-/// `--single-transaction` read by several connections: a brief commit-blocking lock (MariaDB
-/// BACKUP STAGE or FTWRL, see `group`) while every reader starts its snapshot and the
-/// coordinates are read. Without the RELOAD privilege that lock needs, it falls back to one
+/// `--single-transaction` read by several connections: a brief commit-blocking lock while
+/// every reader starts its snapshot and the coordinates are read. On MariaDB (10.4+) that
+/// is FTWRL on the dump's own session, with DDL held off around it by a `DdlGuard` on
+/// the locker while the tables are listed and opened (`guarded_attempt`); elsewhere the
+/// group's lock (BACKUP STAGE or FTWRL, see `group`) over all of it (`group_attempt`). Without the RELOAD privilege that lock needs, it falls back to one
 /// connection, as mysqldump reads (with a warning when `--threads` was given).
 pub struct SharedSnapshot {
     group: Box<dyn GroupStrategy>,
@@ -219,7 +221,8 @@ impl SharedSnapshot {
     /// `catalog_of` it lists the tables, while DDL is held off, and opens every one of a
     /// transactional engine: a table created after the coordinates is not dumped (its
     /// CREATE is replayed from the binlog), and none it dumps changes definition before it
-    /// is read (commits stay stopped about half a millisecond a table; see ARCHITECTURE).
+    /// is read (commits stay stopped about half a millisecond a table and session; see
+    /// `guarded_attempt`, which MariaDB takes instead).
     /// Then every session opens the tables the readers may read. Returns the tables DDL
     /// statements are changing (`selection::changing`): then nothing was opened.
     async fn join_and_hold(&mut self, s: &mut Session) -> Result<Vec<String>> {
