@@ -289,7 +289,9 @@ pub async fn snapshot_coordinates(s: &mut Session, wants: Wants) -> Result<Coord
 
 /// DDL held off on a connection of its own (MariaDB 10.4+: `BACKUP STAGE START`, then
 /// `BLOCK_DDL`; `BACKUP STAGE END` would end the transaction of a session that ran it)
-/// while a lone snapshot starts, reads its coordinates and opens every table it will read
+/// while a lone snapshot starts (or the several of a shared one start under a brief FTWRL
+/// on another connection, which BLOCK_DDL lets through; BACKUP STAGE itself is one per
+/// server), reads its coordinates and opens every table it will read
 /// (`group::hold_tables`): each table the dump lists then exists with the definition it
 /// had at the coordinates, and keeps it until the dump ends. Commits and InnoDB writes go
 /// on; DDL and writes to non-transactional tables wait until `release`.
@@ -317,6 +319,14 @@ impl DdlGuard {
             return Err(e);
         }
         Ok(DdlGuard { locker })
+    }
+
+    /// Lets DDL go on and gives the connection back (for another guard).
+    pub async fn end(mut self) -> Result<Session> {
+        self.locker
+            .exec("BACKUP STAGE END", "letting DDL go on (BACKUP STAGE END)")
+            .await?;
+        Ok(self.locker)
     }
 
     pub async fn release(mut self) -> Result<()> {

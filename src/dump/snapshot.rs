@@ -10,8 +10,9 @@ use futures::future::BoxFuture;
 
 use crate::client::conn::Session;
 use crate::dump::consistency::{
-    Wants, consistency_error, global_read_lock, lock_for_reading, read_current_coordinates,
-    restart_replica_sql_thread, snapshot_coordinates, start_snapshot, stop_replica_sql_thread,
+    DdlGuard, Wants, consistency_error, global_read_lock, lock_for_reading,
+    read_current_coordinates, restart_replica_sql_thread, snapshot_coordinates, start_snapshot,
+    stop_replica_sql_thread, take_global_read_lock,
 };
 use crate::dump::group::{
     GroupStrategy, group_strategy, hold_tables, set_lock_wait, start_snapshots, try_hold_tables,
@@ -64,9 +65,11 @@ pub trait ConsistencyStrategy: Send {
     }
 }
 
-/// `--single-transaction` read by several connections: a brief commit-blocking lock (MariaDB
-/// BACKUP STAGE or FTWRL, see `group`) while every reader starts its snapshot and the
-/// coordinates are read. Without the RELOAD privilege that lock needs, it falls back to one
+/// `--single-transaction` read by several connections: a brief commit-blocking lock while
+/// every reader starts its snapshot and the coordinates are read. On MariaDB (10.4+) that
+/// is FTWRL on the dump's own session, with DDL held off around it by a `DdlGuard` on
+/// the locker while the tables are listed and opened (`guarded_attempt`); elsewhere the
+/// group's lock (BACKUP STAGE or FTWRL, see `group`) over all of it (`group_attempt`). Without the RELOAD privilege that lock needs, it falls back to one
 /// connection, as mysqldump reads (with a warning when `--threads` was given).
 pub struct SharedSnapshot {
     group: Box<dyn GroupStrategy>,
@@ -84,6 +87,11 @@ pub struct SharedSnapshot {
     /// databases there and opens them all in its snapshot (see `catalog`).
     catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
     catalog: Option<Catalog>,
+    /// MariaDB with BACKUP STAGE and a `catalog_of`: DDL is held off on a connection of
+    /// its own (`DdlGuard`) while the tables are listed and opened, and commits stop (FTWRL
+    /// on `locker`) only while the snapshots start and the coordinates are read
+    /// (`guarded_attempt`). Else everything happens under the group's lock.
+    guarded: bool,
 }
 
 impl SharedSnapshot {
@@ -97,6 +105,8 @@ impl SharedSnapshot {
         catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
+        let guarded =
+            catalog_of.is_some() && dialect.is_mariadb() && dialect.backup_lock_sql().is_some();
         Ok(SharedSnapshot {
             group: group_strategy(DirConsistency::Auto, dialect, wants)?,
             readers,
@@ -107,6 +117,101 @@ impl SharedSnapshot {
             held,
             catalog_of,
             catalog: None,
+            guarded,
+        })
+    }
+
+    /// One try under the group's lock (MySQL; a stream without a catalog): the readers'
+    /// snapshots, the dump's own session's listing and every session's opening of its
+    /// tables all while commits are stopped. Returns as `guarded_attempt`.
+    async fn group_attempt(
+        &mut self,
+        s: &mut Session,
+        locker: &mut Session,
+    ) -> Result<std::result::Result<Coordinates, Vec<String>>> {
+        let start = self.group.lock(locker, &mut self.readers, &[]).await?;
+        let joined = self.join_and_hold(s).await;
+        let released = self.group.release(locker).await;
+        let busy = joined?;
+        released?;
+        Ok(if busy.is_empty() {
+            Ok(start.coordinates)
+        } else {
+            Err(busy)
+        })
+    }
+
+    /// One try of the guarded start (see `guarded`): `DdlGuard` on `locker`; the dump's
+    /// own session lists the tables (DDL held off, commits going on), takes FTWRL
+    /// (compatible with another connection's BACKUP STAGE BLOCK_DDL on MariaDB 10.11,
+    /// checked by hand; BACKUP STAGE itself is one per server); every reader and the dump's
+    /// own session start their snapshots, the coordinates are read, UNLOCK TABLES (which
+    /// keeps the snapshot, as mysqldump's); then, DDL still held off, every session opens
+    /// its tables (`group::hold_tables`) and the guard lets DDL go on. Commits stop only
+    /// while the snapshots start, not while tables are listed and opened (about half a
+    /// millisecond a table and session). Returns the locker for another try, with the
+    /// coordinates or the tables DDL statements still running under the guard are
+    /// changing (`selection::changing`; the caller rolls back and tries again).
+    async fn guarded_attempt(
+        &mut self,
+        s: &mut Session,
+        locker: Session,
+    ) -> Result<(Session, std::result::Result<Coordinates, Vec<String>>)> {
+        let guard = DdlGuard::take(locker).await?;
+        let attempt = self.under_ddl_guard(s).await;
+        let locker = guard.end().await;
+        let attempt = attempt?;
+        Ok((locker?, attempt))
+    }
+
+    async fn under_ddl_guard(
+        &mut self,
+        s: &mut Session,
+    ) -> Result<std::result::Result<Coordinates, Vec<String>>> {
+        let Some((plan, selection)) = &self.catalog_of else {
+            return Err(Error::Usage("a guarded snapshot without a catalog".into()));
+        };
+        // The listing may wait behind a statement that waits for the guard: bounded.
+        let bound = set_lock_wait(s, "1").await?;
+        let catalog = list_catalog(s, plan, selection).await;
+        set_lock_wait(s, &bound).await?;
+        let busy = catalog_changing(&catalog);
+        if !busy.is_empty() {
+            return Ok(Err(busy));
+        }
+        let own = catalog_tables(&catalog);
+        // A pooled table dropped before the guard is not held.
+        self.held.retain(|h| own.contains(h));
+        self.catalog = Some(catalog);
+        // Commits stopped: only while the snapshots start and the coordinates are read.
+        take_global_read_lock(s).await?;
+        let started = async {
+            if self.wants.flush_logs {
+                s.exec("FLUSH LOGS", "flushing logs").await?;
+            }
+            let (a, b) = futures::join!(
+                start_snapshots(&mut self.readers),
+                start_snapshots(std::slice::from_mut(s))
+            );
+            a?;
+            b?;
+            read_current_coordinates(s, self.wants).await
+        }
+        .await;
+        let unlocked = s
+            .exec("UNLOCK TABLES", "releasing the global read lock")
+            .await;
+        let coordinates = started?;
+        unlocked?;
+        // DDL still held off: every session opens the tables it may read.
+        let held = &self.held;
+        let (a, b) = futures::join!(
+            try_hold_tables(&mut self.readers, held),
+            try_hold_tables(std::slice::from_mut(s), &own)
+        );
+        Ok(match (a?, b?) {
+            (true, true) => Ok(coordinates),
+            _ => Err(vec!["a table the dump opens".to_string()]),
         })
     }
 
@@ -116,7 +221,8 @@ impl SharedSnapshot {
     /// `catalog_of` it lists the tables, while DDL is held off, and opens every one of a
     /// transactional engine: a table created after the coordinates is not dumped (its
     /// CREATE is replayed from the binlog), and none it dumps changes definition before it
-    /// is read (commits stay stopped about half a millisecond a table; see ARCHITECTURE).
+    /// is read (commits stay stopped about half a millisecond a table and session; see
+    /// `guarded_attempt`, which MariaDB takes instead).
     /// Then every session opens the tables the readers may read. Returns the tables DDL
     /// statements are changing (`selection::changing`): then nothing was opened.
     async fn join_and_hold(&mut self, s: &mut Session) -> Result<Vec<String>> {
@@ -151,48 +257,62 @@ impl SharedSnapshot {
 impl ConsistencyStrategy for SharedSnapshot {
     fn setup<'a>(&'a mut self, s: &'a mut Session) -> BoxFuture<'a, Result<Coordinates>> {
         Box::pin(async move {
-            let Some(mut locker) = self.locker.take() else {
+            let Some(conn) = self.locker.take() else {
                 return Err(Error::Usage("the shared snapshot was set up twice".into()));
             };
+            // Lost when an attempt fails (the loop ends then).
+            let mut locker = Some(conn);
             // A DDL statement still running under the lock (`selection::changing`) is let
             // finish, and the lock taken again.
             let mut attempt = 0;
             let locked = loop {
                 attempt += 1;
-                let start = match self.group.lock(&mut locker, &mut self.readers, &[]).await {
-                    Ok(start) => start,
-                    Err(e) => break Err(e),
-                };
-                let joined = self.join_and_hold(s).await;
-                let released = self.group.release(&mut locker).await;
-                match (joined, released) {
-                    (Ok(busy), Ok(())) if busy.is_empty() => break Ok(start),
-                    (Ok(busy), Ok(())) => {
-                        for r in self.readers.iter_mut() {
-                            r.exec("ROLLBACK", "ending the snapshot").await?;
+                let busy = if self.guarded {
+                    let Some(conn) = locker.take() else {
+                        break Err(Error::Usage("the shared snapshot lost its locker".into()));
+                    };
+                    match self.guarded_attempt(s, conn).await {
+                        Ok((conn, Ok(coordinates))) => {
+                            locker = Some(conn);
+                            break Ok(coordinates);
                         }
-                        s.exec("ROLLBACK", "ending the snapshot").await?;
-                        if attempt >= DDL_RETRIES {
-                            break Err(consistency_error(
-                                s,
-                                format!(
-                                    "{} still being changed by DDL statements after {attempt} \
-                                     tries to take the dump's lock between them",
-                                    busy.join(", ")
-                                ),
-                            ));
+                        Ok((conn, Err(busy))) => {
+                            locker = Some(conn);
+                            busy
                         }
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            20 * u64::from(attempt),
-                        ))
-                        .await;
+                        Err(e) => break Err(e),
                     }
-                    (Err(e), _) | (_, Err(e)) => break Err(e),
+                } else {
+                    let Some(conn) = locker.as_mut() else {
+                        break Err(Error::Usage("the shared snapshot lost its locker".into()));
+                    };
+                    match self.group_attempt(s, conn).await {
+                        Ok(Ok(coordinates)) => break Ok(coordinates),
+                        Ok(Err(busy)) => busy,
+                        Err(e) => break Err(e),
+                    }
+                };
+                for r in self.readers.iter_mut() {
+                    r.exec("ROLLBACK", "ending the snapshot").await?;
                 }
+                s.exec("ROLLBACK", "ending the snapshot").await?;
+                if attempt >= DDL_RETRIES {
+                    break Err(consistency_error(
+                        s,
+                        format!(
+                            "{} still being changed by DDL statements after {attempt} \
+                             tries to take the dump's lock between them",
+                            busy.join(", ")
+                        ),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
             };
-            locker.close().await;
+            if let Some(conn) = locker {
+                conn.close().await;
+            }
             match locked {
-                Ok(start) => Ok(start.coordinates),
+                Ok(coordinates) => Ok(coordinates),
                 Err(Error::Server { message, .. }) if message.contains("RELOAD") => {
                     if self.warn_on_fallback {
                         eprintln!(
