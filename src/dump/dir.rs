@@ -259,7 +259,8 @@ pub async fn run_to(plan: &Plan, opts: &DirOptions, dump_dir: Destination) -> Re
     // after the release (writing them under the lock held commits for 1.4 to 2.8 s with
     // 200 tables, against 40 to 70 ms).
     let mut creates = std::collections::HashMap::new();
-    if start.blocks_ddl {
+    // (LOCK TABLES holds DDL off the locked tables only, but those are the ones read here.)
+    if start.blocks_ddl || start.blocks_writes {
         for &i in &non_transactional {
             let (db, t) = &tables[i];
             let create = catalog::show_create_table(&mut control, db, t).await?;
