@@ -17,7 +17,8 @@
 //! exactly at the end of the newest segment: on an idle server no segment is stored, and
 //! the heartbeat tells an archiver that is idle and caught up from one that stopped. A
 //! heartbeat's MAC is checked with any key (a writer key holds the naming key); without a
-//! key it is taken as the listing's times are. Drill records are read through
+//! key it is taken as the listing's times are. Its time is the earlier of the one it
+//! records (the archiver's clock) and its storage modification time. Drill records are read through
 //! `drill::all`: one whose MAC does not match (forged, or damaged) never counts as a
 //! passed drill, and is reported (`Observed::ignored_drills`).
 
@@ -205,7 +206,7 @@ async fn archiver(
             None => None,
         };
         let t = match (heartbeat, end) {
-            (Some(h), Some((file, pos))) if h.file == file && h.pos == pos => t.max(h.at()),
+            (Some((h, at)), Some((file, pos))) if h.file == file && h.pos == pos => t.max(at),
             _ => t,
         };
         sources.push((source.to_string(), t));
@@ -214,12 +215,38 @@ async fn archiver(
     Ok((Some(Archiver { last_event, gaps }), sources))
 }
 
-/// `source`'s heartbeat (`segments::Heartbeat`), when there is a valid one.
-async fn heartbeat(store: &Store, keys: Option<&Keys>, source: &str) -> Result<Option<Heartbeat>> {
+/// `source`'s heartbeat (`segments::Heartbeat`), when there is a valid one, with the time
+/// it is taken to say (`heartbeat_time`).
+async fn heartbeat(
+    store: &Store,
+    keys: Option<&Keys>,
+    source: &str,
+) -> Result<Option<(Heartbeat, Option<DateTime<Utc>>)>> {
+    let name = Heartbeat::object(source);
+    // Stat first: an overwrite in between leaves the older storage time, the safe side.
+    let stored = store.head(&name).await?.map(|l| l.last_modified);
     Ok(store
-        .get_opt(&Heartbeat::object(source))
+        .get_opt(&name)
         .await?
-        .and_then(|b| Heartbeat::decode(keys, source, &b)))
+        .and_then(|b| Heartbeat::decode(keys, source, &b))
+        .map(|h| {
+            let at = heartbeat_time(h.at(), stored);
+            (h, at)
+        }))
+}
+
+/// A heartbeat's time: the earlier of the time it records (the archiver host's clock,
+/// and unauthenticated when the check has no key) and when the storage says it was
+/// written: a heartbeat dated in the future, by a skewed clock or by whoever could write
+/// it, cannot make a stopped archiver look current.
+fn heartbeat_time(
+    recorded: Option<DateTime<Utc>>,
+    stored: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (recorded, stored) {
+        (Some(r), Some(s)) => Some(r.min(s)),
+        (r, _) => r,
+    }
 }
 
 /// When the last drill that passed ended, and the drill records ignored (damaged, forged,
@@ -249,5 +276,15 @@ mod tests {
             segment(&format!("binlog/u1/gaps/mysql-bin.000003-4.{id}")),
             None
         );
+    }
+
+    #[test]
+    fn a_heartbeat_is_as_old_as_the_earlier_of_its_time_and_its_storage_time() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0);
+        // Dated in the future (a skewed archiver clock, or a forged heartbeat): stored time.
+        assert_eq!(heartbeat_time(t(5000), t(1000)), t(1000));
+        assert_eq!(heartbeat_time(t(1000), t(1002)), t(1000));
+        assert_eq!(heartbeat_time(t(1000), None), t(1000));
+        assert_eq!(heartbeat_time(None, t(1000)), None);
     }
 }
