@@ -26,13 +26,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::config::Repository;
 use super::copy::{binlog_stem, check_binlog_id};
 use super::drill;
 use super::error::{BackupError, Result};
 use super::keys::Keys;
-use super::segments::Heartbeat;
+use super::segments::{Heartbeat, RepositorySegments, file_number};
 use super::snapshot::Snapshot;
 use super::store::{Listed, Store};
+use crate::binlog::segment::{Record, SegmentSource};
+use crate::binlog::window::{self, SpanEnd};
 use crate::trust::check::{Archiver, Observed};
 
 /// What was observed, and whether drills could be read.
@@ -45,17 +48,17 @@ pub struct Health {
 }
 
 /// Reads the repository's state. `keys`: the repository's keys when it could be opened.
-pub async fn observe(store: &Store, keys: Option<&Keys>, now: DateTime<Utc>) -> Result<Health> {
+pub async fn observe(
+    store: &Store,
+    repo: Option<&Repository>,
+    now: DateTime<Utc>,
+) -> Result<Health> {
+    let keys = repo.map(|r| &r.keys);
     let reader = keys.filter(|k| k.can_read());
-    let newest_backup = newest_backup(store, reader).await?;
-    // A gap recorded before the oldest backup breaks no backup's window.
-    let oldest_backup = store
-        .list("snapshots")
-        .await?
-        .iter()
-        .map(|l| l.last_modified)
-        .min();
-    let (archiver, sources) = archiver(store, keys, reader, oldest_backup).await?;
+    // A break before the oldest backup breaks no backup's window.
+    let (oldest_backup, newest_backup) = backup_times(store, reader).await?;
+    let readable = repo.filter(|r| r.keys.can_read());
+    let (archiver, sources) = archiver(store, keys, readable, oldest_backup).await?;
     let (last_drill_success, ignored_drills) = match reader {
         Some(keys) => last_drill(store, keys).await?,
         None => (None, Vec::new()),
@@ -79,19 +82,67 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-async fn newest_backup(store: &Store, reader: Option<&Keys>) -> Result<Option<DateTime<Utc>>> {
+/// The oldest and the newest backup's time: what the snapshots say with a reader key
+/// (the oldest also no later than when it was stored), else when they were stored.
+type Times = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+async fn backup_times(store: &Store, reader: Option<&Keys>) -> Result<Times> {
     let listed = store.list("snapshots").await?;
+    let stored = listed.iter().map(|l| l.last_modified);
+    let oldest_stored = stored.clone().min();
     let Some(keys) = reader else {
-        return Ok(listed.iter().map(|l| l.last_modified).max());
+        return Ok((oldest_stored, stored.max()));
     };
+    let mut oldest = oldest_stored;
     let mut newest = None;
     for l in &listed {
         let data = store.get(&l.name).await?;
         let snap = Snapshot::decode(keys, &l.name, &data)?;
         let t = parse_time(&snap.time).ok_or_else(|| BackupError::damaged(&l.name, "bad time"))?;
         newest = newest.max(Some(t));
+        oldest = Some(oldest.map_or(t, |o| o.min(t)));
     }
-    Ok(newest)
+    Ok((oldest, newest))
+}
+
+/// Where the archive's records break continuity (`binlog::window::spans`, the rule restore
+/// follows) after the last event of a span that ends at or after `oldest` (UTC seconds):
+/// each described, naming where the archive stops and where it starts again.
+fn breaks(source: &str, records: &[Record], oldest: Option<i64>) -> Vec<String> {
+    window::spans(records)
+        .iter()
+        .filter(|s| oldest.is_none_or(|t| i64::from(s.last_time) >= t))
+        .filter_map(|s| match &s.ends {
+            SpanEnd::Latest => None,
+            SpanEnd::Gap { gap } => Some(format!(
+                "archiver {source}: binlog from {} to {} missing (purged before it was \
+                 archived: a gap)",
+                s.end, gap.resume_at
+            )),
+            SpanEnd::Discontinuity { next } => Some(format!(
+                "archiver {source}: binlog from {} to {next} missing (a segment or a whole \
+                 file is not in the archive)",
+                s.end
+            )),
+        })
+        .collect()
+}
+
+/// With a reader key: every source's breaks (`breaks`), from the segments' headers.
+async fn span_breaks(repo: &Repository, oldest: Option<DateTime<Utc>>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for source in RepositorySegments::sources(repo).await? {
+        let segments = RepositorySegments::open_reader(repo.clone(), &source)?;
+        let records = segments
+            .records()
+            .await
+            .map_err(|e| match e.downcast::<BackupError>() {
+                Ok(e) => *e,
+                Err(e) => BackupError::Usage(format!("binlog archive {source}: {e}")),
+            })?;
+        out.extend(breaks(&source, &records, oldest.map(|t| t.timestamp())));
+    }
+    Ok(out)
 }
 
 /// A segment's name parsed: (source, file, start, end).
@@ -142,14 +193,21 @@ fn segment_last_time(keys: &Keys, name: &str, stored: &[u8]) -> Result<Option<Da
 async fn archiver(
     store: &Store,
     keys: Option<&Keys>,
-    reader: Option<&Keys>,
+    readable: Option<&Repository>,
     oldest_backup: Option<DateTime<Utc>>,
 ) -> Result<(Option<Archiver>, Vec<(String, Option<DateTime<Utc>>)>)> {
+    let reader = readable.map(|r| &r.keys);
     let listed = store.list("binlog").await?;
     if listed.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let mut gaps = Vec::new();
+    // With a reader key, the breaks restore would stop at; without one, what the names
+    // show (holes in a file, files missing between numbered ones, recorded gaps).
+    let mut gaps = match readable {
+        Some(repo) => span_breaks(repo, oldest_backup).await?,
+        None => Vec::new(),
+    };
+    let by_name = readable.is_none();
     // source -> file -> segments (start, end, object)
     let mut by_source: BTreeMap<&str, BTreeMap<&str, Vec<(u64, u64, &Listed)>>> = BTreeMap::new();
     for l in &listed {
@@ -163,6 +221,7 @@ async fn archiver(
         } else if let Some(stem) = binlog_stem(&l.name)
             && let Some(rest) = stem.strip_prefix("binlog/")
             && let Some((source, gap)) = rest.split_once("/gaps/")
+            && by_name
             && oldest_backup.is_none_or(|t| l.last_modified >= t)
         {
             gaps.push(format!("archiver {source}: gap recorded at {gap}"));
@@ -172,12 +231,29 @@ async fn archiver(
     let mut last_event: Option<DateTime<Utc>> = None;
     for (source, files) in &by_source {
         let mut newest: Option<&Listed> = None;
-        for (file, segments) in files {
+        // Files in the server's order (by number); a number skipped is a file missing.
+        let mut ordered: Vec<(&&str, &Vec<(u64, u64, &Listed)>)> = files.iter().collect();
+        ordered.sort_by_key(|(f, _)| (file_number(f), **f));
+        for pair in ordered.windows(2) {
+            let ((prev, _), (next, segs)) = (pair[0], pair[1]);
+            let recent = segs
+                .iter()
+                .any(|s| oldest_backup.is_none_or(|t| s.2.last_modified >= t));
+            if by_name && file_number(next) > file_number(prev).saturating_add(1) && recent {
+                gaps.push(format!(
+                    "archiver {source}: the files between {prev} and {next} missing"
+                ));
+            }
+        }
+        for (file, segments) in ordered {
             let mut segments = segments.clone();
             segments.sort_by_key(|s| (s.0, s.1));
             for pair in segments.windows(2) {
                 let (prev, next) = (pair[0], pair[1]);
-                if next.0 > prev.1 && oldest_backup.is_none_or(|t| next.2.last_modified >= t) {
+                if by_name
+                    && next.0 > prev.1
+                    && oldest_backup.is_none_or(|t| next.2.last_modified >= t)
+                {
                     gaps.push(format!(
                         "archiver {source}: {file} bytes {} to {} missing",
                         prev.1, next.0
@@ -276,6 +352,48 @@ mod tests {
             segment(&format!("binlog/u1/gaps/mysql-bin.000003-4.{id}")),
             None
         );
+    }
+
+    fn seg(file: &str, start: u64, end: u64, time: u32, rotate_to: Option<&str>) -> Record {
+        Record::Segment(crate::binlog::segment::Segment {
+            file: file.into(),
+            start,
+            end,
+            events: 1,
+            first_event_time: time,
+            last_event_time: time,
+            gtids: Vec::new(),
+            ends_in_transaction: false,
+            rotate_to: rotate_to.map(str::to_string),
+            ends_with_stop: false,
+            format_description: vec![0; 3],
+            crc32: 0,
+            server: None,
+        })
+    }
+
+    #[test]
+    fn breaks_follow_the_restore_rule_and_only_after_the_oldest_backup() {
+        let whole = [
+            seg("b.000001", 7, 500, 100, None),
+            seg("b.000001", 500, 900, 200, Some("b.000002")),
+            seg("b.000002", 7, 300, 300, None),
+        ];
+        assert!(breaks("s", &whole, Some(0)).is_empty());
+        // The tail segment carrying the ROTATE lost: b.000001 ends at 500.
+        let lost_tail = [whole[0].clone(), whole[2].clone()];
+        let b = breaks("s", &lost_tail, Some(0));
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].contains("b.000001:500 to b.000002:7"), "{b:?}");
+        // Before the oldest backup (its last event older): no backup's window.
+        assert!(breaks("s", &lost_tail, Some(150)).is_empty());
+        // A whole file missing: b.000002 rotated to b.000003, which is not there.
+        let mut missing_file = whole.to_vec();
+        missing_file[2] = seg("b.000002", 7, 300, 300, Some("b.000003"));
+        missing_file.push(seg("b.000004", 7, 90, 400, None));
+        let b = breaks("s", &missing_file, None);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].contains("b.000002:300 to b.000004:7"), "{b:?}");
     }
 
     #[test]
