@@ -1,6 +1,14 @@
 //! What `rbackup check` observes in a repository: the newest backup's time, the binlog
-//! archiver's last stored event and the gaps in its archive, the last restore drill that
-//! passed. Read as REPOSITORY.md lays them out (`snapshots/`, `binlog/<source>/...`,
+//! archiver's last stored event and the breaks in its archive, the last restore drill that
+//! passed.
+//!
+//! Breaks: with a reader key, every segment's header is read (`SegmentSource::records`)
+//! and the archive split by `binlog::window::spans`, the one continuity rule restore
+//! follows, so that a lost segment that ended its file (its ROTATE) or a whole missing
+//! file is a break as much as a hole or a recorded gap; a break counts when the span it
+//! ends has its last event at or after the oldest backup's time (before it, no backup's
+//! window crosses it). Without a reader key only names are seen: holes inside a file,
+//! file numbers skipped, gap objects stored after the oldest backup. Read as REPOSITORY.md lays them out (`snapshots/`, `binlog/<source>/...`,
 //! `drills/<snapshot>/<id>`).
 //!
 //! Owns: gathering `trust::check::Observed`. Not for: the verdict (`trust::check`), writing
