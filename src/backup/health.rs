@@ -198,6 +198,9 @@ fn segment_last_time(keys: &Keys, name: &str, stored: &[u8]) -> Result<Option<Da
     Ok(t)
 }
 
+/// One binlog file's segment objects: (start, end, the object).
+type FileSegments<'a> = Vec<(u64, u64, &'a Listed)>;
+
 async fn archiver(
     store: &Store,
     keys: Option<&Keys>,
@@ -217,7 +220,7 @@ async fn archiver(
     };
     let by_name = readable.is_none();
     // source -> file -> segments (start, end, object)
-    let mut by_source: BTreeMap<&str, BTreeMap<&str, Vec<(u64, u64, &Listed)>>> = BTreeMap::new();
+    let mut by_source: BTreeMap<&str, BTreeMap<&str, FileSegments>> = BTreeMap::new();
     for l in &listed {
         if let Some((source, file, start, end)) = segment(&l.name) {
             by_source
@@ -240,7 +243,7 @@ async fn archiver(
     for (source, files) in &by_source {
         let mut newest: Option<&Listed> = None;
         // Files in the server's order (by number); a number skipped is a file missing.
-        let mut ordered: Vec<(&&str, &Vec<(u64, u64, &Listed)>)> = files.iter().collect();
+        let mut ordered: Vec<(&&str, &FileSegments)> = files.iter().collect();
         ordered.sort_by_key(|(f, _)| (file_number(f), **f));
         for pair in ordered.windows(2) {
             let ((prev, _), (next, segs)) = (pair[0], pair[1]);
