@@ -794,6 +794,17 @@ async fn check_exit_codes_for_each_condition() {
             && line.contains("mysql-bin.000002:3000 to mysql-bin.000003:7"),
         "{line}"
     );
+    // A damaged segment (a byte flipped): restore cannot read past it, a break, named.
+    let mut flipped = tail_bytes.clone();
+    let n = flipped.len() / 2;
+    flipped[n] ^= 1;
+    std::fs::write(repo.join(&tail), flipped).unwrap();
+    let (code, line) = check(url, &reader, &lag, &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("gap in the PITR window") && line.contains(&tail),
+        "{line}"
+    );
     std::fs::write(repo.join(&tail), tail_bytes).unwrap();
     // A whole file missing: mysql-bin.000003 rotates to mysql-bin.000004, the archive
     // goes on with mysql-bin.000005.

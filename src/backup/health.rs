@@ -7,7 +7,8 @@
 //! follows, so that a lost segment that ended its file (its ROTATE) or a whole missing
 //! file is a break as much as a hole or a recorded gap; a break counts when the span it
 //! ends has its last event at or after the oldest backup's time (before it, no backup's
-//! window crosses it). Without a reader key only names are seen: holes inside a file,
+//! window crosses it). A segment or gap object that is damaged or forged is a break too,
+//! named (restore cannot read past it). Without a reader key only names are seen: holes inside a file,
 //! file numbers skipped, gap objects stored after the oldest backup. Read as REPOSITORY.md lays them out (`snapshots/`, `binlog/<source>/...`,
 //! `drills/<snapshot>/<id>`).
 //!
@@ -141,13 +142,22 @@ async fn span_breaks(repo: &Repository, oldest: Option<DateTime<Utc>>) -> Result
     let mut out = Vec::new();
     for source in RepositorySegments::sources(repo).await? {
         let segments = RepositorySegments::open_reader(repo.clone(), &source)?;
-        let records = segments
-            .records()
-            .await
-            .map_err(|e| match e.downcast::<BackupError>() {
-                Ok(e) => *e,
-                Err(e) => BackupError::Usage(format!("binlog archive {source}: {e}")),
-            })?;
+        let records = match segments.records().await {
+            Ok(r) => r,
+            Err(e) => match e.downcast::<BackupError>() {
+                // A damaged or forged segment or gap: restore stops there, a break.
+                Ok(e) if matches!(*e, BackupError::Damaged { .. }) => {
+                    out.push(format!(
+                        "archiver {source}: {e} (restore cannot read past it)"
+                    ));
+                    continue;
+                }
+                Ok(e) => return Err(*e),
+                Err(e) => {
+                    return Err(BackupError::Usage(format!("binlog archive {source}: {e}")));
+                }
+            },
+        };
         out.extend(breaks(&source, &records, oldest.map(|t| t.timestamp())));
     }
     Ok(out)
