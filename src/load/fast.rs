@@ -167,6 +167,16 @@ impl Relaxed {
                 Probe::Not(why) => left.push(format!("{} ({why})", s.name)),
             }
         }
+        // The load ends with FLUSH ENGINE LOGS (RELOAD privilege): found out now, before
+        // anything changes, rather than after the load.
+        if let Err(e) = conn.exec(FLUSH, "checking FLUSH ENGINE LOGS").await {
+            return Err(LoadError::Refused(format!(
+                "{}: --fast-unsafe ends with {FLUSH} (to make the load durable), which this \
+                 account may not run ({e}; it needs RELOAD); nothing was changed (load \
+                 without --fast-unsafe)",
+                conn.server
+            )));
+        }
         let mut relaxed = Relaxed {
             connection: connection.clone(),
             server: conn.server.clone(),
