@@ -8,7 +8,8 @@
 //! original values back, for a run killed before it can), and restoring the original values
 //! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
 //! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own),
-//! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable. A
+//! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
+//! once before anything changes too: an account without RELOAD is refused up front). A
 //! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
 //! mid-statement is put back too. The binary log (with `--enable-binlog`) is synced at the
 //! server's next commit once `sync_binlog` is back.
