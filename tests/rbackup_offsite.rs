@@ -245,9 +245,24 @@ async fn put_segment_bytes(
     writer_key: &Path,
     source: &str,
     file: &str,
+    range: (u64, u64),
+    last_time: chrono::DateTime<chrono::Utc>,
+    bytes: Vec<u8>,
+) -> String {
+    put_segment_ending(url, writer_key, source, file, range, last_time, bytes, None).await
+}
+
+/// `put_segment_bytes` of a segment that ends its file with a ROTATE to `rotate_to`.
+#[allow(clippy::too_many_arguments)]
+async fn put_segment_ending(
+    url: &str,
+    writer_key: &Path,
+    source: &str,
+    file: &str,
     (start, end): (u64, u64),
     last_time: chrono::DateTime<chrono::Utc>,
     bytes: Vec<u8>,
+    rotate_to: Option<&str>,
 ) -> String {
     use rdump::backup::segments::RepositorySegments;
     use rdump::binlog::segment::{Segment, SegmentStore};
@@ -267,7 +282,7 @@ async fn put_segment_bytes(
         last_event_time: last_time.timestamp() as u32,
         gtids: vec![],
         ends_in_transaction: false,
-        rotate_to: None,
+        rotate_to: rotate_to.map(str::to_string),
         ends_with_stop: false,
         format_description: vec![1, 2, 3],
         crc32: crc32fast::hash(&bytes),
@@ -747,11 +762,69 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
     assert_eq!(code, 2, "{line}");
     assert!(
-        line.contains("gap in the PITR window") && line.contains("1000 to 2000"),
+        line.contains("gap in the PITR window")
+            && line.contains("mysql-bin.000002:1000 to mysql-bin.000002:2000"),
         "{line}"
     );
     put_segment(url, &wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
+    assert_eq!(code, 0, "{line}");
+    // The rule restore follows (binlog::window): mysql-bin.000002 ends with a ROTATE to
+    // mysql-bin.000003, whose first event follows its 3-byte FORMAT_DESCRIPTION (at 7).
+    let lag = ["--max-binlog-lag", "15min"];
+    let put = |file: &'static str, range: (u64, u64), rotate_to: Option<&'static str>| {
+        let (url, wk) = (url.to_string(), wk.clone());
+        async move {
+            let bytes = events(range.0, range.1);
+            put_segment_ending(&url, &wk, "s1", file, range, now, bytes, rotate_to).await
+        }
+    };
+    let tail = put("mysql-bin.000002", (3000, 3500), Some("mysql-bin.000003")).await;
+    put("mysql-bin.000003", (7, 500), None).await;
+    let (code, line) = check(url, &reader, &lag, &[]);
+    assert_eq!(code, 0, "{line}");
+    // The tail segment carrying the file's ROTATE lost: no hole inside any file, but
+    // restore stops at mysql-bin.000002:3000.
+    let tail_bytes = std::fs::read(repo.join(&tail)).unwrap();
+    std::fs::remove_file(repo.join(&tail)).unwrap();
+    let (code, line) = check(url, &reader, &lag, &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("gap in the PITR window")
+            && line.contains("mysql-bin.000002:3000 to mysql-bin.000003:7"),
+        "{line}"
+    );
+    // A damaged segment (a byte flipped): restore cannot read past it, a break, named.
+    let mut flipped = tail_bytes.clone();
+    let n = flipped.len() / 2;
+    flipped[n] ^= 1;
+    std::fs::write(repo.join(&tail), flipped).unwrap();
+    let (code, line) = check(url, &reader, &lag, &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("gap in the PITR window") && line.contains(&tail),
+        "{line}"
+    );
+    std::fs::write(repo.join(&tail), tail_bytes).unwrap();
+    // A whole file missing: mysql-bin.000003 rotates to mysql-bin.000004, the archive
+    // goes on with mysql-bin.000005.
+    put("mysql-bin.000003", (500, 900), Some("mysql-bin.000004")).await;
+    let fifth = put("mysql-bin.000005", (7, 100), None).await;
+    let (code, line) = check(url, &reader, &lag, &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("mysql-bin.000003:900 to mysql-bin.000005:7"),
+        "{line}"
+    );
+    // Without a reader key only the names are seen: the skipped file number too.
+    let (code, line) = check(url, &[], &lag, &[]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("between mysql-bin.000003 and mysql-bin.000005"),
+        "{line}"
+    );
+    std::fs::remove_file(repo.join(&fifth)).unwrap();
+    let (code, line) = check(url, &reader, &lag, &[]);
     assert_eq!(code, 0, "{line}");
 
     // Drills: none, one that failed, one passed 3 days ago, one passed now.

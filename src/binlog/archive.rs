@@ -9,9 +9,9 @@
 //! `ArchiveError::Purged`, never retried; `mark_gap` turns it into a gap in the store.
 //!
 //! A server heartbeat (the server has sent everything it has) that finds every event
-//! received committed tells the store the archive is caught up (`SegmentStore::
-//! caught_up`, at most once per flush interval): monitoring can then tell an idle server
-//! from a stopped archiver.
+//! received committed, and whose file and position are where the archive ends, tells the
+//! store the archive is caught up (`SegmentStore::caught_up`, at most once per flush
+//! interval): monitoring can then tell an idle server from a stopped archiver.
 //!
 //! Not for: checking events (`stream`), where segments end (`segment`), or storage.
 
@@ -102,6 +102,28 @@ fn reached(at: &Position, target: &Position) -> bool {
     }
 }
 
+/// Whether the server, at `server` (a heartbeat's position), has nothing the archive
+/// lacks: it is where the archive ends (`resume`), or, after a segment that ended its file
+/// (ROTATE: the archive resumes at the next file's first event), right after that file's
+/// FORMAT_DESCRIPTION (`format_description`, the file's). A heartbeat without a position
+/// proves nothing.
+fn at_end(
+    server: Option<&Position>,
+    resume: Option<&ResumePoint>,
+    format_description: Option<&(String, Vec<u8>)>,
+) -> bool {
+    let (Some(server), Some(resume)) = (server, resume) else {
+        return false;
+    };
+    let end = &resume.position;
+    server.file == end.file
+        && (server.pos == end.pos
+            || (end.pos == FIRST_EVENT_POS
+                && format_description.is_some_and(|(f, fde)| {
+                    *f == end.file && server.pos == FIRST_EVENT_POS + fde.len() as u64
+                })))
+}
+
 /// What a run keeps between events and across connections.
 struct Run<'a, S> {
     store: &'a mut S,
@@ -157,11 +179,16 @@ impl<S: SegmentStore> Run<'_, S> {
             Frame::Artificial => Ok(false),
             // The server has nothing more to send: with every event received committed,
             // the archive is caught up (at most once per flush interval, to the store).
-            Frame::Heartbeat => {
+            Frame::Heartbeat { position } => {
                 let due = self
                     .caught_up_at
                     .is_none_or(|t| t.elapsed() >= self.caught_up_every);
-                if self.builder.open_file().is_none() && due {
+                let at_end = at_end(
+                    position.as_ref(),
+                    self.resume.as_ref(),
+                    self.format_description.as_ref(),
+                );
+                if self.builder.open_file().is_none() && due && at_end {
                     self.store
                         .caught_up()
                         .await
@@ -509,5 +536,39 @@ mod tests {
         assert!(reached(&at("b.000010", 4), &at("b.000009", 9000)));
         assert!(!reached(&at("b.000009", 9000), &at("b.000010", 4)));
         assert!(reached(&at("b.1000000", 4), &at("b.999999", 4)));
+    }
+
+    #[test]
+    fn caught_up_only_where_the_archive_ends() {
+        let resume = |p: Position| ResumePoint {
+            position: p,
+            format_description: None,
+        };
+        let end = resume(at("b.000002", 900));
+        assert!(at_end(Some(&at("b.000002", 900)), Some(&end), None));
+        // The server is further on (events the archive has not got), or elsewhere.
+        assert!(!at_end(Some(&at("b.000002", 1200)), Some(&end), None));
+        assert!(!at_end(Some(&at("b.000003", 900)), Some(&end), None));
+        assert!(!at_end(None, Some(&end), None));
+        assert!(!at_end(Some(&at("b.000002", 900)), None, None));
+        // After a ROTATE: right after the next file's FORMAT_DESCRIPTION.
+        let rotated = resume(at("b.000003", FIRST_EVENT_POS));
+        let fde = ("b.000003".to_string(), vec![0u8; 100]);
+        assert!(at_end(
+            Some(&at("b.000003", 104)),
+            Some(&rotated),
+            Some(&fde)
+        ));
+        assert!(!at_end(
+            Some(&at("b.000003", 150)),
+            Some(&rotated),
+            Some(&fde)
+        ));
+        let other = ("b.000002".to_string(), vec![0u8; 100]);
+        assert!(!at_end(
+            Some(&at("b.000003", 104)),
+            Some(&rotated),
+            Some(&other)
+        ));
     }
 }

@@ -248,13 +248,32 @@ pub enum Frame {
         format_description: Vec<u8>,
         resent: bool,
     },
-    /// A heartbeat: the server has sent everything it has and waits for new events.
-    Heartbeat,
+    /// A heartbeat: the server has sent everything it has and waits for new events. It
+    /// says where the server is (the file it reads and the end of the last event it read;
+    /// `None` when the event does not say: no file name, or position 0).
+    Heartbeat { position: Option<Position> },
     /// A fake ROTATE or other artificial event: in no file.
     Artificial,
     /// An event of a dump by GTID before its first transaction (see `Framer::accept`),
     /// ending at `position`: not archived.
     Skipped { position: Position },
+}
+
+/// Where a HEARTBEAT event says the server is: the file named by its body (the name to
+/// the end, with the checksum stripped when the event carries a valid one) and the
+/// header's `log_pos`.
+fn heartbeat_position(bytes: &[u8], header: &Header) -> Option<Position> {
+    let checksum = if event::has_valid_crc(bytes, header) {
+        Checksum::Crc32
+    } else {
+        Checksum::Off
+    };
+    let name = event::body(bytes, checksum);
+    let name = std::str::from_utf8(name).ok()?.trim_end_matches('\0');
+    (!name.is_empty() && header.log_pos != 0).then(|| Position {
+        file: name.to_string(),
+        pos: u64::from(header.log_pos),
+    })
 }
 
 /// A checked event of a binlog file, with what the archive records about it.
@@ -342,7 +361,11 @@ impl Framer {
         let header = Header::parse(&bytes).map_err(|e| self.fail(None, e))?;
         let artificial = header.is_artificial() || header.log_pos == 0;
         match header.kind {
-            kind::HEARTBEAT => return Ok(Frame::Heartbeat),
+            kind::HEARTBEAT => {
+                return Ok(Frame::Heartbeat {
+                    position: heartbeat_position(&bytes, &header),
+                });
+            }
             kind::ROTATE if artificial => {
                 // Made up by the server: names the file the next events come from. Its
                 // checksum follows the stream's setting, not a file's: strip one if valid.
@@ -604,7 +627,16 @@ mod tests {
         };
         assert_eq!((ev.start, ev.end), (fde_end, begin_end));
         let heartbeat = event(kind::HEARTBEAT, 0, begin_end as u32, 0, b"b.000001");
-        assert!(matches!(f.accept(heartbeat).unwrap(), Frame::Heartbeat));
+        match f.accept(heartbeat).unwrap() {
+            Frame::Heartbeat { position } => assert_eq!(
+                position,
+                Some(Position {
+                    file: "b.000001".into(),
+                    pos: begin_end
+                })
+            ),
+            other => panic!("{other:?}"),
+        }
         // An event that does not start where the last one ended is an error.
         let gap = sized(query("COMMIT", 0), begin_end + 1);
         let e = f.accept(gap).unwrap_err();

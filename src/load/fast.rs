@@ -7,7 +7,12 @@
 //! it is and said so), the warning printed up front (with the statement that puts the
 //! original values back, for a run killed before it can), and restoring the original values
 //! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
-//! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own).
+//! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own),
+//! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
+//! once before anything changes too: an account without RELOAD is refused up front). A
+//! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
+//! mid-statement is put back too. The binary log (with `--enable-binlog`) is synced at the
+//! server's next commit once `sync_binlog` is back.
 //!
 //! The risk: with `innodb_flush_log_at_trx_commit=0` a crash of the *server* (not of rload)
 //! loses up to about a second of committed transactions, among them chunks the journal
@@ -163,6 +168,16 @@ impl Relaxed {
                 Probe::Not(why) => left.push(format!("{} ({why})", s.name)),
             }
         }
+        // The load ends with FLUSH ENGINE LOGS (RELOAD privilege): found out now, before
+        // anything changes, rather than after the load.
+        if let Err(e) = conn.exec(FLUSH, "checking FLUSH ENGINE LOGS").await {
+            return Err(LoadError::Refused(format!(
+                "{}: --fast-unsafe ends with {FLUSH} (to make the load durable), which this \
+                 account may not run ({e}; it needs RELOAD); nothing was changed (load \
+                 without --fast-unsafe)",
+                conn.server
+            )));
+        }
         let mut relaxed = Relaxed {
             connection: connection.clone(),
             server: conn.server.clone(),
@@ -177,10 +192,14 @@ impl Relaxed {
                     .push(format!("{} (already {})", s.name, before));
                 continue;
             }
+            // Saved before the SET is sent: if the load is dropped during the round trip
+            // (SIGTERM), `Drop` puts it back (putting back an unchanged value is harmless).
+            relaxed.saved.push((s.name, before));
             let set = set_statement(&[(s.name, s.relaxed.to_string())]);
             match conn.exec(&set, &format!("setting {}", s.name)).await {
-                Ok(()) => relaxed.saved.push((s.name, before)),
+                Ok(()) => {}
                 Err(e) if !s.required => {
+                    relaxed.saved.pop();
                     relaxed.left.push(format!("{} (refused: {e})", s.name));
                 }
                 Err(e) => {
@@ -304,9 +323,30 @@ async fn restore_saved(
         left: Vec::new(),
         restored: true,
     };
-    let result = r.restore_on(&mut conn).await;
+    let mut result = r.restore_on(&mut conn).await;
+    if result.is_ok() {
+        result = flush_engine_logs(&mut conn).await;
+    }
     conn.close().await;
     result
+}
+
+/// What makes the relaxed load durable once the settings are back: `FLUSH ENGINE LOGS`
+/// writes and syncs InnoDB's redo log up to now (commits made under
+/// `innodb_flush_log_at_trx_commit=0` are otherwise synced only by the server's next
+/// once-a-second flush). It needs the RELOAD privilege.
+pub const FLUSH: &str = "FLUSH ENGINE LOGS";
+
+async fn flush_engine_logs(conn: &mut LoadConn) -> Result<(), String> {
+    conn.exec(FLUSH, "syncing InnoDB's redo log")
+        .await
+        .map_err(|e| {
+            format!(
+                "the settings --fast-unsafe relaxed were put back, but {FLUSH} failed ({e}): \
+                 the load's last commits are durable only once the server next flushes its \
+                 redo log (about a second; run {FLUSH}; to be sure)"
+            )
+        })
 }
 
 impl Drop for Relaxed {

@@ -299,7 +299,9 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
     match (result, relaxed.restore().await) {
         (Ok(summary), Ok(())) => {
             say(opts, || {
-                "--fast-unsafe: the relaxed settings were put back".into()
+                "--fast-unsafe: the relaxed settings were put back (and InnoDB's redo log \
+                 synced: FLUSH ENGINE LOGS)"
+                    .into()
             });
             Ok(summary)
         }

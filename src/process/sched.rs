@@ -14,19 +14,26 @@
 //! CPU 1.46 -> 1.06 s. On a remote server there is no producer to preempt, and a dump
 //! that yields to interactive work on its host is what one wants anyway.
 //!
-//! `RDUMP_SCHED=normal` keeps the normal policy (to measure the difference).
+//! `RDUMP_SCHED=normal` keeps the normal policy (to measure the difference). Only a thread
+//! under the normal policy (`SCHED_OTHER`) is switched: an rdump started under `SCHED_IDLE`
+//! (systemd `CPUSchedulingPolicy=idle`), a real-time policy or `SCHED_BATCH` already keeps
+//! what its administrator chose.
 //! Not for: priorities (nice), CPU affinity, or real-time policies; rload and rbackup are
 //! not changed (not measured).
 
 /// Puts the calling thread, and so every thread it starts afterwards, under `SCHED_BATCH`
-/// (Linux; a no-op elsewhere and when `RDUMP_SCHED=normal`). A failure is ignored: the
-/// dump is only slower.
+/// when it is under the normal policy (Linux; a no-op elsewhere, under any other policy,
+/// and when `RDUMP_SCHED=normal`). A failure is ignored: the dump is only slower.
 pub fn batch() {
     if std::env::var_os("RDUMP_SCHED").is_some_and(|v| v == "normal") {
         return;
     }
     #[cfg(target_os = "linux")]
     {
+        // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+        if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+            return;
+        }
         // SAFETY: an all-zero sched_param is valid (priority 0, the only one SCHED_BATCH
         // takes); pid 0 is the calling thread.
         unsafe {
@@ -51,6 +58,24 @@ mod tests {
                 assert_eq!(own, libc::SCHED_BATCH);
                 assert_eq!(child, libc::SCHED_BATCH);
             }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn batch_leaves_a_thread_under_sched_idle_as_it_is() {
+        std::thread::spawn(|| {
+            // SAFETY: priority 0 is the only one SCHED_IDLE takes; any thread may lower
+            // its own policy to SCHED_IDLE.
+            let param: libc::sched_param = unsafe { std::mem::zeroed() };
+            assert_eq!(
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) },
+                0
+            );
+            super::batch();
+            // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+            assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
         })
         .join()
         .unwrap();

@@ -103,7 +103,7 @@ async fn gather(
         return observe(&store, None, now).await;
     }
     let repo = backup::open(&args.repo.repo, &access, &StoreOptions::default()).await?;
-    observe(&repo.store, Some(&repo.keys), now).await
+    observe(&repo.store, Some(&repo), now).await
 }
 
 fn record_metrics(health: &Health, now: chrono::DateTime<chrono::Utc>) {
