@@ -1417,6 +1417,33 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         "{}",
         text(&out)
     );
+    // Its drill compares what it holds and records why nothing was replayed.
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            &part,
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], false, "{record:#}");
+    assert!(
+        replay["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("no replay: the backup holds part of a database")),
+        "{record:#}"
+    );
 
     // --dry-run of the partial backup: what is left out, nothing changed.
     let out = restore_shop(&[&id, "--to-latest", "--dry-run"]);
