@@ -1355,7 +1355,9 @@ fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
 /// with a table, a transaction into both `shop` and `other`, DDL in `shop` without a
 /// default database. `restore --to-latest` into a fresh server gives `shop`'s final
 /// checksums, and neither `other` nor `other2` exists there; `--dry-run` says how many
-/// transactions were left out; a drill of the backup passes, replaying `shop`'s. Then a
+/// transactions were left out; a drill of the backup passes, replaying `shop`'s. Without
+/// a backup ID the older whole-server backup is chosen over it; a backup with
+/// `--ignore-table` is refused as a replay's start, naming why. Then a
 /// statement-logged `USE other; INSERT INTO shop.t ...` (the trap of default-database
 /// filtering) refuses the restore naming its GTID, and `--skip-gtid` of it restores
 /// `shop` without that row.
@@ -1387,7 +1389,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
     };
     archive();
-    // An older whole-server backup: the newer partial one is chosen, with a note.
+    // An older whole-server backup: chosen without an ID over the newer partial one.
     let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
         .map(String::from)
         .to_vec();
@@ -1438,8 +1440,69 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
             .collect()
     };
 
-    // --dry-run: what is left out, nothing changed.
+    // Without an ID: the whole-server backup serves, so it is the one.
     let out = restore_shop(&["--to-latest", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("backup {whole} (")) && !text(&out).contains("PARTIAL"),
+        "{said}"
+    );
+    // A backup of part of shop (--ignore-table) cannot start a replay: named, refused.
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(&source));
+    a.extend(
+        [
+            "--databases",
+            "shop",
+            "--ignore-table=shop.t",
+            "--progress=never",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let part = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = restore_shop(&[&part, "--to-latest", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--ignore-table shop.t leaves tables out"),
+        "{}",
+        text(&out)
+    );
+    // Its drill compares what it holds and records why nothing was replayed.
+    let out = rbackup(
+        &[
+            "verify",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--drill",
+            &part,
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let replay = &record["binlog_replay"];
+    assert_eq!(replay["done"], false, "{record:#}");
+    assert!(
+        replay["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("no replay: the backup holds part of a database")),
+        "{record:#}"
+    );
+
+    // --dry-run of the partial backup: what is left out, nothing changed.
+    let out = restore_shop(&[&id, "--to-latest", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("databases: shop (a partial backup"), "{said}");
@@ -1459,12 +1522,13 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     assert!(!databases(&target).contains(&"shop".to_string()));
 
     // --to-latest: shop's final state, and nothing of the other databases.
-    let out = restore_shop(&["--to-latest"]);
+    let out = restore_shop(&[&id, "--to-latest"]);
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        said.contains(&format!("note: backup {id} holds shop only"))
-            && said.contains(&format!("(the newest: {whole})")),
+        said.contains(&format!(
+            "PARTIAL RESTORE: only the databases of backup {id} are restored (shop)"
+        )),
         "{said}"
     );
     assert_eq!(checksums_of(&target, "shop"), want);
@@ -1532,7 +1596,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         }
     }
     let trap_gtid = trap_gtid.expect("the trap statement is logged as a statement");
-    let out = restore_shop(&["--to-latest", "--dry-run"]);
+    let out = restore_shop(&[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);
     assert!(
@@ -1541,7 +1605,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
             && said.contains(&format!("--skip-gtid {trap_gtid}")),
         "{said}"
     );
-    let out = restore_shop(&["--to-latest", "--skip-gtid", &trap_gtid]);
+    let out = restore_shop(&[&id, "--to-latest", "--skip-gtid", &trap_gtid]);
     assert!(out.status.success(), "{}", text(&out));
     // A drill now replays up to the trap, which ends the backup's window, and passes.
     let out = rbackup(

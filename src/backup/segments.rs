@@ -273,6 +273,13 @@ pub fn backup_point(
             .as_str()
             .map(str::to_string),
         databases: crate::binlog::filter::DatabaseFilter::from_meta(&snapshot.meta),
+        // `binlog_replayable: false` with its reason (`rbackup backup`); absent: replayable.
+        not_replayable: (snapshot.meta["binlog_replayable"] == false).then(|| {
+            snapshot.meta["binlog_not_replayable"]
+                .as_str()
+                .unwrap_or("the backup is recorded as not replayable")
+                .to_string()
+        }),
     })
 }
 

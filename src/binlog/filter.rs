@@ -15,7 +15,11 @@
 //!   that rule is a statement whose default database is another one but that writes into
 //!   a kept database by a qualified name (`USE other; INSERT INTO shop.t ...`): such a
 //!   statement (its text names a kept database as `db.`/`` `db`. ``, outside quotes and
-//!   comments) is mixed, never dropped silently. A statement without a default database
+//!   comments) is mixed, never dropped silently. With `Except`, where the kept databases
+//!   are not listed, that is any database but the excluded ones (`USE scratch; TRUNCATE
+//!   shop.log`, `ALTER TABLE shop.t ...` from `scratch`: mixed); a table alias used as a
+//!   qualifier (`a.id`) then counts too, which refuses (names the GTID), never drops.
+//!   A QUERY whose default database or text cannot be read is mixed. A statement without a default database
 //!   is kept when it names a kept database that way, else (a `CREATE USER`, a `DROP TABLE
 //!   other.t`) it is other; with `Except`, where the kept databases are not listed, it is
 //!   kept unless every database it names is excluded.
@@ -35,8 +39,9 @@
 //! unit, naming it (`--skip-gtid` leaves it out knowingly); a drill's replay
 //! (`Target::EndOfWindow`) stops before it instead, its window ending there. MySQL's
 //! compressed transactions (TRANSACTION_PAYLOAD) cannot be looked into: mixed. MariaDB's
-//! compressed statements (`log_bin_compress`) go by their default database alone: their
-//! text is not decompressed to look for the trap.
+//! compressed statements (`log_bin_compress`) are not decompressed: one whose default
+//! database is kept is kept; any other (another default database, or none) is mixed,
+//! since a statement whose text was not checked is never dropped.
 //!
 //! Not for: where units are in the plan's bytes (`replay`), decoding rows.
 
@@ -164,12 +169,14 @@ impl<'a> Units<'a> {
             _ => {}
         }
         let statement = k == kind::QUERY || k == QUERY_COMPRESSED;
+        // A QUERY whose text cannot be read is never dropped unread (`None`: mixed).
         let text = if k == kind::QUERY {
-            event::query_text(ev, checksum).unwrap_or_default()
+            event::query_text(ev, checksum).ok()
         } else {
-            &[]
+            Some(&[][..])
         };
-        if statement && self.open.is_none() && k == kind::QUERY && is_frame(text) {
+        let text_or_empty = text.unwrap_or_default();
+        if statement && self.open.is_none() && k == kind::QUERY && is_frame(text_or_empty) {
             return Step::Continue;
         }
         let u = self.open.get_or_insert_with(|| Unit {
@@ -201,8 +208,11 @@ impl<'a> Units<'a> {
                 return Step::Continue;
             }
         } else if statement {
-            let db = event::query_db(ev, checksum).unwrap_or_default();
-            self.statement(&db, text);
+            match (event::query_db(ev, checksum), text) {
+                (Ok(db), _) if k == QUERY_COMPRESSED => self.compressed(&db),
+                (Ok(db), Some(text)) => self.statement(&db, text),
+                _ => u.mixed = Some("a QUERY event whose database or text cannot be read".into()),
+            }
         } else {
             // INTVAR, RAND, USER_VAR, ANNOTATE_ROWS, ...: belong to what follows.
             return Step::Continue;
@@ -240,23 +250,44 @@ impl<'a> Units<'a> {
             }
             return;
         }
-        match self.filter {
-            DatabaseFilter::Only(_) if !kept_named.is_empty() => {
-                u.mixed = Some(format!(
-                    "a statement with {} names {} (`{}`): by its default database it \
+        // Another default database (`Only`: not listed; `Except`: excluded) yet the text
+        // names a kept one (`Except`: any but the excluded ones): mixed, never dropped.
+        if kept_named.is_empty() {
+            Unit::add(&mut u.other, db.to_string());
+        } else {
+            u.mixed = Some(format!(
+                "a statement with {} names {} (`{}`): by its default database it \
                      belongs to `{db}`, which the backup does not hold, yet it may write \
                      into a database it holds",
-                    label(db),
-                    kept_named
-                        .iter()
-                        .map(|d| format!("`{d}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    String::from_utf8_lossy(&text[..text.len().min(120)])
-                ));
-            }
-            _ => Unit::add(&mut u.other, db.to_string()),
+                label(db),
+                kept_named
+                    .iter()
+                    .map(|d| format!("`{d}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                String::from_utf8_lossy(&text[..text.len().min(120)])
+            ));
         }
+    }
+
+    /// A MariaDB compressed statement (`log_bin_compress`) with default database `db`:
+    /// its text is not decompressed, so only a kept default database tells it is kept;
+    /// any other one (or none) is mixed, never dropped unread.
+    fn compressed(&mut self, db: &str) {
+        let u = self.open.as_mut().expect("open");
+        if !db.is_empty() && self.filter.keeps(db) {
+            Unit::add(&mut u.kept, db.to_string());
+            return;
+        }
+        u.mixed = Some(format!(
+            "a compressed statement (log_bin_compress) with {}: its text is not looked \
+             into, so whether it writes into a database the backup holds cannot be told",
+            if db.is_empty() {
+                "no default database".to_string()
+            } else {
+                format!("default database `{db}`, which the backup does not hold")
+            }
+        ));
     }
 
     /// The unit still open at the end of the transaction (events that end no statement):
@@ -412,6 +443,72 @@ mod tests {
         assert_eq!(q("UPDATE `we``ird`.t SET c=1"), ["we`ird"]);
     }
 
+    /// A QUERY (or QUERY_COMPRESSED) event with default database `db`, CRC32-checked.
+    fn query_event(k: u8, db: &str, text: &[u8]) -> Vec<u8> {
+        let mut b = vec![0; 13];
+        b[8] = db.len() as u8;
+        b.extend_from_slice(db.as_bytes());
+        b.push(0);
+        b.extend_from_slice(text);
+        event::tests::event(k, 0, 0, 0, &b)
+    }
+
+    fn verdict_of_event(filter: &DatabaseFilter, ev: &[u8], k: u8) -> Verdict {
+        match Units::new(filter).event(ev, k, Checksum::Crc32, 0, 0) {
+            Step::End(_, v) => v,
+            Step::Continue => panic!("a statement ends its unit"),
+        }
+    }
+
+    #[test]
+    fn a_compressed_statement_is_never_dropped_unread() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        let except = DatabaseFilter::Except(vec!["scratch".into()]);
+        // Compressed text (not zlib here: it is never looked into).
+        let text = b"\x83\0\0\x10not decompressed";
+        let c = |db| query_event(QUERY_COMPRESSED, db, text);
+        assert_eq!(
+            verdict_of_event(&only, &c("shop"), QUERY_COMPRESSED),
+            Verdict::Kept
+        );
+        assert_eq!(
+            verdict_of_event(&except, &c("shop"), QUERY_COMPRESSED),
+            Verdict::Kept
+        );
+        for (f, db) in [
+            (&only, "other"),
+            (&only, ""),
+            (&except, "scratch"),
+            (&except, ""),
+        ] {
+            assert!(
+                matches!(
+                    verdict_of_event(f, &c(db), QUERY_COMPRESSED),
+                    Verdict::Mixed(m) if m.contains("compressed")
+                ),
+                "{f:?} {db:?}"
+            );
+        }
+        // The same statements uncompressed go by their text.
+        let q = |db| query_event(kind::QUERY, db, b"UPDATE t SET a=1");
+        assert_eq!(
+            verdict_of_event(&only, &q("other"), kind::QUERY),
+            Verdict::Other
+        );
+        assert_eq!(
+            verdict_of_event(&except, &q("scratch"), kind::QUERY),
+            Verdict::Other
+        );
+        // A QUERY whose lengths run past its end cannot be read: mixed.
+        let mut bad = vec![0u8; 13];
+        bad[8] = 200;
+        let bad = event::tests::event(kind::QUERY, 0, 0, 0, &bad);
+        assert!(matches!(
+            verdict_of_event(&only, &bad, kind::QUERY),
+            Verdict::Mixed(_)
+        ));
+    }
+
     #[test]
     fn frames_are_not_statements() {
         for t in [
@@ -469,6 +566,29 @@ mod tests {
         assert_eq!(unit_of(&except, "", "DROP TABLE x.t"), Verdict::Other);
         assert_eq!(unit_of(&except, "x", "UPDATE t SET a=1"), Verdict::Other);
         assert_eq!(unit_of(&except, "y", "UPDATE t SET a=1"), Verdict::Kept);
+        // The trap with `Except`: an excluded default database, a kept one by name.
+        let scratch = DatabaseFilter::Except(vec!["scratch".into()]);
+        for text in [
+            "TRUNCATE TABLE shop.orders",
+            "ALTER TABLE `shop`.`orders` ADD c INT",
+            "INSERT INTO shop.log SELECT * FROM t",
+        ] {
+            assert!(
+                matches!(
+                    unit_of(&scratch, "scratch", text),
+                    Verdict::Mixed(m) if m.contains("`shop`") && m.contains("`scratch`")
+                ),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            unit_of(&scratch, "scratch", "TRUNCATE TABLE scratch.t"),
+            Verdict::Other
+        );
+        assert_eq!(
+            unit_of(&scratch, "scratch", "INSERT INTO t VALUES ('shop.x')"),
+            Verdict::Other
+        );
         assert_eq!(
             DatabaseFilter::from_meta(&serde_json::json!({"binlog_databases": {"only": ["a"]}})),
             Some(DatabaseFilter::Only(vec!["a".into()]))

@@ -5,7 +5,9 @@
 //! ```text
 //! backups (BackupPoint: id, binlog coordinates, GTID position, source) + Target + skips
 //!   ─► candidates: backups of this archive's source (below), whose coordinates the
-//!      archive holds and are at or before the stop point, newest coordinates first
+//!      archive holds and are at or before the stop point, newest coordinates first,
+//!      whole-server backups before partial ones (below), none that holds part of a
+//!      database
 //!   ─► walk (SegmentSource::records in order, one segment's bytes at a time): every event
 //!      re-checked (stream::Framer: CRC32, positions continue), segments checked to follow
 //!      each other (same file: end = next start; next file: after a ROTATE or STOP, from
@@ -42,6 +44,17 @@
 //! or a gap ends there) is the commit time used instead. For `Gtid(g)` a backup serves
 //! when its GTID position does not hold `g`; for `Position(p)` when its coordinates are
 //! at or before `p`; for `Latest` always.
+//!
+//! Whole-server backups first: when one of them serves the target, only they are
+//! candidates (a newer `--databases shop` backup never wins over last night's
+//! whole-server one, which would restore everything else too). A partial backup
+//! (`BackupPoint::databases`) is chosen only when no whole-server backup serves, and the
+//! plan then says so (`ReplayPlan::partial`: which databases only are restored, why no
+//! whole-server backup serves, the partial backups of other databases; naming a
+//! backup's ID chooses otherwise). A backup that holds part of a database
+//! (`BackupPoint::not_replayable`: some tables, `--where`, `--no-data`, ...) is never a
+//! candidate: replaying every event of its databases would meet tables or rows it does
+//! not hold; named alone it is refused, naming why, and a newer one left out is noted.
 //!
 //! Which source: a backup serves only the archive of its own source server. It records
 //! (`BackupPoint::source`, `server`) the archive name it was taken for and its server's
@@ -97,6 +110,9 @@ pub struct BackupPoint {
     /// The databases a partial backup holds (`None`: the whole server): only their
     /// events are replayed (`filter`).
     pub databases: Option<DatabaseFilter>,
+    /// Why a replay cannot start from this backup (it holds part of a database, or rows
+    /// as of another time: snapshot `meta.binlog_replayable` false), `None`: it can.
+    pub not_replayable: Option<String>,
 }
 
 impl BackupPoint {
@@ -214,6 +230,9 @@ pub struct ReplayPlan {
     pub stop: Stop,
     /// What a person should know about the choice (a backup that records no source).
     pub notes: Vec<String>,
+    /// A partial backup was chosen: which databases only are restored and why no
+    /// whole-server backup was (printed prominently, also on stderr by `restore`).
+    pub partial: Option<String>,
 }
 
 /// What a partial backup's replay leaves out (see `filter`).
@@ -283,6 +302,9 @@ impl ReplayPlan {
         }
         for s in &self.skipped {
             out.push(format!("skipped: {s}"));
+        }
+        if let Some(p) = &self.partial {
+            out.push(format!("PARTIAL RESTORE: {p}"));
         }
         if let Some(f) = &self.backup.databases {
             let o = &self.other_databases;
@@ -613,6 +635,23 @@ pub async fn plan<S: SegmentSource>(
             theirs.join(", ")
         )));
     }
+    // Backups that cannot start a replay (they hold part of a database): never candidates.
+    let (ours, unreplayable): (Vec<&BackupPoint>, Vec<&BackupPoint>) =
+        ours.into_iter().partition(|b| b.not_replayable.is_none());
+    if ours.is_empty() && !unreplayable.is_empty() {
+        return Err(PlanError::Refused(format!(
+            "no backup of this source can start a point-in-time restore: {}",
+            unreplayable
+                .iter()
+                .map(|b| format!(
+                    "backup {}: {}",
+                    b.id,
+                    b.not_replayable.as_deref().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     let mut candidates: Vec<&BackupPoint> = ours
         .into_iter()
         .filter(|b| match target {
@@ -634,11 +673,124 @@ pub async fn plan<S: SegmentSource>(
             backups.len()
         )));
     }
+    // Whole-server backups first: a partial one only when none of them serves.
+    let (whole, partial): (Vec<&BackupPoint>, Vec<&BackupPoint>) =
+        candidates.into_iter().partition(|b| b.databases.is_none());
+    let mut whole_err = None;
+    let chosen = if whole.is_empty() {
+        None
+    } else {
+        match choose(
+            source, &records, &whole, target, target_at, skip, name, &servers,
+        )
+        .await
+        {
+            Ok(p) => Some(p),
+            Err(e) if !partial.is_empty() => {
+                whole_err = Some(e);
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut p = match chosen {
+        Some(p) => p,
+        None => {
+            let mut p = match choose(
+                source, &records, &partial, target, target_at, skip, name, &servers,
+            )
+            .await
+            {
+                Ok(p) => p,
+                // The whole-server backups' reason first; damage before refusals.
+                Err(e) => {
+                    return Err(match (whole_err, e) {
+                        (None, e) => e,
+                        (Some(PlanError::Refused(w)), PlanError::Refused(e)) => PlanError::Refused(
+                            format!("{w}; nor can a partial backup (of some databases): {e}"),
+                        ),
+                        (Some(PlanError::Refused(_)), e) => e,
+                        (Some(w), _) => w,
+                    });
+                }
+            };
+            p.partial = Some(partial_choice(
+                &p.backup,
+                whole_err.map(|e| e.to_string()),
+                &partial,
+            ));
+            p
+        }
+    };
+    // A newer backup left out as not replayable: say so.
+    for b in unreplayable {
+        if window::compare(&b.position, &p.backup.position) == std::cmp::Ordering::Greater {
+            p.notes.push(format!(
+                "backup {} ({}) is newer but cannot start a replay: {}",
+                b.id,
+                b.position,
+                b.not_replayable.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(p)
+}
+
+/// Why partial backup `chosen` was chosen (`whole_refused`: why no whole-server backup
+/// serves, `None`: there is none), and the other partial backups that hold other databases.
+fn partial_choice(
+    chosen: &BackupPoint,
+    whole_refused: Option<String>,
+    partial: &[&BackupPoint],
+) -> String {
+    let mut others: Vec<String> = Vec::new();
+    let held = chosen.databases.as_ref().map(DatabaseFilter::describe);
+    for b in partial {
+        let d = b.databases.as_ref().map(DatabaseFilter::describe);
+        if d != held
+            && let Some(d) = d
+            && !others.iter().any(|o| o.starts_with(&format!("{d} (")))
+        {
+            others.push(format!("{d} (backup {})", b.id));
+        }
+    }
+    format!(
+        "only the databases of backup {} are restored ({}): {}{}; to restore from another \
+         backup, name its ID",
+        chosen.id,
+        held.unwrap_or_default(),
+        match whole_refused {
+            Some(m) => format!("no whole-server backup of this source serves the target ({m})"),
+            None => "no whole-server backup of this source is a candidate".to_string(),
+        },
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; partial backups of other databases: {}",
+                others.join(", ")
+            )
+        }
+    )
+}
+
+/// The first of `candidates` (in order) that serves the target (see the module doc).
+#[allow(clippy::too_many_arguments)]
+async fn choose<S: SegmentSource>(
+    source: &S,
+    records: &[Record],
+    candidates: &[&BackupPoint],
+    target: &Target,
+    target_at: Option<usize>,
+    skip: &[String],
+    name: Option<&str>,
+    servers: &[&str],
+) -> Result<ReplayPlan, PlanError> {
     let mut not_covered = Vec::new();
     let mut after = Vec::new();
     let mut last_err = None;
-    for b in candidates {
-        let Some(at) = locate(&records, &b.position) else {
+    for &b in candidates {
+        let Some(at) = locate(records, &b.position) else {
             not_covered.push(format!("{} at {}", b.id, b.position));
             continue;
         };
@@ -650,7 +802,7 @@ pub async fn plan<S: SegmentSource>(
             continue; // the backup is after the target
         }
         if let Target::Time(t) = target {
-            let stamp = stamp_before(source, &records, at, &b.position).await?;
+            let stamp = stamp_before(source, records, at, &b.position).await?;
             let after_t = match stamp {
                 Some(ts) => i64::from(ts) * 1_000_000 > *t,
                 // Nothing archived right before the backup: its commit time decides.
@@ -685,7 +837,7 @@ pub async fn plan<S: SegmentSource>(
             )));
             continue;
         }
-        match walk(source, &records, b, at, target, skip).await {
+        match walk(source, records, b, at, target, skip).await {
             // By GTID the backup's position may hide that it is past the target: an
             // older backup may still reach it.
             Err(WalkError::NotReached(m)) if matches!(target, Target::Gtid(_)) => {
@@ -704,7 +856,7 @@ pub async fn plan<S: SegmentSource>(
             }
             Err(WalkError::Plan(e)) => return Err(e),
             Ok(mut p) => {
-                if b.belongs_to(name, &servers).is_none() {
+                if b.belongs_to(name, servers).is_none() {
                     p.notes.push(format!(
                         "the source server of backup {} could not be checked against this \
                          archive (the backup or the archive does not record it: made by an \
@@ -730,7 +882,7 @@ pub async fn plan<S: SegmentSource>(
     Err(PlanError::Refused(format!(
         "no backup taken before the target ({target}) is covered by the binlog archive ({}): \
          not archived: {}{}",
-        archive_extent(&records),
+        archive_extent(records),
         not_covered.join(", "),
         if after.is_empty() {
             String::new()
@@ -1341,6 +1493,7 @@ async fn walk<S: SegmentSource>(
         other_databases,
         stop,
         notes: Vec::new(),
+        partial: None,
     })
 }
 
@@ -1601,6 +1754,7 @@ mod tests {
             source: None,
             server: None,
             databases: None,
+            not_replayable: None,
         }
     }
 
@@ -2375,6 +2529,106 @@ mod tests {
         let mut b = backup("partial", 100, a.here(), seq);
         b.databases = Some(DatabaseFilter::Only(vec!["shop".into()]));
         b
+    }
+
+    #[test]
+    fn whole_server_backups_first_a_partial_one_only_when_none_serves() {
+        let (a, backups, at) = archive();
+        let only = |id: &str, b: &BackupPoint, db: &str| BackupPoint {
+            id: id.into(),
+            databases: Some(DatabaseFilter::Only(vec![db.into()])),
+            ..b.clone()
+        };
+        let (old, new) = (&backups[0], &backups[1]);
+        // A newer backup of `shop` does not win over an older whole-server one.
+        let shop_new = only("shop-new", new, "shop");
+        let p = run(plan(
+            &a,
+            &[old.clone(), shop_new.clone()],
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert_eq!(p.partial, None);
+        assert!(p.describe().iter().all(|l| !l.contains("PARTIAL")));
+        // No whole-server backup serves (the only one is after the stop point): the
+        // partial one, saying so, naming the backups of other databases.
+        let shop_old = only("shop-old", old, "shop");
+        let blog_old = only("blog-old", old, "blog");
+        let to = Target::Position(Position {
+            file: at[&5].0.file.clone(),
+            pos: at[&5].1,
+        });
+        let p = run(plan(
+            &a,
+            &[new.clone(), shop_old.clone(), blog_old.clone()],
+            &to,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(p.backup.id, "shop-old");
+        let why = p.partial.clone().unwrap();
+        assert!(
+            why.contains("only the databases of backup shop-old are restored (shop)")
+                && why.contains("no whole-server backup of this source serves the target")
+                && why.contains("new at b.000002")
+                && why.contains("blog (backup blog-old)")
+                && why.contains("name its ID"),
+            "{why}"
+        );
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("PARTIAL RESTORE: only the databases")),
+            "{:?}",
+            p.describe()
+        );
+        // No whole-server backup at all.
+        let p = run(plan(&a, &[shop_new.clone()], &Target::Latest, &[])).unwrap();
+        assert!(
+            p.partial
+                .as_deref()
+                .unwrap()
+                .contains("no whole-server backup of this source is a candidate")
+        );
+        // Neither serves: both reasons.
+        let to = Target::Position(Position {
+            file: at[&2].0.file.clone(),
+            pos: at[&2].1,
+        });
+        let e = run(plan(&a, &[new.clone(), shop_new], &to, &[])).unwrap_err();
+        assert!(e.to_string().contains("nor can a partial backup"), "{e}");
+    }
+
+    #[test]
+    fn a_backup_of_part_of_a_database_never_starts_a_replay() {
+        let (a, backups, _) = archive();
+        let why = "the backup holds part of a database: --where leaves rows out";
+        let mut new = backups[1].clone();
+        new.not_replayable = Some(why.into());
+        // Left out as a candidate; the plan names it, being newer.
+        let p = run(plan(
+            &a,
+            &[backups[0].clone(), new.clone()],
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(p.backup.id, "old");
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("backup new") && n.contains(why)),
+            "{:?}",
+            p.notes
+        );
+        // Named alone (a backup ID, a drill): refused, naming why.
+        let e = run(plan(&a, &[new], &Target::Latest, &[])).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Refused(m) if m.contains(why)),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! gap or a missing segment (`binlog::replay::plan` with `Target::EndOfWindow`,
 //! `binlog::apply::apply`), after the comparison (which is against the backup's own
 //! state). The record's `binlog_replay` says whether it was done, why not (no archive,
-//! no coordinates, the backup not covered), how many transactions and events, the stop
+//! no coordinates, the backup not covered, a backup of part of a database: "no replay:
+//! the backup holds part of a database ..."), how many transactions and events, the stop
 //! point, the gap that ended the window (`gap`: recorded, not a failure: the drill proves
 //! what can be restored, `check` reports the gap), or the error; a transaction that fails
 //! to replay fails the drill (exit 6, naming it).
@@ -214,6 +215,10 @@ async fn replay(
             None,
         );
     };
+    // A backup of some tables or rows: nothing to replay from it, not a failure.
+    if let Some(why) = &point.not_replayable {
+        return (not_done(&format!("no replay: {why}")), None);
+    }
     // The archive that covers the backup (one per source server).
     let mut refused = Vec::new();
     let mut found = None;

@@ -2,7 +2,9 @@
 //! destination (`output::destination`): every file goes through the sink into
 //! `BackupWriter`, the manifest last, then the backup is committed with the manifest's
 //! databases and coordinates, and the server's identity and binlog source (which binlog
-//! archive point-in-time restores may pair it with: `binlog::replay`). The connection and
+//! archive point-in-time restores may pair it with: `binlog::replay`), which databases a
+//! replay from it applies and whether one can start from it at all (not from a backup of
+//! some tables or rows: `not_replayable`). The connection and
 //! selection options are rdump's, parsed by its own parser (option groups `[client]` and
 //! `[rbackup]`).
 //!
@@ -154,8 +156,8 @@ fn backup_plan(dump_options: &[String]) -> Result<rdump::plan::Plan, Failure> {
 
 /// The databases whose binlog events a replay from this backup applies (`None`: every
 /// one, a whole-server backup): `--all-databases` with `--ignore-database`s all but those,
-/// `--databases a b` or one database those (a table subset of one database still counts
-/// its whole database).
+/// `--databases a b` or one database those (a table subset of one database counts its
+/// whole database here, and makes the backup not replayable: `not_replayable`).
 fn binlog_databases(
     scope: &rdump::plan::Scope,
     ignored: &[String],
@@ -168,6 +170,79 @@ fn binlog_databases(
         Scope::Databases(d) => Some(DatabaseFilter::Only(d.clone())),
         Scope::Database { db, .. } => Some(DatabaseFilter::Only(vec![db.clone()])),
     }
+}
+
+/// Why a replay cannot start from this backup (`None`: it can): it holds part of a
+/// database its replay applies (`filter`: those databases, `None` every one), some of its
+/// tables or rows, so replaying every event of the database would meet tables or rows the
+/// backup does not hold (fail partway, or be silently inexact).
+fn not_replayable(
+    selection: &rdump::plan::Selection,
+    filter: Option<&rdump::binlog::filter::DatabaseFilter>,
+) -> Option<String> {
+    use rdump::plan::{History, Scope};
+    let replayed = |db: &str| filter.is_none_or(|f| f.keeps(db));
+    let names = |l: &[(String, String)]| {
+        l.iter()
+            .filter(|(db, _)| replayed(db))
+            .map(|(db, t)| format!("{db}.{t}"))
+            .collect::<Vec<_>>()
+    };
+    let mut why = Vec::new();
+    if let Scope::Database { db, tables } = &selection.scope
+        && !tables.is_empty()
+    {
+        why.push(format!(
+            "it holds tables {} of {db} only (--tables)",
+            tables.join(", ")
+        ));
+    }
+    let ignored = names(&selection.ignore_tables);
+    if !ignored.is_empty() {
+        why.push(format!(
+            "--ignore-table {} leaves tables out",
+            ignored.join(", ")
+        ));
+    }
+    let no_rows = names(&selection.ignore_table_data);
+    if !no_rows.is_empty() {
+        why.push(format!(
+            "--ignore-table-data {} leaves rows out",
+            no_rows.join(", ")
+        ));
+    }
+    if selection.where_clause.is_some() {
+        why.push("--where leaves rows out".into());
+    }
+    if selection.no_data {
+        why.push("--no-data holds no rows".into());
+    }
+    if let History::AsOf(ts) = &selection.history {
+        why.push(format!(
+            "--as-of {ts} holds the rows as of then, not as of the backup's coordinates"
+        ));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "the backup holds part of a database: {} (a point-in-time replay would meet \
+             tables or rows it does not hold)",
+            why.join("; ")
+        )
+    })
+}
+
+/// What the snapshot's meta says of point-in-time replays from the backup: which
+/// databases' events they apply (`binlog_databases`, null: the whole server's binlog),
+/// whether one can start from it and why not (`binlog_replayable`,
+/// `binlog_not_replayable`; absent in older backups: it can).
+fn replay_meta(selection: &rdump::plan::Selection) -> serde_json::Value {
+    let databases = binlog_databases(&selection.scope, &selection.ignore_databases);
+    let refused = not_replayable(selection, databases.as_ref());
+    serde_json::json!({
+        "binlog_databases": databases,
+        "binlog_replayable": refused.is_none(),
+        "binlog_not_replayable": refused,
+    })
 }
 
 async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
@@ -216,27 +291,30 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             .map(|c| c.backup.tags.clone())
             .unwrap_or_default();
     }
+    let mut meta = serde_json::json!({
+        "databases": summary.database_names,
+        "coordinates": summary.coordinates,
+        "consistency": summary.method,
+        "server": rdump::client::conn::server_label(&plan.connection),
+        "source": source,
+        "binlog_source": binlog_source,
+        "server_identity": identity,
+        "tables": summary.tables,
+        "rows": summary.rows,
+        // What a restore drill compares besides the tables' fingerprints (those are in
+        // the chunk files' catalog entries).
+        "objects": summary.objects,
+    });
+    if let (Some(m), serde_json::Value::Object(replay)) =
+        (meta.as_object_mut(), replay_meta(&plan.selection))
+    {
+        m.extend(replay);
+    }
     let info = SnapshotInfo {
         time: None,
         host: None,
         tags,
-        meta: serde_json::json!({
-            "databases": summary.database_names,
-            // Which databases a point-in-time replay from this backup applies (null: the
-            // whole server's binlog).
-            "binlog_databases": binlog_databases(&plan.selection.scope, &plan.selection.ignore_databases),
-            "coordinates": summary.coordinates,
-            "consistency": summary.method,
-            "server": rdump::client::conn::server_label(&plan.connection),
-            "source": source,
-            "binlog_source": binlog_source,
-            "server_identity": identity,
-            "tables": summary.tables,
-            "rows": summary.rows,
-            // What a restore drill compares besides the tables' fingerprints (those are in
-            // the chunk files' catalog entries).
-            "objects": summary.objects,
-        }),
+        meta,
     };
     let (id, snapshot) = writer.commit(info).await?;
     if args.json {
@@ -365,6 +443,132 @@ mod tests {
     use super::*;
     use rdump::binlog::filter::DatabaseFilter;
     use rdump::plan::Scope;
+
+    /// The snapshot meta's replay fields for `selection`, and the planner's view of them.
+    fn replay_of(selection: &rdump::plan::Selection) -> (serde_json::Value, Option<String>) {
+        let meta = replay_meta(selection);
+        (meta.clone(), point_of(meta))
+    }
+
+    /// `BackupPoint::not_replayable` of a snapshot with `meta`.
+    fn point_of(mut meta: serde_json::Value) -> Option<String> {
+        meta["coordinates"] = serde_json::json!({"file": "b.000001", "position": 4});
+        let snapshot = rdump::backup::Snapshot {
+            version: 1,
+            time: "2026-01-01T00:00:00Z".into(),
+            host: "h".into(),
+            tags: Vec::new(),
+            program: "test".into(),
+            meta,
+            stats: Default::default(),
+            catalog: rdump::backup::FileEntry {
+                name: String::new(),
+                size: 0,
+                blobs: Vec::new(),
+                meta: serde_json::Value::Null,
+            },
+            mac: String::new(),
+        };
+        rdump::backup::segments::backup_point("id", &snapshot)
+            .unwrap()
+            .not_replayable
+    }
+
+    #[test]
+    fn a_backup_of_part_of_a_database_records_that_it_cannot_start_a_replay() {
+        use rdump::plan::{History, Selection};
+        let shop = |tables: &[&str]| Scope::Database {
+            db: "shop".into(),
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+        };
+        let whole = Selection::default();
+        let (meta, refused) = replay_of(&whole);
+        assert_eq!(meta["binlog_replayable"], true);
+        assert_eq!(meta["binlog_not_replayable"], serde_json::Value::Null);
+        assert_eq!(refused, None);
+        let databases = Selection {
+            scope: Scope::Databases(vec!["shop".into()]),
+            ..Selection::default()
+        };
+        assert_eq!(replay_of(&databases).1, None);
+        assert_eq!(
+            replay_of(&Selection {
+                scope: shop(&[]),
+                ..Selection::default()
+            })
+            .1,
+            None
+        );
+        // An option that leaves tables or rows of a replayed database out, each.
+        let cases = [
+            (
+                Selection {
+                    scope: shop(&["t1", "t2"]),
+                    ..Selection::default()
+                },
+                "tables t1, t2 of shop only (--tables)",
+            ),
+            (
+                Selection {
+                    ignore_tables: vec![("shop".into(), "log".into())],
+                    ..Selection::default()
+                },
+                "--ignore-table shop.log",
+            ),
+            (
+                Selection {
+                    scope: Scope::Databases(vec!["shop".into()]),
+                    ignore_table_data: vec![("shop".into(), "log".into())],
+                    ..Selection::default()
+                },
+                "--ignore-table-data shop.log",
+            ),
+            (
+                Selection {
+                    where_clause: Some("id < 10".into()),
+                    ..Selection::default()
+                },
+                "--where",
+            ),
+            (
+                Selection {
+                    no_data: true,
+                    ..Selection::default()
+                },
+                "--no-data",
+            ),
+            (
+                Selection {
+                    history: History::AsOf("2026-01-01 00:00:00".into()),
+                    ..Selection::default()
+                },
+                "--as-of 2026-01-01 00:00:00",
+            ),
+        ];
+        for (selection, why) in cases {
+            let (meta, refused) = replay_of(&selection);
+            assert_eq!(meta["binlog_replayable"], false, "{why}");
+            let refused = refused.unwrap();
+            assert!(
+                refused.starts_with("the backup holds part of a database: ")
+                    && refused.contains(why)
+                    && meta["binlog_not_replayable"] == refused.as_str(),
+                "{refused}"
+            );
+        }
+        // A table left out of a database the replay does not apply: replayable.
+        let other = Selection {
+            scope: Scope::Databases(vec!["shop".into()]),
+            ignore_tables: vec![("other".into(), "t".into())],
+            ignore_table_data: vec![("other".into(), "u".into())],
+            ..Selection::default()
+        };
+        assert_eq!(replay_of(&other).1, None);
+        // A backup made before this was recorded: replayable.
+        assert_eq!(point_of(serde_json::json!({"databases": ["shop"]})), None);
+        // Recorded not replayable without a reason: still not replayable.
+        assert!(point_of(serde_json::json!({"binlog_replayable": false})).is_some());
+    }
 
     #[test]
     fn a_backup_records_which_databases_its_replay_applies() {

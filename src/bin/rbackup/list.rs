@@ -165,6 +165,10 @@ fn backup_window(
     archives: &[Archive],
 ) -> Option<(String, Window)> {
     let point = rdump::backup::segments::backup_point(id, snapshot)?;
+    // A backup of part of a database starts no replay: no window.
+    if point.not_replayable.is_some() {
+        return None;
+    }
     archives.iter().find_map(|a| {
         let servers: Vec<&str> = a.servers.iter().map(String::as_str).collect();
         if point.belongs_to(Some(&a.name), &servers) == Some(false) {
@@ -249,6 +253,12 @@ fn print_windows(snapshots: &[(String, backup::Snapshot)], archives: &[Archive])
             heading = true;
         }
         let source = s.meta["binlog_source"].as_str().unwrap_or("not recorded");
+        if let Some(why) =
+            rdump::backup::segments::backup_point(id, s).and_then(|p| p.not_replayable)
+        {
+            println!("  {:<10} no point-in-time replay: {why}", &id[..8]);
+            continue;
+        }
         match coordinates(&s.meta) {
             Some(at) => println!(
                 "  {:<10} {at} (source {source}): not in any archived span of its source \

@@ -38,7 +38,9 @@ Point in time: --to-time 'YYYY-MM-DD HH:MM:SS[.ffffff]' [--time-zone Z] (Z: SYST
 default, UTC, +HH:MM or a name such as Europe/Berlin), --to-gtid G (inclusive),
 --to-position FILE:POS (every transaction ending at or before it) or --to-latest loads the
 backup with the newest binlog coordinates at or before the stop point (found in the archive
-by the server's event times, not by when backups were committed), then replays
+by the server's event times, not by when backups were committed; a whole-server backup
+first: one of some databases only when no whole-server one serves, and the plan says so;
+never one of some tables or rows: --tables, --ignore-table, --where, ...), then replays
 the archived events from exactly there through mariadb-binlog piped into mariadb (found on
 PATH; mysqlbinlog/mysql for MySQL), whole transactions only. --skip-gtid G (repeatable)
 leaves a transaction out. --dry-run prints the plan and touches nothing. The stop point is
@@ -474,21 +476,10 @@ mod pitr {
         for line in plan.describe() {
             println!("  {line}");
         }
-        // Chosen by time alone: a newer partial backup wins over an older whole-server one.
-        if let (Some(f), None) = (&plan.backup.databases, &args.id)
-            && let Some(whole) = backups
-                .iter()
-                .filter(|b| b.databases.is_none())
-                .max_by_key(|b| b.time)
-        {
-            eprintln!(
-                "rbackup: note: backup {} holds {} only, so only that is restored; the \
-                 repository also has whole-server backups (the newest: {}): name one to \
-                 restore the whole server",
-                plan.backup.id,
-                f.describe(),
-                whole.id
-            );
+        // A partial backup (chosen only when no whole-server one serves, or named): said
+        // on stderr too, whatever the output's fate.
+        if let Some(p) = &plan.partial {
+            eprintln!("rbackup: PARTIAL RESTORE: {p}");
         }
         let Some((staging, opts)) = loading else {
             println!("dry run: nothing was changed");
