@@ -267,6 +267,32 @@ fn last_create_after(source: &Server, after: &str) -> String {
     found.expect("a CREATE TABLE after T1")
 }
 
+/// `rbackup verify --drill ID --threads 2 --json` and more: its output and the drill
+/// record it printed (`Null` when it printed none).
+fn drill(
+    repo: &str,
+    pass: &str,
+    id: &str,
+    more: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let mut args = vec![
+        "verify",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--drill",
+        id,
+        "--threads",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(more);
+    let out = rbackup(&args, &[]);
+    let record = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out, record)
+}
+
 /// Waits until the running archiver is connected to `source` (its `Binlog Dump` thread).
 fn wait_for_the_archiver(source: &Server) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -518,23 +544,8 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     assert_eq!(checksums(&target), last, "--to-latest: {out}");
 
     // A drill of the backup replays the archive after it into its scratch server.
-    let out = rbackup(
-        &[
-            "verify",
-            "--repo",
-            repo,
-            "--passphrase-file",
-            pass,
-            "--drill",
-            "latest",
-            "--threads",
-            "2",
-            "--json",
-        ],
-        &[],
-    );
+    let (out, record) = drill(repo, pass, "latest", &[]);
     assert_eq!(out.status.code(), Some(0), "drill: {}", text(&out));
-    let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("drill json");
     let replay = &record["binlog_replay"];
     assert_eq!(replay["done"], true, "drill: {record:#}");
     assert!(
@@ -1089,25 +1100,8 @@ fn drill_replay_fails_naming_the_transaction_and_stops_at_a_gap_without_failing(
     archive(3);
 
     let drill = |id: &str, more: &[String]| {
-        let mut a: Vec<String> = [
-            "verify",
-            "--repo",
-            repo,
-            "--passphrase-file",
-            pass,
-            "--drill",
-            id,
-            "--threads",
-            "2",
-            "--json",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(more.iter().cloned());
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = rbackup(&args, &[]);
-        let record: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let more: Vec<&str> = more.iter().map(String::as_str).collect();
+        let (out, record) = drill(repo, pass, id, &more);
         eprintln!("drill {id}: {}\n{record:#}", text(&out));
         (out.status.code(), record, text(&out))
     };
@@ -1474,23 +1468,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         text(&out)
     );
     // Its drill compares what it holds and records why nothing was replayed.
-    let out = rbackup(
-        &[
-            "verify",
-            "--repo",
-            repo,
-            "--passphrase-file",
-            pass,
-            "--drill",
-            &part,
-            "--threads",
-            "2",
-            "--json",
-        ],
-        &[],
-    );
-    let record: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let (out, record) = drill(repo, pass, &part, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let replay = &record["binlog_replay"];
     assert_eq!(replay["done"], false, "{record:#}");
@@ -1547,23 +1525,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     );
 
     // The drill replays shop's transactions and passes.
-    let out = rbackup(
-        &[
-            "verify",
-            "--repo",
-            repo,
-            "--passphrase-file",
-            pass,
-            "--drill",
-            &id,
-            "--threads",
-            "2",
-            "--json",
-        ],
-        &[],
-    );
-    let record: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let (out, record) = drill(repo, pass, &id, &[]);
     eprintln!("drill: {}\n{record:#}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(record["verdict"], "passed", "{record:#}");
@@ -1608,23 +1570,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     let out = restore_shop(&[&id, "--to-latest", "--skip-gtid", &trap_gtid]);
     assert!(out.status.success(), "{}", text(&out));
     // A drill now replays up to the trap, which ends the backup's window, and passes.
-    let out = rbackup(
-        &[
-            "verify",
-            "--repo",
-            repo,
-            "--passphrase-file",
-            pass,
-            "--drill",
-            &id,
-            "--threads",
-            "2",
-            "--json",
-        ],
-        &[],
-    );
-    let record: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let (out, record) = drill(repo, pass, &id, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let replay = &record["binlog_replay"];
     assert_eq!(replay["done"], true, "{record:#}");

@@ -123,6 +123,23 @@ pub(crate) async fn read_source_coordinates(s: &mut Session) -> Result<Option<So
     }))
 }
 
+/// Sets `s`'s lock wait bound to `seconds`; returns the bound it had.
+pub async fn set_lock_wait(s: &mut Session, seconds: &str) -> Result<String> {
+    let old = s
+        .first_value(
+            "SELECT @@SESSION.lock_wait_timeout",
+            "reading lock_wait_timeout",
+        )
+        .await?
+        .unwrap_or_else(|| "31536000".into());
+    s.exec(
+        &format!("SET SESSION lock_wait_timeout = {}", seconds.trim()),
+        "setting lock_wait_timeout",
+    )
+    .await?;
+    Ok(old)
+}
+
 /// Runs a lock statement (FTWRL, LOCK TABLES) backing off instead of deadlocking.
 ///
 /// While such a lock waits for running writes it already blocks new ones. When a running
@@ -133,18 +150,7 @@ pub(crate) async fn read_source_coordinates(s: &mut Session) -> Result<Option<So
 /// lock_wait_timeout; on timeout the pending request is withdrawn (the blocked transaction
 /// can commit and release its rows) and asked again, up to 60 times.
 pub async fn lock_with_backoff(s: &mut Session, sql: &str, context: &str) -> Result<()> {
-    let old = s
-        .first_value(
-            "SELECT @@SESSION.lock_wait_timeout",
-            "reading lock_wait_timeout",
-        )
-        .await?
-        .unwrap_or_else(|| "31536000".into());
-    s.exec(
-        "SET SESSION lock_wait_timeout = 1",
-        "setting lock_wait_timeout",
-    )
-    .await?;
+    let old = set_lock_wait(s, "1").await?;
     let mut attempt = 0u64;
     let taken = loop {
         attempt += 1;

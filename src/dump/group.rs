@@ -170,22 +170,7 @@ pub async fn hold_tables(sessions: &mut [Session], tables: &[(String, String)]) 
     outcomes.into_iter().collect()
 }
 
-/// Sets `s`'s lock wait bound to `seconds`; returns the bound it had.
-pub async fn set_lock_wait(s: &mut Session, seconds: &str) -> Result<String> {
-    let old = s
-        .first_value(
-            "SELECT @@SESSION.lock_wait_timeout",
-            "reading lock_wait_timeout",
-        )
-        .await?
-        .unwrap_or_else(|| "31536000".into());
-    s.exec(
-        &format!("SET SESSION lock_wait_timeout = {}", seconds.trim()),
-        "setting lock_wait_timeout",
-    )
-    .await?;
-    Ok(old)
-}
+pub use crate::dump::consistency::set_lock_wait;
 
 /// `hold_tables` with every lock wait of the sessions bounded to a second meanwhile (their
 /// own bound restored after). `Ok(false)` when a wait timed out: a DDL statement that was
