@@ -94,7 +94,8 @@ async fn backup_at(
         .commit(SnapshotInfo {
             time: time.map(str::to_string),
             tags: vec!["nightly".into()],
-            meta: json!({"databases": ["db"], "coordinates": {"file": file, "position": position}}),
+            // The archive these tests write segments into is "s1" (`put_segment`).
+            meta: json!({"databases": ["db"], "coordinates": {"file": file, "position": position}, "binlog_source": "s1"}),
             ..Default::default()
         })
         .await
@@ -1130,6 +1131,16 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out));
+    // The removed backup's copy marker stays: it is what keeps the copies below from
+    // bringing that backup back.
+    assert!(
+        text(&out).contains("copy marker copies/")
+            && text(&out)
+                .contains(": kept, so that rbackup copy does not bring the removed backup back"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_dir(dst.join("copies")).unwrap().count(), 2);
     let kept = vec![
         "s1/mysql-bin.000001/00000000000000002000-00000000000000003000".to_string(),
         "s1/mysql-bin.000001/00000000000000003000-00000000000000004000".to_string(),
