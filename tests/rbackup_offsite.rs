@@ -73,6 +73,18 @@ async fn backup_at(
     url: &str,
     writer_key: &Path,
     files: &[(String, Vec<u8>)],
+    at: (&str, u64),
+    time: Option<&str>,
+) -> (String, u64) {
+    backup_of("s1", url, writer_key, files, at, time).await
+}
+
+/// `backup_at` for the binlog source `source`.
+async fn backup_of(
+    source: &str,
+    url: &str,
+    writer_key: &Path,
+    files: &[(String, Vec<u8>)],
     (file, position): (&str, u64),
     time: Option<&str>,
 ) -> (String, u64) {
@@ -94,7 +106,11 @@ async fn backup_at(
         .commit(SnapshotInfo {
             time: time.map(str::to_string),
             tags: vec!["nightly".into()],
-            meta: json!({"databases": ["db"], "coordinates": {"file": file, "position": position}}),
+            meta: json!({
+                "databases": ["db"],
+                "coordinates": {"file": file, "position": position},
+                "binlog_source": source,
+            }),
             ..Default::default()
         })
         .await
@@ -286,7 +302,8 @@ async fn put_segment_ending(
         ends_with_stop: false,
         format_description: vec![1, 2, 3],
         crc32: crc32fast::hash(&bytes),
-        server: None,
+        // As an archiver records it (the server's identity).
+        server: Some(format!("server-of-{source}")),
     };
     let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
         .await
@@ -1130,6 +1147,16 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out));
+    // The removed backup's copy marker stays: it is what keeps the copies below from
+    // bringing that backup back.
+    assert!(
+        text(&out).contains("copy marker copies/")
+            && text(&out)
+                .contains(": kept, so that rbackup copy does not bring the removed backup back"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_dir(dst.join("copies")).unwrap().count(), 2);
     let kept = vec![
         "s1/mysql-bin.000001/00000000000000002000-00000000000000003000".to_string(),
         "s1/mysql-bin.000001/00000000000000003000-00000000000000004000".to_string(),
@@ -1160,6 +1187,126 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         restore_tree(dst_url, &dst_id, &at_dst[0].0, dir.path(), &[]),
         expected(&files)
     );
+}
+
+/// Issue 14: prune and copy cut each binlog source's archive at the oldest backup of that
+/// source (they used the oldest backup of any source): a repository of two servers whose
+/// binlog files have the same names, and a third archive with no backup. The copy leaves
+/// out of each archive what the destination's prune would remove, and no more: s1 before
+/// its backup at 3000, s2 before its backup at 1000, nothing of s3; the destination's
+/// prune then has nothing to cut, and the next copy brings nothing back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_id, src_recipient) = identity(dir.path(), "source.id");
+    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
+    let src = dir.path().join("source");
+    let dst = dir.path().join("offsite");
+    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let src_wk = dir.path().join("source.wk");
+    let dst_wk = dir.path().join("offsite.wk");
+    init(src_url, &src_recipient, &src_wk, &[]);
+    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let files = vec![("db/t.00001.csv".to_string(), noise(9, 100 << 10))];
+    let file = "mysql-bin.000001";
+    backup_of(
+        "s1",
+        src_url,
+        &src_wk,
+        &files,
+        (file, 3000),
+        Some("2026-01-01T00:00:00Z"),
+    )
+    .await;
+    backup_of(
+        "s2",
+        src_url,
+        &src_wk,
+        &files,
+        (file, 1000),
+        Some("2026-01-02T00:00:00Z"),
+    )
+    .await;
+    let t = chrono::Utc::now();
+    let bounds = [4u64, 1000, 2000, 3000, 4000];
+    for source in ["s1", "s2", "s3"] {
+        for w in bounds.windows(2) {
+            put_segment(src_url, &src_wk, source, file, w[0], w[1], t).await;
+        }
+    }
+    let stems = |source: &str| -> Vec<String> {
+        binlog_stems(&dst)
+            .into_iter()
+            .filter(|s| s.starts_with(&format!("{source}/")))
+            .map(|s| s.rsplit('/').next().unwrap().to_string())
+            .map(|r| {
+                let (a, b) = r.split_once('-').unwrap();
+                format!(
+                    "{}-{}",
+                    a.parse::<u64>().unwrap(),
+                    b.parse::<u64>().unwrap()
+                )
+            })
+            .collect()
+    };
+    let all: Vec<String> = bounds
+        .windows(2)
+        .map(|w| format!("{}-{}", w[0], w[1]))
+        .collect();
+    let copy = || {
+        let out = rbackup(
+            &[
+                "copy",
+                "--repo",
+                src_url,
+                "--identity-file",
+                &src_id,
+                "--to",
+                dst_url,
+                "--to-writer-key-file",
+                dst_wk.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let said = copy();
+    // s1: 3 objects end at or before 3000; s2: 1 at or before 1000.
+    assert!(said.contains("left out 4 binlog objects"), "{said}");
+    assert_eq!(stems("s1"), all[3..], "{said}");
+    assert_eq!(stems("s2"), all[1..], "{said}");
+    assert_eq!(stems("s3"), all, "{said}");
+
+    let out = rbackup(
+        &[
+            "prune",
+            "--repo",
+            dst_url,
+            "--identity-file",
+            &dst_id,
+            "--keep-last",
+            "2",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("binlog source s3: kept whole"), "{t}");
+    assert_eq!(stems("s1"), all[3..], "{t}");
+    assert_eq!(stems("s2"), all[1..], "{t}");
+    assert_eq!(stems("s3"), all, "{t}");
+    let said = copy();
+    assert!(
+        !said.contains("copied") || !said.contains("binlog objects ("),
+        "{said}"
+    );
+    assert_eq!(stems("s1"), all[3..], "{said}");
+    let out = rbackup(
+        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// Issue 14: copy gives every segment a MAC under the destination's naming key; it used to

@@ -591,7 +591,7 @@ fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains("binlog source") && t.contains("the oldest kept backup's coordinates"),
+        t.contains("binlog source") && t.contains("the oldest kept backup of this source"),
         "{t}"
     );
     assert_eq!(segments(&repo), segments_before);
@@ -656,6 +656,201 @@ fn list_windows(repo: &Repo) -> BTreeMap<String, serde_json::Value> {
     list.iter()
         .map(|s| (s["id"].as_str().unwrap().to_string(), s["window"].clone()))
         .collect()
+}
+
+/// Binlog events from `start` to `end` of a file, as a server writes them: each with its
+/// header (size, and the position where it ends), a body of noise and its CRC32.
+fn events(start: u64, end: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut pos = start;
+    while pos < end {
+        let left = (end - pos) as usize;
+        let mut size = left.min(4096);
+        if left > size && left - size < 23 {
+            size = left - 23;
+        }
+        let at = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.push(2); // QUERY
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(size as u32).to_le_bytes());
+        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend(
+            rows(&format!("{start}-{pos}"), size / 40 + 1)
+                .into_iter()
+                .take(size - 23),
+        );
+        let crc = crc32fast::hash(&out[at..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        pos += size as u64;
+    }
+    out
+}
+
+/// Segments of `source` (server identity `server`) committed as the archiver commits
+/// them, with the writer key: `file` from `bounds[0]` to `bounds[1]`, then on.
+async fn archive_segments(repo: &Repo, source: &str, server: &str, file: &str, bounds: &[u64]) {
+    use rdump::backup::segments::RepositorySegments;
+    use rdump::binlog::segment::{Segment, SegmentStore};
+    let r = backup::open(
+        &repo.url,
+        &Access::Writer(repo.writer.clone()),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut archive = RepositorySegments::open_archiver(r, source).await.unwrap();
+    let t = chrono::Utc::now().timestamp() as u32;
+    for w in bounds.windows(2) {
+        let bytes = events(w[0], w[1]);
+        let segment = Segment {
+            file: file.to_string(),
+            start: w[0],
+            end: w[1],
+            events: 1,
+            first_event_time: t,
+            last_event_time: t,
+            gtids: vec![],
+            ends_in_transaction: false,
+            rotate_to: None,
+            ends_with_stop: false,
+            format_description: vec![1, 2, 3],
+            crc32: crc32fast::hash(&bytes),
+            server: Some(server.to_string()),
+        };
+        archive.commit(&segment, &bytes).await.unwrap();
+    }
+    archive.release().await.unwrap();
+}
+
+/// The segments under `binlog/<source>/`, as `<start>-<end>` of their names.
+fn segment_ranges(repo: &Repo, source: &str) -> Vec<String> {
+    walk(&repo.root.join("binlog").join(source))
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            let (start, end) = name.split_once('.').unwrap().0.split_once('-').unwrap();
+            format!(
+                "{}-{}",
+                start.parse::<u64>().unwrap(),
+                end.parse::<u64>().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Issue 14: prune cut every binlog archive at the oldest kept backup of any source. In a
+/// repository of three servers whose binlog files have the same names, each archive is
+/// now cut at the oldest kept backup of its own source (A further than before, B at its
+/// own), and the archive of C, whose only backup goes, is kept whole and said so though
+/// other servers' kept backups fall inside it. The kept backups' windows are unchanged
+/// and the repository verifies with --read-data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
+    let repo = Repo::new().await;
+    let file = "mysql-bin.000001";
+    let bounds = [4, 1000, 2000, 3000, 4000, 5000];
+    for (source, server) in [("A", "srv-a"), ("B", "srv-b"), ("C", "srv-c")] {
+        archive_segments(&repo, source, server, file, &bounds).await;
+    }
+    // Oldest first: keep-last 3 keeps b1, a2 and b2.
+    let backups = [
+        ("c1", "C", "srv-c", 2000),
+        ("a1", "A", "srv-a", 1000),
+        ("b1", "B", "srv-b", 1000),
+        ("a2", "A", "srv-a", 3000),
+        ("b2", "B", "srv-b", 4000),
+    ];
+    let mut ids = BTreeMap::new();
+    for (n, (name, source, server, pos)) in backups.iter().enumerate() {
+        let r = backup::open(
+            &repo.url,
+            &Access::Writer(repo.writer.clone()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let w = BackupWriter::start(r, WriterOptions::default())
+            .await
+            .unwrap();
+        let mut f = w.file("db/t.00000.sql");
+        f.write(&rows(name, 100)).unwrap();
+        w.close_file(f, json!(null)).unwrap();
+        let (id, _) = w
+            .commit(SnapshotInfo {
+                time: Some(format!("2026-11-0{}T00:00:00Z", n + 1)),
+                meta: json!({
+                    "coordinates": {"file": file, "position": pos},
+                    "binlog_source": source,
+                    "server_identity": server,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        ids.insert(*name, id);
+    }
+    let windows_before = list_windows(&repo);
+    let all: Vec<String> = bounds
+        .windows(2)
+        .map(|w| format!("{}-{}", w[0], w[1]))
+        .collect();
+
+    let out = repo.run(&["prune", "--keep-last", "3", "--dry-run"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("binlog source A: would remove 3 segments and gaps")
+            && t.contains(&format!(
+                "before {file}:3000, the coordinates of {}, the oldest kept backup of this source",
+                &ids["a2"][..10]
+            )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "before {file}:1000, the coordinates of {}, the oldest kept backup of this source",
+            &ids["b1"][..10]
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("binlog source C: kept whole (5 segments and gaps")
+            && t.contains("no kept backup of this source has its coordinates in it"),
+        "{t}"
+    );
+    for source in ["A", "B", "C"] {
+        assert_eq!(segment_ranges(&repo, source), all, "dry run: {t}");
+    }
+
+    let out = repo.run(&["prune", "--keep-last", "3"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("binlog source C: kept whole"), "{t}");
+    // A: a2 at 3000 is its oldest kept backup (b1 at 1000 is B's, not A's).
+    assert_eq!(segment_ranges(&repo, "A"), all[3..], "{t}");
+    // B: b1 at 1000.
+    assert_eq!(segment_ranges(&repo, "B"), all[1..], "{t}");
+    // C: no kept backup of its own; A's and B's coordinates in it do not cut it.
+    assert_eq!(segment_ranges(&repo, "C"), all, "{t}");
+    let windows_after = list_windows(&repo);
+    assert_eq!(windows_after.len(), 3, "{windows_after:?}");
+    for name in ["b1", "a2", "b2"] {
+        let id = &ids[name];
+        assert!(
+            windows_after[id]["from"].is_object(),
+            "{name}: {windows_after:?}"
+        );
+        assert_eq!(windows_after[id], windows_before[id], "backup {name}");
+    }
+    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+    // A second prune has nothing more to cut.
+    let out = repo.run(&["prune", "--keep-last", "3"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(segment_ranges(&repo, "A"), all[3..]);
+    assert_eq!(segment_ranges(&repo, "C"), all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,12 +38,15 @@
 //! archiver's 16 MiB, or one bigger event).
 //!
 //! What the destination needs: not the objects that end at or before the oldest
-//! coordinates of the backups it holds (after this run's copies), which its own prune
-//! removes (`copy_cut`): otherwise every copy would bring back what the destination's
-//! prune removed. Its backups' coordinates come from its snapshots with a reader key, or,
-//! with a writer key, from the source snapshots whose `copies/` marker names a snapshot
-//! the destination still lists; a destination snapshot no marker accounts for has unknown
-//! coordinates, and then every missing object is copied.
+//! coordinates of the backups of their source it holds (after this run's copies), which
+//! its own prune removes (`copy_cut`, by prune's rule `prune::archive_cut`: per source,
+//! another server's backups never cut an archive, and an archive with no held backup of
+//! its source is copied whole, as prune keeps it whole): otherwise every copy would
+//! bring back what the destination's prune removed. Its backups' coordinates and
+//! sources come from its snapshots with a reader key, or, with a writer key, from the
+//! source snapshots whose `copies/` marker names a snapshot the destination still lists;
+//! a destination snapshot no marker accounts for has unknown coordinates, and then every
+//! missing object is copied.
 //!
 //! Memory: per backup, the source reader's one decrypted pack (4 MiB, and its ciphertext
 //! while fetched), one blob, one file's list of blob IDs (32 bytes per blob) on each
@@ -66,10 +69,13 @@ use super::error::{BackupError, Result};
 use super::keys::storage_id;
 use super::lock::{self, LockKind};
 use super::reader::RepositoryReader;
-use super::segments::{ArchiveObject, ObjectKind, RepositorySegments, seal_gap, seal_segment};
-use super::verify::{check_events, coordinates};
+use super::segments::{
+    ArchiveObject, ObjectKind, RepositorySegments, backup_point, seal_gap, seal_segment,
+};
+use super::verify::check_events;
 use super::writer::{BackupWriter, SnapshotInfo, WriterOptions};
 use crate::binlog::Position;
+use crate::binlog::replay::BackupPoint;
 use crate::binlog::window;
 
 /// What to copy and how.
@@ -338,8 +344,8 @@ pub fn check_binlog_id(name: &str, stored: &[u8]) -> Result<()> {
 }
 
 /// The backups the destination holds (after this run's copies), as their binlog
-/// coordinates, for choosing the segments it needs. With a reader key, every destination
-/// snapshot's. With a writer key (which cannot decrypt the destination's snapshots), the
+/// coordinates and sources, for choosing the segments it needs. With a reader key,
+/// every destination snapshot's. With a writer key (which cannot decrypt the destination's snapshots), the
 /// source's snapshots whose copy marker names a snapshot the destination still lists; if
 /// the destination lists a snapshot no marker accounts for (a backup written there
 /// directly, or copied from another repository), its coordinates are unknown and `None`
@@ -348,14 +354,14 @@ async fn destination_coordinates(
     src: &Repository,
     source_snapshots: &[(String, super::Snapshot)],
     dest: &Repository,
-) -> Result<Option<Vec<Position>>> {
+) -> Result<Option<Vec<BackupPoint>>> {
     let listed = dest.store.list("snapshots").await?;
     if dest.keys.can_read() {
         let mut out = Vec::new();
         for l in listed {
             let data = dest.store.get(&l.name).await?;
             let snap = super::Snapshot::decode(&dest.keys, &l.name, &data)?;
-            out.extend(coordinates(&snap.meta));
+            out.extend(backup_point(l.name.trim_start_matches("snapshots/"), &snap));
         }
         return Ok(Some(out));
     }
@@ -385,7 +391,7 @@ async fn destination_coordinates(
             && there.contains(&copy)
         {
             accounted.insert(copy);
-            out.extend(coordinates(&snap.meta));
+            out.extend(backup_point(id, snap));
         }
     }
     Ok((accounted.len() == there.len()).then_some(out))
@@ -405,17 +411,21 @@ fn object_end(kind: &ObjectKind) -> Position {
     }
 }
 
-/// The cut of one source's archive for a copy: the oldest of `held` (the destination's
-/// backups' coordinates) between the first segment's start and the last one's end of the
-/// source's and the destination's archives together; `None` when no held coordinates
-/// fall there (nothing is left out). The destination's prune cuts at the oldest held
-/// coordinates within its own archive; taking the union of both archives keeps the two
-/// from undoing each other: a segment prune removed is never copied back, and a segment a
-/// held backup needs that the destination never had is copied (prune then keeps it).
+/// The cut of the archive of `name` for a copy: where the destination's prune cuts
+/// (`prune::archive_cut` over `held`, the destination's backups, with `servers`, the
+/// server identities the archive's segments record, `None` if unknown) among the held
+/// coordinates between the first segment's start and the last one's end of the
+/// source's and the destination's archives together; `None` when that cuts nothing
+/// (nothing is left out). The destination's prune cuts within its own archive; taking
+/// the union of both archives keeps the two from undoing each other: a segment prune
+/// removed is never copied back, and a segment a held backup needs that the destination
+/// never had is copied (prune then keeps it).
 pub fn copy_cut(
+    name: &str,
     source: &[ArchiveObject],
     dest: &[ArchiveObject],
-    held: &[Position],
+    held: &[BackupPoint],
+    servers: Option<&[&str]>,
 ) -> Option<Position> {
     let mut first: Option<Position> = None;
     let mut last: Option<Position> = None;
@@ -442,10 +452,16 @@ pub fn copy_cut(
         }
     }
     let (first, last) = (first?, last?);
-    held.iter()
-        .filter(|c| window::compare(&first, c).is_le() && window::compare(c, &last).is_le())
-        .min_by(|a, b| window::compare(a, b))
-        .cloned()
+    let within: Vec<&BackupPoint> = held
+        .iter()
+        .filter(|b| {
+            window::compare(&first, &b.position).is_le()
+                && window::compare(&b.position, &last).is_le()
+        })
+        .collect();
+    super::prune::archive_cut(name, &within, servers)
+        .at
+        .map(|b| b.position.clone())
 }
 
 /// What `copy_binlogs` did.
@@ -468,7 +484,7 @@ struct BinlogsCopied {
 async fn copy_binlogs(
     src: &Repository,
     dest: &Repository,
-    held: Option<&[Position]>,
+    held: Option<&[BackupPoint]>,
 ) -> Result<BinlogsCopied> {
     let mut done = BinlogsCopied::default();
     for source in RepositorySegments::sources(src).await? {
@@ -476,7 +492,24 @@ async fn copy_binlogs(
         let to = RepositorySegments::open_reader(dest.clone(), &source)?;
         let objects = from.objects().await?;
         let there_objects = to.objects().await?;
-        let cut = held.and_then(|h| copy_cut(&objects, &there_objects, h));
+        // The segments' servers, when a held backup recorded under another source name
+        // may be this source's by its server (as `prune` reads them).
+        let servers: Option<Vec<String>> = match held {
+            Some(h)
+                if h.iter().any(|b| {
+                    b.source.as_deref() != Some(source.as_str())
+                        && (b.source.is_some() || b.server.is_some())
+                }) =>
+            {
+                super::prune::segment_servers(&from, &objects).await.ok()
+            }
+            _ => Some(Vec::new()),
+        };
+        let servers: Option<Vec<&str>> = servers
+            .as_ref()
+            .map(|s| s.iter().map(String::as_str).collect());
+        let cut =
+            held.and_then(|h| copy_cut(&source, &objects, &there_objects, h, servers.as_deref()));
         let there: HashSet<&str> = there_objects
             .iter()
             .filter_map(|o| binlog_stem(&o.name))
@@ -546,6 +579,20 @@ mod tests {
         }
     }
 
+    /// A held backup of source `source` at `file:pos`.
+    fn held(source: &str, file: &str, pos: u64) -> BackupPoint {
+        BackupPoint {
+            id: format!("{source}-{file}-{pos}"),
+            time: 0,
+            position: at(file, pos),
+            gtid: None,
+            source: Some(source.into()),
+            server: None,
+            databases: None,
+            not_replayable: None,
+        }
+    }
+
     #[test]
     fn the_cut_is_the_oldest_held_backup_within_either_archive() {
         let src = [
@@ -555,20 +602,34 @@ mod tests {
         ];
         // The destination pruned before its backup at b.000001:1000.
         let dst = [seg("b.000001", 1000, 2000)];
-        let held = [at("b.000001", 1000), at("b.000002", 100)];
-        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000001", 1000)));
+        let held = [held("s1", "b.000001", 1000), held("s1", "b.000002", 100)];
+        let cut = |src: &[ArchiveObject], dst: &[ArchiveObject], h: &[BackupPoint]| {
+            copy_cut("s1", src, dst, h, Some(&["srv-1"]))
+        };
+        assert_eq!(cut(&src, &dst, &held), Some(at("b.000001", 1000)));
         // No backup held, or none inside either archive: nothing is left out.
-        assert_eq!(copy_cut(&src, &dst, &[]), None);
-        assert_eq!(copy_cut(&src, &dst, &[at("other.000009", 4)]), None);
+        assert_eq!(cut(&src, &dst, &[]), None);
+        assert_eq!(
+            cut(&src, &dst, &[self::held("s1", "other.000009", 4)]),
+            None
+        );
+        // Another source's backup (same binlog file names) neither moves the cut nor
+        // makes one, as the destination's prune does not.
+        let other = self::held("s2", "b.000001", 4);
+        assert_eq!(
+            cut(&src, &dst, &[other.clone(), held[0].clone()]),
+            Some(at("b.000001", 1000))
+        );
+        assert_eq!(cut(&src, &dst, std::slice::from_ref(&other)), None);
         // The source pruned further than the destination: the destination's oldest
         // backup (in its own archive only) still holds the cut, so what it needs of the
         // source's comes.
         let src = [seg("b.000002", 4, 500)];
         let dst = [seg("b.000001", 1000, 2000)];
-        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000001", 1000)));
+        assert_eq!(cut(&src, &dst, &held), Some(at("b.000001", 1000)));
         // A held backup the destination's archive does not reach yet, in the source's.
         let dst: [ArchiveObject; 0] = [];
-        assert_eq!(copy_cut(&src, &dst, &held), Some(at("b.000002", 100)));
+        assert_eq!(cut(&src, &dst, &held), Some(at("b.000002", 100)));
     }
 
     #[test]

@@ -18,11 +18,23 @@
 //! 4. the removed backups' **snapshots** are deleted;
 //! 5. the old index objects replaced in 3 are deleted;
 //! 6. the packs to delete and the repacked ones are deleted;
-//! 7. binlog segments and gaps (`binlog/<source>/`) that end at or before the oldest
-//!    coordinates of a kept backup that the source's archive holds, oldest first; never
-//!    the newest segment (where the archiver resumes), never anything of an archive that
-//!    holds no kept backup's coordinates. Every kept backup keeps its whole window
-//!    (from its coordinates on).
+//! 7. binlog segments and gaps (`binlog/<source>/`) that end at or before the cut of
+//!    their source's archive, oldest first; never the newest segment (where the archiver
+//!    resumes). Each archive is cut on its own, at the oldest coordinates it holds of a
+//!    kept backup *of that source* (`archive_cut`): one whose `binlog_source` is the
+//!    archive's name or whose `server_identity` its segments record, as a point-in-time
+//!    restore matches them (`BackupPoint::belongs_to`); another server's backups, whose
+//!    binlog file names may well be the same, never move it. A kept backup that records
+//!    no source (made before `binlog_source` was recorded), or whose source cannot be
+//!    checked (the archive's segment headers unreadable), may be any archive's: it holds
+//!    every cut back to its coordinates but never makes one. An archive that holds no
+//!    kept backup of its source (all removed, or a server no longer backed up) is kept
+//!    whole and reported: without a backup its binlog restores nothing here, but it is
+//!    the only copy of those events and deleting it is the DBA's call, not a retention
+//!    rule's. Every kept backup keeps its whole window (from its coordinates on).
+//!    Telling sources apart costs one ranged read of each segment's header, and only for
+//!    an archive that holds the coordinates of a kept backup recorded under another
+//!    source name (a repository of several servers).
 //!
 //! The exclusive lock is taken beside a running binlog archiver (its shared lock does
 //! not refuse prune): the archiver only appends after its newest segment.
@@ -33,6 +45,13 @@
 //! every index lists only packs that stay. What is left over (new packs no index lists,
 //! old packs no index lists) is removed by the next prune; `verify` reports it as a notice,
 //! not damage.
+//!
+//! Copy markers (`copies/<marker>`, REPOSITORY.md "Copies") of the backups removed are
+//! kept, on purpose, and listed: `rbackup copy` skips a source backup whose marker
+//! exists, so the marker of a backup copied here and then pruned is what stops every
+//! later copy from bringing it back (to be removed again by the next prune, its binlog
+//! with it). Which marker is a backup's is known from its snapshot's `copied_from`
+//! (reader key) under the naming key; prune always holds both.
 //!
 //! An empty policy (no `--keep-*`) removes nothing at all. A pack listed by an index but
 //! missing from the storage has its index entries dropped (so the next backup stores those
@@ -57,7 +76,8 @@
 //! after step `repacked`, `indexed`, `snapshots`, `indexes-deleted` or `first-pack-deleted`.
 //!
 //! Not for: the policy's rules (`trust::retention`), reading segments (`segments`),
-//! verifying packs prune does not touch (`verify`).
+//! which backup a restore replays from which archive (`binlog::replay`), verifying packs
+//! prune does not touch (`verify`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -71,10 +91,11 @@ use super::keys::{BlobId, storage_id};
 use super::lock::{self, LockKind};
 use super::pack::{self, PackBuilder};
 use super::reader::RepositoryReader;
-use super::segments::{ObjectKind, RepositorySegments};
+use super::segments::{ArchiveObject, ObjectKind, RepositorySegments, backup_point};
 use super::snapshot::{Snapshot, check_storage_id};
-use super::verify::{check_blob, coordinates, pack_id_of};
+use super::verify::{check_blob, pack_id_of};
 use crate::binlog::Position;
+use crate::binlog::replay::BackupPoint;
 use crate::binlog::window;
 use crate::trust::retention::{self, Policy};
 
@@ -149,18 +170,46 @@ pub struct Plan {
     pub lost_blobs: usize,
     /// Binlog archives: what goes per source.
     pub binlog: Vec<BinlogPlan>,
+    /// Copy markers of removed backups, kept.
+    pub kept_markers: Vec<KeptMarker>,
 }
 
-/// The binlog segments and gaps of one source that go: every object before the oldest
-/// coordinates of a kept backup that the archive holds (never its newest segment).
+/// The binlog segments and gaps of one source that go: every object that ends at or
+/// before the archive's cut (never its newest segment); see step 7 of the module doc.
 #[derive(Debug, Clone, Default)]
 pub struct BinlogPlan {
     pub source: String,
-    /// The oldest kept backup's coordinates in this archive; `None`: the archive holds no
-    /// kept backup's coordinates and is left alone.
+    /// Where the archive is cut: the oldest coordinates it holds of a kept backup of this
+    /// source or of one that may be (records no source); `None`: kept whole (`whole`).
     pub cut: Option<String>,
+    /// The backup whose coordinates are the cut.
+    pub cut_backup: Option<String>,
+    /// Kept backups of this source whose coordinates the archive holds.
+    pub ours: usize,
+    /// Kept backups whose coordinates the archive holds and that may be of this source
+    /// (they record no source, or it could not be checked): they hold the cut back.
+    pub maybe: usize,
+    /// Why the archive is kept whole, when `cut` is `None`.
+    pub whole: Option<String>,
+    /// Said about the plan besides (a segment header that could not be read).
+    pub note: Option<String>,
+    /// The whole archive: objects and stored bytes.
+    pub archive_objects: usize,
+    pub archive_bytes: u64,
+    /// What goes.
     pub objects: Vec<String>,
     pub bytes: u64,
+}
+
+/// The copy marker of a backup prune removes: kept (see the module doc).
+#[derive(Debug, Clone)]
+pub struct KeptMarker {
+    /// The removed backup (snapshot ID here).
+    pub backup: String,
+    /// `copies/<marker>`.
+    pub marker: String,
+    /// Where it was copied from: `<source repository ID>/<source snapshot ID>`.
+    pub from: String,
 }
 
 impl Plan {
@@ -509,17 +558,44 @@ async fn run(
         .collect();
     plan.rewrite_indexes = touched.len();
 
-    // Binlog archives: what no kept backup's window needs.
-    let kept_coordinates: Vec<Position> = snapshots
+    // Binlog archives: what no kept backup of their source needs.
+    let kept_points: Vec<BackupPoint> = snapshots
         .iter()
         .enumerate()
         .filter(|(i, _)| fates[*i].is_some())
-        .filter_map(|(_, (_, s))| coordinates(&s.meta))
+        .filter_map(|(_, (id, s))| backup_point(id, s))
         .collect();
     for source in RepositorySegments::sources(repo).await? {
         let archive = RepositorySegments::open_reader(repo.clone(), &source)?;
-        plan.binlog
-            .push(binlog_plan(&archive, &kept_coordinates).await?);
+        plan.binlog.push(binlog_plan(&archive, &kept_points).await?);
+    }
+    // Copy markers of the removed backups: kept, listed.
+    let copied: Vec<KeptMarker> = snapshots
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| fates[*i].is_none())
+        .filter_map(|(_, (id, s))| {
+            let from = s.meta.get("copied_from")?;
+            let r = from.get("repository")?.as_str()?;
+            let snapshot = from.get("snapshot")?.as_str()?;
+            Some(KeptMarker {
+                backup: id.clone(),
+                marker: repo.keys.naming.copy_marker(r, snapshot),
+                from: format!("{r}/{snapshot}"),
+            })
+        })
+        .collect();
+    if !copied.is_empty() {
+        let listed: HashSet<String> = store
+            .list("copies")
+            .await?
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        plan.kept_markers = copied
+            .into_iter()
+            .filter(|m| listed.contains(&m.marker))
+            .collect();
     }
     let binlog_objects: usize = plan.binlog.iter().map(|b| b.objects.len()).sum();
 
@@ -837,13 +913,90 @@ fn detail(e: &BackupError) -> String {
     }
 }
 
-/// Which objects of one source's archive go (see `BinlogPlan`).
-async fn binlog_plan(archive: &RepositorySegments, kept: &[Position]) -> Result<BinlogPlan> {
+/// Where an archive is cut (step 7 of the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Cut<'a> {
+    /// The backup whose coordinates are the cut; `None`: the archive is kept whole.
+    pub at: Option<&'a BackupPoint>,
+    /// Kept backups of the archive's source, and those that may be, among those given.
+    pub ours: usize,
+    pub maybe: usize,
+}
+
+/// The cut of the archive of `source` among the kept backups `held` (those whose
+/// coordinates the archive holds): the oldest coordinates of a backup of the source or
+/// of one that may be, provided at least one is the source's; `servers` are the server
+/// identities its segments record (`None`: unknown, the headers could not be read, so a
+/// backup recorded under another source name may be the source's by its server).
+pub(super) fn archive_cut<'a>(
+    source: &str,
+    held: &[&'a BackupPoint],
+    servers: Option<&[&str]>,
+) -> Cut<'a> {
+    let mut cut = Cut {
+        at: None,
+        ours: 0,
+        maybe: 0,
+    };
+    let mut oldest: Option<&BackupPoint> = None;
+    for &b in held {
+        let belongs = match servers {
+            Some(servers) => b.belongs_to(Some(source), servers),
+            None if b.source.as_deref() == Some(source) => Some(true),
+            None => None,
+        };
+        match belongs {
+            Some(true) => cut.ours += 1,
+            None => cut.maybe += 1,
+            Some(false) => continue,
+        }
+        if oldest.is_none_or(|o| {
+            window::compare(&b.position, &o.position)
+                .then_with(|| b.id.cmp(&o.id))
+                .is_lt()
+        }) {
+            oldest = Some(b);
+        }
+    }
+    if cut.ours > 0 {
+        cut.at = oldest;
+    }
+    cut
+}
+
+/// The server identities the segments of `objects` record (each header read, a ranged
+/// get, 16 at a time).
+pub(super) async fn segment_servers(
+    archive: &RepositorySegments,
+    objects: &[ArchiveObject],
+) -> Result<Vec<String>> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut servers: Vec<String> = futures::stream::iter(
+        objects
+            .iter()
+            .filter(|o| matches!(o.kind, ObjectKind::Segment { .. })),
+    )
+    .map(|o| archive.header(o))
+    .buffered(16)
+    .try_filter_map(|h| async move { Ok(h.segment.server) })
+    .try_collect()
+    .await?;
+    servers.sort_unstable();
+    servers.dedup();
+    Ok(servers)
+}
+
+/// Which objects of one source's archive go (see `BinlogPlan`); `kept`: every kept
+/// backup that has binlog coordinates.
+async fn binlog_plan(archive: &RepositorySegments, kept: &[BackupPoint]) -> Result<BinlogPlan> {
+    let source = archive.source();
     let mut plan = BinlogPlan {
-        source: archive.source().to_string(),
+        source: source.to_string(),
         ..Default::default()
     };
     let objects = archive.objects().await?;
+    plan.archive_objects = objects.len();
+    plan.archive_bytes = objects.iter().map(|o| o.size).sum();
     let segments: Vec<(Position, Position)> = objects
         .iter()
         .filter_map(|o| match &o.kind {
@@ -861,18 +1014,55 @@ async fn binlog_plan(archive: &RepositorySegments, kept: &[Position]) -> Result<
         })
         .collect();
     let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+        plan.whole = Some("it holds no segment".into());
         return Ok(plan);
     };
-    // The oldest kept coordinates this archive holds.
-    let cut = kept
+    // The kept backups whose coordinates this archive holds.
+    let held: Vec<&BackupPoint> = kept
         .iter()
-        .filter(|c| window::compare(&first.0, c).is_le() && window::compare(c, &last.1).is_le())
-        .min_by(|a, b| window::compare(a, b))
-        .cloned();
-    let Some(cut) = cut else {
+        .filter(|b| {
+            window::compare(&first.0, &b.position).is_le()
+                && window::compare(&b.position, &last.1).is_le()
+        })
+        .collect();
+    // A backup recorded under another source name may still be this source's by its
+    // server identity: then the segments' headers say which servers the archive holds.
+    let recorded_elsewhere = held
+        .iter()
+        .any(|b| b.source.as_deref() != Some(source) && (b.source.is_some() || b.server.is_some()));
+    let servers: Option<Vec<String>> = if recorded_elsewhere {
+        match segment_servers(archive, &objects).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                plan.note = Some(format!(
+                    "its segments' headers could not be read ({e}): every kept backup it holds the coordinates of counts as possibly this source's (run rbackup verify)"
+                ));
+                None
+            }
+        }
+    } else {
+        Some(Vec::new())
+    };
+    let server_refs: Option<Vec<&str>> = servers
+        .as_ref()
+        .map(|s| s.iter().map(String::as_str).collect());
+    let cut = archive_cut(source, &held, server_refs.as_deref());
+    plan.ours = cut.ours;
+    plan.maybe = cut.maybe;
+    let Some(at) = cut.at else {
+        plan.whole = Some(if cut.maybe > 0 {
+            format!(
+                "no kept backup of this source has its coordinates in it ({} kept backups whose source is not recorded, or could not be checked, may be of it)",
+                cut.maybe
+            )
+        } else {
+            "no kept backup of this source has its coordinates in it".into()
+        });
         return Ok(plan);
     };
+    let cut = at.position.clone();
     plan.cut = Some(cut.to_string());
+    plan.cut_backup = Some(at.id.clone());
     let newest = objects
         .iter()
         .rposition(|o| matches!(o.kind, ObjectKind::Segment { .. }));
@@ -963,5 +1153,82 @@ mod tests {
         assert_eq!(packs(3), [1]);
         assert!(packs(4).is_empty());
         assert!(packs(0).is_empty());
+    }
+
+    fn point(
+        id: &str,
+        file: &str,
+        pos: u64,
+        source: Option<&str>,
+        server: Option<&str>,
+    ) -> BackupPoint {
+        BackupPoint {
+            id: id.into(),
+            time: 0,
+            position: Position {
+                file: file.into(),
+                pos,
+            },
+            gtid: None,
+            source: source.map(str::to_string),
+            server: server.map(str::to_string),
+            databases: None,
+            not_replayable: None,
+        }
+    }
+
+    fn cut_of<'a>(
+        source: &str,
+        held: &[&'a BackupPoint],
+        servers: Option<&[&str]>,
+    ) -> Option<&'a str> {
+        archive_cut(source, held, servers).at.map(|b| b.id.as_str())
+    }
+
+    #[test]
+    fn each_archive_is_cut_at_the_oldest_kept_backup_of_its_own_source() {
+        // Two servers with the same binlog file names: a1 and b1 are older than a2, b2.
+        let a1 = point("a1", "mysql-bin.000002", 500, Some("A"), Some("srv-a"));
+        let a2 = point("a2", "mysql-bin.000003", 100, Some("A"), Some("srv-a"));
+        let b1 = point("b1", "mysql-bin.000001", 900, Some("B"), Some("srv-b"));
+        let b2 = point("b2", "mysql-bin.000004", 100, Some("B"), Some("srv-b"));
+        let all = [&a1, &a2, &b1, &b2];
+        // By name; with the servers each archive's segments record.
+        assert_eq!(cut_of("A", &all, Some(&["srv-a"])), Some("a1"));
+        assert_eq!(cut_of("B", &all, Some(&["srv-b"])), Some("b1"));
+        // B's oldest kept backup removed: B's cut moves to b2 only, never to A's a1/a2.
+        assert_eq!(cut_of("B", &[&a1, &a2, &b2], Some(&["srv-b"])), Some("b2"));
+        let c = archive_cut("B", &[&a1, &a2, &b2], Some(&["srv-b"]));
+        assert_eq!((c.ours, c.maybe), (1, 0));
+        // An archive whose name is not the backups' source but whose segments record
+        // their server: theirs by the server (an archiver run with --source).
+        assert_eq!(cut_of("db-a", &all, Some(&["srv-a"])), Some("a1"));
+        // No kept backup of the source: kept whole, whoever else is kept.
+        let c = archive_cut("C", &all, Some(&["srv-c"]));
+        assert_eq!((c.at, c.ours, c.maybe), (None, 0, 0));
+        assert_eq!(cut_of("B", &[&a1, &a2], Some(&["srv-b"])), None);
+        // Segments that record no server (an older archiver): by name only, and a
+        // backup of another name may be the archive's: it holds the cut back.
+        assert_eq!(cut_of("B", &[&a1, &b2], Some(&[])), Some("a1"));
+        assert_eq!(cut_of("B", &[&a1], Some(&[])), None);
+        // Headers unreadable (None): the same, conservatively.
+        assert_eq!(cut_of("B", &[&a1, &b2], None), Some("a1"));
+        assert_eq!(cut_of("B", &[&a2, &b2], None), Some("a2"));
+        assert_eq!(cut_of("A", &[&b1], None), None);
+    }
+
+    #[test]
+    fn a_backup_that_records_no_source_holds_every_cut_back_but_makes_none() {
+        let old = point("old", "mysql-bin.000001", 4, None, None);
+        let a = point("a", "mysql-bin.000003", 100, Some("A"), Some("srv-a"));
+        let b = point("b", "mysql-bin.000002", 100, Some("B"), Some("srv-b"));
+        assert_eq!(cut_of("A", &[&old, &a, &b], Some(&["srv-a"])), Some("old"));
+        assert_eq!(cut_of("B", &[&old, &a, &b], Some(&["srv-b"])), Some("old"));
+        // Alone, it cuts nothing.
+        let c = archive_cut("A", &[&old], Some(&["srv-a"]));
+        assert_eq!((c.at, c.ours, c.maybe), (None, 0, 1));
+        // Equal coordinates: the lower ID, so that the plan is the same every run.
+        let twin = point("a0", "mysql-bin.000003", 100, Some("A"), None);
+        assert_eq!(cut_of("A", &[&twin, &a], Some(&["srv-a"])), Some("a"));
     }
 }

@@ -19,7 +19,12 @@ verify passes and from which every kept backup restores; the next prune finishes
   2. every pack no kept backup uses a blob of, and packs no index lists (left by an
      interrupted backup or prune); packs less than half used are repacked: their used
      blobs are copied into new packs (checked on the way) and new index objects are
-     written before anything old is deleted.
+     written before anything old is deleted;
+  3. per binlog source, the archived segments before the oldest kept backup of that
+     source (never its newest segment); an archive with no kept backup of its source
+     is kept whole, and said so.
+Copy markers (copies/) of removed backups are kept: they stop rbackup copy from
+bringing those backups back.
 It holds the repository's exclusive lock: refused while a backup, archiver, restore or
 verify runs, and they are refused while it runs. --dry-run lists each backup with the
 reasons it is kept, or that it would be removed, and what would be deleted; it deletes
@@ -141,18 +146,39 @@ fn print_plan(plan: &Plan, dry_run: bool) {
         );
     }
     for b in &plan.binlog {
-        match &b.cut {
-            None => println!(
-                "binlog source {}: its archive holds no kept backup's coordinates: left alone",
-                b.source
-            ),
-            Some(cut) => println!(
-                "binlog source {}: {verb} {} segments and gaps ({} bytes) before {cut}, the oldest kept backup's coordinates",
+        if let Some(note) = &b.note {
+            println!("binlog source {}: {note}", b.source);
+        }
+        match (&b.cut, &b.cut_backup) {
+            (Some(cut), Some(backup)) => println!(
+                "binlog source {}: {verb} {} segments and gaps ({} bytes) before {cut}, the coordinates of {}, the oldest kept backup of this source{}",
                 b.source,
                 b.objects.len(),
-                b.bytes
+                b.bytes,
+                &backup[..backup.len().min(10)],
+                if b.maybe > 0 {
+                    " or of one that records no source"
+                } else {
+                    ""
+                }
+            ),
+            _ => println!(
+                "binlog source {}: kept whole ({} segments and gaps, {} bytes): {}",
+                b.source,
+                b.archive_objects,
+                b.archive_bytes,
+                b.whole.as_deref().unwrap_or("no cut")
             ),
         }
+    }
+    for m in &plan.kept_markers {
+        println!(
+            "copy marker {} of backup {} (copied from {}): {}, so that rbackup copy does not bring the removed backup back",
+            &m.marker[..m.marker.len().min(20)],
+            &m.backup[..m.backup.len().min(10)],
+            m.from,
+            if dry_run { "would be kept" } else { "kept" }
+        );
     }
     println!(
         "{} {} backups, about {} bytes",
