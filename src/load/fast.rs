@@ -7,7 +7,8 @@
 //! it is and said so), the warning printed up front (with the statement that puts the
 //! original values back, for a run killed before it can), and restoring the original values
 //! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
-//! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own),
+//! SIGTERM, also while they are being put back: [`Relaxed`]'s `Drop` restores them on a
+//! thread and connection of its own),
 //! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
 //! once before anything changes too: an account without RELOAD is refused up front). A
 //! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
@@ -294,12 +295,16 @@ impl Relaxed {
     }
 
     /// Puts the original values back over a new connection (the load's may be gone).
+    /// Marked restored only once tried to the end: interrupted midway (Ctrl-C while a slow
+    /// server answers), `Drop` tries again.
     pub async fn restore(mut self) -> Result<(), String> {
+        let result = if self.saved.is_empty() {
+            Ok(())
+        } else {
+            restore_saved(&self.connection, &self.saved).await
+        };
         self.restored = true;
-        if self.saved.is_empty() {
-            return Ok(());
-        }
-        restore_saved(&self.connection, &self.saved).await
+        result
     }
 }
 
@@ -390,6 +395,63 @@ mod tests {
             "SET GLOBAL innodb_flush_log_at_trx_commit = 1, innodb_doublewrite = 'ON'"
         );
         assert!(same_value("OFF", "0") && same_value("on", "1") && !same_value("2", "0"));
+    }
+
+    /// Ctrl-C while the settings are being put back (a slow or unreachable server) drops
+    /// `restore`'s future: `Drop` must try again, not take them as put back.
+    #[test]
+    fn a_restore_interrupted_midway_is_tried_again_on_drop() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        // The first connection (restore's) gets no greeting, so the restore waits until
+        // it is interrupted; later ones are closed at once (their restore fails).
+        let server = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && count.load(Ordering::SeqCst) < 2 {
+                match listener.accept() {
+                    Ok((c, _)) => {
+                        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                            held.push(c);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        let relaxed = Relaxed {
+            connection: ConnectionOptions {
+                socket: Some(path),
+                ..ConnectionOptions::default()
+            },
+            server: "test".into(),
+            saved: vec![("sync_binlog", "1".into())],
+            left: Vec::new(),
+            restored: false,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let interrupted = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(500), relaxed.restore()).await
+        });
+        assert!(
+            interrupted.is_err(),
+            "the restore was waiting on the server"
+        );
+        server.join().unwrap();
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "dropped midway, the settings were tried again"
+        );
     }
 
     #[test]
