@@ -1162,9 +1162,18 @@ fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
     dump_args.extend(FIXTURE_DBS);
     rdump_dir(a, &dir, &dump_args);
     let before = durability_globals(&b);
+    let binlog_before = b.sql_value("SELECT @@GLOBAL.gtid_binlog_pos");
 
     let out = rload(&b, &dir, &["--fast-unsafe", "--threads=3"]);
     assert_ok(&out, "fast-unsafe");
+    // Without --enable-binlog nothing of the load reaches the target's binary log, not
+    // even the FLUSH ENGINE LOGS that makes it durable (a GTID of its own would be an
+    // errant transaction on a replica seeded by the load).
+    assert_eq!(
+        b.sql_value("SELECT @@GLOBAL.gtid_binlog_pos"),
+        binlog_before,
+        "the load wrote into the target's binary log"
+    );
     let err = stderr(&out);
     assert!(
         err.contains("innodb_flush_log_at_trx_commit 1 -> 0") && err.contains("sync_binlog 1 -> 0"),

@@ -339,8 +339,10 @@ async fn restore_saved(
 /// What makes the relaxed load durable once the settings are back: `FLUSH ENGINE LOGS`
 /// writes and syncs InnoDB's redo log up to now (commits made under
 /// `innodb_flush_log_at_trx_commit=0` are otherwise synced only by the server's next
-/// once-a-second flush). It needs the RELOAD privilege.
-pub const FLUSH: &str = "FLUSH ENGINE LOGS";
+/// once-a-second flush). It needs the RELOAD privilege. NO_WRITE_TO_BINLOG: a FLUSH is
+/// otherwise written to the binary log, a transaction (GTID) of the target's own that the
+/// load (without `--enable-binlog`) must not add, least of all to a replica it seeds.
+pub const FLUSH: &str = "FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS";
 
 async fn flush_engine_logs(conn: &mut LoadConn) -> Result<(), String> {
     conn.exec(FLUSH, "syncing InnoDB's redo log")
