@@ -1280,3 +1280,35 @@ fn fast_unsafe_puts_the_settings_back_when_interrupted_and_is_refused_without_pr
     assert_ok(&out, "resume");
     check_same(&snapshot_of(a, &["big"]), &snapshot_of(&b, &["big"])).unwrap();
 }
+
+/// A setting changed by someone else while the load runs (a DBA making the server durable
+/// again, another rload putting back its own) is left as they set it, and said so; the
+/// ones still relaxed are put back.
+#[test]
+fn fast_unsafe_leaves_a_setting_changed_by_someone_else_during_the_load() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| durable_target(62));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let mut child: Child = rload_command(&b, &dir, &["--fast-unsafe", "--threads=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut child, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    assert_eq!(b.sql_value("SELECT @@GLOBAL.sync_binlog"), "0");
+    b.sql("SET GLOBAL sync_binlog = 7");
+    common::resume(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out, "fast-unsafe");
+    assert_eq!(durability_globals(&b), "1 7 OFF OFF", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sync_binlog was changed to 7 during the load"),
+        "{}",
+        stderr(&out)
+    );
+}

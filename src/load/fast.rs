@@ -6,10 +6,10 @@
 //! the account may not set refuses the load, naming the variable; an optional one is left as
 //! it is and said so), the warning printed up front (with the statement that puts the
 //! original values back, for a run killed before it can), and restoring the original values
-//! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
-//! SIGTERM, also while they are being put back: [`Relaxed`]'s `Drop` restores them on a
-//! thread and connection of its own),
-//! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
+//! when the load ends (those still relaxed: one changed by someone else meanwhile is left
+//! as they set it, and said so): after success, after a failure, and when the load is
+//! dropped (Ctrl-C, SIGTERM, also while they are being put back: [`Relaxed`]'s `Drop`
+//! restores them on a thread and connection of its own), then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
 //! once before anything changes too: an account without RELOAD is refused up front). A
 //! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
 //! mid-statement is put back too. The binary log (with `--enable-binlog`) is synced at the
@@ -131,8 +131,10 @@ async fn probe(conn: &mut LoadConn, s: &Setting) -> Result<Probe> {
         }
         Err(e) => return Err(e.into()),
     };
-    // Setting it to its own value changes nothing and tells whether it can be set.
-    let same = set_statement(&[(s.name, value.clone())]);
+    // Setting it to its own value changes nothing and tells whether it can be set: its
+    // value as of the SET, not as read above (another rload may have put its own back
+    // since; setting the value read would relax the server again, for good).
+    let same = format!("SET GLOBAL {0} = @@GLOBAL.{0}", s.name);
     match conn.exec(&same, &format!("checking {}", s.name)).await {
         Ok(()) => Ok(Probe::Settable(value)),
         Err(e) => match e.sql_error_code() {
@@ -275,9 +277,36 @@ impl Relaxed {
     }
 
     /// Puts every changed variable back through `conn`; all are tried, the failures named.
+    /// One that no longer has the relaxed value was changed by someone else meanwhile (a
+    /// DBA, another rload putting back its own): left as they set it, and said so.
     async fn restore_on(&self, conn: &mut LoadConn) -> Result<(), String> {
         let mut failed = Vec::new();
         for (name, before) in &self.saved {
+            let relaxed = SETTINGS
+                .iter()
+                .find(|s| s.name == *name)
+                .map_or("", |s| s.relaxed);
+            let now = conn
+                .first_value(
+                    &format!("SELECT @@GLOBAL.{name}"),
+                    &format!("reading {name}"),
+                )
+                .await;
+            match now {
+                Ok(Some(now)) if same_value(&now, before) => continue,
+                Ok(Some(now)) if !same_value(&now, relaxed) => {
+                    eprintln!(
+                        "rload: warning: --fast-unsafe: {name} was changed to {now} during the \
+                         load (not by this rload): left as it is ({before} before the load)"
+                    );
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed.push(format!("{e}"));
+                    continue;
+                }
+            }
             let set = set_statement(&[(name, before.clone())]);
             if let Err(e) = conn.exec(&set, &format!("restoring {name}")).await {
                 failed.push(format!("{e}"));
