@@ -12,7 +12,8 @@
 //! Also: a drill whose replay fails (a row written with `sql_log_bin=0`, then updated)
 //! fails naming the transaction, and one across a gap replays up to it and passes; prune
 //! with real backups and binlogs, then every kept backup restored to the end of its
-//! window with the source's checksums at that moment.
+//! window with the source's checksums at that moment. A partial backup's replay keeps or
+//! leaves out both halves of an XA transaction (prepared, then committed or rolled back).
 
 mod common;
 
@@ -1583,5 +1584,68 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
     assert_eq!(
         target.sql_rows("SELECT id FROM shop.t WHERE id > 13 ORDER BY id"),
         vec![vec!["15".to_string()]]
+    );
+}
+
+/// XA transactions in a partial backup's replay. MariaDB logs a prepared XA transaction
+/// (`XA START` ... `XA END`, XA PREPARE) and its `XA COMMIT` as two transactions: one of
+/// another database's is left out whole, and so must its `XA COMMIT` be (replayed alone,
+/// the target knows no such XID and the restore fails); one of shop's is replayed, both
+/// halves.
+#[test]
+fn a_partial_backups_replay_keeps_or_leaves_out_both_halves_of_an_xa_transaction() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_shop(repo, pass, &source);
+    source.sql(
+        "XA START 'o1'; INSERT INTO other.t VALUES (1, 'xa'); XA END 'o1'; XA PREPARE 'o1'; \
+         XA COMMIT 'o1'; \
+         XA START 's1'; INSERT INTO shop.t VALUES (2, 'xa'); XA END 's1'; XA PREPARE 's1'; \
+         XA COMMIT 's1'; \
+         XA START 'o2'; INSERT INTO other.t VALUES (2, 'xa'); XA END 'o2'; XA PREPARE 'o2'; \
+         XA ROLLBACK 'o2'; \
+         INSERT INTO shop.t VALUES (3, 'after');",
+    );
+    archive();
+    let want = checksums_of(&source, "shop");
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
+        .map(String::from)
+        .to_vec();
+    a.push("--to-latest".into());
+    a.extend(connection(&target));
+    a.extend(["--threads=2", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums_of(&target, "shop"), want);
+    assert_eq!(
+        target.sql_value(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'other'"
+        ),
+        "0"
     );
 }
