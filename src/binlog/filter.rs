@@ -27,6 +27,8 @@
 //!   kept unless every database it names is excluded.
 //!   A statement whose default database is kept is replayed whatever it names (`USE
 //!   shop; DROP TABLE other.t`: it fails on the target and the replay stops naming it).
+//!   A statement-logged LOAD DATA (BEGIN_LOAD_QUERY, APPEND_BLOCK, EXECUTE_LOAD_QUERY) is
+//!   one such statement, by its EXECUTE_LOAD_QUERY.
 //! - BEGIN/COMMIT/ROLLBACK/XA/SAVEPOINT statements, GTID and XID events: the transaction's
 //!   frame, kept with it.
 //!
@@ -219,6 +221,13 @@ impl<'a> Units<'a> {
             if !end {
                 return Step::Continue;
             }
+        } else if k == EXECUTE_LOAD_QUERY {
+            // A statement-logged LOAD DATA (its data in the BEGIN_LOAD_QUERY/APPEND_BLOCK
+            // events before it, in its unit): a statement of its own.
+            match execute_load_query(ev, checksum) {
+                Some((db, text)) => self.statement(&db, text),
+                None => u.mixed = Some("an EXECUTE_LOAD_QUERY event that cannot be read".into()),
+            }
         } else if statement {
             match (event::query_db(ev, checksum), text) {
                 (Ok(db), _) if k == QUERY_COMPRESSED => self.compressed(&db),
@@ -334,6 +343,19 @@ impl<'a> Units<'a> {
 
 const TABLE_MAP: u8 = 19;
 const QUERY_COMPRESSED: u8 = 165;
+const EXECUTE_LOAD_QUERY: u8 = 18;
+
+/// The default database and text of an EXECUTE_LOAD_QUERY event: a QUERY's post-header
+/// (thread id, exec time, database name length, error code, status variables length)
+/// and 13 bytes more (file id, the file name's place in the text, duplicate handling).
+fn execute_load_query(ev: &[u8], checksum: Checksum) -> Option<(String, &[u8])> {
+    let b = event::body(ev, checksum);
+    let db_len = *b.get(8)? as usize;
+    let status_len = u16::from_le_bytes([*b.get(11)?, *b.get(12)?]) as usize;
+    let db = b.get(26 + status_len..26 + status_len + db_len)?;
+    let text = b.get(26 + status_len + db_len + 1..)?;
+    Some((String::from_utf8_lossy(db).into_owned(), text))
+}
 
 /// A statement that frames a transaction rather than changing data.
 fn is_frame(text: &[u8]) -> bool {
@@ -737,5 +759,59 @@ mod tests {
         let q = |s: &str| qualifiers(s.as_bytes());
         assert_eq!(q("SELECT a.b.c, d . e . f"), ["a", "d"]);
         assert_eq!(q("SELECT 1.5, 2.e3, 3 . 4"), Vec::<String>::new());
+    }
+
+    /// A statement-logged LOAD DATA (BEGIN_LOAD_QUERY, APPEND_BLOCK..., then
+    /// EXECUTE_LOAD_QUERY, a QUERY with 13 more bytes of post-header) is a statement of
+    /// its own: it was read as the start of the next one, and cut out with it when that
+    /// was another database's (`LOAD DATA ... INTO TABLE shop.t; INSERT INTO other.t2`
+    /// in one transaction lost shop's rows).
+    #[test]
+    fn a_load_data_is_a_statement_of_its_own() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        let execute_load = |db: &str, text: &str| {
+            let mut b = vec![0; 26];
+            b[8] = db.len() as u8;
+            b.extend_from_slice(db.as_bytes());
+            b.push(0);
+            b.extend_from_slice(text.as_bytes());
+            event::tests::event(EXECUTE_LOAD_QUERY, 0, 0, 0, &b)
+        };
+        let mut units = Units::new(&only);
+        let mut verdicts = Vec::new();
+        let events: Vec<(u8, Vec<u8>)> = vec![
+            (kind::QUERY, query_event(kind::QUERY, "shop", b"BEGIN")),
+            (
+                17,
+                event::tests::event(17, 0, 0, 0, &[1, 0, 0, 0, b'1', b'\n']),
+            ),
+            (
+                EXECUTE_LOAD_QUERY,
+                execute_load(
+                    "shop",
+                    "LOAD DATA INFILE '/tmp/SQL_LOAD-1-2-0.data' INTO TABLE `t`",
+                ),
+            ),
+            (
+                kind::QUERY,
+                query_event(kind::QUERY, "other", b"INSERT INTO t2 VALUES (1)"),
+            ),
+            (
+                EXECUTE_LOAD_QUERY,
+                execute_load(
+                    "other",
+                    "LOAD DATA INFILE '/tmp/SQL_LOAD-1-2-1.data' INTO TABLE shop.t",
+                ),
+            ),
+        ];
+        for (k, ev) in &events {
+            if let Step::End(u, v) = units.event(ev, *k, Checksum::Crc32, 0, 0) {
+                verdicts.push((u.events, v));
+            }
+        }
+        assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+        assert_eq!(verdicts[0], (2, Verdict::Kept));
+        assert_eq!(verdicts[1], (1, Verdict::Other));
+        assert!(matches!(&verdicts[2], (1, Verdict::Mixed(m)) if m.contains("`shop`")));
     }
 }
