@@ -47,6 +47,13 @@
 //! database is kept is kept; any other (another default database, or none) is mixed,
 //! since a statement whose text was not checked is never dropped.
 //!
+//! What the binlog cannot tell: a statement-logged statement on another database that
+//! fires a trigger (or calls a stored function) writing into a kept one is logged alone,
+//! under its own database, and looks like other's. A backup for which a trigger or
+//! function of another database names a kept one therefore starts no replay (`rbackup
+//! backup`: `meta.binlog_replayable` false); one created after the backup is in the
+//! binlog, a statement of another database naming a kept one: mixed.
+//!
 //! Not for: where units are in the plan's bytes (`replay`), decoding rows.
 
 use serde::{Deserialize, Serialize};
