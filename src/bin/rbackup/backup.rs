@@ -274,10 +274,14 @@ async fn writers_into_kept(
             continue;
         }
         let body = rdump::client::conn::cell_string(r, 3);
+        // A trigger's NEW.c and OLD.c are its row's columns, not a database's.
+        let row = |q: &str| {
+            kind == "trigger" && (q.eq_ignore_ascii_case("new") || q.eq_ignore_ascii_case("old"))
+        };
         let names_kept = body.as_deref().is_none_or(|b| {
             rdump::binlog::filter::qualifiers(b.as_bytes())
                 .iter()
-                .any(|q| filter.keeps_ignoring_case(q))
+                .any(|q| !row(q) && filter.keeps_ignoring_case(q))
         });
         if names_kept {
             out.push(format!(
