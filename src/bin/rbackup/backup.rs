@@ -270,7 +270,10 @@ async fn writers_into_kept(
     for r in &rows {
         let cell = |i| rdump::client::conn::cell_string(r, i).unwrap_or_default();
         let (kind, db, name) = (cell(0), cell(1), cell(2));
-        if filter.keeps(&db) {
+        // The server's own schemas (sys's functions, whose definitions an account may
+        // not read) write into no database of a backup.
+        let system = ["mysql", "sys", "information_schema", "performance_schema"];
+        if filter.keeps(&db) || system.contains(&db.as_str()) {
             continue;
         }
         let body = rdump::client::conn::cell_string(r, 3);
