@@ -1162,9 +1162,18 @@ fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
     dump_args.extend(FIXTURE_DBS);
     rdump_dir(a, &dir, &dump_args);
     let before = durability_globals(&b);
+    let binlog_before = b.sql_value("SELECT @@GLOBAL.gtid_binlog_pos");
 
     let out = rload(&b, &dir, &["--fast-unsafe", "--threads=3"]);
     assert_ok(&out, "fast-unsafe");
+    // Without --enable-binlog nothing of the load reaches the target's binary log, not
+    // even the FLUSH ENGINE LOGS that makes it durable (a GTID of its own would be an
+    // errant transaction on a replica seeded by the load).
+    assert_eq!(
+        b.sql_value("SELECT @@GLOBAL.gtid_binlog_pos"),
+        binlog_before,
+        "the load wrote into the target's binary log"
+    );
     let err = stderr(&out);
     assert!(
         err.contains("innodb_flush_log_at_trx_commit 1 -> 0") && err.contains("sync_binlog 1 -> 0"),
@@ -1270,4 +1279,36 @@ fn fast_unsafe_puts_the_settings_back_when_interrupted_and_is_refused_without_pr
     let out = rload(&b, &dir, &["--resume"]);
     assert_ok(&out, "resume");
     check_same(&snapshot_of(a, &["big"]), &snapshot_of(&b, &["big"])).unwrap();
+}
+
+/// A setting changed by someone else while the load runs (a DBA making the server durable
+/// again, another rload putting back its own) is left as they set it, and said so; the
+/// ones still relaxed are put back.
+#[test]
+fn fast_unsafe_leaves_a_setting_changed_by_someone_else_during_the_load() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(big_source);
+        let b = s.spawn(|| durable_target(62));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let mut child: Child = rload_command(&b, &dir, &["--fast-unsafe", "--threads=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut child, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    assert_eq!(b.sql_value("SELECT @@GLOBAL.sync_binlog"), "0");
+    b.sql("SET GLOBAL sync_binlog = 7");
+    common::resume(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out, "fast-unsafe");
+    assert_eq!(durability_globals(&b), "1 7 OFF OFF", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sync_binlog was changed to 7 during the load"),
+        "{}",
+        stderr(&out)
+    );
 }

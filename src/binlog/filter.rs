@@ -15,7 +15,9 @@
 //!   that rule is a statement whose default database is another one but that writes into
 //!   a kept database by a qualified name (`USE other; INSERT INTO shop.t ...`): such a
 //!   statement (its text names a kept database as `db.`/`` `db`. ``, outside quotes and
-//!   comments) is mixed, never dropped silently. With `Except`, where the kept databases
+//!   comments, also spelled `db . t`, `db/**/.t`, `"db".t` (ANSI_QUOTES) or in another
+//!   letter case, which is the same database under lower_case_table_names) is mixed,
+//!   never dropped silently. With `Except`, where the kept databases
 //!   are not listed, that is any database but the excluded ones (`USE scratch; TRUNCATE
 //!   shop.log`, `ALTER TABLE shop.t ...` from `scratch`: mixed); a table alias used as a
 //!   qualifier (`a.id`) then counts too, which refuses (names the GTID), never drops.
@@ -25,6 +27,8 @@
 //!   kept unless every database it names is excluded.
 //!   A statement whose default database is kept is replayed whatever it names (`USE
 //!   shop; DROP TABLE other.t`: it fails on the target and the replay stops naming it).
+//!   A statement-logged LOAD DATA (BEGIN_LOAD_QUERY, APPEND_BLOCK, EXECUTE_LOAD_QUERY) is
+//!   one such statement, by its EXECUTE_LOAD_QUERY.
 //! - BEGIN/COMMIT/ROLLBACK/XA/SAVEPOINT statements, GTID and XID events: the transaction's
 //!   frame, kept with it.
 //!
@@ -42,6 +46,13 @@
 //! compressed statements (`log_bin_compress`) are not decompressed: one whose default
 //! database is kept is kept; any other (another default database, or none) is mixed,
 //! since a statement whose text was not checked is never dropped.
+//!
+//! What the binlog cannot tell: a statement-logged statement on another database that
+//! fires a trigger (or calls a stored function) writing into a kept one is logged alone,
+//! under its own database, and looks like other's. A backup for which a trigger or
+//! function of another database names a kept one therefore starts no replay (`rbackup
+//! backup`: `meta.binlog_replayable` false); one created after the backup is in the
+//! binlog, a statement of another database naming a kept one: mixed.
 //!
 //! Not for: where units are in the plan's bytes (`replay`), decoding rows.
 
@@ -64,6 +75,16 @@ impl DatabaseFilter {
         match self {
             DatabaseFilter::Only(k) => k.iter().any(|d| d == db),
             DatabaseFilter::Except(x) => !x.iter().any(|d| d == db),
+        }
+    }
+
+    /// Whether `db` may be a kept database where names are case-insensitive: `Only`, a
+    /// kept one but for case; `Except`, as `keeps` (an excluded one but for case may be
+    /// another database).
+    pub fn keeps_ignoring_case(&self, db: &str) -> bool {
+        match self {
+            DatabaseFilter::Only(k) => k.iter().any(|d| d.to_lowercase() == db.to_lowercase()),
+            DatabaseFilter::Except(_) => self.keeps(db),
         }
     }
 
@@ -207,6 +228,13 @@ impl<'a> Units<'a> {
             if !end {
                 return Step::Continue;
             }
+        } else if k == EXECUTE_LOAD_QUERY {
+            // A statement-logged LOAD DATA (its data in the BEGIN_LOAD_QUERY/APPEND_BLOCK
+            // events before it, in its unit): a statement of its own.
+            match execute_load_query(ev, checksum) {
+                Some((db, text)) => self.statement(&db, text),
+                None => u.mixed = Some("an EXECUTE_LOAD_QUERY event that cannot be read".into()),
+            }
         } else if statement {
             match (event::query_db(ev, checksum), text) {
                 (Ok(db), _) if k == QUERY_COMPRESSED => self.compressed(&db),
@@ -238,13 +266,36 @@ impl<'a> Units<'a> {
             return;
         }
         let kept_named: Vec<&String> = named.iter().filter(|q| self.filter.keeps(q)).collect();
+        // A name that is a kept database but for its letters' case (`SHOP.t`): the same
+        // database where names are case-insensitive (lower_case_table_names), which the
+        // binlog does not say: never dropped for it.
+        let kept_named: Vec<&String> = if kept_named.is_empty() {
+            named
+                .iter()
+                .filter(|q| self.filter.keeps_ignoring_case(q))
+                .collect()
+        } else {
+            kept_named
+        };
         if db.is_empty() {
+            let exact = kept_named.iter().any(|q| self.filter.keeps(q));
             let keep = match self.filter {
-                DatabaseFilter::Only(_) => !kept_named.is_empty(),
-                DatabaseFilter::Except(_) => named.is_empty() || !kept_named.is_empty(),
+                DatabaseFilter::Only(_) => exact,
+                DatabaseFilter::Except(_) => named.is_empty() || exact,
             };
             if keep {
                 Unit::add(&mut u.kept, "(statement without default database)".into());
+            } else if !kept_named.is_empty() {
+                u.mixed = Some(format!(
+                    "a statement without a default database names {} (`{}`), a database \
+                     the backup holds but for the case of its letters",
+                    kept_named
+                        .iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    String::from_utf8_lossy(&text[..text.len().min(120)])
+                ));
             } else {
                 Unit::add(&mut u.other, label(db));
             }
@@ -299,6 +350,19 @@ impl<'a> Units<'a> {
 
 const TABLE_MAP: u8 = 19;
 const QUERY_COMPRESSED: u8 = 165;
+const EXECUTE_LOAD_QUERY: u8 = 18;
+
+/// The default database and text of an EXECUTE_LOAD_QUERY event: a QUERY's post-header
+/// (thread id, exec time, database name length, error code, status variables length)
+/// and 13 bytes more (file id, the file name's place in the text, duplicate handling).
+fn execute_load_query(ev: &[u8], checksum: Checksum) -> Option<(String, &[u8])> {
+    let b = event::body(ev, checksum);
+    let db_len = *b.get(8)? as usize;
+    let status_len = u16::from_le_bytes([*b.get(11)?, *b.get(12)?]) as usize;
+    let db = b.get(26 + status_len..26 + status_len + db_len)?;
+    let text = b.get(26 + status_len + db_len + 1..)?;
+    Some((String::from_utf8_lossy(db).into_owned(), text))
+}
 
 /// A statement that frames a transaction rather than changing data.
 fn is_frame(text: &[u8]) -> bool {
@@ -331,18 +395,25 @@ fn table_map_db(ev: &[u8], checksum: Checksum) -> Option<String> {
     Some(String::from_utf8_lossy(name).into_owned())
 }
 
-/// The qualifiers a statement uses (`x` of `x.y`, `` `x`.y ``, `x.*`), outside string
-/// literals and comments: the databases it may name (or table aliases, which then count
-/// too: a false "names a kept database" refuses, it never drops).
+/// The qualifiers a statement uses (`x` of `x.y`, `` `x`.y ``, `x.*`, `x . y`,
+/// `"x".y` under ANSI_QUOTES, `x.1y`), outside string literals and comments: the
+/// databases it may name (or table aliases, which then count too: a false "names a kept
+/// database" refuses, it never drops).
 pub fn qualifiers(text: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let n = text.len();
     let mut i = 0;
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    // The name just read follows a qualifier's dot (`y` of `x.y`, `c` of `x.y.c`).
+    let mut member = false;
     while i < n {
         let c = text[i];
-        match c {
+        if let Some(e) = comment_end(text, i) {
+            i = e;
+            continue;
+        }
+        let name: Vec<u8> = match c {
             b'\'' | b'"' => {
+                let s = i + 1;
                 i += 1;
                 while i < n && text[i] != c {
                     if text[i] == b'\\' {
@@ -350,27 +421,15 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
                     }
                     i += 1;
                 }
+                let name = text[s..i.min(n)].to_vec();
                 i += 1;
-            }
-            b'#' => {
-                while i < n && text[i] != b'\n' {
-                    i += 1;
+                // A string, unless a dot follows: then `"x"` is an identifier
+                // (ANSI_QUOTES), which may be a database.
+                if c == b'\'' {
+                    member = false;
+                    continue;
                 }
-            }
-            b'-' if text.get(i + 1) == Some(&b'-') => {
-                while i < n && text[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            // Comments, but not the executable /*! ... */ and /*M! ... */.
-            b'/' if text.get(i + 1) == Some(&b'*')
-                && !matches!(text.get(i + 2), Some(b'!') | Some(b'M')) =>
-            {
-                i += 2;
-                while i + 1 < n && !(text[i] == b'*' && text[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
+                name
             }
             b'`' => {
                 let mut name = Vec::new();
@@ -388,36 +447,99 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
                     i += 1;
                 }
                 i += 1;
-                push_if_qualifier(&mut out, &name, text, i);
+                name
             }
             c if ident(c) => {
                 let s = i;
                 while i < n && ident(text[i]) {
                     i += 1;
                 }
-                let prev_dot = s > 0 && text[s - 1] == b'.';
-                if !prev_dot {
-                    push_if_qualifier(&mut out, &text[s..i], text, i);
-                }
+                text[s..i].to_vec()
             }
-            _ => i += 1,
+            b'.' => {
+                i += 1;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {
+                i += 1;
+                continue;
+            }
+            _ => {
+                member = false;
+                i += 1;
+                continue;
+            }
+        };
+        // Is a dot next (past spaces and comments), then a name or `*`?
+        let dot = skip_blank(text, i);
+        let qualifies = text.get(dot) == Some(&b'.') && {
+            let next = skip_blank(text, dot + 1);
+            text.get(next)
+                .is_some_and(|&c| ident(c) || matches!(c, b'`' | b'"' | b'*'))
+        };
+        if qualifies && !member && !name.iter().all(u8::is_ascii_digit) {
+            let s = String::from_utf8_lossy(&name).into_owned();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        member = qualifies;
+        if qualifies {
+            i = dot + 1;
         }
     }
     out
 }
 
-fn push_if_qualifier(out: &mut Vec<String>, name: &[u8], text: &[u8], after: usize) {
-    if text.get(after) == Some(&b'.')
-        && text.get(after + 1).is_some_and(|c| {
-            c.is_ascii_alphabetic() || matches!(c, b'_' | b'`' | b'*' | b'$') || *c >= 0x80
-        })
-        && !name.iter().all(u8::is_ascii_digit)
-    {
-        let s = String::from_utf8_lossy(name).into_owned();
-        if !out.contains(&s) {
-            out.push(s);
+fn ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// Where the comment starting at `i` ends (`None`: none starts there). Not the
+/// executable `/*! ... */` and `/*M! ... */`, whose text runs; `--` only before a space
+/// or a control character, as the server reads it (`a--1` is `a - -1`).
+fn comment_end(text: &[u8], i: usize) -> Option<usize> {
+    let n = text.len();
+    match text[i] {
+        b'#' => Some(
+            text[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(n, |p| i + p),
+        ),
+        b'-' if text.get(i + 1) == Some(&b'-') && text.get(i + 2).is_none_or(|&c| c <= b' ') => {
+            Some(
+                text[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(n, |p| i + p),
+            )
+        }
+        b'/' if text.get(i + 1) == Some(&b'*')
+            && !matches!(text.get(i + 2), Some(b'!') | Some(b'M')) =>
+        {
+            let mut j = i + 2;
+            while j + 1 < n && !(text[j] == b'*' && text[j + 1] == b'/') {
+                j += 1;
+            }
+            Some((j + 2).min(n))
+        }
+        _ => None,
+    }
+}
+
+/// The first byte at or after `i` that is neither white space nor in a comment.
+fn skip_blank(text: &[u8], mut i: usize) -> usize {
+    while i < text.len() {
+        if text[i].is_ascii_whitespace() {
+            i += 1;
+        } else if let Some(e) = comment_end(text, i) {
+            i = e;
+        } else {
+            break;
         }
     }
+    i
 }
 
 #[cfg(test)]
@@ -598,5 +720,105 @@ mod tests {
             None
         );
         assert_eq!(DatabaseFilter::from_meta(&serde_json::json!({})), None);
+    }
+
+    /// The trap spelled otherwise: a qualifier past spaces or a comment, in ANSI_QUOTES,
+    /// before a table name starting with a digit, in other letters' case; each was read
+    /// as naming no kept database, and the statement dropped.
+    #[test]
+    fn a_kept_database_named_any_way_the_server_reads_is_seen() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        for text in [
+            "INSERT INTO shop .t VALUES (1)",
+            "INSERT INTO shop\n.t VALUES (1)",
+            "INSERT INTO shop. t VALUES (1)",
+            "INSERT INTO shop/* x */.t VALUES (1)",
+            "INSERT INTO `shop` . `t` VALUES (1)",
+            "INSERT INTO \"shop\".\"t\" VALUES (1)",
+            "INSERT INTO shop.\"t\" VALUES (1)",
+            "INSERT INTO shop.1t VALUES (1)",
+            "INSERT INTO SHOP.t VALUES (1)",
+            "UPDATE t SET a=a--1, b=(SELECT 1) WHERE 1; UPDATE shop.u SET c=1",
+        ] {
+            assert!(
+                matches!(unit_of(&only, "other", text), Verdict::Mixed(m) if m.contains("shop") || m.contains("SHOP")),
+                "{text}"
+            );
+        }
+        // Without a default database: an exact name keeps it, another case refuses.
+        assert_eq!(
+            unit_of(&only, "", "INSERT INTO shop . t VALUES (1)"),
+            Verdict::Kept
+        );
+        assert!(matches!(
+            unit_of(&only, "", "INSERT INTO Shop.t VALUES (1)"),
+            Verdict::Mixed(_)
+        ));
+        // Still nothing named by strings, comments, numbers or members.
+        for text in [
+            "INSERT INTO t VALUES (\"shop\", 'shop.t', 1.5, 2 . 5)",
+            "INSERT INTO t VALUES (1) -- shop.t",
+            "UPDATE other.t SET a = other.t.shop",
+            "UPDATE other.t SET a = other . t . shop",
+        ] {
+            assert_eq!(unit_of(&only, "other", text), Verdict::Other, "{text}");
+        }
+        let q = |s: &str| qualifiers(s.as_bytes());
+        assert_eq!(q("SELECT a.b.c, d . e . f"), ["a", "d"]);
+        assert_eq!(q("SELECT 1.5, 2.e3, 3 . 4"), Vec::<String>::new());
+    }
+
+    /// A statement-logged LOAD DATA (BEGIN_LOAD_QUERY, APPEND_BLOCK..., then
+    /// EXECUTE_LOAD_QUERY, a QUERY with 13 more bytes of post-header) is a statement of
+    /// its own: it was read as the start of the next one, and cut out with it when that
+    /// was another database's (`LOAD DATA ... INTO TABLE shop.t; INSERT INTO other.t2`
+    /// in one transaction lost shop's rows).
+    #[test]
+    fn a_load_data_is_a_statement_of_its_own() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        let execute_load = |db: &str, text: &str| {
+            let mut b = vec![0; 26];
+            b[8] = db.len() as u8;
+            b.extend_from_slice(db.as_bytes());
+            b.push(0);
+            b.extend_from_slice(text.as_bytes());
+            event::tests::event(EXECUTE_LOAD_QUERY, 0, 0, 0, &b)
+        };
+        let mut units = Units::new(&only);
+        let mut verdicts = Vec::new();
+        let events: Vec<(u8, Vec<u8>)> = vec![
+            (kind::QUERY, query_event(kind::QUERY, "shop", b"BEGIN")),
+            (
+                17,
+                event::tests::event(17, 0, 0, 0, &[1, 0, 0, 0, b'1', b'\n']),
+            ),
+            (
+                EXECUTE_LOAD_QUERY,
+                execute_load(
+                    "shop",
+                    "LOAD DATA INFILE '/tmp/SQL_LOAD-1-2-0.data' INTO TABLE `t`",
+                ),
+            ),
+            (
+                kind::QUERY,
+                query_event(kind::QUERY, "other", b"INSERT INTO t2 VALUES (1)"),
+            ),
+            (
+                EXECUTE_LOAD_QUERY,
+                execute_load(
+                    "other",
+                    "LOAD DATA INFILE '/tmp/SQL_LOAD-1-2-1.data' INTO TABLE shop.t",
+                ),
+            ),
+        ];
+        for (k, ev) in &events {
+            if let Step::End(u, v) = units.event(ev, *k, Checksum::Crc32, 0, 0) {
+                verdicts.push((u.events, v));
+            }
+        }
+        assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+        assert_eq!(verdicts[0], (2, Verdict::Kept));
+        assert_eq!(verdicts[1], (1, Verdict::Other));
+        assert!(matches!(&verdicts[2], (1, Verdict::Mixed(m)) if m.contains("`shop`")));
     }
 }

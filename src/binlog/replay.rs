@@ -32,7 +32,9 @@
 //!
 //! A partial backup (`BackupPoint::databases`) replays only its databases' events: the
 //! walk hands each transaction's events to `filter::Units` and leaves out, or cuts out,
-//! the other databases' statements as byte ranges, as `--skip-gtid` does.
+//! the other databases' statements as byte ranges, as `--skip-gtid` does. A prepared XA
+//! transaction left out leaves out its `XA COMMIT`/`XA ROLLBACK` too, a transaction of
+//! its own later in the binlog (replayed, the target knows no such XID).
 //!
 //! Which backup: the one with the newest binlog coordinates among those that serve the
 //! target, i.e. whose coordinates are at or before its stop point. When the backup was
@@ -1008,6 +1010,11 @@ struct Open<'f> {
     other: u64,
     other_events: u64,
     mixed: Option<String>,
+    /// The XID of an XA transaction's `XA START` (its prepared half), or of the `XA
+    /// COMMIT`/`XA ROLLBACK` that ends one prepared before (MariaDB logs them as two
+    /// transactions).
+    xa_start: Option<String>,
+    xa_end: Option<String>,
 }
 
 /// The walk's output being built: pieces and where the current one began.
@@ -1066,6 +1073,9 @@ async fn walk<S: SegmentSource>(
     let mut prev: Option<&Segment> = None;
     let mut open: Option<Open> = None;
     let mut other_databases = OtherDatabases::default();
+    // The XIDs of prepared XA transactions left out as other databases' (their XA
+    // COMMIT/ROLLBACK comes later, a transaction of its own).
+    let mut left_out_xa: HashSet<String> = HashSet::new();
     let mut first: Option<Txn> = None;
     let mut last: Option<Txn> = None;
     let (mut transactions, mut events) = (0u64, 0u64);
@@ -1279,11 +1289,28 @@ async fn walk<S: SegmentSource>(
                     other: 0,
                     other_events: 0,
                     mixed: None,
+                    xa_start: None,
+                    xa_end: None,
                 });
             }
             if let Some(o) = open.as_mut() {
                 o.events += 1;
                 o.txn.end = fe.end;
+                if o.units.is_some() {
+                    match fe.header.kind {
+                        kind::GTID => o.xa_start = prepared_xa(&fe.bytes, checksum),
+                        kind::QUERY => {
+                            if let Ok(text) = event::query_text(&fe.bytes, checksum) {
+                                // MySQL logs `XA START` as a statement.
+                                if let Some(x) = xa_statement(text, &["XA START ", "XA BEGIN "]) {
+                                    o.xa_start = Some(x);
+                                }
+                                o.xa_end = xa_statement(text, &["XA COMMIT ", "XA ROLLBACK "]);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 if !o.skipped
                     && let Some(units) = o.units.as_mut()
                     && let filter::Step::End(u, v) =
@@ -1373,8 +1400,18 @@ async fn walk<S: SegmentSource>(
                 ))));
             }
             let trailing_kept = o.units.as_mut().and_then(Units::finish).is_some();
-            if o.units.is_some() && o.kept == 0 && o.other > 0 && !trailing_kept {
+            // The XA COMMIT/ROLLBACK of a prepared XA transaction left out: left out too
+            // (the target knows no such XID).
+            let ends_left_out_xa = o.kept == 0
+                && !trailing_kept
+                && o.xa_end.as_ref().is_some_and(|x| left_out_xa.remove(x));
+            if o.units.is_some()
+                && ((o.kept == 0 && o.other > 0 && !trailing_kept) || ends_left_out_xa)
+            {
                 // Only other databases': left out whole.
+                if let Some(x) = o.xa_start.take() {
+                    left_out_xa.insert(x);
+                }
                 pieces.flush(ri, s, fe.end);
                 pieces.trim(o.record, o.txn.start.pos);
                 if fe.end < s.end {
@@ -1495,6 +1532,55 @@ async fn walk<S: SegmentSource>(
         notes: Vec::new(),
         partial: None,
     })
+}
+
+/// The XID of statement `text` when it is one of `words` (`XA COMMIT xid`, ...), as
+/// `prepared_xa` writes it.
+fn xa_statement(text: &[u8], words: &[&str]) -> Option<String> {
+    let t = String::from_utf8_lossy(text);
+    let t = t.trim();
+    let upper = t.to_ascii_uppercase();
+    words
+        .iter()
+        .find(|w| upper.starts_with(*w))
+        .map(|w| normalize_xid(&t[w.len()..]))
+}
+
+fn normalize_xid(xid: &str) -> String {
+    xid.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// The XID of a MariaDB GTID event that opens a prepared XA transaction (flag
+/// FL_PREPARED_XA: `XA START` ... `XA PREPARE`, whose `XA COMMIT` is a transaction of its
+/// own), as the server writes it in `XA COMMIT X'gtrid',X'bqual',formatID`.
+fn prepared_xa(ev: &[u8], checksum: event::Checksum) -> Option<String> {
+    const FL_GROUP_COMMIT_ID: u8 = 2;
+    const FL_PREPARED_XA: u8 = 64;
+    let b = event::body(ev, checksum);
+    let flags = *b.get(12)?;
+    if flags & FL_PREPARED_XA == 0 {
+        return None;
+    }
+    let mut at = 13
+        + if flags & FL_GROUP_COMMIT_ID != 0 {
+            8
+        } else {
+            0
+        };
+    let format = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?);
+    let gtrid = *b.get(at + 4)? as usize;
+    let bqual = *b.get(at + 5)? as usize;
+    at += 6;
+    let data = b.get(at..at + gtrid + bqual)?;
+    let hex = |d: &[u8]| d.iter().map(|c| format!("{c:02x}")).collect::<String>();
+    Some(normalize_xid(&format!(
+        "X'{}',X'{}',{format}",
+        hex(&data[..gtrid]),
+        hex(&data[gtrid..])
+    )))
 }
 
 /// The backup's GTID position must hold the transaction that ends at its coordinates

@@ -6,9 +6,10 @@
 //! the account may not set refuses the load, naming the variable; an optional one is left as
 //! it is and said so), the warning printed up front (with the statement that puts the
 //! original values back, for a run killed before it can), and restoring the original values
-//! when the load ends: after success, after a failure, and when the load is dropped (Ctrl-C,
-//! SIGTERM: [`Relaxed`]'s `Drop` restores them on a thread and connection of its own),
-//! then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
+//! when the load ends (those still relaxed: one changed by someone else meanwhile is left
+//! as they set it, and said so): after success, after a failure, and when the load is
+//! dropped (Ctrl-C, SIGTERM, also while they are being put back: [`Relaxed`]'s `Drop`
+//! restores them on a thread and connection of its own), then `FLUSH ENGINE LOGS` ([`FLUSH`]) so that a load reported complete is durable (run
 //! once before anything changes too: an account without RELOAD is refused up front). A
 //! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
 //! mid-statement is put back too. The binary log (with `--enable-binlog`) is synced at the
@@ -130,8 +131,10 @@ async fn probe(conn: &mut LoadConn, s: &Setting) -> Result<Probe> {
         }
         Err(e) => return Err(e.into()),
     };
-    // Setting it to its own value changes nothing and tells whether it can be set.
-    let same = set_statement(&[(s.name, value.clone())]);
+    // Setting it to its own value changes nothing and tells whether it can be set: its
+    // value as of the SET, not as read above (another rload may have put its own back
+    // since; setting the value read would relax the server again, for good).
+    let same = format!("SET GLOBAL {0} = @@GLOBAL.{0}", s.name);
     match conn.exec(&same, &format!("checking {}", s.name)).await {
         Ok(()) => Ok(Probe::Settable(value)),
         Err(e) => match e.sql_error_code() {
@@ -274,9 +277,36 @@ impl Relaxed {
     }
 
     /// Puts every changed variable back through `conn`; all are tried, the failures named.
+    /// One that no longer has the relaxed value was changed by someone else meanwhile (a
+    /// DBA, another rload putting back its own): left as they set it, and said so.
     async fn restore_on(&self, conn: &mut LoadConn) -> Result<(), String> {
         let mut failed = Vec::new();
         for (name, before) in &self.saved {
+            let relaxed = SETTINGS
+                .iter()
+                .find(|s| s.name == *name)
+                .map_or("", |s| s.relaxed);
+            let now = conn
+                .first_value(
+                    &format!("SELECT @@GLOBAL.{name}"),
+                    &format!("reading {name}"),
+                )
+                .await;
+            match now {
+                Ok(Some(now)) if same_value(&now, before) => continue,
+                Ok(Some(now)) if !same_value(&now, relaxed) => {
+                    eprintln!(
+                        "rload: warning: --fast-unsafe: {name} was changed to {now} during the \
+                         load (not by this rload): left as it is ({before} before the load)"
+                    );
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed.push(format!("{e}"));
+                    continue;
+                }
+            }
             let set = set_statement(&[(name, before.clone())]);
             if let Err(e) = conn.exec(&set, &format!("restoring {name}")).await {
                 failed.push(format!("{e}"));
@@ -294,12 +324,16 @@ impl Relaxed {
     }
 
     /// Puts the original values back over a new connection (the load's may be gone).
+    /// Marked restored only once tried to the end: interrupted midway (Ctrl-C while a slow
+    /// server answers), `Drop` tries again.
     pub async fn restore(mut self) -> Result<(), String> {
+        let result = if self.saved.is_empty() {
+            Ok(())
+        } else {
+            restore_saved(&self.connection, &self.saved).await
+        };
         self.restored = true;
-        if self.saved.is_empty() {
-            return Ok(());
-        }
-        restore_saved(&self.connection, &self.saved).await
+        result
     }
 }
 
@@ -334,8 +368,10 @@ async fn restore_saved(
 /// What makes the relaxed load durable once the settings are back: `FLUSH ENGINE LOGS`
 /// writes and syncs InnoDB's redo log up to now (commits made under
 /// `innodb_flush_log_at_trx_commit=0` are otherwise synced only by the server's next
-/// once-a-second flush). It needs the RELOAD privilege.
-pub const FLUSH: &str = "FLUSH ENGINE LOGS";
+/// once-a-second flush). It needs the RELOAD privilege. NO_WRITE_TO_BINLOG: a FLUSH is
+/// otherwise written to the binary log, a transaction (GTID) of the target's own that the
+/// load (without `--enable-binlog`) must not add, least of all to a replica it seeds.
+pub const FLUSH: &str = "FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS";
 
 async fn flush_engine_logs(conn: &mut LoadConn) -> Result<(), String> {
     conn.exec(FLUSH, "syncing InnoDB's redo log")
@@ -390,6 +426,63 @@ mod tests {
             "SET GLOBAL innodb_flush_log_at_trx_commit = 1, innodb_doublewrite = 'ON'"
         );
         assert!(same_value("OFF", "0") && same_value("on", "1") && !same_value("2", "0"));
+    }
+
+    /// Ctrl-C while the settings are being put back (a slow or unreachable server) drops
+    /// `restore`'s future: `Drop` must try again, not take them as put back.
+    #[test]
+    fn a_restore_interrupted_midway_is_tried_again_on_drop() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        // The first connection (restore's) gets no greeting, so the restore waits until
+        // it is interrupted; later ones are closed at once (their restore fails).
+        let server = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && count.load(Ordering::SeqCst) < 2 {
+                match listener.accept() {
+                    Ok((c, _)) => {
+                        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                            held.push(c);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        let relaxed = Relaxed {
+            connection: ConnectionOptions {
+                socket: Some(path),
+                ..ConnectionOptions::default()
+            },
+            server: "test".into(),
+            saved: vec![("sync_binlog", "1".into())],
+            left: Vec::new(),
+            restored: false,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let interrupted = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(500), relaxed.restore()).await
+        });
+        assert!(
+            interrupted.is_err(),
+            "the restore was waiting on the server"
+        );
+        server.join().unwrap();
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "dropped midway, the settings were tried again"
+        );
     }
 
     #[test]

@@ -179,6 +179,7 @@ fn binlog_databases(
 fn not_replayable(
     selection: &rdump::plan::Selection,
     filter: Option<&rdump::binlog::filter::DatabaseFilter>,
+    writers: &[String],
 ) -> Option<String> {
     use rdump::plan::{History, Scope};
     let replayed = |db: &str| filter.is_none_or(|f| f.keeps(db));
@@ -222,22 +223,90 @@ fn not_replayable(
             "--as-of {ts} holds the rows as of then, not as of the backup's coordinates"
         ));
     }
-    (!why.is_empty()).then(|| {
-        format!(
+    if !why.is_empty() {
+        return Some(format!(
             "the backup holds part of a database: {} (a point-in-time replay would meet \
              tables or rows it does not hold)",
             why.join("; ")
+        ));
+    }
+    (!writers.is_empty()).then(|| {
+        format!(
+            "{} (of a database the backup does not hold) names one it holds, and may \
+             write into it: with statement-based logging (STATEMENT, MIXED) a statement \
+             firing or calling it is logged alone, under its own database, so a replay \
+             would leave its writes out",
+            writers.join(", ")
         )
     })
+}
+
+/// The triggers and stored functions of databases a partial backup's replay leaves out
+/// (`filter`) whose body names a database it replays (`filter::qualifiers`, in any letter
+/// case), or cannot be read: with statement logging (STATEMENT, or MIXED, MariaDB's
+/// default) a statement on another database firing or calling one is logged alone, by
+/// its default database, and the replay would drop its writes into the backup's
+/// databases silently. One created after the backup is in the binlog, a statement of
+/// another database naming a kept one: refused there (`filter`).
+async fn writers_into_kept(
+    connection: &rdump::client::options::ConnectionOptions,
+    filter: &rdump::binlog::filter::DatabaseFilter,
+) -> Result<Vec<String>, Failure> {
+    let mut session = rdump::client::conn::Session::connect(connection)
+        .await
+        .map_err(Failure::Dump)?;
+    let rows = session
+        .rows(
+            "SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, ACTION_STATEMENT \
+             FROM information_schema.TRIGGERS UNION ALL \
+             SELECT 'function', ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_DEFINITION \
+             FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'",
+            "listing triggers and stored functions",
+        )
+        .await
+        .map_err(Failure::Dump)?;
+    session.close().await;
+    let mut out = Vec::new();
+    for r in &rows {
+        let cell = |i| rdump::client::conn::cell_string(r, i).unwrap_or_default();
+        let (kind, db, name) = (cell(0), cell(1), cell(2));
+        // The server's own schemas (sys's functions, whose definitions an account may
+        // not read) write into no database of a backup.
+        let system = ["mysql", "sys", "information_schema", "performance_schema"];
+        if filter.keeps(&db) || system.contains(&db.as_str()) {
+            continue;
+        }
+        let body = rdump::client::conn::cell_string(r, 3);
+        // A trigger's NEW.c and OLD.c are its row's columns, not a database's.
+        let row = |q: &str| {
+            kind == "trigger" && (q.eq_ignore_ascii_case("new") || q.eq_ignore_ascii_case("old"))
+        };
+        let names_kept = body.as_deref().is_none_or(|b| {
+            rdump::binlog::filter::qualifiers(b.as_bytes())
+                .iter()
+                .any(|q| !row(q) && filter.keeps_ignoring_case(q))
+        });
+        if names_kept {
+            out.push(format!(
+                "{kind} {db}.{name}{}",
+                if body.is_none() {
+                    " (its definition cannot be read)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// What the snapshot's meta says of point-in-time replays from the backup: which
 /// databases' events they apply (`binlog_databases`, null: the whole server's binlog),
 /// whether one can start from it and why not (`binlog_replayable`,
 /// `binlog_not_replayable`; absent in older backups: it can).
-fn replay_meta(selection: &rdump::plan::Selection) -> serde_json::Value {
+fn replay_meta(selection: &rdump::plan::Selection, writers: &[String]) -> serde_json::Value {
     let databases = binlog_databases(&selection.scope, &selection.ignore_databases);
-    let refused = not_replayable(selection, databases.as_ref());
+    let refused = not_replayable(selection, databases.as_ref(), writers);
     serde_json::json!({
         "binlog_databases": databases,
         "binlog_replayable": refused.is_none(),
@@ -285,6 +354,18 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
             "the dump ended with files still open".into(),
         ));
     };
+    // Read after the dump: a trigger made before its coordinates is found here, one made
+    // after them is in the binlog (see `writers_into_kept`).
+    let writers = match binlog_databases(&plan.selection.scope, &plan.selection.ignore_databases) {
+        Some(f) => match writers_into_kept(&plan.connection, &f).await {
+            Ok(w) => w,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        },
+        None => Vec::new(),
+    };
     let mut tags = args.tags.clone();
     if tags.is_empty() {
         tags = crate::common::config()
@@ -306,7 +387,7 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         "objects": summary.objects,
     });
     if let (Some(m), serde_json::Value::Object(replay)) =
-        (meta.as_object_mut(), replay_meta(&plan.selection))
+        (meta.as_object_mut(), replay_meta(&plan.selection, &writers))
     {
         m.extend(replay);
     }
@@ -446,7 +527,7 @@ mod tests {
 
     /// The snapshot meta's replay fields for `selection`, and the planner's view of them.
     fn replay_of(selection: &rdump::plan::Selection) -> (serde_json::Value, Option<String>) {
-        let meta = replay_meta(selection);
+        let meta = replay_meta(selection, &[]);
         (meta.clone(), point_of(meta))
     }
 
