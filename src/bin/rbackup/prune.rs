@@ -5,9 +5,12 @@
 
 use clap::Args;
 use rdump::backup::error::BackupError;
-use rdump::backup::prune::{self, Plan, PruneOptions};
+use std::collections::BTreeMap;
+
+use rdump::backup::prune::{self, Group, Plan, PruneOptions, SnapshotFate};
 use rdump::backup::store::StoreOptions;
 use rdump::trust::duration::CalendarDuration;
+use rdump::trust::log::{Level, Value};
 use rdump::trust::retention::{Count, Policy};
 
 use crate::common::{KeyArgs, RepoArg};
@@ -115,16 +118,60 @@ fn print_plan(plan: &Plan, dry_run: bool) {
         return;
     }
     let verb = if dry_run { "would remove" } else { "removed" };
+    // Per group (source, scope), in that order; each group's backups newest first.
+    let mut groups: BTreeMap<&Group, Vec<&SnapshotFate>> = BTreeMap::new();
     for s in &plan.snapshots {
-        let short = &s.id[..s.id.len().min(10)];
-        match &s.kept {
-            Some(reasons) => println!("keep   {short} {} {}: {reasons}", s.time, s.host),
-            None => println!(
-                "{}{short} {} {}: kept by no rule of the policy",
-                if dry_run { "remove " } else { "removed " },
-                s.time,
-                s.host
-            ),
+        groups.entry(&s.group).or_default().push(s);
+    }
+    let json = crate::common::json_logs();
+    for (group, snapshots) in &groups {
+        let removed = snapshots.iter().filter(|s| s.kept.is_none()).count();
+        println!(
+            "group: source {}, scope {}: {} backups, {} kept, {} {verb}",
+            group.source,
+            group.scope,
+            snapshots.len(),
+            snapshots.len() - removed,
+            removed
+        );
+        for s in snapshots {
+            let short = &s.id[..s.id.len().min(10)];
+            match &s.kept {
+                Some(reasons) => println!("keep   {short} {} {}: {reasons}", s.time, s.host),
+                None => println!(
+                    "{}{short} {} {}: kept by no rule of the policy",
+                    if dry_run { "remove " } else { "removed " },
+                    s.time,
+                    s.host
+                ),
+            }
+            if json {
+                let fate = match (&s.kept, dry_run) {
+                    (Some(_), _) => "keep",
+                    (None, true) => "would remove",
+                    (None, false) => "removed",
+                };
+                crate::common::log(
+                    Level::Info,
+                    &format!("backup {short}: {fate}"),
+                    &[
+                        ("backup", Value::Str(s.id.clone())),
+                        ("time", Value::Str(s.time.clone())),
+                        ("host", Value::Str(s.host.clone())),
+                        ("source", Value::Str(group.source.clone())),
+                        ("scope", Value::Str(group.scope.clone())),
+                        ("fate", Value::Str(fate.into())),
+                        (
+                            "reasons",
+                            Value::Str(
+                                s.kept
+                                    .clone()
+                                    .unwrap_or_else(|| "kept by no rule of the policy".into()),
+                            ),
+                        ),
+                    ],
+                );
+            }
         }
     }
     let packs = |k: &str| plan.packs.get(k).copied().unwrap_or((0, 0));
