@@ -1,5 +1,7 @@
-//! `rbackup prune`: the retention policy's `--keep-*` options, the plan printed (with
-//! `--dry-run` only that), then `rdump::backup::prune` run under the exclusive lock.
+//! `rbackup prune`: the retention policy's `--keep-*` options, the plan printed per group
+//! (source, scope; with `--log-format json` each backup's fate also a log line carrying
+//! its group; with `--dry-run` only that), then `rdump::backup::prune` run under the
+//! exclusive lock.
 //!
 //! Not for: the policy (`rdump::trust::retention`) or deleting (`rdump::backup::prune`).
 
@@ -18,20 +20,21 @@ use crate::common::{KeyArgs, RepoArg};
 pub const HELP: &str = "\
 What prune deletes, in this order (a prune killed at any point leaves a repository that
 verify passes and from which every kept backup restores; the next prune finishes the work):
-  1. the snapshots of the backups the policy does not keep;
+  1. the snapshots of the backups the policy, applied to each group (source, scope) on
+     its own, does not keep;
   2. every pack no kept backup uses a blob of, and packs no index lists (left by an
      interrupted backup or prune); packs less than half used are repacked: their used
      blobs are copied into new packs (checked on the way) and new index objects are
      written before anything old is deleted;
   3. per binlog source, the archived segments before the oldest kept backup of that
-     source (never its newest segment); an archive with no kept backup of its source
-     is kept whole, and said so.
+     source, of any group (never its newest segment); an archive with no kept backup
+     of its source is kept whole, and said so.
 Copy markers (copies/) of removed backups are kept: they stop rbackup copy from
 bringing those backups back.
 It holds the repository's exclusive lock: refused while a backup, archiver, restore or
-verify runs, and they are refused while it runs. --dry-run lists each backup with the
-reasons it is kept, or that it would be removed, and what would be deleted; it deletes
-nothing and takes only a shared lock.
+verify runs, and they are refused while it runs. --dry-run lists each group and its
+backups with the reasons each is kept, or that it would be removed, and what would be
+deleted; it deletes nothing and takes only a shared lock.
 
 Exit codes:
   0  success (also: nothing to remove)
