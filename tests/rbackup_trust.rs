@@ -1,7 +1,8 @@
 //! `rbackup verify` and `rbackup prune` (issue 14) on local repositories and a real S3
 //! server (moto_server): damage named with the backups and files it breaks, a partial
 //! `--read-data`, prune end to end with real backups of a server, prune refused under a
-//! backup's lock, prune killed with SIGKILL after each of its steps, `--dry-run`.
+//! backup's lock, prune killed with SIGKILL after each of its steps, `--dry-run`, the
+//! policy applied per group (source, scope).
 
 mod common;
 
@@ -742,19 +743,25 @@ fn segment_ranges(repo: &Repo, source: &str) -> Vec<String> {
 
 /// Issue 14: prune cut every binlog archive at the oldest kept backup of any source. In a
 /// repository of three servers whose binlog files have the same names, each archive is
-/// now cut at the oldest kept backup of its own source (A further than before, B at its
-/// own), and the archive of C, whose only backup goes, is kept whole and said so though
-/// other servers' kept backups fall inside it. The kept backups' windows are unchanged
-/// and the repository verifies with --read-data.
+/// now cut at the oldest kept backup of its own source (B at its own b2, though A's and
+/// C's older kept backups fall inside its archive), and the archive of D, a server no
+/// longer backed up, is kept whole and said so though other servers' kept backups fall
+/// inside it. The policy is applied per source (each source keeps its newest). The kept
+/// backups' windows are unchanged and the repository verifies with --read-data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
     let repo = Repo::new().await;
     let file = "mysql-bin.000001";
     let bounds = [4, 1000, 2000, 3000, 4000, 5000];
-    for (source, server) in [("A", "srv-a"), ("B", "srv-b"), ("C", "srv-c")] {
+    for (source, server) in [
+        ("A", "srv-a"),
+        ("B", "srv-b"),
+        ("C", "srv-c"),
+        ("D", "srv-d"),
+    ] {
         archive_segments(&repo, source, server, file, &bounds).await;
     }
-    // Oldest first: keep-last 3 keeps b1, a2 and b2.
+    // Oldest first: keep-last 1 keeps the newest of each source: c1, a2 and b2.
     let backups = [
         ("c1", "C", "srv-c", 2000),
         ("a1", "A", "srv-a", 1000),
@@ -797,9 +804,21 @@ async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
         .map(|w| format!("{}-{}", w[0], w[1]))
         .collect();
 
-    let out = repo.run(&["prune", "--keep-last", "3", "--dry-run"], &[]);
+    let out = repo.run(&["prune", "--keep-last", "1", "--dry-run"], &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
+    for source in ["A", "B"] {
+        assert!(
+            t.contains(&format!(
+                "group: source {source}, scope (not recorded): 2 backups, 1 kept, 1 would remove"
+            )),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("group: source C, scope (not recorded): 1 backups, 1 kept, 0 would remove"),
+        "{t}"
+    );
     assert!(
         t.contains("binlog source A: would remove 3 segments and gaps")
             && t.contains(&format!(
@@ -810,33 +829,35 @@ async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
     );
     assert!(
         t.contains(&format!(
-            "before {file}:1000, the coordinates of {}, the oldest kept backup of this source",
-            &ids["b1"][..10]
+            "before {file}:4000, the coordinates of {}, the oldest kept backup of this source",
+            &ids["b2"][..10]
         )),
         "{t}"
     );
     assert!(
-        t.contains("binlog source C: kept whole (5 segments and gaps")
+        t.contains("binlog source D: kept whole (5 segments and gaps")
             && t.contains("no kept backup of this source has its coordinates in it"),
         "{t}"
     );
-    for source in ["A", "B", "C"] {
+    for source in ["A", "B", "C", "D"] {
         assert_eq!(segment_ranges(&repo, source), all, "dry run: {t}");
     }
 
-    let out = repo.run(&["prune", "--keep-last", "3"], &[]);
+    let out = repo.run(&["prune", "--keep-last", "1"], &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("binlog source C: kept whole"), "{t}");
-    // A: a2 at 3000 is its oldest kept backup (b1 at 1000 is B's, not A's).
+    assert!(t.contains("binlog source D: kept whole"), "{t}");
+    // A: a2 at 3000 is its oldest kept backup (c1 at 2000 is C's, not A's).
     assert_eq!(segment_ranges(&repo, "A"), all[3..], "{t}");
-    // B: b1 at 1000.
-    assert_eq!(segment_ranges(&repo, "B"), all[1..], "{t}");
-    // C: no kept backup of its own; A's and B's coordinates in it do not cut it.
-    assert_eq!(segment_ranges(&repo, "C"), all, "{t}");
+    // B: b2 at 4000 (A's a2 and C's c1 are older, and not B's).
+    assert_eq!(segment_ranges(&repo, "B"), all[4..], "{t}");
+    // C: c1 at 2000.
+    assert_eq!(segment_ranges(&repo, "C"), all[2..], "{t}");
+    // D: no kept backup of its own; the others' coordinates in it do not cut it.
+    assert_eq!(segment_ranges(&repo, "D"), all, "{t}");
     let windows_after = list_windows(&repo);
     assert_eq!(windows_after.len(), 3, "{windows_after:?}");
-    for name in ["b1", "a2", "b2"] {
+    for name in ["c1", "a2", "b2"] {
         let id = &ids[name];
         assert!(
             windows_after[id]["from"].is_object(),
@@ -847,10 +868,147 @@ async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
     let (code, _, t) = verify_json(&repo, &["--read-data"]);
     assert_eq!(code, Some(0), "{t}");
     // A second prune has nothing more to cut.
-    let out = repo.run(&["prune", "--keep-last", "3"], &[]);
+    let out = repo.run(&["prune", "--keep-last", "1"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(segment_ranges(&repo, "A"), all[3..]);
-    assert_eq!(segment_ranges(&repo, "C"), all);
+    assert_eq!(segment_ranges(&repo, "D"), all);
+}
+
+/// Retention per group (source, scope), as restic groups by host and paths: one server
+/// backed up whole, then only its database shop, twice each, then whole again under
+/// another source name (`backup --source`, as for a second server). `--keep-last 1`
+/// kept only the newest backup of the repository; it now keeps the newest of each group,
+/// and a new database does not make a whole-server backup another group. The dry run
+/// and the JSON log name each group; the kept backups restore and `verify --read-data`
+/// passes.
+#[test]
+fn prune_applies_the_policy_to_each_source_and_scope_on_its_own() {
+    let server = common::Server::start(common::options(73, true));
+    server.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(64)); \
+         INSERT INTO shop.t VALUES (1, 'one'), (2, 'two');",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt.block_on(Repo::new());
+    let backup = |more: &[&str], dump: &[&str]| -> String {
+        let mut a: Vec<String> = [
+            "backup",
+            "--repo",
+            &repo.url,
+            "--identity-file",
+            &repo.id_file,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(more.iter().map(|s| s.to_string()));
+        a.extend(connection(&server));
+        a.extend(dump.iter().map(|s| s.to_string()));
+        a.extend(["--threads=2", "--progress=never"].map(String::from));
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rbackup(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let whole1 = backup(&[], &[]);
+    let shop1 = backup(&[], &["--databases", "shop"]);
+    // A database created between two whole-server backups: the same scope.
+    server.sql("CREATE DATABASE crm; CREATE TABLE crm.c (id INT PRIMARY KEY); INSERT INTO crm.c VALUES (7);");
+    let whole2 = backup(&[], &[]);
+    let shop2 = backup(&[], &["--databases", "shop"]);
+    let other = backup(&["--source", "other-server"], &[]);
+    let list = repo.run(&["list", "--json"], &[]);
+    assert!(list.status.success(), "{}", text(&list));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let scope_of = |id: &str| {
+        list.iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["meta"]["scope"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(scope_of(&whole1), scope_of(&whole2));
+    assert_eq!(scope_of(&whole1), scope_of(&other));
+    assert_eq!(scope_of(&shop1), scope_of(&shop2));
+    assert_ne!(scope_of(&whole1), scope_of(&shop1));
+    assert!(
+        scope_of(&shop1).starts_with("databases shop"),
+        "{}",
+        scope_of(&shop1)
+    );
+    let kept = [&whole2, &shop2, &other];
+    let removed = [&whole1, &shop1];
+    let restored_before: Vec<_> = kept
+        .iter()
+        .map(|id| restore_files(&repo, id, &[]))
+        .collect();
+
+    // --dry-run, JSON log lines: each backup's fate with its group.
+    let out = repo.run(
+        &[
+            "prune",
+            "--keep-last",
+            "1",
+            "--dry-run",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["fields"]["backup"].is_string())
+        .collect();
+    assert_eq!(lines.len(), 5, "{t}");
+    for l in &lines {
+        let id = l["fields"]["backup"].as_str().unwrap();
+        assert_eq!(l["fields"]["scope"].as_str().unwrap(), scope_of(id), "{l}");
+        let fate = l["fields"]["fate"].as_str().unwrap();
+        let source = l["fields"]["source"].as_str().unwrap();
+        if id == other {
+            assert_eq!(source, "other-server", "{l}");
+        } else {
+            assert_ne!(source, "other-server", "{l}");
+        }
+        if kept.iter().any(|k| *k == id) {
+            assert_eq!(fate, "keep", "{l}");
+            assert_eq!(l["fields"]["reasons"], "last backup", "{l}");
+        } else {
+            assert_eq!(fate, "would remove", "{l}");
+        }
+    }
+    assert!(
+        t.contains("group: source other-server, scope ")
+            && t.contains(&format!(
+                "scope {}: 2 backups, 1 kept, 1 would remove",
+                scope_of(&shop1)
+            )),
+        "{t}"
+    );
+    assert_eq!(list_ids(&repo, &[]).len(), 5);
+
+    let out = repo.run(&["prune", "--keep-last", "1"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for id in removed {
+        assert!(t.contains(&format!("removed {}", &id[..10])), "{t}");
+    }
+    let mut left = list_ids(&repo, &[]);
+    left.sort();
+    let mut want: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(left, want, "{t}");
+    for (id, before) in kept.iter().zip(&restored_before) {
+        assert_eq!(&restore_files(&repo, id, &[]), before, "backup {id}");
+    }
+    let (code, _, t) = verify_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{t}");
+    // Again: every group holds one backup, kept.
+    let out = repo.run(&["prune", "--keep-last", "1"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(list_ids(&repo, &[]).len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

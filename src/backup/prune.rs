@@ -6,7 +6,8 @@
 //! meanwhile), in this order, each step durable (`Store::sync`) before the next:
 //!
 //! 1. **plan**: every snapshot read (one that cannot be read stops prune: what it needs is
-//!    unknown), the policy applied (`trust::retention`), the kept backups' catalogs read
+//!    unknown), the policy applied to each group on its own (`trust::retention`; "Groups"
+//!    below), the kept backups' catalogs read
 //!    for the blobs they need; each pack is kept (at least `repack_below` of its bytes
 //!    used), repacked (some used, less than that), or deleted (none used, or listed by no
 //!    index: left by an interrupted backup or prune);
@@ -52,6 +53,21 @@
 //! later copy from bringing it back (to be removed again by the next prune, its binlog
 //! with it). Which marker is a backup's is known from its snapshot's `copied_from`
 //! (reader key) under the naming key; prune always holds both.
+//!
+//! **Groups.** The policy is applied to each group of backups on its own, as restic's
+//! `forget` groups by host and paths: otherwise, with two servers backed up nightly,
+//! `--keep-daily 7` would keep one of the two each day, and hourly backups of one database
+//! would take the daily buckets of the nightly whole-server backups. A group is (`source`,
+//! `scope`) (`group_of`): the source is `meta.binlog_source` (the server identity, or
+//! `backup --source`, as `list` shows per source), else `meta.source`, else the host; the
+//! scope is `meta.scope`, what `backup` selected (whole server, which databases, which
+//! tables, what is left out; not the databases that existed that night). A backup made
+//! before `scope` was recorded has a scope of its own, `(not recorded)` followed by what
+//! its meta says (`binlog_databases`: whole server or which databases; a partial
+//! selection's `binlog_not_replayable`), so it never shares a group, nor its buckets, with
+//! newer backups: conservative, the policy then keeps up to its counts of those old
+//! backups too. `--keep-within` counts from the newest backup of the group. The binlog
+//! cut (step 7) uses every kept backup of a source, whatever its group.
 //!
 //! An empty policy (no `--keep-*`) removes nothing at all. A pack listed by an index but
 //! missing from the storage has its index entries dropped (so the next backup stores those
@@ -135,6 +151,8 @@ pub struct SnapshotFate {
     pub id: String,
     pub time: String,
     pub host: String,
+    /// The backups the policy was applied to together (`group_of`).
+    pub group: Group,
     /// Why it is kept ("daily backup, last backup"), or `None`: removed.
     pub kept: Option<String>,
 }
@@ -387,11 +405,17 @@ async fn run(
         })?;
         times.push(t.with_timezone(&Utc));
     }
-    let decision = retention::apply(&times, &options.policy, &chrono::Local, options.now);
-    let mut fates: Vec<Option<String>> = vec![None; snapshots.len()];
-    for k in &decision.keep {
-        fates[k.index] = Some(k.reasons_text());
-    }
+    let groups: Vec<Group> = snapshots
+        .iter()
+        .map(|(_, s)| group_of(&s.meta, &s.host))
+        .collect();
+    let fates = decide(
+        &groups,
+        &times,
+        &options.policy,
+        &chrono::Local,
+        options.now,
+    );
     let mut order: Vec<usize> = (0..snapshots.len()).collect();
     order.sort_by(|a, b| times[*b].cmp(&times[*a]).then(a.cmp(b)));
     plan.snapshots = order
@@ -400,6 +424,7 @@ async fn run(
             id: snapshots[i].0.clone(),
             time: snapshots[i].1.time.clone(),
             host: snapshots[i].1.host.clone(),
+            group: groups[i].clone(),
             kept: fates[i].clone(),
         })
         .collect();
@@ -913,6 +938,98 @@ fn detail(e: &BackupError) -> String {
     }
 }
 
+/// The backups a retention policy is applied to together, as restic groups by host and
+/// paths: those of one server (`source`) and of one selection (`scope`). See "Groups" in
+/// the module doc.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Group {
+    /// `meta.binlog_source`, else `meta.source`, else the snapshot's host.
+    pub source: String,
+    /// `meta.scope`; for a backup that records none, what its meta says of it, marked
+    /// `(not recorded)` (`SCOPE_NOT_RECORDED`).
+    pub scope: String,
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "source {}, scope {}", self.source, self.scope)
+    }
+}
+
+/// How the scope of a backup made before `meta.scope` was recorded begins.
+pub const SCOPE_NOT_RECORDED: &str = "(not recorded)";
+
+/// The group of a backup with snapshot `meta`, made on `host`.
+pub fn group_of(meta: &serde_json::Value, host: &str) -> Group {
+    let text = |key: &str| {
+        meta.get(key)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
+    let source = text("binlog_source")
+        .or_else(|| text("source"))
+        .unwrap_or(host)
+        .to_string();
+    let scope = match meta.get("scope").and_then(|v| v.as_str()) {
+        Some(scope) => scope.to_string(),
+        None => {
+            // Before `scope`: what the replay fields say (whole server or which
+            // databases, partial or not), each its own group; none of them: one group.
+            use crate::binlog::filter::DatabaseFilter;
+            let sorted = |d: &[String]| {
+                let mut d = d.to_vec();
+                d.sort();
+                d.dedup();
+                d.join(",")
+            };
+            let what = match meta.get("binlog_databases") {
+                None => None,
+                Some(serde_json::Value::Null) => Some("whole server".to_string()),
+                Some(v) => Some(match serde_json::from_value::<DatabaseFilter>(v.clone()) {
+                    Ok(DatabaseFilter::Only(d)) => format!("databases {}", sorted(&d)),
+                    Ok(DatabaseFilter::Except(d)) => {
+                        format!("all databases except {}", sorted(&d))
+                    }
+                    Err(_) => format!("databases {v}"),
+                }),
+            };
+            match (what, text("binlog_not_replayable")) {
+                (None, _) => SCOPE_NOT_RECORDED.to_string(),
+                (Some(what), None) => format!("{SCOPE_NOT_RECORDED} {what}"),
+                (Some(what), Some(partial)) => {
+                    format!("{SCOPE_NOT_RECORDED} {what}, partial: {partial}")
+                }
+            }
+        }
+    };
+    Group { source, scope }
+}
+
+/// The policy applied to each group on its own (`--keep-within` from the group's newest
+/// backup, buckets per group): per backup (`groups[i]` made at `times[i]`; ties keep this
+/// order), the reasons it is kept, or `None`: removed.
+pub fn decide<Tz: chrono::TimeZone>(
+    groups: &[Group],
+    times: &[DateTime<Utc>],
+    policy: &Policy,
+    tz: &Tz,
+    now: DateTime<Utc>,
+) -> Vec<Option<String>> {
+    let mut members: BTreeMap<&Group, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let mut fates = vec![None; groups.len()];
+    for indices in members.values() {
+        let group_times: Vec<DateTime<Utc>> = indices.iter().map(|&i| times[i]).collect();
+        let decision = retention::apply(&group_times, policy, tz, now);
+        for k in &decision.keep {
+            fates[indices[k.index]] = Some(k.reasons_text());
+        }
+    }
+    fates
+}
+
 /// Where an archive is cut (step 7 of the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Cut<'a> {
@@ -1153,6 +1270,164 @@ mod tests {
         assert_eq!(packs(3), [1]);
         assert!(packs(4).is_empty());
         assert!(packs(0).is_empty());
+    }
+
+    fn g(source: &str, scope: &str) -> Group {
+        Group {
+            source: source.into(),
+            scope: scope.into(),
+        }
+    }
+
+    #[test]
+    fn the_group_of_a_backup_is_its_source_and_scope() {
+        use serde_json::json;
+        // Source: binlog_source, else source, else the host.
+        let m = json!({"binlog_source": "srv-a", "source": "h-123", "scope": "all databases"});
+        assert_eq!(group_of(&m, "host"), g("srv-a", "all databases"));
+        let m = json!({"source": "h-123", "scope": "databases shop"});
+        assert_eq!(group_of(&m, "host"), g("h-123", "databases shop"));
+        assert_eq!(group_of(&json!({"scope": "x"}), "host"), g("host", "x"));
+        // The databases of the night do not count: the scope does.
+        let a = json!({"binlog_source": "s", "scope": "all databases", "databases": ["a"]});
+        let b = json!({"binlog_source": "s", "scope": "all databases", "databases": ["a", "new"]});
+        assert_eq!(group_of(&a, "h"), group_of(&b, "h"));
+        // Older backups (no scope): what they record, marked, never a recorded scope.
+        let whole = json!({"binlog_source": "s", "binlog_databases": null, "binlog_replayable": true, "binlog_not_replayable": null});
+        assert_eq!(group_of(&whole, "h"), g("s", "(not recorded) whole server"));
+        let shop = json!({"binlog_source": "s", "binlog_databases": {"only": ["shop"]}, "binlog_replayable": true});
+        assert_eq!(
+            group_of(&shop, "h"),
+            g("s", "(not recorded) databases shop")
+        );
+        let part = json!({"binlog_source": "s", "binlog_databases": {"only": ["shop"]}, "binlog_replayable": false, "binlog_not_replayable": "it holds tables a of shop only (--tables)"});
+        assert_eq!(
+            group_of(&part, "h").scope,
+            "(not recorded) databases shop, partial: it holds tables a of shop only (--tables)"
+        );
+        let except = json!({"binlog_databases": {"except": ["b", "a"]}});
+        assert_eq!(
+            group_of(&except, "h"),
+            g("h", "(not recorded) all databases except a,b")
+        );
+        // Nothing recorded at all (the oldest backups): one group per source.
+        assert_eq!(group_of(&json!(null), "h"), g("h", "(not recorded)"));
+        assert_eq!(
+            group_of(&json!({"binlog_source": "s"}), "h"),
+            g("s", "(not recorded)")
+        );
+    }
+
+    fn day(d: u32, h: u32) -> DateTime<Utc> {
+        format!("2026-11-{d:02}T{h:02}:00:00Z").parse().unwrap()
+    }
+
+    fn kept_of(groups: &[Group], times: &[DateTime<Utc>], policy: &Policy) -> Vec<usize> {
+        let now: DateTime<Utc> = "2026-12-31T00:00:00Z".parse().unwrap();
+        decide(groups, times, policy, &Utc, now)
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_some())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn two_sources_backed_up_the_same_days_each_keep_their_own() {
+        // Servers A (at 01:00) and B (at 02:00), every night for 10 nights.
+        let mut groups = Vec::new();
+        let mut times = Vec::new();
+        for d in 1..=10 {
+            groups.push(g("A", "all databases"));
+            times.push(day(d, 1));
+            groups.push(g("B", "all databases"));
+            times.push(day(d, 2));
+        }
+        let daily = Policy {
+            daily: retention::Count::N(3),
+            ..Default::default()
+        };
+        // Each keeps its 3 newest nights (before: only B's, the newer each day).
+        let kept = kept_of(&groups, &times, &daily);
+        assert_eq!(kept, [14, 15, 16, 17, 18, 19]);
+        let fates = decide(&groups, &times, &daily, &Utc, day(30, 0));
+        assert_eq!(fates[18].as_deref(), Some("daily backup"));
+        assert_eq!(fates[13], None);
+        // Everything in one group: the old behaviour, B's only.
+        let one = vec![g("A", "x"); times.len()];
+        assert_eq!(kept_of(&one, &times, &daily), [15, 17, 19]);
+    }
+
+    #[test]
+    fn whole_server_and_partial_backups_of_one_source_are_kept_apart() {
+        // A whole-server backup at 00:00 and hourly backups of shop 01:00..23:00, 5 days.
+        let mut groups = Vec::new();
+        let mut times = Vec::new();
+        for d in 1..=5 {
+            groups.push(g("A", "all databases --system=users"));
+            times.push(day(d, 0));
+            for h in 1..24 {
+                groups.push(g("A", "databases shop"));
+                times.push(day(d, h));
+            }
+        }
+        let daily = Policy {
+            daily: retention::Count::N(2),
+            ..Default::default()
+        };
+        let kept = kept_of(&groups, &times, &daily);
+        let whole: Vec<usize> = kept.iter().copied().filter(|&i| i % 24 == 0).collect();
+        // The whole-server backups of the two newest days stay, and the shop's newest of
+        // each of its two newest days.
+        assert_eq!(whole, [72, 96]);
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        assert!(kept.contains(&(96 + 23)) && kept.contains(&(72 + 23)));
+    }
+
+    #[test]
+    fn keep_within_counts_from_the_newest_backup_of_each_group() {
+        use crate::trust::duration::CalendarDuration;
+        // A stopped being backed up on the 5th; B goes on to the 20th.
+        let mut groups = Vec::new();
+        let mut times = Vec::new();
+        for d in 1..=5 {
+            groups.push(g("A", "s"));
+            times.push(day(d, 1));
+        }
+        for d in 1..=20 {
+            groups.push(g("B", "s"));
+            times.push(day(d, 1));
+        }
+        let within = Policy {
+            within: Some("2d".parse::<CalendarDuration>().unwrap()),
+            ..Default::default()
+        };
+        let kept = kept_of(&groups, &times, &within);
+        // A: the 4th and 5th (within 2 days of its own newest, the 5th); B: 19th, 20th.
+        assert_eq!(kept, [3, 4, 23, 24]);
+        // An empty policy keeps everything, in every group.
+        assert_eq!(kept_of(&groups, &times, &Policy::default()).len(), 25);
+    }
+
+    #[test]
+    fn backups_that_record_no_scope_never_share_a_group_with_newer_ones() {
+        use serde_json::json;
+        // Nights 1-4 before the upgrade (no scope), 5-7 after, same server and selection.
+        let old =
+            json!({"binlog_source": "s", "binlog_databases": null, "binlog_replayable": true});
+        let new = json!({"binlog_source": "s", "scope": "all databases --system=users", "binlog_databases": null});
+        let mut groups = Vec::new();
+        let mut times = Vec::new();
+        for d in 1..=7 {
+            groups.push(group_of(if d <= 4 { &old } else { &new }, "h"));
+            times.push(day(d, 1));
+        }
+        let last = Policy {
+            last: retention::Count::N(2),
+            ..Default::default()
+        };
+        // Two of each: the old ones are kept as their own group.
+        assert_eq!(kept_of(&groups, &times, &last), [2, 3, 5, 6]);
     }
 
     fn point(

@@ -37,8 +37,10 @@
 //! `--keep-yearly 100`) differ only by the oldest backup, which restic keeps since 0.16
 //! ("oldest" rule) and 0.14 does not.
 //!
-//! Not taken from restic: `--keep-tag`, `--keep-within-{hourly,...}` and grouping by host
-//! or path (the interface of issue 14 has none of them).
+//! Not taken from restic: `--keep-tag` and `--keep-within-{hourly,...}` (the interface of
+//! issue 14 has none of them). Grouping (restic's `--group-by host,paths`) is prune's:
+//! it calls `apply` once per group of backups (`backup::prune::group_of`: per source and
+//! scope), so every rule here, `--keep-within` included, counts within one group.
 
 use std::fmt;
 use std::str::FromStr;
@@ -84,20 +86,32 @@ impl FromStr for Count {
 pub const PRUNE_POLICY_HELP: &str = "\
 Which backups prune keeps (the rules of restic's `forget`):
 
-  Backups are taken newest first. --keep-last N keeps the N newest.
+  The policy is applied to each group of backups on its own (as restic groups by host and
+  paths): one group per source and scope. The source is the backup's binlog source (the
+  server's identity, or `backup --source`, as `list` shows it), else its recorded source,
+  else its host; the scope is what the backup selected: the whole server, which databases,
+  which tables, what it leaves out (--ignore-table, --where: shown as a hash, --no-data...),
+  not the databases that existed that night. So two servers, or nightly whole-server and
+  hourly one-database backups, each keep their own --keep-* counts. Backups made before
+  the scope was recorded form groups of their own (scope \"(not recorded) ...\", by what
+  they record: whole server or which databases, partial or not), never mixed with newer
+  backups: up to the policy's counts of them are kept too.
+  Within a group, backups are taken newest first. --keep-last N keeps the N newest.
   --keep-hourly/--keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N put each backup
   in a calendar bucket (hour, day, ISO week from Monday to Sunday, month, year) in the local
   time zone and keep the newest backup of each of the N newest buckets that hold one. A
   backup may fill buckets of several rules; it is kept if any rule keeps it. N may be
   `unlimited`. While a rule still has buckets left at the oldest backup, the oldest backup
   is kept too.
-  --keep-within D keeps every backup made after the newest backup minus D, where D is like
-  1y2m3d4h (y years, m months, d days, h hours; also min and s); days, months and years
-  count on the calendar, hours as elapsed time. Backups dated in the future are kept and do
-  not count as the newest.
+  --keep-within D keeps every backup made after the newest backup of its group minus D,
+  where D is like 1y2m3d4h (y years, m months, d days, h hours; also min and s); days,
+  months and years count on the calendar, hours as elapsed time. Backups dated in the
+  future are kept and do not count as the newest.
   With no --keep-* option (and no [retention] in the config file) nothing is removed.
-  Archived binlogs are pruned only where no kept backup needs them. --dry-run lists each
-  backup with the reasons it is kept, or that it would be removed.";
+  Archived binlogs are pruned only where no kept backup of their source (of any
+  group) needs them. --dry-run lists each group (source, scope) and its backups with the
+  reasons each is kept, or that it would be removed; with --log-format json each backup's
+  fate is also a log line with its source and scope.";
 
 /// One `--keep-*` rule that counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -314,6 +314,98 @@ fn replay_meta(selection: &rdump::plan::Selection, writers: &[String]) -> serde_
     })
 }
 
+/// The snapshot meta's `scope`: what the backup selects, canonical (lists sorted, names
+/// quoted when not plain), so that prune applies its policy per (source, scope) group
+/// (`rdump::backup::prune::group_of`) and a selection stays one group across nights
+/// whatever databases exist: "all databases", "all databases except a,b", "databases
+/// a,b" (one database named alone is the same), "tables db: a,b", then the options that
+/// change what is held, each sorted (`--ignore-table=db.t`, `--ignore-table-data=db.t`,
+/// `--where=#<hash>`: a BLAKE3 prefix, not the clause, `--no-data`, `--no-create-info`,
+/// `--no-create-db`, `--routines`, `--events`, `--skip-triggers`, `--system=...`,
+/// `--dump-history`, `--as-of=TS`).
+fn retention_scope(selection: &rdump::plan::Selection) -> String {
+    use rdump::plan::{History, Scope};
+    fn name(s: &str) -> String {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-'))
+        {
+            s.to_string()
+        } else {
+            format!("`{}`", s.replace('`', "``"))
+        }
+    }
+    fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+        let mut v: Vec<String> = names.map(|n| name(n)).collect();
+        v.sort();
+        v.dedup();
+        v.join(",")
+    }
+    let mut out = match &selection.scope {
+        Scope::AllDatabases if selection.ignore_databases.is_empty() => "all databases".into(),
+        Scope::AllDatabases => format!(
+            "all databases except {}",
+            list(selection.ignore_databases.iter())
+        ),
+        Scope::Databases(d) => format!("databases {}", list(d.iter())),
+        Scope::Database { db, tables } if tables.is_empty() => format!("databases {}", name(db)),
+        Scope::Database { db, tables } => format!("tables {}: {}", name(db), list(tables.iter())),
+    };
+    let tables = |l: &[(String, String)]| {
+        let mut v: Vec<String> = l
+            .iter()
+            .map(|(db, t)| format!("{}.{}", name(db), name(t)))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for t in tables(&selection.ignore_tables) {
+        out.push_str(&format!(" --ignore-table={t}"));
+    }
+    for t in tables(&selection.ignore_table_data) {
+        out.push_str(&format!(" --ignore-table-data={t}"));
+    }
+    if let Some(w) = &selection.where_clause {
+        out.push_str(&format!(
+            " --where=#{}",
+            &blake3::hash(w.as_bytes()).to_hex()[..12]
+        ));
+    }
+    for (on, flag) in [
+        (selection.no_data, "--no-data"),
+        (selection.no_create_info, "--no-create-info"),
+        (selection.no_create_db, "--no-create-db"),
+        (selection.routines, "--routines"),
+        (selection.events, "--events"),
+        (!selection.triggers, "--skip-triggers"),
+    ] {
+        if on {
+            out.push(' ');
+            out.push_str(flag);
+        }
+    }
+    let system: Vec<&str> = [
+        (selection.system_users, "users"),
+        (selection.system_plugins, "plugins"),
+        (selection.system_udfs, "udfs"),
+        (selection.system_servers, "servers"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, n)| *n)
+    .collect();
+    if !system.is_empty() {
+        out.push_str(&format!(" --system={}", system.join(",")));
+    }
+    match &selection.history {
+        History::Current => {}
+        History::All => out.push_str(" --dump-history"),
+        History::AsOf(ts) => out.push_str(&format!(" --as-of={ts}")),
+    }
+    out
+}
+
 async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
     let plan = backup_plan(&args.dump_options)?;
     let rdump::plan::Output::Dir(opts) = &plan.output else {
@@ -380,6 +472,8 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         "source": source,
         "binlog_source": binlog_source,
         "server_identity": identity,
+        // Which prune group the backup is of, with its source (`retention_scope`).
+        "scope": retention_scope(&plan.selection),
         "tables": summary.tables,
         "rows": summary.rows,
         // What a restore drill compares besides the tables' fingerprints (those are in
@@ -553,6 +647,69 @@ mod tests {
         rdump::backup::segments::backup_point("id", &snapshot)
             .unwrap()
             .not_replayable
+    }
+
+    #[test]
+    fn the_retention_scope_is_the_selection_canonical_not_the_databases_of_the_night() {
+        use rdump::plan::{History, Selection};
+        let with = |f: &dyn Fn(&mut Selection)| {
+            let mut s = Selection::default();
+            f(&mut s);
+            retention_scope(&s)
+        };
+        let dbs = |d: &[&str]| Scope::Databases(d.iter().map(|t| t.to_string()).collect());
+        assert_eq!(with(&|_| {}), retention_scope(&Selection::default()));
+        assert!(
+            with(&|_| {}).starts_with("all databases"),
+            "{}",
+            with(&|_| {})
+        );
+        // Order and repetition do not matter; one database alone is `--databases` of it.
+        assert_eq!(
+            with(&|s| s.scope = dbs(&["shop", "crm", "shop"])),
+            with(&|s| s.scope = dbs(&["crm", "shop"]))
+        );
+        assert!(with(&|s| s.scope = dbs(&["shop", "crm"])).starts_with("databases crm,shop"));
+        assert_eq!(
+            with(&|s| s.scope = Scope::Database {
+                db: "shop".into(),
+                tables: vec![]
+            }),
+            with(&|s| s.scope = dbs(&["shop"]))
+        );
+        let tables = with(&|s| {
+            s.scope = Scope::Database {
+                db: "shop".into(),
+                tables: vec!["b".into(), "a".into()],
+            }
+        });
+        assert!(tables.starts_with("tables shop: a,b"), "{tables}");
+        // Every selection option that changes what is held makes another scope.
+        let all = with(&|_| {});
+        let variants = [
+            with(&|s| s.ignore_databases = vec!["x".into()]),
+            with(&|s| s.ignore_tables = vec![("shop".into(), "log".into())]),
+            with(&|s| s.ignore_table_data = vec![("shop".into(), "log".into())]),
+            with(&|s| s.where_clause = Some("id < 10".into())),
+            with(&|s| s.where_clause = Some("id < 11".into())),
+            with(&|s| s.no_data = true),
+            with(&|s| s.system_users = !s.system_users),
+            with(&|s| s.routines = !s.routines),
+            with(&|s| s.history = History::AsOf("2026-01-01 00:00:00".into())),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(v, &all, "{v}");
+            for w in &variants[i + 1..] {
+                assert_ne!(v, w);
+            }
+        }
+        // The where clause itself is not shown (only a hash of it).
+        assert!(!variants[3].contains("id < 10"), "{}", variants[3]);
+        // Names that are not plain are quoted: `a,b` is not `a` and `b`.
+        assert_ne!(
+            with(&|s| s.scope = dbs(&["a,b"])),
+            with(&|s| s.scope = dbs(&["a", "b"]))
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! `rbackup prune`: the retention policy's `--keep-*` options, the plan printed (with
-//! `--dry-run` only that), then `rdump::backup::prune` run under the exclusive lock.
+//! `rbackup prune`: the retention policy's `--keep-*` options, the plan printed per group
+//! (source, scope; with `--log-format json` each backup's fate also a log line carrying
+//! its group; with `--dry-run` only that), then `rdump::backup::prune` run under the
+//! exclusive lock.
 //!
 //! Not for: the policy (`rdump::trust::retention`) or deleting (`rdump::backup::prune`).
 
 use clap::Args;
 use rdump::backup::error::BackupError;
-use rdump::backup::prune::{self, Plan, PruneOptions};
+use std::collections::BTreeMap;
+
+use rdump::backup::prune::{self, Group, Plan, PruneOptions, SnapshotFate};
 use rdump::backup::store::StoreOptions;
 use rdump::trust::duration::CalendarDuration;
+use rdump::trust::log::{Level, Value};
 use rdump::trust::retention::{Count, Policy};
 
 use crate::common::{KeyArgs, RepoArg};
@@ -15,20 +20,21 @@ use crate::common::{KeyArgs, RepoArg};
 pub const HELP: &str = "\
 What prune deletes, in this order (a prune killed at any point leaves a repository that
 verify passes and from which every kept backup restores; the next prune finishes the work):
-  1. the snapshots of the backups the policy does not keep;
+  1. the snapshots of the backups the policy, applied to each group (source, scope) on
+     its own, does not keep;
   2. every pack no kept backup uses a blob of, and packs no index lists (left by an
      interrupted backup or prune); packs less than half used are repacked: their used
      blobs are copied into new packs (checked on the way) and new index objects are
      written before anything old is deleted;
   3. per binlog source, the archived segments before the oldest kept backup of that
-     source (never its newest segment); an archive with no kept backup of its source
-     is kept whole, and said so.
+     source, of any group (never its newest segment); an archive with no kept backup
+     of its source is kept whole, and said so.
 Copy markers (copies/) of removed backups are kept: they stop rbackup copy from
 bringing those backups back.
 It holds the repository's exclusive lock: refused while a backup, archiver, restore or
-verify runs, and they are refused while it runs. --dry-run lists each backup with the
-reasons it is kept, or that it would be removed, and what would be deleted; it deletes
-nothing and takes only a shared lock.
+verify runs, and they are refused while it runs. --dry-run lists each group and its
+backups with the reasons each is kept, or that it would be removed, and what would be
+deleted; it deletes nothing and takes only a shared lock.
 
 Exit codes:
   0  success (also: nothing to remove)
@@ -115,16 +121,60 @@ fn print_plan(plan: &Plan, dry_run: bool) {
         return;
     }
     let verb = if dry_run { "would remove" } else { "removed" };
+    // Per group (source, scope), in that order; each group's backups newest first.
+    let mut groups: BTreeMap<&Group, Vec<&SnapshotFate>> = BTreeMap::new();
     for s in &plan.snapshots {
-        let short = &s.id[..s.id.len().min(10)];
-        match &s.kept {
-            Some(reasons) => println!("keep   {short} {} {}: {reasons}", s.time, s.host),
-            None => println!(
-                "{}{short} {} {}: kept by no rule of the policy",
-                if dry_run { "remove " } else { "removed " },
-                s.time,
-                s.host
-            ),
+        groups.entry(&s.group).or_default().push(s);
+    }
+    let json = crate::common::json_logs();
+    for (group, snapshots) in &groups {
+        let removed = snapshots.iter().filter(|s| s.kept.is_none()).count();
+        println!(
+            "group: source {}, scope {}: {} backups, {} kept, {} {verb}",
+            group.source,
+            group.scope,
+            snapshots.len(),
+            snapshots.len() - removed,
+            removed
+        );
+        for s in snapshots {
+            let short = &s.id[..s.id.len().min(10)];
+            match &s.kept {
+                Some(reasons) => println!("keep   {short} {} {}: {reasons}", s.time, s.host),
+                None => println!(
+                    "{}{short} {} {}: kept by no rule of the policy",
+                    if dry_run { "remove " } else { "removed " },
+                    s.time,
+                    s.host
+                ),
+            }
+            if json {
+                let fate = match (&s.kept, dry_run) {
+                    (Some(_), _) => "keep",
+                    (None, true) => "would remove",
+                    (None, false) => "removed",
+                };
+                crate::common::log(
+                    Level::Info,
+                    &format!("backup {short}: {fate}"),
+                    &[
+                        ("backup", Value::Str(s.id.clone())),
+                        ("time", Value::Str(s.time.clone())),
+                        ("host", Value::Str(s.host.clone())),
+                        ("source", Value::Str(group.source.clone())),
+                        ("scope", Value::Str(group.scope.clone())),
+                        ("fate", Value::Str(fate.into())),
+                        (
+                            "reasons",
+                            Value::Str(
+                                s.kept
+                                    .clone()
+                                    .unwrap_or_else(|| "kept by no rule of the policy".into()),
+                            ),
+                        ),
+                    ],
+                );
+            }
         }
     }
     let packs = |k: &str| plan.packs.get(k).copied().unwrap_or((0, 0));
