@@ -916,7 +916,7 @@ fn check_pack(
             return;
         }
         let by_id: HashMap<BlobId, &BlobEntry> = table.iter().map(|e| (e.id, e)).collect();
-        let checked: Vec<std::result::Result<(usize, Option<Vec<u8>>), String>> = job
+        let checked: Vec<BlobCheck> = job
             .entries
             .par_iter()
             .with_min_len(16)
@@ -954,6 +954,10 @@ fn check_pack(
     buffers.give(plain);
     out
 }
+
+/// One blob checked in a pack: its raw length and, for a catalog blob, its bytes; or what
+/// is wrong with it.
+type BlobCheck = std::result::Result<(usize, Option<Vec<u8>>), String>;
 
 /// Pack plaintext buffers reused from pack to pack (at most `in_flight` kept, dropped with
 /// the pool at the end of `verify`).
