@@ -15,7 +15,8 @@
 //!   keyed-BLAKE3-hashed, plus snapshots, index and catalog;
 //! - `read`: the repository's files read alone (what disk reading costs here).
 //!
-//! Prints logical MB/s for each and verify's ratio to the baseline.
+//! Prints logical MB/s for each and verify's ratio to the baseline, and the CPU time
+//! (user + system, the whole process) of the baseline and of verify.
 
 use std::io::Write;
 use std::path::Path;
@@ -222,22 +223,28 @@ fn main() {
     // Warm the page cache, then interleave the rounds (a shared machine's load moves).
     baseline();
     read_only();
+    // Wall time and the process's CPU time (user + system, all threads).
     let time = |f: &dyn Fn()| {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         f();
-        t.elapsed().as_secs_f64()
+        (t.elapsed().as_secs_f64(), cpu_seconds() - c)
     };
     let (mut t_base, mut t_read, mut t_verify) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let (mut c_base, mut c_verify) = (f64::INFINITY, f64::INFINITY);
     for round in 0..rounds {
-        let b = time(&baseline);
-        let r = time(&read_only);
-        let v = time(&|| {
+        let (b, bc) = time(&baseline);
+        let (r, _) = time(&read_only);
+        let (v, vc) = time(&|| {
             run_verify();
         });
-        eprintln!("round {round}: baseline {b:.2} s, read {r:.2} s, verify {v:.2} s");
+        eprintln!(
+            "round {round}: baseline {b:.2} s (CPU {bc:.2} s), read {r:.2} s, verify {v:.2} s (CPU {vc:.2} s)"
+        );
         t_base = t_base.min(b);
         t_read = t_read.min(r);
         t_verify = t_verify.min(v);
+        c_base = c_base.min(bc);
+        c_verify = c_verify.min(vc);
     }
     let mbps = |bytes: f64, t: f64| bytes / t / 1e6;
     println!(
@@ -261,4 +268,17 @@ fn main() {
         mbps(logical_bytes, t_verify),
         mbps(logical_bytes, t_verify) / mbps(total as f64, t_base)
     );
+    println!(
+        "  CPU (user + system, least of the rounds): baseline {c_base:.2} s, verify {c_verify:.2} s ({:.2}x the baseline's CPU per logical byte)",
+        (c_verify / logical_bytes) / (c_base / total as f64)
+    );
+}
+
+/// User + system CPU seconds of this process so far (all its threads).
+fn cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data; getrusage fills it for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -311,15 +311,26 @@ impl Keys {
 
     /// Decrypts a whole object; an error names it.
     pub fn decrypt(&self, object: &str, stored: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.decrypt_into(object, stored, &mut out)?;
+        Ok(out)
+    }
+
+    /// `decrypt` into `out`, replacing what it held (its allocation, and the bytes it
+    /// held, reused: a buffer kept from object to object is not zeroed again). On an
+    /// error `out` holds an unspecified part of the plaintext.
+    pub fn decrypt_into(&self, object: &str, stored: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if self.recipient.is_none() {
-            return Ok(stored.to_vec());
+            out.clear();
+            out.extend_from_slice(stored);
+            return Ok(());
         }
         let identity = self.identity.as_ref().ok_or_else(|| {
             BackupError::Key(format!(
                 "{object}: reading needs a reader key (--identity-file or --passphrase-file); a writer key cannot decrypt"
             ))
         })?;
-        decrypt_with(&[identity as &dyn age::Identity], stored)
+        decrypt_with_into(&[identity as &dyn age::Identity], stored, out)
             .map_err(|e| BackupError::damaged(object, format!("cannot decrypt: {e}")))
     }
 }
@@ -343,11 +354,44 @@ pub(crate) fn decrypt_with(
     identities: &[&dyn age::Identity],
     stored: &[u8],
 ) -> std::result::Result<Vec<u8>, age::DecryptError> {
+    let mut out = Vec::new();
+    decrypt_with_into(identities, stored, &mut out)?;
+    Ok(out)
+}
+
+/// `decrypt_with` into `out`, replacing what it held. The plaintext is shorter than the
+/// stored bytes (age's header and tags): it is read into `out` grown to their length,
+/// zeroed only past what `out` held before (`read_to_end` would zero its spare room on
+/// every call), then cut to the plaintext's length.
+fn decrypt_with_into(
+    identities: &[&dyn age::Identity],
+    stored: &[u8],
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), age::DecryptError> {
     let decryptor = age::Decryptor::new_buffered(stored)?;
     let mut r = decryptor.decrypt(identities.iter().copied())?;
-    let mut out = Vec::with_capacity(stored.len());
-    r.read_to_end(&mut out)?;
-    Ok(out)
+    out.resize(stored.len(), 0);
+    let mut n = 0;
+    let read = loop {
+        if n == out.len() {
+            // Not an age file's proportions; read on to the end all the same.
+            out.truncate(n);
+            break r.read_to_end(out).map(|_| ());
+        }
+        match r.read(&mut out[n..]) {
+            Ok(0) => {
+                out.truncate(n);
+                break Ok(());
+            }
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(n);
+                break Err(e);
+            }
+        }
+    };
+    Ok(read?)
 }
 
 #[cfg(test)]

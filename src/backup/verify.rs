@@ -19,20 +19,25 @@
 //! and packs seen too (no false alarms from a concurrent backup).
 //!
 //! Work: downloads run on tokio (a few at a time); the CPU work (BLAKE3 of packs, age
-//! decryption, zstd, keyed BLAKE3 of blobs) runs on rayon's pool, one pack per task.
+//! decryption, zstd, keyed BLAKE3 of blobs) runs on rayon's pool: per pack, its BLAKE3
+//! beside its decryption, then its blobs split across the pool. Catalog blobs met in the
+//! packs read are kept (up to `CATALOG_CACHE`) for the backups' check, which otherwise
+//! fetches and decrypts their packs again.
 //! Memory: at most `in_flight` packs are downloaded or being checked at once (each held
-//! twice while decrypted), plus the index (about 80 bytes per blob) and, per damaged
-//! object, the names of the files it breaks.
+//! twice while decrypted; up to `in_flight` plaintext buffers are reused), plus the index
+//! (about 80 bytes per blob), the kept catalog blobs and, per damaged object, the names
+//! of the files it breaks.
 //!
 //! Not for: repairing anything, restore drills (`rbackup verify --drill`), binlog segment
 //! contents (checked by the archive's reader, `binlog::segment::SegmentSource`, see
 //! `check_segments`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::config::Repository;
@@ -69,6 +74,9 @@ impl Default for VerifyOptions {
         }
     }
 }
+
+/// Bytes of catalog blobs kept from the pack checks for the backups' check.
+const CATALOG_CACHE: usize = 64 << 20;
 
 /// A seed from the clock and the process (no random-number crate needed for a sample).
 pub fn random_seed() -> u64 {
@@ -234,18 +242,22 @@ impl Index {
             }
         };
         for b in blobs {
-            let entries = &mut self.entries[n as usize];
-            if entries.iter().any(|e| e.id == b.id) {
-                continue;
-            }
-            entries.push(b);
+            // Already listed in this pack (by another index): `first` and `more` say so
+            // without a scan of the pack's entries.
             match self.first.get(&b.id) {
                 None => {
                     self.first.insert(b.id, n);
                 }
-                Some(&f) if f != n => self.more.entry(b.id).or_default().push(n),
-                Some(_) => {}
+                Some(&f) if f == n => continue,
+                Some(_) => {
+                    let more = self.more.entry(b.id).or_default();
+                    if more.contains(&n) {
+                        continue;
+                    }
+                    more.push(n);
+                }
             }
+            self.entries[n as usize].push(b);
         }
     }
 
@@ -442,11 +454,27 @@ pub async fn verify(
         })
         .collect();
     let in_flight = options.in_flight.max(1);
+    // The catalogs' blobs, kept when a pack read holds them (up to CATALOG_CACHE bytes),
+    // so that the backups' check below need not fetch and decrypt those packs again.
+    let catalog: Arc<HashSet<BlobId>> = Arc::new(
+        snapshots
+            .iter()
+            .flat_map(|(_, s)| s.catalog.blobs.iter().copied())
+            .collect(),
+    );
+    let mut catalog_cache: HashMap<BlobId, Vec<u8>> = HashMap::new();
+    let mut catalog_cached = 0usize;
+    let buffers = Arc::new(BufferPool {
+        free: Default::default(),
+        keep: in_flight,
+    });
     let mut orphans: HashMap<BlobId, (String, BlobEntry)> = HashMap::new();
     let mut unneeded_orphans: Vec<String> = Vec::new();
     let mut results = futures::stream::iter(jobs.into_iter().map(|job| {
         let store = store.clone();
         let keys = reader_keys.clone();
+        let catalog = catalog.clone();
+        let buffers = buffers.clone();
         async move {
             let name = pack::object_name(&job.id);
             let stored = match store.get(&name).await {
@@ -455,7 +483,8 @@ pub async fn verify(
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
             rayon::spawn(move || {
-                let checked = check_pack(&job, &stored, keys.as_deref(), max_raw);
+                let checked =
+                    check_pack(&job, &stored, keys.as_deref(), max_raw, &catalog, &buffers);
                 let _ = tx.send((job, Ok(checked)));
             });
             rx.await.expect("a pack check always answers")
@@ -490,6 +519,12 @@ pub async fn verify(
             for (blob, detail) in &checked.bad_blobs {
                 findings.add(&name, Kind::Damaged, format!("blob {blob}: {detail}"));
                 bad_blobs.insert((*blob, n), ());
+            }
+        }
+        for (blob, raw) in checked.catalog {
+            if catalog_cached + raw.len() <= CATALOG_CACHE && !catalog_cache.contains_key(&blob) {
+                catalog_cached += raw.len();
+                catalog_cache.insert(blob, raw);
             }
         }
         if job.number.is_none() {
@@ -551,6 +586,7 @@ pub async fn verify(
             keys,
             idx: &idx,
             orphans: &orphans,
+            cache: &catalog_cache,
             max_raw,
             pack: None,
         };
@@ -764,12 +800,17 @@ struct Fetcher<'a> {
     idx: &'a Index,
     /// Blobs of packs no index lists (to read a catalog whose index is lost).
     orphans: &'a HashMap<BlobId, (String, BlobEntry)>,
+    /// Catalog blobs already read and checked with their packs.
+    cache: &'a HashMap<BlobId, Vec<u8>>,
     max_raw: usize,
     pack: Option<(String, Vec<u8>)>,
 }
 
 impl Fetcher<'_> {
     async fn blob(&mut self, id: &BlobId) -> Result<Vec<u8>> {
+        if let Some(raw) = self.cache.get(id) {
+            return Ok(raw.clone());
+        }
         let (pack_id, entry) = match self.idx.first.get(id) {
             Some(&n) => (
                 self.idx.packs[n as usize].clone(),
@@ -822,77 +863,130 @@ struct PackCheck {
     whole: Option<(Kind, String)>,
     bad_blobs: Vec<(BlobId, String)>,
     table: Option<Vec<BlobEntry>>,
+    /// Catalog blobs read in this pack, checked.
+    catalog: Vec<(BlobId, Vec<u8>)>,
     blobs_read: u64,
     raw_bytes: u64,
 }
 
-/// The CPU work on one pack (runs on rayon).
-fn check_pack(job: &PackJob, stored: &[u8], keys: Option<&Keys>, max_raw: usize) -> PackCheck {
+/// The CPU work on one pack (runs on rayon): its storage ID, and with a key its table and
+/// (when `job.read`) every blob the index lists in it, the blobs split across the pool.
+/// Catalog blobs (`catalog`) of a pack read are returned, checked, for `check_backup`.
+fn check_pack(
+    job: &PackJob,
+    stored: &[u8],
+    keys: Option<&Keys>,
+    max_raw: usize,
+    catalog: &HashSet<BlobId>,
+    buffers: &BufferPool,
+) -> PackCheck {
     let mut out = PackCheck {
         stored_len: stored.len() as u64,
         ..Default::default()
     };
-    let actual = storage_id(stored);
-    if actual != job.id {
-        out.whole = Some((Kind::Damaged, format!("its content hashes to {actual}")));
-        return out;
-    }
-    let Some(keys) = keys.filter(|_| job.read || job.want_table) else {
-        return out;
-    };
+    let keys = keys.filter(|_| job.read || job.want_table);
     let name = pack::object_name(&job.id);
-    let plain = match keys.decrypt(&name, stored) {
-        Ok(p) => p,
-        Err(e) => {
+    // The storage ID and the decryption both read the stored bytes: side by side.
+    let mut plain = buffers.take();
+    let (actual, decrypted) = rayon::join(
+        || storage_id(stored),
+        || keys.map(|k| k.decrypt_into(&name, stored, &mut plain)),
+    );
+    (|| {
+        if actual != job.id {
+            out.whole = Some((Kind::Damaged, format!("its content hashes to {actual}")));
+            return;
+        }
+        let Some(keys) = keys else { return };
+        if let Some(Err(e)) = decrypted {
             out.whole = Some((Kind::Damaged, detail_of(&e)));
-            return out;
+            return;
         }
-    };
-    let table = match pack::read_table(&name, &plain) {
-        Ok(t) => t,
-        Err(e) => {
-            out.whole = Some((Kind::Damaged, detail_of(&e)));
-            return out;
-        }
-    };
-    if job.want_table {
-        out.table = Some(table.clone());
-    }
-    if !job.read {
-        return out;
-    }
-    let by_id: HashMap<BlobId, &BlobEntry> = table.iter().map(|e| (e.id, e)).collect();
-    for entry in &job.entries {
-        match by_id.get(&entry.id) {
-            None => {
-                out.bad_blobs.push((
-                    entry.id,
-                    "listed by the index, not in the pack's table".into(),
-                ));
-                continue;
+        let table = match pack::read_table(&name, &plain) {
+            Ok(t) => t,
+            Err(e) => {
+                out.whole = Some((Kind::Damaged, detail_of(&e)));
+                return;
             }
-            Some(t) if **t != *entry => {
-                out.bad_blobs.push((
-                    entry.id,
-                    "the index and the pack's table disagree on where it is".into(),
-                ));
-                continue;
+        };
+        if !job.read {
+            if job.want_table {
+                out.table = Some(table);
             }
-            Some(_) => {}
+            return;
         }
-        match check_blob(&keys.naming, max_raw, &plain, entry) {
-            Ok(raw) => {
-                out.blobs_read += 1;
-                out.raw_bytes += raw.len() as u64;
+        let by_id: HashMap<BlobId, &BlobEntry> = table.iter().map(|e| (e.id, e)).collect();
+        let checked: Vec<BlobCheck> = job
+            .entries
+            .par_iter()
+            .with_min_len(16)
+            .map(|entry| {
+                match by_id.get(&entry.id) {
+                    None => return Err("listed by the index, not in the pack's table".into()),
+                    Some(t) if **t != *entry => {
+                        return Err("the index and the pack's table disagree on where it is".into());
+                    }
+                    Some(_) => {}
+                }
+                RAW.with(|raw| {
+                    let mut raw = raw.borrow_mut();
+                    check_blob_into(&keys.naming, max_raw, &plain, entry, &mut raw)?;
+                    Ok((raw.len(), catalog.contains(&entry.id).then(|| raw.clone())))
+                })
+            })
+            .collect();
+        for (entry, c) in job.entries.iter().zip(checked) {
+            match c {
+                Ok((len, kept)) => {
+                    out.blobs_read += 1;
+                    out.raw_bytes += len as u64;
+                    if let Some(raw) = kept {
+                        out.catalog.push((entry.id, raw));
+                    }
+                }
+                Err(detail) => out.bad_blobs.push((entry.id, detail)),
             }
-            Err(detail) => out.bad_blobs.push((entry.id, detail)),
         }
-    }
+        if job.want_table {
+            out.table = Some(table);
+        }
+    })();
+    buffers.give(plain);
     out
+}
+
+/// One blob checked in a pack: its raw length and, for a catalog blob, its bytes; or what
+/// is wrong with it.
+type BlobCheck = std::result::Result<(usize, Option<Vec<u8>>), String>;
+
+/// Pack plaintext buffers reused from pack to pack (at most `in_flight` kept, dropped with
+/// the pool at the end of `verify`).
+struct BufferPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .expect("no panic while held")
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut free = self.free.lock().expect("no panic while held");
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
 }
 
 thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// A blob's raw bytes while verify checks it (at most a chunk's maximum).
+    static RAW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Cuts a blob out of its pack's plaintext, decompresses it and checks its keyed hash.
@@ -903,6 +997,19 @@ pub(crate) fn check_blob(
     plain: &[u8],
     entry: &BlobEntry,
 ) -> std::result::Result<Vec<u8>, String> {
+    let mut raw = Vec::new();
+    check_blob_into(naming, max_raw, plain, entry, &mut raw)?;
+    Ok(raw)
+}
+
+/// `check_blob` into `raw` (cleared first; its allocation reused).
+fn check_blob_into(
+    naming: &NamingKey,
+    max_raw: usize,
+    plain: &[u8],
+    entry: &BlobEntry,
+    raw: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
     if entry.raw_length as usize > max_raw {
         return Err(format!(
             "the index gives it {} bytes, more than a chunk's {max_raw}",
@@ -913,7 +1020,10 @@ pub(crate) fn check_blob(
     let slice = plain
         .get(start..start.saturating_add(entry.length as usize))
         .ok_or("lies outside the pack")?;
-    let mut raw = Vec::with_capacity(entry.raw_length as usize);
+    raw.clear();
+    // Room for the raw length; a reused buffer may hold more (never more than `max_raw`):
+    // a frame inflating past the raw length then fails on the length below.
+    raw.reserve_exact(entry.raw_length as usize);
     DECOMPRESSOR
         .with(|d| {
             let mut d = d.borrow_mut();
@@ -922,13 +1032,13 @@ pub(crate) fn check_blob(
             }
             d.as_mut()
                 .expect("made above")
-                .decompress_to_buffer(slice, &mut raw)
+                .decompress_to_buffer(slice, raw)
         })
         .map_err(|e| format!("zstd: {e}"))?;
-    if raw.len() != entry.raw_length as usize || naming.blob_id(&raw) != entry.id {
+    if raw.len() != entry.raw_length as usize || naming.blob_id(raw) != entry.id {
         return Err("does not match its hash".into());
     }
-    Ok(raw)
+    Ok(())
 }
 
 /// The pack ID in `data/<ab>/<ab…>`, when the name is one.
