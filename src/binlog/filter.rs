@@ -164,6 +164,20 @@ pub struct Units<'a> {
 
 const STMT_END_F: u16 = 0x0001;
 
+/// Database names for a message: `` `a`, `b` ``.
+fn backquoted<S: std::fmt::Display>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|d| format!("`{d}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The start of a statement's text for a message (120 bytes at most).
+fn excerpt(text: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&text[..text.len().min(120)])
+}
+
 fn is_rows(k: u8) -> bool {
     matches!(k, 20..=25 | 30..=32 | 39 | 166..=171)
 }
@@ -289,12 +303,8 @@ impl<'a> Units<'a> {
                 u.mixed = Some(format!(
                     "a statement without a default database names {} (`{}`), a database \
                      the backup holds but for the case of its letters",
-                    kept_named
-                        .iter()
-                        .map(|d| format!("`{d}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    String::from_utf8_lossy(&text[..text.len().min(120)])
+                    backquoted(&kept_named),
+                    excerpt(text)
                 ));
             } else {
                 Unit::add(&mut u.other, label(db));
@@ -311,12 +321,8 @@ impl<'a> Units<'a> {
                      belongs to `{db}`, which the backup does not hold, yet it may write \
                      into a database it holds",
                 label(db),
-                kept_named
-                    .iter()
-                    .map(|d| format!("`{d}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                String::from_utf8_lossy(&text[..text.len().min(120)])
+                backquoted(&kept_named),
+                excerpt(text)
             ));
         }
     }

@@ -17,9 +17,11 @@
 //! context switches were the writer threads' (`perf record -e sched:sched_switch`). With
 //! AIO nobody sleeps unless the disk is behind: the caller takes a block back
 //! (`io_getevents`) only when it needs its memory for the next one, and with three in
-//! flight the oldest has mostly completed by then. Measured on the same 2-core VM,
-//! alternating (benches/README.md, issue 15): voluntary switches over TCP 9,600 -> 1,600
-//! (medians), over the unix socket 11,000 -> 2,200, the client's CPU unchanged.
+//! flight the oldest has mostly completed by then. Measured on one 2-core VM (AMD EPYC,
+//! Linux 6.18.44, load 1.5 to 8), alternating (benches/README.md, issue 15; a hypothesis
+//! until another machine confirms it): voluntary switches over TCP 9,600–10,700 ->
+//! 1,600–4,000 (medians of three runs), over the unix socket 9,100–11,700 -> 1,700–2,900,
+//! the client's CPU unchanged.
 //!
 //! The cost: ext4 (and XFS for unaligned ones) complete a direct write that extends the file
 //! before `io_submit` returns, so the file is grown sparse ahead of the writes

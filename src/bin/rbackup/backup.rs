@@ -272,8 +272,9 @@ async fn writers_into_kept(
         let (kind, db, name) = (cell(0), cell(1), cell(2));
         // The server's own schemas (sys's functions, whose definitions an account may
         // not read) write into no database of a backup.
-        let system = ["mysql", "sys", "information_schema", "performance_schema"];
-        if filter.keeps(&db) || system.contains(&db.as_str()) {
+        let system =
+            db == "mysql" || rdump::sql::dialect::Dialect::is_skipped_by_all_databases(&db);
+        if filter.keeps(&db) || system {
             continue;
         }
         let body = rdump::client::conn::cell_string(r, 3);
@@ -332,7 +333,7 @@ fn retention_scope(selection: &rdump::plan::Selection) -> String {
         {
             s.to_string()
         } else {
-            format!("`{}`", s.replace('`', "``"))
+            rdump::sql::quote::ident(s)
         }
     }
     fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
