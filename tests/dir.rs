@@ -3,7 +3,9 @@
 //! matches its manifest checksum; the manifest records the snapshot's coordinates; a
 //! directory that already holds a dump is refused, and so is one that is shared, another's,
 //! a symlink or not empty, without changing it; a new one is created in a parent one may
-//! write but not list; a dump of more databases than `ulimit -n` allows descriptors works.
+//! write but not list; a dump of more databases than `ulimit -n` allows descriptors works;
+//! rows over TCP to 127.0.0.1 (a 7 MiB result, pauses mid-stream) arrive whole, and TCP
+//! dumps match the socket's.
 
 mod common;
 
@@ -381,4 +383,137 @@ fn a_dump_of_more_databases_than_open_files_allowed_succeeds() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(manifest::read(&dir).unwrap().databases.len(), 120);
+}
+
+/// The lean client's reads over TCP to 127.0.0.1 (`client::wire`: many 256 KiB reads, the
+/// socket emptied as rows come): on one connection a result of ~7 MiB, one whose server
+/// pauses twice mid-stream (`SLEEP` in the select list, the socket empty meanwhile) and a
+/// small result after them arrive whole and in order; `rdump --dir` and the single stream
+/// over TCP write what they write over the socket. A guard for any change to how rows are
+/// read (e.g. `SO_RCVLOWAT`, measured in benches/README.md and not kept): nothing may be
+/// lost, reordered or left waiting, whatever the size of the last packets.
+#[test]
+fn tcp_rows_of_a_big_result_arrive_whole_after_a_pause_and_match_the_socket() {
+    use rdump::client::conn::Session;
+    use rdump::client::options::{ConnectionOptions, Password, Protocol, Secret};
+    let server = Server::start(common::options(47, false));
+    server.sql(
+        "CREATE DATABASE p; USE p; CREATE TABLE p.t (id INT PRIMARY KEY, pad CHAR(230)); \
+         INSERT INTO p.t SELECT seq, REPEAT(CHAR(65 + seq % 26), 1 + seq % 230) FROM seq_1_to_60001;",
+    );
+    let opts = ConnectionOptions {
+        host: Some("127.0.0.1".into()),
+        port: server.port(),
+        user: Some(server.user().into()),
+        password: Password::Given(Secret::new(server.password())),
+        protocol: Some(Protocol::Tcp),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut s = Session::connect(&opts).await.expect("connect over TCP");
+        for sql in [
+            "SELECT id, pad FROM p.t ORDER BY id",
+            "SELECT id, pad, IF(id IN (20000, 40000), SLEEP(0.2), 0) FROM p.t ORDER BY id",
+            "SELECT id, pad FROM p.t WHERE id <= 3 ORDER BY id",
+        ] {
+            let mut next = 1u64;
+            let mut bytes = 0usize;
+            let started = std::time::Instant::now();
+            let rows = s
+                .stream(sql, "test", |cells| {
+                    let id: u64 = cell_string_of(cells[0]).parse().unwrap();
+                    assert_eq!(id, next, "{sql}: rows in order, none lost");
+                    let pad = cells[1].unwrap();
+                    assert_eq!(pad.len() as u64, 1 + id % 230);
+                    assert!(pad.iter().all(|&b| b == b'A' + (id % 26) as u8));
+                    bytes += pad.len();
+                    next += 1;
+                    Ok(())
+                })
+                .await
+                .expect(sql);
+            let want = if sql.contains("<= 3") { 3 } else { 60001 };
+            assert_eq!(rows, want, "{sql}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{sql}: took {:?}",
+                started.elapsed()
+            );
+            if want > 3 {
+                assert!(
+                    bytes > 6 << 20,
+                    "{sql}: {bytes} bytes, more than the first MiB"
+                );
+            }
+        }
+        let v = s.first_value("SELECT 42", "test").await.unwrap();
+        assert_eq!(v.as_deref(), Some("42"));
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = |tcp: bool, dir: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdump"));
+        cmd.arg("--no-defaults")
+            .arg(format!("-u{}", server.user()))
+            .arg(format!("-p{}", server.password()));
+        if tcp {
+            cmd.args(["-h127.0.0.1", &format!("-P{}", server.port())]);
+        } else {
+            cmd.arg(format!("--socket={}", server.socket().display()));
+        }
+        match dir {
+            Some(d) => cmd.args([
+                &format!("--dir={}", d.display()),
+                "--threads=2",
+                "--chunk-size=20000",
+                "--format=csv",
+            ]),
+            None => cmd.arg("--skip-dump-date"),
+        };
+        let out = cmd.args(["--progress=never", "p"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // The header names the host; the rest is the same.
+    let body = |out: Vec<u8>| {
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-- "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (tcp, sock) = (body(dump(true, None)), body(dump(false, None)));
+    assert!(
+        tcp.len() > 6 << 20 && tcp == sock,
+        "single stream: TCP as socket"
+    );
+    let (a, b) = (tmp.path().join("tcp"), tmp.path().join("sock"));
+    dump(true, Some(&a));
+    dump(false, Some(&b));
+    let mut files = 0;
+    for e in std::fs::read_dir(b.join("p")).unwrap() {
+        let name = e.unwrap().file_name();
+        if name.to_string_lossy().ends_with(".csv") {
+            assert_eq!(
+                std::fs::read(a.join("p").join(&name)).unwrap(),
+                std::fs::read(b.join("p").join(&name)).unwrap(),
+                "{name:?}"
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 3, "{files} chunk files");
+}
+
+fn cell_string_of(cell: Option<&[u8]>) -> String {
+    String::from_utf8(cell.unwrap().to_vec()).unwrap()
 }

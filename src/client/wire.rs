@@ -188,6 +188,12 @@ impl Stream {
     /// VM, `rdump --dir -t2` of sysbench 8x1M (3 runs each) went from 2.47-2.61 s with
     /// 42,000-49,000 voluntary context switches and the cores 14-16% idle, to 1.85-1.91 s
     /// with ~6,000 and 2-6% idle (20 yields; 5 to 50 did about as well, 200 worse).
+    /// Reading less eagerly over TCP to a local server, so that the server's 16 KiB writes
+    /// would pile up (`SO_RCVLOWAT` of 128 KiB with a 1 ms bounded wait once a result set
+    /// passed 1 MiB, or a 1 ms pause after a short read), was measured and not kept: the
+    /// server's CPU did not move (its TCP send path is ~12% of it, the same share as with
+    /// mydumper), and the mark made the kernel ACK more and the reader wait in `epoll_wait`
+    /// more (benches/README.md, "Reading less eagerly over TCP").
     async fn read(&mut self, buf: &mut [u8], yields: usize) -> io::Result<usize> {
         match self {
             Stream::Unix(s) => match yielding(yields, || s.try_read(buf)) {
