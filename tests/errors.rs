@@ -1130,6 +1130,65 @@ fn full_stdout_device_is_write_error_exit_5() {
     assert_contains(msg, "No space left on device");
 }
 
+/// A file-size limit (`ulimit -f`, here 16 MiB) that every file of the dump fits under
+/// is no obstacle, as for mysqldump: the direct writer grows its files ahead of the
+/// writes (64 MiB at a time), and growing one past the limit got rdump killed by SIGXFSZ
+/// as soon as a file passed 256 KiB.
+#[test]
+fn a_file_size_limit_the_files_fit_under_is_no_obstacle() {
+    use std::os::unix::process::CommandExt;
+    let f = fixture();
+    let s = &f.server;
+    s.sql(
+        "CREATE DATABASE IF NOT EXISTS fsize;
+         CREATE TABLE IF NOT EXISTS fsize.t (id INT PRIMARY KEY, v VARCHAR(100));
+         INSERT IGNORE INTO fsize.t SELECT seq, REPEAT('y', 90) FROM fsize.seq_1_to_20000;",
+    );
+    let limited = |args: &[&str]| {
+        let mut cmd = rdump(&over_socket(s), args);
+        // SAFETY: setrlimit only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 16 << 20,
+                    rlim_max: 16 << 20,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run(cmd)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let out = limited(&[&format!("-r{}", path.display()), "fsize"]);
+    out.assert_code(0);
+    let len = fs::metadata(&path).unwrap().len();
+    assert!((1 << 20..16 << 20).contains(&len), "{len} bytes");
+    let tab = dir.path().join("tab");
+    let out = limited(&[&format!("--dir={}", tab.display()), "fsize"]);
+    out.assert_code(0);
+    fn largest(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                if meta.is_dir() {
+                    largest(&e.path())
+                } else {
+                    meta.len()
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    let len = largest(&tab);
+    assert!(len > 256 << 10, "the largest file has {len} bytes");
+}
+
 /// stdout redirected to a regular file (here appended after bytes already there) is
 /// written behind and dropped from the page cache window by window: the file ends up with
 /// exactly the dump a pipe gets, after the bytes it had.
