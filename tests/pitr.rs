@@ -1725,3 +1725,62 @@ fn a_trigger_on_another_database_writing_into_a_kept_one_is_not_lost() {
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A kept database named by digits alone (`2024`), written into by a statement logged
+/// under another default database (`USE other; INSERT INTO `2024`.t ...`): the qualifier
+/// `` `2024`. `` was taken for a number, so the statement counted as other's and the
+/// replay dropped its row silently. It is mixed: the restore refuses, naming it.
+#[test]
+fn a_statement_from_another_database_naming_a_kept_one_spelt_in_digits_is_not_dropped() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE `2024`; CREATE TABLE `2024`.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(&source));
+    a.extend(["--databases", "2024", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    source.sql(
+        "SET SESSION binlog_format = 'STATEMENT'; USE other; \
+         INSERT INTO `2024`.t VALUES (1); INSERT INTO other.t VALUES (1);",
+    );
+    archive();
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--to-latest".into(), "--dry-run".into()]);
+    a.extend(connection(&target));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("default database `other` names `2024`"),
+        "{}",
+        text(&out)
+    );
+}

@@ -417,6 +417,8 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
             i = e;
             continue;
         }
+        // Quoted (`` `2024` ``, `"2024"`): a name even when all digits.
+        let quoted = matches!(c, b'`' | b'"');
         let name: Vec<u8> = match c {
             b'\'' | b'"' => {
                 let s = i + 1;
@@ -483,7 +485,7 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
             text.get(next)
                 .is_some_and(|&c| ident(c) || matches!(c, b'`' | b'"' | b'*'))
         };
-        if qualifies && !member && !name.iter().all(u8::is_ascii_digit) {
+        if qualifies && !member && (quoted || !name.iter().all(u8::is_ascii_digit)) {
             let s = String::from_utf8_lossy(&name).into_owned();
             if !out.contains(&s) {
                 out.push(s);
@@ -569,6 +571,9 @@ mod tests {
         assert_eq!(q("/*!40000 ALTER TABLE s.t DISABLE KEYS */"), ["s"]);
         assert_eq!(q("SELECT 1.5, 2.e3"), Vec::<String>::new());
         assert_eq!(q("UPDATE `we``ird`.t SET c=1"), ["we`ird"]);
+        // A database named by digits alone, quoted (unquoted, `2024.5` is a number).
+        assert_eq!(q("INSERT INTO `2024`.t VALUES (1)"), ["2024"]);
+        assert_eq!(q("INSERT INTO \"2024\" . t VALUES (2024.5)"), ["2024"]);
     }
 
     /// A QUERY (or QUERY_COMPRESSED) event with default database `db`, CRC32-checked.
