@@ -540,7 +540,10 @@ fn file_size_limit() -> u64 {
     {
         return u64::MAX;
     }
-    limit.rlim_cur as u64
+    // `rlim_t` is u64 on Linux, not on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let limit = limit.rlim_cur as u64;
+    limit
 }
 
 /// Errors of a direct write that plain writes would not have.
