@@ -471,7 +471,7 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
 
 /// `qualifiers`, with strings read as a session with NO_BACKSLASH_ESCAPES reads them when
 /// `escapes` is false (a backslash is then a character like any other).
-fn qualifiers_read(text: &[u8], escapes: bool) -> Vec<String> {
+pub fn qualifiers_read(text: &[u8], escapes: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let n = text.len();
     let mut i = 0;
