@@ -1236,14 +1236,14 @@ fn a_file_size_limit_the_files_fit_under_is_no_obstacle() {
          CREATE TABLE IF NOT EXISTS fsize.t (id INT PRIMARY KEY, v VARCHAR(100));
          INSERT IGNORE INTO fsize.t SELECT seq, REPEAT('y', 90) FROM fsize.seq_1_to_20000;",
     );
-    let limited = |args: &[&str]| {
+    let limited_to = |bytes: u64, args: &[&str]| {
         let mut cmd = rdump(&over_socket(s), args);
         // SAFETY: setrlimit only, between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 let limit = libc::rlimit {
-                    rlim_cur: 16 << 20,
-                    rlim_max: 16 << 20,
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
                 };
                 if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -1253,6 +1253,7 @@ fn a_file_size_limit_the_files_fit_under_is_no_obstacle() {
         }
         run(cmd)
     };
+    let limited = |args: &[&str]| limited_to(16 << 20, args);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.sql");
     let out = limited(&[&format!("-r{}", path.display()), "fsize"]);
@@ -1279,6 +1280,17 @@ fn a_file_size_limit_the_files_fit_under_is_no_obstacle() {
     }
     let len = largest(&tab);
     assert!(len > 256 << 10, "the largest file has {len} bytes");
+
+    // A file that does not fit (1 MiB): a write error naming it (EFBIG), exit 5, no
+    // temporary file left; SIGXFSZ killed rdump there, leaving its temporary file.
+    let small = tempfile::tempdir().unwrap();
+    let path = small.path().join("dump.sql");
+    let out = limited_to(1 << 20, &[&format!("-r{}", path.display()), "fsize"]);
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "File too large");
+    assert_eq!(entries(small.path()), Vec::<String>::new());
 }
 
 /// stdout redirected to a regular file (here appended after bytes already there) is
