@@ -479,6 +479,50 @@ impl Drop for Tmpfs {
     }
 }
 
+/// An ext4 filesystem of `size` in an image file, mounted (loop) on a fresh directory,
+/// unmounted on drop: a real disk's direct and asynchronous writes, which tmpfs does not
+/// have (its writes complete before `io_submit` returns).
+struct Ext4 {
+    mount: Tmpfs,
+    _image: tempfile::TempDir,
+}
+
+impl Ext4 {
+    fn mount(size: &str) -> Result<Ext4, String> {
+        let image_dir = tempfile::tempdir().map_err(|e| format!("no image dir: {e}"))?;
+        let image = image_dir.path().join("fs.img");
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{cmd:?} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(())
+        };
+        run(Command::new("truncate").args(["-s", size]).arg(&image))?;
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))?;
+        let dir = tempfile::Builder::new()
+            .prefix("rdump-ext4")
+            .tempdir()
+            .map_err(|e| format!("cannot make a mount point: {e}"))?;
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(dir.path()))?;
+        Ok(Ext4 {
+            mount: Tmpfs { dir },
+            _image: image_dir,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.mount.path()
+    }
+}
+
 /// A 1 MiB tmpfs, or `None` (with the reason printed) where mounting is not allowed.
 fn tiny_disk() -> Option<Tmpfs> {
     match Tmpfs::mount("1m") {
@@ -1095,6 +1139,54 @@ fn full_disk_is_write_error_exit_5_naming_the_path() {
     assert_eq!(entries(disk.path()), Vec::<String>::new());
 }
 
+/// A full ext4 disk under direct writes in flight (Linux AIO into a file grown sparse
+/// ahead of them): the error names the file, the exit is 5, and nothing is left (no
+/// result, no temporary file, no manifest of a `--dir` dump).
+#[test]
+fn full_ext4_disk_under_direct_writes_is_write_error_exit_5_naming_the_path() {
+    let disk = match Ext4::mount("16M") {
+        Ok(d) => d,
+        Err(reason) => {
+            eprintln!("SKIPPED: needs a loop-mounted ext4 (root): {reason}");
+            return;
+        }
+    };
+    let f = fixture();
+    let s = &f.server;
+    big_table(&f);
+    let path = disk.path().join("dump.sql");
+    let out = run(rdump(
+        &over_socket(s),
+        &[&format!("-r{}", path.display()), "big"],
+    ));
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "No space left on device");
+    assert_eq!(entries(disk.path()), vec!["lost+found"]);
+    let dir = disk.path().join("d");
+    let out = run(rdump(
+        &over_socket(s),
+        &[&format!("--dir={}", dir.display()), "--threads=2", "big"],
+    ));
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &dir.display().to_string());
+    assert_contains(msg, "No space left on device");
+    let left: Vec<String> = fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.contains("manifest") || n.contains("partial")),
+        "{left:?}"
+    );
+}
+
 /// `errs` (~100 KB) sits in rdump's write buffer until the commit flushes it.
 #[test]
 fn full_disk_at_the_final_flush_is_write_error_exit_5() {
@@ -1128,6 +1220,77 @@ fn full_stdout_device_is_write_error_exit_5() {
     let msg = out.message();
     assert_contains(msg, "stdout");
     assert_contains(msg, "No space left on device");
+}
+
+/// A file-size limit (`ulimit -f`, here 16 MiB) that every file of the dump fits under
+/// is no obstacle, as for mysqldump: the direct writer grows its files ahead of the
+/// writes (64 MiB at a time), and growing one past the limit got rdump killed by SIGXFSZ
+/// as soon as a file passed 256 KiB.
+#[test]
+fn a_file_size_limit_the_files_fit_under_is_no_obstacle() {
+    use std::os::unix::process::CommandExt;
+    let f = fixture();
+    let s = &f.server;
+    s.sql(
+        "CREATE DATABASE IF NOT EXISTS fsize;
+         CREATE TABLE IF NOT EXISTS fsize.t (id INT PRIMARY KEY, v VARCHAR(100));
+         INSERT IGNORE INTO fsize.t SELECT seq, REPEAT('y', 90) FROM fsize.seq_1_to_20000;",
+    );
+    let limited_to = |bytes: u64, args: &[&str]| {
+        let mut cmd = rdump(&over_socket(s), args);
+        // SAFETY: setrlimit only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run(cmd)
+    };
+    let limited = |args: &[&str]| limited_to(16 << 20, args);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.sql");
+    let out = limited(&[&format!("-r{}", path.display()), "fsize"]);
+    out.assert_code(0);
+    let len = fs::metadata(&path).unwrap().len();
+    assert!((1 << 20..16 << 20).contains(&len), "{len} bytes");
+    let tab = dir.path().join("tab");
+    let out = limited(&[&format!("--dir={}", tab.display()), "fsize"]);
+    out.assert_code(0);
+    fn largest(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                if meta.is_dir() {
+                    largest(&e.path())
+                } else {
+                    meta.len()
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    let len = largest(&tab);
+    assert!(len > 256 << 10, "the largest file has {len} bytes");
+
+    // A file that does not fit (1 MiB): a write error naming it (EFBIG), exit 5, no
+    // temporary file left; SIGXFSZ killed rdump there, leaving its temporary file.
+    let small = tempfile::tempdir().unwrap();
+    let path = small.path().join("dump.sql");
+    let out = limited_to(1 << 20, &[&format!("-r{}", path.display()), "fsize"]);
+    out.assert_code(5);
+    let msg = out.message();
+    assert_contains(msg, &path.display().to_string());
+    assert_contains(msg, "File too large");
+    assert_eq!(entries(small.path()), Vec::<String>::new());
 }
 
 /// stdout redirected to a regular file (here appended after bytes already there) is

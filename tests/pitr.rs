@@ -1725,3 +1725,168 @@ fn a_trigger_on_another_database_writing_into_a_kept_one_is_not_lost() {
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A kept database named by digits alone (`2024`), written into by a statement logged
+/// under another default database (`USE other; INSERT INTO `2024`.t ...`): the qualifier
+/// `` `2024`. `` was taken for a number, so the statement counted as other's and the
+/// replay dropped its row silently. It is mixed: the restore refuses, naming it.
+#[test]
+fn a_statement_from_another_database_naming_a_kept_one_spelt_in_digits_is_not_dropped() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE `2024`; CREATE TABLE `2024`.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(&source));
+    a.extend(["--databases", "2024", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    source.sql(
+        "SET SESSION binlog_format = 'STATEMENT'; USE other; \
+         INSERT INTO `2024`.t VALUES (1); INSERT INTO other.t VALUES (1);",
+    );
+    archive();
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--to-latest".into(), "--dry-run".into()]);
+    a.extend(connection(&target));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("default database `other` names `2024`"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A statement logged by a session with NO_BACKSLASH_ESCAPES, from another default
+/// database, writing into a kept one after a string that ends in a backslash
+/// (`'C:\'`): read with backslash escapes, the string ran on to the end and hid `shop.t`,
+/// so the statement counted as other's and the replay dropped its write silently. Its
+/// strings are read as its session's `sql_mode` reads them: mixed, refused, named.
+#[test]
+fn a_statement_logged_without_backslash_escapes_is_read_as_its_session_read_it() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_shop(repo, pass, &source);
+    source.sql(
+        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES'); \
+         SET SESSION binlog_format = 'STATEMENT'; USE other; \
+         UPDATE (SELECT 'C:\\' AS p) AS d JOIN shop.t AS s SET s.v = d.p; \
+         INSERT INTO other.t VALUES (1);",
+    );
+    assert_eq!(source.sql_value("SELECT v FROM shop.t"), "C:\\");
+    archive();
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--to-latest".into(), "--dry-run".into()]);
+    a.extend(connection(&target));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("default database `other` names `shop`"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A trigger of another database created under NO_BACKSLASH_ESCAPES whose body names a
+/// kept database after a string ending in a backslash (`'C:\'`): read with backslash
+/// escapes the string ran on to the end and hid `shop.log`, so the backup of shop was
+/// recorded as replayable and a statement-logged firing would lose the trigger's write.
+/// The body is read with the trigger's own `sql_mode`: the backup starts no replay.
+#[test]
+fn a_trigger_created_without_backslash_escapes_naming_a_kept_database_is_found() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.log (id INT PRIMARY KEY, p VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.log VALUES (1, ''); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES'); \
+         CREATE TRIGGER other.tr AFTER INSERT ON other.t FOR EACH ROW \
+         UPDATE (SELECT 'C:\\' AS p) AS d JOIN shop.log AS l SET l.p = d.p;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_shop(repo, pass, &source);
+    source.sql("SET SESSION binlog_format = 'STATEMENT'; USE other; INSERT INTO t VALUES (1);");
+    assert_eq!(source.sql_value("SELECT p FROM shop.log"), "C:\\");
+    archive();
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--to-latest".into(), "--dry-run".into()]);
+    a.extend(connection(&target));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("trigger other.tr"), "{}", text(&out));
+}

@@ -15,7 +15,8 @@
 //!   that rule is a statement whose default database is another one but that writes into
 //!   a kept database by a qualified name (`USE other; INSERT INTO shop.t ...`): such a
 //!   statement (its text names a kept database as `db.`/`` `db`. ``, outside quotes and
-//!   comments, also spelled `db . t`, `db/**/.t`, `"db".t` (ANSI_QUOTES) or in another
+//!   comments, its strings read as its session's `sql_mode` reads them (a backslash
+//!   escapes unless NO_BACKSLASH_ESCAPES), also spelled `db . t`, `db/**/.t`, `"db".t` (ANSI_QUOTES) or in another
 //!   letter case, which is the same database under lower_case_table_names) is mixed,
 //!   never dropped silently. With `Except`, where the kept databases
 //!   are not listed, that is any database but the excluded ones (`USE scratch; TRUNCATE
@@ -246,13 +247,19 @@ impl<'a> Units<'a> {
             // A statement-logged LOAD DATA (its data in the BEGIN_LOAD_QUERY/APPEND_BLOCK
             // events before it, in its unit): a statement of its own.
             match execute_load_query(ev, checksum) {
-                Some((db, text)) => self.statement(&db, text),
+                Some((db, text)) => {
+                    let escapes = backslash_escapes(event::body(ev, checksum), 26);
+                    self.statement(&db, text, escapes)
+                }
                 None => u.mixed = Some("an EXECUTE_LOAD_QUERY event that cannot be read".into()),
             }
         } else if statement {
             match (event::query_db(ev, checksum), text) {
                 (Ok(db), _) if k == QUERY_COMPRESSED => self.compressed(&db),
-                (Ok(db), Some(text)) => self.statement(&db, text),
+                (Ok(db), Some(text)) => {
+                    let escapes = backslash_escapes(event::body(ev, checksum), 13);
+                    self.statement(&db, text, escapes)
+                }
                 _ => u.mixed = Some("a QUERY event whose database or text cannot be read".into()),
             }
         } else {
@@ -264,10 +271,11 @@ impl<'a> Units<'a> {
         Step::End(u, v)
     }
 
-    /// Classifies a statement with default database `db` (see the module doc).
-    fn statement(&mut self, db: &str, text: &[u8]) {
+    /// Classifies a statement with default database `db` (see the module doc), read as
+    /// its session's `sql_mode` says: `escapes`, whether a backslash escapes in strings.
+    fn statement(&mut self, db: &str, text: &[u8], escapes: bool) {
         let u = self.open.as_mut().expect("open");
-        let named = qualifiers(text);
+        let named = qualifiers_read(text, escapes);
         let label = |db: &str| {
             if db.is_empty() {
                 "no default database".to_string()
@@ -370,6 +378,58 @@ fn execute_load_query(ev: &[u8], checksum: Checksum) -> Option<(String, &[u8])> 
     Some((String::from_utf8_lossy(db).into_owned(), text))
 }
 
+/// `sql_mode`'s NO_BACKSLASH_ESCAPES (the same bit on MariaDB and MySQL).
+const MODE_NO_BACKSLASH_ESCAPES: u64 = 1 << 20;
+
+/// Whether a backslash escapes in the strings of a statement-logged event's text: not
+/// when the session's `sql_mode` (its status variable `Q_SQL_MODE_CODE`) has
+/// NO_BACKSLASH_ESCAPES, where `'C:\'` ends at its second quote and what follows is
+/// statement text. `b`: the event's body, whose status variables (length at 11) start at
+/// `at` (13 for QUERY, 26 for EXECUTE_LOAD_QUERY). Read up to `sql_mode`, which servers
+/// log right after `Q_FLAGS2_CODE`; not found or not readable: the server's default,
+/// backslashes escape.
+fn backslash_escapes(b: &[u8], at: usize) -> bool {
+    let Some(len) = b
+        .get(11..13)
+        .map(|l| u16::from_le_bytes([l[0], l[1]]) as usize)
+    else {
+        return true;
+    };
+    let Some(vars) = b.get(at..at + len) else {
+        return true;
+    };
+    let mut i = 0;
+    while let Some(&code) = vars.get(i) {
+        i += 1;
+        let size = match code {
+            // Q_SQL_MODE_CODE: 8 bytes.
+            1 => {
+                return match vars.get(i..i + 8) {
+                    Some(m) => {
+                        let mode = u64::from_le_bytes(m.try_into().expect("8 bytes"));
+                        mode & MODE_NO_BACKSLASH_ESCAPES == 0
+                    }
+                    None => true,
+                };
+            }
+            // Q_FLAGS2_CODE, Q_AUTO_INCREMENT, Q_MASTER_DATA_WRITTEN_CODE.
+            0 | 3 | 10 => 4,
+            // Q_CHARSET_CODE.
+            4 => 6,
+            // Q_TIME_ZONE_CODE, Q_CATALOG_NZ_CODE: a length byte, then the bytes.
+            5 | 6 => 1 + *vars.get(i).unwrap_or(&0) as usize,
+            // Q_LC_TIME_NAMES_CODE, Q_CHARSET_DATABASE_CODE.
+            7 | 8 => 2,
+            // Q_TABLE_MAP_FOR_UPDATE_CODE.
+            9 => 8,
+            // Anything else (its size unknown here): sql_mode was not before it.
+            _ => return true,
+        };
+        i += size;
+    }
+    true
+}
+
 /// A statement that frames a transaction rather than changing data.
 fn is_frame(text: &[u8]) -> bool {
     let t = String::from_utf8_lossy(&text[..text.len().min(40)]).to_ascii_uppercase();
@@ -406,6 +466,12 @@ fn table_map_db(ev: &[u8], checksum: Checksum) -> Option<String> {
 /// databases it may name (or table aliases, which then count too: a false "names a kept
 /// database" refuses, it never drops).
 pub fn qualifiers(text: &[u8]) -> Vec<String> {
+    qualifiers_read(text, true)
+}
+
+/// `qualifiers`, with strings read as a session with NO_BACKSLASH_ESCAPES reads them when
+/// `escapes` is false (a backslash is then a character like any other).
+pub fn qualifiers_read(text: &[u8], escapes: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let n = text.len();
     let mut i = 0;
@@ -417,12 +483,14 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
             i = e;
             continue;
         }
+        // Quoted (`` `2024` ``, `"2024"`): a name even when all digits.
+        let quoted = matches!(c, b'`' | b'"');
         let name: Vec<u8> = match c {
             b'\'' | b'"' => {
                 let s = i + 1;
                 i += 1;
                 while i < n && text[i] != c {
-                    if text[i] == b'\\' {
+                    if escapes && text[i] == b'\\' {
                         i += 1;
                     }
                     i += 1;
@@ -483,7 +551,7 @@ pub fn qualifiers(text: &[u8]) -> Vec<String> {
             text.get(next)
                 .is_some_and(|&c| ident(c) || matches!(c, b'`' | b'"' | b'*'))
         };
-        if qualifies && !member && !name.iter().all(u8::is_ascii_digit) {
+        if qualifies && !member && (quoted || !name.iter().all(u8::is_ascii_digit)) {
             let s = String::from_utf8_lossy(&name).into_owned();
             if !out.contains(&s) {
                 out.push(s);
@@ -569,6 +637,9 @@ mod tests {
         assert_eq!(q("/*!40000 ALTER TABLE s.t DISABLE KEYS */"), ["s"]);
         assert_eq!(q("SELECT 1.5, 2.e3"), Vec::<String>::new());
         assert_eq!(q("UPDATE `we``ird`.t SET c=1"), ["we`ird"]);
+        // A database named by digits alone, quoted (unquoted, `2024.5` is a number).
+        assert_eq!(q("INSERT INTO `2024`.t VALUES (1)"), ["2024"]);
+        assert_eq!(q("INSERT INTO \"2024\" . t VALUES (2024.5)"), ["2024"]);
     }
 
     /// A QUERY (or QUERY_COMPRESSED) event with default database `db`, CRC32-checked.
@@ -586,6 +657,36 @@ mod tests {
             Step::End(_, v) => v,
             Step::Continue => panic!("a statement ends its unit"),
         }
+    }
+
+    /// A statement logged by a session with NO_BACKSLASH_ESCAPES: `'C:\'` is a whole
+    /// string there, and the `shop.t` after it statement text, not part of a string.
+    #[test]
+    fn strings_are_read_as_the_sessions_sql_mode_reads_them() {
+        let only = DatabaseFilter::Only(vec!["shop".into()]);
+        let text = b"UPDATE (SELECT 'C:\\' AS p) AS d JOIN shop.t AS s SET s.v = d.p";
+        let with_mode = |mode: u64| {
+            // Q_FLAGS2_CODE (4 bytes), then Q_SQL_MODE_CODE (8 bytes).
+            let mut vars = vec![0u8, 0, 0, 0, 0, 1];
+            vars.extend_from_slice(&mode.to_le_bytes());
+            let mut b = vec![0; 13];
+            b[8] = "other".len() as u8;
+            b[11..13].copy_from_slice(&(vars.len() as u16).to_le_bytes());
+            b.extend_from_slice(&vars);
+            b.extend_from_slice(b"other\0");
+            b.extend_from_slice(text);
+            event::tests::event(kind::QUERY, 0, 0, 0, &b)
+        };
+        let v = verdict_of_event(&only, &with_mode(MODE_NO_BACKSLASH_ESCAPES), kind::QUERY);
+        assert!(
+            matches!(&v, Verdict::Mixed(m) if m.contains("names `shop`")),
+            "{v:?}"
+        );
+        // With backslash escapes (the default) the string runs on to the end.
+        assert_eq!(
+            verdict_of_event(&only, &with_mode(0), kind::QUERY),
+            Verdict::Other
+        );
     }
 
     #[test]
@@ -656,7 +757,7 @@ mod tests {
     fn unit_of(filter: &DatabaseFilter, db: &str, text: &str) -> Verdict {
         let mut u = Units::new(filter);
         u.open = Some(Unit::default());
-        u.statement(db, text.as_bytes());
+        u.statement(db, text.as_bytes(), true);
         u.open.unwrap().verdict()
     }
 

@@ -25,7 +25,8 @@
 //!
 //! The cost: ext4 (and XFS for unaligned ones) complete a direct write that extends the file
 //! before `io_submit` returns, so the file is grown sparse ahead of the writes
-//! (`ftruncate`, `GROW` at a time) and cut to its length by `finish`; the blocks written
+//! (`ftruncate`, `GROW` at a time, never past the file-size limit, `ulimit -f`, which would
+//! get the process killed) and cut to its length by `finish`; the blocks written
 //! into that hole are allocated as unwritten extents and converted at completion by the
 //! kernel's workqueue (kworker CPU: ~0.1 s more per 1.5 GB than the extending writes of
 //! the thread, which the dump's own CPU does not show).
@@ -214,8 +215,11 @@ impl DirectFile {
         }
         let end = offset + BLOCK as u64;
         if end > self.len {
-            let grown = end + GROW;
-            if self.writer.plain.set_len(grown).is_err() {
+            // Never past the file-size limit (`ulimit -f`): growing the file past it gets
+            // the process killed (SIGXFSZ) where its bytes may well fit under it. A block
+            // that ends past it is written here, as a plain write would be.
+            let grown = (end + GROW).min(file_size_limit());
+            if grown < end || self.writer.plain.set_len(grown).is_err() {
                 self.aio_off = true;
                 return Ok(false);
             }
@@ -521,6 +525,25 @@ fn reopen_direct(plain: &File) -> Option<File> {
 #[cfg(not(target_os = "linux"))]
 fn reopen_direct(_: &File) -> Option<File> {
     None
+}
+
+/// The process's file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) in bytes; `u64::MAX` when
+/// there is none.
+fn file_size_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: getrlimit writes into the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return u64::MAX;
+    }
+    // `rlim_t` is u64 on Linux, not on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let limit = limit.rlim_cur as u64;
+    limit
 }
 
 /// Errors of a direct write that plain writes would not have.

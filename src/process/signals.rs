@@ -5,6 +5,11 @@
 //! `select!` directly: received through the busy runtime that runs the dump, a signal could
 //! wait a second or more for a worker thread to poll the runtime's I/O driver.
 //!
+//! SIGXFSZ (a write past the file-size limit, `ulimit -f`) is ignored from `watch` on: the
+//! write then fails with EFBIG ("File too large"), reported with the file's name like any
+//! write error, and the tool's temporary files are removed, where the signal's default
+//! action killed the process and left them.
+//!
 //! Not for: what an interruption means to each tool (their errors say that).
 
 use tokio::sync::oneshot;
@@ -17,6 +22,10 @@ pub struct Watch {
 /// Installs the handlers (before it returns) and watches for the signals on a thread of its
 /// own. Without handlers (they could not be installed), the watch never fires.
 pub fn watch() -> Watch {
+    // SAFETY: sets SIGXFSZ's disposition to ignored; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let (ready, installed) = std::sync::mpsc::channel::<bool>();
     let (tx, rx) = oneshot::channel();
     let spawned = std::thread::Builder::new()

@@ -242,9 +242,10 @@ fn not_replayable(
 }
 
 /// The triggers and stored functions of databases a partial backup's replay leaves out
-/// (`filter`) whose body names a database it replays (`filter::qualifiers`, in any letter
-/// case), or cannot be read: with statement logging (STATEMENT, or MIXED, MariaDB's
-/// default) a statement on another database firing or calling one is logged alone, by
+/// (`filter`) whose body names a database it replays (`filter::qualifiers_read`, its
+/// strings read as its `sql_mode` reads them; in any letter case), or cannot be read:
+/// with statement logging (STATEMENT, or MIXED, MariaDB's default) a statement on
+/// another database firing or calling one is logged alone, by
 /// its default database, and the replay would drop its writes into the backup's
 /// databases silently. One created after the backup is in the binlog, a statement of
 /// another database naming a kept one: refused there (`filter`).
@@ -257,9 +258,9 @@ async fn writers_into_kept(
         .map_err(Failure::Dump)?;
     let rows = session
         .rows(
-            "SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, ACTION_STATEMENT \
+            "SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, ACTION_STATEMENT, SQL_MODE \
              FROM information_schema.TRIGGERS UNION ALL \
-             SELECT 'function', ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_DEFINITION \
+             SELECT 'function', ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE \
              FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'",
             "listing triggers and stored functions",
         )
@@ -282,8 +283,13 @@ async fn writers_into_kept(
         let row = |q: &str| {
             kind == "trigger" && (q.eq_ignore_ascii_case("new") || q.eq_ignore_ascii_case("old"))
         };
+        // Its strings read as its own sql_mode reads them (NO_BACKSLASH_ESCAPES: `'C:\'`
+        // ends at its second quote).
+        let escapes = !cell(4)
+            .split(',')
+            .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"));
         let names_kept = body.as_deref().is_none_or(|b| {
-            rdump::binlog::filter::qualifiers(b.as_bytes())
+            rdump::binlog::filter::qualifiers_read(b.as_bytes(), escapes)
                 .iter()
                 .any(|q| !row(q) && filter.keeps_ignoring_case(q))
         });
