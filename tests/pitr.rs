@@ -14,6 +14,8 @@
 //! with real backups and binlogs, then every kept backup restored to the end of its
 //! window with the source's checksums at that moment. A partial backup's replay keeps or
 //! leaves out both halves of an XA transaction (prepared, then committed or rolled back).
+//! A partial backup of `--databases Shop` on a server with lower_case_table_names=1
+//! replays `shop`'s events (the binlog names it so).
 
 mod common;
 
@@ -1724,4 +1726,107 @@ fn a_trigger_on_another_database_writing_into_a_kept_one_is_not_lost() {
     let args: Vec<&str> = a.iter().map(String::as_str).collect();
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A new repository in `tmp`: (its path, its passphrase file).
+fn new_repo(tmp: &Path) -> (String, String) {
+    let repo = tmp.join("repo").to_str().unwrap().to_string();
+    let pass = tmp.join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap().to_string();
+    let out = rbackup(&["init", "--repo", &repo, "--passphrase-file", &pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    (repo, pass)
+}
+
+/// `rbackup backup` of `source` with `extra` (none: the whole server): its ID.
+fn backup_of(repo: &str, pass: &str, source: &Server, extra: &[&str]) -> String {
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(source));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.push("--progress=never".into());
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `rbackup restore` into `target` (database `db` dropped first) with `pitr`.
+fn restore_db(
+    repo: &str,
+    pass: &str,
+    target: &Server,
+    db: &str,
+    pitr: &[&str],
+) -> std::process::Output {
+    target.sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS other"
+    ));
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(pitr.iter().map(|s| s.to_string()));
+    a.extend(connection(target));
+    a.extend(["--threads=2", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    eprintln!("restore {pitr:?}:\n{}", text(&out));
+    out
+}
+
+/// With `lower_case_table_names=1` the server names database `Shop` `shop` (in its
+/// binlog too): a backup of `--databases Shop` replays shop's events, none dropped.
+#[test]
+fn a_partial_backup_named_in_another_letter_case_replays_its_events() {
+    let lower = ServerOptions {
+        binlog: true,
+        extra_args: vec!["--lower-case-table-names=1".into()],
+        ..Default::default()
+    };
+    let (source, target) = common::start_two(
+        lower,
+        ServerOptions {
+            extra_args: vec!["--lower-case-table-names=1".into()],
+            ..Default::default()
+        },
+    );
+    source.sql(
+        "CREATE DATABASE Shop; CREATE TABLE Shop.T (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO Shop.T VALUES (1, 'a'); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, pass) = new_repo(tmp.path());
+    let (repo, pass) = (repo.as_str(), pass.as_str());
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_of(repo, pass, &source, &["--databases", "Shop"]);
+    source.sql(
+        "INSERT INTO Shop.T VALUES (2, 'b'); USE Shop; INSERT INTO T VALUES (3, 'c'); \
+         UPDATE shop.t SET v = 'z' WHERE id = 1; INSERT INTO other.t VALUES (1);",
+    );
+    archive();
+    let want = checksums_of(&source, "shop");
+    let out = restore_db(repo, pass, &target, "shop", &[&id, "--to-latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums_of(&target, "shop"), want);
+    assert_eq!(
+        target.sql_rows("SELECT id, v FROM shop.t ORDER BY id"),
+        vec![
+            vec!["1".to_string(), "z".into()],
+            vec!["2".to_string(), "b".into()],
+            vec!["3".to_string(), "c".into()],
+        ]
+    );
+    assert_eq!(
+        target.sql_value(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'other'"
+        ),
+        "0"
+    );
 }
