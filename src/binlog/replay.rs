@@ -240,6 +240,8 @@ pub struct ReplayPlan {
     /// left out with its skipped prepared half, a prepared half from before the backup's
     /// coordinates replayed first (one line each, as `describe` prints them).
     pub xa: Vec<String>,
+    /// MySQL: the GTIDs left out and replayed first (`ReplayGtids`).
+    pub gtids: ReplayGtids,
     /// A partial backup's replay: transactions left out whole as belonging to other
     /// databases, and statements cut out of transactions replayed (in how many).
     pub other_databases: OtherDatabases,
@@ -249,6 +251,142 @@ pub struct ReplayPlan {
     /// A partial backup was chosen: which databases only are restored and why no
     /// whole-server backup was (printed prominently, also on stderr by `restore`).
     pub partial: Option<String>,
+}
+
+/// MySQL GTIDs (`uuid:n`) as intervals per source UUID, bounded by how many runs they
+/// make, not how many GTIDs. MariaDB GTIDs are not collected: its GTID position is the
+/// last sequence number of each domain, a transaction left out leaves no hole in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MysqlGtids(std::collections::BTreeMap<String, Vec<(u64, u64)>>);
+
+impl MysqlGtids {
+    /// Adds `uuid:n` (anything else, a MariaDB GTID, is not collected).
+    pub fn insert(&mut self, gtid: &str) {
+        if let Some((uuid, n)) = gtid.rsplit_once(':')
+            && !uuid.contains(':')
+            && let Ok(n) = n.trim().parse::<u64>()
+        {
+            self.add(uuid.trim(), n, n);
+        }
+    }
+
+    fn add(&mut self, uuid: &str, a: u64, b: u64) {
+        let v = self.0.entry(uuid.to_ascii_lowercase()).or_default();
+        match v.last_mut() {
+            // In binlog order: the common case, appended.
+            Some(last) if last.1.saturating_add(1) == a => last.1 = b,
+            Some(last) if last.1 < a => v.push((a, b)),
+            None => v.push((a, b)),
+            Some(_) => {
+                v.push((a, b));
+                v.sort_unstable();
+                let mut merged: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+                for &(x, y) in v.iter() {
+                    match merged.last_mut() {
+                        Some(m) if x <= m.1.saturating_add(1) => m.1 = m.1.max(y),
+                        _ => merged.push((x, y)),
+                    }
+                }
+                *v = merged;
+            }
+        }
+    }
+
+    /// A MySQL GTID set (`uuid:1-5:7,uuid2:3`); `None` for one that cannot be read (tagged
+    /// GTIDs).
+    pub fn parse(set: &str) -> Option<MysqlGtids> {
+        let mut out = MysqlGtids::default();
+        for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split(':');
+            let uuid = it.next()?.trim();
+            for range in it {
+                let (a, b) = match range.split_once('-') {
+                    Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+                    None => {
+                        let n = range.trim().parse().ok()?;
+                        (n, n)
+                    }
+                };
+                if a > b {
+                    return None;
+                }
+                out.add(uuid, a, b);
+            }
+        }
+        Some(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
+
+    pub fn union(&mut self, other: &MysqlGtids) {
+        for (uuid, v) in &other.0 {
+            for &(a, b) in v {
+                self.add(uuid, a, b);
+            }
+        }
+    }
+
+    /// Removes every GTID of `other`.
+    pub fn subtract(&mut self, other: &MysqlGtids) {
+        for (uuid, cut) in &other.0 {
+            let Some(v) = self.0.get_mut(uuid) else {
+                continue;
+            };
+            for &(ca, cb) in cut {
+                let mut kept = Vec::with_capacity(v.len() + 1);
+                for &(a, b) in v.iter() {
+                    if b < ca || a > cb {
+                        kept.push((a, b));
+                        continue;
+                    }
+                    if a < ca {
+                        kept.push((a, ca - 1));
+                    }
+                    if b > cb {
+                        kept.push((cb + 1, b));
+                    }
+                }
+                *v = kept;
+            }
+        }
+        self.0.retain(|_, v| !v.is_empty());
+    }
+}
+
+impl fmt::Display for MysqlGtids {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (uuid, v) in self.0.iter().filter(|(_, v)| !v.is_empty()) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            f.write_str(uuid)?;
+            for &(a, b) in v {
+                if a == b {
+                    write!(f, ":{a}")?;
+                } else {
+                    write!(f, ":{a}-{b}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A MySQL replay's GTIDs that are not simply the backup's set plus the transactions
+/// replayed (`apply::before_replay_sql` makes the target's executed set right with them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayGtids {
+    /// Transactions left out (`--skip-gtid`, other databases', an XA end left out with
+    /// its prepared half): without them in the target's executed set, a replica of the
+    /// restored server (or it, made a replica of the source) would fetch and apply them.
+    pub left_out: MysqlGtids,
+    /// Prepared XA halves from before the backup's coordinates replayed first: the
+    /// backup's set holds them, so MySQL would skip them as executed.
+    pub replayed_first: MysqlGtids,
 }
 
 /// What a partial backup's replay leaves out (see `filter`).
@@ -1102,6 +1240,7 @@ async fn walk<S: SegmentSource>(
     // XA transactions.
     let mut prepended: Vec<PreparedBefore> = Vec::new();
     let mut xa_lines: Vec<String> = Vec::new();
+    let mut gtids = ReplayGtids::default();
     let mut first: Option<Txn> = None;
     let mut last: Option<Txn> = None;
     let (mut transactions, mut events) = (0u64, 0u64);
@@ -1411,6 +1550,9 @@ async fn walk<S: SegmentSource>(
                         o.txn
                     ));
                 }
+                if let Some(g) = &o.txn.gtid {
+                    gtids.left_out.insert(g);
+                }
                 skipped_seen.push(o.txn.clone());
                 including = true;
                 if fe.end < s.end {
@@ -1499,6 +1641,9 @@ async fn walk<S: SegmentSource>(
                                 other_databases.statements += half.other;
                                 other_databases.statements_in += 1;
                             }
+                            if let Some(g) = &half.txn.gtid {
+                                gtids.replayed_first.insert(g);
+                            }
                             prepended.push(half);
                         }
                         None if !o.xa_commit => {
@@ -1555,6 +1700,9 @@ async fn walk<S: SegmentSource>(
                 pieces.trim(o.record, o.txn.start.pos);
                 if fe.end < s.end {
                     pieces.open = Some((ri, fe.end));
+                }
+                if let Some(g) = &o.txn.gtid {
+                    gtids.left_out.insert(g);
                 }
                 match end_left_out_why {
                     Some(why) => xa_lines.push(why),
@@ -1675,6 +1823,7 @@ async fn walk<S: SegmentSource>(
         target: target.clone(),
         pieces: all,
         xa: xa_lines,
+        gtids,
         first,
         last,
         transactions,
