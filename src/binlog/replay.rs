@@ -1839,6 +1839,11 @@ async fn walk<S: SegmentSource>(
 /// The XID of statement `text` when it is one of `words` (`XA COMMIT xid`, ...), as
 /// `prepared_xa` writes it.
 fn xa_statement(text: &[u8], words: &[&str]) -> Option<String> {
+    // Read for every QUERY of a replay: nothing is copied but for an `XA ` statement.
+    let head = text.trim_ascii_start();
+    if head.len() < 3 || !head[..3].eq_ignore_ascii_case(b"XA ") {
+        return None;
+    }
     let t = String::from_utf8_lossy(text);
     let t = t.trim();
     let upper = t.to_ascii_uppercase();
@@ -2717,6 +2722,19 @@ mod tests {
             "{}",
             p.stop.why
         );
+    }
+
+    #[test]
+    fn xa_statements_are_told_from_others() {
+        let end = ["XA COMMIT ", "XA ROLLBACK "];
+        assert_eq!(
+            xa_statement(b"  xa commit X'7031', X'',1", &end).as_deref(),
+            Some("x'7031',x'',1")
+        );
+        assert_eq!(xa_statement(b"XA COMMIT X'70',X'',1 ONE PHASE", &end), None);
+        assert_eq!(xa_statement(b"COMMIT", &end), None);
+        assert_eq!(xa_statement(b"XA", &end), None);
+        assert_eq!(xa_statement(b"XA END X'70',X'',1", &end), None);
     }
 
     #[test]
