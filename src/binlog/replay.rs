@@ -1928,10 +1928,7 @@ async fn prepared_before<S: SegmentSource>(
     let mut end: Option<(usize, u64)> = None;
     let mut start: Option<(usize, u64)> = None;
     let mut r = at;
-    loop {
-        let Record::Segment(s) = &records[r] else {
-            break;
-        };
+    while let Record::Segment(s) = &records[r] {
         if s.server.is_some() && here.server.is_some() && s.server != here.server {
             break;
         }
