@@ -14,6 +14,12 @@
 //! with real backups and binlogs, then every kept backup restored to the end of its
 //! window with the source's checksums at that moment. A partial backup's replay keeps or
 //! leaves out both halves of an XA transaction (prepared, then committed or rolled back).
+//! A partial backup of `--databases Shop` on a server with lower_case_table_names=1
+//! replays `shop`'s events (the binlog names it so).
+//! `--skip-gtid` of a prepared XA half leaves out its XA COMMIT; an XA transaction
+//! prepared before a backup and committed after it is replayed whole (its prepared half
+//! from the archive), or, that part of the archive lost, refused before the target
+//! changes, naming its XID.
 
 mod common;
 
@@ -1889,4 +1895,288 @@ fn a_trigger_created_without_backslash_escapes_naming_a_kept_database_is_found()
     let out = rbackup(&args, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("trigger other.tr"), "{}", text(&out));
+}
+
+/// A new repository in `tmp`: (its path, its passphrase file).
+fn new_repo(tmp: &Path) -> (String, String) {
+    let repo = tmp.join("repo").to_str().unwrap().to_string();
+    let pass = tmp.join("pass");
+    std::fs::write(&pass, "a long passphrase\n").unwrap();
+    let pass = pass.to_str().unwrap().to_string();
+    let out = rbackup(&["init", "--repo", &repo, "--passphrase-file", &pass], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    (repo, pass)
+}
+
+/// `rbackup backup` of `source` with `extra` (none: the whole server): its ID.
+fn backup_of(repo: &str, pass: &str, source: &Server, extra: &[&str]) -> String {
+    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(connection(source));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.push("--progress=never".into());
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `rbackup restore` into `target` (database `db` dropped first) with `pitr`.
+fn restore_db(
+    repo: &str,
+    pass: &str,
+    target: &Server,
+    db: &str,
+    pitr: &[&str],
+) -> std::process::Output {
+    target.sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS other"
+    ));
+    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
+        .map(String::from)
+        .to_vec();
+    a.extend(pitr.iter().map(|s| s.to_string()));
+    a.extend(connection(target));
+    a.extend(["--threads=2", "--progress=never"].map(String::from));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = rbackup(&args, &[]);
+    eprintln!("restore {pitr:?}:\n{}", text(&out));
+    out
+}
+
+/// The GTID of the transaction of `source`'s binlog with an event whose text contains
+/// `needle` (the last such), and the binlog file it is in.
+fn gtid_with(source: &Server, needle: &str) -> (String, String) {
+    let mut found = None;
+    for file in source.sql_rows("SHOW BINARY LOGS") {
+        let mut gtid = None;
+        for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
+            if ev[2] == "Gtid" {
+                gtid = ev[5].split_whitespace().last().map(str::to_string);
+            }
+            if ev[5].contains(needle) {
+                found = gtid.clone().map(|g| (g, file[0].clone()));
+            }
+        }
+    }
+    found.unwrap_or_else(|| panic!("no event with {needle:?} in the binlog"))
+}
+
+/// `--skip-gtid` of a prepared XA transaction's first half (`XA START` .. `XA PREPARE`,
+/// binlogged as its own GTID group): its `XA COMMIT`, a later group, is left out with it
+/// (replayed alone it failed: XAER_NOTA), and the plan says so.
+#[test]
+fn skipping_a_prepared_xa_half_leaves_out_its_xa_commit() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a');",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, pass) = new_repo(tmp.path());
+    let (repo, pass) = (repo.as_str(), pass.as_str());
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    backup_of(repo, pass, &source, &[]);
+    // The prepared XA transaction outlives its session (MariaDB 10.5+); another one
+    // writes meanwhile; then its XA COMMIT.
+    source.sql("XA START 'x1'; INSERT INTO shop.t VALUES (2, 'xa'); XA END 'x1'; XA PREPARE 'x1';");
+    source.sql("INSERT INTO shop.t VALUES (3, 'between');");
+    source.sql("XA COMMIT 'x1'; INSERT INTO shop.t VALUES (4, 'after');");
+    archive();
+    let (half, _) = gtid_with(&source, "XA PREPARE X'7831'");
+    let (commit, _) = gtid_with(&source, "XA COMMIT X'7831'");
+    assert_ne!(half, commit);
+    let out = restore_db(
+        repo,
+        pass,
+        &target,
+        "shop",
+        &["--to-latest", "--skip-gtid", &half],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("skipped: transaction {half}"))
+            && said.contains(&format!("skipped: transaction {commit}"))
+            && said.contains("the XA COMMIT of XA transaction x'7831',x'',1"),
+        "{said}"
+    );
+    assert_eq!(
+        target.sql_rows("SELECT id FROM shop.t ORDER BY id"),
+        vec![vec!["1".to_string()], vec!["3".into()], vec!["4".into()]]
+    );
+    assert_eq!(target.sql("XA RECOVER").trim(), "");
+}
+
+/// An XA transaction prepared before a backup's coordinates and committed after them:
+/// the backup (a consistent snapshot) does not hold its rows, and its `XA COMMIT` alone
+/// fails on the target (XAER_NOTA). Its prepared half, archived before the coordinates,
+/// is replayed first (whole-server and partial backups); one rolled back is as if never
+/// there. Not archived (its binlog's segments lost): the plan is refused before anything
+/// is loaded, naming the XID and the XA COMMIT's GTID, and `--skip-gtid` of the XA COMMIT
+/// restores without its rows knowingly; its rolled-back sibling is left out.
+#[test]
+fn an_xa_transaction_prepared_before_a_backup_and_committed_after_it_is_not_lost() {
+    let (source, target) = common::start_two(
+        ServerOptions {
+            binlog: true,
+            ..Default::default()
+        },
+        ServerOptions::default(),
+    );
+    source.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, pass) = new_repo(tmp.path());
+    let (repo, pass) = (repo.as_str(), pass.as_str());
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    source.sql("XA START 'p1'; INSERT INTO shop.t VALUES (2, 'p1'); XA END 'p1'; XA PREPARE 'p1';");
+    source.sql("XA START 'p2'; INSERT INTO shop.t VALUES (3, 'p2'); XA END 'p2'; XA PREPARE 'p2';");
+    source.sql("XA START 'o1'; INSERT INTO other.t VALUES (1); XA END 'o1'; XA PREPARE 'o1';");
+    let whole = backup_of(repo, pass, &source, &[]);
+    let shop = backup_of(repo, pass, &source, &["--databases", "shop"]);
+    source.sql(
+        "XA COMMIT 'p1'; XA ROLLBACK 'p2'; XA COMMIT 'o1'; INSERT INTO shop.t VALUES (4, 'after');",
+    );
+    archive();
+    let want = checksums_of(&source, "shop");
+    let (p1_half, _) = gtid_with(&source, "XA PREPARE X'7031'");
+    for id in [&whole, &shop] {
+        let out = restore_db(repo, pass, &target, "shop", &[id, "--to-latest"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            said.contains(&format!("replayed first: transaction {p1_half}")),
+            "{said}"
+        );
+        assert_eq!(checksums_of(&target, "shop"), want, "backup {id}");
+        assert_eq!(target.sql("XA RECOVER").trim(), "", "backup {id}");
+        target.sql("DROP DATABASE IF EXISTS other");
+    }
+
+    // Prepared in a binlog file whose segments are then lost.
+    source.sql("FLUSH BINARY LOGS");
+    source.sql("XA START 'p3'; INSERT INTO shop.t VALUES (5, 'p3'); XA END 'p3'; XA PREPARE 'p3';");
+    source.sql("XA START 'p4'; INSERT INTO shop.t VALUES (6, 'p4'); XA END 'p4'; XA PREPARE 'p4';");
+    source.sql("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (7, 'later');");
+    let newer = backup_of(repo, pass, &source, &[]);
+    source.sql("XA COMMIT 'p3'; XA ROLLBACK 'p4'; INSERT INTO shop.t VALUES (8, 'after');");
+    archive();
+    let (_, lost_file) = gtid_with(&source, "XA PREPARE X'7033'");
+    let (p3_commit, _) = gtid_with(&source, "XA COMMIT X'7033'");
+    let (p4_rollback, _) = gtid_with(&source, "XA ROLLBACK X'7034'");
+    let lost = segment_objects(Path::new(repo), &lost_file);
+    assert!(!lost.is_empty());
+    for (path, _, _) in &lost {
+        std::fs::remove_file(path).unwrap();
+    }
+    let out = restore_db(repo, pass, &target, "shop", &[&newer, "--to-latest"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("transaction {p3_commit}"))
+            && said.contains("XA transaction x'7033',x'',1")
+            && said.contains(&format!("--skip-gtid {p3_commit}")),
+        "{said}"
+    );
+    assert_eq!(
+        target.sql_value(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'shop'"
+        ),
+        "0",
+        "a refused restore loaded the backup"
+    );
+    let out = restore_db(
+        repo,
+        pass,
+        &target,
+        "shop",
+        &[&newer, "--to-latest", "--skip-gtid", &p3_commit],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("left out: transaction {p4_rollback}")),
+        "{said}"
+    );
+    assert_eq!(
+        target.sql_rows("SELECT id FROM shop.t ORDER BY id"),
+        [1, 2, 4, 7, 8]
+            .iter()
+            .map(|i| vec![i.to_string()])
+            .collect::<Vec<_>>()
+    );
+}
+
+/// With `lower_case_table_names=1` the server names database `Shop` `shop` (in its
+/// binlog too): a backup of `--databases Shop` replays shop's events, none dropped.
+#[test]
+fn a_partial_backup_named_in_another_letter_case_replays_its_events() {
+    let lower = ServerOptions {
+        binlog: true,
+        extra_args: vec!["--lower-case-table-names=1".into()],
+        ..Default::default()
+    };
+    let (source, target) = common::start_two(
+        lower,
+        ServerOptions {
+            extra_args: vec!["--lower-case-table-names=1".into()],
+            ..Default::default()
+        },
+    );
+    source.sql(
+        "CREATE DATABASE Shop; CREATE TABLE Shop.T (id INT PRIMARY KEY, v VARCHAR(20)) \
+         ENGINE=InnoDB; INSERT INTO Shop.T VALUES (1, 'a'); \
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, pass) = new_repo(tmp.path());
+    let (repo, pass) = (repo.as_str(), pass.as_str());
+    let archive = || {
+        let out = archiver(repo, pass, &source, true).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
+    };
+    archive();
+    let id = backup_of(repo, pass, &source, &["--databases", "Shop"]);
+    source.sql(
+        "INSERT INTO Shop.T VALUES (2, 'b'); USE Shop; INSERT INTO T VALUES (3, 'c'); \
+         UPDATE shop.t SET v = 'z' WHERE id = 1; INSERT INTO other.t VALUES (1);",
+    );
+    archive();
+    let want = checksums_of(&source, "shop");
+    let out = restore_db(repo, pass, &target, "shop", &[&id, "--to-latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums_of(&target, "shop"), want);
+    assert_eq!(
+        target.sql_rows("SELECT id, v FROM shop.t ORDER BY id"),
+        vec![
+            vec!["1".to_string(), "z".into()],
+            vec!["2".to_string(), "b".into()],
+            vec!["3".to_string(), "c".into()],
+        ]
+    );
+    assert_eq!(
+        target.sql_value(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'other'"
+        ),
+        "0"
+    );
 }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::binlog::event::BINLOG_MAGIC;
-use crate::binlog::replay::ReplayPlan;
+use crate::binlog::replay::{MysqlGtids, ReplayGtids, ReplayPlan};
 use crate::binlog::segment::SegmentSource;
 use crate::client::conn::Session;
 use crate::client::options::{ConnectionOptions, Password, Protocol, SslMode};
@@ -232,17 +232,44 @@ pub fn privilege_check_sql(format_description: &[u8], log_bin: bool) -> Vec<Stri
 
 /// MySQL: before replaying, the restored server's executed GTIDs get the backup's (so
 /// that the server's state says what it holds, and the replayed transactions' GTIDs,
-/// set by mysqlbinlog's `SET GTID_NEXT`, follow them). MariaDB: nothing (its GTIDs are
-/// not checked on replay; `gtid_slave_pos` is the user's choice after a restore).
-pub fn before_replay_sql(dialect: &Dialect, backup_gtid: Option<&str>) -> Vec<String> {
-    match (dialect.flavor, backup_gtid) {
-        (Flavor::MySql, Some(g)) if !g.trim().is_empty() => {
-            vec![format!(
-                "SET @@GLOBAL.GTID_PURGED = {}",
-                string_literal(&format!("+{}", g.replace(['\n', ' '], "")))
-            )]
+/// set by mysqlbinlog's `SET GTID_NEXT`, follow them), and the GTIDs of the transactions
+/// the replay leaves out (`ReplayGtids::left_out`: else they are holes, which a replica
+/// of the restored server, or it made a replica of the source, would fetch and apply:
+/// the skipped DROP, another database's writes), but not those of prepared XA halves
+/// replayed first (`ReplayGtids::replayed_first`: MySQL would skip them as executed).
+/// MariaDB: nothing (its GTIDs are not checked on replay, its GTID position has no
+/// holes; `gtid_slave_pos` is the user's choice after a restore).
+pub fn before_replay_sql(
+    dialect: &Dialect,
+    backup_gtid: Option<&str>,
+    gtids: &ReplayGtids,
+) -> Vec<String> {
+    if dialect.flavor != Flavor::MySql {
+        return Vec::new();
+    }
+    let backup = backup_gtid
+        .map(|g| g.replace(['\n', ' '], ""))
+        .filter(|g| !g.trim().is_empty());
+    let set = if gtids.left_out.is_empty() && gtids.replayed_first.is_empty() {
+        backup
+    } else {
+        // A set that cannot be read (tagged GTIDs) is given as it is.
+        match backup.as_deref().map(MysqlGtids::parse) {
+            Some(None) => backup,
+            parsed => {
+                let mut set = parsed.flatten().unwrap_or_default();
+                set.subtract(&gtids.replayed_first);
+                set.union(&gtids.left_out);
+                Some(set.to_string()).filter(|s| !s.is_empty())
+            }
         }
-        _ => Vec::new(),
+    };
+    match set {
+        Some(set) => vec![format!(
+            "SET @@GLOBAL.GTID_PURGED = {}",
+            string_literal(&format!("+{set}"))
+        )],
+        None => Vec::new(),
     }
 }
 
@@ -660,14 +687,68 @@ mod tests {
     fn mysql_gets_the_backups_gtid_set_before_the_replay_mariadb_nothing() {
         let set =
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n0b0c0d0e-71ca-11e1-9e33-c80aa9429562:1-2";
+        let none = ReplayGtids::default();
         assert_eq!(
-            before_replay_sql(&mysql(), Some(set)),
+            before_replay_sql(&mysql(), Some(set), &none),
             [
                 "SET @@GLOBAL.GTID_PURGED = '+3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,0b0c0d0e-71ca-11e1-9e33-c80aa9429562:1-2'"
             ]
         );
-        assert!(before_replay_sql(&mysql(), None).is_empty());
-        assert!(before_replay_sql(&mariadb(), Some("0-1-5")).is_empty());
+        assert!(before_replay_sql(&mysql(), None, &none).is_empty());
+        assert!(before_replay_sql(&mariadb(), Some("0-1-5"), &none).is_empty());
+    }
+
+    #[test]
+    fn mysql_marks_the_left_out_gtids_executed_and_leaves_the_replayed_first_ones_out() {
+        let (a, b) = (
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562",
+            "0b0c0d0e-71ca-11e1-9e33-c80aa9429562",
+        );
+        let mut gtids = ReplayGtids::default();
+        // Skipped 7, other databases' 9 and 10, and b's 3.
+        for g in [
+            format!("{a}:7"),
+            format!("{a}:9"),
+            format!("{a}:10"),
+            format!("{b}:3"),
+        ] {
+            gtids.left_out.insert(&g);
+        }
+        // A prepared XA half (a:4) from before the backup, replayed first.
+        gtids.replayed_first.insert(&format!("{a}:4"));
+        assert_eq!(
+            before_replay_sql(&mysql(), Some(&format!("{a}:1-5,\n{b}:1-2")), &gtids),
+            [format!(
+                "SET @@GLOBAL.GTID_PURGED = '+{b}:1-3,{a}:1-3:5:7:9-10'"
+            )]
+        );
+        // No backup set: the left-out ones only.
+        assert_eq!(
+            before_replay_sql(&mysql(), None, &gtids),
+            [format!("SET @@GLOBAL.GTID_PURGED = '+{b}:3,{a}:7:9-10'")]
+        );
+        // MariaDB: nothing (no holes in its GTID position).
+        gtids.left_out.insert("0-1-7");
+        assert!(before_replay_sql(&mariadb(), Some("0-1-5"), &gtids).is_empty());
+        // A set that cannot be read is given as it is.
+        assert_eq!(
+            before_replay_sql(&mysql(), Some(&format!("{a}:tag:1-5")), &gtids),
+            [format!("SET @@GLOBAL.GTID_PURGED = '+{a}:tag:1-5'")]
+        );
+    }
+
+    #[test]
+    fn mysql_gtid_sets_merge_and_subtract_intervals() {
+        let mut s = MysqlGtids::parse("U:1-3:5, v:2").unwrap();
+        s.insert("u:4");
+        s.insert("v:1");
+        assert_eq!(s.to_string(), "u:1-5,v:1-2");
+        s.subtract(&MysqlGtids::parse("u:2-3,v:1-2,w:1").unwrap());
+        assert_eq!(s.to_string(), "u:1:4-5");
+        assert!(MysqlGtids::parse("u:3-1").is_none());
+        assert!(MysqlGtids::parse("u:x").is_none());
+        s.insert("0-1-5");
+        assert_eq!(s.to_string(), "u:1:4-5");
     }
 
     #[test]

@@ -36,6 +36,16 @@
 //! transaction left out leaves out its `XA COMMIT`/`XA ROLLBACK` too, a transaction of
 //! its own later in the binlog (replayed, the target knows no such XID).
 //!
+//! XA transactions: the prepared half (`XA START` .. `XA PREPARE`) and the `XA COMMIT`/
+//! `XA ROLLBACK` are two transactions of the binlog, with a GTID each. A skipped
+//! (`--skip-gtid`) prepared half leaves out its end too, and the plan says so (`xa`). One
+//! prepared before the backup's coordinates and ended after them is in no backup (a
+//! consistent snapshot does not see prepared rows): its prepared half is looked for in
+//! the archive before the coordinates (`prepared_before`: backwards, one segment at a
+//! time, up to a gap or another server's segment) and replayed first; not archived, its
+//! `XA ROLLBACK` is left out (nothing to undo) and its `XA COMMIT` refuses the plan,
+//! naming the transaction and the XID (a drill's window ends before it).
+//!
 //! Which backup: the one with the newest binlog coordinates among those that serve the
 //! target, i.e. whose coordinates are at or before its stop point. When the backup was
 //! committed (`BackupPoint::time`, the rbackup host's clock) plays no part, since the
@@ -77,7 +87,7 @@
 //! Not for: applying the plan (`apply`), reading snapshots (the caller makes
 //! `BackupPoint`s), where the archive is stored (any `SegmentSource`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{NaiveDateTime, TimeZone};
@@ -226,6 +236,12 @@ pub struct ReplayPlan {
     pub transactions: u64,
     pub events: u64,
     pub skipped: Vec<Txn>,
+    /// What the replay does of XA transactions whose halves are apart: an `XA COMMIT`
+    /// left out with its skipped prepared half, a prepared half from before the backup's
+    /// coordinates replayed first (one line each, as `describe` prints them).
+    pub xa: Vec<String>,
+    /// MySQL: the GTIDs left out and replayed first (`ReplayGtids`).
+    pub gtids: ReplayGtids,
     /// A partial backup's replay: transactions left out whole as belonging to other
     /// databases, and statements cut out of transactions replayed (in how many).
     pub other_databases: OtherDatabases,
@@ -235,6 +251,142 @@ pub struct ReplayPlan {
     /// A partial backup was chosen: which databases only are restored and why no
     /// whole-server backup was (printed prominently, also on stderr by `restore`).
     pub partial: Option<String>,
+}
+
+/// MySQL GTIDs (`uuid:n`) as intervals per source UUID, bounded by how many runs they
+/// make, not how many GTIDs. MariaDB GTIDs are not collected: its GTID position is the
+/// last sequence number of each domain, a transaction left out leaves no hole in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MysqlGtids(std::collections::BTreeMap<String, Vec<(u64, u64)>>);
+
+impl MysqlGtids {
+    /// Adds `uuid:n` (anything else, a MariaDB GTID, is not collected).
+    pub fn insert(&mut self, gtid: &str) {
+        if let Some((uuid, n)) = gtid.rsplit_once(':')
+            && !uuid.contains(':')
+            && let Ok(n) = n.trim().parse::<u64>()
+        {
+            self.add(uuid.trim(), n, n);
+        }
+    }
+
+    fn add(&mut self, uuid: &str, a: u64, b: u64) {
+        let v = self.0.entry(uuid.to_ascii_lowercase()).or_default();
+        match v.last_mut() {
+            // In binlog order: the common case, appended.
+            Some(last) if last.1.saturating_add(1) == a => last.1 = b,
+            Some(last) if last.1 < a => v.push((a, b)),
+            None => v.push((a, b)),
+            Some(_) => {
+                v.push((a, b));
+                v.sort_unstable();
+                let mut merged: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+                for &(x, y) in v.iter() {
+                    match merged.last_mut() {
+                        Some(m) if x <= m.1.saturating_add(1) => m.1 = m.1.max(y),
+                        _ => merged.push((x, y)),
+                    }
+                }
+                *v = merged;
+            }
+        }
+    }
+
+    /// A MySQL GTID set (`uuid:1-5:7,uuid2:3`); `None` for one that cannot be read (tagged
+    /// GTIDs).
+    pub fn parse(set: &str) -> Option<MysqlGtids> {
+        let mut out = MysqlGtids::default();
+        for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split(':');
+            let uuid = it.next()?.trim();
+            for range in it {
+                let (a, b) = match range.split_once('-') {
+                    Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+                    None => {
+                        let n = range.trim().parse().ok()?;
+                        (n, n)
+                    }
+                };
+                if a > b {
+                    return None;
+                }
+                out.add(uuid, a, b);
+            }
+        }
+        Some(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
+
+    pub fn union(&mut self, other: &MysqlGtids) {
+        for (uuid, v) in &other.0 {
+            for &(a, b) in v {
+                self.add(uuid, a, b);
+            }
+        }
+    }
+
+    /// Removes every GTID of `other`.
+    pub fn subtract(&mut self, other: &MysqlGtids) {
+        for (uuid, cut) in &other.0 {
+            let Some(v) = self.0.get_mut(uuid) else {
+                continue;
+            };
+            for &(ca, cb) in cut {
+                let mut kept = Vec::with_capacity(v.len() + 1);
+                for &(a, b) in v.iter() {
+                    if b < ca || a > cb {
+                        kept.push((a, b));
+                        continue;
+                    }
+                    if a < ca {
+                        kept.push((a, ca - 1));
+                    }
+                    if b > cb {
+                        kept.push((cb + 1, b));
+                    }
+                }
+                *v = kept;
+            }
+        }
+        self.0.retain(|_, v| !v.is_empty());
+    }
+}
+
+impl fmt::Display for MysqlGtids {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (uuid, v) in self.0.iter().filter(|(_, v)| !v.is_empty()) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            f.write_str(uuid)?;
+            for &(a, b) in v {
+                if a == b {
+                    write!(f, ":{a}")?;
+                } else {
+                    write!(f, ":{a}-{b}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A MySQL replay's GTIDs that are not simply the backup's set plus the transactions
+/// replayed (`apply::before_replay_sql` makes the target's executed set right with them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayGtids {
+    /// Transactions left out (`--skip-gtid`, other databases', an XA end left out with
+    /// its prepared half): without them in the target's executed set, a replica of the
+    /// restored server (or it, made a replica of the source) would fetch and apply them.
+    pub left_out: MysqlGtids,
+    /// Prepared XA halves from before the backup's coordinates replayed first: the
+    /// backup's set holds them, so MySQL would skip them as executed.
+    pub replayed_first: MysqlGtids,
 }
 
 /// What a partial backup's replay leaves out (see `filter`).
@@ -305,6 +457,7 @@ impl ReplayPlan {
         for s in &self.skipped {
             out.push(format!("skipped: {s}"));
         }
+        out.extend(self.xa.iter().cloned());
         if let Some(p) = &self.partial {
             out.push(format!("PARTIAL RESTORE: {p}"));
         }
@@ -1015,6 +1168,8 @@ struct Open<'f> {
     /// transactions).
     xa_start: Option<String>,
     xa_end: Option<String>,
+    /// `xa_end` is an `XA COMMIT` (else an `XA ROLLBACK`).
+    xa_commit: bool,
 }
 
 /// The walk's output being built: pieces and where the current one began.
@@ -1076,6 +1231,16 @@ async fn walk<S: SegmentSource>(
     // The XIDs of prepared XA transactions left out as other databases' (their XA
     // COMMIT/ROLLBACK comes later, a transaction of its own).
     let mut left_out_xa: HashSet<String> = HashSet::new();
+    // The XIDs of prepared XA transactions replayed, and of those skipped (`--skip-gtid`:
+    // which transaction), whose XA COMMIT/ROLLBACK is still to come.
+    let mut prepared_replayed: HashSet<String> = HashSet::new();
+    let mut skipped_xa: HashMap<String, String> = HashMap::new();
+    // The prepared halves of XA transactions prepared before the backup's coordinates
+    // and ended after them: replayed first (`prepared_before`); and what the plan says of
+    // XA transactions.
+    let mut prepended: Vec<PreparedBefore> = Vec::new();
+    let mut xa_lines: Vec<String> = Vec::new();
+    let mut gtids = ReplayGtids::default();
     let mut first: Option<Txn> = None;
     let mut last: Option<Txn> = None;
     let (mut transactions, mut events) = (0u64, 0u64);
@@ -1291,25 +1456,25 @@ async fn walk<S: SegmentSource>(
                     mixed: None,
                     xa_start: None,
                     xa_end: None,
+                    xa_commit: false,
                 });
             }
             if let Some(o) = open.as_mut() {
                 o.events += 1;
                 o.txn.end = fe.end;
-                if o.units.is_some() {
-                    match fe.header.kind {
-                        kind::GTID => o.xa_start = prepared_xa(&fe.bytes, checksum),
-                        kind::QUERY => {
-                            if let Ok(text) = event::query_text(&fe.bytes, checksum) {
-                                // MySQL logs `XA START` as a statement.
-                                if let Some(x) = xa_statement(text, &["XA START ", "XA BEGIN "]) {
-                                    o.xa_start = Some(x);
-                                }
-                                o.xa_end = xa_statement(text, &["XA COMMIT ", "XA ROLLBACK "]);
+                match fe.header.kind {
+                    kind::GTID => o.xa_start = prepared_xa(&fe.bytes, checksum),
+                    kind::QUERY => {
+                        if let Ok(text) = event::query_text(&fe.bytes, checksum) {
+                            // MySQL logs `XA START` as a statement.
+                            if let Some(x) = xa_statement(text, &["XA START ", "XA BEGIN "]) {
+                                o.xa_start = Some(x);
                             }
+                            o.xa_end = xa_statement(text, &["XA COMMIT ", "XA ROLLBACK "]);
+                            o.xa_commit = xa_statement(text, &["XA COMMIT "]).is_some();
                         }
-                        _ => {}
                     }
+                    _ => {}
                 }
                 if !o.skipped
                     && let Some(units) = o.units.as_mut()
@@ -1363,7 +1528,31 @@ async fn walk<S: SegmentSource>(
                 });
                 break 'records;
             }
+            // An `XA COMMIT`/`XA ROLLBACK` of its own: the end of an XA transaction
+            // prepared before it (MariaDB and MySQL log the two halves apart).
+            let ends = o
+                .xa_end
+                .clone()
+                .filter(|_| o.xa_start.is_none() && o.kept == 0);
+            let end_verb = if o.xa_commit { "COMMIT" } else { "ROLLBACK" };
             if o.skipped {
+                // Its prepared half skipped: its end is left out with it (below).
+                if let Some(x) = &o.xa_start {
+                    skipped_xa.insert(x.clone(), o.txn.to_string());
+                }
+                if let Some(x) = &ends
+                    && prepared_replayed.remove(x)
+                {
+                    xa_lines.push(format!(
+                        "note: XA transaction {x} stays PREPARED on the target: its prepared \
+                         half is replayed, its XA {end_verb} ({}) skipped; end it with XA \
+                         COMMIT {x} or XA ROLLBACK {x}",
+                        o.txn
+                    ));
+                }
+                if let Some(g) = &o.txn.gtid {
+                    gtids.left_out.insert(g);
+                }
                 skipped_seen.push(o.txn.clone());
                 including = true;
                 if fe.end < s.end {
@@ -1400,15 +1589,110 @@ async fn walk<S: SegmentSource>(
                 ))));
             }
             let trailing_kept = o.units.as_mut().and_then(Units::finish).is_some();
-            // The XA COMMIT/ROLLBACK of a prepared XA transaction left out: left out too
-            // (the target knows no such XID).
-            let ends_left_out_xa = o.kept == 0
-                && !trailing_kept
-                && o.xa_end.as_ref().is_some_and(|x| left_out_xa.remove(x));
-            if o.units.is_some()
-                && ((o.kept == 0 && o.other > 0 && !trailing_kept) || ends_left_out_xa)
+            let ends = ends.filter(|_| !trailing_kept);
+            // The XA COMMIT/ROLLBACK of a prepared XA transaction left out (as other
+            // databases', or skipped, or prepared before the backup and not archived, a
+            // ROLLBACK): left out too (the target knows no such XID).
+            let mut ends_left_out_xa = false;
+            let mut end_left_out_why: Option<String> = None;
+            if let Some(x) = &ends {
+                if let Some(half) = skipped_xa.remove(x) {
+                    end_left_out_why = Some(format!(
+                        "skipped: {} (the XA {end_verb} of XA transaction {x}, whose prepared \
+                         half, {half}, is skipped: left out with it)",
+                        o.txn
+                    ));
+                } else if left_out_xa.remove(x) {
+                    ends_left_out_xa = true;
+                } else if !prepared_replayed.remove(x) {
+                    // Prepared before the backup's coordinates: the backup does not hold
+                    // its rows (prepared, not committed, when it was taken).
+                    match prepared_before(source, records, first_record, backup, x).await? {
+                        Some(half)
+                            if half.mixed.is_some() || (half.kept == 0 && half.other > 0) =>
+                        {
+                            if let (Some(m), Some(f)) = (&half.mixed, &backup.databases) {
+                                return Err(WalkError::Plan(PlanError::Refused(format!(
+                                    "{} (the XA {end_verb} of XA transaction {x}, whose \
+                                     prepared half {} is before the coordinates of backup {} \
+                                     and not in it) cannot be replayed for a backup of {} \
+                                     only: {m}. Restore from a whole-server backup, or leave \
+                                     its rows out knowingly with --skip-gtid {}",
+                                    o.txn,
+                                    half.txn,
+                                    backup.id,
+                                    f.describe(),
+                                    o.txn.gtid.as_deref().unwrap_or("-")
+                                ))));
+                            }
+                            // Other databases' only: both halves left out.
+                            ends_left_out_xa = true;
+                        }
+                        Some(half) => {
+                            xa_lines.push(format!(
+                                "replayed first: {} (XA transaction {x}, prepared before the \
+                                 backup's coordinates, which does not hold it; its XA \
+                                 {end_verb} is {})",
+                                half.txn, o.txn
+                            ));
+                            transactions += 1;
+                            events += half.events;
+                            if half.other > 0 {
+                                other_databases.statements += half.other;
+                                other_databases.statements_in += 1;
+                            }
+                            if let Some(g) = &half.txn.gtid {
+                                gtids.replayed_first.insert(g);
+                            }
+                            prepended.push(half);
+                        }
+                        None if !o.xa_commit => {
+                            end_left_out_why = Some(format!(
+                                "left out: {} (the XA ROLLBACK of XA transaction {x}, prepared \
+                                 before the backup's coordinates and not in the archive: \
+                                 nothing to roll back)",
+                                o.txn
+                            ));
+                        }
+                        None => {
+                            let why = format!(
+                                "{} is the XA COMMIT of XA transaction {x}, prepared before the \
+                                 coordinates of backup {} ({}) and not in the binlog archive \
+                                 before them ({}): the backup does not hold its rows \
+                                 (prepared, not committed, when it was taken), and its XA \
+                                 COMMIT alone would fail on the target (XAER_NOTA: unknown \
+                                 XID)",
+                                o.txn,
+                                backup.id,
+                                backup.position,
+                                archive_extent(records)
+                            );
+                            if matches!(target, Target::EndOfWindow) {
+                                pieces.flush(ri, s, fe.end);
+                                pieces.trim(o.record, o.txn.start.pos);
+                                stop = Some(Stop {
+                                    at: included_end.clone(),
+                                    why: format!("the next {why}"),
+                                    next: Some(o.txn),
+                                });
+                                break 'records;
+                            }
+                            return Err(WalkError::Plan(PlanError::Refused(format!(
+                                "{why}. Restore from a backup taken before its XA PREPARE \
+                                 (with the archive from there) or after its XA COMMIT, or \
+                                 leave its rows out knowingly with --skip-gtid {}",
+                                o.txn.gtid.as_deref().unwrap_or("-")
+                            ))));
+                        }
+                    }
+                }
+            }
+            if end_left_out_why.is_some()
+                || (o.units.is_some()
+                    && ((o.kept == 0 && o.other > 0 && !trailing_kept) || ends_left_out_xa))
             {
-                // Only other databases': left out whole.
+                // Only other databases' (or the end of an XA transaction left out): left
+                // out whole.
                 if let Some(x) = o.xa_start.take() {
                     left_out_xa.insert(x);
                 }
@@ -1417,8 +1701,17 @@ async fn walk<S: SegmentSource>(
                 if fe.end < s.end {
                     pieces.open = Some((ri, fe.end));
                 }
-                other_databases.transactions += 1;
+                if let Some(g) = &o.txn.gtid {
+                    gtids.left_out.insert(g);
+                }
+                match end_left_out_why {
+                    Some(why) => xa_lines.push(why),
+                    None => other_databases.transactions += 1,
+                }
             } else {
+                if let Some(x) = &o.xa_start {
+                    prepared_replayed.insert(x.clone());
+                }
                 transactions += 1;
                 events += o.events - o.other_events;
                 first.get_or_insert_with(|| o.txn.clone());
@@ -1518,10 +1811,19 @@ async fn walk<S: SegmentSource>(
             ))));
         }
     }
+    // The prepared halves found before the coordinates go first, in archive order.
+    prepended.sort_by_key(|h| (h.record, h.txn.start.pos));
+    if let Some(h) = prepended.first() {
+        first = Some(h.txn.clone());
+    }
+    let mut all: Vec<Piece> = prepended.into_iter().flat_map(|h| h.pieces).collect();
+    all.extend(pieces.done);
     Ok(ReplayPlan {
         backup: backup.clone(),
         target: target.clone(),
-        pieces: pieces.done,
+        pieces: all,
+        xa: xa_lines,
+        gtids,
         first,
         last,
         transactions,
@@ -1537,13 +1839,237 @@ async fn walk<S: SegmentSource>(
 /// The XID of statement `text` when it is one of `words` (`XA COMMIT xid`, ...), as
 /// `prepared_xa` writes it.
 fn xa_statement(text: &[u8], words: &[&str]) -> Option<String> {
+    // Read for every QUERY of a replay: nothing is copied but for an `XA ` statement.
+    let head = text.trim_ascii_start();
+    if head.len() < 3 || !head[..3].eq_ignore_ascii_case(b"XA ") {
+        return None;
+    }
     let t = String::from_utf8_lossy(text);
     let t = t.trim();
     let upper = t.to_ascii_uppercase();
+    // `XA COMMIT xid ONE PHASE` ends a transaction of its own, never prepared apart.
+    if upper.ends_with("ONE PHASE") {
+        return None;
+    }
     words
         .iter()
         .find(|w| upper.starts_with(*w))
         .map(|w| normalize_xid(&t[w.len()..]))
+}
+
+/// An XA transaction's prepared half (`XA START` .. `XA PREPARE`) found in the archive
+/// before a backup's coordinates (`prepared_before`).
+struct PreparedBefore {
+    txn: Txn,
+    /// Where it starts in `SegmentSource::records`.
+    record: usize,
+    /// Its bytes to replay (a partial backup's: other databases' statements cut out).
+    pieces: Vec<Piece>,
+    /// Its events replayed.
+    events: u64,
+    /// A partial backup's: its units kept, cut out as other databases', and why it
+    /// cannot be split (`filter`).
+    kept: u64,
+    other: u64,
+    mixed: Option<String>,
+}
+
+/// The prepared half of XA transaction `xid` that ends last before `backup`'s
+/// coordinates (in record `at`), looked for backwards through the archive (one segment's
+/// bytes at a time) as far as it reaches without a gap or another server's segment;
+/// `None` when not there. A prepared XA transaction is binlogged by its `XA PREPARE`
+/// (MariaDB 10.5+, MySQL): one prepared before a backup's snapshot and ended after it is
+/// in no backup but in the archive before its coordinates.
+async fn prepared_before<S: SegmentSource>(
+    source: &S,
+    records: &[Record],
+    at: usize,
+    backup: &BackupPoint,
+    xid: &str,
+) -> Result<Option<PreparedBefore>, PlanError> {
+    let Record::Segment(here) = &records[at] else {
+        return Ok(None);
+    };
+    let read = |s: &Segment| {
+        let s = s.clone();
+        async move {
+            let bytes = source.segment_bytes(&s).await.map_err(|e| {
+                PlanError::Archive(format!("segment {}:{}-{}: {e}", s.file, s.start, s.end))
+            })?;
+            let checksum = event::format_description_checksum(&s.format_description)
+                .map_err(|e| PlanError::Archive(format!("segment {}:{}: {e}", s.file, s.start)))?;
+            Ok::<_, PlanError>((bytes, checksum))
+        }
+    };
+    // Events of `bytes` (segment `s`) as (position, event), up to `limit`.
+    fn events<'b>(
+        s: &Segment,
+        bytes: &'b [u8],
+        limit: u64,
+    ) -> Result<Vec<(u64, &'b [u8])>, PlanError> {
+        let mut out = Vec::new();
+        let mut off = 0usize;
+        while off + HEADER_LEN <= bytes.len() {
+            let size =
+                u32::from_le_bytes(bytes[off + 9..off + 13].try_into().expect("4 bytes")) as usize;
+            if size < HEADER_LEN || off + size > bytes.len() {
+                return Err(damaged(s, s.start + off as u64, "truncated event"));
+            }
+            let pos = s.start + off as u64;
+            if pos + size as u64 > limit {
+                break;
+            }
+            out.push((pos, &bytes[off..off + size]));
+            off += size;
+        }
+        Ok(out)
+    }
+    // Backwards: its XA_PREPARE event, then the GTID event that opens its group.
+    let mut end: Option<(usize, u64)> = None;
+    let mut start: Option<(usize, u64)> = None;
+    let mut r = at;
+    while let Record::Segment(s) = &records[r] {
+        if s.server.is_some() && here.server.is_some() && s.server != here.server {
+            break;
+        }
+        if r < at
+            && let Record::Segment(n) = &records[r + 1]
+            && !window::follows(s, n)
+        {
+            break;
+        }
+        let (bytes, checksum) = read(s).await?;
+        let limit = if r == at { backup.position.pos } else { s.end };
+        let mut last_gtid = None;
+        for (pos, ev) in events(s, &bytes, limit)? {
+            match ev[4] {
+                kind::GTID | kind::MYSQL_GTID => last_gtid = Some(pos),
+                kind::XA_PREPARE
+                    if end.is_none_or(|(er, _)| er == r)
+                        && xa_prepare_xid(ev, checksum).as_deref() == Some(xid) =>
+                {
+                    end = Some((r, pos + ev.len() as u64));
+                    start = last_gtid.map(|g| (r, g));
+                }
+                _ => {}
+            }
+        }
+        match (end, start) {
+            (Some(_), Some(_)) => break,
+            // Its group began in an earlier segment: its last GTID event.
+            (Some((er, _)), None) if er != r => {
+                if let Some(g) = last_gtid {
+                    start = Some((r, g));
+                    break;
+                }
+            }
+            _ => {}
+        }
+        if r == 0 {
+            break;
+        }
+        r -= 1;
+    }
+    let (Some(start), Some(end)) = (start, end) else {
+        return Ok(None);
+    };
+    // Forwards over it: its events, pieces, and a partial backup's units (as `walk`).
+    let mut half: Option<PreparedBefore> = None;
+    let mut units = backup.databases.as_ref().map(Units::new);
+    let mut pieces = Pieces {
+        done: Vec::new(),
+        open: None,
+    };
+    for (ri, record) in records.iter().enumerate().take(end.0 + 1).skip(start.0) {
+        let Record::Segment(s) = record else {
+            return Ok(None);
+        };
+        let (bytes, checksum) = read(s).await?;
+        let from = if ri == start.0 { start.1 } else { s.start };
+        let to = if ri == end.0 { end.1 } else { s.end };
+        pieces.open = Some((ri, from));
+        for (pos, ev) in events(s, &bytes, to)? {
+            if pos < from {
+                continue;
+            }
+            let header =
+                event::Header::parse(ev).map_err(|e| damaged(s, pos, &format!("{e:?}")))?;
+            let h = half.get_or_insert_with(|| PreparedBefore {
+                txn: Txn {
+                    gtid: match header.kind {
+                        kind::GTID => event::parse_gtid(ev, &header, checksum)
+                            .ok()
+                            .map(|g| g.gtid.to_string()),
+                        _ => mysql_gtid(ev, checksum),
+                    },
+                    start: Position {
+                        file: s.file.clone(),
+                        pos,
+                    },
+                    end: end.1,
+                    time: header.timestamp,
+                },
+                record: ri,
+                pieces: Vec::new(),
+                events: 0,
+                kept: 0,
+                other: 0,
+                mixed: None,
+            });
+            h.events += 1;
+            let ev_end = pos + ev.len() as u64;
+            if let Some(u) = units.as_mut()
+                && let filter::Step::End(u, v) = u.event(ev, header.kind, checksum, ri, pos)
+            {
+                match v {
+                    Verdict::Kept => h.kept += 1,
+                    Verdict::Other => {
+                        h.other += 1;
+                        h.events -= u.events;
+                        pieces.flush(ri, s, ev_end);
+                        pieces.trim(u.record, u.start);
+                        if ev_end < to {
+                            pieces.open = Some((ri, ev_end));
+                        }
+                    }
+                    Verdict::Mixed(m) => {
+                        h.kept += 1;
+                        h.mixed.get_or_insert(m);
+                    }
+                }
+            }
+        }
+        pieces.flush(ri, s, to);
+    }
+    if units.as_mut().and_then(Units::finish).is_some()
+        && let Some(h) = half.as_mut()
+    {
+        h.kept += 1;
+    }
+    Ok(half.map(|mut h| {
+        h.pieces = pieces.done;
+        h
+    }))
+}
+
+/// The XID of an XA_PREPARE event (not one-phase), as `prepared_xa` writes it. Its body:
+/// one_phase (1), formatID (4), gtrid length (4), bqual length (4), gtrid and bqual.
+fn xa_prepare_xid(ev: &[u8], checksum: event::Checksum) -> Option<String> {
+    let b = event::body(ev, checksum);
+    if *b.first()? != 0 {
+        return None;
+    }
+    let u32_at =
+        |i: usize| -> Option<u32> { Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?)) };
+    let format = u32_at(1)?;
+    let (gtrid, bqual) = (u32_at(5)? as usize, u32_at(9)? as usize);
+    let data = b.get(13..13 + gtrid + bqual)?;
+    let hex = |d: &[u8]| d.iter().map(|c| format!("{c:02x}")).collect::<String>();
+    Some(normalize_xid(&format!(
+        "X'{}',X'{}',{format}",
+        hex(&data[..gtrid]),
+        hex(&data[gtrid..])
+    )))
 }
 
 fn normalize_xid(xid: &str) -> String {
@@ -2053,6 +2579,200 @@ mod tests {
             pos: 4,
         });
         assert!(run(plan(&a, &backups, &t, &[])).is_err());
+    }
+
+    impl Arch {
+        /// The prepared half of XA transaction `xid` (gtrid, bqual '', format 1), as
+        /// MariaDB logs it: GTID (FL_PREPARED_XA and the XID), a row statement, XA END,
+        /// XA_PREPARE.
+        fn xa_prepare(&mut self, seq: u64, ts: u32, xid: &str) {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend_from_slice(&0u32.to_le_bytes());
+            b.push(64);
+            b.extend_from_slice(&1u32.to_le_bytes());
+            b.extend_from_slice(&[xid.len() as u8, 0]);
+            b.extend_from_slice(xid.as_bytes());
+            self.push(kind::GTID, ts, &b);
+            self.gtids_seen(seq);
+            self.in_txn = true;
+            self.push(kind::QUERY, ts, &query_body("INSERT INTO t VALUES (2)"));
+            self.push(
+                kind::QUERY,
+                ts,
+                &query_body(&format!("XA END {}", xid_text(xid))),
+            );
+            let mut p = vec![0u8];
+            p.extend_from_slice(&1u32.to_le_bytes());
+            p.extend_from_slice(&(xid.len() as u32).to_le_bytes());
+            p.extend_from_slice(&0u32.to_le_bytes());
+            p.extend_from_slice(xid.as_bytes());
+            self.push(kind::XA_PREPARE, ts, &p);
+            self.in_txn = false;
+        }
+
+        /// `XA COMMIT`/`XA ROLLBACK` of `xid`, a transaction of its own.
+        fn xa_end(&mut self, seq: u64, ts: u32, xid: &str, commit: bool) {
+            self.gtid(seq, ts, true);
+            let verb = if commit { "COMMIT" } else { "ROLLBACK" };
+            self.push(
+                kind::QUERY,
+                ts,
+                &query_body(&format!("XA {verb} {}", xid_text(xid))),
+            );
+        }
+
+        fn gtids_seen(&mut self, seq: u64) {
+            match self.gtids.first_mut() {
+                Some(r) => {
+                    r.last = seq;
+                    r.count += 1;
+                }
+                None => self.gtids.push(GtidRange {
+                    domain: 0,
+                    server_id: 1,
+                    first: seq,
+                    last: seq,
+                    count: 1,
+                }),
+            }
+        }
+    }
+
+    /// `X'6869',X'',1` as the server writes an XID in its statements.
+    fn xid_text(xid: &str) -> String {
+        let hex: String = xid.bytes().map(|c| format!("{c:02X}")).collect();
+        format!("X'{hex}',X'',1")
+    }
+
+    /// b.000001: 1, the prepared half of p1 (2), 3 | backup B | p1's XA COMMIT (4), 5,
+    /// p2 prepared (6) and rolled back (7); a segment cut after 3 and at the end. A
+    /// backup A after 1 too.
+    fn xa_archive() -> (Arch, BackupPoint, BackupPoint) {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 101, false);
+        let at_a = a.here();
+        a.xa_prepare(2, 102, "p1");
+        a.txn(3, 103, false);
+        a.cut();
+        let at_b = a.here();
+        a.xa_end(4, 104, "p1", true);
+        a.txn(5, 105, false);
+        a.xa_prepare(6, 106, "p2");
+        a.xa_end(7, 107, "p2", false);
+        a.cut();
+        (a, backup("A", 0, at_a, 1), backup("B", 1, at_b, 3))
+    }
+
+    #[test]
+    fn an_xa_transaction_prepared_before_the_backup_is_replayed_first() {
+        let (a, _, b) = xa_archive();
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(
+            replayed(&a, &p),
+            seqs(2..=2)
+                .into_iter()
+                .chain(seqs(4..=7))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(p.first.as_ref().unwrap().gtid.as_deref(), Some("0-1-2"));
+        assert_eq!(p.transactions, 5);
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("replayed first: transaction 0-1-2")
+                    && l.contains("XA transaction x'7031',x'',1")),
+            "{:#?}",
+            p.describe()
+        );
+        // Its prepared half not archived (the segment before the coordinates lost): its
+        // XA COMMIT refuses, naming it; skipped knowingly, the rest is replayed.
+        let mut lost = a;
+        lost.records.remove(0);
+        let e = run(plan(&lost, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("transaction 0-1-4")
+                && m.contains("XA COMMIT of XA transaction x'7031',x'',1")
+                && m.contains("--skip-gtid 0-1-4"),
+            "{m}"
+        );
+        let skip = vec!["0-1-4".to_string()];
+        let p = run(plan(
+            &lost,
+            std::slice::from_ref(&b),
+            &Target::Latest,
+            &skip,
+        ))
+        .unwrap();
+        assert_eq!(replayed(&lost, &p), seqs(5..=7));
+        // A drill's window ends before it.
+        let p = run(plan(
+            &lost,
+            std::slice::from_ref(&b),
+            &Target::EndOfWindow,
+            &[],
+        ))
+        .unwrap();
+        assert!(replayed(&lost, &p).is_empty());
+        assert!(
+            p.stop.why.starts_with("the next transaction 0-1-4"),
+            "{}",
+            p.stop.why
+        );
+    }
+
+    #[test]
+    fn xa_statements_are_told_from_others() {
+        let end = ["XA COMMIT ", "XA ROLLBACK "];
+        assert_eq!(
+            xa_statement(b"  xa commit X'7031', X'',1", &end).as_deref(),
+            Some("x'7031',x'',1")
+        );
+        assert_eq!(xa_statement(b"XA COMMIT X'70',X'',1 ONE PHASE", &end), None);
+        assert_eq!(xa_statement(b"COMMIT", &end), None);
+        assert_eq!(xa_statement(b"XA", &end), None);
+        assert_eq!(xa_statement(b"XA END X'70',X'',1", &end), None);
+    }
+
+    #[test]
+    fn skipping_a_prepared_xa_half_leaves_out_its_end() {
+        let (a, backup_a, _) = xa_archive();
+        let skip = vec!["0-1-2".to_string(), "0-1-6".to_string()];
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&backup_a),
+            &Target::Latest,
+            &skip,
+        ))
+        .unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-3", "0-1-5"]);
+        let said = p.describe();
+        for (end, half) in [("0-1-4", "0-1-2"), ("0-1-7", "0-1-6")] {
+            assert!(
+                said.iter()
+                    .any(|l| l.starts_with(&format!("skipped: transaction {end}"))
+                        && l.contains(&format!("half, transaction {half}"))),
+                "{said:#?}"
+            );
+        }
+        // Skipping only the XA COMMIT: the transaction stays prepared, the plan says so.
+        let skip = vec!["0-1-4".to_string()];
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&backup_a),
+            &Target::Latest,
+            &skip,
+        ))
+        .unwrap();
+        assert_eq!(
+            replayed(&a, &p),
+            ["0-1-2", "0-1-3", "0-1-5", "0-1-6", "0-1-7"]
+        );
+        assert!(
+            p.describe().iter().any(|l| l.contains("stays PREPARED")),
+            "{:#?}",
+            p.describe()
+        );
     }
 
     #[test]

@@ -337,7 +337,7 @@ async fn replay(
         return failed(note, Outcome::Error, e.to_string());
     }
     session.close().await;
-    let before = apply::before_replay_sql(&dialect, plan.backup.gtid.as_deref());
+    let before = apply::before_replay_sql(&dialect, plan.backup.gtid.as_deref(), &plan.gtids);
     match apply::apply(
         &segments,
         &plan,

@@ -3,7 +3,8 @@
 //! `BackupWriter`, the manifest last, then the backup is committed with the manifest's
 //! databases and coordinates, and the server's identity and binlog source (which binlog
 //! archive point-in-time restores may pair it with: `binlog::replay`), which databases a
-//! replay from it applies and whether one can start from it at all (not from a backup of
+//! replay from it applies (named as the server names them: in lower case under
+//! `lower_case_table_names=1`, as its binlog does) and whether one can start from it at all (not from a backup of
 //! some tables or rows: `not_replayable`). The connection and
 //! selection options are rdump's, parsed by its own parser (option groups `[client]` and
 //! `[rbackup]`).
@@ -455,7 +456,15 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
     };
     // Read after the dump: a trigger made before its coordinates is found here, one made
     // after them is in the binlog (see `writers_into_kept`).
-    let writers = match binlog_databases(&plan.selection.scope, &plan.selection.ignore_databases) {
+    // The databases as the server names them (in its binlog too), for the replay.
+    let selection = match lower_case_names(&plan.connection).await {
+        Ok(lower) => as_the_server_names(&plan.selection, lower),
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    let writers = match binlog_databases(&selection.scope, &selection.ignore_databases) {
         Some(f) => match writers_into_kept(&plan.connection, &f).await {
             Ok(w) => w,
             Err(e) => {
@@ -488,7 +497,7 @@ async fn run_backup(args: BackupArgs) -> Result<(), Failure> {
         "objects": summary.objects,
     });
     if let (Some(m), serde_json::Value::Object(replay)) =
-        (meta.as_object_mut(), replay_meta(&plan.selection, &writers))
+        (meta.as_object_mut(), replay_meta(&selection, &writers))
     {
         m.extend(replay);
     }
@@ -602,6 +611,52 @@ async fn server_identity(
         .unwrap_or_default();
     session.close().await;
     Ok(rdump::binlog::source::sanitize(&raw))
+}
+
+/// Whether the server stores database and table names in lower case
+/// (`lower_case_table_names=1`: it names database `Shop` `shop`, in its binlog too).
+async fn lower_case_names(
+    connection: &rdump::client::options::ConnectionOptions,
+) -> Result<bool, Failure> {
+    let mut session = rdump::client::conn::Session::connect(connection)
+        .await
+        .map_err(Failure::Dump)?;
+    let v = session
+        .first_value(
+            "SELECT @@lower_case_table_names",
+            "reading lower_case_table_names",
+        )
+        .await
+        .map_err(Failure::Dump)?
+        .unwrap_or_default();
+    session.close().await;
+    Ok(v.trim() == "1")
+}
+
+/// `selection`'s database names as a server that stores them in lower case (`lower`)
+/// names them, in its binlog too: a partial backup's replay (`binlog::filter`) compares
+/// them with the binlog's exactly, so `--databases Shop` must record `shop` there.
+fn as_the_server_names(selection: &rdump::plan::Selection, lower: bool) -> rdump::plan::Selection {
+    use rdump::plan::Scope;
+    let mut s = selection.clone();
+    if !lower {
+        return s;
+    }
+    let low = |d: &mut String| *d = d.to_lowercase();
+    match &mut s.scope {
+        Scope::AllDatabases => {}
+        Scope::Databases(d) => d.iter_mut().for_each(low),
+        Scope::Database { db, .. } => low(db),
+    }
+    s.ignore_databases.iter_mut().for_each(low);
+    for (db, _) in s
+        .ignore_tables
+        .iter_mut()
+        .chain(s.ignore_table_data.iter_mut())
+    {
+        low(db);
+    }
+    s
 }
 
 /// The writer once the dump's tasks let go of it (a failed dump's workers are aborted,
@@ -813,6 +868,26 @@ mod tests {
         assert_eq!(point_of(serde_json::json!({"databases": ["shop"]})), None);
         // Recorded not replayable without a reason: still not replayable.
         assert!(point_of(serde_json::json!({"binlog_replayable": false})).is_some());
+    }
+
+    #[test]
+    fn database_names_are_recorded_as_a_lower_case_server_names_them() {
+        let selection = rdump::plan::Selection {
+            scope: Scope::Databases(vec!["Shop".into(), "b".into()]),
+            ignore_tables: vec![("Shop".into(), "T".into())],
+            ..rdump::plan::Selection::default()
+        };
+        assert_eq!(as_the_server_names(&selection, false), selection);
+        let lower = as_the_server_names(&selection, true);
+        assert_eq!(
+            lower.scope,
+            Scope::Databases(vec!["shop".into(), "b".into()])
+        );
+        assert_eq!(lower.ignore_tables, vec![("shop".into(), "T".into())]);
+        assert_eq!(
+            binlog_databases(&lower.scope, &[]),
+            Some(DatabaseFilter::Only(vec!["shop".into(), "b".into()]))
+        );
     }
 
     #[test]

@@ -502,7 +502,7 @@ mod pitr {
         session.close().await;
         load_backup(reader, &plan.backup.id, staging, &opts).await?;
         let started = std::time::Instant::now();
-        let before = apply::before_replay_sql(&dialect, plan.backup.gtid.as_deref());
+        let before = apply::before_replay_sql(&dialect, plan.backup.gtid.as_deref(), &plan.gtids);
         let done = apply::apply(
             source,
             &plan,
