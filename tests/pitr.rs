@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::rbackup::{rbackup, text};
-use common::{Server, ServerOptions};
+use common::{Server, ServerOptions, connection};
 use rdump::backup::segments::RepositorySegments;
 use rdump::binlog::{Gap, Position, SegmentStore};
 
@@ -33,16 +33,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// The server's connection options as rdump and rload take them.
-fn connection(s: &Server) -> Vec<String> {
-    vec![
-        "--no-defaults".into(),
-        format!("--socket={}", s.socket().display()),
-        format!("-u{}", s.user()),
-        format!("-p{}", s.password()),
-    ]
 }
 
 /// CHECKSUM TABLE of every table of `pitr`.

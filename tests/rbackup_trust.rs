@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::connection;
 use common::rbackup::{rbackup, text};
 
 use std::collections::BTreeMap;
@@ -524,15 +525,6 @@ async fn prune_killed_after_any_step_leaves_a_repository_that_verifies_and_resto
             assert_eq!(restore_files(&repo, id, &[]), as_map(files), "after {step}");
         }
     }
-}
-
-fn connection(s: &common::Server) -> Vec<String> {
-    vec![
-        "--no-defaults".into(),
-        format!("--socket={}", s.socket().display()),
-        format!("-u{}", s.user()),
-        format!("-p{}", s.password()),
-    ]
 }
 
 #[test]
