@@ -207,28 +207,7 @@ fn ids(url: &str, identity: &str, env: &[(&str, String)]) -> Vec<(String, String
 /// Binlog events from `start` to `end` of a file, as a server writes them: each with its
 /// header (size, and the position where it ends), a body of noise and its CRC32.
 fn events(start: u64, end: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity((end - start) as usize);
-    let mut pos = start;
-    while pos < end {
-        let left = (end - pos) as usize;
-        let mut size = left.min(4096);
-        if left > size && left - size < 23 {
-            size = left - 23;
-        }
-        assert!(size >= 23, "{start}-{end}: too short for an event");
-        let at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.push(2); // QUERY
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&(size as u32).to_le_bytes());
-        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&noise(pos, size - 23));
-        let crc = crc32fast::hash(&out[at..]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        pos += size as u64;
-    }
-    out
+    common::rbackup::binlog_events(start, end, noise)
 }
 
 /// A binlog segment committed as the archiver (`rbackup binlog`) commits it, with the
@@ -281,7 +260,7 @@ async fn put_segment_ending(
     rotate_to: Option<&str>,
 ) -> String {
     use rdump::backup::segments::RepositorySegments;
-    use rdump::binlog::segment::{Segment, SegmentStore};
+    use rdump::binlog::segment::SegmentStore;
     let repo = backup::open(
         url,
         &Access::writer_key_file(writer_key).unwrap(),
@@ -289,22 +268,15 @@ async fn put_segment_ending(
     )
     .await
     .unwrap();
-    let segment = Segment {
-        file: file.to_string(),
-        start,
-        end,
-        events: 1,
-        first_event_time: last_time.timestamp() as u32,
-        last_event_time: last_time.timestamp() as u32,
-        gtids: vec![],
-        ends_in_transaction: false,
-        rotate_to: rotate_to.map(str::to_string),
-        ends_with_stop: false,
-        format_description: vec![1, 2, 3],
-        crc32: crc32fast::hash(&bytes),
-        // As an archiver records it (the server's identity).
-        server: Some(format!("server-of-{source}")),
-    };
+    // As an archiver records it (the server's identity).
+    let segment = common::rbackup::segment(
+        file,
+        (start, end),
+        last_time.timestamp() as u32,
+        &bytes,
+        &format!("server-of-{source}"),
+        rotate_to,
+    );
     let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
         .await
         .unwrap();

@@ -652,58 +652,25 @@ fn list_windows(repo: &Repo) -> BTreeMap<String, serde_json::Value> {
 /// Binlog events from `start` to `end` of a file, as a server writes them: each with its
 /// header (size, and the position where it ends), a body of noise and its CRC32.
 fn events(start: u64, end: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity((end - start) as usize);
-    let mut pos = start;
-    while pos < end {
-        let left = (end - pos) as usize;
-        let mut size = left.min(4096);
-        if left > size && left - size < 23 {
-            size = left - 23;
-        }
-        let at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.push(2); // QUERY
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&(size as u32).to_le_bytes());
-        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend(
-            rows(&format!("{start}-{pos}"), size / 40 + 1)
-                .into_iter()
-                .take(size - 23),
-        );
-        let crc = crc32fast::hash(&out[at..]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        pos += size as u64;
-    }
-    out
+    common::rbackup::binlog_events(start, end, |pos, len| {
+        rows(&format!("{start}-{pos}"), (len + 23) / 40 + 1)
+            .into_iter()
+            .take(len)
+            .collect()
+    })
 }
 
 /// Segments of `source` (server identity `server`) committed as the archiver commits
 /// them, with the writer key: `file` from `bounds[0]` to `bounds[1]`, then on.
 async fn archive_segments(repo: &Repo, source: &str, server: &str, file: &str, bounds: &[u64]) {
     use rdump::backup::segments::RepositorySegments;
-    use rdump::binlog::segment::{Segment, SegmentStore};
+    use rdump::binlog::segment::SegmentStore;
     let r = repo.open_writer(&StoreOptions::default()).await;
     let mut archive = RepositorySegments::open_archiver(r, source).await.unwrap();
     let t = chrono::Utc::now().timestamp() as u32;
     for w in bounds.windows(2) {
         let bytes = events(w[0], w[1]);
-        let segment = Segment {
-            file: file.to_string(),
-            start: w[0],
-            end: w[1],
-            events: 1,
-            first_event_time: t,
-            last_event_time: t,
-            gtids: vec![],
-            ends_in_transaction: false,
-            rotate_to: None,
-            ends_with_stop: false,
-            format_description: vec![1, 2, 3],
-            crc32: crc32fast::hash(&bytes),
-            server: Some(server.to_string()),
-        };
+        let segment = common::rbackup::segment(file, (w[0], w[1]), t, &bytes, server, None);
         archive.commit(&segment, &bytes).await.unwrap();
     }
     archive.release().await.unwrap();

@@ -2,7 +2,8 @@
 //! test's own environment are removed first, so only what a test passes reaches it
 //! ([`rbackup`], [`command`]; [`rbackup_on`] adds a server's connection options). Also
 //! the repositories the tests run it on: [`PassphraseRepo`] (`rbackup init` with a
-//! passphrase file, in a temporary directory).
+//! passphrase file, in a temporary directory); and what tests put into a binlog archive
+//! without a server: [`binlog_events`] and the [`segment`] record of them.
 
 use std::process::{Command, Output};
 
@@ -88,5 +89,61 @@ impl PassphraseRepo {
         let out = rbackup(&["init", "--repo", &url, "--passphrase-file", &pass], &[]);
         assert!(out.status.success(), "{}", text(&out));
         PassphraseRepo { dir, url, pass }
+    }
+}
+
+/// Binlog events from `start` to `end` of a file, as a server writes them: each with its
+/// header (size, and the position where it ends), a body of `body(position, length)` and
+/// its CRC32. Events are at most 4 KiB.
+pub fn binlog_events(start: u64, end: u64, body: impl Fn(u64, usize) -> Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut pos = start;
+    while pos < end {
+        let left = (end - pos) as usize;
+        let mut size = left.min(4096);
+        if left > size && left - size < 23 {
+            size = left - 23;
+        }
+        assert!(size >= 23, "{start}-{end}: too short for an event");
+        let at = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.push(2); // QUERY
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(size as u32).to_le_bytes());
+        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&body(pos, size - 23));
+        let crc = crc32fast::hash(&out[at..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        pos += size as u64;
+    }
+    out
+}
+
+/// What the archiver records of a segment of `bytes`: events from `start` to `end` of
+/// `file` (counted as one, dated `time`), archived from server identity `server`, ending
+/// the file with a ROTATE to `rotate_to`.
+pub fn segment(
+    file: &str,
+    (start, end): (u64, u64),
+    time: u32,
+    bytes: &[u8],
+    server: &str,
+    rotate_to: Option<&str>,
+) -> rdump::binlog::segment::Segment {
+    rdump::binlog::segment::Segment {
+        file: file.to_string(),
+        start,
+        end,
+        events: 1,
+        first_event_time: time,
+        last_event_time: time,
+        gtids: vec![],
+        ends_in_transaction: false,
+        rotate_to: rotate_to.map(str::to_string),
+        ends_with_stop: false,
+        format_description: vec![1, 2, 3],
+        crc32: crc32fast::hash(bytes),
+        server: Some(server.to_string()),
     }
 }
