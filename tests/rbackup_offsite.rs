@@ -6,47 +6,18 @@
 
 mod common;
 
-use common::rbackup::{rbackup, text};
+use common::rbackup::{KeyRepo, rbackup, text};
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use age::secrecy::ExposeSecret;
 use bytes::Bytes;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::writer::SnapshotInfo;
 use rdump::backup::{self, Access, BackupWriter, WriterOptions};
 use serde_json::json;
-
-/// An age identity in `dir/name`, returned with its recipient.
-fn identity(dir: &Path, name: &str) -> (String, String) {
-    let identity = age::x25519::Identity::generate();
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
-    (
-        path.to_str().unwrap().to_string(),
-        identity.to_public().to_string(),
-    )
-}
-
-/// `rbackup init` of a repository readable by `recipient`, its writer key in `writer_key`.
-fn init(url: &str, recipient: &str, writer_key: &Path, env: &[(&str, String)]) {
-    let out = rbackup(
-        &[
-            "init",
-            "--repo",
-            url,
-            "--recipient",
-            recipient,
-            "--writer-key-file",
-            writer_key.to_str().unwrap(),
-        ],
-        env,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-}
 
 /// Deterministic incompressible bytes (xorshift), `n` of them from `seed`.
 fn noise(seed: u64, n: usize) -> Vec<u8> {
@@ -310,15 +281,10 @@ fn s3_env(server: &common::s3::MotoServer) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, src_id, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
 
     // The first backup: 2.5 MiB of tables and a small schema file; a binlog segment.
     // (Small: the tests run a debug build, where chunking, hashing and age are slow.)
@@ -343,17 +309,7 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     .await;
 
     let copy = |ids: &[&str]| {
-        let mut args = vec![
-            "copy",
-            "--repo",
-            src_url,
-            "--identity-file",
-            &src_id,
-            "--to",
-            dst_url,
-            "--to-writer-key-file",
-            dst_wk.to_str().unwrap(),
-        ];
+        let mut args = src_repo.copy_to(&dst_repo);
         args.extend_from_slice(ids);
         let out = rbackup(&args, &[]);
         assert!(out.status.success(), "{}", text(&out));
@@ -455,12 +411,10 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     let b = common::s3::MotoServer::start();
     a.create_bucket("onsite");
     b.create_bucket("offsite");
-    let (s3a_id, s3a_recipient) = identity(dir.path(), "s3a.id");
-    let (s3b_id, s3b_recipient) = identity(dir.path(), "s3b.id");
-    let s3a_wk = dir.path().join("s3a.wk");
-    let s3b_wk = dir.path().join("s3b.wk");
-    init("s3://onsite/db1", &s3a_recipient, &s3a_wk, &s3_env(&a));
-    init("s3://offsite/db1", &s3b_recipient, &s3b_wk, &s3_env(&b));
+    let s3a = KeyRepo::init_at(dir.path(), "s3a", "s3://onsite/db1", &s3_env(&a));
+    let s3b = KeyRepo::init_at(dir.path(), "s3b", "s3://offsite/db1", &s3_env(&b));
+    let (_, _, s3a_id, s3a_wk) = s3a.parts();
+    let (_, _, s3b_id, _) = s3b.parts();
     let latest = copied[1].0.clone();
     let out = rbackup(
         &[
@@ -536,15 +490,10 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (src, src_url, _, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
     // 10 MiB: three packs; the copy is killed once the first is stored and indexed.
     let files: Vec<(String, Vec<u8>)> = (0..2)
         .map(|i| (format!("db/t{i}.00001.csv"), noise(100 + i, 5 << 20)))
@@ -552,19 +501,9 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
     backup_files(src_url, &src_wk, &files).await;
     let source_packs = bytes_under(&src, "data");
 
-    let args = [
-        "copy",
-        "--repo",
-        src_url,
-        "--identity-file",
-        &src_id,
-        "--to",
-        dst_url,
-        "--to-writer-key-file",
-        dst_wk.to_str().unwrap(),
-    ];
+    let args = src_repo.copy_to(&dst_repo);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"))
-        .args(args)
+        .args(&args)
         .env_remove("RBACKUP_CONFIG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -678,12 +617,9 @@ async fn put_drill(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_exit_codes_for_each_condition() {
     let dir = tempfile::tempdir().unwrap();
-    let (id_file, recipient) = identity(dir.path(), "reader.id");
-    let repo = dir.path().join("repo");
-    let url = repo.to_str().unwrap();
-    let wk = dir.path().join("writer.key");
-    init(url, &recipient, &wk, &[]);
-    let reader = ["--identity-file", id_file.as_str()];
+    let keys = KeyRepo::init(dir.path(), "repo");
+    let (repo, url, id_file, wk) = keys.parts();
+    let reader = ["--identity-file", id_file];
     let metrics = dir.path().join("rbackup.prom");
     let metrics_arg = ["--metrics-file", metrics.to_str().unwrap()];
 
@@ -762,7 +698,7 @@ async fn check_exit_codes_for_each_condition() {
     // mysql-bin.000003, whose first event follows its 3-byte FORMAT_DESCRIPTION (at 7).
     let lag = ["--max-binlog-lag", "15min"];
     let put = |file: &'static str, range: (u64, u64), rotate_to: Option<&'static str>| {
-        let (url, wk) = (url.to_string(), wk.clone());
+        let (url, wk) = (url.to_string(), wk.to_path_buf());
         async move {
             let bytes = events(range.0, range.1);
             put_segment_ending(&url, &wk, "s1", file, range, now, bytes, rotate_to).await
@@ -924,15 +860,10 @@ async fn check_exit_codes_for_each_condition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_metrics_file_and_json_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, src_id, src_wk) = src_repo.parts();
+    let (_, dst_url, _, dst_wk) = dst_repo.parts();
     backup_files(src_url, &src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
     let metrics = dir.path().join("prom/rbackup.prom");
     std::fs::create_dir(dir.path().join("prom")).unwrap();
@@ -1051,15 +982,10 @@ async fn config_file_metrics_file_and_json_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_after_the_destination_pruned_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, src_id, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, dst_wk) = dst_repo.parts();
     let files = vec![("db/t.00001.csv".to_string(), noise(7, 300 << 10))];
     let t = chrono::Utc::now();
     backup_at(
@@ -1170,15 +1096,10 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, _, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
     let files = vec![("db/t.00001.csv".to_string(), noise(9, 100 << 10))];
     let file = "mysql-bin.000001";
     backup_of(
@@ -1226,20 +1147,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
         .map(|w| format!("{}-{}", w[0], w[1]))
         .collect();
     let copy = || {
-        let out = rbackup(
-            &[
-                "copy",
-                "--repo",
-                src_url,
-                "--identity-file",
-                &src_id,
-                "--to",
-                dst_url,
-                "--to-writer-key-file",
-                dst_wk.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let out = rbackup(&src_repo.copy_to(&dst_repo), &[]);
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
@@ -1289,28 +1197,13 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (src, src_url, _, src_wk) = src_repo.parts();
+    let dst = &dst_repo.path;
     let t = chrono::Utc::now();
     put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
-    let args = [
-        "copy",
-        "--repo",
-        src_url,
-        "--identity-file",
-        &src_id,
-        "--to",
-        dst_url,
-        "--to-writer-key-file",
-        dst_wk.to_str().unwrap(),
-    ];
+    let args = src_repo.copy_to(&dst_repo);
 
     // Events whose CRC32 fails (one byte of the second event's body changed), in a
     // segment whose own CRC32, BLAKE3 and MAC are of these bytes.

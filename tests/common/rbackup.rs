@@ -2,10 +2,14 @@
 //! test's own environment are removed first, so only what a test passes reaches it
 //! ([`rbackup`], [`command`]; [`rbackup_on`] adds a server's connection options). Also
 //! the repositories the tests run it on: [`PassphraseRepo`] (`rbackup init` with a
-//! passphrase file, in a temporary directory); and what tests put into a binlog archive
-//! without a server: [`binlog_events`] and the [`segment`] record of them.
+//! passphrase file, in a temporary directory) and [`KeyRepo`] (with an age identity and a
+//! writer key); and what tests put into a binlog archive without a server:
+//! [`binlog_events`] and the [`segment`] record of them.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use age::secrecy::ExposeSecret;
 
 use super::{Server, connection};
 
@@ -145,5 +149,78 @@ pub fn segment(
         format_description: vec![1, 2, 3],
         crc32: crc32fast::hash(bytes),
         server: Some(server.to_string()),
+    }
+}
+
+/// A repository made by `rbackup init --recipient R --writer-key-file W`: read with the age
+/// identity file `<dir>/<name>.id` (whose recipient is R), written with the writer key
+/// `<dir>/<name>.wk`.
+pub struct KeyRepo {
+    /// `<dir>/<name>`: the repository of [`KeyRepo::init`] (unused by [`KeyRepo::init_at`]).
+    pub path: PathBuf,
+    pub url: String,
+    /// The identity file's path.
+    pub identity: String,
+    /// The writer key file's path.
+    pub writer_key: PathBuf,
+}
+
+impl KeyRepo {
+    /// The repository `<dir>/<name>`; panics with rbackup's output if `init` fails.
+    pub fn init(dir: &Path, name: &str) -> KeyRepo {
+        let url = dir.join(name).to_str().unwrap().to_string();
+        KeyRepo::init_at(dir, name, &url, &[])
+    }
+
+    /// The repository at `url` (`rbackup init` run with `env`), its keys in `dir`.
+    pub fn init_at(dir: &Path, name: &str, url: &str, env: &[(&str, String)]) -> KeyRepo {
+        let identity = age::x25519::Identity::generate();
+        let id_path = dir.join(format!("{name}.id"));
+        std::fs::write(
+            &id_path,
+            format!("{}\n", identity.to_string().expose_secret()),
+        )
+        .unwrap();
+        let writer_key = dir.join(format!("{name}.wk"));
+        let out = rbackup(
+            &[
+                "init",
+                "--repo",
+                url,
+                "--recipient",
+                &identity.to_public().to_string(),
+                "--writer-key-file",
+                writer_key.to_str().unwrap(),
+            ],
+            env,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        KeyRepo {
+            path: dir.join(name),
+            url: url.to_string(),
+            identity: id_path.to_str().unwrap().to_string(),
+            writer_key,
+        }
+    }
+
+    /// (path, URL, identity file, writer key file).
+    pub fn parts(&self) -> (&Path, &str, &str, &Path) {
+        (&self.path, &self.url, &self.identity, &self.writer_key)
+    }
+
+    /// `copy` arguments from this repository (read with its identity) to `to` (written
+    /// with its writer key).
+    pub fn copy_to<'a>(&'a self, to: &'a KeyRepo) -> Vec<&'a str> {
+        vec![
+            "copy",
+            "--repo",
+            &self.url,
+            "--identity-file",
+            &self.identity,
+            "--to",
+            &to.url,
+            "--to-writer-key-file",
+            to.writer_key.to_str().unwrap(),
+        ]
     }
 }
