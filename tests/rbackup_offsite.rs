@@ -33,6 +33,17 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
     out
 }
 
+/// The repository at `url` opened through the library with the writer key file.
+async fn open_writer(url: &str, writer_key: &Path) -> backup::Repository {
+    backup::open(
+        url,
+        &Access::writer_key_file(writer_key).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// One backup of `files` written through the library with the writer key; its ID and the
 /// bytes it stored.
 async fn backup_files(url: &str, writer_key: &Path, files: &[(String, Vec<u8>)]) -> (String, u64) {
@@ -59,10 +70,7 @@ async fn backup_of(
     (file, position): (&str, u64),
     time: Option<&str>,
 ) -> (String, u64) {
-    let access = Access::writer_key_file(writer_key).unwrap();
-    let repo = backup::open(url, &access, &StoreOptions::default())
-        .await
-        .unwrap();
+    let repo = open_writer(url, writer_key).await;
     let w = BackupWriter::start(repo, WriterOptions::default())
         .await
         .unwrap();
@@ -232,13 +240,7 @@ async fn put_segment_ending(
 ) -> String {
     use rdump::backup::segments::RepositorySegments;
     use rdump::binlog::segment::SegmentStore;
-    let repo = backup::open(
-        url,
-        &Access::writer_key_file(writer_key).unwrap(),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let repo = open_writer(url, writer_key).await;
     // As an archiver records it (the server's identity).
     let segment = common::rbackup::segment(
         file,
@@ -413,44 +415,17 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     b.create_bucket("offsite");
     let s3a = KeyRepo::init_at(dir.path(), "s3a", "s3://onsite/db1", &s3_env(&a));
     let s3b = KeyRepo::init_at(dir.path(), "s3b", "s3://offsite/db1", &s3_env(&b));
-    let (_, _, s3a_id, s3a_wk) = s3a.parts();
-    let (_, _, s3b_id, _) = s3b.parts();
+    let s3b_id = &s3b.identity;
     let latest = copied[1].0.clone();
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--to",
-            "s3://onsite/db1",
-            "--to-writer-key-file",
-            s3a_wk.to_str().unwrap(),
-            "--no-binlogs",
-            &latest,
-        ],
-        &s3_env(&a),
-    );
+    let mut args = dst_repo.copy_to(&s3a);
+    args.extend(["--no-binlogs", &latest]);
+    let out = rbackup(&args, &s3_env(&a));
     assert!(out.status.success(), "{}", text(&out));
     let mut env = s3_env(&a);
     env.push(("RBACKUP_TO_AWS_ENDPOINT_URL", b.endpoint()));
     env.push(("RBACKUP_TO_AWS_ACCESS_KEY_ID", "offsite-key".into()));
     env.push(("RBACKUP_TO_AWS_SECRET_ACCESS_KEY", "offsite-secret".into()));
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            "s3://onsite/db1",
-            "--identity-file",
-            &s3a_id,
-            "--to",
-            "s3://offsite/db1",
-            "--to-identity-file",
-            &s3b_id,
-        ],
-        &env,
-    );
+    let out = rbackup(&s3a.copy_to_reader(&s3b), &env);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     let at_b = ids("s3://offsite/db1", &s3b_id, &s3_env(&b));
@@ -466,20 +441,7 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         offsite_second
     );
     // With a reader key at the destination the rerun recognises the copies too.
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            "s3://onsite/db1",
-            "--identity-file",
-            &s3a_id,
-            "--to",
-            "s3://offsite/db1",
-            "--to-identity-file",
-            &s3b_id,
-        ],
-        &env,
-    );
+    let out = rbackup(&s3a.copy_to_reader(&s3b), &env);
     assert!(
         out.status.success() && out.stdout.is_empty(),
         "{}",
@@ -579,13 +541,7 @@ async fn put_drill(
 ) -> String {
     use rdump::backup::drill::{DrillRecord, VERSION};
     use rdump::backup::keys::NamingKey;
-    let repo = backup::open(
-        url,
-        &Access::writer_key_file(writer_key).unwrap(),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let repo = open_writer(url, writer_key).await;
     let record = DrillRecord {
         version: VERSION,
         time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -984,8 +940,8 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
     let src_repo = KeyRepo::init(dir.path(), "source");
     let dst_repo = KeyRepo::init(dir.path(), "offsite");
-    let (_, src_url, src_id, src_wk) = src_repo.parts();
-    let (dst, dst_url, dst_id, dst_wk) = dst_repo.parts();
+    let (_, src_url, _, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
     let files = vec![("db/t.00001.csv".to_string(), noise(7, 300 << 10))];
     let t = chrono::Utc::now();
     backup_at(
@@ -1012,38 +968,17 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     ] {
         put_segment(src_url, &src_wk, "s1", file, start, end, t).await;
     }
-    let copy = |key: &[&str]| {
-        let mut args = vec![
-            "copy",
-            "--repo",
-            src_url,
-            "--identity-file",
-            &src_id,
-            "--to",
-            dst_url,
-        ];
-        args.extend_from_slice(key);
+    let copy = |args: Vec<&str>| {
         let out = rbackup(&args, &[]);
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
-    let writer = ["--to-writer-key-file", dst_wk.to_str().unwrap()];
-    let reader = ["--to-identity-file", &dst_id];
-    copy(&writer);
+    let writer = || src_repo.copy_to(&dst_repo);
+    let reader = || src_repo.copy_to_reader(&dst_repo);
+    copy(writer());
     assert_eq!(binlog_stems(&dst).len(), 4, "{:?}", binlog_stems(&dst));
 
-    let out = rbackup(
-        &[
-            "prune",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--keep-last",
-            "1",
-        ],
-        &[],
-    );
+    let out = dst_repo.run(&["prune", "--keep-last", "1"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     // The removed backup's copy marker stays: it is what keeps the copies below from
     // bringing that backup back.
@@ -1064,20 +999,17 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     // Copy again with the writer key (the destination's snapshots known through the
     // copy markers), a new segment archived meanwhile.
     put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
-    let said = copy(&writer);
+    let said = copy(writer());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
     let mut now_kept = kept.clone();
     now_kept.push("s1/mysql-bin.000001/00000000000000004000-00000000000000005000".to_string());
     assert_eq!(binlog_stems(&dst), now_kept, "{said}");
     // And with a reader key (the destination's snapshots read).
-    let said = copy(&reader);
+    let said = copy(reader());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
     assert_eq!(binlog_stems(&dst), now_kept, "{said}");
 
-    let out = rbackup(
-        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
-        &[],
-    );
+    let out = dst_repo.run(&["verify"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let at_dst = ids(dst_url, &dst_id, &[]);
     assert_eq!(at_dst.len(), 1);
@@ -1099,7 +1031,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     let src_repo = KeyRepo::init(dir.path(), "source");
     let dst_repo = KeyRepo::init(dir.path(), "offsite");
     let (_, src_url, _, src_wk) = src_repo.parts();
-    let (dst, dst_url, dst_id, _) = dst_repo.parts();
+    let dst = &dst_repo.path;
     let files = vec![("db/t.00001.csv".to_string(), noise(9, 100 << 10))];
     let file = "mysql-bin.000001";
     backup_of(
@@ -1158,18 +1090,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     assert_eq!(stems("s2"), all[1..], "{said}");
     assert_eq!(stems("s3"), all, "{said}");
 
-    let out = rbackup(
-        &[
-            "prune",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--keep-last",
-            "2",
-        ],
-        &[],
-    );
+    let out = dst_repo.run(&["prune", "--keep-last", "2"], &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("binlog source s3: kept whole"), "{t}");
@@ -1182,10 +1103,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
         "{said}"
     );
     assert_eq!(stems("s1"), all[3..], "{said}");
-    let out = rbackup(
-        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
-        &[],
-    );
+    let out = dst_repo.run(&["verify"], &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
 

@@ -208,9 +208,29 @@ impl KeyRepo {
         (&self.path, &self.url, &self.identity, &self.writer_key)
     }
 
+    /// `rbackup ARGS --repo URL --identity-file F` with `env`.
+    pub fn run(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut a = args.to_vec();
+        a.extend(["--repo", &self.url, "--identity-file", &self.identity]);
+        rbackup(&a, env)
+    }
+
     /// `copy` arguments from this repository (read with its identity) to `to` (written
     /// with its writer key).
     pub fn copy_to<'a>(&'a self, to: &'a KeyRepo) -> Vec<&'a str> {
+        let mut args = self.copy_args(to);
+        args.extend(["--to-writer-key-file", to.writer_key.to_str().unwrap()]);
+        args
+    }
+
+    /// [`KeyRepo::copy_to`] with `to`'s identity instead of its writer key.
+    pub fn copy_to_reader<'a>(&'a self, to: &'a KeyRepo) -> Vec<&'a str> {
+        let mut args = self.copy_args(to);
+        args.extend(["--to-identity-file", &to.identity]);
+        args
+    }
+
+    fn copy_args<'a>(&'a self, to: &'a KeyRepo) -> Vec<&'a str> {
         vec![
             "copy",
             "--repo",
@@ -219,8 +239,6 @@ impl KeyRepo {
             &self.identity,
             "--to",
             &to.url,
-            "--to-writer-key-file",
-            to.writer_key.to_str().unwrap(),
         ]
     }
 }
