@@ -250,22 +250,31 @@ fn archive_once(repo: &str, pass: &str, source: &Server, code: i32) {
 /// The GTID of the last `CREATE TABLE pitr.made...` in the source's binlog, after GTID
 /// `after` ("0-1-N").
 fn last_create_after(source: &Server, after: &str) -> String {
-    let after: u64 = after.rsplit('-').next().unwrap().parse().unwrap();
+    let number = |g: &str| g.rsplit('-').next().unwrap().parse::<u64>().unwrap();
+    let after = number(after);
+    last_gtid_where(source, |ev, g| {
+        ev[5].contains("CREATE TABLE pitr.made") && number(g) > after
+    })
+    .expect("a CREATE TABLE after T1")
+}
+
+/// The GTID of the last transaction in the source's binlog with an event (a row of `SHOW
+/// BINLOG EVENTS`) for which `wanted(event, its transaction's GTID)` holds.
+fn last_gtid_where(source: &Server, wanted: impl Fn(&[String], &str) -> bool) -> Option<String> {
     let mut found = None;
     for file in source.sql_rows("SHOW BINARY LOGS") {
         let mut gtid = None;
         for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
             if ev[2] == "Gtid" {
                 gtid = ev[5].split_whitespace().last().map(str::to_string);
-            } else if ev[5].contains("CREATE TABLE pitr.made")
-                && let Some(g) = &gtid
-                && g.rsplit('-').next().unwrap().parse::<u64>().unwrap() > after
+            } else if let Some(g) = &gtid
+                && wanted(&ev, g)
             {
                 found = Some(g.clone());
             }
         }
     }
-    found.expect("a CREATE TABLE after T1")
+    found
 }
 
 /// `rbackup verify --drill ID --threads 2 --json` and more: its output and the drill
@@ -1426,18 +1435,10 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
          INSERT INTO shop.t VALUES (15, 'after trap', 1);",
     );
     archive();
-    let mut trap_gtid = None;
-    for file in source.sql_rows("SHOW BINARY LOGS") {
-        let mut gtid = None;
-        for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
-            if ev[2] == "Gtid" {
-                gtid = ev[5].split_whitespace().last().map(str::to_string);
-            } else if ev[2] == "Query" && ev[5].contains("'trap'") {
-                trap_gtid = gtid.clone();
-            }
-        }
-    }
-    let trap_gtid = trap_gtid.expect("the trap statement is logged as a statement");
+    let trap_gtid = last_gtid_where(&source, |ev, _| {
+        ev[2] == "Query" && ev[5].contains("'trap'")
+    })
+    .expect("the trap statement is logged as a statement");
     let out = restore_shop(&[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);
