@@ -71,11 +71,11 @@ fn batch(n: u64, busy: bool) -> String {
         s2 = (n * 3) % 20 + 1,
         d = n % 7,
     );
-    if n % 30 == 15 || (busy && n % 5 == 0) {
+    if n % 30 == 15 || (busy && n.is_multiple_of(5)) {
         // Across binlog files.
         sql.push_str(" FLUSH BINARY LOGS;");
     }
-    if busy && n % 3 == 0 {
+    if busy && n.is_multiple_of(3) {
         sql.push_str(&format!(
             " ALTER TABLE pitr.audit ADD COLUMN a{n} INT NOT NULL DEFAULT {n};"
         ));

@@ -298,10 +298,10 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         b"CREATE TABLE t0 (a int);\n".to_vec(),
     ));
     files.push(("rdump.json".into(), b"{\"manifest\": 1}\n".to_vec()));
-    backup_files(src_url, &src_wk, &files).await;
+    backup_files(src_url, src_wk, &files).await;
     let segment = put_segment(
         src_url,
-        &src_wk,
+        src_wk,
         "s1",
         "mysql-bin.000001",
         4,
@@ -318,16 +318,16 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         out
     };
     copy(&[]);
-    let after_first = bytes_under(&dst, "data");
-    let copied = ids(dst_url, &dst_id, &[]);
+    let after_first = bytes_under(dst, "data");
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 1);
     assert_eq!(
-        ids(src_url, &src_id, &[])[0].1,
+        ids(src_url, src_id, &[])[0].1,
         copied[0].1,
         "the time is kept"
     );
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &copied[0].0, dir.path(), &[]),
         expected(&files)
     );
     // The segment is there under the same positions, readable with the offsite key only.
@@ -385,15 +385,15 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     // Copying again moves nothing.
     let out = copy(&[]);
     assert!(out.stdout.is_empty(), "{}", text(&out));
-    assert_eq!(bytes_under(&dst, "data"), after_first);
+    assert_eq!(bytes_under(dst, "data"), after_first);
 
     // A second backup: one table changed in one place, one new small table. Its copy
     // moves about what the source stored for it, not the 6 MiB again.
     files[1].1[300_000..300_100].fill(7);
     files.push(("db/t9.00001.csv".into(), noise(99, 64 << 10)));
-    let (second, source_new) = backup_files(src_url, &src_wk, &files).await;
+    let (second, source_new) = backup_files(src_url, src_wk, &files).await;
     copy(&[&second[..12]]);
-    let moved = bytes_under(&dst, "data") - after_first;
+    let moved = bytes_under(dst, "data") - after_first;
     eprintln!(
         "second backup: the source stored {source_new} bytes for it; its copy stored {moved} \
          at the destination (first copy: {after_first})"
@@ -402,9 +402,9 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         moved < 2 * source_new + 64 * 1024 && moved < after_first / 4,
         "moved {moved}, source stored {source_new}, first copy {after_first}"
     );
-    let copied = ids(dst_url, &dst_id, &[]);
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 2);
-    let offsite_second = restore_tree(dst_url, &dst_id, &copied[1].0, dir.path(), &[]);
+    let offsite_second = restore_tree(dst_url, dst_id, &copied[1].0, dir.path(), &[]);
     assert_eq!(offsite_second, expected(&files));
 
     // Path -> S3 (server A) -> S3 (server B): the destination's endpoint and credentials
@@ -428,12 +428,12 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     let out = rbackup(&s3a.copy_to_reader(&s3b), &env);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
-    let at_b = ids("s3://offsite/db1", &s3b_id, &s3_env(&b));
+    let at_b = ids("s3://offsite/db1", s3b_id, &s3_env(&b));
     assert_eq!(at_b.len(), 1);
     assert_eq!(
         restore_tree(
             "s3://offsite/db1",
-            &s3b_id,
+            s3b_id,
             &at_b[0].0,
             dir.path(),
             &s3_env(&b)
@@ -460,8 +460,8 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
     let files: Vec<(String, Vec<u8>)> = (0..2)
         .map(|i| (format!("db/t{i}.00001.csv"), noise(100 + i, 5 << 20)))
         .collect();
-    backup_files(src_url, &src_wk, &files).await;
-    let source_packs = bytes_under(&src, "data");
+    backup_files(src_url, src_wk, &files).await;
+    let source_packs = bytes_under(src, "data");
 
     let args = src_repo.copy_to(&dst_repo);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"))
@@ -495,11 +495,11 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
             || std::fs::read_dir(dst.join("snapshots")).unwrap().count() == 0,
         "a killed copy left a snapshot"
     );
-    let partial = bytes_under(&dst, "data");
+    let partial = bytes_under(dst, "data");
 
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let total = bytes_under(&dst, "data");
+    let total = bytes_under(dst, "data");
     eprintln!(
         "source packs {source_packs} bytes; destination after the kill {partial}, after the rerun {total}"
     );
@@ -508,10 +508,10 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
         total <= source_packs + (5 << 20),
         "stored {total} for a source of {source_packs}"
     );
-    let copied = ids(dst_url, &dst_id, &[]);
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 1);
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &copied[0].0, dir.path(), &[]),
         expected(&files)
     );
 }
@@ -587,7 +587,7 @@ async fn check_exit_codes_for_each_condition() {
     assert_eq!((code, line.starts_with("CRITICAL")), (2, true), "{line}");
     assert!(line.contains("no backup"), "{line}");
     // A fresh backup; then too old for a 1 s limit.
-    let (snapshot, _) = backup_files(url, &wk, &[("db/t.csv".into(), b"1,2\n".to_vec())]).await;
+    let (snapshot, _) = backup_files(url, wk, &[("db/t.csv".into(), b"1,2\n".to_vec())]).await;
     let (code, line) = check(url, &reader, &["--max-age", "26h"], &[]);
     assert_eq!(code, 0, "{line}");
     assert!(line.starts_with("OK"), "{line}");
@@ -613,7 +613,7 @@ async fn check_exit_codes_for_each_condition() {
     let now = chrono::Utc::now();
     put_segment(
         url,
-        &wk,
+        wk,
         "s1",
         "mysql-bin.000001",
         4,
@@ -624,7 +624,7 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
     assert_eq!(code, 2, "{line}");
     assert!(line.contains("binlog archiver is 1h"), "{line}");
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 4, 1000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 4, 1000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
     assert_eq!(code, 0, "{line}");
     let text = std::fs::read_to_string(&metrics).unwrap();
@@ -639,7 +639,7 @@ async fn check_exit_codes_for_each_condition() {
         ref v => panic!("{v:?}"),
     }
     // A gap in the window: bytes 1000 to 2000 of the second file never archived.
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 2000, 3000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 2000, 3000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
     assert_eq!(code, 2, "{line}");
     assert!(
@@ -647,7 +647,7 @@ async fn check_exit_codes_for_each_condition() {
             && line.contains("mysql-bin.000002:1000 to mysql-bin.000002:2000"),
         "{line}"
     );
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
     assert_eq!(code, 0, "{line}");
     // The rule restore follows (binlog::window): mysql-bin.000002 ends with a ROTATE to
@@ -713,12 +713,12 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(line.contains("no restore drill"), "{line}");
-    put_drill(url, &wk, &snapshot, now, "failed", false).await;
+    put_drill(url, wk, &snapshot, now, "failed", false).await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     put_drill(
         url,
-        &wk,
+        wk,
         &snapshot,
         now - chrono::Duration::days(3),
         "passed",
@@ -734,7 +734,7 @@ async fn check_exit_codes_for_each_condition() {
     // A passed drill forged by someone without the naming key (a valid age file, its
     // storage ID right, its MAC not): ignored, so the last passing drill is still the old
     // one, and said (WARNING).
-    let forged = put_drill(url, &wk, &snapshot, now, "passed", true).await;
+    let forged = put_drill(url, wk, &snapshot, now, "passed", true).await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(
@@ -750,7 +750,7 @@ async fn check_exit_codes_for_each_condition() {
     assert!(line.contains(&forged), "{line}");
     std::fs::remove_file(repo.join(&forged)).unwrap();
     // A damaged record (a byte flipped: its storage ID no longer matches): the same.
-    let damaged = put_drill(url, &wk, &snapshot, now, "passed", false).await;
+    let damaged = put_drill(url, wk, &snapshot, now, "passed", false).await;
     let path = repo.join(&damaged);
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len() / 2;
@@ -763,7 +763,7 @@ async fn check_exit_codes_for_each_condition() {
         "{line}"
     );
     std::fs::remove_file(&path).unwrap();
-    put_drill(url, &wk, &snapshot, now, "passed", false).await;
+    put_drill(url, wk, &snapshot, now, "passed", false).await;
     let (code, line) = check(url, &reader, &drill, &metrics_arg);
     assert_eq!(code, 0, "{line}");
     // Drill verdicts are encrypted: a writer key cannot judge them.
@@ -820,7 +820,7 @@ async fn config_file_metrics_file_and_json_logs() {
     let dst_repo = KeyRepo::init(dir.path(), "offsite");
     let (_, src_url, src_id, src_wk) = src_repo.parts();
     let (_, dst_url, _, dst_wk) = dst_repo.parts();
-    backup_files(src_url, &src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
+    backup_files(src_url, src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
     let metrics = dir.path().join("prom/rbackup.prom");
     std::fs::create_dir(dir.path().join("prom")).unwrap();
     // Metrics of another operation already in the file are kept.
@@ -946,7 +946,7 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     let t = chrono::Utc::now();
     backup_at(
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         ("mysql-bin.000001", 4),
         Some("2026-01-01T00:00:00Z"),
@@ -954,7 +954,7 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     .await;
     backup_at(
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         ("mysql-bin.000001", 2000),
         Some("2026-01-02T00:00:00Z"),
@@ -966,7 +966,7 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         ("mysql-bin.000001", 2000, 3000),
         ("mysql-bin.000001", 3000, 4000),
     ] {
-        put_segment(src_url, &src_wk, "s1", file, start, end, t).await;
+        put_segment(src_url, src_wk, "s1", file, start, end, t).await;
     }
     let copy = |args: Vec<&str>| {
         let out = rbackup(&args, &[]);
@@ -976,7 +976,7 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     let writer = || src_repo.copy_to(&dst_repo);
     let reader = || src_repo.copy_to_reader(&dst_repo);
     copy(writer());
-    assert_eq!(binlog_stems(&dst).len(), 4, "{:?}", binlog_stems(&dst));
+    assert_eq!(binlog_stems(dst).len(), 4, "{:?}", binlog_stems(dst));
 
     let out = dst_repo.run(&["prune", "--keep-last", "1"], &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -994,27 +994,27 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         "s1/mysql-bin.000001/00000000000000002000-00000000000000003000".to_string(),
         "s1/mysql-bin.000001/00000000000000003000-00000000000000004000".to_string(),
     ];
-    assert_eq!(binlog_stems(&dst), kept, "{}", text(&out));
+    assert_eq!(binlog_stems(dst), kept, "{}", text(&out));
 
     // Copy again with the writer key (the destination's snapshots known through the
     // copy markers), a new segment archived meanwhile.
-    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
+    put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
     let said = copy(writer());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
     let mut now_kept = kept.clone();
     now_kept.push("s1/mysql-bin.000001/00000000000000004000-00000000000000005000".to_string());
-    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+    assert_eq!(binlog_stems(dst), now_kept, "{said}");
     // And with a reader key (the destination's snapshots read).
     let said = copy(reader());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
-    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+    assert_eq!(binlog_stems(dst), now_kept, "{said}");
 
     let out = dst_repo.run(&["verify"], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let at_dst = ids(dst_url, &dst_id, &[]);
+    let at_dst = ids(dst_url, dst_id, &[]);
     assert_eq!(at_dst.len(), 1);
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &at_dst[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &at_dst[0].0, dir.path(), &[]),
         expected(&files)
     );
 }
@@ -1037,7 +1037,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     backup_of(
         "s1",
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         (file, 3000),
         Some("2026-01-01T00:00:00Z"),
@@ -1046,7 +1046,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     backup_of(
         "s2",
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         (file, 1000),
         Some("2026-01-02T00:00:00Z"),
@@ -1056,11 +1056,11 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     let bounds = [4u64, 1000, 2000, 3000, 4000];
     for source in ["s1", "s2", "s3"] {
         for w in bounds.windows(2) {
-            put_segment(src_url, &src_wk, source, file, w[0], w[1], t).await;
+            put_segment(src_url, src_wk, source, file, w[0], w[1], t).await;
         }
     }
     let stems = |source: &str| -> Vec<String> {
-        binlog_stems(&dst)
+        binlog_stems(dst)
             .into_iter()
             .filter(|s| s.starts_with(&format!("{source}/")))
             .map(|s| s.rsplit('/').next().unwrap().to_string())
@@ -1120,7 +1120,7 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let (src, src_url, _, src_wk) = src_repo.parts();
     let dst = &dst_repo.path;
     let t = chrono::Utc::now();
-    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
+    put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
     let args = src_repo.copy_to(&dst_repo);
 
     // Events whose CRC32 fails (one byte of the second event's body changed), in a
@@ -1129,7 +1129,7 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     bad[4096 + 100] ^= 1;
     let bad_name = put_segment_bytes(
         src_url,
-        &src_wk,
+        src_wk,
         "s1",
         "mysql-bin.000001",
         (3000, 9000),
@@ -1142,16 +1142,16 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let said = text(&out);
     assert!(said.contains(&bad_name) && said.contains("CRC32"), "{said}");
     assert!(
-        !binlog_stems(&dst)
+        !binlog_stems(dst)
             .iter()
             .any(|s| s.contains("-00000000000000009000")),
         "{:?}",
-        binlog_stems(&dst)
+        binlog_stems(dst)
     );
     std::fs::remove_file(src.join(&bad_name)).unwrap();
 
     // A valid segment put under another name (its storage ID still matches its bytes).
-    let good = put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 3000, 9000, t).await;
+    let good = put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 3000, 9000, t).await;
     let id = good.rsplit_once('.').unwrap().1;
     let moved = format!("binlog/s1/mysql-bin.000002/{:020}-{:020}.{id}", 3000, 9000);
     std::fs::create_dir_all(src.join("binlog/s1/mysql-bin.000002")).unwrap();
@@ -1164,11 +1164,11 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
         "{said}"
     );
     assert!(
-        !binlog_stems(&dst)
+        !binlog_stems(dst)
             .iter()
             .any(|s| s.contains("mysql-bin.000002")),
         "{:?}",
-        binlog_stems(&dst)
+        binlog_stems(dst)
     );
     std::fs::remove_file(src.join(&moved)).unwrap();
 
@@ -1176,7 +1176,7 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
-        binlog_stems(&dst),
+        binlog_stems(dst),
         [
             "s1/mysql-bin.000001/00000000000000000004-00000000000000003000",
             "s1/mysql-bin.000001/00000000000000003000-00000000000000009000"

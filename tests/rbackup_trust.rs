@@ -627,8 +627,7 @@ fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
     // A damaged segment: named, with the point-in-time recovery it breaks.
     let victim = walk(&repo.root.join("binlog"))
         .into_iter()
-        .filter(|p| !p.to_str().unwrap().contains("/gaps/"))
-        .next_back()
+        .rfind(|p| !p.to_str().unwrap().contains("/gaps/"))
         .unwrap();
     flip_byte(&victim);
     let out = repo.run(&["verify"], &[]);

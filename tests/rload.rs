@@ -610,8 +610,8 @@ fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
     let append = |bytes: &mut Vec<u8>| {
         bytes.extend_from_slice(b"INSERT INTO `inno` VALUES (999999,1,'appended');\n");
     };
-    let edits: [(&str, &dyn Fn(&mut Vec<u8>)); 2] =
-        [("one row altered", &alter), ("one row appended", &append)];
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+    let edits: [Edit; 2] = [("one row altered", &alter), ("one row appended", &append)];
     for (label, edit) in edits {
         drop_databases(&b, &["big", "rdump_load"]);
         // Verified and loading, the last chunk not reached yet (one connection loads the
