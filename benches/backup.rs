@@ -45,7 +45,7 @@
 //! (`benches/compare.rs`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

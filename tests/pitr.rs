@@ -28,8 +28,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::rbackup::{rbackup, text};
-use common::{Server, ServerOptions};
+use common::rbackup::{PassphraseRepo, rbackup, rbackup_on, text};
+use common::{Server, ServerOptions, connection};
 use rdump::backup::segments::RepositorySegments;
 use rdump::binlog::{Gap, Position, SegmentStore};
 
@@ -39,16 +39,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// The server's connection options as rdump and rload take them.
-fn connection(s: &Server) -> Vec<String> {
-    vec![
-        "--no-defaults".into(),
-        format!("--socket={}", s.socket().display()),
-        format!("-u{}", s.user()),
-        format!("-p{}", s.password()),
-    ]
 }
 
 /// CHECKSUM TABLE of every table of `pitr`.
@@ -87,11 +77,11 @@ fn batch(n: u64, busy: bool) -> String {
         s2 = (n * 3) % 20 + 1,
         d = n % 7,
     );
-    if n % 30 == 15 || (busy && n % 5 == 0) {
+    if n % 30 == 15 || (busy && n.is_multiple_of(5)) {
         // Across binlog files.
         sql.push_str(" FLUSH BINARY LOGS;");
     }
-    if busy && n % 3 == 0 {
+    if busy && n.is_multiple_of(3) {
         sql.push_str(&format!(
             " ALTER TABLE pitr.audit ADD COLUMN a{n} INT NOT NULL DEFAULT {n};"
         ));
@@ -160,16 +150,17 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// `restore_into` after dropping database `pitr` of `target`.
 fn restore(repo: &str, pass: &str, target: &Server, pitr: &[&str]) -> std::process::Output {
     target.sql("DROP DATABASE IF EXISTS pitr");
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(pitr.iter().map(|s| s.to_string()));
-    a.extend(connection(target));
-    a.extend(["--threads=2", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    rbackup(&args, &[])
+    restore_into(repo, pass, target, pitr)
+}
+
+/// `rbackup restore PITR` into `target` (two threads), as it is.
+fn restore_into(repo: &str, pass: &str, target: &Server, pitr: &[&str]) -> std::process::Output {
+    let mut args = vec!["restore", "--repo", repo, "--passphrase-file", pass];
+    args.extend_from_slice(pitr);
+    rbackup_on(&args, target, &["--threads=2", "--progress=never"])
 }
 
 fn restored(what: &str, repo: &str, pass: &str, target: &Server, pitr: &[&str]) -> String {
@@ -235,43 +226,61 @@ fn archiver_named(
     once: bool,
     name: &str,
 ) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"));
-    cmd.args(["binlog", "--repo", repo, "--passphrase-file", pass])
-        .args(["--flush-interval", "1s", "--source", name])
-        .args(connection(source));
-    if once {
-        cmd.arg("--once");
-    }
-    for var in [
-        "RBACKUP_REPO",
-        "RBACKUP_IDENTITY_FILE",
-        "RBACKUP_PASSPHRASE_FILE",
-        "RBACKUP_WRITER_KEY_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    let args = [
+        "binlog",
+        "--repo",
+        repo,
+        "--passphrase-file",
+        pass,
+        "--flush-interval",
+        "1s",
+        "--source",
+        name,
+    ];
+    let once: &[&str] = if once { &["--once"] } else { &[] };
+    common::rbackup::command_on(&args, source, once)
+}
+
+/// `rbackup binlog --once` of `source` into `repo` (as source `src`), which must exit with
+/// `code`.
+fn archive_once(repo: &str, pass: &str, source: &Server, code: i32) {
+    let out = archiver(repo, pass, source, true).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "binlog --once: {}",
+        text(&out)
+    );
 }
 
 /// The GTID of the last `CREATE TABLE pitr.made...` in the source's binlog, after GTID
 /// `after` ("0-1-N").
 fn last_create_after(source: &Server, after: &str) -> String {
-    let after: u64 = after.rsplit('-').next().unwrap().parse().unwrap();
+    let number = |g: &str| g.rsplit('-').next().unwrap().parse::<u64>().unwrap();
+    let after = number(after);
+    last_gtid_where(source, |ev, g| {
+        ev[5].contains("CREATE TABLE pitr.made") && number(g) > after
+    })
+    .expect("a CREATE TABLE after T1")
+}
+
+/// The GTID of the last transaction in the source's binlog with an event (a row of `SHOW
+/// BINLOG EVENTS`) for which `wanted(event, its transaction's GTID)` holds.
+fn last_gtid_where(source: &Server, wanted: impl Fn(&[String], &str) -> bool) -> Option<String> {
     let mut found = None;
     for file in source.sql_rows("SHOW BINARY LOGS") {
         let mut gtid = None;
         for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
             if ev[2] == "Gtid" {
                 gtid = ev[5].split_whitespace().last().map(str::to_string);
-            } else if ev[5].contains("CREATE TABLE pitr.made")
-                && let Some(g) = &gtid
-                && g.rsplit('-').next().unwrap().parse::<u64>().unwrap() > after
+            } else if let Some(g) = &gtid
+                && wanted(&ev, g)
             {
                 found = Some(g.clone());
             }
         }
     }
-    found.expect("a CREATE TABLE after T1")
+    found
 }
 
 /// `rbackup verify --drill ID --threads 2 --json` and more: its output and the drill
@@ -332,13 +341,8 @@ fn cut_the_archivers_connection(source: &Server) {
 
 #[test]
 fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
-    let (mut source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (mut source, target) =
+        common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE pitr; \
          CREATE TABLE pitr.orders (id INT AUTO_INCREMENT PRIMARY KEY, customer INT, \
@@ -348,14 +352,8 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
          CREATE TABLE pitr.audit (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(50)) \
            ENGINE=MyISAM;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
 
     // The archiver runs throughout, committing a segment every second.
     let mut running = archiver(repo, pass, &source, false)
@@ -378,16 +376,14 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
             let _stop = StopOnDrop(&load.stop);
             load.wait_batches(20);
             // A backup mid-load.
-            let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-                .map(String::from)
-                .to_vec();
-            a.extend(connection(&source));
-            a.extend(["--databases", "pitr", "--progress=never"].map(String::from));
-            let args: Vec<&str> = a.iter().map(String::as_str).collect();
             // DDL in every batch while the backup runs: CREATE TABLE, ALTER TABLE (InnoDB
             // and MyISAM), FLUSH BINARY LOGS, before, during and after its lock.
             load.busy.store(true, Ordering::SeqCst);
-            let out = rbackup(&args, &[]);
+            let out = rbackup_on(
+                &["backup", "--repo", repo, "--passphrase-file", pass],
+                &source,
+                &["--databases", "pitr", "--progress=never"],
+            );
             load.busy.store(false, Ordering::SeqCst);
             assert!(out.status.success(), "backup: {}", text(&out));
             load.wait_batches(10);
@@ -466,12 +462,7 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
     // all in T1's segment; deleting that one then only shortened the archive, which
     // --to-latest rightly restores to its new end).
     source.sql("FLUSH BINARY LOGS");
-    let out = archiver(repo, pass, &source, true).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rbackup binlog --once: {}",
-        text(&out)
-    );
+    archive_once(repo, pass, &source, 0);
     assert!(at_t1.len() >= 5, "DDL made tables before T1: {at_t1:?}");
     assert_ne!(at_t1, before_drop, "the load went on after T1");
     assert!(!last.contains_key("pitr.orders"));
@@ -596,7 +587,7 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
 
     // A segment missing between the backup and the target, then a gap recorded there:
     // refused, naming it, nothing changed.
-    let gapped = tmp.path().join("gapped");
+    let gapped = tmp.dir.path().join("gapped");
     let status = std::process::Command::new("cp")
         .arg("-a")
         .arg(repo)
@@ -721,21 +712,16 @@ fn restore_to_a_time_gtid_position_latest_and_skipping_the_drop() {
 /// `rbackup backup` of database `pitr` of `server` (and `extra`): the backup's ID and
 /// binlog coordinates ("file:pos").
 fn backup_id(repo: &str, pass: &str, server: &Server, extra: &[&str]) -> (String, String) {
-    let mut a: Vec<String> = [
+    let mut args = vec![
         "backup",
         "--repo",
         repo,
         "--passphrase-file",
         pass,
         "--json",
-    ]
-    .map(String::from)
-    .to_vec();
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a.extend(connection(server));
-    a.extend(["--databases", "pitr", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    ];
+    args.extend_from_slice(extra);
+    let out = rbackup_on(&args, server, &["--databases", "pitr", "--progress=never"]);
     assert!(out.status.success(), "backup: {}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("backup json");
     let c = &json["meta"]["coordinates"];
@@ -761,14 +747,8 @@ fn a_restore_never_pairs_a_backup_with_another_servers_archive() {
              ENGINE=InnoDB; INSERT INTO pitr.t VALUES (1, '{name}1'), (2, '{name}2');"
         ));
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
     let (backup_a, _) = backup_id(repo, pass, &a, &[]);
     // The same statements (of the same lengths) on both: b's backup, after them, has
     // coordinates that are between two transactions of a's archive too, later than a's
@@ -876,13 +856,7 @@ fn a_restore_never_pairs_a_backup_with_another_servers_archive() {
 #[test]
 #[ignore]
 fn replay_speed() {
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql("CREATE DATABASE sbtest");
     let sysbench = |cmd: &str, extra: &[&str]| {
         let out = std::process::Command::new("sysbench")
@@ -901,31 +875,20 @@ fn replay_speed() {
         assert!(out.status.success(), "sysbench {cmd}: {}", text(&out));
     };
     sysbench("prepare", &[]);
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    assert!(
-        rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[])
-            .status
-            .success()
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let out = rbackup_on(
+        &[
+            "backup",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            "--json",
+        ],
+        &source,
+        &["--databases", "sbtest", "--progress=never"],
     );
-    let mut a: Vec<String> = [
-        "backup",
-        "--repo",
-        repo,
-        "--passphrase-file",
-        pass,
-        "--json",
-    ]
-    .map(String::from)
-    .to_vec();
-    a.extend(connection(&source));
-    a.extend(["--databases", "sbtest", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let backup: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = backup["meta"]["coordinates"]["file"]
@@ -939,8 +902,7 @@ fn replay_speed() {
     // all in T1's segment; deleting that one then only shortened the archive, which
     // --to-latest rightly restores to its new end).
     source.sql("FLUSH BINARY LOGS");
-    let out = archiver(repo, pass, &source, true).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    archive_once(repo, pass, &source, 0);
 
     let out = restored("--to-latest", repo, pass, &target, &["--to-latest"]);
     let line = out
@@ -952,20 +914,19 @@ fn replay_speed() {
 
     // The same backup, then the server's own files through mariadb-binlog | mariadb.
     target.sql("DROP DATABASE sbtest");
-    let mut a: Vec<String> = [
+    let args = [
         "restore",
         "--repo",
         repo,
         "--passphrase-file",
         pass,
         "latest",
-    ]
-    .map(String::from)
-    .to_vec();
-    a.extend(connection(&target));
-    a.push("--progress=never".into());
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    assert!(rbackup(&args, &[]).status.success());
+    ];
+    assert!(
+        rbackup_on(&args, &target, &["--progress=never"])
+            .status
+            .success()
+    );
     let files: Vec<String> = source
         .sql_rows("SHOW BINARY LOGS")
         .into_iter()
@@ -1017,13 +978,11 @@ fn checksums_of(s: &Server, db: &str) -> BTreeMap<String, String> {
 
 /// `rbackup backup --databases shop` of `source` into `repo`: its ID.
 fn backup_shop(repo: &str, pass: &str, source: &Server) -> String {
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(source));
-    a.extend(["--databases", "shop", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = rbackup_on(
+        &["backup", "--repo", repo, "--passphrase-file", pass],
+        source,
+        &["--databases", "shop", "--progress=never"],
+    );
     assert!(out.status.success(), "backup: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -1037,34 +996,14 @@ fn backup_shop(repo: &str, pass: &str, source: &Server) -> String {
 /// to the gap, records the gap, and passes.
 #[test]
 fn drill_replay_fails_naming_the_transaction_and_stops_at_a_gap_without_failing() {
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB; INSERT INTO shop.t SELECT seq, 'row' FROM shop.seq_1_to_10;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = |code: i32| {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "binlog --once: {}",
-            text(&out)
-        );
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = |code: i32| archive_once(repo, pass, &source, code);
     archive(0);
     let a = backup_shop(repo, pass, &source);
     source.sql(
@@ -1208,13 +1147,7 @@ fn point(s: &Server) -> Point {
 #[test]
 fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
     let started = Instant::now();
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE shop; \
          CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT, note VARCHAR(64)) \
@@ -1223,18 +1156,9 @@ fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
          CREATE TABLE shop.log (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(40)) ENGINE=MyISAM; \
          INSERT INTO shop.stock SELECT seq, 100 FROM shop.seq_1_to_50;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert!(out.status.success(), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     let write = |round: u64| {
         let mut sql = format!(
             "INSERT INTO shop.orders (n, note) SELECT seq, CONCAT('r{round}-', seq) \
@@ -1306,14 +1230,7 @@ fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
 
     let restore_shop = |what: &str, pitr: &[&str]| -> (Option<i32>, String) {
         target.sql("DROP DATABASE IF EXISTS shop");
-        let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
-            .map(String::from)
-            .to_vec();
-        a.extend(pitr.iter().map(|s| s.to_string()));
-        a.extend(connection(&target));
-        a.extend(["--threads=2", "--progress=never"].map(String::from));
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = rbackup(&args, &[]);
+        let out = restore_into(repo, pass, &target, pitr);
         eprintln!("{what}:\n{}", text(&out));
         (out.status.code(), text(&out))
     };
@@ -1364,40 +1281,23 @@ fn prune_then_every_kept_backup_restores_to_the_end_of_its_window() {
 /// `shop` without that row.
 #[test]
 fn a_partial_backup_restores_and_drills_only_its_databases() {
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB; INSERT INTO shop.t SELECT seq, 'row' FROM shop.seq_1_to_10; \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB; INSERT INTO other.t SELECT seq, 'o' FROM other.seq_1_to_10;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     // An older whole-server backup: chosen without an ID over the newer partial one.
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(&source));
-    a.push("--progress=never".into());
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = rbackup_on(
+        &["backup", "--repo", repo, "--passphrase-file", pass],
+        &source,
+        &["--progress=never"],
+    );
     assert!(out.status.success(), "backup: {}", text(&out));
     let whole = String::from_utf8_lossy(&out.stdout).trim().to_string();
     std::thread::sleep(Duration::from_millis(1100));
@@ -1423,14 +1323,7 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
 
     let restore_shop = |pitr: &[&str]| {
         target.sql("DROP DATABASE IF EXISTS shop; DROP DATABASE IF EXISTS other");
-        let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
-            .map(String::from)
-            .to_vec();
-        a.extend(pitr.iter().map(|s| s.to_string()));
-        a.extend(connection(&target));
-        a.extend(["--threads=2", "--progress=never"].map(String::from));
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = rbackup(&args, &[]);
+        let out = restore_into(repo, pass, &target, pitr);
         eprintln!("restore {pitr:?}:\n{}", text(&out));
         out
     };
@@ -1450,21 +1343,16 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
         "{said}"
     );
     // A backup of part of shop (--ignore-table) cannot start a replay: named, refused.
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(&source));
-    a.extend(
-        [
+    let out = rbackup_on(
+        &["backup", "--repo", repo, "--passphrase-file", pass],
+        &source,
+        &[
             "--databases",
             "shop",
             "--ignore-table=shop.t",
             "--progress=never",
-        ]
-        .map(String::from),
+        ],
     );
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
     assert!(out.status.success(), "backup: {}", text(&out));
     let part = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let out = restore_shop(&[&part, "--to-latest", "--dry-run"]);
@@ -1553,18 +1441,10 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
          INSERT INTO shop.t VALUES (15, 'after trap', 1);",
     );
     archive();
-    let mut trap_gtid = None;
-    for file in source.sql_rows("SHOW BINARY LOGS") {
-        let mut gtid = None;
-        for ev in source.sql_rows(&format!("SHOW BINLOG EVENTS IN '{}'", file[0])) {
-            if ev[2] == "Gtid" {
-                gtid = ev[5].split_whitespace().last().map(str::to_string);
-            } else if ev[2] == "Query" && ev[5].contains("'trap'") {
-                trap_gtid = gtid.clone();
-            }
-        }
-    }
-    let trap_gtid = trap_gtid.expect("the trap statement is logged as a statement");
+    let trap_gtid = last_gtid_where(&source, |ev, _| {
+        ev[2] == "Query" && ev[5].contains("'trap'")
+    })
+    .expect("the trap statement is logged as a statement");
     let out = restore_shop(&[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);
@@ -1600,31 +1480,16 @@ fn a_partial_backup_restores_and_drills_only_its_databases() {
 /// halves.
 #[test]
 fn a_partial_backups_replay_keeps_or_leaves_out_both_halves_of_an_xa_transaction() {
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     let id = backup_shop(repo, pass, &source);
     source.sql(
@@ -1638,14 +1503,7 @@ fn a_partial_backups_replay_keeps_or_leaves_out_both_halves_of_an_xa_transaction
     );
     archive();
     let want = checksums_of(&source, "shop");
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
-        .map(String::from)
-        .to_vec();
-    a.push("--to-latest".into());
-    a.extend(connection(&target));
-    a.extend(["--threads=2", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, &target, &[&id, "--to-latest"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(checksums_of(&target, "shop"), want);
     assert_eq!(
@@ -1663,44 +1521,22 @@ fn a_partial_backups_replay_keeps_or_leaves_out_both_halves_of_an_xa_transaction
 /// backup now records that it cannot start a replay, naming the trigger.
 #[test]
 fn a_trigger_on_another_database_writing_into_a_kept_one_is_not_lost() {
-    let (source, target) = common::start_two(
-        ServerOptions {
-            binlog: true,
-            ..Default::default()
-        },
-        ServerOptions::default(),
-    );
+    let (source, target) = common::start_two(common::options(1, true), ServerOptions::default());
     source.sql(
         "CREATE DATABASE shop; CREATE TABLE shop.log (id INT PRIMARY KEY) ENGINE=InnoDB; \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
          CREATE TRIGGER other.tr AFTER INSERT ON other.t FOR EACH ROW \
          INSERT INTO shop.log VALUES (NEW.id);",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     let id = backup_shop(repo, pass, &source);
     source.sql("SET SESSION binlog_format = 'MIXED'; USE other; INSERT INTO t VALUES (1), (2);");
     archive();
     assert_eq!(source.sql_value("SELECT COUNT(*) FROM shop.log"), "2");
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
-        .map(String::from)
-        .to_vec();
-    a.push("--to-latest".into());
-    a.extend(connection(&target));
-    a.extend(["--threads=2", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, &target, &[&id, "--to-latest"]);
     // Refused, naming the trigger (restored, shop.log would lack the trigger's rows).
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("trigger other.tr"), "{}", text(&out));
@@ -1712,23 +1548,28 @@ fn a_trigger_on_another_database_writing_into_a_kept_one_is_not_lost() {
          CREATE TRIGGER x.tr BEFORE INSERT ON x.t FOR EACH ROW SET NEW.v = NEW.id + \
          (SELECT COUNT(*) FROM x.t);",
     );
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(&source));
-    a.extend(["--all-databases", "--ignore-database=x", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = rbackup_on(
+        &["backup", "--repo", repo, "--passphrase-file", pass],
+        &source,
+        &["--all-databases", "--ignore-database=x", "--progress=never"],
+    );
     assert!(out.status.success(), "backup: {}", text(&out));
     let except_x = String::from_utf8_lossy(&out.stdout).trim().to_string();
     archive();
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend([except_x, "--to-latest".into(), "--dry-run".into()]);
-    a.extend(connection(&target));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = rbackup_on(
+        &[
+            "restore",
+            "--repo",
+            repo,
+            "--passphrase-file",
+            pass,
+            &except_x,
+            "--to-latest",
+            "--dry-run",
+        ],
+        &target,
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out));
 }
 

@@ -6,47 +6,18 @@
 
 mod common;
 
-use common::rbackup::{rbackup, text};
+use common::rbackup::{KeyRepo, rbackup, text};
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use age::secrecy::ExposeSecret;
 use bytes::Bytes;
 use rdump::backup::store::StoreOptions;
 use rdump::backup::writer::SnapshotInfo;
 use rdump::backup::{self, Access, BackupWriter, WriterOptions};
 use serde_json::json;
-
-/// An age identity in `dir/name`, returned with its recipient.
-fn identity(dir: &Path, name: &str) -> (String, String) {
-    let identity = age::x25519::Identity::generate();
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
-    (
-        path.to_str().unwrap().to_string(),
-        identity.to_public().to_string(),
-    )
-}
-
-/// `rbackup init` of a repository readable by `recipient`, its writer key in `writer_key`.
-fn init(url: &str, recipient: &str, writer_key: &Path, env: &[(&str, String)]) {
-    let out = rbackup(
-        &[
-            "init",
-            "--repo",
-            url,
-            "--recipient",
-            recipient,
-            "--writer-key-file",
-            writer_key.to_str().unwrap(),
-        ],
-        env,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-}
 
 /// Deterministic incompressible bytes (xorshift), `n` of them from `seed`.
 fn noise(seed: u64, n: usize) -> Vec<u8> {
@@ -60,6 +31,17 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
     }
     out.truncate(n);
     out
+}
+
+/// The repository at `url` opened through the library with the writer key file.
+async fn open_writer(url: &str, writer_key: &Path) -> backup::Repository {
+    backup::open(
+        url,
+        &Access::writer_key_file(writer_key).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// One backup of `files` written through the library with the writer key; its ID and the
@@ -88,10 +70,7 @@ async fn backup_of(
     (file, position): (&str, u64),
     time: Option<&str>,
 ) -> (String, u64) {
-    let access = Access::writer_key_file(writer_key).unwrap();
-    let repo = backup::open(url, &access, &StoreOptions::default())
-        .await
-        .unwrap();
+    let repo = open_writer(url, writer_key).await;
     let w = BackupWriter::start(repo, WriterOptions::default())
         .await
         .unwrap();
@@ -207,28 +186,7 @@ fn ids(url: &str, identity: &str, env: &[(&str, String)]) -> Vec<(String, String
 /// Binlog events from `start` to `end` of a file, as a server writes them: each with its
 /// header (size, and the position where it ends), a body of noise and its CRC32.
 fn events(start: u64, end: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity((end - start) as usize);
-    let mut pos = start;
-    while pos < end {
-        let left = (end - pos) as usize;
-        let mut size = left.min(4096);
-        if left > size && left - size < 23 {
-            size = left - 23;
-        }
-        assert!(size >= 23, "{start}-{end}: too short for an event");
-        let at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.push(2); // QUERY
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&(size as u32).to_le_bytes());
-        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&noise(pos, size - 23));
-        let crc = crc32fast::hash(&out[at..]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        pos += size as u64;
-    }
-    out
+    common::rbackup::binlog_events(start, end, noise)
 }
 
 /// A binlog segment committed as the archiver (`rbackup binlog`) commits it, with the
@@ -281,30 +239,17 @@ async fn put_segment_ending(
     rotate_to: Option<&str>,
 ) -> String {
     use rdump::backup::segments::RepositorySegments;
-    use rdump::binlog::segment::{Segment, SegmentStore};
-    let repo = backup::open(
-        url,
-        &Access::writer_key_file(writer_key).unwrap(),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
-    let segment = Segment {
-        file: file.to_string(),
-        start,
-        end,
-        events: 1,
-        first_event_time: last_time.timestamp() as u32,
-        last_event_time: last_time.timestamp() as u32,
-        gtids: vec![],
-        ends_in_transaction: false,
-        rotate_to: rotate_to.map(str::to_string),
-        ends_with_stop: false,
-        format_description: vec![1, 2, 3],
-        crc32: crc32fast::hash(&bytes),
-        // As an archiver records it (the server's identity).
-        server: Some(format!("server-of-{source}")),
-    };
+    use rdump::binlog::segment::SegmentStore;
+    let repo = open_writer(url, writer_key).await;
+    // As an archiver records it (the server's identity).
+    let segment = common::rbackup::segment(
+        file,
+        (start, end),
+        last_time.timestamp() as u32,
+        &bytes,
+        &format!("server-of-{source}"),
+        rotate_to,
+    );
     let mut archive = RepositorySegments::open_archiver(repo.clone(), source)
         .await
         .unwrap();
@@ -338,15 +283,10 @@ fn s3_env(server: &common::s3::MotoServer) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, src_id, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
 
     // The first backup: 2.5 MiB of tables and a small schema file; a binlog segment.
     // (Small: the tests run a debug build, where chunking, hashing and age are slow.)
@@ -358,10 +298,10 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         b"CREATE TABLE t0 (a int);\n".to_vec(),
     ));
     files.push(("rdump.json".into(), b"{\"manifest\": 1}\n".to_vec()));
-    backup_files(src_url, &src_wk, &files).await;
+    backup_files(src_url, src_wk, &files).await;
     let segment = put_segment(
         src_url,
-        &src_wk,
+        src_wk,
         "s1",
         "mysql-bin.000001",
         4,
@@ -371,33 +311,23 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     .await;
 
     let copy = |ids: &[&str]| {
-        let mut args = vec![
-            "copy",
-            "--repo",
-            src_url,
-            "--identity-file",
-            &src_id,
-            "--to",
-            dst_url,
-            "--to-writer-key-file",
-            dst_wk.to_str().unwrap(),
-        ];
+        let mut args = src_repo.copy_to(&dst_repo);
         args.extend_from_slice(ids);
         let out = rbackup(&args, &[]);
         assert!(out.status.success(), "{}", text(&out));
         out
     };
     copy(&[]);
-    let after_first = bytes_under(&dst, "data");
-    let copied = ids(dst_url, &dst_id, &[]);
+    let after_first = bytes_under(dst, "data");
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 1);
     assert_eq!(
-        ids(src_url, &src_id, &[])[0].1,
+        ids(src_url, src_id, &[])[0].1,
         copied[0].1,
         "the time is kept"
     );
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &copied[0].0, dir.path(), &[]),
         expected(&files)
     );
     // The segment is there under the same positions, readable with the offsite key only.
@@ -455,15 +385,15 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     // Copying again moves nothing.
     let out = copy(&[]);
     assert!(out.stdout.is_empty(), "{}", text(&out));
-    assert_eq!(bytes_under(&dst, "data"), after_first);
+    assert_eq!(bytes_under(dst, "data"), after_first);
 
     // A second backup: one table changed in one place, one new small table. Its copy
     // moves about what the source stored for it, not the 6 MiB again.
     files[1].1[300_000..300_100].fill(7);
     files.push(("db/t9.00001.csv".into(), noise(99, 64 << 10)));
-    let (second, source_new) = backup_files(src_url, &src_wk, &files).await;
+    let (second, source_new) = backup_files(src_url, src_wk, &files).await;
     copy(&[&second[..12]]);
-    let moved = bytes_under(&dst, "data") - after_first;
+    let moved = bytes_under(dst, "data") - after_first;
     eprintln!(
         "second backup: the source stored {source_new} bytes for it; its copy stored {moved} \
          at the destination (first copy: {after_first})"
@@ -472,9 +402,9 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         moved < 2 * source_new + 64 * 1024 && moved < after_first / 4,
         "moved {moved}, source stored {source_new}, first copy {after_first}"
     );
-    let copied = ids(dst_url, &dst_id, &[]);
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 2);
-    let offsite_second = restore_tree(dst_url, &dst_id, &copied[1].0, dir.path(), &[]);
+    let offsite_second = restore_tree(dst_url, dst_id, &copied[1].0, dir.path(), &[]);
     assert_eq!(offsite_second, expected(&files));
 
     // Path -> S3 (server A) -> S3 (server B): the destination's endpoint and credentials
@@ -483,56 +413,27 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
     let b = common::s3::MotoServer::start();
     a.create_bucket("onsite");
     b.create_bucket("offsite");
-    let (s3a_id, s3a_recipient) = identity(dir.path(), "s3a.id");
-    let (s3b_id, s3b_recipient) = identity(dir.path(), "s3b.id");
-    let s3a_wk = dir.path().join("s3a.wk");
-    let s3b_wk = dir.path().join("s3b.wk");
-    init("s3://onsite/db1", &s3a_recipient, &s3a_wk, &s3_env(&a));
-    init("s3://offsite/db1", &s3b_recipient, &s3b_wk, &s3_env(&b));
+    let s3a = KeyRepo::init_at(dir.path(), "s3a", "s3://onsite/db1", &s3_env(&a));
+    let s3b = KeyRepo::init_at(dir.path(), "s3b", "s3://offsite/db1", &s3_env(&b));
+    let s3b_id = &s3b.identity;
     let latest = copied[1].0.clone();
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--to",
-            "s3://onsite/db1",
-            "--to-writer-key-file",
-            s3a_wk.to_str().unwrap(),
-            "--no-binlogs",
-            &latest,
-        ],
-        &s3_env(&a),
-    );
+    let mut args = dst_repo.copy_to(&s3a);
+    args.extend(["--no-binlogs", &latest]);
+    let out = rbackup(&args, &s3_env(&a));
     assert!(out.status.success(), "{}", text(&out));
     let mut env = s3_env(&a);
     env.push(("RBACKUP_TO_AWS_ENDPOINT_URL", b.endpoint()));
     env.push(("RBACKUP_TO_AWS_ACCESS_KEY_ID", "offsite-key".into()));
     env.push(("RBACKUP_TO_AWS_SECRET_ACCESS_KEY", "offsite-secret".into()));
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            "s3://onsite/db1",
-            "--identity-file",
-            &s3a_id,
-            "--to",
-            "s3://offsite/db1",
-            "--to-identity-file",
-            &s3b_id,
-        ],
-        &env,
-    );
+    let out = rbackup(&s3a.copy_to_reader(&s3b), &env);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
-    let at_b = ids("s3://offsite/db1", &s3b_id, &s3_env(&b));
+    let at_b = ids("s3://offsite/db1", s3b_id, &s3_env(&b));
     assert_eq!(at_b.len(), 1);
     assert_eq!(
         restore_tree(
             "s3://offsite/db1",
-            &s3b_id,
+            s3b_id,
             &at_b[0].0,
             dir.path(),
             &s3_env(&b)
@@ -540,20 +441,7 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
         offsite_second
     );
     // With a reader key at the destination the rerun recognises the copies too.
-    let out = rbackup(
-        &[
-            "copy",
-            "--repo",
-            "s3://onsite/db1",
-            "--identity-file",
-            &s3a_id,
-            "--to",
-            "s3://offsite/db1",
-            "--to-identity-file",
-            &s3b_id,
-        ],
-        &env,
-    );
+    let out = rbackup(&s3a.copy_to_reader(&s3b), &env);
     assert!(
         out.status.success() && out.stdout.is_empty(),
         "{}",
@@ -564,35 +452,20 @@ async fn copy_to_a_path_and_to_a_second_s3_server_restores_the_same_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (src, src_url, _, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
     // 10 MiB: three packs; the copy is killed once the first is stored and indexed.
     let files: Vec<(String, Vec<u8>)> = (0..2)
         .map(|i| (format!("db/t{i}.00001.csv"), noise(100 + i, 5 << 20)))
         .collect();
-    backup_files(src_url, &src_wk, &files).await;
-    let source_packs = bytes_under(&src, "data");
+    backup_files(src_url, src_wk, &files).await;
+    let source_packs = bytes_under(src, "data");
 
-    let args = [
-        "copy",
-        "--repo",
-        src_url,
-        "--identity-file",
-        &src_id,
-        "--to",
-        dst_url,
-        "--to-writer-key-file",
-        dst_wk.to_str().unwrap(),
-    ];
+    let args = src_repo.copy_to(&dst_repo);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbackup"))
-        .args(args)
+        .args(&args)
         .env_remove("RBACKUP_CONFIG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -622,11 +495,11 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
             || std::fs::read_dir(dst.join("snapshots")).unwrap().count() == 0,
         "a killed copy left a snapshot"
     );
-    let partial = bytes_under(&dst, "data");
+    let partial = bytes_under(dst, "data");
 
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let total = bytes_under(&dst, "data");
+    let total = bytes_under(dst, "data");
     eprintln!(
         "source packs {source_packs} bytes; destination after the kill {partial}, after the rerun {total}"
     );
@@ -635,10 +508,10 @@ async fn a_copy_killed_midway_completes_on_rerun_without_storing_twice() {
         total <= source_packs + (5 << 20),
         "stored {total} for a source of {source_packs}"
     );
-    let copied = ids(dst_url, &dst_id, &[]);
+    let copied = ids(dst_url, dst_id, &[]);
     assert_eq!(copied.len(), 1);
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &copied[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &copied[0].0, dir.path(), &[]),
         expected(&files)
     );
 }
@@ -668,13 +541,7 @@ async fn put_drill(
 ) -> String {
     use rdump::backup::drill::{DrillRecord, VERSION};
     use rdump::backup::keys::NamingKey;
-    let repo = backup::open(
-        url,
-        &Access::writer_key_file(writer_key).unwrap(),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let repo = open_writer(url, writer_key).await;
     let record = DrillRecord {
         version: VERSION,
         time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -706,12 +573,9 @@ async fn put_drill(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_exit_codes_for_each_condition() {
     let dir = tempfile::tempdir().unwrap();
-    let (id_file, recipient) = identity(dir.path(), "reader.id");
-    let repo = dir.path().join("repo");
-    let url = repo.to_str().unwrap();
-    let wk = dir.path().join("writer.key");
-    init(url, &recipient, &wk, &[]);
-    let reader = ["--identity-file", id_file.as_str()];
+    let keys = KeyRepo::init(dir.path(), "repo");
+    let (repo, url, id_file, wk) = keys.parts();
+    let reader = ["--identity-file", id_file];
     let metrics = dir.path().join("rbackup.prom");
     let metrics_arg = ["--metrics-file", metrics.to_str().unwrap()];
 
@@ -723,7 +587,7 @@ async fn check_exit_codes_for_each_condition() {
     assert_eq!((code, line.starts_with("CRITICAL")), (2, true), "{line}");
     assert!(line.contains("no backup"), "{line}");
     // A fresh backup; then too old for a 1 s limit.
-    let (snapshot, _) = backup_files(url, &wk, &[("db/t.csv".into(), b"1,2\n".to_vec())]).await;
+    let (snapshot, _) = backup_files(url, wk, &[("db/t.csv".into(), b"1,2\n".to_vec())]).await;
     let (code, line) = check(url, &reader, &["--max-age", "26h"], &[]);
     assert_eq!(code, 0, "{line}");
     assert!(line.starts_with("OK"), "{line}");
@@ -749,7 +613,7 @@ async fn check_exit_codes_for_each_condition() {
     let now = chrono::Utc::now();
     put_segment(
         url,
-        &wk,
+        wk,
         "s1",
         "mysql-bin.000001",
         4,
@@ -760,7 +624,7 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
     assert_eq!(code, 2, "{line}");
     assert!(line.contains("binlog archiver is 1h"), "{line}");
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 4, 1000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 4, 1000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &metrics_arg);
     assert_eq!(code, 0, "{line}");
     let text = std::fs::read_to_string(&metrics).unwrap();
@@ -775,7 +639,7 @@ async fn check_exit_codes_for_each_condition() {
         ref v => panic!("{v:?}"),
     }
     // A gap in the window: bytes 1000 to 2000 of the second file never archived.
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 2000, 3000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 2000, 3000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
     assert_eq!(code, 2, "{line}");
     assert!(
@@ -783,14 +647,14 @@ async fn check_exit_codes_for_each_condition() {
             && line.contains("mysql-bin.000002:1000 to mysql-bin.000002:2000"),
         "{line}"
     );
-    put_segment(url, &wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
+    put_segment(url, wk, "s1", "mysql-bin.000002", 1000, 2000, now).await;
     let (code, line) = check(url, &reader, &["--max-binlog-lag", "15min"], &[]);
     assert_eq!(code, 0, "{line}");
     // The rule restore follows (binlog::window): mysql-bin.000002 ends with a ROTATE to
     // mysql-bin.000003, whose first event follows its 3-byte FORMAT_DESCRIPTION (at 7).
     let lag = ["--max-binlog-lag", "15min"];
     let put = |file: &'static str, range: (u64, u64), rotate_to: Option<&'static str>| {
-        let (url, wk) = (url.to_string(), wk.clone());
+        let (url, wk) = (url.to_string(), wk.to_path_buf());
         async move {
             let bytes = events(range.0, range.1);
             put_segment_ending(&url, &wk, "s1", file, range, now, bytes, rotate_to).await
@@ -849,12 +713,12 @@ async fn check_exit_codes_for_each_condition() {
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(line.contains("no restore drill"), "{line}");
-    put_drill(url, &wk, &snapshot, now, "failed", false).await;
+    put_drill(url, wk, &snapshot, now, "failed", false).await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     put_drill(
         url,
-        &wk,
+        wk,
         &snapshot,
         now - chrono::Duration::days(3),
         "passed",
@@ -870,7 +734,7 @@ async fn check_exit_codes_for_each_condition() {
     // A passed drill forged by someone without the naming key (a valid age file, its
     // storage ID right, its MAC not): ignored, so the last passing drill is still the old
     // one, and said (WARNING).
-    let forged = put_drill(url, &wk, &snapshot, now, "passed", true).await;
+    let forged = put_drill(url, wk, &snapshot, now, "passed", true).await;
     let (code, line) = check(url, &reader, &drill, &[]);
     assert_eq!(code, 1, "{line}");
     assert!(
@@ -886,7 +750,7 @@ async fn check_exit_codes_for_each_condition() {
     assert!(line.contains(&forged), "{line}");
     std::fs::remove_file(repo.join(&forged)).unwrap();
     // A damaged record (a byte flipped: its storage ID no longer matches): the same.
-    let damaged = put_drill(url, &wk, &snapshot, now, "passed", false).await;
+    let damaged = put_drill(url, wk, &snapshot, now, "passed", false).await;
     let path = repo.join(&damaged);
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len() / 2;
@@ -899,7 +763,7 @@ async fn check_exit_codes_for_each_condition() {
         "{line}"
     );
     std::fs::remove_file(&path).unwrap();
-    put_drill(url, &wk, &snapshot, now, "passed", false).await;
+    put_drill(url, wk, &snapshot, now, "passed", false).await;
     let (code, line) = check(url, &reader, &drill, &metrics_arg);
     assert_eq!(code, 0, "{line}");
     // Drill verdicts are encrypted: a writer key cannot judge them.
@@ -952,16 +816,11 @@ async fn check_exit_codes_for_each_condition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_metrics_file_and_json_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
-    backup_files(src_url, &src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, src_id, src_wk) = src_repo.parts();
+    let (_, dst_url, _, dst_wk) = dst_repo.parts();
+    backup_files(src_url, src_wk, &[("db/t.csv".into(), noise(5, 300_000))]).await;
     let metrics = dir.path().join("prom/rbackup.prom");
     std::fs::create_dir(dir.path().join("prom")).unwrap();
     // Metrics of another operation already in the file are kept.
@@ -1079,20 +938,15 @@ async fn config_file_metrics_file_and_json_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_after_the_destination_pruned_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, _, src_wk) = src_repo.parts();
+    let (dst, dst_url, dst_id, _) = dst_repo.parts();
     let files = vec![("db/t.00001.csv".to_string(), noise(7, 300 << 10))];
     let t = chrono::Utc::now();
     backup_at(
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         ("mysql-bin.000001", 4),
         Some("2026-01-01T00:00:00Z"),
@@ -1100,7 +954,7 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
     .await;
     backup_at(
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         ("mysql-bin.000001", 2000),
         Some("2026-01-02T00:00:00Z"),
@@ -1112,40 +966,19 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         ("mysql-bin.000001", 2000, 3000),
         ("mysql-bin.000001", 3000, 4000),
     ] {
-        put_segment(src_url, &src_wk, "s1", file, start, end, t).await;
+        put_segment(src_url, src_wk, "s1", file, start, end, t).await;
     }
-    let copy = |key: &[&str]| {
-        let mut args = vec![
-            "copy",
-            "--repo",
-            src_url,
-            "--identity-file",
-            &src_id,
-            "--to",
-            dst_url,
-        ];
-        args.extend_from_slice(key);
+    let copy = |args: Vec<&str>| {
         let out = rbackup(&args, &[]);
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
-    let writer = ["--to-writer-key-file", dst_wk.to_str().unwrap()];
-    let reader = ["--to-identity-file", &dst_id];
-    copy(&writer);
-    assert_eq!(binlog_stems(&dst).len(), 4, "{:?}", binlog_stems(&dst));
+    let writer = || src_repo.copy_to(&dst_repo);
+    let reader = || src_repo.copy_to_reader(&dst_repo);
+    copy(writer());
+    assert_eq!(binlog_stems(dst).len(), 4, "{:?}", binlog_stems(dst));
 
-    let out = rbackup(
-        &[
-            "prune",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--keep-last",
-            "1",
-        ],
-        &[],
-    );
+    let out = dst_repo.run(&["prune", "--keep-last", "1"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     // The removed backup's copy marker stays: it is what keeps the copies below from
     // bringing that backup back.
@@ -1161,30 +994,27 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
         "s1/mysql-bin.000001/00000000000000002000-00000000000000003000".to_string(),
         "s1/mysql-bin.000001/00000000000000003000-00000000000000004000".to_string(),
     ];
-    assert_eq!(binlog_stems(&dst), kept, "{}", text(&out));
+    assert_eq!(binlog_stems(dst), kept, "{}", text(&out));
 
     // Copy again with the writer key (the destination's snapshots known through the
     // copy markers), a new segment archived meanwhile.
-    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
-    let said = copy(&writer);
+    put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 4000, 5000, t).await;
+    let said = copy(writer());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
     let mut now_kept = kept.clone();
     now_kept.push("s1/mysql-bin.000001/00000000000000004000-00000000000000005000".to_string());
-    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+    assert_eq!(binlog_stems(dst), now_kept, "{said}");
     // And with a reader key (the destination's snapshots read).
-    let said = copy(&reader);
+    let said = copy(reader());
     assert!(said.contains("left out 2 binlog objects"), "{said}");
-    assert_eq!(binlog_stems(&dst), now_kept, "{said}");
+    assert_eq!(binlog_stems(dst), now_kept, "{said}");
 
-    let out = rbackup(
-        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
-        &[],
-    );
+    let out = dst_repo.run(&["verify"], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let at_dst = ids(dst_url, &dst_id, &[]);
+    let at_dst = ids(dst_url, dst_id, &[]);
     assert_eq!(at_dst.len(), 1);
     assert_eq!(
-        restore_tree(dst_url, &dst_id, &at_dst[0].0, dir.path(), &[]),
+        restore_tree(dst_url, dst_id, &at_dst[0].0, dir.path(), &[]),
         expected(&files)
     );
 }
@@ -1198,21 +1028,16 @@ async fn copy_after_the_destination_pruned_brings_nothing_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (dst_id, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (_, src_url, _, src_wk) = src_repo.parts();
+    let dst = &dst_repo.path;
     let files = vec![("db/t.00001.csv".to_string(), noise(9, 100 << 10))];
     let file = "mysql-bin.000001";
     backup_of(
         "s1",
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         (file, 3000),
         Some("2026-01-01T00:00:00Z"),
@@ -1221,7 +1046,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     backup_of(
         "s2",
         src_url,
-        &src_wk,
+        src_wk,
         &files,
         (file, 1000),
         Some("2026-01-02T00:00:00Z"),
@@ -1231,11 +1056,11 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     let bounds = [4u64, 1000, 2000, 3000, 4000];
     for source in ["s1", "s2", "s3"] {
         for w in bounds.windows(2) {
-            put_segment(src_url, &src_wk, source, file, w[0], w[1], t).await;
+            put_segment(src_url, src_wk, source, file, w[0], w[1], t).await;
         }
     }
     let stems = |source: &str| -> Vec<String> {
-        binlog_stems(&dst)
+        binlog_stems(dst)
             .into_iter()
             .filter(|s| s.starts_with(&format!("{source}/")))
             .map(|s| s.rsplit('/').next().unwrap().to_string())
@@ -1254,20 +1079,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
         .map(|w| format!("{}-{}", w[0], w[1]))
         .collect();
     let copy = || {
-        let out = rbackup(
-            &[
-                "copy",
-                "--repo",
-                src_url,
-                "--identity-file",
-                &src_id,
-                "--to",
-                dst_url,
-                "--to-writer-key-file",
-                dst_wk.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let out = rbackup(&src_repo.copy_to(&dst_repo), &[]);
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
@@ -1278,18 +1090,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
     assert_eq!(stems("s2"), all[1..], "{said}");
     assert_eq!(stems("s3"), all, "{said}");
 
-    let out = rbackup(
-        &[
-            "prune",
-            "--repo",
-            dst_url,
-            "--identity-file",
-            &dst_id,
-            "--keep-last",
-            "2",
-        ],
-        &[],
-    );
+    let out = dst_repo.run(&["prune", "--keep-last", "2"], &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("binlog source s3: kept whole"), "{t}");
@@ -1302,10 +1103,7 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
         "{said}"
     );
     assert_eq!(stems("s1"), all[3..], "{said}");
-    let out = rbackup(
-        &["verify", "--repo", dst_url, "--identity-file", &dst_id],
-        &[],
-    );
+    let out = dst_repo.run(&["verify"], &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -1317,28 +1115,13 @@ async fn copy_and_prune_cut_each_binlog_source_at_its_own_backups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let dir = tempfile::tempdir().unwrap();
-    let (src_id, src_recipient) = identity(dir.path(), "source.id");
-    let (_, dst_recipient) = identity(dir.path(), "offsite.id");
-    let src = dir.path().join("source");
-    let dst = dir.path().join("offsite");
-    let (src_url, dst_url) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let src_wk = dir.path().join("source.wk");
-    let dst_wk = dir.path().join("offsite.wk");
-    init(src_url, &src_recipient, &src_wk, &[]);
-    init(dst_url, &dst_recipient, &dst_wk, &[]);
+    let src_repo = KeyRepo::init(dir.path(), "source");
+    let dst_repo = KeyRepo::init(dir.path(), "offsite");
+    let (src, src_url, _, src_wk) = src_repo.parts();
+    let dst = &dst_repo.path;
     let t = chrono::Utc::now();
-    put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
-    let args = [
-        "copy",
-        "--repo",
-        src_url,
-        "--identity-file",
-        &src_id,
-        "--to",
-        dst_url,
-        "--to-writer-key-file",
-        dst_wk.to_str().unwrap(),
-    ];
+    put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 4, 3000, t).await;
+    let args = src_repo.copy_to(&dst_repo);
 
     // Events whose CRC32 fails (one byte of the second event's body changed), in a
     // segment whose own CRC32, BLAKE3 and MAC are of these bytes.
@@ -1346,7 +1129,7 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     bad[4096 + 100] ^= 1;
     let bad_name = put_segment_bytes(
         src_url,
-        &src_wk,
+        src_wk,
         "s1",
         "mysql-bin.000001",
         (3000, 9000),
@@ -1359,16 +1142,16 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let said = text(&out);
     assert!(said.contains(&bad_name) && said.contains("CRC32"), "{said}");
     assert!(
-        !binlog_stems(&dst)
+        !binlog_stems(dst)
             .iter()
             .any(|s| s.contains("-00000000000000009000")),
         "{:?}",
-        binlog_stems(&dst)
+        binlog_stems(dst)
     );
     std::fs::remove_file(src.join(&bad_name)).unwrap();
 
     // A valid segment put under another name (its storage ID still matches its bytes).
-    let good = put_segment(src_url, &src_wk, "s1", "mysql-bin.000001", 3000, 9000, t).await;
+    let good = put_segment(src_url, src_wk, "s1", "mysql-bin.000001", 3000, 9000, t).await;
     let id = good.rsplit_once('.').unwrap().1;
     let moved = format!("binlog/s1/mysql-bin.000002/{:020}-{:020}.{id}", 3000, 9000);
     std::fs::create_dir_all(src.join("binlog/s1/mysql-bin.000002")).unwrap();
@@ -1381,11 +1164,11 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
         "{said}"
     );
     assert!(
-        !binlog_stems(&dst)
+        !binlog_stems(dst)
             .iter()
             .any(|s| s.contains("mysql-bin.000002")),
         "{:?}",
-        binlog_stems(&dst)
+        binlog_stems(dst)
     );
     std::fs::remove_file(src.join(&moved)).unwrap();
 
@@ -1393,7 +1176,7 @@ async fn copy_refuses_a_segment_whose_events_or_name_do_not_match() {
     let out = rbackup(&args, &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
-        binlog_stems(&dst),
+        binlog_stems(dst),
         [
             "s1/mysql-bin.000001/00000000000000000004-00000000000000003000",
             "s1/mysql-bin.000001/00000000000000003000-00000000000000009000"

@@ -10,22 +10,12 @@ use common::rbackup::{rbackup, text};
 
 use std::path::{Path, PathBuf};
 
-use common::{Server, check_same, snapshot_of};
+use common::{Server, check_same, connection, snapshot_of};
 
 const FIXTURE_DBS: &[&str] = &["fidelity", "fid elity-2"];
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fidelity.sql")
-}
-
-/// The server's connection options, as rdump and rload take them.
-fn connection(s: &Server) -> Vec<String> {
-    vec![
-        "--no-defaults".into(),
-        format!("--socket={}", s.socket().display()),
-        format!("-u{}", s.user()),
-        format!("-p{}", s.password()),
-    ]
 }
 
 fn args<'a>(fixed: &[&'a str], more: &'a [String]) -> Vec<&'a str> {

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::rbackup::{rbackup, text};
+use common::rbackup::{rbackup, rbackup_on, text};
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use age::secrecy::ExposeSecret;
 use rdump::backup::keys::WriterKey;
@@ -74,19 +74,32 @@ impl Repo {
     }
 
     /// `rbackup ARGS --repo URL --identity-file F`.
-    fn run(&self, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    fn run(&self, args: &[&str], env: &[(&str, String)]) -> Output {
         let mut a = args.to_vec();
         a.extend(["--repo", &self.url]);
         a.extend(self.keys());
         rbackup(&a, env)
     }
 
+    /// `rbackup ARGS --repo URL --identity-file F <server's connection options> TAIL`.
+    fn run_on(&self, args: &[&str], server: &common::Server, tail: &[&str]) -> Output {
+        let mut a = args.to_vec();
+        a.extend(["--repo", &self.url]);
+        a.extend(self.keys());
+        rbackup_on(&a, server, tail)
+    }
+
+    /// The repository opened through the library with the writer key.
+    async fn open_writer(&self, options: &StoreOptions) -> backup::Repository {
+        backup::open(&self.url, &Access::Writer(self.writer.clone()), options)
+            .await
+            .unwrap()
+    }
+
     /// One backup of `files` through the library with the writer key; small packs so
     /// that a repository of a few MiB has many.
     async fn backup(&self, files: &[(String, Vec<u8>)], options: &StoreOptions) -> String {
-        let repo = backup::open(&self.url, &Access::Writer(self.writer.clone()), options)
-            .await
-            .unwrap();
+        let repo = self.open_writer(options).await;
         let w = BackupWriter::start(
             repo,
             WriterOptions {
@@ -356,13 +369,7 @@ async fn prune_is_refused_under_a_backup_and_dry_run_and_empty_policies_remove_n
     let before = repo.bytes();
 
     // A backup in progress holds its shared lock: prune refuses, naming it.
-    let r = backup::open(
-        &repo.url,
-        &Access::Writer(repo.writer.clone()),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let r = repo.open_writer(&StoreOptions::default()).await;
     let running = BackupWriter::start(r, WriterOptions::default())
         .await
         .unwrap();
@@ -526,15 +533,6 @@ async fn prune_killed_after_any_step_leaves_a_repository_that_verifies_and_resto
     }
 }
 
-fn connection(s: &common::Server) -> Vec<String> {
-    vec![
-        "--no-defaults".into(),
-        format!("--socket={}", s.socket().display()),
-        format!("-u{}", s.user()),
-        format!("-p{}", s.password()),
-    ]
-}
-
 #[test]
 fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
     let server = common::Server::start(common::options(71, true));
@@ -546,17 +544,8 @@ fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let repo = rt.block_on(Repo::new());
-    let with_connection = |fixed: &[&str], more: &[&str]| {
-        let mut a: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
-        a.extend(["--repo", &repo.url, "--identity-file", &repo.id_file].map(String::from));
-        a.extend(more.iter().map(|s| s.to_string()));
-        a.extend(connection(&server));
-        a
-    };
     let archive = || {
-        let a = with_connection(&["binlog"], &["--once"]);
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = rbackup(&args, &[]);
+        let out = repo.run_on(&["binlog", "--once"], &server, &[]);
         assert!(out.status.success(), "{}", text(&out));
     };
     let mut ids = Vec::new();
@@ -567,10 +556,11 @@ fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
              SELECT n, SHA2(CONCAT(n, '-{round}'), 256) FROM s; FLUSH BINARY LOGS;"
         ));
         archive();
-        let a = with_connection(&["backup"], &[]);
-        let mut args: Vec<&str> = a.iter().map(String::as_str).collect();
-        args.extend(["--databases", "shop", "--threads=2", "--progress=never"]);
-        let out = rbackup(&args, &[]);
+        let out = repo.run_on(
+            &["backup"],
+            &server,
+            &["--databases", "shop", "--threads=2", "--progress=never"],
+        );
         assert!(out.status.success(), "{}", text(&out));
         ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
         std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -637,8 +627,7 @@ fn prune_keeps_the_last_two_of_four_real_backups_with_their_binlog_windows() {
     // A damaged segment: named, with the point-in-time recovery it breaks.
     let victim = walk(&repo.root.join("binlog"))
         .into_iter()
-        .filter(|p| !p.to_str().unwrap().contains("/gaps/"))
-        .next_back()
+        .rfind(|p| !p.to_str().unwrap().contains("/gaps/"))
         .unwrap();
     flip_byte(&victim);
     let out = repo.run(&["verify"], &[]);
@@ -662,64 +651,25 @@ fn list_windows(repo: &Repo) -> BTreeMap<String, serde_json::Value> {
 /// Binlog events from `start` to `end` of a file, as a server writes them: each with its
 /// header (size, and the position where it ends), a body of noise and its CRC32.
 fn events(start: u64, end: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity((end - start) as usize);
-    let mut pos = start;
-    while pos < end {
-        let left = (end - pos) as usize;
-        let mut size = left.min(4096);
-        if left > size && left - size < 23 {
-            size = left - 23;
-        }
-        let at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.push(2); // QUERY
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&(size as u32).to_le_bytes());
-        out.extend_from_slice(&((pos + size as u64) as u32).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend(
-            rows(&format!("{start}-{pos}"), size / 40 + 1)
-                .into_iter()
-                .take(size - 23),
-        );
-        let crc = crc32fast::hash(&out[at..]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        pos += size as u64;
-    }
-    out
+    common::rbackup::binlog_events(start, end, |pos, len| {
+        rows(&format!("{start}-{pos}"), (len + 23) / 40 + 1)
+            .into_iter()
+            .take(len)
+            .collect()
+    })
 }
 
 /// Segments of `source` (server identity `server`) committed as the archiver commits
 /// them, with the writer key: `file` from `bounds[0]` to `bounds[1]`, then on.
 async fn archive_segments(repo: &Repo, source: &str, server: &str, file: &str, bounds: &[u64]) {
     use rdump::backup::segments::RepositorySegments;
-    use rdump::binlog::segment::{Segment, SegmentStore};
-    let r = backup::open(
-        &repo.url,
-        &Access::Writer(repo.writer.clone()),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    use rdump::binlog::segment::SegmentStore;
+    let r = repo.open_writer(&StoreOptions::default()).await;
     let mut archive = RepositorySegments::open_archiver(r, source).await.unwrap();
     let t = chrono::Utc::now().timestamp() as u32;
     for w in bounds.windows(2) {
         let bytes = events(w[0], w[1]);
-        let segment = Segment {
-            file: file.to_string(),
-            start: w[0],
-            end: w[1],
-            events: 1,
-            first_event_time: t,
-            last_event_time: t,
-            gtids: vec![],
-            ends_in_transaction: false,
-            rotate_to: None,
-            ends_with_stop: false,
-            format_description: vec![1, 2, 3],
-            crc32: crc32fast::hash(&bytes),
-            server: Some(server.to_string()),
-        };
+        let segment = common::rbackup::segment(file, (w[0], w[1]), t, &bytes, server, None);
         archive.commit(&segment, &bytes).await.unwrap();
     }
     archive.release().await.unwrap();
@@ -771,13 +721,7 @@ async fn prune_cuts_each_binlog_source_at_its_own_oldest_kept_backup() {
     ];
     let mut ids = BTreeMap::new();
     for (n, (name, source, server, pos)) in backups.iter().enumerate() {
-        let r = backup::open(
-            &repo.url,
-            &Access::Writer(repo.writer.clone()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let r = repo.open_writer(&StoreOptions::default()).await;
         let w = BackupWriter::start(r, WriterOptions::default())
             .await
             .unwrap();
@@ -891,21 +835,11 @@ fn prune_applies_the_policy_to_each_source_and_scope_on_its_own() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let repo = rt.block_on(Repo::new());
     let backup = |more: &[&str], dump: &[&str]| -> String {
-        let mut a: Vec<String> = [
-            "backup",
-            "--repo",
-            &repo.url,
-            "--identity-file",
-            &repo.id_file,
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(more.iter().map(|s| s.to_string()));
-        a.extend(connection(&server));
-        a.extend(dump.iter().map(|s| s.to_string()));
-        a.extend(["--threads=2", "--progress=never"].map(String::from));
-        let args: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = rbackup(&args, &[]);
+        let mut args = vec!["backup"];
+        args.extend_from_slice(more);
+        let mut tail = dump.to_vec();
+        tail.extend(["--threads=2", "--progress=never"]);
+        let out = repo.run_on(&args, &server, &tail);
         assert!(out.status.success(), "{}", text(&out));
         std::thread::sleep(std::time::Duration::from_millis(1100));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -1063,16 +997,25 @@ fn an_idle_archiver_heartbeat_keeps_check_green_and_a_killed_one_goes_critical()
     let wk = repo._dir.path().join("writer.key");
     std::fs::write(&wk, repo.writer.to_text()).unwrap();
     std::fs::set_permissions(&wk, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut archiver = Command::new(env!("CARGO_BIN_EXE_rbackup"))
-        .args(["binlog", "--repo", &repo.url, "--writer-key-file"])
-        .arg(&wk)
-        .args(["--flush-interval", "1s", "--source", "quiet"])
-        .args(connection(&server))
-        .env_remove("RBACKUP_REPO")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut archiver = common::rbackup::command_on(
+        &[
+            "binlog",
+            "--repo",
+            &repo.url,
+            "--writer-key-file",
+            wk.to_str().unwrap(),
+            "--flush-interval",
+            "1s",
+            "--source",
+            "quiet",
+        ],
+        &server,
+        &[],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let check = |key: &[&str]| {
         let mut a = vec!["check", "--repo", &repo.url, "--max-binlog-lag", "5s"];
         a.extend_from_slice(key);

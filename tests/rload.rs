@@ -65,6 +65,15 @@ fn rdump_dir(server: &Server, dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// `rdump_dir` of `server` into `d` in a new temporary directory: the directory (removed
+/// on drop) and the dump's path.
+fn dump_dir(server: &Server, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    rdump_dir(server, &dir, args);
+    (tmp, dir)
+}
+
 fn rload_command(target: &Server, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rload"));
     cmd.arg("--no-defaults")
@@ -129,11 +138,7 @@ fn start(id: u32, binlog: bool) -> Server {
 
 #[test]
 fn fidelity_fixture_round_trips_through_rdump_dir_and_rload() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(fixture_source);
-        let b = s.spawn(|| start(52, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = common::both(fixture_source, || start(52, false));
     let expected = snapshot_of(a, FIXTURE_DBS);
     for (label, dump_args, load_args) in [
         (
@@ -223,11 +228,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn a_damaged_dump_is_refused_before_anything_changes_on_the_target() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(fixture_source);
-        let b = s.spawn(|| start(53, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = common::both(fixture_source, || start(53, false));
     let tmp = tempfile::tempdir().unwrap();
     let plain = tmp.path().join("plain");
     let zst = tmp.path().join("zst");
@@ -350,16 +351,9 @@ fn damage_after_verification(dir: &Path, file: &str) {
 
 #[test]
 fn existing_objects_are_refused_unless_dropped_and_a_database_can_be_renamed() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(fixture_source);
-        let b = s.spawn(|| start(54, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(
+    let (a, b) = common::both(fixture_source, || start(54, false));
+    let (tmp, dir) = dump_dir(
         a,
-        &dir,
         &[
             "--chunk-size=5000",
             "--databases",
@@ -483,14 +477,8 @@ fn journal_value(target: &Server, sql: &str) -> Option<String> {
 
 #[test]
 fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(big_source);
-        let b = s.spawn(|| start(55, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let (a, b) = common::both(big_source, || start(55, false));
+    let (_tmp, dir) = dump_dir(a, &["--chunk-size=2000", "--threads=2", "big"]);
     let m = rdump::format::manifest::read(&dir).unwrap();
     let chunks: usize = m
         .databases
@@ -502,14 +490,6 @@ fn a_killed_load_resumes_and_ends_identical_to_an_uninterrupted_one() {
     assert!(chunks >= 60, "{chunks} chunks");
 
     // Kill -9 once some chunks are in.
-    let done_chunks = |b: &Server| {
-        journal_value(
-            b,
-            "SELECT COUNT(*) FROM rdump_load.rload_journal WHERE state = 'done' AND item LIKE 'chunk %'",
-        )
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0)
-    };
     // One connection, which loads the tables biggest first: the MyISAM table's chunk is
     // not reached when the run is killed (two would start both tables at once).
     let mut child: Child = rload_command(&b, &dir, &["--threads=1"])
@@ -598,20 +578,25 @@ fn done_chunks(target: &Server) -> usize {
     .unwrap_or(0)
 }
 
+/// `rload ARGS DIR` into `target` (stdout discarded, stderr piped), left stopped
+/// (`stop_when`) once its journal has `chunks` chunks loaded: kill it, or signal it and
+/// `common::resume` it.
+fn rload_stopped_after(target: &Server, dir: &Path, args: &[&str], chunks: usize) -> Child {
+    let mut child = rload_command(target, dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stop_when(&mut child, &format!("{chunks} chunks were loaded"), || {
+        done_chunks(target) >= chunks
+    });
+    child
+}
+
 #[test]
 fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(big_source);
-        let b = s.spawn(|| start(56, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(
-        a,
-        &dir,
-        &["--chunk-size=2000", "--threads=2", "big", "inno"],
-    );
+    let (a, b) = common::both(big_source, || start(56, false));
+    let (tmp, dir) = dump_dir(a, &["--chunk-size=2000", "--threads=2", "big", "inno"]);
     let m = rdump::format::manifest::read(&dir).unwrap();
     let last = m.databases[0].tables[0].chunks.last().unwrap().clone();
     assert!(last.index >= 50, "{} chunks", last.index + 1);
@@ -625,18 +610,13 @@ fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
     let append = |bytes: &mut Vec<u8>| {
         bytes.extend_from_slice(b"INSERT INTO `inno` VALUES (999999,1,'appended');\n");
     };
-    let edits: [(&str, &dyn Fn(&mut Vec<u8>)); 2] =
-        [("one row altered", &alter), ("one row appended", &append)];
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+    let edits: [Edit; 2] = [("one row altered", &alter), ("one row appended", &append)];
     for (label, edit) in edits {
         drop_databases(&b, &["big", "rdump_load"]);
-        let mut child = rload_command(&b, &dir, &["--threads=1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         // Verified and loading, the last chunk not reached yet (one connection loads the
         // chunks in order).
-        stop_when(&mut child, "3 chunks were loaded", || done_chunks(&b) >= 3);
+        let child = rload_stopped_after(&b, &dir, &["--threads=1"], 3);
         let mut bytes = original.clone();
         edit(&mut bytes);
         std::fs::write(dir.join(&last.file), &bytes).unwrap();
@@ -724,24 +704,9 @@ fn a_chunk_changed_during_the_load_fails_uncommitted_and_extra_rows_fail() {
 
 #[test]
 fn a_second_load_of_one_dump_is_refused_while_the_first_runs_and_after_it() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(big_source);
-        let b = s.spawn(|| start(57, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(
-        a,
-        &dir,
-        &["--chunk-size=2000", "--threads=2", "big", "inno"],
-    );
-    let mut first = rload_command(&b, &dir, &["--threads=1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    stop_when(&mut first, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    let (a, b) = common::both(big_source, || start(57, false));
+    let (_tmp, dir) = dump_dir(a, &["--chunk-size=2000", "--threads=2", "big", "inno"]);
+    let first = rload_stopped_after(&b, &dir, &["--threads=1"], 2);
     let journal =
         |b: &Server| b.sql_rows("SELECT item, state FROM rdump_load.rload_journal ORDER BY item");
     let before = journal(&b);
@@ -774,11 +739,7 @@ fn a_second_load_of_one_dump_is_refused_while_the_first_runs_and_after_it() {
 
 #[test]
 fn names_at_the_servers_limits_round_trip_through_dir_and_rload() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| start(58, false));
-        let b = s.spawn(|| start(59, false));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = common::start_two(common::options(58, false), common::options(59, false));
     // The longest names MariaDB stores (its own file names encode them): 50 `#` for a
     // table (each is `@0023` on disk, and in rdump's file names), 51 for a database, 64
     // two-byte and 50 three-byte characters.
@@ -916,9 +877,7 @@ fn a_replica_seeded_from_a_dump_taken_under_writes_catches_up() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(&p, &dir, &["--threads=2", "--chunk-size=3000", "app"]);
+    let (_tmp, dir) = dump_dir(&p, &["--threads=2", "--chunk-size=3000", "app"]);
     let m = rdump::format::manifest::read(&dir).unwrap();
     assert!(m.consistency.consistent && m.consistency.non_transactional_consistent);
 
@@ -995,9 +954,7 @@ fn a_partitioned_table_loaded_by_eight_threads_ends_identical_in_every_round() {
              PARTITION p4 VALUES LESS THAN MAXVALUE);
          INSERT INTO part.t SELECT seq, CONCAT('v', seq) FROM part.seq_1_to_100000;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(&source, &dir, &["--threads=2", "--chunk-size=2000", "part"]);
+    let (_tmp, dir) = dump_dir(&source, &["--threads=2", "--chunk-size=2000", "part"]);
     let expected = snapshot_of(&source, &["part"]);
     let mut again = 0;
     for round in 0..4 {
@@ -1021,9 +978,7 @@ fn a_resumed_seed_is_refused_once_the_replica_has_moved_on() {
          CREATE TABLE moved.t (id INT PRIMARY KEY) ENGINE=InnoDB;
          INSERT INTO moved.t VALUES (1), (2);",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(&p, &dir, &["--single-transaction", "moved"]);
+    let (_tmp, dir) = dump_dir(&p, &["--single-transaction", "moved"]);
     // A port where nothing listens: the IO thread is tried again for a while, then the
     // error is the server's, exit 2.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1088,9 +1043,7 @@ fn a_dump_others_could_change_is_refused_unless_told_otherwise() {
     use std::os::unix::fs::PermissionsExt;
     let server = start(59, false);
     server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1),(2),(3);");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(&server, &dir, &["app"]);
+    let (_tmp, dir) = dump_dir(&server, &["app"]);
     let chunk = dir.join("app/t.00000.sql");
     let target = ["--target-database=app2"];
 
@@ -1150,17 +1103,11 @@ fn durable_target(id: u32) -> Server {
 
 #[test]
 fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(fixture_source);
-        let b = s.spawn(|| durable_target(60));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = common::both(fixture_source, || durable_target(60));
     let expected = snapshot_of(a, FIXTURE_DBS);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
     let mut dump_args = vec!["--format=csv", "--chunk-size=500", "--databases"];
     dump_args.extend(FIXTURE_DBS);
-    rdump_dir(a, &dir, &dump_args);
+    let (tmp, dir) = dump_dir(a, &dump_args);
     let before = durability_globals(&b);
     let binlog_before = b.sql_value("SELECT @@GLOBAL.gtid_binlog_pos");
 
@@ -1215,23 +1162,12 @@ fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
 
 #[test]
 fn fast_unsafe_puts_the_settings_back_when_interrupted_and_is_refused_without_privileges() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(big_source);
-        let b = s.spawn(|| durable_target(61));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
+    let (a, b) = common::both(big_source, || durable_target(61));
+    let (_tmp, dir) = dump_dir(a, &["--chunk-size=2000", "--threads=2", "big"]);
     let before = durability_globals(&b);
 
     // SIGTERM in the middle of the load.
-    let mut child: Child = rload_command(&b, &dir, &["--fast-unsafe", "--threads=1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    stop_when(&mut child, "4 chunks were loaded", || done_chunks(&b) >= 4);
+    let child = rload_stopped_after(&b, &dir, &["--fast-unsafe", "--threads=1"], 4);
     assert_eq!(
         b.sql_value("SELECT @@GLOBAL.innodb_flush_log_at_trx_commit"),
         "0",
@@ -1286,20 +1222,9 @@ fn fast_unsafe_puts_the_settings_back_when_interrupted_and_is_refused_without_pr
 /// ones still relaxed are put back.
 #[test]
 fn fast_unsafe_leaves_a_setting_changed_by_someone_else_during_the_load() {
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(big_source);
-        let b = s.spawn(|| durable_target(62));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    rdump_dir(a, &dir, &["--chunk-size=2000", "--threads=2", "big"]);
-    let mut child: Child = rload_command(&b, &dir, &["--fast-unsafe", "--threads=1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    stop_when(&mut child, "2 chunks were loaded", || done_chunks(&b) >= 2);
+    let (a, b) = common::both(big_source, || durable_target(62));
+    let (_tmp, dir) = dump_dir(a, &["--chunk-size=2000", "--threads=2", "big"]);
+    let child = rload_stopped_after(&b, &dir, &["--fast-unsafe", "--threads=1"], 2);
     assert_eq!(b.sql_value("SELECT @@GLOBAL.sync_binlog"), "0");
     b.sql("SET GLOBAL sync_binlog = 7");
     common::resume(&child);

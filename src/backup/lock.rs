@@ -422,7 +422,7 @@ async fn refresh_once(
             // looked stale: paused, partitioned) or deleted is lost, never overwritten,
             // and the operation fails at its next `check` instead of going on alongside
             // the new holder. On S3 the overwrite is conditional on the version read.
-            match read_info(&store, n).await {
+            match read_info(store, n).await {
                 Ok(Some((held, e_tag))) if held.token == token => {
                     let put = match e_tag {
                         Some(tag) => match store.replace_if(n, body.clone(), &tag).await {

@@ -1291,17 +1291,16 @@ pub async fn check_segments<S: crate::binlog::segment::SegmentSource>(
         );
         if let Some(prev) = &previous
             && !after_gap
+            && !window::follows(prev, &segment)
         {
-            if !window::follows(prev, &segment) {
-                findings.add(
-                    &object,
-                    Kind::Missing,
-                    format!(
-                        "does not continue the segment before it ({}:{}-{}): the events between are missing; point-in-time restore stops at {}:{}",
-                        prev.file, prev.start, prev.end, prev.file, prev.end
-                    ),
-                );
-            }
+            findings.add(
+                &object,
+                Kind::Missing,
+                format!(
+                    "does not continue the segment before it ({}:{}-{}): the events between are missing; point-in-time restore stops at {}:{}",
+                    prev.file, prev.start, prev.end, prev.file, prev.end
+                ),
+            );
         }
         after_gap = false;
         match source.segment_bytes(&segment).await {

@@ -412,7 +412,9 @@ impl ReplayPlan {
         )];
         // Per file: its byte ranges (more than one around a skipped transaction) and
         // how many segments they come from.
-        let mut files: Vec<(String, Vec<(u64, u64)>, usize, u64)> = Vec::new();
+        // (file, byte ranges, segments, start of the last segment counted)
+        type File = (String, Vec<(u64, u64)>, usize, u64);
+        let mut files: Vec<File> = Vec::new();
         for p in &self.pieces {
             match files.last_mut() {
                 Some(f) if f.0 == p.segment.file => {
@@ -1350,13 +1352,14 @@ async fn walk<S: SegmentSource>(
         } else {
             s.start
         };
-        if ri == first_record && from == s.start && ri > 0 {
-            if let Some(Record::Segment(p)) = records.get(ri - 1)
-                && p.file == s.file
-                && p.ends_in_transaction
-            {
-                return Err(not_a_boundary(backup).into());
-            }
+        if ri == first_record
+            && from == s.start
+            && ri > 0
+            && let Some(Record::Segment(p)) = records.get(ri - 1)
+            && p.file == s.file
+            && p.ends_in_transaction
+        {
+            return Err(not_a_boundary(backup));
         }
         if including && from < s.end {
             pieces.open = Some((ri, from));
@@ -1394,14 +1397,14 @@ async fn walk<S: SegmentSource>(
                 }
                 if fe.end == from {
                     if !fe.at_boundary {
-                        return Err(not_a_boundary(backup).into());
+                        return Err(not_a_boundary(backup));
                     }
                     reached_from = true;
                 }
                 continue;
             }
             if !reached_from {
-                return Err(not_a_boundary(backup).into());
+                return Err(not_a_boundary(backup));
             }
             last_time = fe.header.timestamp;
             let pos_here = Position {
@@ -3391,7 +3394,13 @@ mod tests {
             p.describe()
         );
         // No whole-server backup at all.
-        let p = run(plan(&a, &[shop_new.clone()], &Target::Latest, &[])).unwrap();
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&shop_new),
+            &Target::Latest,
+            &[],
+        ))
+        .unwrap();
         assert!(
             p.partial
                 .as_deref()

@@ -274,13 +274,13 @@ pub async fn snapshot_coordinates(s: &mut Session, wants: Wants) -> Result<Coord
         }
         match (file, pos) {
             (Some(f), Some(p)) if !f.is_empty() => {
-                if wants.gtid {
-                    if let Some(sql) = s.dialect.gtid_at_binlog_pos_sql(&f, p) {
-                        c.gtid = s
-                            .first_value(&sql, "reading the snapshot's GTID position")
-                            .await?
-                            .filter(|g| !g.is_empty());
-                    }
+                if wants.gtid
+                    && let Some(sql) = s.dialect.gtid_at_binlog_pos_sql(&f, p)
+                {
+                    c.gtid = s
+                        .first_value(&sql, "reading the snapshot's GTID position")
+                        .await?
+                        .filter(|g| !g.is_empty());
                 }
                 if wants.binlog {
                     c.binlog = Some((f, p));

@@ -531,7 +531,7 @@ fn read_by_workers(plan: &Plan, start: &GroupStart, tables: &[(String, TableInfo
             t.kind == TableKind::Base
                 && !t.data_lives_elsewhere()
                 && plan.selection.wants_rows(db, &t.name)
-                && !(start.blocks_writes && !t.is_transactional())
+                && (!start.blocks_writes || t.is_transactional())
         })
         .collect()
 }
@@ -565,6 +565,7 @@ fn relative(db: &str, name: &str) -> String {
 }
 
 /// Chunks of one table as jobs.
+#[allow(clippy::too_many_arguments)]
 async fn plan_table(
     control: &mut Session,
     plan: &Plan,

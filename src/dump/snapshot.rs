@@ -28,6 +28,10 @@ use crate::plan::{Consistency, ConsistencyPlan, DirConsistency, Plan};
 use crate::sql::dialect::Dialect;
 use crate::sql::quote::ident;
 
+/// What the dump's own session lists under the lock: the plan, and the databases with
+/// the tables of each.
+type CatalogOf = (Plan, Vec<(String, Vec<String>)>);
+
 /// One consistency policy.
 pub trait ConsistencyStrategy: Send {
     /// Runs before anything is read; returns the coordinates of the state the dump will see.
@@ -85,7 +89,7 @@ pub struct SharedSnapshot {
     held: Vec<(String, String)>,
     /// What to list under the lock: the dump's own session lists the tables of these
     /// databases there and opens them all in its snapshot (see `catalog`).
-    catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
+    catalog_of: Option<CatalogOf>,
     catalog: Option<Catalog>,
     /// MariaDB with BACKUP STAGE and a `catalog_of`: DDL is held off on a connection of
     /// its own (`DdlGuard`) while the tables are listed and opened, and commits stop (FTWRL
@@ -102,7 +106,7 @@ impl SharedSnapshot {
         locker: Session,
         warn_on_fallback: bool,
         held: Vec<(String, String)>,
-        catalog_of: Option<(Plan, Vec<(String, Vec<String>)>)>,
+        catalog_of: Option<CatalogOf>,
     ) -> Result<SharedSnapshot> {
         let wants = Wants::from_plan(plan, dialect);
         let guarded =

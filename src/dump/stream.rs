@@ -541,6 +541,7 @@ async fn lock_database(
 }
 
 /// Everything between the header and the footer, inside the consistent view.
+#[allow(clippy::too_many_arguments)]
 async fn write_dump(
     s: &mut Session,
     plan: &Plan,
@@ -626,7 +627,7 @@ async fn write_dump(
         ))?;
     }
     if log_bin_off {
-        out.write_all(&script_text(plan, &script::mysql_restore_log_bin()))?;
+        out.write_all(&script_text(plan, script::mysql_restore_log_bin()))?;
     }
     if plan.consistency.apply_slave_statements {
         out.write_all(&script_text(
@@ -1110,7 +1111,7 @@ async fn dump_table(
                     None => None,
                 };
                 if *history == History::All {
-                    out.write_all(&script_text(plan, &script::insert_history_start()))?;
+                    out.write_all(&script_text(plan, script::insert_history_start()))?;
                 }
                 out.write_all(&script_text(
                     plan,
@@ -1169,7 +1170,7 @@ async fn dump_table(
                 }
                 out.write_all(&script_text(plan, &script::data_end(shape, &t.name)))?;
                 if *history == History::All {
-                    out.write_all(&script_text(plan, &script::insert_history_end()))?;
+                    out.write_all(&script_text(plan, script::insert_history_end()))?;
                 }
             }
         }

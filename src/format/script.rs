@@ -156,13 +156,13 @@ fn footer_of(shape: &Shape, completed_on: Option<&str>, tab: bool) -> String {
         }
         s.push_str("/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n");
     }
-    if shape.comments {
-        if let Some(date) = completed_on {
-            if shape.dump_date {
-                s.push_str(&format!("\n-- Dump completed on {date}\n"));
-            } else {
-                s.push_str("\n-- Dump completed\n");
-            }
+    if shape.comments
+        && let Some(date) = completed_on
+    {
+        if shape.dump_date {
+            s.push_str(&format!("\n-- Dump completed on {date}\n"));
+        } else {
+            s.push_str("\n-- Dump completed\n");
         }
     }
     s
@@ -224,18 +224,19 @@ pub fn dump_slave(
         shape,
         &["Position to start replication from, in this replica's source"],
     );
-    if gtid && dialect.is_mariadb() {
-        if let Some(g) = &source.gtid {
-            s.push_str(&statement(
-                style,
-                &format!("SET GLOBAL gtid_slave_pos={}", string_literal(g)),
-            ));
-            s.push_str(&statement(
-                style,
-                "CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
-            ));
-            return s;
-        }
+    if gtid
+        && dialect.is_mariadb()
+        && let Some(g) = &source.gtid
+    {
+        s.push_str(&statement(
+            style,
+            &format!("SET GLOBAL gtid_slave_pos={}", string_literal(g)),
+        ));
+        s.push_str(&statement(
+            style,
+            "CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
+        ));
+        return s;
     }
     let host_port = include_host_port.then_some((source.host.as_str(), source.port));
     s.push_str(&statement(
@@ -844,10 +845,10 @@ pub fn servers(shape: &Shape, servers: &[Vec<(String, String)>]) -> String {
                 options.push(format!("{option} {}", string_literal(get(column))));
             }
         }
-        if let Ok(port) = get("Port").parse::<u32>() {
-            if port > 0 {
-                options.push(format!("PORT {port}"));
-            }
+        if let Ok(port) = get("Port").parse::<u32>()
+            && port > 0
+        {
+            options.push(format!("PORT {port}"));
         }
         s.push_str(&format!(
             "CREATE SERVER IF NOT EXISTS {} FOREIGN DATA WRAPPER {} OPTIONS ({});\n",

@@ -23,6 +23,8 @@
 //!   restored as a user would do it, `mariadb < dump.sql`: [`Server::restore`],
 //!   [`Server::restore_file`]; fixtures are loaded with `mariadb --comments`
 //!   (keeps comments in routine bodies): [`Server::load_file`].
+//! * [`connection`] is a server's connection options as `rdump`, `rload` and `rbackup`
+//!   take them (its socket, [`TEST_USER`] and [`TEST_PASSWORD`]).
 //! * [`Server::restart`] stops a server cleanly and starts it again on the same datadir,
 //!   socket and port (a source restarting under a replica or the binlog archiver).
 //! * Dropping a [`Server`] stops it (SIGTERM, up to 10 s, then SIGKILL) and removes
@@ -909,11 +911,31 @@ pub fn system_dump_message(args: &[&str]) -> String {
 
 /// Starts two servers at once (each start takes ~0.4 s, mostly waiting).
 pub fn start_two(a: ServerOptions, b: ServerOptions) -> (Server, Server) {
+    both(move || Server::start(a), move || Server::start(b))
+}
+
+/// Runs `a` and `b` on two threads at once (e.g. a shared source's setup and the start of
+/// a target) and returns both results; a panic in either is the caller's.
+pub fn both<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
     std::thread::scope(|s| {
-        let a = s.spawn(move || Server::start(a));
-        let b = s.spawn(move || Server::start(b));
+        let a = s.spawn(a);
+        let b = s.spawn(b);
         (a.join().unwrap(), b.join().unwrap())
     })
+}
+
+/// `server`'s connection options as `rdump`, `rload` and `rbackup` take them: no option
+/// files, its socket, [`TEST_USER`] and [`TEST_PASSWORD`].
+pub fn connection(server: &Server) -> Vec<String> {
+    vec![
+        "--no-defaults".into(),
+        format!("--socket={}", server.socket().display()),
+        format!("-u{}", server.user()),
+        format!("-p{}", server.password()),
+    ]
 }
 
 /// Options for a test server: its server_id, and whether it writes a binlog.
