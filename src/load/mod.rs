@@ -29,7 +29,7 @@
 //! | `replica` | CHANGE MASTER / GTID position, waiting for replication, stopping it on failure |
 //! | `script`, `exec` | splitting and running the dump's SQL files |
 //! | `conn` | the loader's connections |
-//! | `fast` | `--fast-unsafe`: relaxed durability globals for the load, put back after |
+//! | `fast` | `--fast-unsafe`: relaxed durability globals (and statistics recalculation) for the load, put back after; the tables analyzed after the data |
 //!
 //! Every session of the load runs with `foreign_key_checks=0`, `unique_checks=0`,
 //! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
