@@ -59,6 +59,26 @@ INSERT INTO texts VALUES
  (11, '\\r\\n\\t\\Z', 'é\\ü', '\t'),
  (12, '\n\\N\n', '"NULL"', '\\\\N'),
  (13, CHAR(26), ',,\n,', '"\\"');
+-- Text written bare or enclosed: values at each edge of the bare rule (word NULL in any
+-- case, spaces and control characters first or last, quotes, separators, line breaks).
+CREATE TABLE bare (
+  id INT NOT NULL PRIMARY KEY,
+  v VARCHAR(100),
+  t TEXT,
+  c CHAR(10),
+  l VARCHAR(20) CHARACTER SET latin1
+) ENGINE=InnoDB;
+INSERT INTO bare VALUES
+ (1, ' a ', 'a ', ' a', 'é'),
+ (2, 'NULL', 'null', 'NuLl', 'NULL '),
+ (3, '\\N', 'N', '\\', 'x\\N'),
+ (4, '', '"', '"x', 'x"'),
+ (5, ',', 'a,b', ',a', 'a,'),
+ (6, '\n', 'a\nb', '\r', 'a\r\nb'),
+ (7, '\t', CHAR(26), 'a\tb', CHAR(1)),
+ (8, 'plain', '2026-12-03 08:00:00', '-1', '0x41'),
+ (9, 'NULLNULL', 'NUL', 'ü x', CONCAT(CHAR(0), 'a')),
+ (10, 'a"b', 'x\ty', CONCAT('a', CHAR(0)), '\\');
 -- ENUMs with a member literally '0' and with '', and their error values (index 0).
 CREATE TABLE enum_zero (
   id INT NOT NULL PRIMARY KEY,

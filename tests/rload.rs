@@ -1081,7 +1081,8 @@ fn a_dump_others_could_change_is_refused_unless_told_otherwise() {
 fn durability_globals(server: &Server) -> String {
     server.sql_value(
         "SELECT CONCAT_WS(' ', @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.sync_binlog, \
-         @@GLOBAL.innodb_doublewrite, @@GLOBAL.innodb_adaptive_hash_index)",
+         @@GLOBAL.innodb_doublewrite, @@GLOBAL.innodb_adaptive_hash_index, \
+         @@GLOBAL.innodb_stats_auto_recalc)",
     )
 }
 
@@ -1097,7 +1098,7 @@ fn durable_target(id: u32) -> Server {
         ],
         ..Default::default()
     });
-    assert_eq!(durability_globals(&t), "1 1 OFF OFF");
+    assert_eq!(durability_globals(&t), "1 1 OFF OFF ON");
     t
 }
 
@@ -1132,11 +1133,24 @@ fn fast_unsafe_loads_as_the_default_path_and_puts_the_settings_back() {
         "{err}"
     );
     assert!(
-        err.contains("run: SET GLOBAL innodb_flush_log_at_trx_commit = 1, sync_binlog = 1;"),
+        err.contains(
+            "run: SET GLOBAL innodb_flush_log_at_trx_commit = 1, sync_binlog = 1, \
+             innodb_stats_auto_recalc = 1;"
+        ),
         "{err}"
     );
     check_same(&expected, &snapshot_of(&b, FIXTURE_DBS)).unwrap();
     assert_eq!(durability_globals(&b), before);
+    // Statistics recalculation was off during the load: the loaded tables were analyzed
+    // (a table's persistent statistics count its rows, not the empty table's none).
+    assert_ne!(
+        b.sql_value(
+            "SELECT n_rows FROM mysql.innodb_table_stats WHERE database_name = 'fidelity' \
+             AND table_name = 'many_rows'"
+        ),
+        "0",
+        "many_rows was not analyzed after the load"
+    );
 
     // A load that fails after the settings were relaxed (a chunk's row count is not the
     // manifest's) puts them back too.
@@ -1230,7 +1244,7 @@ fn fast_unsafe_leaves_a_setting_changed_by_someone_else_during_the_load() {
     common::resume(&child);
     let out = child.wait_with_output().unwrap();
     assert_ok(&out, "fast-unsafe");
-    assert_eq!(durability_globals(&b), "1 7 OFF OFF", "{}", stderr(&out));
+    assert_eq!(durability_globals(&b), "1 7 OFF OFF ON", "{}", stderr(&out));
     assert!(
         stderr(&out).contains("sync_binlog was changed to 7 during the load"),
         "{}",

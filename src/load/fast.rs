@@ -13,7 +13,9 @@
 //! once before anything changes too: an account without RELOAD is refused up front). A
 //! variable is recorded as changed before its `SET GLOBAL` is sent, so one interrupted
 //! mid-statement is put back too. The binary log (with `--enable-binlog`) is synced at the
-//! server's next commit once `sync_binlog` is back.
+//! server's next commit once `sync_binlog` is back. With InnoDB's automatic statistics
+//! recalculation turned off for the load, the load's InnoDB tables are analyzed once their
+//! data is in ([`analyze`]; `load::run` calls it, also in a later `--resume` of the load).
 //!
 //! The risk: with `innodb_flush_log_at_trx_commit=0` a crash of the *server* (not of rload)
 //! loses up to about a second of committed transactions, among them chunks the journal
@@ -25,7 +27,10 @@
 
 use super::conn::LoadConn;
 use super::error::{LoadError, Result};
+use super::plan::LoadPlan;
+use crate::client::conn::cell_string;
 use crate::client::options::ConnectionOptions;
+use crate::sql::quote::qualified;
 
 /// One global variable relaxed for the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +70,19 @@ pub const SETTINGS: &[Setting] = &[
         relaxed: "OFF",
         required: false,
     },
+    // No statistics recalculated by InnoDB's background task as each table grows (on
+    // MariaDB 10.11 it retries a table the first chunk's bulk insert holds: ~10% of the
+    // server's CPU of a load, benches/README.md); the loaded tables are analyzed once at
+    // the end instead ([`analyze`]).
+    Setting {
+        name: STATS_AUTO_RECALC,
+        relaxed: "OFF",
+        required: false,
+    },
 ];
+
+/// The statistics setting: when `--fast-unsafe` turned it off, the load ends with [`analyze`].
+pub const STATS_AUTO_RECALC: &str = "innodb_stats_auto_recalc";
 
 /// A global variable's value as a SET literal: numbers bare, anything else quoted.
 fn literal(value: &str) -> String {
@@ -233,6 +250,12 @@ impl Relaxed {
         &self.saved
     }
 
+    /// Whether InnoDB's automatic statistics recalculation is off for the load (then the
+    /// loaded tables need [`analyze`]).
+    pub fn stats_off(&self) -> bool {
+        self.saved.iter().any(|(n, _)| *n == STATS_AUTO_RECALC)
+    }
+
     /// The statement that puts the original values back (empty when nothing was changed).
     pub fn undo_statement(&self) -> Option<String> {
         (!self.saved.is_empty()).then(|| set_statement(&self.saved))
@@ -383,6 +406,51 @@ async fn flush_engine_logs(conn: &mut LoadConn) -> Result<(), String> {
                  redo log (about a second; run {FLUSH}; to be sure)"
             )
         })
+}
+
+/// `ANALYZE TABLE` of every InnoDB table of the plan that has rows, one at a time: their
+/// statistics were not recalculated while they were loaded (`innodb_stats_auto_recalc` off),
+/// and nothing would recalculate them after (InnoDB recalculates a table when its rows
+/// change, and none will until the application starts). Tables loaded by an earlier run of
+/// the load are analyzed too. Returns how many.
+pub async fn analyze(conn: &mut LoadConn, plan: &LoadPlan) -> Result<usize> {
+    let mut n = 0;
+    for d in &plan.databases {
+        for t in &d.tables {
+            let innodb = t
+                .engine
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"));
+            if t.kind != "table" || !innodb || t.rows == 0 {
+                continue;
+            }
+            let name = qualified(&d.target, &t.name);
+            let context = format!(
+                "analyzing {name} (its statistics were not kept up to date during the \
+                 --fast-unsafe load)"
+            );
+            // NO_WRITE_TO_BINLOG: statistics are the target's own, not the load's data.
+            let rows = conn
+                .rows(
+                    &format!("ANALYZE NO_WRITE_TO_BINLOG TABLE {name}"),
+                    &context,
+                )
+                .await?;
+            // One row per table: (Table, Op, Msg_type, Msg_text); an error is a row too.
+            for r in &rows {
+                let kind = cell_string(r, 2).unwrap_or_default();
+                if kind.eq_ignore_ascii_case("error") {
+                    return Err(LoadError::Rdump(crate::error::Error::Server {
+                        server: conn.server.clone(),
+                        context,
+                        message: cell_string(r, 3).unwrap_or_default(),
+                    }));
+                }
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 impl Drop for Relaxed {

@@ -80,6 +80,9 @@ pub fn post_item(file: &str) -> String {
     format!("post {file}")
 }
 pub const REPLICA_ITEM: &str = "replica";
+/// The `ANALYZE TABLE` of the loaded tables after a `--fast-unsafe` load that turned
+/// InnoDB's statistics recalculation off: started when such a load begins, done after.
+pub const ANALYZE_ITEM: &str = "analyze";
 
 /// An earlier, unfinished load of this dump, if the server has one. Reads only.
 pub async fn earlier(conn: &mut LoadConn, load_id: &str) -> Result<Option<Earlier>> {

@@ -29,7 +29,7 @@
 //! | `replica` | CHANGE MASTER / GTID position, waiting for replication, stopping it on failure |
 //! | `script`, `exec` | splitting and running the dump's SQL files |
 //! | `conn` | the loader's connections |
-//! | `fast` | `--fast-unsafe`: relaxed durability globals for the load, put back after |
+//! | `fast` | `--fast-unsafe`: relaxed durability globals (and statistics recalculation) for the load, put back after; the tables analyzed after the data |
 //!
 //! Every session of the load runs with `foreign_key_checks=0`, `unique_checks=0`,
 //! `sql_mode='NO_AUTO_VALUE_ON_ZERO'`, `time_zone='+00:00'` (the session the files were
@@ -287,6 +287,7 @@ pub async fn run(opts: &LoadOptions, changed: &AtomicBool) -> Result<Summary> {
         resuming,
         conflicts,
         autoinc_lock,
+        stats_off: relaxed.as_ref().is_some_and(|r| r.stats_off()),
         started,
         phase,
         verified,
@@ -330,6 +331,9 @@ struct Admitted {
     resuming: bool,
     conflicts: Vec<schema::Conflict>,
     autoinc_lock: bool,
+    /// `--fast-unsafe` turned InnoDB's automatic statistics recalculation off: the tables
+    /// are analyzed after the data (`fast::analyze`).
+    stats_off: bool,
     started: Instant,
     /// When the schema phase's clock started (connecting to the target).
     phase: Instant,
@@ -346,6 +350,7 @@ async fn load_admitted(opts: &LoadOptions, changed: &AtomicBool, a: Admitted) ->
         resuming,
         conflicts,
         autoinc_lock,
+        stats_off,
         started,
         phase,
         verified,
@@ -362,6 +367,14 @@ async fn load_admitted(opts: &LoadOptions, changed: &AtomicBool, a: Admitted) ->
             )
         });
     }
+    // Recorded before any table loads, so that a later --resume (with or without
+    // --fast-unsafe) still analyzes the tables this run loads without statistics.
+    if stats_off && !journal.was_started(journal::ANALYZE_ITEM) {
+        journal
+            .mark_started(&mut control, journal::ANALYZE_ITEM)
+            .await?;
+    }
+    let analyze = stats_off || journal.was_started(journal::ANALYZE_ITEM);
     schema::drop_conflicts(&mut control, &conflicts).await?;
     // The data phase starts on each table as soon as the schema phase has created it.
     let (ready, tables) = tokio::sync::mpsc::unbounded_channel();
@@ -397,6 +410,20 @@ async fn load_admitted(opts: &LoadOptions, changed: &AtomicBool, a: Admitted) ->
     let mut control = LoadConn::connect(&connection).await?;
     prepare_session(&mut control, opts).await?;
     journal.register(&mut control).await?;
+    if analyze && !journal.is_done(journal::ANALYZE_ITEM) {
+        let begin = Instant::now();
+        let n = fast::analyze(&mut control, &plan).await?;
+        journal
+            .mark_done(&mut control, journal::ANALYZE_ITEM, 0)
+            .await?;
+        say(opts, || {
+            format!(
+                "{n} InnoDB tables analyzed in {:.2} s (their statistics were not \
+                 recalculated during the --fast-unsafe load)",
+                begin.elapsed().as_secs_f64()
+            )
+        });
+    }
     say(opts, || {
         format!(
             "{} rows in {} chunks loaded; creating routines, views, triggers, events",

@@ -13,13 +13,19 @@
 //!   CR in the data needs no care). Fields are separated by `,`. No header line. Every record has one field per stored column
 //!   (generated columns are not in the file), in the order of `TableRead`'s SELECT.
 //! * NULL is the bare (unquoted) two bytes `\N`.
-//! * Text (character strings, temporal values, SET, JSON) and ENUM members are always
-//!   enclosed in `"`. Inside, `"` is written `""` (RFC 4180), `\` is written `\\` and a NUL
-//!   byte `\0`; every other byte is written as is, including raw `\n`, `\r`, `,` and
-//!   Ctrl-Z (LOAD DATA takes a line terminator inside an enclosed field as data). So text
-//!   without backslashes or NULs is plain RFC 4180. Since the field is enclosed, the
-//!   strings `NULL` and `\N` (written `"NULL"` and `"\\N"`) stay strings. Text is UTF-8
-//!   (`utf8mb4`, the dump connection's character set).
+//! * Text (character strings, temporal values, SET, JSON) is written bare, as is, when an
+//!   unenclosed field reads it back unchanged: not empty, not the word `NULL` in any
+//!   letter case (LOAD DATA reads a bare `NULL` as NULL), no space or control character
+//!   (byte below 0x21) first or last, and none of `"`, `,`, `\n`, `\r`, `\` or NUL in it.
+//!   Any other text, and every ENUM member, is enclosed in `"`. Inside, `"` is written
+//!   `""` (RFC 4180), `\` is written `\\` and a NUL byte `\0`; every other byte is written
+//!   as is, including raw `\n`, `\r`, `,` and Ctrl-Z (LOAD DATA takes a line terminator
+//!   inside an enclosed field as data). So text without backslashes or NULs is plain RFC
+//!   4180. Since such fields are enclosed, the empty string and the strings `NULL` and
+//!   `\N` (written `""`, `"NULL"` and `"\\N"`) stay strings. Bare text costs the server
+//!   less to parse than enclosed text (benches/README.md). Text is UTF-8 (`utf8mb4`, the
+//!   dump connection's character set). Dumps written before bare text (every text value
+//!   enclosed) are read by the same statement.
 //! * Numbers (integers, DECIMAL, DOUBLE, YEAR, and FLOAT read as an exact DOUBLE) are bare,
 //!   as the server prints them.
 //! * Binary strings, BLOBs and spatial values are bare upper-case hex (`binary_encoding:
@@ -112,7 +118,8 @@ impl CsvEncoder {
                     out.extend_from_slice(bytes);
                     out.extend_from_slice(b" \"");
                 }
-                ColumnKind::Text | ColumnKind::Enum => push_enclosed(bytes, out),
+                ColumnKind::Text => push_text(bytes, out),
+                ColumnKind::Enum => push_enclosed(bytes, out),
             }
         }
         out.push(b'\n');
@@ -122,6 +129,33 @@ impl CsvEncoder {
 /// `0` followed by nothing but spaces: ENUM members written with one more space.
 fn is_zero_and_spaces(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'0') && bytes[1..].iter().all(|&b| b == b' ')
+}
+
+/// Appends a text value: bare when LOAD DATA reads it back as is without enclosing (see
+/// [`is_bare`]), else enclosed ([`push_enclosed`]). Bare values cost the server less to
+/// parse (benches/README.md, "Unquoted text").
+fn push_text(bytes: &[u8], out: &mut Vec<u8>) {
+    if is_bare(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        push_enclosed(bytes, out);
+    }
+}
+
+/// Whether a text value can be written bare: LOAD DATA's unenclosed field reads it back
+/// byte for byte and as a string. Not when it is empty, is the word `NULL` in any case
+/// (an unenclosed `NULL` is read as NULL), begins or ends with a space or a control
+/// character (so that no reader's trimming can change it), or holds `"` (an opening `"`
+/// encloses), `,` or `\n` (terminators), `\r`, `\` (the escape, `\N` is NULL) or NUL.
+fn is_bare(bytes: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    first > b' '
+        && last > b' '
+        && !bytes.eq_ignore_ascii_case(b"NULL")
+        && memchr::memchr3(b'"', b',', b'\\', bytes).is_none()
+        && memchr::memchr3(b'\n', b'\r', 0, bytes).is_none()
 }
 
 /// Appends `bytes` enclosed in `"`: `"` doubled, `\` as `\\`, NUL as `\0`. The three are
@@ -230,9 +264,14 @@ pub fn dialect_description() -> Vec<(&'static str, &'static str)> {
         ("escaped_in_field", "\\\\ for \\, \\0 for NUL"),
         (
             "enclosed",
-            "character strings, temporal values, SET, JSON and ENUM members",
+            "ENUM members, and text (character strings, temporal values, SET, JSON) that is \
+             empty, is NULL in any case, begins or ends with a byte below 0x21, or holds \
+             \", ',', LF, CR, \\ or NUL",
         ),
-        ("bare", "numbers, FLOAT as exact DOUBLE, hex, BIT, NULL"),
+        (
+            "bare",
+            "numbers, FLOAT as exact DOUBLE, hex, BIT, NULL, all other text",
+        ),
         ("binary_encoding", "hex"),
         ("bit_encoding", "unsigned decimal"),
         ("enum_error_value", "0"),
@@ -254,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_bare_text_is_enclosed_and_null_is_backslash_n() {
+    fn numbers_and_plain_text_are_bare_and_null_is_backslash_n() {
         let out = row(
             &[
                 ColumnKind::Number,
@@ -269,7 +308,51 @@ mod tests {
                 None,
             ],
         );
-        assert_eq!(out, b"-12.50,1.2345677661895752,\"a b\",\\N\n");
+        assert_eq!(out, b"-12.50,1.2345677661895752,a b,\\N\n");
+    }
+
+    /// Text is enclosed exactly where an unenclosed field would not read back as the
+    /// same string (and where a reader might trim).
+    #[test]
+    fn text_is_enclosed_only_where_a_bare_field_would_change() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"a", b"a"),
+            (b"a b", b"a b"),
+            (b"2026-12-03 08:00:00", b"2026-12-03 08:00:00"),
+            ("\u{e9}t\u{e9}".as_bytes(), "\u{e9}t\u{e9}".as_bytes()),
+            (b"x\x1ay", b"x\x1ay"),
+            (b"NULLx", b"NULLx"),
+            (b"N", b"N"),
+            (b"", b"\"\""),
+            (b"NULL", b"\"NULL\""),
+            (b"null", b"\"null\""),
+            (b"NuLl", b"\"NuLl\""),
+            (b"\\N", b"\"\\\\N\""),
+            (b"a\\b", b"\"a\\\\b\""),
+            (b" a ", b"\" a \""),
+            (b"a ", b"\"a \""),
+            (b" a", b"\" a\""),
+            (b"\ta", b"\"\ta\""),
+            (b"a\t", b"\"a\t\""),
+            (b"\x1a", b"\"\x1a\""),
+            (b"\"", b"\"\"\"\""),
+            (b"\"x", b"\"\"\"x\""),
+            (b"x\"", b"\"x\"\"\""),
+            (b",", b"\",\""),
+            (b"a,b", b"\"a,b\""),
+            (b"a\nb", b"\"a\nb\""),
+            (b"a\rb", b"\"a\rb\""),
+            (b"a\0b", b"\"a\\0b\""),
+        ];
+        for (value, written) in cases {
+            let out = row(&[ColumnKind::Text], &[Some(value)]);
+            assert_eq!(
+                out,
+                [*written, b"\n"].concat(),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
     }
 
     #[test]
