@@ -978,13 +978,7 @@ fn checksums_of(s: &Server, db: &str) -> BTreeMap<String, String> {
 
 /// `rbackup backup --databases shop` of `source` into `repo`: its ID.
 fn backup_shop(repo: &str, pass: &str, source: &Server) -> String {
-    let out = rbackup_on(
-        &["backup", "--repo", repo, "--passphrase-file", pass],
-        source,
-        &["--databases", "shop", "--progress=never"],
-    );
-    assert!(out.status.success(), "backup: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    backup_of(repo, pass, source, &["--databases", "shop"])
 }
 
 /// The drill's binlog replay paths. A write made with `sql_log_bin=0` on the source after
@@ -1590,40 +1584,17 @@ fn a_statement_from_another_database_naming_a_kept_one_spelt_in_digits_is_not_dr
         "CREATE DATABASE `2024`; CREATE TABLE `2024`.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(&source));
-    a.extend(["--databases", "2024", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
-    assert!(out.status.success(), "backup: {}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let id = backup_of(repo, pass, &source, &["--databases", "2024"]);
     source.sql(
         "SET SESSION binlog_format = 'STATEMENT'; USE other; \
          INSERT INTO `2024`.t VALUES (1); INSERT INTO other.t VALUES (1);",
     );
     archive();
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
-        .map(String::from)
-        .to_vec();
-    a.extend(["--to-latest".into(), "--dry-run".into()]);
-    a.extend(connection(&target));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, &target, &[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("default database `other` names `2024`"),
@@ -1651,18 +1622,9 @@ fn a_statement_logged_without_backslash_escapes_is_read_as_its_session_read_it()
          ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     let id = backup_shop(repo, pass, &source);
     source.sql(
@@ -1673,13 +1635,7 @@ fn a_statement_logged_without_backslash_escapes_is_read_as_its_session_read_it()
     );
     assert_eq!(source.sql_value("SELECT v FROM shop.t"), "C:\\");
     archive();
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
-        .map(String::from)
-        .to_vec();
-    a.extend(["--to-latest".into(), "--dry-run".into()]);
-    a.extend(connection(&target));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, &target, &[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("default database `other` names `shop`"),
@@ -1710,55 +1666,28 @@ fn a_trigger_created_without_backslash_escapes_naming_a_kept_database_is_found()
          CREATE TRIGGER other.tr AFTER INSERT ON other.t FOR EACH ROW \
          UPDATE (SELECT 'C:\\' AS p) AS d JOIN shop.log AS l SET l.p = d.p;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap();
-    let out = rbackup(&["init", "--repo", repo, "--passphrase-file", pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     let id = backup_shop(repo, pass, &source);
     source.sql("SET SESSION binlog_format = 'STATEMENT'; USE other; INSERT INTO t VALUES (1);");
     assert_eq!(source.sql_value("SELECT p FROM shop.log"), "C:\\");
     archive();
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass, &id]
-        .map(String::from)
-        .to_vec();
-    a.extend(["--to-latest".into(), "--dry-run".into()]);
-    a.extend(connection(&target));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, &target, &[&id, "--to-latest", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("trigger other.tr"), "{}", text(&out));
 }
 
-/// A new repository in `tmp`: (its path, its passphrase file).
-fn new_repo(tmp: &Path) -> (String, String) {
-    let repo = tmp.join("repo").to_str().unwrap().to_string();
-    let pass = tmp.join("pass");
-    std::fs::write(&pass, "a long passphrase\n").unwrap();
-    let pass = pass.to_str().unwrap().to_string();
-    let out = rbackup(&["init", "--repo", &repo, "--passphrase-file", &pass], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    (repo, pass)
-}
-
 /// `rbackup backup` of `source` with `extra` (none: the whole server): its ID.
 fn backup_of(repo: &str, pass: &str, source: &Server, extra: &[&str]) -> String {
-    let mut a: Vec<String> = ["backup", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(connection(source));
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a.push("--progress=never".into());
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let mut tail = extra.to_vec();
+    tail.push("--progress=never");
+    let out = rbackup_on(
+        &["backup", "--repo", repo, "--passphrase-file", pass],
+        source,
+        &tail,
+    );
     assert!(out.status.success(), "backup: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -1774,14 +1703,7 @@ fn restore_db(
     target.sql(&format!(
         "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS other"
     ));
-    let mut a: Vec<String> = ["restore", "--repo", repo, "--passphrase-file", pass]
-        .map(String::from)
-        .to_vec();
-    a.extend(pitr.iter().map(|s| s.to_string()));
-    a.extend(connection(target));
-    a.extend(["--threads=2", "--progress=never"].map(String::from));
-    let args: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = rbackup(&args, &[]);
+    let out = restore_into(repo, pass, target, pitr);
     eprintln!("restore {pitr:?}:\n{}", text(&out));
     out
 }
@@ -1820,13 +1742,9 @@ fn skipping_a_prepared_xa_half_leaves_out_its_xa_commit() {
         "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) \
          ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a');",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, pass) = new_repo(tmp.path());
-    let (repo, pass) = (repo.as_str(), pass.as_str());
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     backup_of(repo, pass, &source, &[]);
     // The prepared XA transaction outlives its session (MariaDB 10.5+); another one
@@ -1881,13 +1799,9 @@ fn an_xa_transaction_prepared_before_a_backup_and_committed_after_it_is_not_lost
          ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'); \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, pass) = new_repo(tmp.path());
-    let (repo, pass) = (repo.as_str(), pass.as_str());
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     source.sql("XA START 'p1'; INSERT INTO shop.t VALUES (2, 'p1'); XA END 'p1'; XA PREPARE 'p1';");
     source.sql("XA START 'p2'; INSERT INTO shop.t VALUES (3, 'p2'); XA END 'p2'; XA PREPARE 'p2';");
@@ -1988,13 +1902,9 @@ fn a_partial_backup_named_in_another_letter_case_replays_its_events() {
          ENGINE=InnoDB; INSERT INTO Shop.T VALUES (1, 'a'); \
          CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, pass) = new_repo(tmp.path());
-    let (repo, pass) = (repo.as_str(), pass.as_str());
-    let archive = || {
-        let out = archiver(repo, pass, &source, true).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "binlog --once: {}", text(&out));
-    };
+    let tmp = PassphraseRepo::init();
+    let (repo, pass) = (tmp.url.as_str(), tmp.pass.as_str());
+    let archive = || archive_once(repo, pass, &source, 0);
     archive();
     let id = backup_of(repo, pass, &source, &["--databases", "Shop"]);
     source.sql(
