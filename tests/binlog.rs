@@ -360,6 +360,19 @@ fn stop_writer(
     w.1.join().unwrap();
 }
 
+/// Whether the sockets of process `pid` hold no unread bytes (`ss -xtpn`: Recv-Q); true
+/// when `ss` cannot tell.
+fn nothing_unread(pid: u32) -> bool {
+    let Ok(out) = std::process::Command::new("ss").args(["-xtpn"]).output() else {
+        return true;
+    };
+    let tag = format!("pid={pid},");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .all(|l| l.split_whitespace().nth(2) == Some("0"))
+}
+
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !ready() {
@@ -1278,13 +1291,20 @@ fn the_cli_survives_sigkill_commits_on_sigterm_and_a_second_archiver_refuses() {
             .iter()
             .any(|id| !old.contains(id))
     });
-    // Sent is not yet read: the archiver may still be behind its socket. 300 ms was too
-    // little once in a full suite on 2 loaded cores (the archive ended one write short).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Sent is not yet read: the archiver may still be behind its socket (a fixed 1.5 s was
+    // too little in a full suite on 2 loaded cores: the archive ended one write short).
+    // Wait until its sockets hold nothing unread; what it has read it commits on SIGTERM.
+    wait_for("the archiver to have read its socket", || {
+        nothing_unread(child.id())
+    });
+    std::thread::sleep(Duration::from_millis(300));
     common::signal(&child, libc::SIGTERM);
     let (code, stderr) = stderr_of(child);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains(&format!("ends at {target}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ends at {target}")),
+        "expected the archive to end at {target}: {stderr}"
+    );
     let segs = segs.unwrap();
     assert_repo_contiguous(&segs, &rt);
     let scratch = tempfile::tempdir().unwrap();

@@ -257,6 +257,8 @@ const COALESCE: Duration = Duration::from_millis(30);
 const BUSY_BATCH: usize = 128 * 1024;
 /// The most packets handed over at once.
 const MAX_BATCH: usize = 4096;
+/// Batches the reader may hand over before the archiver takes them.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Reads the stream on its own task, so that a read is never cancelled half-way (a
 /// flush timer or a stop only drops the channel's receiver), and hands the packets over
@@ -426,7 +428,7 @@ async fn follow<S: SegmentStore>(
 ) -> Followed {
     let server = stream.server.clone();
     let mut framer = Framer::new(start, Checksum::Crc32);
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(BATCHES_IN_FLIGHT);
     let reader = tokio::spawn(read_packets(stream.conn, tx, opts.read_timeout));
     let mut received_any = false;
     let lost = |message: &str| {
@@ -435,18 +437,35 @@ async fn follow<S: SegmentStore>(
             message: message.to_string(),
         }))
     };
+    // After a stop, the batches the reader has already handed over are still taken (at
+    // most the channel's capacity, so a busy stream cannot hold the stop back): what was
+    // received is committed, as the CLI promises.
+    let mut drain_after_stop: Option<usize> = None;
     let outcome = 'stream: loop {
-        let sleep_to = run.builder.deadline().map(tokio::time::Instant::from_std);
-        let batch = tokio::select! {
-            biased;
-            _ = &mut *stop => break Ok(Ended::Finished),
-            _ = async { tokio::time::sleep_until(sleep_to.expect("deadline")).await }, if sleep_to.is_some() => {
-                match run.commit().await {
-                    Ok(()) => continue,
-                    Err(e) => break Err(e),
+        let batch = if let Some(left) = drain_after_stop.as_mut() {
+            match rx.try_recv() {
+                Ok(batch) if *left > 0 => {
+                    *left -= 1;
+                    Some(batch)
                 }
+                _ => break Ok(Ended::Finished),
             }
-            batch = rx.recv() => batch,
+        } else {
+            let sleep_to = run.builder.deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                _ = &mut *stop => {
+                    drain_after_stop = Some(BATCHES_IN_FLIGHT);
+                    continue;
+                }
+                _ = async { tokio::time::sleep_until(sleep_to.expect("deadline")).await }, if sleep_to.is_some() => {
+                    match run.commit().await {
+                        Ok(()) => continue,
+                        Err(e) => break Err(e),
+                    }
+                }
+                batch = rx.recv() => batch,
+            }
         };
         let Some(batch) = batch else {
             break lost("the stream ended");
@@ -480,6 +499,12 @@ async fn follow<S: SegmentStore>(
         }
     };
     reader.abort();
+    // Stopped: whatever the drained batches ended with, the run ends (a lost connection
+    // would otherwise reconnect and wait on the stop that has already fired).
+    let outcome = match outcome {
+        Ok(Ended::Lost(_)) if drain_after_stop.is_some() => Ok(Ended::Finished),
+        other => other,
+    };
     Followed {
         outcome,
         received_any,
