@@ -1946,7 +1946,9 @@ async fn prepared_before<S: SegmentSource>(
         let mut last_gtid = None;
         for (pos, ev) in events(s, &bytes, limit)? {
             match ev[4] {
-                kind::GTID | kind::MYSQL_GTID => last_gtid = Some(pos),
+                // MySQL without GTIDs (gtid_mode OFF) opens each group with an
+                // anonymous one.
+                kind::GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => last_gtid = Some(pos),
                 kind::XA_PREPARE
                     if end.is_none_or(|(er, _)| er == r)
                         && xa_prepare_xid(ev, checksum).as_deref() == Some(xid) =>
@@ -2003,7 +2005,8 @@ async fn prepared_before<S: SegmentSource>(
                         kind::GTID => event::parse_gtid(ev, &header, checksum)
                             .ok()
                             .map(|g| g.gtid.to_string()),
-                        _ => mysql_gtid(ev, checksum),
+                        kind::MYSQL_GTID => mysql_gtid(ev, checksum),
+                        _ => None,
                     },
                     start: Position {
                         file: s.file.clone(),
@@ -2721,6 +2724,75 @@ mod tests {
             p.stop.why.starts_with("the next transaction 0-1-4"),
             "{}",
             p.stop.why
+        );
+    }
+
+    /// An XA_PREPARE event's body for `xid` (gtrid, bqual '', format 1).
+    fn xa_prepare_body(xid: &str) -> Vec<u8> {
+        let mut p = vec![0u8];
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&(xid.len() as u32).to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.extend_from_slice(xid.as_bytes());
+        p
+    }
+
+    /// MySQL without GTIDs (gtid_mode OFF) opens each group with an anonymous GTID
+    /// event: the prepared half before the backup is found (and replayed first) all the
+    /// same, not taken for missing, and has no GTID.
+    #[test]
+    fn an_xa_half_prepared_before_the_backup_is_found_by_its_anonymous_gtid() {
+        let mut a = Arch::new("b.000001");
+        let anonymous = |a: &mut Arch, ts: u32| a.push(kind::MYSQL_ANONYMOUS_GTID, ts, &[0; 42]);
+        anonymous(&mut a, 101);
+        a.in_txn = true;
+        a.push(kind::QUERY, 101, &query_body("BEGIN"));
+        a.push(kind::QUERY, 101, &query_body("INSERT INTO t VALUES (1)"));
+        a.push(kind::XID, 101, &7u64.to_le_bytes());
+        a.in_txn = false;
+        let half = a.here();
+        anonymous(&mut a, 102);
+        a.in_txn = true;
+        a.push(
+            kind::QUERY,
+            102,
+            &query_body(&format!("XA START {}", xid_text("p1"))),
+        );
+        a.push(kind::QUERY, 102, &query_body("INSERT INTO t VALUES (2)"));
+        a.push(
+            kind::QUERY,
+            102,
+            &query_body(&format!("XA END {}", xid_text("p1"))),
+        );
+        a.push(kind::XA_PREPARE, 102, &xa_prepare_body("p1"));
+        a.in_txn = false;
+        let half_end = a.here();
+        a.cut();
+        let mut b = backup("B", 1, a.here(), 0);
+        b.gtid = None;
+        anonymous(&mut a, 104);
+        a.push(
+            kind::QUERY,
+            104,
+            &query_body(&format!("XA COMMIT {}", xid_text("p1"))),
+        );
+        a.cut();
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(
+            (p.pieces[0].from, p.pieces[0].to),
+            (half.pos, half_end.pos),
+            "{:#?}",
+            p.pieces
+        );
+        assert_eq!(p.transactions, 2);
+        assert_eq!(p.first.as_ref().unwrap().start, half);
+        assert_eq!(p.first.as_ref().unwrap().gtid, None);
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("replayed first: transaction")),
+            "{:#?}",
+            p.describe()
         );
     }
 
