@@ -1615,16 +1615,31 @@ async fn walk<S: SegmentSource>(
                             if half.mixed.is_some() || (half.kept == 0 && half.other > 0) =>
                         {
                             if let (Some(m), Some(f)) = (&half.mixed, &backup.databases) {
-                                return Err(WalkError::Plan(PlanError::Refused(format!(
+                                let why = format!(
                                     "{} (the XA {end_verb} of XA transaction {x}, whose \
                                      prepared half {} is before the coordinates of backup {} \
                                      and not in it) cannot be replayed for a backup of {} \
-                                     only: {m}. Restore from a whole-server backup, or leave \
-                                     its rows out knowingly with --skip-gtid {}",
+                                     only: {m}",
                                     o.txn,
                                     half.txn,
                                     backup.id,
                                     f.describe(),
+                                );
+                                if matches!(target, Target::EndOfWindow) {
+                                    // A drill: what this backup can be restored to ends
+                                    // before it (as before any mixed transaction).
+                                    pieces.flush(ri, s, fe.end);
+                                    pieces.trim(o.record, o.txn.start.pos);
+                                    stop = Some(Stop {
+                                        at: included_end.clone(),
+                                        why: format!("the next {why}"),
+                                        next: Some(o.txn),
+                                    });
+                                    break 'records;
+                                }
+                                return Err(WalkError::Plan(PlanError::Refused(format!(
+                                    "{why}. Restore from a whole-server backup, or leave \
+                                     its rows out knowingly with --skip-gtid {}",
                                     o.txn.gtid.as_deref().unwrap_or("-")
                                 ))));
                             }
@@ -2793,6 +2808,61 @@ mod tests {
                 .any(|l| l.starts_with("replayed first: transaction")),
             "{:#?}",
             p.describe()
+        );
+    }
+
+    /// A drill (`EndOfWindow`) of a partial backup: the XA COMMIT of a transaction
+    /// prepared before the backup by a statement writing into a kept and another database
+    /// ends the window, as any such transaction does; a restore past it refuses.
+    #[test]
+    fn a_drill_ends_before_the_xa_commit_of_a_mixed_half_prepared_before_a_partial_backup() {
+        let mut a = Arch::new("b.000001");
+        a.rows_txn(1, 101, &[&[("shop", "t")]], None);
+        // p1's prepared half (MariaDB: GTID with FL_PREPARED_XA and the XID).
+        let mut g = 2u64.to_le_bytes().to_vec();
+        g.extend_from_slice(&0u32.to_le_bytes());
+        g.push(64);
+        g.extend_from_slice(&1u32.to_le_bytes());
+        g.extend_from_slice(&[2, 0]);
+        g.extend_from_slice(b"p1");
+        a.push(kind::GTID, 102, &g);
+        a.gtids_seen(2);
+        a.in_txn = true;
+        a.rows(102, &[("shop", "t"), ("other", "u")]);
+        a.push(
+            kind::QUERY,
+            102,
+            &query_in("shop", &format!("XA END {}", xid_text("p1"))),
+        );
+        a.push(kind::XA_PREPARE, 102, &xa_prepare_body("p1"));
+        a.in_txn = false;
+        a.cut();
+        let b = partial(&a, 2);
+        a.xa_end(3, 103, "p1", true);
+        a.rows_txn(4, 104, &[&[("shop", "t")]], None);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("XA COMMIT of XA transaction x'7031',x'',1")
+                && e.contains("cannot be replayed for a backup of")
+                && e.contains("--skip-gtid 0-1-3"),
+            "{e}"
+        );
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::EndOfWindow,
+            &[],
+        ))
+        .unwrap();
+        assert!(replayed(&a, &p).is_empty(), "{:?}", replayed(&a, &p));
+        assert!(
+            p.stop.why.starts_with("the next transaction 0-1-3")
+                && p.stop.why.contains("cannot be replayed for a backup of"),
+            "{}",
+            p.stop.why
         );
     }
 
