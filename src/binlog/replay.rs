@@ -1895,9 +1895,13 @@ struct PreparedBefore {
 /// The prepared half of XA transaction `xid` that ends last before `backup`'s
 /// coordinates (in record `at`), looked for backwards through the archive (one segment's
 /// bytes at a time) as far as it reaches without a gap or another server's segment;
-/// `None` when not there. A prepared XA transaction is binlogged by its `XA PREPARE`
-/// (MariaDB 10.5+, MySQL): one prepared before a backup's snapshot and ended after it is
-/// in no backup but in the archive before its coordinates.
+/// `None` when not there, or when an `XA COMMIT`/`XA ROLLBACK` of `xid` follows it before
+/// the coordinates (that one ended before the backup: the XID reused, the transaction
+/// that ends after them was never binlogged prepared, e.g. a read-only XA transaction's
+/// lone XA COMMIT, MDEV-25616; replaying the earlier one would apply its rows twice). A
+/// prepared XA transaction is binlogged by its `XA PREPARE` (MariaDB 10.5+, MySQL): one
+/// prepared before a backup's snapshot and ended after it is in no backup but in the
+/// archive before its coordinates.
 async fn prepared_before<S: SegmentSource>(
     source: &S,
     records: &[Record],
@@ -1959,8 +1963,20 @@ async fn prepared_before<S: SegmentSource>(
         let (bytes, checksum) = read(s).await?;
         let limit = if r == at { backup.position.pos } else { s.end };
         let mut last_gtid = None;
+        // An XA COMMIT/ROLLBACK of `xid` after its last XA_PREPARE here (or here with none
+        // after a later segment's): that transaction ended before the coordinates, and the
+        // one ended after them is not in the archive (it was never binlogged prepared).
+        let mut ended_after = false;
         for (pos, ev) in events(s, &bytes, limit)? {
             match ev[4] {
+                kind::QUERY
+                    if end.is_none_or(|(er, _)| er == r)
+                        && event::query_text(ev, checksum).is_ok_and(|t| {
+                            xa_statement(t, &["XA COMMIT ", "XA ROLLBACK "]).as_deref() == Some(xid)
+                        }) =>
+                {
+                    ended_after = true;
+                }
                 // MySQL without GTIDs (gtid_mode OFF) opens each group with an
                 // anonymous one.
                 kind::GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => last_gtid = Some(pos),
@@ -1970,9 +1986,13 @@ async fn prepared_before<S: SegmentSource>(
                 {
                     end = Some((r, pos + ev.len() as u64));
                     start = last_gtid.map(|g| (r, g));
+                    ended_after = false;
                 }
                 _ => {}
             }
+        }
+        if ended_after {
+            return Ok(None);
         }
         match (end, start) {
             (Some(_), Some(_)) => break,
@@ -2864,6 +2884,43 @@ mod tests {
             "{}",
             p.stop.why
         );
+    }
+
+    /// An XID used again: transaction p1 prepared and committed before the backup, then
+    /// a lone XA COMMIT p1 after it (its own prepared half never binlogged, as a read-only
+    /// XA transaction's on MariaDB before MDEV-25616's fix). The earlier p1 is in the
+    /// backup: replayed first it would be committed twice. Refused as not archived.
+    #[test]
+    fn an_xa_half_ended_before_the_backup_is_not_replayed_again() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 101, false);
+        a.xa_prepare(2, 102, "p1");
+        a.xa_end(3, 103, "p1", true);
+        a.cut();
+        let b = backup("B", 1, a.here(), 3);
+        a.xa_end(4, 104, "p1", true);
+        a.txn(5, 105, false);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transaction 0-1-4")
+                && e.contains("XA COMMIT of XA transaction x'7031',x'',1")
+                && e.contains("not in the binlog archive"),
+            "{e}"
+        );
+        // Its XA ROLLBACK: left out, nothing replayed first.
+        let mut a = Arch::new("b.000001");
+        a.xa_prepare(2, 102, "p1");
+        a.xa_end(3, 103, "p1", false);
+        a.cut();
+        let b = backup("B", 1, a.here(), 3);
+        a.xa_end(4, 104, "p1", false);
+        a.txn(5, 105, false);
+        a.cut();
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-5"]);
     }
 
     #[test]
