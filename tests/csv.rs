@@ -79,6 +79,18 @@ INSERT INTO bare VALUES
  (8, 'plain', '2026-12-03 08:00:00', '-1', '0x41'),
  (9, 'NULLNULL', 'NUL', 'ü x', CONCAT(CHAR(0), 'a')),
  (10, 'a"b', 'x\ty', CONCAT('a', CHAR(0)), '\\');
+-- Multibyte character sets whose second byte may be 0x5C (`\`): the file is utf8mb4 (the
+-- dump connection's), so such text is written bare and read back unchanged.
+CREATE TABLE multibyte (
+  id INT NOT NULL PRIMARY KEY,
+  s VARCHAR(20) CHARACTER SET sjis,
+  c VARCHAR(20) CHARACTER SET cp932,
+  g VARCHAR(20) CHARACTER SET gbk,
+  b VARCHAR(20) CHARACTER SET big5
+) ENGINE=InnoDB;
+INSERT INTO multibyte VALUES
+ (1, 'ソ表予', '予偆兔', '乗俓僜', '么佢俞'),
+ (2, '十"', '兔\\', '乗,', '俞\n');
 -- ENUMs with a member literally '0' and with '', and their error values (index 0).
 CREATE TABLE enum_zero (
   id INT NOT NULL PRIMARY KEY,

@@ -1615,16 +1615,31 @@ async fn walk<S: SegmentSource>(
                             if half.mixed.is_some() || (half.kept == 0 && half.other > 0) =>
                         {
                             if let (Some(m), Some(f)) = (&half.mixed, &backup.databases) {
-                                return Err(WalkError::Plan(PlanError::Refused(format!(
+                                let why = format!(
                                     "{} (the XA {end_verb} of XA transaction {x}, whose \
                                      prepared half {} is before the coordinates of backup {} \
                                      and not in it) cannot be replayed for a backup of {} \
-                                     only: {m}. Restore from a whole-server backup, or leave \
-                                     its rows out knowingly with --skip-gtid {}",
+                                     only: {m}",
                                     o.txn,
                                     half.txn,
                                     backup.id,
                                     f.describe(),
+                                );
+                                if matches!(target, Target::EndOfWindow) {
+                                    // A drill: what this backup can be restored to ends
+                                    // before it (as before any mixed transaction).
+                                    pieces.flush(ri, s, fe.end);
+                                    pieces.trim(o.record, o.txn.start.pos);
+                                    stop = Some(Stop {
+                                        at: included_end.clone(),
+                                        why: format!("the next {why}"),
+                                        next: Some(o.txn),
+                                    });
+                                    break 'records;
+                                }
+                                return Err(WalkError::Plan(PlanError::Refused(format!(
+                                    "{why}. Restore from a whole-server backup, or leave \
+                                     its rows out knowingly with --skip-gtid {}",
                                     o.txn.gtid.as_deref().unwrap_or("-")
                                 ))));
                             }
@@ -1880,9 +1895,13 @@ struct PreparedBefore {
 /// The prepared half of XA transaction `xid` that ends last before `backup`'s
 /// coordinates (in record `at`), looked for backwards through the archive (one segment's
 /// bytes at a time) as far as it reaches without a gap or another server's segment;
-/// `None` when not there. A prepared XA transaction is binlogged by its `XA PREPARE`
-/// (MariaDB 10.5+, MySQL): one prepared before a backup's snapshot and ended after it is
-/// in no backup but in the archive before its coordinates.
+/// `None` when not there, or when an `XA COMMIT`/`XA ROLLBACK` of `xid` follows it before
+/// the coordinates (that one ended before the backup: the XID reused, the transaction
+/// that ends after them was never binlogged prepared, e.g. a read-only XA transaction's
+/// lone XA COMMIT, MDEV-25616; replaying the earlier one would apply its rows twice). A
+/// prepared XA transaction is binlogged by its `XA PREPARE` (MariaDB 10.5+, MySQL): one
+/// prepared before a backup's snapshot and ended after it is in no backup but in the
+/// archive before its coordinates.
 async fn prepared_before<S: SegmentSource>(
     source: &S,
     records: &[Record],
@@ -1944,18 +1963,36 @@ async fn prepared_before<S: SegmentSource>(
         let (bytes, checksum) = read(s).await?;
         let limit = if r == at { backup.position.pos } else { s.end };
         let mut last_gtid = None;
+        // An XA COMMIT/ROLLBACK of `xid` after its last XA_PREPARE here (or here with none
+        // after a later segment's): that transaction ended before the coordinates, and the
+        // one ended after them is not in the archive (it was never binlogged prepared).
+        let mut ended_after = false;
         for (pos, ev) in events(s, &bytes, limit)? {
             match ev[4] {
-                kind::GTID | kind::MYSQL_GTID => last_gtid = Some(pos),
+                kind::QUERY
+                    if end.is_none_or(|(er, _)| er == r)
+                        && event::query_text(ev, checksum).is_ok_and(|t| {
+                            xa_statement(t, &["XA COMMIT ", "XA ROLLBACK "]).as_deref() == Some(xid)
+                        }) =>
+                {
+                    ended_after = true;
+                }
+                // MySQL without GTIDs (gtid_mode OFF) opens each group with an
+                // anonymous one.
+                kind::GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => last_gtid = Some(pos),
                 kind::XA_PREPARE
                     if end.is_none_or(|(er, _)| er == r)
                         && xa_prepare_xid(ev, checksum).as_deref() == Some(xid) =>
                 {
                     end = Some((r, pos + ev.len() as u64));
                     start = last_gtid.map(|g| (r, g));
+                    ended_after = false;
                 }
                 _ => {}
             }
+        }
+        if ended_after {
+            return Ok(None);
         }
         match (end, start) {
             (Some(_), Some(_)) => break,
@@ -2003,7 +2040,8 @@ async fn prepared_before<S: SegmentSource>(
                         kind::GTID => event::parse_gtid(ev, &header, checksum)
                             .ok()
                             .map(|g| g.gtid.to_string()),
-                        _ => mysql_gtid(ev, checksum),
+                        kind::MYSQL_GTID => mysql_gtid(ev, checksum),
+                        _ => None,
                     },
                     start: Position {
                         file: s.file.clone(),
@@ -2722,6 +2760,167 @@ mod tests {
             "{}",
             p.stop.why
         );
+    }
+
+    /// An XA_PREPARE event's body for `xid` (gtrid, bqual '', format 1).
+    fn xa_prepare_body(xid: &str) -> Vec<u8> {
+        let mut p = vec![0u8];
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&(xid.len() as u32).to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.extend_from_slice(xid.as_bytes());
+        p
+    }
+
+    /// MySQL without GTIDs (gtid_mode OFF) opens each group with an anonymous GTID
+    /// event: the prepared half before the backup is found (and replayed first) all the
+    /// same, not taken for missing, and has no GTID.
+    #[test]
+    fn an_xa_half_prepared_before_the_backup_is_found_by_its_anonymous_gtid() {
+        let mut a = Arch::new("b.000001");
+        let anonymous = |a: &mut Arch, ts: u32| a.push(kind::MYSQL_ANONYMOUS_GTID, ts, &[0; 42]);
+        anonymous(&mut a, 101);
+        a.in_txn = true;
+        a.push(kind::QUERY, 101, &query_body("BEGIN"));
+        a.push(kind::QUERY, 101, &query_body("INSERT INTO t VALUES (1)"));
+        a.push(kind::XID, 101, &7u64.to_le_bytes());
+        a.in_txn = false;
+        let half = a.here();
+        anonymous(&mut a, 102);
+        a.in_txn = true;
+        a.push(
+            kind::QUERY,
+            102,
+            &query_body(&format!("XA START {}", xid_text("p1"))),
+        );
+        a.push(kind::QUERY, 102, &query_body("INSERT INTO t VALUES (2)"));
+        a.push(
+            kind::QUERY,
+            102,
+            &query_body(&format!("XA END {}", xid_text("p1"))),
+        );
+        a.push(kind::XA_PREPARE, 102, &xa_prepare_body("p1"));
+        a.in_txn = false;
+        let half_end = a.here();
+        a.cut();
+        let mut b = backup("B", 1, a.here(), 0);
+        b.gtid = None;
+        anonymous(&mut a, 104);
+        a.push(
+            kind::QUERY,
+            104,
+            &query_body(&format!("XA COMMIT {}", xid_text("p1"))),
+        );
+        a.cut();
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(
+            (p.pieces[0].from, p.pieces[0].to),
+            (half.pos, half_end.pos),
+            "{:#?}",
+            p.pieces
+        );
+        assert_eq!(p.transactions, 2);
+        assert_eq!(p.first.as_ref().unwrap().start, half);
+        assert_eq!(p.first.as_ref().unwrap().gtid, None);
+        assert!(
+            p.describe()
+                .iter()
+                .any(|l| l.starts_with("replayed first: transaction")),
+            "{:#?}",
+            p.describe()
+        );
+    }
+
+    /// A drill (`EndOfWindow`) of a partial backup: the XA COMMIT of a transaction
+    /// prepared before the backup by a statement writing into a kept and another database
+    /// ends the window, as any such transaction does; a restore past it refuses.
+    #[test]
+    fn a_drill_ends_before_the_xa_commit_of_a_mixed_half_prepared_before_a_partial_backup() {
+        let mut a = Arch::new("b.000001");
+        a.rows_txn(1, 101, &[&[("shop", "t")]], None);
+        // p1's prepared half (MariaDB: GTID with FL_PREPARED_XA and the XID).
+        let mut g = 2u64.to_le_bytes().to_vec();
+        g.extend_from_slice(&0u32.to_le_bytes());
+        g.push(64);
+        g.extend_from_slice(&1u32.to_le_bytes());
+        g.extend_from_slice(&[2, 0]);
+        g.extend_from_slice(b"p1");
+        a.push(kind::GTID, 102, &g);
+        a.gtids_seen(2);
+        a.in_txn = true;
+        a.rows(102, &[("shop", "t"), ("other", "u")]);
+        a.push(
+            kind::QUERY,
+            102,
+            &query_in("shop", &format!("XA END {}", xid_text("p1"))),
+        );
+        a.push(kind::XA_PREPARE, 102, &xa_prepare_body("p1"));
+        a.in_txn = false;
+        a.cut();
+        let b = partial(&a, 2);
+        a.xa_end(3, 103, "p1", true);
+        a.rows_txn(4, 104, &[&[("shop", "t")]], None);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("XA COMMIT of XA transaction x'7031',x'',1")
+                && e.contains("cannot be replayed for a backup of")
+                && e.contains("--skip-gtid 0-1-3"),
+            "{e}"
+        );
+        let p = run(plan(
+            &a,
+            std::slice::from_ref(&b),
+            &Target::EndOfWindow,
+            &[],
+        ))
+        .unwrap();
+        assert!(replayed(&a, &p).is_empty(), "{:?}", replayed(&a, &p));
+        assert!(
+            p.stop.why.starts_with("the next transaction 0-1-3")
+                && p.stop.why.contains("cannot be replayed for a backup of"),
+            "{}",
+            p.stop.why
+        );
+    }
+
+    /// An XID used again: transaction p1 prepared and committed before the backup, then
+    /// a lone XA COMMIT p1 after it (its own prepared half never binlogged, as a read-only
+    /// XA transaction's on MariaDB before MDEV-25616's fix). The earlier p1 is in the
+    /// backup: replayed first it would be committed twice. Refused as not archived.
+    #[test]
+    fn an_xa_half_ended_before_the_backup_is_not_replayed_again() {
+        let mut a = Arch::new("b.000001");
+        a.txn(1, 101, false);
+        a.xa_prepare(2, 102, "p1");
+        a.xa_end(3, 103, "p1", true);
+        a.cut();
+        let b = backup("B", 1, a.here(), 3);
+        a.xa_end(4, 104, "p1", true);
+        a.txn(5, 105, false);
+        a.cut();
+        let e = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transaction 0-1-4")
+                && e.contains("XA COMMIT of XA transaction x'7031',x'',1")
+                && e.contains("not in the binlog archive"),
+            "{e}"
+        );
+        // Its XA ROLLBACK: left out, nothing replayed first.
+        let mut a = Arch::new("b.000001");
+        a.xa_prepare(2, 102, "p1");
+        a.xa_end(3, 103, "p1", false);
+        a.cut();
+        let b = backup("B", 1, a.here(), 3);
+        a.xa_end(4, 104, "p1", false);
+        a.txn(5, 105, false);
+        a.cut();
+        let p = run(plan(&a, std::slice::from_ref(&b), &Target::Latest, &[])).unwrap();
+        assert_eq!(replayed(&a, &p), ["0-1-5"]);
     }
 
     #[test]

@@ -497,7 +497,10 @@ impl Framer {
                     text.len() >= word.len() && text[..word.len()].eq_ignore_ascii_case(word)
                 };
                 let decides = std::mem::take(&mut self.first_query_decides);
-                if (decides && !starts(b"BEGIN"))
+                // MySQL opens an XA transaction's prepared half with `XA START` (or its
+                // synonym `XA BEGIN`), not BEGIN: the half ends at its XA_PREPARE event.
+                let opens = starts(b"BEGIN") || starts(b"XA START") || starts(b"XA BEGIN");
+                if (decides && !opens)
                     || self.standalone
                     || starts(b"COMMIT")
                     || starts(b"ROLLBACK")
@@ -734,6 +737,22 @@ mod tests {
             &mut f,
             event(kind::MYSQL_TRANSACTION_PAYLOAD, 1, 0, 0, b"zstd")
         ));
+        // An XA transaction's prepared half (opened by XA START, not BEGIN) ends at its
+        // XA_PREPARE; its XA COMMIT, later, is a transaction of its own.
+        for anonymous in [false, true] {
+            let opening = if anonymous {
+                event(kind::MYSQL_ANONYMOUS_GTID, 1, 0, 0, &[0; 42])
+            } else {
+                gtid()
+            };
+            assert!(!push(&mut f, opening));
+            assert!(!push(&mut f, query("XA START X'7031',X'',1", 0)));
+            assert!(!push(&mut f, event(30, 1, 0, 0, b"rows")));
+            assert!(!push(&mut f, query("XA END X'7031',X'',1", 0)));
+            assert!(push(&mut f, event(kind::XA_PREPARE, 1, 0, 0, &[0; 13])));
+            assert!(!push(&mut f, gtid()));
+            assert!(push(&mut f, query("XA COMMIT X'7031',X'',1", 0)));
+        }
     }
 
     #[test]
