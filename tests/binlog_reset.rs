@@ -178,6 +178,43 @@ fn the_archiver_refuses_a_binlog_that_restarted_and_the_old_archive_stays_whole(
     let (code, said) = restore(&repo, &target, &[&id, "--to-latest"]);
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(checksums(&target), before_reset, "{said}");
+    // A backup taken after the reset under the old source's name (the archiver's advice
+    // not followed): its coordinates, binlog.000001:N, are a position of the old archive's
+    // binlog.000001 too. A restore from it never replays the old events after N onto it.
+    let at_bad = checksums(&source);
+    let bad = backup(&repo, &source, "src");
+    let (code, said) = restore(&repo, &target, &[&bad, "--to-latest"]);
+    eprintln!("post-reset backup, --to-latest: {code:?}");
+    assert!(
+        code != Some(0) || checksums(&target) == at_bad,
+        "a post-reset backup replayed the old archive: {said}"
+    );
+    // Without an ID: the old backup to the old archive's end, or a refusal.
+    let (code, said) = restore(&repo, &target, &["--to-latest"]);
+    eprintln!("--to-latest: {code:?}");
+    assert!(
+        code != Some(0) || checksums(&target) == before_reset,
+        "{said}"
+    );
+    // Prune keeping both: the old backup still restores to the old archive's end.
+    let out = rbackup(
+        &[
+            "prune",
+            "--repo",
+            &repo.url,
+            "--passphrase-file",
+            &repo.pass,
+            "--keep-last",
+            "2",
+        ],
+        &[],
+    );
+    eprintln!("prune: {}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, said) = restore(&repo, &target, &[&id, "--to-latest"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(checksums(&target), before_reset, "{said}");
+
     // The restarted server archived and backed up as a new source restores on its own.
     let (code, said) = archive_once(&repo, &source, "src-2");
     assert_eq!(code, Some(0), "{said}");
