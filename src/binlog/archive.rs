@@ -522,7 +522,8 @@ fn restart_reason(after: &Position, files: &[(String, u64)]) -> Option<String> {
     if let Some((_, size)) = same.iter().find(|(f, _)| *f == after.file) {
         return (*size < after.pos).then(|| {
             format!(
-                "its {} is {size} bytes long, shorter than the archive of it: {reset}",
+                "its {} is {size} bytes long, shorter than the archive of it: {reset} \
+                 (or the file lost its end in a crash of the server's host)",
                 after.file
             )
         });
