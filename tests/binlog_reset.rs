@@ -5,8 +5,11 @@
 //! the server, where the archive ends, the server's binlog and what to do; it records no
 //! gap (a gap "from binlog.000003 to binlog.000001" ordered nowhere sensible) and writes
 //! nothing into the old archive; it never loops recording gaps. The old archive stays
-//! whole: a restore to its end gives the state before the reset. Archiving the server as
-//! a new source, with backups naming it, then works.
+//! whole: a restore to its end gives the state before the reset; a backup taken after
+//! the reset under the old name is refused as a replay start. Archiving the server as a
+//! new source, with backups naming it, then works. A new file that has already grown past
+//! the archive's end under the same name is refused too when the archive's end falls
+//! inside one of its events (ERR 1236, and a gap can only go forward).
 
 mod common;
 
@@ -307,4 +310,29 @@ fn the_archiver_refuses_a_binlog_that_restarted_and_the_old_archive_stays_whole(
         "{said}"
     );
     assert_eq!(archive_objects(&repo), objects, "the archive changed");
+
+    // 5. The new file already longer than the archive of the old one, same name: names and
+    // sizes cannot tell, the position falls inside another history's event.
+    let repo = PassphraseRepo::init();
+    source.sql("RESET MASTER");
+    write(&source, 12, 300);
+    let (code, said) = archive_once(&repo, &source, "src");
+    assert_eq!(code, Some(0), "{said}");
+    let objects = archive_objects(&repo);
+    source.sql("RESET MASTER");
+    source.sql("CREATE TABLE shop.pad (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB");
+    for i in 0..20 {
+        source.sql(&format!(
+            "INSERT INTO shop.pad VALUES ({i}, REPEAT('x', {}))",
+            997 + i * 13
+        ));
+    }
+    let (code, said) = archive_once(&repo, &source, "src");
+    eprintln!("same name, longer: {code:?}");
+    assert_ne!(code, Some(0), "{said}");
+    assert_eq!(
+        archive_objects(&repo),
+        objects,
+        "the archive changed: {said}"
+    );
 }
