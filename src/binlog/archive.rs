@@ -6,7 +6,10 @@
 //! Whatever ends a connection, the events received and checked before it are committed
 //! first: a lost connection, a corrupt event (the good events before it are kept, the bad
 //! one never is), a stop. ERR 1236 (the binlog needed is purged) ends the run with
-//! `ArchiveError::Purged`, never retried; `mark_gap` turns it into a gap in the store.
+//! `ArchiveError::Purged`, never retried; `mark_gap` turns it into a gap in the store,
+//! unless the server's binlog restarted (RESET MASTER, a new base name: `restart_reason`).
+//! A restarted binlog is refused, at the start of a run and in `mark_gap`, naming the
+//! server, where the archive ends and what to do; nothing is written for it.
 //!
 //! A server heartbeat (the server has sent everything it has) that finds every event
 //! received committed, and whose file and position are where the archive ends, tells the
@@ -326,6 +329,9 @@ pub async fn archive<S: SegmentStore>(
         .resume_point()
         .await
         .map_err(store_error("reading where the archive ends"))?;
+    // Before anything, and before `once`'s target (the server's position) is compared
+    // with the archive's end: a restarted binlog's position is "before" it.
+    check_continues(conn, resume.as_ref()).await?;
     let mut start = match &resume {
         Some(r) => BinlogStart::Position {
             file: r.position.file.clone(),
@@ -511,9 +517,87 @@ async fn follow<S: SegmentStore>(
     }
 }
 
+/// Whether the server's binlog `files` (SHOW BINARY LOGS: name, size) can go on from
+/// `after`, where the archive ends; if not, why not. A purge only removes older files: the
+/// server then has `after`'s file at least as long as `after`, or only later files of the
+/// same base name. Anything else is a binlog that restarted: `RESET MASTER` (`RESET
+/// BINARY LOGS AND GTIDS` on MySQL 8.4) numbering its files from `<base>.000001` again,
+/// its files replaced, or a new `log_bin_basename`. The new files' positions would be
+/// taken for the old ones' (the archive orders segments by file number and offset).
+/// A restart that has already grown past the archive's end in the same file (the archive
+/// ends at `binlog.000002:900`, the new `binlog.000002` is longer) cannot be told from
+/// names and sizes.
+fn restart_reason(after: &Position, files: &[(String, u64)]) -> Option<String> {
+    let base = |f: &str| {
+        f.rsplit_once('.')
+            .map_or(f.to_string(), |(b, _)| b.to_string())
+    };
+    let ours = base(&after.file);
+    let (oldest, _) = files.first()?;
+    let (newest, _) = files.last()?;
+    let same: Vec<&(String, u64)> = files.iter().filter(|(f, _)| base(f) == ours).collect();
+    let reset = "the binary log was reset (RESET MASTER; RESET BINARY LOGS AND GTIDS on \
+                 MySQL 8.4) or its files replaced, and its numbering restarted";
+    if same.is_empty() {
+        return Some(format!(
+            "its binary logs are now {oldest} to {newest}: the base name changed \
+             (log_bin_basename), none is named {ours}.*"
+        ));
+    }
+    if let Some((_, size)) = same.iter().find(|(f, _)| *f == after.file) {
+        return (*size < after.pos).then(|| {
+            format!(
+                "its {} is {size} bytes long, shorter than the archive of it: {reset} \
+                 (or the file lost its end in a crash of the server's host)",
+                after.file
+            )
+        });
+    }
+    let numbers = same.iter().map(|(f, _)| file_index(f));
+    match (numbers.max().flatten(), file_index(&after.file)) {
+        (Some(n), Some(a)) if n > a => None, // older files purged
+        _ => Some(format!(
+            "its newest binary log is {newest}, not after {}: {reset}",
+            after.file
+        )),
+    }
+}
+
+/// The refusal to go on from `after` on `server`, for `why` (`restart_reason`), with what
+/// the server said (`said`), if it said anything.
+fn restart_refusal(server: &str, after: &Position, why: &str, said: Option<&str>) -> ArchiveError {
+    ArchiveError::Server {
+        server: server.to_string(),
+        context: format!("continuing the binlog archive from {after}"),
+        message: format!(
+            "{why}{}. The new positions cannot follow this archive's: nothing was archived, \
+             no gap recorded. Archive the server as a new source (rbackup binlog --source \
+             NEW) and take a new backup naming it (rbackup backup --source NEW); this \
+             archive stays restorable up to {after}",
+            said.map_or(String::new(), |s| format!(" (the server said: {s})"))
+        ),
+    }
+}
+
+/// Refuses a server whose binlog cannot go on from `resume` (`restart_reason`).
+async fn check_continues(
+    conn: &ConnectionOptions,
+    resume: Option<&ResumePoint>,
+) -> Result<(), ArchiveError> {
+    let Some(after) = resume.map(|r| &r.position) else {
+        return Ok(());
+    };
+    let (server, files) = stream::binlog_files(conn).await?;
+    match restart_reason(after, &files) {
+        Some(why) => Err(restart_refusal(&server, after, &why, None)),
+        None => Ok(()),
+    }
+}
+
 /// Turns `ArchiveError::Purged` into a gap in `store`: archiving goes on from the start
 /// of the oldest binlog the server still has. Returns the gap recorded; any other error
-/// is handed back as it is.
+/// is handed back as it is. A binlog that restarted (see `restart_reason`) is refused with
+/// `ArchiveError::Server`, and nothing is recorded.
 pub async fn mark_gap<S: SegmentStore>(
     conn: &ConnectionOptions,
     store: &mut S,
@@ -527,10 +611,38 @@ pub async fn mark_gap<S: SegmentStore>(
         .await
         .map_err(store_error("reading where the archive ends"))?
         .map(|r| r.position);
+    let (server, files) = stream::binlog_files(conn).await?;
+    let Some((oldest, _)) = files.first().cloned() else {
+        return Err(ArchiveError::Server {
+            server,
+            context: "listing the binary logs".into(),
+            message: "the server has no binary log".into(),
+        });
+    };
+    // A gap only goes forward: one "back" to a restarted binlog would sort before the
+    // archive's end, and archiving would resume there again for ever.
+    if let Some(after) = &after {
+        let why = restart_reason(after, &files).or_else(|| {
+            let forward = matches!(
+                (file_index(&oldest), file_index(&after.file)),
+                (Some(o), Some(a)) if o > a
+            );
+            (!forward).then(|| {
+                format!(
+                    "its oldest binary log is {oldest}, not after {}: the binary log was \
+                     reset or its files replaced",
+                    after.file
+                )
+            })
+        });
+        if let Some(why) = why {
+            return Err(restart_refusal(&server, after, &why, Some(message)));
+        }
+    }
     let gap = Gap {
         after,
         resume_at: Position {
-            file: stream::oldest_binlog(conn).await?,
+            file: oldest,
             pos: FIRST_EVENT_POS,
         },
         message: message.clone(),
@@ -561,6 +673,36 @@ mod tests {
         assert!(reached(&at("b.000010", 4), &at("b.000009", 9000)));
         assert!(!reached(&at("b.000009", 9000), &at("b.000010", 4)));
         assert!(reached(&at("b.1000000", 4), &at("b.999999", 4)));
+    }
+
+    #[test]
+    fn a_restarted_binlog_is_told_from_a_purge() {
+        let files = |f: &[(&str, u64)]| -> Vec<(String, u64)> {
+            f.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+        };
+        let end = at("b.000003", 900);
+        // Purged: later files only, or the file still there and long enough.
+        assert_eq!(restart_reason(&end, &files(&[("b.000005", 4000)])), None);
+        assert_eq!(restart_reason(&end, &files(&[("b.000003", 900)])), None);
+        assert_eq!(
+            restart_reason(&end, &files(&[("b.000002", 10), ("b.000003", 5000)])),
+            None
+        );
+        assert_eq!(restart_reason(&end, &[]), None);
+        // RESET MASTER: numbered below the archive's end, or the file shorter than it.
+        let why = restart_reason(&end, &files(&[("b.000001", 5000)])).unwrap();
+        assert!(
+            why.contains("RESET MASTER") && why.contains("b.000001"),
+            "{why}"
+        );
+        let why = restart_reason(&end, &files(&[("b.000001", 9), ("b.000003", 899)])).unwrap();
+        assert!(why.contains("899 bytes"), "{why}");
+        // A new base name.
+        let why = restart_reason(&end, &files(&[("c.000001", 5000)])).unwrap();
+        assert!(
+            why.contains("log_bin_basename") && why.contains("c.000001"),
+            "{why}"
+        );
     }
 
     #[test]

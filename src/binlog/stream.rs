@@ -218,6 +218,30 @@ pub async fn current_position(opts: &ConnectionOptions) -> Result<Position, Arch
     Ok(Position { file: text(0), pos })
 }
 
+/// The server's name (for errors) and its binlog files with their sizes, oldest first
+/// (SHOW BINARY LOGS: the current file's size is where the server writes next).
+pub async fn binlog_files(
+    opts: &ConnectionOptions,
+) -> Result<(String, Vec<(String, u64)>), ArchiveError> {
+    let (mut conn, server, _) = connect(opts).await?;
+    let (_, rows) = conn
+        .query_all("SHOW BINARY LOGS")
+        .await
+        .map_err(|e| server_error(&server, "listing the binary logs", e))?;
+    conn.close().await;
+    let text = |c: Option<&Option<Vec<u8>>>| {
+        c.cloned()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let files = rows
+        .iter()
+        .map(|r| (text(r.first()), text(r.get(1)).parse().unwrap_or(0)))
+        .collect();
+    Ok((server, files))
+}
+
 /// The oldest binlog file the server still has (SHOW BINARY LOGS, first row).
 pub async fn oldest_binlog(opts: &ConnectionOptions) -> Result<String, ArchiveError> {
     let (mut conn, server, _) = connect(opts).await?;

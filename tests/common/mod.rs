@@ -281,6 +281,14 @@ impl Server {
         }
     }
 
+    /// `restart` with `arg` appended to the server's arguments (kept for later restarts;
+    /// a later `--option=value` overrides an earlier one).
+    #[allow(dead_code)]
+    pub fn restart_with(&mut self, arg: &str) {
+        self.args.push(arg.to_string());
+        self.restart();
+    }
+
     fn wait_ready(&mut self) -> Result<(), StartError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -4,7 +4,8 @@
 //! stopped (SIGTERM, SIGINT, SIGHUP: the open segment is committed, exit 0) or, with
 //! `--once`, up to the server's position at the start. A binlog purged before it was
 //! archived is said loudly, recorded as a gap, and archiving goes on from the oldest binlog
-//! the server has; the run then exits 3. The connection options are rdump's, parsed by its
+//! the server has; the run then exits 3. A binlog that restarted (RESET MASTER, a new base
+//! name) is not a gap: refused, exit 2. The connection options are rdump's, parsed by its
 //! own parser (option groups `[client]` and `[rbackup]`).
 //!
 //! Not for: the stream, the segments or their storage (the library does all of it).
@@ -51,7 +52,9 @@ Exit codes:
   1  usage error, or refused: no repository, wrong or missing key, another archiver holds
      this source's lock (the error names it), a replica with this --server-id is connected
   2  the server refused or failed (missing privileges, binary logging off, connection lost
-     for longer than 5 minutes), or the storage failed; the error names the object
+     for longer than 5 minutes), or the storage failed; the error names the object. Also:
+     the server's binlog restarted (RESET MASTER numbering its files from .000001 again,
+     or a new log_bin_basename): nothing is recorded; archive it as a new --source
   3  GAP: a binlog was purged from the server before it was archived. The gap is recorded
      in the repository and archiving went on from the oldest binlog the server has;
      nothing can be restored across the gap: take a new backup
@@ -218,9 +221,11 @@ async fn run(args: BinlogArgs) -> Result<u8, Failure> {
                 break Ok(report.position);
             }
             Err(e @ ArchiveError::Purged { .. }) => {
-                eprintln!("rbackup: {e}");
+                // Said once the gap is recorded: a restarted binlog is refused instead.
+                let purged = e.to_string();
                 match mark_gap(&conn, &mut store, e).await {
                     Ok(gap) => {
+                        eprintln!("rbackup: {purged}");
                         gaps += 1;
                         eprintln!(
                             "rbackup: GAP recorded in the repository: archiving goes on from {}; \
