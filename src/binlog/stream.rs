@@ -244,15 +244,11 @@ pub async fn binlog_files(
 
 /// The oldest binlog file the server still has (SHOW BINARY LOGS, first row).
 pub async fn oldest_binlog(opts: &ConnectionOptions) -> Result<String, ArchiveError> {
-    let (mut conn, server, _) = connect(opts).await?;
-    let (_, rows) = conn
-        .query_all("SHOW BINARY LOGS")
-        .await
-        .map_err(|e| server_error(&server, "listing the binary logs", e))?;
-    conn.close().await;
-    rows.first()
-        .and_then(|r| r.first().cloned().flatten())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    let (server, files) = binlog_files(opts).await?;
+    files
+        .into_iter()
+        .next()
+        .map(|(file, _)| file)
         .ok_or_else(|| ArchiveError::Server {
             server,
             context: "listing the binary logs".into(),
