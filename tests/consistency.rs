@@ -257,7 +257,7 @@ fn lockless_methods_say_they_are_not_consistent_across_threads() {
             !m.consistency.consistent,
             "[{method}] claims consistency it cannot have"
         );
-        assert_eq!(m.consistency.lock_ms < 1000, true);
+        assert!(m.consistency.lock_ms < 1000);
     }
 }
 
@@ -335,23 +335,23 @@ fn ddl_batch(n: u64, myisam: bool) -> String {
     if myisam {
         sql.push_str(&format!(" INSERT INTO ddl.m (v) VALUES ({n});"));
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         sql.push_str(&format!(
             " ALTER TABLE ddl.a ADD COLUMN c{n} INT NOT NULL DEFAULT {n};"
         ));
     }
-    if myisam && n % 3 == 0 {
+    if myisam && n.is_multiple_of(3) {
         sql.push_str(&format!(
             " ALTER TABLE ddl.m ADD COLUMN c{n} INT NOT NULL DEFAULT {n};"
         ));
     }
-    if n % 4 == 0 && n > 4 {
+    if n.is_multiple_of(4) && n > 4 {
         sql.push_str(&format!(" DROP TABLE IF EXISTS ddl.t{};", n - 3));
     }
-    if n % 5 == 0 && n > 5 {
+    if n.is_multiple_of(5) && n > 5 {
         sql.push_str(&format!(" RENAME TABLE ddl.t{} TO ddl.r{};", n - 2, n - 2));
     }
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         sql.push_str(" FLUSH BINARY LOGS;");
     }
     sql
