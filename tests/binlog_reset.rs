@@ -20,9 +20,14 @@ use std::time::{Duration, Instant};
 use common::rbackup::{PassphraseRepo, rbackup, rbackup_on, text};
 use common::{Server, ServerOptions, connection};
 
-/// `rbackup binlog --once` of `source` into `repo` as source `name`, killed (and the test
-/// failed) if it runs for more than 120 s: its exit code and output.
-fn archive_once(repo: &PassphraseRepo, source: &Server, name: &str) -> (Option<i32>, String) {
+/// `rbackup binlog` of `source` into `repo` as source `name` (segments cut every second),
+/// with `tail` after the connection options.
+fn archiver(
+    repo: &PassphraseRepo,
+    source: &Server,
+    name: &str,
+    tail: &[&str],
+) -> std::process::Command {
     let args = [
         "binlog",
         "--repo",
@@ -34,7 +39,13 @@ fn archive_once(repo: &PassphraseRepo, source: &Server, name: &str) -> (Option<i
         "--source",
         name,
     ];
-    let mut child = common::rbackup::command_on(&args, source, &["--once"])
+    common::rbackup::command_on(&args, source, tail)
+}
+
+/// `rbackup binlog --once` of `source` into `repo` as source `name`, killed (and the test
+/// failed) if it runs for more than 120 s: its exit code and output.
+fn archive_once(repo: &PassphraseRepo, source: &Server, name: &str) -> (Option<i32>, String) {
+    let mut child = archiver(repo, source, name, &["--once"])
         .spawn()
         .expect("spawn rbackup binlog");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -252,18 +263,7 @@ fn the_archiver_refuses_a_binlog_that_restarted_and_the_old_archive_stays_whole(
     let repo = PassphraseRepo::init();
     source.sql("FLUSH BINARY LOGS");
     write(&source, 8, 100);
-    let args = [
-        "binlog",
-        "--repo",
-        &repo.url,
-        "--passphrase-file",
-        &repo.pass,
-        "--flush-interval",
-        "1s",
-        "--source",
-        "src",
-    ];
-    let mut child = common::rbackup::command_on(&args, &source, &[])
+    let mut child = archiver(&repo, &source, "src", &[])
         .spawn()
         .expect("spawn rbackup binlog");
     let deadline = Instant::now() + Duration::from_secs(60);
